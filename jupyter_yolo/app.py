@@ -1,0 +1,127 @@
+"""The jupyter_server extension app: settings as traits, the core, the handlers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, Int, Unicode, default
+
+from . import __version__
+from .accelerators.service import AcceleratorService
+from .jobs.manager import JobManager
+from .workspace import Workspace
+
+
+class YoloApp(ExtensionApp):
+    """Ultralytics YOLO in JupyterLab: accelerator report, datasets and training jobs."""
+
+    name = "jupyter_yolo"
+    description = __doc__ or ""
+    load_other_extensions = True
+
+    workspace = Unicode(
+        help=(
+            "Folder holding datasets, weights, runs and the job registry. Defaults to "
+            "$YOLO_WORKSPACE, else the folder 'yolo' under the server's root directory."
+        ),
+    ).tag(config=True)
+
+    probe_timeout = Float(
+        90.0,
+        help="Seconds the hardware probe subprocess (it imports torch) may run before a kill.",
+    ).tag(config=True)
+
+    probe_python = Unicode(
+        help="Python interpreter that runs the hardware probe and the job runners.",
+    ).tag(config=True)
+
+    max_jobs_per_device = Int(
+        1, help="How many jobs may run at once on one device; later jobs wait in the queue."
+    ).tag(config=True)
+
+    stop_grace_period = Float(
+        30.0,
+        help=(
+            "Seconds a job gets to finish its batch and save last.pt after a stop request, "
+            "before its process group gets SIGTERM."
+        ),
+    ).tag(config=True)
+
+    kill_grace_period = Float(
+        5.0, help="Seconds between SIGTERM and SIGKILL to a stopping job's process group."
+    ).tag(config=True)
+
+    stop_jobs_on_shutdown = Bool(
+        True,
+        help=(
+            "Stop running jobs gracefully when the server shuts down cleanly. Jobs always "
+            "survive a crash of the server and are re-attached at the next start."
+        ),
+    ).tag(config=True)
+
+    job_log_max_bytes = Int(
+        2 * 1024 * 1024, help="Size at which a job's log file is rotated (one old file is kept)."
+    ).tag(config=True)
+
+    @default("workspace")
+    def _default_workspace(self) -> str:
+        env = os.environ.get("YOLO_WORKSPACE")
+        if env:
+            return env
+        root = self.serverapp.root_dir if self.serverapp is not None else os.getcwd()
+        return str(Path(root) / "yolo")
+
+    @default("probe_python")
+    def _default_probe_python(self) -> str:
+        return sys.executable
+
+    def initialize_settings(self) -> None:
+        """Build the core services once; nothing here imports torch or ultralytics."""
+        self.yolo_workspace = Workspace(Path(self.workspace))
+        self.yolo_workspace.create()
+        self.accelerators = AcceleratorService(
+            python=self.probe_python, timeout=self.probe_timeout, log=self.log
+        )
+        self.jobs = JobManager(
+            self.yolo_workspace,
+            python=self.probe_python,
+            max_jobs_per_device=self.max_jobs_per_device,
+            stop_grace_period=self.stop_grace_period,
+            kill_grace_period=self.kill_grace_period,
+            log_max_bytes=self.job_log_max_bytes,
+            log=self.log,
+            cuda_available=self._cuda_available,
+        )
+        self.log.info("jupyter_yolo %s: workspace %s", __version__, self.yolo_workspace.root)
+
+    def _cuda_available(self) -> bool:
+        """Whether TensorRT export makes sense: from the report when probed, else /dev nodes."""
+        report = self.accelerators.cached_report
+        if report is not None:
+            return bool(report.get("devices", {}).get("cuda"))
+        return any(Path("/dev").glob("nvidia[0-9]*"))
+
+    def initialize_handlers(self) -> None:
+        """Register the REST API under ``/yolo/``."""
+        from .handlers.accelerators import AcceleratorsHandler, UsageHandler
+        from .handlers.jobs import HANDLERS as JOB_HANDLERS
+
+        self.handlers.extend(
+            [
+                (r"/yolo/accelerators", AcceleratorsHandler),
+                (r"/yolo/accelerators/usage", UsageHandler),
+                *JOB_HANDLERS,
+            ]
+        )
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Once the event loop runs: supervise re-attached and queued jobs."""
+        self.jobs.ensure_started()
+
+    async def stop_extension(self) -> None:
+        """Shut down cleanly: running jobs are stopped gracefully when configured to."""
+        await self.jobs.shutdown(stop_jobs=self.stop_jobs_on_shutdown)

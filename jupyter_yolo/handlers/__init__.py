@@ -1,0 +1,1 @@
+"""Tornado handlers for the ``/yolo/`` REST API: thin wrappers over the core."""

@@ -1,0 +1,1 @@
+"""Jobs: the registry, the queue, the runner processes and their event files."""

@@ -1,0 +1,335 @@
+"""Validation of job requests: known keys only, typed and bounded values, confined paths."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InvalidRequest
+from ..workspace import Workspace
+
+JOB_KINDS = ("train", "val", "predict", "export")
+ARCHITECTURES = tuple(f"{family}{size}.yaml" for family in ("yolov8", "yolo11") for size in "nsmlx")
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+JOB_REFERENCE = re.compile(r"^job:([0-9a-f]{12})(?::(best|last))?$")
+DEVICE = re.compile(r"^(cpu|mps|-1|\d+(,\d+)*|cuda(:\d+)?|xpu(:\d+)?|npu(:\d+)?)$")
+EXPORT_FORMATS = ("onnx", "openvino", "torchscript", "engine")
+PREDICT_MODEL_SUFFIXES = (".pt", ".onnx", ".engine", "_openvino_model", ".torchscript")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One accepted request key: its type and bounds."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def validate(self, key: str, value: Any) -> Any:
+        """Return the value when it fits, else raise a 400 naming the key."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.kind is not bool and isinstance(value, bool):
+            raise InvalidRequest(f"'{key}' must be {self.kind.__name__}, got a boolean.")
+        if not isinstance(value, self.kind):
+            raise InvalidRequest(
+                f"'{key}' must be {self.kind.__name__}, got {type(value).__name__} {value!r}."
+            )
+        if self.low is not None and value < self.low:
+            raise InvalidRequest(f"'{key}' must be at least {self.low}, got {value!r}.")
+        if self.high is not None and value > self.high:
+            raise InvalidRequest(f"'{key}' must be at most {self.high}, got {value!r}.")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise InvalidRequest(f"'{key}' must be one of {allowed}, got {value!r}.")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise InvalidRequest(f"'{key}': {problem}")
+        return value
+
+
+def _imgsz(value: int) -> str | None:
+    return None if value % 32 == 0 else f"must be a multiple of 32 (the model stride), got {value}."
+
+
+def _device(value: str) -> str | None:
+    if DEVICE.match(value):
+        return None
+    return (
+        f"{value!r} is not a device ultralytics knows; use 'cpu', a CUDA index such as '0' "
+        f"or '0,1', 'mps', 'xpu' or 'npu:0'."
+    )
+
+
+def _classes(value: list[Any]) -> str | None:
+    if all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 10000 for c in value):
+        return None
+    return "must be a list of class indices (integers from 0)."
+
+
+def _name(value: str) -> str | None:
+    return None if 0 < len(value) <= 100 else "must be 1 to 100 characters."
+
+
+COMMON: dict[str, Param] = {
+    "name": Param(str, check=_name),
+    "model": Param(str),
+    "device": Param(str, check=_device),
+    "imgsz": Param(int, 32, 4096, check=_imgsz),
+}
+TRAIN: dict[str, Param] = {
+    "data": Param(str),
+    "epochs": Param(int, 1, 10000),
+    "batch": Param(int, -1, 1024),
+    "workers": Param(int, 0, 64),
+    "seed": Param(int, 0, 2**31 - 1),
+    "lr0": Param(float, 1e-8, 1.0),
+    "lrf": Param(float, 1e-8, 1.0),
+    "momentum": Param(float, 0.0, 1.0),
+    "weight_decay": Param(float, 0.0, 1.0),
+    "warmup_epochs": Param(float, 0.0, 100.0),
+    "patience": Param(int, 0, 10000),
+    "amp": Param(bool),
+    "optimizer": Param(str, choices=("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp")),
+    "cos_lr": Param(bool),
+    "close_mosaic": Param(int, 0, 10000),
+    "mosaic": Param(float, 0.0, 1.0),
+    "fraction": Param(float, 0.01, 1.0),
+    "save_period": Param(int, -1, 10000),
+    "val": Param(bool),
+    "plots": Param(bool),
+    "deterministic": Param(bool),
+    "single_cls": Param(bool),
+    "rect": Param(bool),
+    "cache": Param(bool),
+}
+VAL: dict[str, Param] = {
+    "data": Param(str),
+    "batch": Param(int, 1, 1024),
+    "workers": Param(int, 0, 64),
+    "conf": Param(float, 0.0, 1.0),
+    "iou": Param(float, 0.0, 1.0),
+    "split": Param(str, choices=("train", "val", "test")),
+    "plots": Param(bool),
+    "half": Param(bool),
+}
+PREDICT: dict[str, Param] = {
+    "source": Param(str),
+    "conf": Param(float, 0.0, 1.0),
+    "iou": Param(float, 0.0, 1.0),
+    "max_det": Param(int, 1, 10000),
+    "classes": Param(list, check=_classes),
+    "half": Param(bool),
+    "batch": Param(int, 1, 1024),
+}
+EXPORT: dict[str, Param] = {
+    "format": Param(str, choices=EXPORT_FORMATS),
+    "half": Param(bool),
+    "int8": Param(bool),
+    "dynamic": Param(bool),
+    "simplify": Param(bool),
+    "opset": Param(int, 7, 30),
+    "batch": Param(int, 1, 1024),
+    "data": Param(str),
+}
+SCHEMAS: dict[str, dict[str, Param]] = {
+    "train": {**COMMON, **TRAIN},
+    "val": {**COMMON, **VAL},
+    "predict": {**COMMON, **PREDICT},
+    "export": {**COMMON, **EXPORT},
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "train": ("data",),
+    "val": ("model", "data"),
+    "predict": ("model", "source"),
+    "export": ("model",),
+}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {"model": "yolov8n.yaml"},
+    "val": {},
+    "predict": {},
+    "export": {"format": "onnx"},
+}
+
+
+@dataclass
+class JobSpec:
+    """A validated job request: runner parameters with absolute paths, and what it came from."""
+
+    kind: str
+    name: str | None
+    params: dict[str, Any]
+    request: dict[str, Any]
+    dataset_yaml: dict[str, Any] | None = None
+    devices: tuple[str, ...] = field(default_factory=tuple)
+
+
+def device_keys(device: str | None) -> tuple[str, ...]:
+    """The queue slots a job occupies: one per physical device it asks for."""
+    if device is None or device == "":
+        return ("default",)
+    if device in ("cpu", "-1"):
+        return ("cpu",)
+    if re.fullmatch(r"\d+(,\d+)*", device):
+        return tuple(f"cuda:{index}" for index in device.split(","))
+    if device == "cuda":
+        return ("cuda:0",)
+    return (device,)
+
+
+class JobValidator:
+    """Turns a request body into a :class:`JobSpec`, or raises a 400 that says what is wrong."""
+
+    def __init__(self, workspace: Workspace, *, cuda_available: Callable[[], bool]) -> None:
+        self.workspace = workspace
+        self._cuda_available = cuda_available
+
+    def validate(self, body: dict[str, Any]) -> JobSpec:
+        """Validate a ``POST /yolo/jobs`` body."""
+        kind = body.get("kind")
+        if kind not in JOB_KINDS:
+            raise InvalidRequest(f"'kind' must be one of {', '.join(JOB_KINDS)}, got {kind!r}.")
+        schema = SCHEMAS[kind]
+        unknown = sorted(set(body) - set(schema) - {"kind"})
+        if unknown:
+            raise InvalidRequest(
+                f"Unknown key(s) for a {kind} job: {', '.join(unknown)}. "
+                f"Accepted: {', '.join(sorted(schema))}."
+            )
+        values = {**DEFAULTS[kind], **{k: v for k, v in body.items() if k != "kind"}}
+        missing = [key for key in REQUIRED[kind] if key not in values]
+        if missing:
+            raise InvalidRequest(f"A {kind} job needs {', '.join(repr(m) for m in missing)}.")
+        params = {key: schema[key].validate(key, value) for key, value in values.items()}
+        name = params.pop("name", None)
+
+        params["model"] = self.resolve_model(params["model"], kind)
+        dataset_yaml = None
+        if "data" in params:
+            data_path = self.resolve_data(params["data"])
+            dataset_yaml = self.normalised_dataset(data_path, params["data"])
+            params["data"] = str(data_path)
+        if kind == "predict":
+            params["source"] = str(
+                self.workspace.resolve(params["source"], what="source", missing=InvalidRequest)
+            )
+        if kind == "export" and params["format"] == "engine" and not self._cuda_available():
+            raise InvalidRequest(
+                "TensorRT export ('engine') needs a CUDA device, and this server has none."
+            )
+        return JobSpec(
+            kind=kind,
+            name=name,
+            params=params,
+            request=dict(body),
+            dataset_yaml=dataset_yaml,
+            devices=device_keys(params.get("device")),
+        )
+
+    def resolve_model(self, model: str, kind: str) -> str:
+        """Map a model reference to an architecture name or an absolute weights path."""
+        if model in ARCHITECTURES:
+            if kind != "train":
+                raise InvalidRequest(
+                    f"'{model}' is an untrained architecture; a {kind} job needs trained weights "
+                    f"(a .pt file in the weights folder or 'job:<id>' of a finished training)."
+                )
+            return model
+        reference = JOB_REFERENCE.match(model)
+        if reference:
+            job_id, which = reference.groups()
+            weights = self.workspace.jobs / job_id / "run" / "weights"
+            candidates = (
+                [weights / f"{which}.pt"] if which else [weights / "best.pt", weights / "last.pt"]
+            )
+            for candidate in candidates:
+                if candidate.is_file():
+                    return str(candidate)
+            raise InvalidRequest(f"Job {job_id} has no trained weights to use as model {model!r}.")
+        if "/" not in model and model.endswith(".pt"):
+            path = self.workspace.weights / model
+            if not path.is_file():
+                raise InvalidRequest(
+                    f"Weights {model!r} are not in the workspace weights folder "
+                    f"({self.workspace.relative(self.workspace.weights)}/); nothing is downloaded "
+                    f"at run time. Use an architecture such as 'yolov8n.yaml' to train from "
+                    f"scratch, or put the file there."
+                )
+            return str(path)
+        if not model.endswith(PREDICT_MODEL_SUFFIXES):
+            raise InvalidRequest(
+                f"Unknown model {model!r}: use an architecture (yolov8n.yaml ... yolov8x.yaml), "
+                f"a .pt file in the weights folder, a workspace-relative weights path or "
+                f"'job:<id>'."
+            )
+        if not model.endswith(".pt") and kind not in ("predict", "val"):
+            raise InvalidRequest(f"A {kind} job needs PyTorch weights (.pt), got {model!r}.")
+        return str(self.workspace.resolve(model, what="model", missing=InvalidRequest))
+
+    def resolve_data(self, data: str) -> Path:
+        """Map a dataset name or a workspace-relative data.yaml to its absolute path."""
+        if DATASET_NAME.match(data) and not data.endswith((".yaml", ".yml")):
+            path = self.workspace.datasets / data / "data.yaml"
+            if not path.is_file():
+                raise InvalidRequest(
+                    f"There is no dataset named {data!r}; upload it or give a "
+                    f"workspace-relative path to its data.yaml."
+                )
+            return path
+        if not data.endswith((".yaml", ".yml")):
+            raise InvalidRequest(
+                f"'data' must be a registered dataset name or a workspace-relative data.yaml, "
+                f"got {data!r}."
+            )
+        return self.workspace.resolve(data, what="dataset file", missing=InvalidRequest)
+
+    def normalised_dataset(self, yaml_path: Path, shown: str) -> dict[str, Any]:
+        """Read a data.yaml and return it with an absolute ``path`` confined to the workspace."""
+        try:
+            content = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise InvalidRequest(f"The dataset file {shown!r} cannot be read: {exc}") from exc
+        if not isinstance(content, dict):
+            raise InvalidRequest(f"The dataset file {shown!r} is not a YAML mapping.")
+        for key in ("train", "val", "names"):
+            if key not in content:
+                raise InvalidRequest(f"The dataset file {shown!r} has no {key!r} entry.")
+        base_value = content.get("path")
+        if base_value in (None, ""):
+            base = yaml_path.parent
+        else:
+            base_candidate = Path(str(base_value))
+            if base_candidate.is_absolute():
+                base = base_candidate
+            elif (yaml_path.parent / base_candidate).exists():
+                base = yaml_path.parent / base_candidate
+            else:
+                base = self.workspace.datasets / base_candidate
+        base = base.resolve()
+        if not self.workspace.contains(base):
+            raise InvalidRequest(
+                f"The dataset file {shown!r} points outside the workspace (path: {base_value!r})."
+            )
+        for split in ("train", "val", "test"):
+            entries = content.get(split)
+            if entries in (None, ""):
+                continue
+            for entry in entries if isinstance(entries, list) else [entries]:
+                target = (base / str(entry)).resolve()
+                if not self.workspace.contains(target):
+                    raise InvalidRequest(
+                        f"The {split} split {entry!r} of {shown!r} points outside the workspace."
+                    )
+                if not target.exists():
+                    raise InvalidRequest(
+                        f"The {split} split {entry!r} of {shown!r} does not exist."
+                    )
+        return {**content, "path": str(base)}

@@ -1,0 +1,111 @@
+"""Shared fixtures: a real jupyter server with the extension loaded and a temporary workspace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COCO8 = REPO_ROOT.parent / "shared" / "datasets" / "coco8"
+
+
+@pytest.fixture
+def yolo_workspace(tmp_path: Path) -> Path:
+    """An empty workspace folder for one test's server."""
+    path = tmp_path / "workspace"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def yolo_config() -> dict[str, Any]:
+    """Extra ``YoloApp`` settings a test may override before the server starts."""
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(yolo_workspace: Path, yolo_config: dict[str, Any]) -> dict[str, Any]:
+    """Server config with the extension enabled and its workspace in a temporary folder."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_yolo": True}},
+        "YoloApp": {"workspace": str(yolo_workspace), **yolo_config},
+    }
+
+
+async def fetch_json(jp_fetch: Any, *parts: str, **kwargs: Any) -> Any:
+    """Fetch a URL and decode its JSON body."""
+    response = await jp_fetch(*parts, **kwargs)
+    return json.loads(response.body)
+
+
+async def post_json(jp_fetch: Any, *parts: str, body: Any, **kwargs: Any) -> Any:
+    """POST a JSON body and decode the JSON answer."""
+    response = await jp_fetch(*parts, method="POST", body=json.dumps(body), **kwargs)
+    return json.loads(response.body)
+
+
+async def wait_for_job(
+    jp_fetch: Any, job_id: str, statuses: set[str], timeout: float = 300.0
+) -> dict[str, Any]:
+    """Poll a job until its status is one of ``statuses``; fail with its log on timeout."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        job = await fetch_json(jp_fetch, "yolo", "jobs", job_id)
+        if job["status"] in statuses:
+            return job
+        if time.monotonic() > deadline:
+            log = (await jp_fetch("yolo", "jobs", job_id, "log")).body.decode()
+            raise AssertionError(
+                f"job {job_id} still {job['status']} after {timeout}s\n{log[-3000:]}"
+            )
+        await asyncio.sleep(0.3)
+
+
+async def all_events(jp_fetch: Any, job_id: str) -> list[dict[str, Any]]:
+    """Every event of a job, read page by page through the REST API."""
+    events: list[dict[str, Any]] = []
+    while True:
+        page = await fetch_json(
+            jp_fetch,
+            "yolo",
+            "jobs",
+            job_id,
+            "events",
+            params={"after": str(len(events) and events[-1]["seq"])},
+        )
+        events.extend(page["events"])
+        if not page["more"]:
+            return events
+
+
+@pytest.fixture(scope="session")
+def shapes_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny generated shapes dataset, made once per session and copied by tests."""
+    from jupyter_yolo.datasets.synthetic import generate_shapes
+
+    dest = tmp_path_factory.mktemp("template") / "shapes"
+    generate_shapes(dest, train=32, val=8, imgsz=64, seed=0)
+    return dest
+
+
+@pytest.fixture
+def shapes_dataset(shapes_template: Path, yolo_workspace: Path) -> str:
+    """The tiny shapes dataset registered in the test's workspace; returns its name."""
+    import shutil
+
+    import yaml
+
+    dest = yolo_workspace / "datasets" / "shapes"
+    shutil.copytree(shapes_template, dest)
+    data = yaml.safe_load((dest / "data.yaml").read_text())
+    data["path"] = str(dest)
+    (dest / "data.yaml").write_text(yaml.safe_dump(data))
+    return "shapes"

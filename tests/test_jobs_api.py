@@ -1,0 +1,307 @@
+"""The jobs REST API against a real jupyter server: validation, auth, queue, stop, kill, resume.
+
+Training here is real ultralytics on a tiny generated dataset at imgsz 64 on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from jupyter_yolo.jobs.process import session_members
+
+from .conftest import COCO8, all_events, fetch_json, post_json, wait_for_job
+
+TRAIN = {
+    "kind": "train",
+    "model": "yolov8n.yaml",
+    "epochs": 2,
+    "imgsz": 64,
+    "batch": 8,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+}
+
+
+async def expect_error(jp_fetch: Any, code: int, *parts: str, **kwargs: Any) -> dict[str, Any]:
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(*parts, **kwargs)
+    assert info.value.code == code, info.value.response.body if info.value.response else info.value
+    assert info.value.response is not None
+    body: dict[str, Any] = json.loads(info.value.response.body)
+    assert body["message"]
+    return body
+
+
+def job_pid(workspace: Path, job_id: str) -> int:
+    status = json.loads((workspace / "jobs" / job_id / "status.json").read_text())
+    return int(status["pid"])
+
+
+def load_weights_in_subprocess(path: Path) -> str:
+    """Load weights with ultralytics in a child process (the test process must stay torch-free)."""
+    code = (
+        "import sys; from ultralytics import YOLO; m = YOLO(sys.argv[1]); "
+        "print(type(m.model).__name__, m.ckpt.get('epoch'))"
+    )
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(path.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+# --------------------------------------------------------------------------- fast checks
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({**TRAIN, "data": "shapes", "colour": "red"}, "Unknown key"),
+        ({**TRAIN, "data": "shapes", "epochs": -1}, "'epochs' must be at least 1"),
+        ({**TRAIN, "data": "shapes", "epochs": "3"}, "'epochs' must be int"),
+        ({**TRAIN, "data": "shapes", "amp": 1}, "'amp' must be bool"),
+        ({**TRAIN, "data": "shapes", "imgsz": 50}, "multiple of 32"),
+        ({**TRAIN, "data": "../outside/data.yaml"}, "stay inside"),
+        ({**TRAIN, "data": "/etc/data.yaml"}, "stay inside"),
+        ({**TRAIN, "data": "nope"}, "no dataset named 'nope'"),
+        ({**TRAIN, "data": "shapes", "model": "yolov9z.yaml"}, "Unknown model"),
+        ({**TRAIN, "data": "shapes", "model": "yolov8n.pt"}, "not in the workspace weights"),
+        ({**TRAIN, "data": "shapes", "device": "gpu please"}, "not a device"),
+        ({"kind": "dance"}, "'kind' must be one of"),
+        ({"kind": "predict", "model": "yolov8n.yaml", "source": "x.jpg"}, "untrained"),
+        ({"kind": "export", "model": "job:0123456789ab"}, "no trained weights"),
+    ],
+)
+async def test_bad_job_requests_get_400_and_create_nothing(
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path, body: dict[str, Any], fragment: str
+) -> None:
+    error = await expect_error(jp_fetch, 400, "yolo", "jobs", method="POST", body=json.dumps(body))
+    assert fragment in error["message"]
+    assert list((yolo_workspace / "jobs").iterdir()) == []
+    assert (await fetch_json(jp_fetch, "yolo", "jobs"))["jobs"] == []
+
+
+async def test_dataset_yaml_pointing_outside_is_refused(
+    jp_fetch: Any, yolo_workspace: Path, tmp_path: Path
+) -> None:
+    evil = yolo_workspace / "evil.yaml"
+    evil.write_text(f"path: {tmp_path}\ntrain: .\nval: .\nnames: {{0: a}}\n")
+    error = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "jobs",
+        method="POST",
+        body=json.dumps({**TRAIN, "data": "evil.yaml"}),
+    )
+    assert "outside the workspace" in error["message"]
+
+
+async def test_body_that_is_not_json_is_400(jp_fetch: Any) -> None:
+    error = await expect_error(jp_fetch, 400, "yolo", "jobs", method="POST", body="{nope")
+    assert "not valid JSON" in error["message"]
+
+
+async def test_jobs_api_requires_authentication(jp_fetch: Any) -> None:
+    for parts, method, body in [
+        (("yolo", "jobs"), "GET", None),
+        (("yolo", "jobs"), "POST", json.dumps(TRAIN)),
+        (("yolo", "jobs", "0123456789ab", "stop"), "POST", "{}"),
+        (("yolo", "models"), "GET", None),
+    ]:
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch(
+                *parts, method=method, body=body, headers={"Authorization": "token wrong"}
+            )
+        assert info.value.code == 403
+
+
+async def test_unknown_job_is_404(jp_fetch: Any) -> None:
+    await expect_error(jp_fetch, 404, "yolo", "jobs", "0123456789ab")
+    await expect_error(jp_fetch, 404, "yolo", "jobs", "nonsense", "events")
+
+
+# --------------------------------------------------------------------------- real training
+
+
+@pytest.mark.slow
+async def test_training_streams_events_and_succeeds(
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    job = await post_json(jp_fetch, "yolo", "jobs", body={**TRAIN, "data": shapes_dataset})
+    assert job["status"] in ("queued", "running")
+    job_id = job["id"]
+
+    seen: list[dict[str, Any]] = []
+    status_when_first_batch = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        after = seen[-1]["seq"] if seen else 0
+        page = await fetch_json(
+            jp_fetch,
+            "yolo",
+            "jobs",
+            job_id,
+            "events",
+            params={"after": str(after), "timeout": "10"},
+        )
+        seen.extend(page["events"])
+        if status_when_first_batch is None and any(e["type"] == "batch" for e in seen):
+            status_when_first_batch = page["status"]
+        if page["status"] in ("succeeded", "failed") and not page["more"]:
+            break
+    assert status_when_first_batch == "running", "batch events must arrive while the job runs"
+
+    final = await wait_for_job(jp_fetch, job_id, {"succeeded", "failed"})
+    assert final["status"] == "succeeded", final
+    seqs = [e["seq"] for e in seen]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert [e["status"] for e in seen if e["type"] == "status"][:2] == ["queued", "running"]
+    assert seen[-1]["type"] == "status" and seen[-1]["status"] == "succeeded"
+    batch = next(e for e in seen if e["type"] == "batch")
+    assert set(batch["loss"]) == {"box", "cls", "dfl"} and batch["batches"] >= 1
+    epochs = [e for e in seen if e["type"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert "mAP50" in epochs[-1] and "mAP50-95" in epochs[-1]
+    assert final["progress"]["epochs_done"] == 2 and final["progress"]["fraction"] == 1.0
+
+    artifacts = (await fetch_json(jp_fetch, "yolo", "jobs", job_id, "artifacts"))["artifacts"]
+    paths = {a["path"] for a in artifacts}
+    assert {"run/weights/best.pt", "run/weights/last.pt", "run/results.csv"} <= paths
+    csv = (await jp_fetch("yolo", "jobs", job_id, "artifacts", "run/results.csv")).body.decode()
+    assert len(csv.strip().splitlines()) == 3
+    await expect_error(
+        jp_fetch, 400, "yolo", "jobs", job_id, "artifacts", "run/../../../jobs.sqlite"
+    )
+
+    log = (await jp_fetch("yolo", "jobs", job_id, "log")).body.decode()
+    assert log.strip()
+    models = await fetch_json(jp_fetch, "yolo", "models")
+    assert f"job:{job_id}:best" in {m["model"] for m in models["trained"]}
+    assert "yolov8n.yaml" in models["architectures"]
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("yolo", "jobs", job_id, "stop", method="POST", body="{}")
+    assert info.value.code == 409
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not COCO8.is_dir(), reason="../shared/datasets/coco8 is not present")
+async def test_training_on_coco8(jp_fetch: Any, yolo_workspace: Path) -> None:
+    import shutil
+
+    shutil.copytree(COCO8, yolo_workspace / "datasets" / "coco8")
+    job = await post_json(
+        jp_fetch,
+        "yolo",
+        "jobs",
+        body={**TRAIN, "data": "datasets/coco8/data.yaml", "epochs": 1, "batch": 4},
+    )
+    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded", final
+    assert (yolo_workspace / "jobs" / job["id"] / "run" / "weights" / "best.pt").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("yolo_config", [{"max_jobs_per_device": 1}])
+async def test_queue_stop_mid_epoch_resume(
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    body = {**TRAIN, "data": shapes_dataset, "epochs": 3, "batch": 2}
+    first = await post_json(jp_fetch, "yolo", "jobs", body=body)
+    second = await post_json(jp_fetch, "yolo", "jobs", body={**body, "epochs": 1})
+    listing = await fetch_json(jp_fetch, "yolo", "jobs")
+    assert listing["queue"][-1] == second["id"]
+    assert (await fetch_json(jp_fetch, "yolo", "jobs", second["id"]))["queue_position"] >= 1
+
+    # wait until the first job is inside its second epoch, then stop it
+    after = 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        page = await fetch_json(
+            jp_fetch,
+            "yolo",
+            "jobs",
+            first["id"],
+            "events",
+            params={"after": str(after), "timeout": "10"},
+        )
+        after = page["last_seq"]
+        if any(
+            e["type"] == "batch" and e["epoch"] == 2 and e["batch"] >= 2 for e in page["events"]
+        ):
+            break
+    pid = job_pid(yolo_workspace, first["id"])
+    stopping = await post_json(jp_fetch, "yolo", "jobs", first["id"], "stop", body={})
+    assert stopping["status"] in ("stopping", "stopped")
+    stopped = await wait_for_job(jp_fetch, first["id"], {"stopped", "failed", "succeeded"}, 120)
+    assert stopped["status"] == "stopped", stopped
+    assert stopped["resumable"]
+    assert session_members(pid) == [], "no process of the stopped job may survive"
+    last = yolo_workspace / "jobs" / first["id"] / "run" / "weights" / "last.pt"
+    assert "DetectionModel" in load_weights_in_subprocess(last)
+
+    # the queued job ran once the device was free
+    done = await wait_for_job(jp_fetch, second["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+
+    resumed = await post_json(jp_fetch, "yolo", "jobs", first["id"], "resume", body={})
+    assert resumed["status"] in ("queued", "running")
+    final = await wait_for_job(jp_fetch, first["id"], {"succeeded", "failed", "stopped"})
+    assert final["status"] == "succeeded", final
+    events = await all_events(jp_fetch, first["id"])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2, 3]
+    csv = (yolo_workspace / "jobs" / first["id"] / "run" / "results.csv").read_text()
+    assert len(csv.strip().splitlines()) == 1 + 3
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("yolo", "jobs", first["id"], "resume", method="POST", body="{}")
+    assert info.value.code == 409
+
+
+@pytest.mark.slow
+async def test_sigkilled_runner_is_never_left_running(
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    job = await post_json(
+        jp_fetch, "yolo", "jobs", body={**TRAIN, "data": shapes_dataset, "epochs": 5, "batch": 2}
+    )
+    after = 0
+    while True:
+        page = await fetch_json(
+            jp_fetch,
+            "yolo",
+            "jobs",
+            job["id"],
+            "events",
+            params={"after": str(after), "timeout": "10"},
+        )
+        after = page["last_seq"]
+        if any(e["type"] == "batch" for e in page["events"]):
+            break
+        assert page["status"] in ("queued", "running")
+    os.kill(job_pid(yolo_workspace, job["id"]), signal.SIGKILL)
+    final = await wait_for_job(
+        jp_fetch, job["id"], {"failed", "interrupted", "succeeded", "stopped"}, 60
+    )
+    assert final["status"] == "interrupted"
+    assert "SIGKILL" in final["exit_reason"]
+    assert final["result"]["log_tail"]
+    assert final["resumable"]
+    events = await all_events(jp_fetch, job["id"])
+    assert events[-1]["type"] == "status" and events[-1]["status"] == "interrupted"

@@ -99,13 +99,18 @@ def shapes_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def shapes_dataset(shapes_template: Path, yolo_workspace: Path) -> str:
     """The tiny shapes dataset registered in the test's workspace; returns its name."""
+    install_dataset(shapes_template, yolo_workspace / "datasets" / "shapes")
+    return "shapes"
+
+
+def install_dataset(source: Path, dest: Path) -> Path:
+    """Copy a dataset folder and point its data.yaml at the copy."""
     import shutil
 
     import yaml
 
-    dest = yolo_workspace / "datasets" / "shapes"
-    shutil.copytree(shapes_template, dest)
+    shutil.copytree(source, dest)
     data = yaml.safe_load((dest / "data.yaml").read_text())
     data["path"] = str(dest)
     (dest / "data.yaml").write_text(yaml.safe_dump(data))
-    return "shapes"
+    return dest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import json
 import time
 from pathlib import Path
 
@@ -10,13 +10,14 @@ import pytest
 
 from jupyter_yolo.jobs.process import is_same_process_alive
 
+from .conftest import install_dataset
 from .server_process import ServerProcess
 
 
 @pytest.mark.slow
 def test_job_survives_server_kill9_and_is_reattached(tmp_path: Path, shapes_template: Path) -> None:
     workspace = tmp_path / "workspace"
-    shutil.copytree(shapes_template, workspace / "datasets" / "shapes")
+    install_dataset(shapes_template, workspace / "datasets" / "shapes")
     server = ServerProcess(tmp_path, workspace)
     server.start()
     try:
@@ -45,8 +46,6 @@ def test_job_survives_server_kill9_and_is_reattached(tmp_path: Path, shapes_temp
             pytest.fail("training never started")
 
         status = (workspace / "jobs" / job_id / "status.json").read_text()
-        import json
-
         pid = json.loads(status)["pid"]
         server.kill9()
         assert is_same_process_alive(pid, None), "the job must outlive the server"

@@ -1,0 +1,1 @@
+"""Accelerator probing: what hardware this container has and what to use it for."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -28,8 +28,7 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def yolo(self) -> YoloApp:
         """The running extension app, which holds the core services."""
-        app: YoloApp = self.extensionapp
-        return app
+        return cast("YoloApp", self.extensionapp)
 
     def write_json(self, body: Any, status: int = 200) -> None:
         """Send ``body`` as JSON with the given status."""

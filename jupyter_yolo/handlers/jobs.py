@@ -23,7 +23,7 @@ class JobsHandler(YoloHandler):
     @authorized
     async def get(self) -> None:
         """List every job, newest first, with the queue in start order."""
-        self.write_json(self.yolo.jobs.list())
+        self.write_json(self.yolo.jobs.list_jobs())
 
     @web.authenticated
     @authorized

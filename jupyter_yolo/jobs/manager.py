@@ -248,7 +248,7 @@ class JobManager:
         """Describe one job."""
         return self.describe(self.record(job_id))
 
-    def list(self) -> dict[str, Any]:
+    def list_jobs(self) -> dict[str, Any]:
         """Describe every job, newest first, and the queue in start order."""
         records = self.registry.all()
         queued = [

@@ -42,9 +42,10 @@ class Param:
             raise InvalidRequest(
                 f"'{key}' must be {self.kind.__name__}, got {type(value).__name__} {value!r}."
             )
-        if self.low is not None and value < self.low:
+        number = value if isinstance(value, (int, float)) else None
+        if self.low is not None and number is not None and number < self.low:
             raise InvalidRequest(f"'{key}' must be at least {self.low}, got {value!r}.")
-        if self.high is not None and value > self.high:
+        if self.high is not None and number is not None and number > self.high:
             raise InvalidRequest(f"'{key}' must be at most {self.high}, got {value!r}.")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)

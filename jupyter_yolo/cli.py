@@ -7,12 +7,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
 from .errors import YoloError
 
 DEFAULT_PROBE_TIMEOUT = 90.0
+
+
+DEFAULT_DATASET = "shapes"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--python", default=sys.executable, metavar="PATH",
                       help="Python interpreter that runs the probe (default: this one)")
     info.set_defaults(handler=_info)
+    init = commands.add_parser(
+        "init", help="prepare a workspace with the embedded shapes dataset",
+        description="Create the workspace layout (datasets, weights, jobs) and generate the "
+                    "embedded synthetic shapes dataset when it is missing. Idempotent.")
+    init.add_argument("--workspace", default=os.environ.get("YOLO_WORKSPACE", "yolo"),
+                      metavar="PATH", help="workspace folder (default: $YOLO_WORKSPACE or ./yolo)")
+    init.set_defaults(handler=_init)
     return parser
 
 
@@ -67,6 +78,22 @@ def _info(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print_report(report, sys.stdout)
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from .datasets.synthetic import generate_shapes
+    from .workspace import Workspace
+
+    workspace = Workspace(Path(args.workspace))
+    workspace.create()
+    shapes = workspace.datasets / DEFAULT_DATASET
+    if (shapes / "data.yaml").is_file():
+        print(f"jupyter-yolo: workspace {workspace.root} is ready ({DEFAULT_DATASET} is there)")
+        return 0
+    generate_shapes(shapes)
+    print(f"jupyter-yolo: workspace {workspace.root} is ready; generated the {DEFAULT_DATASET} "
+          f"dataset in {shapes}")
     return 0
 
 

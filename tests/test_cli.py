@@ -71,3 +71,20 @@ def test_jupyter_subcommand() -> None:
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("jupyter-yolo ")
+
+
+def test_init_prepares_workspace_idempotently(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    exe = str(Path(sys.executable).parent / "jupyter-yolo")
+    first = subprocess.run([exe, "init", "--workspace", str(workspace)], capture_output=True,
+                           text=True, timeout=120, check=True)
+    assert "generated the shapes dataset" in first.stdout
+    data = workspace / "datasets" / "shapes" / "data.yaml"
+    before = data.read_bytes()
+    labels = sorted((workspace / "datasets" / "shapes" / "labels" / "train").iterdir())
+    assert labels and all(p.read_text().strip() for p in labels)
+    second = subprocess.run([exe, "init", "--workspace", str(workspace)], capture_output=True,
+                            text=True, timeout=120, check=True)
+    assert "is there" in second.stdout
+    assert data.read_bytes() == before
+    assert {p.name for p in workspace.iterdir()} >= {"datasets", "weights", "jobs"}

@@ -44,8 +44,12 @@ async def expect_error(jp_fetch: Any, code: int, *parts: str, **kwargs: Any) -> 
 
 
 def job_pid(workspace: Path, job_id: str) -> int:
-    status = json.loads((workspace / "jobs" / job_id / "status.json").read_text())
-    return int(status["pid"])
+    """The runner's pid, from the status file it writes as it starts."""
+    path = workspace / "jobs" / job_id / "status.json"
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return int(json.loads(path.read_text())["pid"])
 
 
 def load_weights_in_subprocess(path: Path) -> str:
@@ -305,3 +309,25 @@ async def test_sigkilled_runner_is_never_left_running(
     assert final["resumable"]
     events = await all_events(jp_fetch, job["id"])
     assert events[-1]["type"] == "status" and events[-1]["status"] == "interrupted"
+
+
+@pytest.mark.slow
+async def test_job_environment_and_log_carry_no_token(
+    jp_fetch: Any, jp_serverapp: Any, shapes_dataset: str, yolo_workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JUPYTER_TOKEN", "env-token-must-not-leak")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-token-must-not-leak")
+    job = await post_json(jp_fetch, "yolo", "jobs",
+                          body={**TRAIN, "data": shapes_dataset, "epochs": 1})
+    await wait_for_job(jp_fetch, job["id"], {"running", "succeeded", "failed"})
+    environ = Path(f"/proc/{job_pid(yolo_workspace, job['id'])}/environ").read_bytes()
+    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded"
+    assert b"must-not-leak" not in environ and b"JUPYTER_TOKEN" not in environ
+    server_token = jp_serverapp.identity_provider.token
+    folder = yolo_workspace / "jobs" / job["id"]
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix in (".txt", ".json", ".jsonl", ".yaml", ".csv"):
+            text = path.read_text(errors="replace")
+            assert server_token not in text and "must-not-leak" not in text, path

@@ -107,16 +107,9 @@ class YoloApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Register the REST API under ``/yolo/``."""
-        from .handlers.accelerators import AcceleratorsHandler, UsageHandler
-        from .handlers.jobs import HANDLERS as JOB_HANDLERS
+        from .handlers import accelerators, jobs, openapi
 
-        self.handlers.extend(
-            [
-                (r"/yolo/accelerators", AcceleratorsHandler),
-                (r"/yolo/accelerators/usage", UsageHandler),
-                *JOB_HANDLERS,
-            ]
-        )
+        self.handlers.extend([*accelerators.HANDLERS, *jobs.HANDLERS, *openapi.HANDLERS])
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Once the event loop runs: supervise re-attached and queued jobs."""

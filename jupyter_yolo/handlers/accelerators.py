@@ -31,3 +31,9 @@ class UsageHandler(YoloHandler):
     async def get(self) -> None:
         """Return CPU, memory and (where NVML exists) GPU utilisation."""
         self.write_json(self.yolo.accelerators.usage())
+
+
+HANDLERS = [
+    (r"/yolo/accelerators", AcceleratorsHandler),
+    (r"/yolo/accelerators/usage", UsageHandler),
+]

@@ -388,7 +388,9 @@ class JobManager:
                 folder = self.workspace.jobs / job_id
                 (folder / "stop").write_text(str(time.time()))
                 self._stop_requested[job_id] = time.monotonic()
-                if record.pid:
+                # Before it writes status.json the runner may not handle SIGUSR1 yet (the
+                # default action would kill it); it reads the stop file when it starts.
+                if record.pid and (folder / "status.json").exists():
                     signal_process(record.pid, signal.SIGUSR1)
                 self.log.info("jupyter_yolo: stop requested for job %s", job_id)
         elif record.status != "stopping":

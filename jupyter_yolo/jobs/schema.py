@@ -90,6 +90,7 @@ TRAIN: dict[str, Param] = {
     "data": Param(str),
     "epochs": Param(int, 1, 10000),
     "batch": Param(int, -1, 1024),
+    "nbs": Param(int, 1, 4096),
     "workers": Param(int, 0, 64),
     "seed": Param(int, 0, 2**31 - 1),
     "lr0": Param(float, 1e-8, 1.0),

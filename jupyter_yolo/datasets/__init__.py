@@ -1,0 +1,1 @@
+"""Datasets: the built-in synthetic shapes generator (``jupyter_yolo.datasets.synthetic``)."""

@@ -1,0 +1,140 @@
+"""The runner's side of the event file: thread-safe emits, artifacts, a rate-limited log feed."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..jobs.events import EventWriter
+
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+LEVEL_PREFIX_RE = re.compile(r"^(WARNING|ERROR)\s*(\u26a0\ufe0f|\u274c)?\s*")
+
+
+def strip_ansi(text: str) -> str:
+    """Remove terminal colour and cursor sequences."""
+    return ANSI_RE.sub("", text)
+
+
+def number(value: Any, digits: int = 6) -> float | None:
+    """A JSON-safe float: rounded, or None when missing or not finite (NaN and inf)."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(result):
+        return None
+    return round(result, digits)
+
+
+class Journal:
+    """Appends the runner's events to ``events.jsonl``; safe to call from any thread."""
+
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+        self._writer = EventWriter(job_dir / "events.jsonl")
+        self._lock = threading.Lock()
+        self._artifacts: set[str] = set()
+
+    def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        """Append one event (seq continues the file's sequence)."""
+        with self._lock:
+            return self._writer.emit(event_type, **fields)
+
+    def status(self, status: str, **fields: Any) -> None:
+        """Append a ``status`` event."""
+        self.emit("status", status=status, **fields)
+
+    def log(self, message: str, level: str = "info") -> None:
+        """Append a ``log`` event."""
+        self.emit("log", level=level, message=strip_ansi(message).strip())
+
+    def warning(self, code: str, message: str) -> None:
+        """Append a ``warning`` event a person can act on."""
+        self.emit("warning", code=code, message=strip_ansi(message).strip())
+
+    def artifact(self, path: Path, kind: str, *, again: bool = False) -> bool:
+        """Announce a result file once (``again``: once more); return whether it was emitted."""
+        try:
+            rel = path.resolve().relative_to(self.job_dir.resolve()).as_posix()
+        except ValueError:
+            rel = str(path)
+        if not path.exists() or (rel in self._artifacts and not again):
+            return False
+        self._artifacts.add(rel)
+        size = path.stat().st_size if path.is_file() else None
+        self.emit("artifact", path=rel, kind=kind, bytes=size)
+        return True
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        with self._lock:
+            self._writer.close()
+
+
+# ultralytics INFO lines worth a ``log`` event; everything at WARNING and above is always sent.
+IMPORTANT_INFO = re.compile(
+    r"^\s*(Starting training|Resuming training|\d+ epochs completed|Results saved to|"
+    r"Validating |Closing dataloader mosaic|Transferred \d+/|Speed: |"
+    r"Using \d+ train|.*export success|.*starting export|.*Model summary|"
+    r"Early ?Stopping|.*Stopping training)",
+    re.IGNORECASE,
+)
+
+
+class EventLogHandler(logging.Handler):
+    """Forwards important ultralytics log records as ``log`` events, rate limited.
+
+    A token bucket allows bursts of ``burst`` events and ``rate`` events per second after that;
+    records dropped meanwhile are counted and reported with the next event that goes through.
+    """
+
+    def __init__(self, journal: Journal, *, burst: int = 20, rate: float = 0.5) -> None:
+        super().__init__(level=logging.INFO)
+        self.journal = journal
+        self.burst = burst
+        self.rate = rate
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+        self._dropped = 0
+        self._bucket_lock = threading.Lock()
+
+    def _take(self) -> tuple[bool, int]:
+        with self._bucket_lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens < 1:
+                self._dropped += 1
+                return False, 0
+            self._tokens -= 1
+            dropped, self._dropped = self._dropped, 0
+            return True, dropped
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Send the record as a ``log`` event when it is important and the rate allows."""
+        try:
+            message = LEVEL_PREFIX_RE.sub("", strip_ansi(record.getMessage()).strip())
+            if not message:
+                return
+            if record.levelno < logging.WARNING and not IMPORTANT_INFO.match(message):
+                return
+            allowed, dropped = self._take()
+            if not allowed:
+                return
+            if len(message) > 2000:
+                message = message[:2000] + " ..."
+            level = "warning" if record.levelno == logging.WARNING else (
+                "error" if record.levelno >= logging.ERROR else "info"
+            )
+            fields: dict[str, Any] = {"level": level, "message": message}
+            if dropped:
+                fields["suppressed"] = dropped
+            self.journal.emit("log", **fields)
+        except Exception:  # a log handler must never break the job
+            self.handleError(record)

@@ -1,0 +1,234 @@
+"""Make the runner offline and container-aware. :func:`prepare` runs BEFORE ultralytics is imported.
+
+What it does, and why:
+
+* ``YOLO_OFFLINE=1`` makes ``ultralytics.utils.is_online()`` (and so ``ONLINE``) false without a DNS
+  lookup: no pip update check, no AMP-check weight download, downloads fail at once with a message.
+* ``YOLO_AUTOINSTALL=False``: ``check_requirements`` never runs pip.
+* ``YOLO_CONFIG_DIR=<workspace>/.ultralytics``; ultralytics keeps its settings and fonts in the
+  ``Ultralytics`` folder under it. Matplotlib's DejaVuSans is copied there as ``Arial.ttf`` and
+  ``Arial.Unicode.ttf`` so ``check_font`` never downloads a font.
+* ``settings.json`` gets ``sync=False`` (no telemetry events), every integration callback off
+  (ClearML, Comet, DVC, MLflow, Ray Tune, TensorBoard, W&B), no API key, and ``weights_dir``,
+  ``datasets_dir``, ``runs_dir`` in the workspace.
+* ``openvino_telemetry`` is made unimportable so OpenVINO's converter uses its built-in stub.
+* A socket guard refuses connections and name lookups for anything but loopback and Unix
+  sockets, so any network touch point left (one we did not know of, or one of a future
+  ultralytics) fails at once instead of hanging. ``JUPYTER_YOLO_ALLOW_NETWORK=1`` disables it.
+* ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` default to the CPUs usable
+  under the cgroup quota (``import ultralytics`` would otherwise set OMP to 1); an explicit value
+  in the environment is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .job import write_json_atomic
+
+INTEGRATIONS_OFF = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+SECRET_VARS = ("ULTRALYTICS_API_KEY", "WANDB_API_KEY", "COMET_API_KEY", "CLEARML_API_ACCESS_KEY")
+
+
+def config_dir(workspace: Path) -> Path:
+    """``YOLO_CONFIG_DIR`` for a workspace."""
+    return workspace / ".ultralytics"
+
+
+def user_config_dir(workspace: Path) -> Path:
+    """Where ultralytics keeps settings and fonts: ``$YOLO_CONFIG_DIR/Ultralytics``."""
+    return config_dir(workspace) / "Ultralytics"
+
+
+def _bundled_font() -> Path | None:
+    """Matplotlib's DejaVuSans.ttf, found without importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        font = Path(location) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if font.is_file():
+            return font
+    return None
+
+
+def install_fonts(target: Path) -> list[Path]:
+    """Copy a bundled font to ``target`` under the names ultralytics wants; return the missing."""
+    target.mkdir(parents=True, exist_ok=True)
+    source = _bundled_font()
+    missing: list[Path] = []
+    for name in FONT_NAMES:
+        dest = target / name
+        if dest.is_file() and dest.stat().st_size > 0:
+            continue
+        if source is None:
+            missing.append(dest)
+            continue
+        tmp = dest.with_name(f".{name}.{os.getpid()}.tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, dest)
+    return missing
+
+
+def write_settings(workspace: Path) -> dict[str, Any]:
+    """Merge our values into ultralytics' ``settings.json`` for this workspace; return them."""
+    path = user_config_dir(workspace) / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            current = loaded
+    ours: dict[str, Any] = {
+        "sync": False,
+        "api_key": "",
+        "weights_dir": str(workspace / "weights"),
+        "datasets_dir": str(workspace / "datasets"),
+        "runs_dir": str(workspace / "runs"),
+        "vscode_msg": False,
+        "openvino_msg": False,
+        **dict.fromkeys(INTEGRATIONS_OFF, False),
+    }
+    if any(current.get(k) != v for k, v in ours.items()):
+        write_json_atomic(path, {**current, **ours})
+    return ours
+
+
+def set_thread_env(cpus: int) -> dict[str, str]:
+    """Default the BLAS/OpenMP thread counts to ``cpus``, keeping explicit values; return them."""
+    for name in THREAD_VARS:
+        if not os.environ.get(name):
+            os.environ[name] = str(cpus)
+    return {name: os.environ[name] for name in THREAD_VARS}
+
+
+def _is_local_host(host: Any) -> bool:
+    if host is None:
+        return True  # getaddrinfo(None, port): the local wildcard / loopback
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "ignore")
+    if not isinstance(host, str):
+        return False
+    name = host.strip("[]").lower()
+    if name in {"", "localhost", "localhost.localdomain", "ip6-localhost"}:
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+class NetworkBlocked(OSError):
+    """Raised by the socket guard: this runner is offline by design."""
+
+
+_GUARD = {"installed": False}
+GUARD_LOG_PREFIX = "jupyter-yolo offline guard:"
+
+
+def install_socket_guard() -> bool:
+    """Refuse non-loopback connections and lookups in this process; return whether installed."""
+    allowed = os.environ.get("JUPYTER_YOLO_ALLOW_NETWORK", "").lower() in {"1", "true"}
+    if _GUARD["installed"] or allowed:
+        return _GUARD["installed"]
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    reported: set[str] = set()
+
+    def note(what: str) -> None:  # one line in the log per refused target: a touch point to know
+        if what not in reported:
+            reported.add(what)
+            print(f"{GUARD_LOG_PREFIX} refused {what}", file=sys.stderr, flush=True)
+
+    def refuse(what: str) -> NetworkBlocked:
+        note(what)
+        return NetworkBlocked(f"network access is disabled in jupyter-yolo jobs (offline): {what}")
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _is_local_host(host):
+            note(f"name lookup of {host!r}")
+            raise socket.gaierror(socket.EAI_NONAME, f"offline: no name lookup for {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def _check(sock: socket.socket, address: Any) -> None:
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            return
+        host = address[0] if isinstance(address, tuple) and address else address
+        if not _is_local_host(host):
+            raise refuse(f"connect to {address!r}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        _check(self, address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        _check(self, address)
+        return real_connect_ex(self, address)
+
+    setattr(socket, "getaddrinfo", getaddrinfo)  # noqa: B010 - keep mypy away from the stub types
+    setattr(socket.socket, "connect", connect)  # noqa: B010
+    setattr(socket.socket, "connect_ex", connect_ex)  # noqa: B010
+    _GUARD["installed"] = True
+    return True
+
+
+def block_module(name: str) -> None:
+    """Make ``import name`` raise ImportError (libraries then use their fallback)."""
+    if name not in sys.modules or sys.modules[name] is None:
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+def prepare(workspace: Path, cpus: int) -> dict[str, Any]:
+    """Set up the offline environment. Call before importing ultralytics; return what was set."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "False"
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir(workspace))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if not os.access(Path.home(), os.W_OK):  # else matplotlib rebuilds its font cache every run
+        os.environ.setdefault("MPLCONFIGDIR", str(config_dir(workspace) / "matplotlib"))
+    for name in SECRET_VARS:
+        os.environ.pop(name, None)
+    threads = set_thread_env(cpus)
+    missing_fonts = install_fonts(user_config_dir(workspace))
+    settings = write_settings(workspace)
+    for folder in ("weights", "datasets", "runs"):
+        (workspace / folder).mkdir(parents=True, exist_ok=True)
+    block_module("openvino_telemetry")
+    guarded = install_socket_guard()
+    return {
+        "threads": threads,
+        "missing_fonts": [str(p) for p in missing_fonts],
+        "settings": settings,
+        "socket_guard": guarded,
+    }
+
+
+def after_import(cpus: int, warn: Callable[[str, str], None]) -> None:
+    """Checks and settings that need torch/ultralytics imported (call right after the import)."""
+    import torch
+    from ultralytics import utils as ul_utils
+
+    threads = int(os.environ.get("OMP_NUM_THREADS") or cpus)
+    torch.set_num_threads(max(1, threads))
+    if getattr(ul_utils, "ONLINE", False):
+        warn("online_check", "ultralytics believes it is online although YOLO_OFFLINE is set")
+    settings = getattr(ul_utils, "SETTINGS", {})
+    if settings.get("sync"):
+        with contextlib.suppress(Exception):
+            settings.update(sync=False)

@@ -253,6 +253,7 @@ def build_spec() -> dict[str, Any]:
                                 "warning",
                                 "error",
                                 "result",
+                                "phase",
                             ],
                         },
                     },

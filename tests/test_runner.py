@@ -299,7 +299,7 @@ def test_sigterm_during_validation_and_resume_restarts(workspace: Path, long_val
     params = train_params(long_val_yaml, epochs=2)
     job = write_job(workspace / "jobs" / "stop-term", "train", params, workspace)
     proc = start_runner(job)
-    wait_for_event(job, lambda e: e["type"] == "batch" and e["batch"] == e["batches"], proc)
+    wait_for_event(job, lambda e: e["type"] == "phase" and e["phase"] == "validation", proc)
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, log_tail(job)
     assert session_members(proc.pid) == []
@@ -309,8 +309,6 @@ def test_sigterm_during_validation_and_resume_restarts(workspace: Path, long_val
     st = status(job)
     assert st["status"] == "stopped" and "SIGTERM" in st["exit_reason"]
     assert st["epochs_done"] == 0 and of_type(evs, "epoch") == []
-    log = (job / "log.txt").read_text(errors="replace")
-    assert "Class     Images" in log  # the validation had started when the stop came
     last = job / "run" / "weights" / "last.pt"
     assert checkpoint_epoch(last) == -1  # partial weights, no completed epoch: loadable
     assert not (job / "run" / "results.csv").exists()

@@ -175,6 +175,7 @@ class TrainingReporter:
         """Validation starts (during an epoch or the final one with best.pt)."""
         if self.in_epoch:
             self.stop.check()
+            self.journal.emit("phase", phase="validation", epoch=self.epochs_done + 1)
 
     def on_val_batch_end(self, validator: Any) -> None:
         """A validation batch done: a stop during an epoch's validation stops at once."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import signal
@@ -20,12 +21,13 @@ from typing import Any
 
 import pytest
 
+from jupyter_yolo.accelerators import host
 from jupyter_yolo.datasets.synthetic import generate_shapes
 from jupyter_yolo.jobs.events import append_event
 from jupyter_yolo.runner.job import JobSpec, JobSpecError, StatusFile
 from jupyter_yolo.runner.logcap import RotatingLogFile, _LineTidier
 from jupyter_yolo.runner.offline import GUARD_LOG_PREFIX
-from jupyter_yolo.runner.resources import cgroup_cpu_quota, plan_workers, usable_cpus
+from jupyter_yolo.runner.resources import plan_workers, usable_cpus
 
 # -- helpers: a job folder written the way the server does, the runner started likewise --------
 PYTHON = sys.executable
@@ -546,23 +548,12 @@ def test_log_capture_redirects_fds_and_children(tmp_path: Path) -> None:
     assert log.stat().st_size <= 4096
 
 
-def test_cgroup_quota_readers(tmp_path: Path) -> None:
-    proc = tmp_path / "cgroup"
-    root = tmp_path / "sys"
-    (root / "job").mkdir(parents=True)
-    proc.write_text("0::/job\n")
-    (root / "cpu.max").write_text("max 100000\n")
-    (root / "job" / "cpu.max").write_text("150000 100000\n")
-    assert cgroup_cpu_quota(root, proc) == 1.5
-    (root / "job" / "cpu.max").write_text("max 100000\n")
-    assert cgroup_cpu_quota(root, proc) is None
-    v1 = tmp_path / "v1"
-    (v1 / "cpu,cpuacct").mkdir(parents=True)
-    proc.write_text("4:cpu,cpuacct:/\n")
-    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("50000\n")
-    (v1 / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
-    assert cgroup_cpu_quota(v1, proc) == 0.5
-    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+def test_usable_cpus_match_the_host() -> None:
+    quota = host.cgroup_cpu_quota()
+    expected = len(os.sched_getaffinity(0))
+    if quota is not None:
+        expected = min(expected, max(1, math.ceil(quota)))
+    assert usable_cpus() == expected
 
 
 def test_worker_plan() -> None:

@@ -52,6 +52,28 @@ def job_pid(workspace: Path, job_id: str) -> int:
     return int(json.loads(path.read_text())["pid"])
 
 
+async def wait_for_event(
+    jp_fetch: Any, job_id: str, predicate: Any, timeout: float = 300.0
+) -> dict[str, Any]:
+    """Long-poll a job's events until one matches ``predicate``; return the page it came in."""
+    after = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page: dict[str, Any] = await fetch_json(
+            jp_fetch,
+            "yolo",
+            "jobs",
+            job_id,
+            "events",
+            params={"after": str(after), "timeout": "10"},
+        )
+        after = page["last_seq"]
+        if any(predicate(e) for e in page["events"]):
+            return page
+        assert page["status"] in ("queued", "running", "stopping"), page
+    raise AssertionError(f"no matching event of job {job_id} within {timeout}s")
+
+
 def load_weights_in_subprocess(path: Path) -> str:
     """Load weights with ultralytics in a child process (the test process must stay torch-free)."""
     code = (
@@ -234,22 +256,11 @@ async def test_queue_stop_mid_epoch_resume(
     assert (await fetch_json(jp_fetch, "yolo", "jobs", second["id"]))["queue_position"] >= 1
 
     # wait until the first job is inside its second epoch, then stop it
-    after = 0
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        page = await fetch_json(
-            jp_fetch,
-            "yolo",
-            "jobs",
-            first["id"],
-            "events",
-            params={"after": str(after), "timeout": "10"},
-        )
-        after = page["last_seq"]
-        if any(
-            e["type"] == "batch" and e["epoch"] == 2 and e["batch"] >= 2 for e in page["events"]
-        ):
-            break
+    await wait_for_event(
+        jp_fetch,
+        first["id"],
+        lambda e: e["type"] == "batch" and e["epoch"] == 2 and e["batch"] >= 2,
+    )
     pid = job_pid(yolo_workspace, first["id"])
     stopping = await post_json(jp_fetch, "yolo", "jobs", first["id"], "stop", body={})
     assert stopping["status"] in ("stopping", "stopped")
@@ -285,20 +296,7 @@ async def test_sigkilled_runner_is_never_left_running(
     job = await post_json(
         jp_fetch, "yolo", "jobs", body={**TRAIN, "data": shapes_dataset, "epochs": 5, "batch": 2}
     )
-    after = 0
-    while True:
-        page = await fetch_json(
-            jp_fetch,
-            "yolo",
-            "jobs",
-            job["id"],
-            "events",
-            params={"after": str(after), "timeout": "10"},
-        )
-        after = page["last_seq"]
-        if any(e["type"] == "batch" for e in page["events"]):
-            break
-        assert page["status"] in ("queued", "running")
+    await wait_for_event(jp_fetch, job["id"], lambda e: e["type"] == "batch")
     os.kill(job_pid(yolo_workspace, job["id"]), signal.SIGKILL)
     final = await wait_for_job(
         jp_fetch, job["id"], {"failed", "interrupted", "succeeded", "stopped"}, 60
@@ -313,13 +311,17 @@ async def test_sigkilled_runner_is_never_left_running(
 
 @pytest.mark.slow
 async def test_job_environment_and_log_carry_no_token(
-    jp_fetch: Any, jp_serverapp: Any, shapes_dataset: str, yolo_workspace: Path,
+    jp_fetch: Any,
+    jp_serverapp: Any,
+    shapes_dataset: str,
+    yolo_workspace: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("JUPYTER_TOKEN", "env-token-must-not-leak")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-token-must-not-leak")
-    job = await post_json(jp_fetch, "yolo", "jobs",
-                          body={**TRAIN, "data": shapes_dataset, "epochs": 1})
+    job = await post_json(
+        jp_fetch, "yolo", "jobs", body={**TRAIN, "data": shapes_dataset, "epochs": 1}
+    )
     await wait_for_job(jp_fetch, job["id"], {"running", "succeeded", "failed"})
     environ = Path(f"/proc/{job_pid(yolo_workspace, job['id'])}/environ").read_bytes()
     final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed"})

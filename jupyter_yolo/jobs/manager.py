@@ -109,25 +109,18 @@ class JobManager:
                 "jupyter_yolo: ignoring job folder %s with an unreadable job.json", folder
             )
             return
-        params = job.get("params", {})
         self.registry.insert(
             job_id=folder.name,
             kind=job.get("kind", "train"),
             name=job.get("name"),
             request=job.get("request", {}),
-            params=params,
+            params=job.get("params", {}),
             devices=job.get("devices", ["default"]),
         )
         status = self._read_status(folder.name) or {}
         pid = status.get("pid")
         if status.get("status") in TERMINAL:
-            self.registry.finish(
-                folder.name,
-                status["status"],
-                exit_reason=status.get("exit_reason"),
-                error=status.get("error"),
-                result=status.get("result"),
-            )
+            self._finish_from_status(folder.name, status)
         elif isinstance(pid, int) and is_same_process_alive(pid, None):
             self.registry.mark_running(folder.name, pid, process_start_time(pid))
         elif status:
@@ -508,15 +501,7 @@ class JobManager:
                     record.id,
                 )
                 signal_session(record.pid, signal.SIGKILL)
-        status = self._read_status(record.id) or {}
-        if status.get("status") in TERMINAL:
-            self.registry.finish(
-                record.id,
-                status["status"],
-                exit_reason=status.get("exit_reason"),
-                error=status.get("error"),
-                result=status.get("result"),
-            )
+        if self._finish_from_status(record.id, self._read_status(record.id) or {}):
             self._wake()
             return
         if returncode is None:
@@ -544,6 +529,19 @@ class JobManager:
             self._append(record.id, "status", status=final, exit_reason=reason)
             self.log.warning("jupyter_yolo: job %s %s: %s", record.id, final, reason)
         self._wake()
+
+    def _finish_from_status(self, job_id: str, status: dict[str, Any]) -> bool:
+        """Record the runner's own terminal status, if it wrote one; return whether it did."""
+        if status.get("status") not in TERMINAL:
+            return False
+        self.registry.finish(
+            job_id,
+            status["status"],
+            exit_reason=status.get("exit_reason"),
+            error=status.get("error"),
+            result=status.get("result"),
+        )
+        return True
 
     def _append(self, job_id: str, event_type: str, **fields: Any) -> None:
         append_event(self.workspace.jobs / job_id / EVENTS_FILE, event_type, **fields)

@@ -74,8 +74,9 @@ def plan_workers(
                 (
                     "low_shm",
                     f"/dev/shm has {mib:.0f} MiB free, too little for {workers} dataloader "
-                    f"worker(s) at batch={batch_images} imgsz={imgsz}; using workers={fits}. Give the "
-                    "container more shared memory (docker run --shm-size=2g) to load data in parallel.",
+                    f"worker(s) at batch={batch_images} imgsz={imgsz}; using workers={fits}. "
+                    "Give the container more shared memory (docker run --shm-size=2g) to load "
+                    "data in parallel.",
                 )
             )
             workers = int(fits)

@@ -3,6 +3,7 @@
 # constraints.txt and this package installed in editable mode.
 #   scripts/setup.sh lab    what JupyterLab needs
 #   scripts/setup.sh test   that, plus test and lint tools
+# For 'test' it also installs Debian's chromium when it is missing (as root).
 # Re-running is cheap: a stamp keyed on constraints.txt and pyproject.toml skips pip when nothing
 # changed.
 set -euo pipefail
@@ -33,4 +34,16 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 else
   echo "setup: $venv is up to date for '$purpose'"
+fi
+
+# Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+if [ "$purpose" = test ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian's chromium for the browser tests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: the browser tests need Debian's chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
 fi

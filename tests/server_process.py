@@ -26,7 +26,16 @@ def free_port() -> int:
 class ServerProcess:
     """Starts, queries and kills a jupyter server with the extension on a temporary workspace."""
 
-    def __init__(self, root: Path, workspace: Path, token: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        workspace: Path,
+        token: str | None = None,
+        module: str = "jupyter_server",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.module = module
+        self.extra_args = extra_args
         self.root = root
         self.workspace = workspace
         self.token = token or secrets.token_hex(16)
@@ -52,6 +61,7 @@ class ServerProcess:
             f"--ServerApp.root_dir={self.root}",
             f"--IdentityProvider.token={self.token}",
             f"--YoloApp.workspace={self.workspace}",
+            *self.extra_args,
         ]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

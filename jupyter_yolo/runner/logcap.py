@@ -75,7 +75,7 @@ class _LineTidier:
     def __init__(self, progress_every: float = 5.0) -> None:
         self.pending = b""
         self.progress_every = progress_every
-        self._last_progress = 0.0
+        self._last_progress = time.monotonic()
 
     def feed(self, data: bytes) -> bytes:
         out = bytearray()

@@ -16,9 +16,6 @@ from .errors import YoloError
 DEFAULT_PROBE_TIMEOUT = 90.0
 
 
-DEFAULT_DATASET = "shapes"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser; later commands add their own sub-parsers here."""
     parser = argparse.ArgumentParser(
@@ -82,17 +79,16 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from .datasets.synthetic import generate_shapes
+    from .datasets.store import BUILTIN_NAME, ensure_builtin_dataset
     from .workspace import Workspace
 
     workspace = Workspace(Path(args.workspace))
     workspace.create()
-    shapes = workspace.datasets / DEFAULT_DATASET
-    if (shapes / "data.yaml").is_file():
-        print(f"jupyter-yolo: workspace {workspace.root} is ready ({DEFAULT_DATASET} is there)")
+    shapes = workspace.datasets / BUILTIN_NAME
+    if not ensure_builtin_dataset(workspace):
+        print(f"jupyter-yolo: workspace {workspace.root} is ready ({BUILTIN_NAME} is there)")
         return 0
-    generate_shapes(shapes)
-    print(f"jupyter-yolo: workspace {workspace.root} is ready; generated the {DEFAULT_DATASET} "
+    print(f"jupyter-yolo: workspace {workspace.root} is ready; generated the {BUILTIN_NAME} "
           f"dataset in {shapes}")
     return 0
 

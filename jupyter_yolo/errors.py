@@ -57,3 +57,17 @@ class ProbeTimeout(YoloError):
     """The hardware probe subprocess did not answer within its time limit."""
 
     status = 504
+
+
+class UnsupportedMediaType(YoloError):
+    """The request body has a content type the endpoint does not take."""
+
+    status = 415
+
+
+class UnsafeArchive(InvalidRequest):
+    """An archive or folder holds something that must not be extracted or imported."""
+
+
+class DatasetHasErrors(InvalidRequest):
+    """The dataset's validation report has errors, so it cannot be used for training."""

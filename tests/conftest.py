@@ -29,11 +29,22 @@ def yolo_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def jp_server_config(yolo_workspace: Path, yolo_config: dict[str, Any]) -> dict[str, Any]:
-    """Server config with the extension enabled and its workspace in a temporary folder."""
+def server_app_config() -> dict[str, Any]:
+    """Extra ``ServerApp`` settings a test may override (e.g. an authorizer class)."""
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(
+    yolo_workspace: Path, yolo_config: dict[str, Any], server_app_config: dict[str, Any]
+) -> dict[str, Any]:
+    """Server config with the extension enabled and its workspace in a temporary folder.
+
+    The built-in shapes dataset is not generated unless a test asks for it in ``yolo_config``.
+    """
     return {
-        "ServerApp": {"jpserver_extensions": {"jupyter_yolo": True}},
-        "YoloApp": {"workspace": str(yolo_workspace), **yolo_config},
+        "ServerApp": {"jpserver_extensions": {"jupyter_yolo": True}, **server_app_config},
+        "YoloApp": {"workspace": str(yolo_workspace), "builtin_dataset": False, **yolo_config},
     }
 
 

@@ -52,7 +52,7 @@ class ServerProcess:
         args = [
             sys.executable,
             "-m",
-            "jupyter_server",
+            self.module,
             "--no-browser",
             "--allow-root",
             f"--port={self.port}",
@@ -97,7 +97,8 @@ class ServerProcess:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            # SIGTERM shuts down without the interactive confirmation SIGINT asks for
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:

@@ -36,12 +36,13 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body, default=str))
 
-    def json_body(self) -> dict[str, Any]:
-        """Return the request body as a JSON object, or raise a 400."""
-        if not self.request.body:
+    def json_body(self, raw: bytes | None = None) -> dict[str, Any]:
+        """Return the request body (or ``raw``) as a JSON object, or raise a 400."""
+        data = self.request.body if raw is None else raw
+        if not data:
             raise InvalidRequest("The request needs a JSON object as its body.")
         try:
-            body = json.loads(self.request.body)
+            body = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 
 from jupyter_server.auth.decorator import authorized
@@ -30,7 +31,10 @@ class JobsHandler(YoloHandler):
     async def post(self) -> None:
         """Create a train, val, predict or export job."""
         self.yolo.jobs.ensure_started()
-        job = self.yolo.jobs.create(self.json_body())
+        body = self.json_body()
+        # a dataset's report may need computing: do it off the event loop before validation
+        await asyncio.to_thread(self.yolo.datasets.warm, body.get("data"))
+        job = self.yolo.jobs.create(body)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + job["id"])
         self.write_json(job, status=201)
 

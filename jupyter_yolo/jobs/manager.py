@@ -59,6 +59,7 @@ class JobManager:
         log_max_bytes: int,
         log: logging.Logger,
         cuda_available: Callable[[], bool] = lambda: False,
+        dataset_check: Callable[[Path], None] | None = None,
     ) -> None:
         self.workspace = workspace
         self.python = python
@@ -67,7 +68,9 @@ class JobManager:
         self.kill_grace_period = kill_grace_period
         self.log_max_bytes = log_max_bytes
         self.log = log
-        self.validator = JobValidator(workspace, cuda_available=cuda_available)
+        self.validator = JobValidator(
+            workspace, cuda_available=cuda_available, dataset_check=dataset_check
+        )
         workspace.create()
         self.registry = JobRegistry(workspace.registry)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
@@ -229,6 +232,28 @@ class JobManager:
             "log_max_bytes": self.log_max_bytes,
         }
         write_atomic(folder / "job.json", json.dumps(job, indent=2))
+
+    def jobs_using(self, folder: Path) -> list[str]:
+        """Ids of queued, running or stopping jobs whose dataset lies in ``folder``."""
+        root = folder.resolve()
+        users = []
+        for record in self.registry.with_status("queued", *ACTIVE):
+            candidates: list[Path] = []
+            data = record.request.get("data")
+            if isinstance(data, str):
+                if data.endswith((".yaml", ".yml")):
+                    candidates.append(self.workspace.root / data)
+                else:
+                    candidates.append(self.workspace.datasets / data)
+            copy = record.params.get("data")
+            if isinstance(copy, str) and copy.endswith((".yaml", ".yml")):
+                with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+                    content = yaml.safe_load(Path(copy).read_text(encoding="utf-8"))
+                    if isinstance(content, dict) and content.get("path"):
+                        candidates.append(Path(str(content["path"])))
+            if any(c.resolve().is_relative_to(root) for c in candidates):
+                users.append(record.id)
+        return users
 
     def record(self, job_id: str) -> JobRecord:
         """Return a job's registry row, or raise a 404."""

@@ -190,9 +190,16 @@ def device_keys(device: str | None) -> tuple[str, ...]:
 class JobValidator:
     """Turns a request body into a :class:`JobSpec`, or raises a 400 that says what is wrong."""
 
-    def __init__(self, workspace: Workspace, *, cuda_available: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        cuda_available: Callable[[], bool],
+        dataset_check: Callable[[Path], None] | None = None,
+    ) -> None:
         self.workspace = workspace
         self._cuda_available = cuda_available
+        self._dataset_check = dataset_check
 
     def validate(self, body: dict[str, Any]) -> JobSpec:
         """Validate a ``POST /yolo/jobs`` body."""
@@ -277,7 +284,11 @@ class JobValidator:
         return str(self.workspace.resolve(model, what="model", missing=InvalidRequest))
 
     def resolve_data(self, data: str) -> Path:
-        """Map a dataset name or a workspace-relative data.yaml to its absolute path."""
+        """Map a dataset name or a workspace-relative data.yaml to its absolute path.
+
+        A registered dataset (by name, or a data.yaml inside ``datasets/<name>/``) whose
+        validation report has errors is refused here with a 400 pointing at the report.
+        """
         if DATASET_NAME.match(data) and not data.endswith((".yaml", ".yml")):
             path = self.workspace.datasets / data / "data.yaml"
             if not path.is_file():
@@ -285,13 +296,16 @@ class JobValidator:
                     f"There is no dataset named {data!r}; upload it or give a "
                     f"workspace-relative path to its data.yaml."
                 )
-            return path
-        if not data.endswith((".yaml", ".yml")):
+        elif not data.endswith((".yaml", ".yml")):
             raise InvalidRequest(
                 f"'data' must be a registered dataset name or a workspace-relative data.yaml, "
                 f"got {data!r}."
             )
-        return self.workspace.resolve(data, what="dataset file", missing=InvalidRequest)
+        else:
+            path = self.workspace.resolve(data, what="dataset file", missing=InvalidRequest)
+        if self._dataset_check is not None:
+            self._dataset_check(path)
+        return path
 
     def normalised_dataset(self, yaml_path: Path, shown: str) -> dict[str, Any]:
         """Read a data.yaml and return it with an absolute ``path`` confined to the workspace."""

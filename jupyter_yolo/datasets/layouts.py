@@ -1,0 +1,765 @@
+"""Recognise a dataset's layout and move it into the canonical YOLO layout.
+
+Accepted layouts (found at the top of the extracted folder, or under a single top folder):
+
+- **YOLO** with a ``data.yaml`` (``train`` / ``val`` / ``test`` entries: folders or image lists),
+  or without one: ``images/{train,val}`` with ``labels/{train,val}``, a single ``images/`` +
+  ``labels/`` pool, or Roboflow's ``{train,valid,test}/{images,labels}``;
+- **COCO** instances JSON (``annotations/instances_train*.json`` ... or any JSON with ``images``,
+  ``annotations`` and ``categories``), converted to YOLO labels;
+- **Pascal VOC** XML (``Annotations/*.xml`` with ``JPEGImages/``, optional ``ImageSets/Main``).
+
+The canonical layout written to ``dest``::
+
+    data.yaml                     train, val (, test), names; no 'path' key, so it can move
+    images/{train,val[,test]}/    the images (sub-folders kept)
+    labels/{train,val[,test]}/    one 'class cx cy w h' text file per image
+
+Without a validation split, a seeded 20 % of the images is set aside as ``val`` and a note says
+so. Files are moved (not copied) from the source, which is a scratch folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from ..errors import InvalidRequest, UnsafeArchive
+from .archive import IMAGE_SUFFIXES
+
+VAL_FRACTION = 0.2
+SPLIT_SEED = 0
+SPLITS = ("train", "val", "test")
+SPLIT_ALIASES = {
+    "train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"
+}
+MAX_YAML_BYTES = 1024 * 1024
+MAX_XML_BYTES = 16 * 1024 * 1024
+NAME_FILES = ("classes.txt", "obj.names", "classes.names", "names.txt")
+LAYOUT_FOLDERS = frozenset({"images", "labels", "annotations", "jpegimages", "imagesets"})
+
+__all__ = ["Normalised", "image_files", "label_path_for", "normalise", "seeded_split"]
+
+
+@dataclass
+class Normalised:
+    """The outcome of :func:`normalise`: what was found and what was done about it."""
+
+    format: str
+    notes: list[str] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    split_created: bool = False
+
+    def warn(
+        self, code: str, message: str, file: str | None = None, line: int | None = None
+    ) -> None:
+        """Record a problem found while converting (a warning in the report)."""
+        self.problems.append(
+            {"severity": "warning", "code": code, "file": file, "line": line, "message": message}
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image under ``folder`` (recursive, hidden names skipped), sorted."""
+    found: list[Path] = []
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(
+            Path(current) / name
+            for name in files
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        )
+    return sorted(found)
+
+
+def label_path_for(image: Path) -> Path:
+    """The label file ultralytics reads for ``image``: last ``/images/`` -> ``/labels/``, .txt."""
+    text = str(image)
+    marker = f"{os.sep}images{os.sep}"
+    if marker in text:
+        head, tail = text.rsplit(marker, 1)
+        text = f"{head}{os.sep}labels{os.sep}{tail}"
+    return Path(text).with_suffix(".txt")
+
+
+def seeded_split(items: list[Any], seed: int = SPLIT_SEED, fraction: float = VAL_FRACTION
+                 ) -> tuple[list[Any], list[Any]]:
+    """Split ``items`` (already in a stable order) into (train, val), the same way every time."""
+    if len(items) < 2:
+        raise InvalidRequest(
+            f"The dataset has {len(items)} image(s); at least 2 are needed to set one aside "
+            f"for validation."
+        )
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n_val = min(len(items) - 1, max(1, round(len(items) * fraction)))
+    val_idx = set(order[:n_val])
+    train = [item for i, item in enumerate(items) if i not in val_idx]
+    val = [item for i, item in enumerate(items) if i in val_idx]
+    return train, val
+
+
+def _split_note(n_val: int, n_total: int, seed: int) -> str:
+    return (
+        f"The dataset had no validation split: {n_val} of {n_total} images "
+        f"({100 * n_val / n_total:.0f} %, chosen with seed {seed}) were set aside as 'val'."
+    )
+
+
+def _move(source: Path, target: Path, moved: dict[Path, Path] | None = None) -> None:
+    """Move ``source`` to ``target``; copy it from where it went if an earlier split took it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        raise InvalidRequest(
+            f"Two images would land at {target.name!r} in the same split; rename one of them."
+        )
+    if moved is not None and source in moved:
+        shutil.copyfile(moved[source], target)
+        return
+    os.rename(source, target)
+    if moved is not None:
+        moved[source] = target
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return os.path.normpath(path).startswith(os.path.normpath(root) + os.sep) or (
+        os.path.normpath(path) == os.path.normpath(root)
+    )
+
+
+def find_root(source: Path) -> Path:
+    """Descend through single top folders (``coco8/...``) to where the dataset starts."""
+    root = source
+    for _ in range(4):
+        entries = [e for e in root.iterdir() if not e.name.startswith(".")]
+        if (
+            len(entries) == 1
+            and entries[0].is_dir()
+            and entries[0].name.lower() not in SPLIT_ALIASES
+            and entries[0].name.lower() not in LAYOUT_FOLDERS
+        ):
+            root = entries[0]
+            continue
+        break
+    return root
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a small yaml file, or raise a 400 naming it."""
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise InvalidRequest(f"{path.name} is over {MAX_YAML_BYTES} bytes; is it a data.yaml?")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidRequest(f"{path.name} cannot be read as yaml: {exc}") from exc
+
+
+def _names_from_file(root: Path) -> list[str] | None:
+    for candidate in NAME_FILES:
+        path = root / candidate
+        if path.is_file() and path.stat().st_size <= MAX_YAML_BYTES:
+            lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+            names = [line for line in lines if line]
+            if names:
+                return names
+    return None
+
+
+def _max_class(labels: Iterable[Path]) -> int:
+    highest = -1
+    for path in labels:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            first = line.split(maxsplit=1)[0] if line.strip() else ""
+            try:
+                value = float(first)
+            except ValueError:
+                continue
+            if value.is_integer() and 0 <= value < 100000:
+                highest = max(highest, int(value))
+    return highest
+
+
+def write_data_yaml(dest: Path, splits: Iterable[str], names: Any, nc: Any = None) -> None:
+    """Write the canonical data.yaml (relative paths, no 'path' key)."""
+    content: dict[str, Any] = {split: f"images/{split}" for split in SPLITS if split in splits}
+    if nc is not None:
+        content["nc"] = nc
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    content["names"] = names
+    header = (
+        "# Written by jupyter-yolo. Paths are relative to this file (there is no 'path' key),\n"
+        "# so the workspace can be moved.\n"
+    )
+    body = yaml.safe_dump(content, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    (dest / "data.yaml").write_text(header + body, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- YOLO
+
+
+@dataclass
+class _SplitSource:
+    images: list[Path]
+    base: Path | None  # the split's image folder, when it is one (sub-paths are kept from it)
+    labels_dir: Path | None  # its label folder, for labels without an image
+
+
+def _yolo_split_from_entry(entry: Any, yaml_dir: Path, root: Path, key: str) -> _SplitSource:
+    values = entry if isinstance(entry, list) else [entry]
+    images: list[Path] = []
+    base: Path | None = None
+    labels_dir: Path | None = None
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidRequest(f"data.yaml's {key!r} entry must be a folder or a file list.")
+        text = value.strip()
+        candidates = [yaml_dir / text]
+        stripped = text
+        while stripped.startswith("../"):
+            stripped = stripped[3:]
+            candidates.append(yaml_dir / stripped)
+        candidates.append(root / stripped)
+        target = next((c for c in candidates if c.exists() and _inside(c, root)), None)
+        if target is None:
+            raise InvalidRequest(
+                f"data.yaml's {key!r} entry {text!r} is not in the archive (looked in "
+                f"{', '.join(repr(_relative(c, root)) for c in candidates)})."
+            )
+        if target.is_dir():
+            images.extend(image_files(target))
+            if len(values) == 1:
+                base = target
+                labels_dir = label_path_for(target / "x").parent
+        else:
+            images.extend(_image_list(target, root))
+    return _SplitSource(images=images, base=base, labels_dir=labels_dir)
+
+
+def _image_list(path: Path, root: Path) -> list[Path]:
+    """An ultralytics image-list file: one path per line, './' relative to the list."""
+    if path.stat().st_size > MAX_YAML_BYTES * 16:
+        raise InvalidRequest(f"The image list {path.name!r} is too large.")
+    images = []
+    for line in path.read_text(errors="replace").splitlines():
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("./"):
+            candidate = path.parent / text[2:]
+        elif text.startswith("/") or ".." in PurePosixPath(text).parts:
+            raise UnsafeArchive(f"The image list {path.name!r} names {text!r} outside the dataset.")
+        else:
+            candidate = path.parent / text
+            if not candidate.exists():
+                candidate = root / text
+        if candidate.is_file() and candidate.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(candidate)
+    return images
+
+
+def _yolo_splits_without_yaml(root: Path) -> dict[str, _SplitSource] | None:
+    splits: dict[str, _SplitSource] = {}
+    images_dir = root / "images"
+    if images_dir.is_dir():
+        for child in sorted(images_dir.iterdir()):
+            split = SPLIT_ALIASES.get(child.name.lower())
+            if child.is_dir() and split and split not in splits:
+                splits[split] = _SplitSource(
+                    image_files(child), child, label_path_for(child / "x").parent
+                )
+        if not splits:
+            return {"pool": _SplitSource(image_files(images_dir), images_dir, root / "labels")}
+        return splits
+    for child in sorted(root.iterdir()):
+        split = SPLIT_ALIASES.get(child.name.lower())
+        if child.is_dir() and split and (child / "images").is_dir() and split not in splits:
+            splits[split] = _SplitSource(
+                image_files(child / "images"), child / "images", child / "labels"
+            )
+    return splits or None
+
+
+def _place_yolo(
+    splits: dict[str, _SplitSource], dest: Path, result: Normalised, seed: int
+) -> dict[str, list[Path]]:
+    """Move images and their labels into ``dest``; return the label files per split."""
+    if "pool" in splits or ("val" not in splits and "train" in splits):
+        key = "pool" if "pool" in splits else "train"
+        pool = splits.pop(key)
+        train, val = seeded_split(pool.images, seed)
+        result.split_created = True
+        result.notes.append(_split_note(len(val), len(pool.images), seed))
+        splits["train"] = _SplitSource(train, pool.base, pool.labels_dir)
+        splits["val"] = _SplitSource(val, pool.base, None)
+    if "train" not in splits:
+        raise InvalidRequest("The dataset has no training images (no 'train' split).")
+    moved_labels: dict[str, list[Path]] = {}
+    moved: dict[Path, Path] = {}
+    for split, source in splits.items():
+        if not source.images:
+            raise InvalidRequest(f"The {split!r} split has no images.")
+        labels: list[Path] = []
+        consumed: set[Path] = set()
+        for image in source.images:
+            relative = (
+                image.relative_to(source.base).as_posix()
+                if source.base is not None and _inside(image, source.base)
+                else image.name
+            )
+            label = label_path_for(image)
+            _move(image, dest / "images" / split / relative, moved)
+            if label.is_file() or label in moved:
+                target = (dest / "labels" / split / relative).with_suffix(".txt")
+                _move(label, target, moved)
+                consumed.add(label)
+                labels.append(target)
+        moved_labels[split] = labels
+    # labels without an image stay with their split, so the report can point at them
+    for split, source in splits.items():
+        if source.labels_dir is None or not source.labels_dir.is_dir():
+            continue
+        for current, dirs, files in os.walk(source.labels_dir):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                path = Path(current) / name
+                if path.suffix != ".txt" or not path.exists() or name in NAME_FILES:
+                    continue
+                relative = path.relative_to(source.labels_dir).as_posix()
+                target = dest / "labels" / split / relative
+                if not target.exists():
+                    _move(path, target)
+                    moved_labels[split].append(target)
+    return moved_labels
+
+
+def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -> Normalised:
+    result = Normalised(format="yolo")
+    names: Any = None
+    nc: Any = None
+    if data_yaml is not None:
+        content = read_yaml(data_yaml)
+        if not isinstance(content, dict):
+            raise InvalidRequest(f"{_relative(data_yaml, root)} is not a yaml mapping.")
+        yaml_dir = data_yaml.parent
+        splits: dict[str, _SplitSource] = {}
+        for key in SPLITS:
+            if content.get(key) not in (None, "", []):
+                splits[key] = _yolo_split_from_entry(content[key], yaml_dir, root, key)
+        if not splits:
+            found = _yolo_splits_without_yaml(root)
+            if not found:
+                raise InvalidRequest(
+                    f"{_relative(data_yaml, root)} names no 'train' or 'val' folder, and there "
+                    f"is no images/ folder."
+                )
+            splits = found
+        names = content.get("names")
+        nc = content.get("nc")
+    else:
+        found = _yolo_splits_without_yaml(root)
+        if not found:
+            raise InvalidRequest(_unrecognised(root))
+        splits = found
+    labels = _place_yolo(splits, dest, result, seed)
+    if names is None:
+        listed = _names_from_file(root)
+        if listed is not None:
+            names = listed
+            result.notes.append("Class names were read from the archive's class-name file.")
+        else:
+            highest = _max_class(path for paths in labels.values() for path in paths)
+            names = [f"class_{i}" for i in range(highest + 1)] or ["class_0"]
+            where = "data.yaml has no 'names'" if data_yaml is not None else "there is no data.yaml"
+            result.warn(
+                "names_missing",
+                f"Class names are missing ({where}); the classes were named "
+                f"class_0 ... class_{len(names) - 1}. Edit data.yaml to give them real names.",
+                file="data.yaml",
+            )
+    write_data_yaml(dest, (s for s in SPLITS if (dest / "images" / s).is_dir()), names, nc)
+    return result
+
+
+# --------------------------------------------------------------------------- COCO
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with path.open("rb") as handle:
+            return json.load(handle)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"{path.name} is not valid JSON: {exc}") from exc
+
+
+def _coco_files(root: Path) -> list[tuple[Path, dict[str, Any], str | None]]:
+    """COCO files as (path, content, split); the split comes from the file or folder name."""
+    found = []
+    folders: list[tuple[Path, str | None]] = [
+        (root, None), (root / "annotations", None), (root / "Annotations", None)
+    ]
+    folders += [
+        (child, SPLIT_ALIASES[child.name.lower()])
+        for child in sorted(root.iterdir())
+        if child.is_dir() and child.name.lower() in SPLIT_ALIASES
+    ]
+    for folder, folder_split in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.json")):
+            content = _load_json(path)
+            if (
+                isinstance(content, dict)
+                and isinstance(content.get("images"), list)
+                and isinstance(content.get("categories"), list)
+            ):
+                found.append((path, content, folder_split or _split_of(path.stem)))
+    return found
+
+
+def _split_of(name: str) -> str | None:
+    lowered = name.lower()
+    for word, split in (("train", "train"), ("valid", "val"), ("val", "val"), ("test", "test")):
+        if re.search(rf"(^|[^a-z]){word}", lowered):
+            return split
+    return None
+
+
+class _ImageIndex:
+    """All images in the extracted tree, by relative path and by base name."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.by_name: dict[str, list[Path]] = {}
+        self.by_stem: dict[str, list[Path]] = {}
+        for path in image_files(root):
+            self.by_name.setdefault(path.name, []).append(path)
+            self.by_stem.setdefault(path.stem, []).append(path)
+
+    def find(self, name: str, bases: Iterable[Path]) -> Path | None:
+        pure = PurePosixPath(name.replace("\\", "/"))
+        if not pure.is_absolute() and ".." not in pure.parts:
+            for base in bases:
+                candidate = base / pure
+                if candidate.is_file() and _inside(candidate, self.root):
+                    return candidate
+        matches = self.by_name.get(pure.name, [])
+        return matches[0] if len(matches) == 1 else None
+
+    def find_stem(self, stem: str) -> Path | None:
+        matches = self.by_stem.get(stem, [])
+        return matches[0] if len(matches) == 1 else None
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _box_line(
+    cls: int, corners: tuple[float, float, float, float], size: tuple[float, float]
+) -> str | None:
+    """A YOLO label line from pixel corners clipped to the image, or None if nothing is left."""
+    width, height = size
+    x0, x1 = max(0.0, min(corners[0], width)), max(0.0, min(corners[2], width))
+    y0, y1 = max(0.0, min(corners[1], height)), max(0.0, min(corners[3], height))
+    w, h = (x1 - x0) / width, (y1 - y0) / height
+    if w <= 0 or h <= 0:
+        return None
+    cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
+    return f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n"
+
+
+def _normalise_coco(
+    root: Path, dest: Path, files: list[tuple[Path, dict[str, Any], str | None]], seed: int
+) -> Normalised:
+    result = Normalised(format="coco")
+    categories: dict[int, str] = {}
+    for _path, content, _split in files:
+        for category in content.get("categories", []):
+            if isinstance(category, dict) and isinstance(category.get("id"), int):
+                categories.setdefault(category["id"], str(category.get("name", category["id"])))
+    if not categories:
+        raise InvalidRequest("The COCO annotation file has no categories.")
+    class_of = {cat_id: index for index, cat_id in enumerate(sorted(categories))}
+    names = [categories[cat_id] for cat_id in sorted(categories)]
+    index = _ImageIndex(root)
+
+    # (split or None for the pool, image path, label text)
+    items: list[tuple[str | None, Path, str]] = []
+    skipped_crowd = skipped_empty = 0
+    used: set[Path] = set()
+    for path, content, split in files:
+        shown = _relative(path, root)
+        annotations = content.get("annotations")
+        if not isinstance(annotations, list):
+            result.notes.append(f"{shown} has no annotations and was not used.")
+            continue
+        by_image: dict[Any, list[dict[str, Any]]] = {}
+        for annotation in annotations:
+            if isinstance(annotation, dict):
+                by_image.setdefault(annotation.get("image_id"), []).append(annotation)
+        bases = [path.parent, path.parent.parent, root, root / "images"]
+        if split:
+            bases += [root / "images" / split, root / split, root / f"{split}2017"]
+        for record in content["images"]:
+            if not isinstance(record, dict) or not isinstance(record.get("file_name"), str):
+                continue
+            image = index.find(record["file_name"], bases)
+            anns = by_image.get(record.get("id"), [])
+            if image is None:
+                result.warn(
+                    "image_missing",
+                    f"Image {record['file_name']!r} (id {record.get('id')}) is in {shown} but not "
+                    f"in the archive; its {len(anns)} annotation(s) were left out.",
+                    file=shown,
+                )
+                continue
+            if image in used:
+                result.warn("image_reused", f"Image {record['file_name']!r} is listed twice; "
+                            f"only its first listing was used.", file=shown)
+                continue
+            used.add(image)
+            width, height = record.get("width"), record.get("height")
+            if not (isinstance(width, (int, float)) and isinstance(height, (int, float))
+                    and width > 0 and height > 0):
+                size = _image_size(image)
+                if size is None:
+                    result.warn("image_unreadable", f"Image {record['file_name']!r} cannot be "
+                                f"read; it was left out.", file=shown)
+                    continue
+                width, height = size
+            lines = []
+            for annotation in anns:
+                bbox = annotation.get("bbox")
+                if annotation.get("iscrowd"):
+                    skipped_crowd += 1
+                    continue
+                category = annotation.get("category_id")
+                if category not in class_of:
+                    result.warn("unknown_category", f"Annotation {annotation.get('id')} of "
+                                f"{record['file_name']!r} has unknown category {category!r}; it "
+                                f"was left out.", file=shown)
+                    continue
+                if not (isinstance(bbox, list) and len(bbox) == 4
+                        and all(isinstance(v, (int, float)) for v in bbox)):
+                    result.warn("bad_bbox", f"Annotation {annotation.get('id')} of "
+                                f"{record['file_name']!r} has no valid bbox; it was left out.",
+                                file=shown)
+                    continue
+                x, y, w, h = (float(v) for v in bbox)
+                line = _box_line(class_of[category], (x, y, x + w, y + h), (width, height))
+                if line is None:
+                    skipped_empty += 1
+                    continue
+                lines.append(line)
+            items.append((split, image, "".join(lines)))
+    if not items:
+        raise InvalidRequest("The COCO annotation files list no image that is in the archive.")
+    if skipped_crowd:
+        result.notes.append(f"{skipped_crowd} crowd annotation(s) (iscrowd) were left out.")
+    if skipped_empty:
+        result.warn("empty_box", f"{skipped_empty} annotation(s) with no area inside the image "
+                    f"were left out.")
+    unused = sum(1 for paths in index.by_name.values() for p in paths if p not in used)
+    if unused:
+        result.notes.append(f"{unused} image(s) in the archive are not in any annotation file and "
+                            f"were left out.")
+    _place_converted(items, dest, result, seed)
+    write_data_yaml(dest, (s for s in SPLITS if (dest / "images" / s).is_dir()), names)
+    return result
+
+
+def _place_converted(items: list[tuple[str | None, Path, str]], dest: Path, result: Normalised,
+                     seed: int) -> None:
+    """Move converted images and write their labels; split the pool when there is no val."""
+    splits = {split for split, _, _ in items}
+    if "val" not in splits:
+        pool = [item for item in items if item[0] in (None, "train")]
+        rest = [item for item in items if item[0] not in (None, "train")]
+        train, val = seeded_split(pool, seed)
+        result.split_created = True
+        result.notes.append(_split_note(len(val), len(pool), seed))
+        items = [("train", p, t) for _, p, t in train] + [("val", p, t) for _, p, t in val] + rest
+    elif None in splits:
+        items = [("train" if split is None else split, p, t) for split, p, t in items]
+    if not any(split == "train" for split, _, _ in items):
+        raise InvalidRequest("The dataset has no training images (no 'train' split).")
+    for split, image, text in items:
+        assert split is not None
+        target = dest / "images" / split / image.name
+        _move(image, target)
+        label = dest / "labels" / split / (image.stem + ".txt")
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text(text, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- Pascal VOC
+
+
+def _voc_folder(root: Path) -> Path | None:
+    for name in ("Annotations", "annotations"):
+        folder = root / name
+        if folder.is_dir() and any(folder.glob("*.xml")):
+            return folder
+    return None
+
+
+def _parse_voc(path: Path) -> ET.Element:
+    data = path.read_bytes()
+    if len(data) > MAX_XML_BYTES:
+        raise InvalidRequest(f"{path.name} is over {MAX_XML_BYTES} bytes.")
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise UnsafeArchive(f"{path.name} declares a DOCTYPE or entities, which are refused.")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise InvalidRequest(f"{path.name} is not valid XML: {exc}") from exc
+
+
+def _text(element: ET.Element | None, tag: str) -> str | None:
+    if element is None:
+        return None
+    found = element.find(tag)
+    return found.text.strip() if found is not None and found.text else None
+
+
+def _number(element: ET.Element | None, tag: str) -> float | None:
+    value = _text(element, tag)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _normalise_voc(root: Path, annotations: Path, dest: Path, seed: int) -> Normalised:
+    result = Normalised(format="voc")
+    index = _ImageIndex(root)
+    parsed: list[tuple[Path, ET.Element, Path]] = []
+    for path in sorted(annotations.glob("*.xml")):
+        tree = _parse_voc(path)
+        filename = _text(tree, "filename") or path.stem
+        bases = [root / "JPEGImages", root / "images", annotations.parent, annotations]
+        image = index.find(filename, bases) or index.find_stem(Path(filename).stem)
+        if image is None:
+            result.warn("image_missing", f"{path.name} describes {filename!r}, which is not in "
+                        f"the archive; it was left out.", file=_relative(path, root))
+            continue
+        parsed.append((path, tree, image))
+    if not parsed:
+        raise InvalidRequest("No Pascal VOC annotation matches an image in the archive.")
+    names = sorted({
+        name for _, tree, _ in parsed for obj in tree.iter("object")
+        if (name := _text(obj, "name"))
+    })
+    class_of = {name: i for i, name in enumerate(names)}
+    sets = root / "ImageSets" / "Main"
+    split_of: dict[str, str] = {}
+    for split in ("train", "val", "test"):
+        listing = sets / f"{split}.txt"
+        if listing.is_file():
+            for stem in listing.read_text(errors="replace").split():
+                split_of.setdefault(stem.strip(), split)
+    items: list[tuple[str | None, Path, str]] = []
+    for path, tree, image in parsed:
+        size = tree.find("size")
+        width, height = _number(size, "width"), _number(size, "height")
+        if not width or not height:
+            measured = _image_size(image)
+            if measured is None:
+                result.warn("image_unreadable", f"{image.name} cannot be read; it was left out.",
+                            file=_relative(path, root))
+                continue
+            width, height = float(measured[0]), float(measured[1])
+        lines = []
+        for obj in tree.iter("object"):
+            label = _text(obj, "name")
+            box = obj.find("bndbox")
+            corners = [_number(box, tag) for tag in ("xmin", "ymin", "xmax", "ymax")]
+            if label is None or any(c is None for c in corners):
+                result.warn("bad_object", f"An object in {path.name} has no name or no box; "
+                            f"it was left out.", file=_relative(path, root))
+                continue
+            x0, y0, x1, y1 = (float(c) for c in corners if c is not None)
+            line = _box_line(class_of[label], (x0 - 1, y0 - 1, x1 - 1, y1 - 1), (width, height))
+            if line is not None:
+                lines.append(line)
+        items.append((split_of.get(path.stem), image, "".join(lines)))
+    _place_converted(items, dest, result, seed)
+    write_data_yaml(dest, (s for s in SPLITS if (dest / "images" / s).is_dir()), names)
+    return result
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _find_yaml(root: Path) -> Path | None:
+    candidates = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    for preferred in ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml"):
+        for path in candidates:
+            if path.name == preferred:
+                return path
+    for path in candidates:
+        content = read_yaml(path)
+        if isinstance(content, dict) and ("train" in content or "names" in content):
+            return path
+    return None
+
+
+def _unrecognised(root: Path) -> str:
+    top = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())[:12]
+    return (
+        "No dataset layout was recognised. Expected YOLO (data.yaml, or images/ and labels/ "
+        "folders), COCO (an instances JSON with images, annotations and categories) or Pascal "
+        f"VOC (Annotations/*.xml with JPEGImages/). Found at the top: "
+        f"{', '.join(top) or 'nothing'}."
+    )
+
+
+def normalise(source: Path, dest: Path, *, seed: int = SPLIT_SEED) -> Normalised:
+    """Recognise the layout under ``source`` and move it into the canonical layout at ``dest``.
+
+    ``dest`` must not exist. Files are moved out of ``source``, which is left with whatever was
+    not used.
+    """
+    root = find_root(source)
+    dest.mkdir(mode=0o755)
+    data_yaml = _find_yaml(root)
+    if data_yaml is not None:
+        return _normalise_yolo(root, dest, data_yaml, seed)
+    coco = _coco_files(root)
+    if coco:
+        return _normalise_coco(root, dest, coco, seed)
+    voc = _voc_folder(root)
+    if voc is not None:
+        return _normalise_voc(root, voc, dest, seed)
+    return _normalise_yolo(root, dest, None, seed)

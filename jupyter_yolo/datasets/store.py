@@ -1,0 +1,780 @@
+"""The dataset store: list, describe, upload, import, delete and preview datasets.
+
+Every dataset is a folder ``datasets/<name>/`` in the canonical YOLO layout (see
+:mod:`.layouts`) with ``meta.json`` (format, source, notes) and a cached ``report.json``
+(see :mod:`.validate`). New datasets are built in a scratch folder under the workspace's
+``.tmp/`` (``ds-*``) and renamed into ``datasets/`` only when complete, so a failure or a server
+kill never leaves half a dataset behind; leftovers are removed at the next start.
+
+No tornado here: the handlers call these methods, the slow ones in a worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import json
+import logging
+import os
+import random
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import yaml
+
+from ..errors import (
+    Conflict,
+    DatasetHasErrors,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    YoloError,
+)
+from ..workspace import Workspace, write_atomic
+from .archive import IMAGE_SUFFIXES, Limits, copy_folder, extract_zip
+from .layouts import label_path_for, normalise
+from .validate import (
+    META_FILE,
+    REPORT_FILE,
+    folder_size,
+    read_boxes,
+    read_description,
+    read_meta,
+    report_for,
+    save_report,
+    split_images,
+    validate_dataset,
+)
+
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RESERVED_NAMES = frozenset({"uploads"})
+BUILTIN_NAME = "shapes"
+WORK_PREFIX = "ds-"
+FINISHED_KEPT = 20
+FINISHED_SECONDS = 600.0
+WARM_SECONDS = 5.0  # a report checked by warm() this recently is used as is by the job gate
+SERVED_SUFFIXES = IMAGE_SUFFIXES | {".txt", ".yaml", ".yml", ".json"}
+
+log = logging.getLogger(__name__)
+
+
+class InsufficientStorage(YoloError):
+    """The disk is full."""
+
+    status = 507
+
+
+def check_name(name: Any) -> str:
+    """Return a valid dataset name, or raise a 400 that says what a name may be."""
+    if not isinstance(name, str) or not DATASET_NAME.match(name):
+        raise InvalidRequest(
+            f"Invalid dataset name {name!r}: use 1 to 64 letters, digits, '_', '.' or '-', "
+            f"starting with a letter or digit."
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise InvalidRequest(f"The name {name!r} is reserved; choose another.")
+    return name
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass
+class Operation:
+    """An upload or import in flight, for ``GET /yolo/datasets/uploads``."""
+
+    name: str
+    kind: str
+    source: str
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+    stage: str = "receiving"
+    bytes_received: int = 0
+    bytes_total: int | None = None
+    done: int = 0
+    total: int | None = None
+    started: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    ended: float | None = None
+    error: str | None = None
+
+    def enter(self, stage: str, total: int | None = None) -> None:
+        """Move to the next stage (receiving, extracting, converting, validating, done...)."""
+        self.stage = stage
+        self.done = 0
+        self.total = total
+        self.updated = time.time()
+
+    def step(self, done: int, total: int) -> None:
+        """Progress within the stage."""
+        self.done = done
+        self.total = total
+        self.updated = time.time()
+
+    def to_json(self) -> dict[str, Any]:
+        """The public view."""
+        fraction = None
+        if self.stage == "receiving" and self.bytes_total:
+            fraction = round(self.bytes_received / self.bytes_total, 4)
+        elif self.total:
+            fraction = round(self.done / self.total, 4)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "stage": self.stage,
+            "bytes_received": self.bytes_received,
+            "bytes_total": self.bytes_total,
+            "stage_done": self.done,
+            "stage_total": self.total,
+            "stage_fraction": fraction,
+            "started": self.started,
+            "updated": self.updated,
+            "ended": self.ended,
+            "error": self.error,
+        }
+
+
+class Upload:
+    """An archive arriving as a request body: written chunk by chunk to the scratch folder."""
+
+    def __init__(self, store: DatasetStore, op: Operation, work: Path, limit: int) -> None:
+        self.store = store
+        self.op = op
+        self.work = work
+        self.path = work / "upload.zip"
+        self.limit = limit
+        self._file: BinaryIO | None = self.path.open("wb")
+        self.closed = False
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk; raise 413 as soon as the body goes past the limit."""
+        if self._file is None:
+            return
+        self.op.bytes_received += len(chunk)
+        self.op.updated = time.time()
+        if self.op.bytes_received > self.limit:
+            raise PayloadTooLarge(
+                f"The upload is larger than the limit of {self.limit} bytes "
+                f"(YoloApp.max_upload_bytes).",
+                limit=self.limit,
+            )
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            if _disk_full(exc):
+                raise _full() from exc
+            raise
+
+    def finish(self) -> dict[str, Any]:
+        """Build the dataset from the received archive (blocking: run it in a thread)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.closed = True
+        if self.op.bytes_received == 0:
+            self.store._fail(self.op, self.work, None)
+            raise InvalidRequest(
+                "The request body is empty: send the zip archive as the body "
+                "(Content-Type: application/zip)."
+            )
+        return self.store._build(self.op, self.work, archive=self.path)
+
+    def abort(self, reason: str) -> None:
+        """Throw the upload away (error, closed connection); safe to call more than once."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        self.store._fail(self.op, self.work, reason)
+
+
+def _disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _full() -> InsufficientStorage:
+    return InsufficientStorage("The workspace's disk is full; free some space and retry.")
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class DatasetStore:
+    """Everything the REST API does with datasets."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        max_upload_bytes: int,
+        max_extracted_bytes: int,
+        max_archive_entries: int,
+        max_compression_ratio: float,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.max_upload_bytes = max_upload_bytes
+        self.limits = Limits(
+            max_extracted_bytes=max_extracted_bytes,
+            max_entries=max_archive_entries,
+            max_compression_ratio=max_compression_ratio,
+        )
+        self.log = log or logging.getLogger(__name__)
+        self._lock = threading.Lock()
+        self._reserved: set[str] = set()
+        self._ops: dict[str, Operation] = {}
+        self._finished: deque[Operation] = deque(maxlen=FINISHED_KEPT)
+        self._report_locks: dict[str, threading.Lock] = {}
+        self._warmed: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._background_started = False
+        self._generating = False
+        workspace.create()
+        self._stale = self._secure_tmp()
+
+    # ------------------------------------------------------------------ scratch space
+
+    @property
+    def tmp(self) -> Path:
+        """The scratch folder (the workspace's ``.tmp``, a real folder)."""
+        return Path(os.path.realpath(self.workspace.tmp))
+
+    def _secure_tmp(self) -> list[Path]:
+        """Make sure ``.tmp`` is a real folder; return the store's leftovers in it."""
+        tmp = self.workspace.tmp
+        if tmp.is_symlink():
+            self.log.warning("jupyter_yolo: %s was a symbolic link; replaced by a folder", tmp)
+            tmp.unlink()
+        tmp.mkdir(parents=True, exist_ok=True)
+        return sorted(p for p in tmp.iterdir() if p.name.startswith(WORK_PREFIX))
+
+    def clean_stale(self) -> int:
+        """Remove scratch folders left by a killed server (call once at start)."""
+        stale, self._stale = self._stale, []
+        for path in stale:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        if stale:
+            self.log.info("jupyter_yolo: removed %d stale dataset scratch folder(s)", len(stale))
+        return len(stale)
+
+    def start_background(self, *, builtin: bool) -> None:
+        """At server start: clean leftovers and, if asked, create the built-in dataset.
+
+        Runs once, in a daemon thread; later calls do nothing.
+        """
+        with self._lock:
+            if self._background_started:
+                return
+            self._background_started = True
+
+        self._generating = builtin and not os.path.lexists(self.workspace.datasets / BUILTIN_NAME)
+
+        def work() -> None:
+            self.clean_stale()
+            if builtin:
+                try:
+                    ensure_builtin_dataset(self.workspace)
+                except Exception:
+                    self.log.exception("jupyter_yolo: generating the built-in dataset failed")
+                finally:
+                    self._generating = False
+
+        threading.Thread(target=work, name="jupyter_yolo-datasets", daemon=True).start()
+
+    @property
+    def builtin_pending(self) -> bool:
+        """Whether the built-in dataset is being generated right now."""
+        return self._generating
+
+    def _work_dir(self) -> Path:
+        path = self.tmp / f"{WORK_PREFIX}{secrets.token_hex(8)}"
+        path.mkdir(mode=0o700)
+        return path
+
+    # ------------------------------------------------------------------ names
+
+    def folder(self, name: str) -> Path:
+        """The folder of an existing dataset, or a 404."""
+        path = self.workspace.datasets / name
+        if not DATASET_NAME.match(name) or path.is_symlink() or not path.is_dir():
+            if name == BUILTIN_NAME and self.builtin_pending:
+                raise Conflict("The built-in shapes dataset is still being generated; "
+                               "try again in a few seconds.")
+            raise NotFound(f"There is no dataset named {name!r}.")
+        return path
+
+    def _reserve(self, name: str) -> None:
+        check_name(name)
+        with self._lock:
+            target = self.workspace.datasets / name
+            if name in self._reserved:
+                raise Conflict(f"A dataset named {name!r} is being uploaded or imported right now.")
+            if os.path.lexists(target):
+                raise Conflict(
+                    f"A dataset named {name!r} already exists; delete it first "
+                    f"(DELETE /yolo/datasets/{name}) or choose another name."
+                )
+            self._reserved.add(name)
+
+    def _release(self, name: str) -> None:
+        with self._lock:
+            self._reserved.discard(name)
+
+    # ------------------------------------------------------------------ uploads and imports
+
+    def begin_upload(self, name: str, length: int | None, filename: str | None = None) -> Upload:
+        """Reserve ``name`` and open a scratch file for an archive of ``length`` bytes.
+
+        Checks run before any byte of the body is read: the name (400), a clash (409) and the
+        declared length against ``max_upload_bytes`` (413).
+        """
+        check_name(name)
+        if length is not None and length > self.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"The upload is {length} bytes, over the limit of {self.max_upload_bytes} bytes "
+                f"(YoloApp.max_upload_bytes).",
+                limit=self.max_upload_bytes,
+            )
+        self._reserve(name)
+        op = Operation(name=name, kind="upload", source=f"upload:{filename or name + '.zip'}",
+                       bytes_total=length)
+        try:
+            work = self._work_dir()
+            upload = Upload(self, op, work, self.max_upload_bytes)
+        except BaseException:
+            self._release(name)
+            raise
+        with self._lock:
+            self._ops[op.id] = op
+        return upload
+
+    def import_path(self, name: Any, relative: str) -> dict[str, Any]:
+        """Import a zip archive or a folder that is already in the workspace (blocking)."""
+        name = check_name(name)
+        source = self.workspace.resolve(relative, what="import path")
+        tmp = self.tmp
+        if source == self.workspace.root or source.is_relative_to(tmp):
+            raise InvalidRequest(
+                f"{relative!r} cannot be imported: give a zip archive or a dataset folder."
+            )
+        if source.is_dir():
+            kind = "folder"
+        elif source.is_file() and source.suffix.lower() == ".zip":
+            kind = "zip"
+        else:
+            raise InvalidRequest(
+                f"{relative!r} is neither a folder nor a .zip archive; give one of those."
+            )
+        self._reserve(name)
+        op = Operation(name=name, kind="import", source=f"import:{relative}", stage="queued")
+        with self._lock:
+            self._ops[op.id] = op
+        try:
+            work = self._work_dir()
+        except BaseException:
+            self._fail(op, None, "no scratch folder")
+            raise
+        if kind == "zip":
+            return self._build(op, work, archive=source, keep_archive=True)
+        return self._build(op, work, folder=source)
+
+    def _build(
+        self,
+        op: Operation,
+        work: Path,
+        *,
+        archive: Path | None = None,
+        folder: Path | None = None,
+        keep_archive: bool = False,
+    ) -> dict[str, Any]:
+        """Extract, convert, validate and rename into place; clean up on any failure."""
+        try:
+            raw = work / "raw"
+            if archive is not None:
+                op.enter("extracting")
+                extracted = extract_zip(archive, raw, self.limits, progress=op.step)
+                if not keep_archive:
+                    archive.unlink()
+            else:
+                assert folder is not None
+                op.enter("copying")
+                extracted = copy_folder(folder, raw, self.limits, progress=op.step)
+            op.enter("converting")
+            staging = work / "dataset"
+            converted = normalise(raw, staging)
+            shutil.rmtree(raw, ignore_errors=True)
+            notes = list(converted.notes)
+            skipped = extracted.note()
+            if skipped:
+                notes.append(skipped)
+            meta = {
+                "name": op.name,
+                "format": converted.format,
+                "source": op.source,
+                "created": time.time(),
+                "builtin": False,
+                "split_created": converted.split_created,
+                "notes": notes,
+                "import_problems": converted.problems,
+                "files": extracted.files,
+                "bytes": extracted.bytes,
+            }
+            write_atomic(staging / META_FILE, json.dumps(meta, indent=1))
+            op.enter("validating")
+            report = validate_dataset(staging, extra_problems=converted.problems,
+                                      progress=op.step)
+            save_report(staging, report)
+            op.enter("registering")
+            target = self.workspace.datasets / op.name
+            with self._lock:
+                if os.path.lexists(target):
+                    raise Conflict(f"A dataset named {op.name!r} appeared meanwhile.")
+                os.rename(staging, target)
+        except OSError as exc:
+            self._fail(op, work, str(exc))
+            if _disk_full(exc):
+                raise _full() from exc
+            raise
+        except BaseException as exc:
+            self._fail(op, work, getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+            raise
+        self._succeed(op, work)
+        self.log.info("jupyter_yolo: dataset %s ready (%s, %s)", op.name, meta["format"],
+                      op.source)
+        return self._describe(op.name, target, report, meta)
+
+    def _succeed(self, op: Operation, work: Path) -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        op.enter("done")
+        op.ended = time.time()
+        self._retire(op)
+
+    def _fail(self, op: Operation, work: Path | None, reason: str | None) -> None:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        op.stage = "failed"
+        op.error = reason
+        op.ended = op.updated = time.time()
+        self._retire(op)
+
+    def _retire(self, op: Operation) -> None:
+        with self._lock:
+            self._ops.pop(op.id, None)
+            self._reserved.discard(op.name)
+            self._finished.append(op)
+
+    def operations(self) -> dict[str, Any]:
+        """Uploads and imports in flight, then those that ended in the last minutes."""
+        now = time.time()
+        with self._lock:
+            active = [op.to_json() for op in self._ops.values()]
+            recent = [
+                op.to_json() for op in reversed(self._finished)
+                if op.ended is not None and now - op.ended < FINISHED_SECONDS
+            ]
+        return {"uploads": active, "recent": recent, "max_upload_bytes": self.max_upload_bytes}
+
+    # ------------------------------------------------------------------ reading
+
+    def _report_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._report_locks.setdefault(name, threading.Lock())
+
+    def report(self, name: str) -> dict[str, Any]:
+        """The validation report of a dataset, from the cache when it is current (blocking)."""
+        folder = self.folder(name)
+        with self._report_lock(name):
+            report = report_for(folder)
+        with self._lock:
+            self._warmed[name] = (time.monotonic(), report)
+        return report
+
+    def _recent_report(self, name: str) -> dict[str, Any]:
+        """The report checked in the last seconds (by :meth:`warm`), else a current one."""
+        with self._lock:
+            recent = self._warmed.get(name)
+        if recent is not None and time.monotonic() - recent[0] < WARM_SECONDS:
+            return recent[1]
+        return self.report(name)
+
+    def _describe(self, name: str, folder: Path, report: dict[str, Any],
+                  meta: dict[str, Any]) -> dict[str, Any]:
+        try:
+            created = meta.get("created") or folder.stat().st_mtime
+        except OSError:
+            created = None
+        builtin = bool(meta.get("builtin")) or name == BUILTIN_NAME
+        return {
+            "name": name,
+            "builtin": builtin,
+            "format": meta.get("format", "yolo"),
+            "source": meta.get("source", "builtin" if builtin else "workspace"),
+            "created": created,
+            "size": folder_size(folder),
+            "status": report["status"],
+            "errors": report["errors"],
+            "warnings": report["warnings"],
+            "classes": report["classes"],
+            "images": report["images"],
+            "instances": report["instances"],
+            "splits": report["splits"],
+            "notes": meta.get("notes", []),
+            "data": self.workspace.relative(folder / "data.yaml"),
+            "report": report,
+        }
+
+    def get(self, name: str) -> dict[str, Any]:
+        """A dataset's summary with its full validation report (blocking)."""
+        report = self.report(name)
+        folder = self.folder(name)
+        return self._describe(name, folder, report, read_meta(folder))
+
+    def list_datasets(self) -> dict[str, Any]:
+        """Every dataset with its counts and status (reports computed when missing; blocking)."""
+        datasets = []
+        root = self.workspace.datasets
+        names = sorted(
+            p.name for p in root.iterdir()
+            if DATASET_NAME.match(p.name) and p.is_dir() and not p.is_symlink()
+        ) if root.is_dir() else []
+        for name in names:
+            try:
+                summary = self.get(name)
+            except NotFound:
+                continue
+            summary.pop("report")
+            datasets.append(summary)
+        if self.builtin_pending and BUILTIN_NAME not in names:
+            datasets.insert(0, {"name": BUILTIN_NAME, "builtin": True, "format": "yolo",
+                                "source": "builtin", "status": "preparing"})
+        datasets.sort(key=lambda d: (not d.get("builtin"), d["name"]))
+        return {"datasets": datasets}
+
+    def warm(self, data: Any) -> None:
+        """Compute a missing report for a job's ``data`` ahead of validation; never raises."""
+        if not isinstance(data, str):
+            return
+        with contextlib.suppress(Exception):
+            if DATASET_NAME.match(data) and not data.endswith((".yaml", ".yml")):
+                self.report(data)
+            else:
+                name = self._dataset_of(self.workspace.resolve(data))
+                if name is not None:
+                    self.report(name)
+
+    def _dataset_of(self, path: Path) -> str | None:
+        """The dataset name when ``path`` lies inside ``datasets/<name>/``."""
+        try:
+            relative = path.resolve().relative_to(self.workspace.datasets.resolve())
+        except ValueError:
+            return None
+        if len(relative.parts) < 2 or not DATASET_NAME.match(relative.parts[0]):
+            return None
+        return relative.parts[0]
+
+    def check_for_training(self, yaml_path: Path) -> None:
+        """Refuse (400) a job whose data.yaml belongs to a dataset whose report has errors."""
+        name = self._dataset_of(yaml_path)
+        if name is None or not (self.workspace.datasets / name / "data.yaml").is_file():
+            return
+        report = self._recent_report(name)
+        if report["errors"]:
+            first = next((p for p in report["problems"] if p["severity"] == "error"), None)
+            where = ""
+            if first is not None:
+                location = first["file"] or ""
+                if first.get("line"):
+                    location += f":{first['line']}"
+                where = f" The first: {location} {first['message']}".rstrip()
+            raise DatasetHasErrors(
+                f"The dataset {name!r} has {report['errors']} error(s) and cannot be used for "
+                f"training; see its report at GET /yolo/datasets/{name}.{where}",
+                dataset=name,
+                report=f"/yolo/datasets/{name}",
+                errors=report["errors"],
+            )
+
+    # ------------------------------------------------------------------ delete
+
+    def delete(self, name: str, in_use: Callable[[Path], list[str]]) -> None:
+        """Remove a dataset, unless a queued or running job uses it (409)."""
+        if not DATASET_NAME.match(name):
+            raise NotFound(f"There is no dataset named {name!r}.")
+        path = self.workspace.datasets / name
+        if path.is_symlink():  # a link planted in datasets/: remove the link, never its target
+            path.unlink()
+            return
+        folder = self.folder(name)
+        jobs = in_use(folder)
+        if jobs:
+            raise Conflict(
+                f"The dataset {name!r} is used by queued or running job(s) {', '.join(jobs)}; "
+                f"stop them or wait for them to end first.",
+                jobs=jobs,
+            )
+        trash = self._work_dir()
+        os.rename(folder, trash / name)  # gone from datasets/ at once; the files go after
+        threading.Thread(
+            target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
+            name="jupyter_yolo-delete", daemon=True,
+        ).start()
+        self.log.info("jupyter_yolo: dataset %s deleted", name)
+
+    # ------------------------------------------------------------------ preview
+
+    def samples(self, name: str, *, split: str, count: int, seed: int,
+                thumbnail: int) -> dict[str, Any]:
+        """A few images of a split with their boxes in pixels and normalised (blocking)."""
+        from PIL import Image
+
+        from .validate import oriented_size
+
+        folder = self.folder(name)
+        description = read_description(folder)
+        if split not in description.splits:
+            raise InvalidRequest(
+                f"The dataset {name!r} has no {split!r} split; it has "
+                f"{', '.join(description.splits) or 'none'}."
+            )
+        names = description.names or {}
+        images = split_images(description.splits[split], folder)
+        chosen = images if count >= len(images) else random.Random(seed).sample(images, count)
+        out = []
+        root = folder.resolve()
+        for image in chosen:
+            entry: dict[str, Any] = {"path": image.resolve().relative_to(root).as_posix()}
+            try:
+                with Image.open(image) as opened:
+                    width, height = oriented_size(opened)
+                    if thumbnail:
+                        from PIL import ImageOps
+
+                        small = ImageOps.exif_transpose(opened).convert("RGB")
+                        small.thumbnail((thumbnail, thumbnail))
+                        buffer = BytesIO()
+                        small.save(buffer, format="JPEG", quality=85)
+                        entry["thumbnail"] = "data:image/jpeg;base64," + base64.b64encode(
+                            buffer.getvalue()).decode("ascii")
+                        entry["thumbnail_size"] = list(small.size)
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                entry.update(width=None, height=None, boxes=[], error=f"unreadable: {exc}")
+                out.append(entry)
+                continue
+            boxes = []
+            for box in read_boxes(label_path_for(image)):
+                x0, y0 = (box.cx - box.w / 2) * width, (box.cy - box.h / 2) * height
+                x1, y1 = (box.cx + box.w / 2) * width, (box.cy + box.h / 2) * height
+                boxes.append({
+                    "class_id": box.cls,
+                    "class_name": names.get(box.cls),
+                    "xywhn": [box.cx, box.cy, box.w, box.h],
+                    "xyxy": [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)],
+                })
+            entry.update(width=width, height=height, boxes=boxes)
+            out.append(entry)
+        return {
+            "name": name,
+            "split": split,
+            "images_in_split": len(images),
+            "names": {str(k): v for k, v in names.items()},
+            "samples": out,
+        }
+
+    def file_path(self, name: str, relative: str) -> Path:
+        """A file inside the dataset folder (images, labels, yaml/json), or 400/404."""
+        folder = self.folder(name)
+        if "\\" in relative or "\x00" in relative:
+            raise InvalidRequest(f"The path {relative!r} has a forbidden character.")
+        pure = PurePosixPath(relative)
+        if pure.is_absolute() or ".." in pure.parts or any(
+            p.startswith(".") for p in pure.parts
+        ):
+            raise InvalidRequest(
+                f"The path {relative!r} must stay inside the dataset (no leading '/', no '..', "
+                f"no hidden names)."
+            )
+        if pure.suffix.lower() not in SERVED_SUFFIXES:
+            raise NotFound(f"Only images, labels and yaml/json files are served, not {relative!r}.")
+        current = folder
+        for part in pure.parts:
+            current = current / part
+            if current.is_symlink():
+                raise NotFound(f"{relative!r} is a link, which is not served.")
+        if not current.is_file():
+            raise NotFound(f"The dataset {name!r} has no file {relative!r}.")
+        return current
+
+
+# --------------------------------------------------------------------------- built-in dataset
+
+
+def ensure_builtin_dataset(workspace: Workspace) -> bool:
+    """Create ``datasets/shapes`` (the embedded synthetic dataset) when it is missing.
+
+    It is generated in a scratch folder under ``.tmp``, given a ``data.yaml`` without an absolute
+    ``path``, a ``meta.json`` and a report, and renamed into place. Returns whether it was created.
+    """
+    from .synthetic import generate_shapes
+
+    workspace.create()
+    dest = workspace.datasets / BUILTIN_NAME
+    if os.path.lexists(dest):
+        return False
+    work = Path(os.path.realpath(workspace.tmp)) / f"{WORK_PREFIX}builtin-{secrets.token_hex(6)}"
+    work.mkdir(mode=0o700)
+    try:
+        staging = work / BUILTIN_NAME
+        yaml_path = generate_shapes(staging)
+        content = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        content.pop("path", None)
+        header = (
+            "# The built-in synthetic shapes dataset (jupyter_yolo.datasets.synthetic).\n"
+            "# Paths are relative to this file, so the workspace can be moved.\n"
+        )
+        yaml_path.write_text(header + yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+        meta = {
+            "name": BUILTIN_NAME,
+            "format": "yolo",
+            "source": "builtin",
+            "builtin": True,
+            "created": time.time(),
+            "notes": ["Generated by jupyter-yolo: circles, squares and triangles at 128 px."],
+            "import_problems": [],
+        }
+        write_atomic(staging / META_FILE, json.dumps(meta, indent=1))
+        save_report(staging, validate_dataset(staging))
+        if os.path.lexists(dest):
+            return False
+        os.rename(staging, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return True
+
+
+__all__ = [
+    "BUILTIN_NAME",
+    "DATASET_NAME",
+    "REPORT_FILE",
+    "DatasetStore",
+    "Operation",
+    "Upload",
+    "check_name",
+    "ensure_builtin_dataset",
+]

@@ -1,0 +1,704 @@
+"""The validation report of a dataset folder: pure functions over the folder, no tornado.
+
+The report gives, per split, image and instance counts; a class histogram; the distribution of
+box sizes; and the problems found, each an error or a warning with its file and line:
+
+errors (the dataset cannot be used for training)
+    ``data_yaml`` (missing or unreadable), ``names_missing``, ``names_invalid``,
+    ``names_inconsistent``, ``split_missing`` / ``split_not_found`` / ``split_empty``,
+    ``corrupt_image``, ``malformed_line``, ``class_out_of_range``, ``coordinates_out_of_range``,
+    ``zero_area_box``, ``label_unreadable``
+warnings
+    ``image_without_label`` (a background image), ``label_without_image``, ``duplicate_image``,
+    ``duplicate_label``, ``names_duplicate``, ``large_image``, and problems met while converting
+
+The report is cached as ``report.json`` in the dataset folder (written atomically) together with
+a fingerprint of the files it describes, so it is recomputed only when they change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..workspace import write_atomic
+from .archive import IMAGE_SUFFIXES
+from .layouts import image_files, label_path_for
+
+REPORT_FILE = "report.json"
+META_FILE = "meta.json"
+REPORT_VERSION = 1
+MAX_LISTED_PROBLEMS = 500
+MAX_IMAGE_BYTES = 512 * 1024 * 1024
+MAX_LABEL_BYTES = 16 * 1024 * 1024
+MAX_YAML_BYTES = 1024 * 1024
+SPLITS = ("train", "val", "test")
+SIZE_BINS = 10
+SMALL, MEDIUM = 32 * 32, 96 * 96  # COCO's box area buckets, in pixels
+EXIF_ORIENTATION = 0x0112
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Problem:
+    """One finding: ``severity`` is "error" or "warning"; ``line`` counts from 1."""
+
+    severity: str
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form used in the report."""
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "file": self.file,
+            "line": self.line,
+            "message": self.message,
+        }
+
+
+@dataclass
+class _Split:
+    images: int = 0
+    labelled: int = 0
+    backgrounds: int = 0
+    instances: int = 0
+    unreadable: int = 0
+    per_class: dict[int, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "images": self.images,
+            "labelled": self.labelled,
+            "backgrounds": self.backgrounds,
+            "instances": self.instances,
+            "unreadable_images": self.unreadable,
+        }
+
+
+class _Collector:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.problems: list[Problem] = []
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.folder).as_posix()
+        except ValueError:
+            return str(path)
+
+    def error(self, code: str, message: str, path: Path | None = None,
+              line: int | None = None) -> None:
+        self.problems.append(Problem("error", code, message, self.rel(path) if path else None,
+                                     line))
+
+    def warning(self, code: str, message: str, path: Path | None = None,
+                line: int | None = None) -> None:
+        self.problems.append(Problem("warning", code, message, self.rel(path) if path else None,
+                                     line))
+
+
+# --------------------------------------------------------------------------- data.yaml
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Line numbers (from 1) of the top-level keys of a yaml mapping."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {
+        str(key.value): key.start_mark.line + 1
+        for key, _ in node.value
+        if isinstance(key, yaml.ScalarNode)
+    }
+
+
+def parse_names(names: Any) -> dict[int, str] | str:
+    """Class names as {id: name}, or a sentence saying why they are not usable."""
+    if isinstance(names, list):
+        if not all(isinstance(n, (str, int, float)) and not isinstance(n, bool) for n in names):
+            return "every entry of 'names' must be a name (text)"
+        return {i: str(n) for i, n in enumerate(names)}
+    if isinstance(names, dict):
+        parsed: dict[int, str] = {}
+        for key, value in names.items():
+            try:
+                index = int(key)
+            except (TypeError, ValueError):
+                return f"'names' has the key {key!r}, which is not a class id"
+            if isinstance(key, (float, bool)) or index < 0:
+                return f"'names' has the key {key!r}, which is not a class id"
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                return f"the name of class {index} is not text"
+            parsed[index] = str(value)
+        if parsed and sorted(parsed) != list(range(len(parsed))):
+            missing = sorted(set(range(max(parsed) + 1)) - set(parsed))
+            return (
+                f"class ids in 'names' must run from 0 to {len(parsed) - 1} without gaps; "
+                f"missing: {', '.join(map(str, missing[:10]))}"
+            )
+        return parsed
+    return "'names' must be a list of names or a mapping of class id to name"
+
+
+@dataclass
+class DatasetDescription:
+    """What data.yaml says, resolved against the dataset folder."""
+
+    names: dict[int, str] | None
+    splits: dict[str, list[Path]]  # split -> image folders or list files
+    yaml_lines: dict[str, int]
+
+
+def read_description(folder: Path, out: _Collector | None = None) -> DatasetDescription:
+    """Read ``folder/data.yaml``; record problems in ``out`` (errors when it is unusable)."""
+    collect = out or _Collector(folder)
+    path = folder / "data.yaml"
+    empty = DatasetDescription(names=None, splits={}, yaml_lines={})
+    if not path.is_file():
+        collect.error("data_yaml", "The dataset has no data.yaml.", path)
+        return empty
+    try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            collect.error("data_yaml", f"data.yaml is over {MAX_YAML_BYTES} bytes.", path)
+            return empty
+        text = path.read_text(encoding="utf-8")
+        content = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        line = None
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            line = mark.line + 1
+        collect.error("data_yaml", f"data.yaml cannot be read: {exc}", path, line)
+        return empty
+    if not isinstance(content, dict):
+        collect.error("data_yaml", "data.yaml is not a yaml mapping.", path, 1)
+        return empty
+    lines = _key_lines(text)
+    names: dict[int, str] | None = None
+    if content.get("names") in (None, "", [], {}):
+        collect.error("names_missing", "data.yaml has no class names ('names').", path,
+                      lines.get("names"))
+    else:
+        parsed = parse_names(content["names"])
+        if isinstance(parsed, str):
+            collect.error("names_invalid", f"Class names are not usable: {parsed}.", path,
+                          lines.get("names"))
+        else:
+            names = parsed
+            nc = content.get("nc")
+            if nc is not None and nc != len(parsed):
+                collect.error(
+                    "names_inconsistent",
+                    f"data.yaml says nc: {nc!r} but 'names' has {len(parsed)} classes.",
+                    path,
+                    lines.get("nc"),
+                )
+            seen: dict[str, int] = {}
+            for index, name in parsed.items():
+                if name in seen:
+                    collect.warning(
+                        "names_duplicate",
+                        f"Classes {seen[name]} and {index} are both named {name!r}.",
+                        path,
+                        lines.get("names"),
+                    )
+                seen.setdefault(name, index)
+    base = _base_folder(folder, content.get("path"))
+    if base is None:
+        collect.error("data_yaml", f"data.yaml's 'path' ({content.get('path')!r}) points "
+                      f"outside the dataset folder.", path, lines.get("path"))
+        return DatasetDescription(names=names, splits={}, yaml_lines=lines)
+    splits: dict[str, list[Path]] = {}
+    for split in SPLITS:
+        entry = content.get(split)
+        if entry in (None, "", []):
+            if split != "test":
+                collect.error("split_missing", f"data.yaml has no {split!r} split.", path)
+            continue
+        targets: list[Path] = []
+        for value in entry if isinstance(entry, list) else [entry]:
+            target = (base / str(value)).resolve()
+            if not target.is_relative_to(folder.resolve()):
+                collect.error("split_not_found", f"The {split} split {value!r} points outside "
+                              f"the dataset folder.", path, lines.get(split))
+                continue
+            if not target.exists():
+                collect.error("split_not_found", f"The {split} split {value!r} does not exist.",
+                              path, lines.get(split))
+                continue
+            targets.append(target)
+        if targets:
+            splits[split] = targets
+    return DatasetDescription(names=names, splits=splits, yaml_lines=lines)
+
+
+def _base_folder(folder: Path, value: Any) -> Path | None:
+    """Where split entries are relative to, confined to the dataset folder (None: outside)."""
+    root = folder.resolve()
+    if value in (None, ""):
+        return root
+    candidate = Path(str(value))
+    if not candidate.is_absolute():
+        inside = folder / candidate
+        candidate = inside if inside.exists() else folder.parent / candidate
+    resolved = candidate.resolve()
+    return resolved if resolved.is_relative_to(root) else None
+
+
+def split_images(targets: Iterable[Path], root: Path | None = None) -> list[Path]:
+    """The images of one split: folders are searched recursively, list files are read.
+
+    With ``root``, entries of list files that lie outside it are left out.
+    """
+    images: list[Path] = []
+    inside = root.resolve() if root is not None else None
+    for target in targets:
+        if target.is_dir():
+            images.extend(image_files(target))
+        elif target.is_file():
+            for line in target.read_text(errors="replace").splitlines():
+                text = line.strip()
+                if not text:
+                    continue
+                candidate = (
+                    target.parent / text[2:] if text.startswith("./") else target.parent / text
+                )
+                if inside is not None and not candidate.resolve().is_relative_to(inside):
+                    continue
+                if candidate.suffix.lower() in IMAGE_SUFFIXES and candidate.is_file():
+                    images.append(candidate)
+    return images
+
+
+# --------------------------------------------------------------------------- images
+
+
+def oriented_size(image: Any) -> tuple[int, int]:
+    """An opened PIL image's size after its EXIF orientation (as training sees it)."""
+    width, height = image.size
+    with contextlib.suppress(Exception):
+        if image.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8):
+            return height, width
+    return width, height
+
+
+def check_image(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None, bool]:
+    """Decode an image: ((width, height) or None, content digest, problem, too large?)."""
+    from PIL import Image
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            return None, None, f"the file is over {MAX_IMAGE_BYTES} bytes", False
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, None, f"cannot be read: {exc.strerror}", False
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    large = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(BytesIO(data)) as image:
+                dims = oriented_size(image)
+                if image.format in ("JPEG", "MPO"):
+                    image.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
+                image.load()
+            large = any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
+    except Image.DecompressionBombError:
+        return None, digest, "the image has too many pixels to be decoded safely", False
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        return None, digest, f"cannot be decoded: {exc}", False
+    if min(dims) < 10:
+        return dims, digest, f"the image is only {dims[0]}x{dims[1]} pixels (10 at least)", False
+    return dims, digest, None, large
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass
+class Box:
+    """A valid label line."""
+
+    cls: int
+    cx: float
+    cy: float
+    w: float
+    h: float
+
+
+def parse_label_line(text: str) -> tuple[int, list[float]] | str:
+    """Parse 'class cx cy w h' (or a polygon); return (class, box) or why it is malformed."""
+    parts = text.split()
+    if len(parts) != 5 and not (len(parts) >= 7 and len(parts) % 2 == 1):
+        return (
+            f"expected 'class cx cy w h' (5 numbers) or a polygon, got {len(parts)} values"
+        )
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        return "every value must be a number"
+    if not all(math.isfinite(v) for v in values):
+        return "values must be finite numbers"
+    cls_value = values[0]
+    if not cls_value.is_integer() or cls_value < 0:
+        return f"the class id {parts[0]!r} is not a non-negative integer"
+    coords = values[1:]
+    if len(coords) == 4:
+        return int(cls_value), coords
+    xs, ys = coords[0::2], coords[1::2]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    return int(cls_value), [(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, *coords]
+
+
+def read_boxes(path: Path) -> list[Box]:
+    """The valid boxes of a label file (malformed lines skipped), for previews."""
+    boxes: list[Box] = []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return boxes
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parsed = parse_label_line(line)
+        if isinstance(parsed, str):
+            continue
+        cls, values = parsed
+        boxes.append(Box(cls, *values[:4]))
+    return boxes
+
+
+def _check_labels(
+    path: Path,
+    names: dict[int, str] | None,
+    out: _Collector,
+    *,
+    stats: _Split,
+    sizes: _Sizes,
+    dims: tuple[int, int] | None,
+) -> int:
+    """Check one label file; return its number of valid boxes."""
+    try:
+        if path.stat().st_size > MAX_LABEL_BYTES:
+            out.error("label_unreadable", f"The label file is over {MAX_LABEL_BYTES} bytes.", path)
+            return 0
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        out.error("label_unreadable", f"The label file cannot be read as UTF-8 text: {exc}", path)
+        return 0
+    count = 0
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parsed = parse_label_line(line)
+        if isinstance(parsed, str):
+            out.error("malformed_line", f"Malformed label line: {parsed}.", path, number)
+            continue
+        cls, values = parsed
+        w, h = values[2], values[3]
+        bad = False
+        if names is not None and cls >= len(names):
+            out.error(
+                "class_out_of_range",
+                f"Class id {cls} is out of range: the dataset has {len(names)} classes "
+                f"(0-{len(names) - 1}).",
+                path,
+                number,
+            )
+            bad = True
+        checked = values[4:] if len(values) > 4 else values
+        if any(v < 0 or v > 1 for v in checked):
+            out.error(
+                "coordinates_out_of_range",
+                f"Coordinates must be normalised to [0, 1]; got {' '.join(line.split()[1:])}.",
+                path,
+                number,
+            )
+            continue
+        if w <= 0 or h <= 0:
+            out.error("zero_area_box", f"The box has zero area (width {w:g}, height {h:g}).",
+                      path, number)
+            continue
+        key = " ".join(line.split())
+        if key in seen:
+            out.warning("duplicate_label", f"This line repeats line {seen[key]}.", path, number)
+            continue
+        seen[key] = number
+        if bad:
+            continue
+        count += 1
+        stats.per_class[cls] = stats.per_class.get(cls, 0) + 1
+        sizes.add(w, h, dims)
+    return count
+
+
+class _Sizes:
+    """Box size distribution: normalised width / height histograms and COCO area buckets."""
+
+    def __init__(self) -> None:
+        self.width = [0] * SIZE_BINS
+        self.height = [0] * SIZE_BINS
+        self.area = {"small": 0, "medium": 0, "large": 0}
+        self.pixel_widths: list[float] = []
+        self.pixel_heights: list[float] = []
+
+    def add(self, w: float, h: float, dims: tuple[int, int] | None) -> None:
+        self.width[min(SIZE_BINS - 1, int(w * SIZE_BINS))] += 1
+        self.height[min(SIZE_BINS - 1, int(h * SIZE_BINS))] += 1
+        if dims is not None:
+            pw, ph = w * dims[0], h * dims[1]
+            area = pw * ph
+            self.area["small" if area < SMALL else "medium" if area < MEDIUM else "large"] += 1
+            self.pixel_widths.append(pw)
+            self.pixel_heights.append(ph)
+
+    def to_json(self) -> dict[str, Any]:
+        def summary(values: list[float]) -> dict[str, float] | None:
+            if not values:
+                return None
+            ordered = sorted(values)
+            return {
+                "min": round(ordered[0], 2),
+                "median": round(ordered[len(ordered) // 2], 2),
+                "max": round(ordered[-1], 2),
+            }
+
+        return {
+            "bins": [round(i / SIZE_BINS, 2) for i in range(SIZE_BINS + 1)],
+            "width_histogram": self.width,
+            "height_histogram": self.height,
+            "area_buckets": self.area,
+            "area_buckets_help": "COCO buckets in pixels: small < 32x32 <= medium < 96x96 <= large",
+            "width_pixels": summary(self.pixel_widths),
+            "height_pixels": summary(self.pixel_heights),
+        }
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def fingerprint(folder: Path) -> str:
+    """A digest of the names, sizes and times of the files a report describes."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or name in (REPORT_FILE, META_FILE):
+                continue
+            suffix = Path(name).suffix.lower()
+            if suffix not in IMAGE_SUFFIXES and suffix not in (".txt", ".yaml", ".yml"):
+                continue
+            path = Path(current) / name
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            relative = path.relative_to(folder).as_posix()
+            digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def folder_size(folder: Path) -> int:
+    """Total bytes of the regular files under ``folder`` (links not followed)."""
+    total = 0
+    for current, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(current) / name).lstat().st_size
+    return total
+
+
+def validate_dataset(
+    folder: Path,
+    *,
+    extra_problems: Iterable[dict[str, Any]] = (),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Check a YOLO dataset folder and return its report (see the module docstring)."""
+    started = time.monotonic()
+    stamp = fingerprint(folder)
+    out = _Collector(folder)
+    description = read_description(folder, out)
+    names = description.names
+    split_images_map = {
+        split: split_images(targets, folder) for split, targets in description.splits.items()
+    }
+    total_images = sum(len(images) for images in split_images_map.values())
+    done = 0
+    stats: dict[str, _Split] = {}
+    sizes = _Sizes()
+    digests: dict[str, tuple[str, Path]] = {}
+    for split, images in split_images_map.items():
+        split_stats = stats.setdefault(split, _Split())
+        if not images:
+            out.error("split_empty", f"The {split} split has no images.",
+                      folder / "data.yaml", description.yaml_lines.get(split))
+        expected_labels: set[Path] = set()
+        for image in images:
+            split_stats.images += 1
+            dims, digest, problem, large = check_image(image)
+            if problem is not None:
+                split_stats.unreadable += 1
+                out.error("corrupt_image", f"Unreadable or corrupt image: {problem}.", image)
+            if large:
+                out.warning("large_image", "The image is very large; it is slow to load.", image)
+            if digest is not None:
+                if digest in digests:
+                    other_split, other = digests[digest]
+                    leak = (
+                        f" It is in both the {other_split} and the {split} split, so validation "
+                        f"results will look better than they are."
+                        if other_split != split else ""
+                    )
+                    out.warning("duplicate_image",
+                                f"This image is identical to {out.rel(other)}.{leak}", image)
+                else:
+                    digests[digest] = (split, image)
+            label = label_path_for(image)
+            expected_labels.add(label)
+            if label.is_file():
+                split_stats.labelled += 1
+                boxes = _check_labels(label, names, out, stats=split_stats, sizes=sizes, dims=dims)
+                split_stats.instances += boxes
+                if boxes == 0:
+                    split_stats.backgrounds += 1
+            else:
+                split_stats.backgrounds += 1
+                out.warning("image_without_label",
+                            f"No label file ({out.rel(label)}); the image is used as a "
+                            f"background (no objects).", image)
+            done += 1
+            if progress is not None:
+                progress(done, total_images)
+        for target in description.splits.get(split, []):
+            if target.is_dir():
+                _orphan_labels(target, expected_labels, out)
+    out.problems.extend(Problem(
+        severity=str(p.get("severity", "warning")), code=str(p.get("code", "import")),
+        message=str(p.get("message", "")), file=p.get("file"), line=p.get("line"),
+    ) for p in extra_problems)
+    return _assemble(out.problems, stats=stats, names=names, sizes=sizes, stamp=stamp,
+                     started=started)
+
+
+def _orphan_labels(images_dir: Path, expected: set[Path], out: _Collector) -> None:
+    labels_dir = label_path_for(images_dir / "x").parent
+    if labels_dir == images_dir or not labels_dir.is_dir():
+        return
+    for current, dirs, files in os.walk(labels_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(current) / name
+            if path.suffix == ".txt" and not name.startswith(".") and path not in expected:
+                out.warning("label_without_image",
+                            "This label file has no image with the same name; it is ignored.",
+                            path)
+
+
+def _assemble(
+    problems: list[Problem],
+    *,
+    stats: dict[str, _Split],
+    names: dict[int, str] | None,
+    sizes: _Sizes,
+    stamp: str,
+    started: float,
+) -> dict[str, Any]:
+    errors = [p for p in problems if p.severity == "error"]
+    warnings_ = [p for p in problems if p.severity != "error"]
+    ordered = errors + warnings_
+    counts: dict[str, dict[str, Any]] = {}
+    for problem in ordered:
+        entry = counts.setdefault(problem.code, {"severity": problem.severity, "count": 0})
+        entry["count"] += 1
+    n_classes = len(names) if names is not None else (
+        max((c for s in stats.values() for c in s.per_class), default=-1) + 1
+    )
+    histogram = []
+    for cls in range(n_classes):
+        row: dict[str, Any] = {"id": cls, "name": names.get(cls) if names else None}
+        for split, split_stats in stats.items():
+            row[split] = split_stats.per_class.get(cls, 0)
+        row["total"] = sum(s.per_class.get(cls, 0) for s in stats.values())
+        histogram.append(row)
+    return {
+        "version": REPORT_VERSION,
+        "fingerprint": stamp,
+        "checked": time.time(),
+        "check_seconds": round(time.monotonic() - started, 3),
+        "status": "has_errors" if errors else "ok",
+        "errors": len(errors),
+        "warnings": len(warnings_),
+        "names": {str(k): v for k, v in names.items()} if names is not None else None,
+        "classes": n_classes,
+        "splits": {split: s.to_json() for split, s in stats.items()},
+        "images": sum(s.images for s in stats.values()),
+        "instances": sum(s.instances for s in stats.values()),
+        "class_histogram": histogram,
+        "box_sizes": sizes.to_json(),
+        "problem_counts": counts,
+        "problems": [p.to_json() for p in ordered[:MAX_LISTED_PROBLEMS]],
+        "problems_truncated": len(ordered) > MAX_LISTED_PROBLEMS,
+    }
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The dataset's ``meta.json`` (format, source, notes...), or {} when there is none."""
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def cached_report(folder: Path) -> dict[str, Any] | None:
+    """The cached report when it still describes the folder's files, else None."""
+    try:
+        report = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or report.get("version") != REPORT_VERSION:
+        return None
+    if report.get("fingerprint") != fingerprint(folder):
+        return None
+    return report
+
+
+def report_for(folder: Path, *, progress: Progress | None = None) -> dict[str, Any]:
+    """The cached report, or a fresh one (cached when the folder is writable)."""
+    report = cached_report(folder)
+    if report is not None:
+        return report
+    meta = read_meta(folder)
+    report = validate_dataset(folder, extra_problems=meta.get("import_problems") or (),
+                              progress=progress)
+    save_report(folder, report)
+    return report
+
+
+def save_report(folder: Path, report: dict[str, Any]) -> None:
+    """Write ``report.json`` atomically; a read-only folder just goes without a cache."""
+    with contextlib.suppress(OSError):
+        write_atomic(folder / REPORT_FILE, json.dumps(report, indent=1))

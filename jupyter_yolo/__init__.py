@@ -11,3 +11,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .app import YoloApp
 
     return [{"module": "jupyter_yolo.app", "app": YoloApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built JupyterLab extension is (``jupyter labextension develop`` reads this)."""
+    return [{"src": "labextension", "dest": "jupyter-yolo"}]

@@ -12,6 +12,7 @@ from traitlets import Bool, Float, Int, Unicode, default
 
 from . import __version__
 from .accelerators.service import AcceleratorService
+from .datasets.store import DatasetStore
 from .jobs.manager import JobManager
 from .workspace import Workspace
 
@@ -67,6 +68,44 @@ class YoloApp(ExtensionApp):
         2 * 1024 * 1024, help="Size at which a job's log file is rotated (one old file is kept)."
     ).tag(config=True)
 
+    max_upload_bytes = Int(
+        2 * 1024**3,
+        help=(
+            "Largest dataset archive accepted by POST /yolo/datasets, in bytes. A larger "
+            "Content-Length is refused (413) before the body is read; a body that streams past "
+            "the limit is cut off with a 413."
+        ),
+    ).tag(config=True)
+
+    max_extracted_bytes = Int(
+        8 * 1024**3,
+        help=(
+            "Most bytes a dataset archive or imported folder may expand to, counted as files "
+            "are really written."
+        ),
+    ).tag(config=True)
+
+    max_archive_entries = Int(
+        200_000,
+        help="Most entries (files and folders) a dataset archive or imported folder may hold.",
+    ).tag(config=True)
+
+    max_compression_ratio = Float(
+        100.0,
+        help=(
+            "Largest ratio of uncompressed to compressed size for an archive entry over 1 MiB "
+            "and for a whole archive; above it the archive is refused as a zip bomb."
+        ),
+    ).tag(config=True)
+
+    builtin_dataset = Bool(
+        True,
+        help=(
+            "Generate the embedded synthetic 'shapes' dataset in datasets/shapes when it is "
+            "missing, in a background thread after the server starts."
+        ),
+    ).tag(config=True)
+
     @default("workspace")
     def _default_workspace(self) -> str:
         env = os.environ.get("YOLO_WORKSPACE")
@@ -83,6 +122,14 @@ class YoloApp(ExtensionApp):
         """Build the core services once; nothing here imports torch or ultralytics."""
         self.yolo_workspace = Workspace(Path(self.workspace))
         self.yolo_workspace.create()
+        self.datasets = DatasetStore(
+            self.yolo_workspace,
+            max_upload_bytes=self.max_upload_bytes,
+            max_extracted_bytes=self.max_extracted_bytes,
+            max_archive_entries=self.max_archive_entries,
+            max_compression_ratio=self.max_compression_ratio,
+            log=self.log,
+        )
         self.accelerators = AcceleratorService(
             python=self.probe_python, timeout=self.probe_timeout, log=self.log
         )
@@ -95,6 +142,7 @@ class YoloApp(ExtensionApp):
             log_max_bytes=self.job_log_max_bytes,
             log=self.log,
             cuda_available=self._cuda_available,
+            dataset_check=self.datasets.check_for_training,
         )
         self.log.info("jupyter_yolo %s: workspace %s", __version__, self.yolo_workspace.root)
 
@@ -107,13 +155,22 @@ class YoloApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Register the REST API under ``/yolo/``."""
-        from .handlers import accelerators, jobs, openapi
+        from .handlers import accelerators, datasets, jobs, notebooks, openapi, workspace
 
-        self.handlers.extend([*accelerators.HANDLERS, *jobs.HANDLERS, *openapi.HANDLERS])
+        self.handlers.extend(
+            [*accelerators.HANDLERS, *datasets.HANDLERS, *jobs.HANDLERS, *openapi.HANDLERS]
+        )
+        # for the JupyterLab front end: example notebook copies, the workspace's place in the root
+        self.handlers.extend([*notebooks.HANDLERS, *workspace.HANDLERS])
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        """Once the event loop runs: supervise re-attached and queued jobs."""
+        """Once the event loop runs: supervise jobs; clean dataset leftovers, make 'shapes'."""
         self.jobs.ensure_started()
+        self.start_dataset_background()
+
+    def start_dataset_background(self) -> None:
+        """Clean dataset scratch leftovers and create 'shapes' if configured (once, threaded)."""
+        self.datasets.start_background(builtin=self.builtin_dataset)
 
     async def stop_extension(self) -> None:
         """Shut down cleanly: running jobs are stopped gracefully when configured to."""

@@ -75,6 +75,181 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 JOB_ID = _path_param("job_id", "job id (12 hex digits)")
 JOB = {"$ref": "#/components/schemas/Job"}
+DATASET_NAME = _path_param("name", "dataset name (letters, digits, '_', '.', '-'; 1-64)")
+DATASET = {"$ref": "#/components/schemas/Dataset"}
+
+
+def dataset_paths() -> dict[str, Any]:
+    """The ``/yolo/datasets`` routes."""
+    return {
+        "/yolo/datasets": {
+            "get": _op(
+                "Datasets with format, counts, status, size and source (built-in first)",
+                {"200": _ok("the list", {"$ref": "#/components/schemas/DatasetList"})},
+            ),
+            "post": _op(
+                "Upload a zip archive (streamed body, ?name=) or import a workspace zip or folder",
+                {
+                    "201": _ok("the dataset and its validation report", DATASET),
+                    "409": {"description": "a dataset with this name exists or is arriving"},
+                    "413": {"description": "over max_upload_bytes or an extraction limit"},
+                    "415": {"description": "the body is not a zip archive"},
+                },
+                parameters=[
+                    _query("name", "dataset name, for an archive upload",
+                           {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}),
+                    _query("filename", "original file name, shown as the source",
+                           {"type": "string"}),
+                ],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/DatasetImportRequest"}
+                        },
+                    },
+                },
+            ),
+        },
+        "/yolo/datasets/uploads": {
+            "get": _op(
+                "Uploads and imports in flight (bytes received, stage) and recently ended",
+                {"200": _ok("the operations")},
+            )
+        },
+        "/yolo/datasets/{name}": {
+            "get": _op(
+                "The dataset with its validation report",
+                {"200": _ok("the dataset", DATASET)},
+                parameters=[DATASET_NAME],
+            ),
+            "delete": _op(
+                "Delete the dataset (409 while a queued or running job uses it)",
+                {"204": {"description": "deleted"}},
+                parameters=[DATASET_NAME],
+            ),
+        },
+        "/yolo/datasets/{name}/samples": {
+            "get": _op(
+                "A few images with their boxes (pixels and normalised) and class names",
+                {"200": _ok("the samples")},
+                parameters=[
+                    DATASET_NAME,
+                    _query("split", "train, val or test (default val)",
+                           {"type": "string", "enum": ["train", "val", "test"]}),
+                    _query("count", "how many images (default 8)",
+                           {"type": "integer", "minimum": 1, "maximum": 64}),
+                    _query("seed", "which images (default 0)", {"type": "integer", "minimum": 0}),
+                    _query("thumbnail", "inline JPEG thumbnails of this many pixels (0: none)",
+                           {"type": "integer", "minimum": 0, "maximum": 1024}),
+                ],
+            )
+        },
+        "/yolo/datasets/{name}/files/{path}": {
+            "get": _op(
+                "An image, label or yaml file of the dataset",
+                {
+                    "200": {
+                        "description": "the file",
+                        "content": {"image/*": {}, "text/plain": {}},
+                    }
+                },
+                parameters=[DATASET_NAME, _path_param("path", "path inside the dataset folder")],
+            )
+        },
+    }
+
+
+def lab_paths() -> dict[str, Any]:
+    """The routes the JupyterLab front end uses besides jobs and accelerators."""
+    return {
+        "/yolo/workspace": {
+            "get": _op(
+                "The workspace's path relative to the server root (null when outside it)",
+                {"200": _ok("the location", {
+                    "type": "object",
+                    "required": ["server_path"],
+                    "properties": {"server_path": {"type": "string", "nullable": True}},
+                })},
+            )
+        },
+        "/yolo/notebooks/{name}": {
+            "post": _op(
+                "Copy a shipped example notebook (e.g. quickstart) into the workspace, or the "
+                "server root when the workspace is outside it, never overwriting a file",
+                {"201": _ok("the copy's path relative to the server root", {
+                    "type": "object",
+                    "required": ["name", "path"],
+                    "properties": {"name": {"type": "string"}, "path": {"type": "string"}},
+                })},
+                parameters=[_path_param("name", "notebook name without .ipynb, e.g. quickstart")],
+            )
+        },
+    }
+
+
+DATASET_SCHEMAS: dict[str, Any] = {
+    "DatasetImportRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "path"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+            "path": {"type": "string", "description": "workspace-relative .zip or folder"},
+        },
+    },
+    "DatasetList": {
+        "type": "object",
+        "required": ["datasets"],
+        "properties": {"datasets": {"type": "array", "items": DATASET}},
+    },
+    "Dataset": {
+        "type": "object",
+        "required": ["name", "status"],
+        "properties": {
+            "name": {"type": "string"},
+            "builtin": {"type": "boolean"},
+            "format": {"type": "string", "enum": ["yolo", "coco", "voc"]},
+            "source": {"type": "string"},
+            "created": {"type": "number"},
+            "size": {"type": "integer"},
+            "status": {"type": "string", "enum": ["ok", "has_errors", "preparing"]},
+            "errors": {"type": "integer"},
+            "warnings": {"type": "integer"},
+            "classes": {"type": "integer"},
+            "images": {"type": "integer"},
+            "instances": {"type": "integer"},
+            "splits": {"type": "object"},
+            "notes": {"type": "array", "items": {"type": "string"}},
+            "report": {"$ref": "#/components/schemas/DatasetReport"},
+        },
+    },
+    "DatasetReport": {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "has_errors"]},
+            "splits": {"type": "object"},
+            "class_histogram": {"type": "array", "items": {"type": "object"}},
+            "box_sizes": {"type": "object"},
+            "problem_counts": {"type": "object"},
+            "problems": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["severity", "code", "message"],
+                    "properties": {
+                        "severity": {"type": "string", "enum": ["error", "warning"]},
+                        "code": {"type": "string"},
+                        "file": {"type": "string", "nullable": True},
+                        "line": {"type": "integer", "nullable": True},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+}
 
 
 def build_spec() -> dict[str, Any]:
@@ -101,6 +276,8 @@ def build_spec() -> dict[str, Any]:
             "/yolo/accelerators/usage": {
                 "get": _op("Live CPU, memory and GPU utilisation", {"200": _ok("a reading")})
             },
+            **dataset_paths(),
+            **lab_paths(),
             "/yolo/models": {
                 "get": _op(
                     "Models a job can use", {"200": _ok("architectures, weights, trained jobs")}
@@ -204,6 +381,7 @@ def build_spec() -> dict[str, Any]:
             },
             "schemas": {
                 **requests,
+                **DATASET_SCHEMAS,
                 "Error": {
                     "type": "object",
                     "required": ["message"],

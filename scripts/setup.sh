@@ -5,7 +5,8 @@
 #   scripts/setup.sh test   that, plus test and lint tools
 # For 'test' it also installs Debian's chromium when it is missing (as root).
 # Re-running is cheap: a stamp keyed on constraints.txt and pyproject.toml skips pip when nothing
-# changed.
+# changed; one on labextension/package-lock.json skips npm ci, and one on the extension's sources
+# skips its rebuild. Building the JupyterLab extension needs Node.js and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,16 +25,52 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 
+# The JupyterLab extension's node modules, exactly as labextension/package-lock.json pins them.
+# This comes before the pip install, whose build hook runs npm in labextension/. npm ci empties
+# node_modules first, so the stamp inside it goes whenever the lockfile changes.
+if ! command -v npm >/dev/null; then
+  echo "setup: building the JupyterLab extension needs Node.js (>= 20.19) and npm" >&2
+  exit 1
+fi
+npm_stamp="labextension/node_modules/.installed-$(sha256sum <labextension/package-lock.json | cut -c1-16)"
+if [ ! -f "$npm_stamp" ]; then
+  echo "setup: installing the JupyterLab extension's node modules (half a minute)"
+  # npm ci refuses a lockfile that lacks some platforms' optional packages (a registry mirror
+  # without rspack's macOS and Windows binaries writes such a lockfile); npm install then
+  # installs the same locked versions
+  (cd labextension && { npm ci --no-audit --no-fund --loglevel=silent ||
+    npm install --no-audit --no-fund --loglevel=error; })
+  touch "$npm_stamp"
+fi
+# the build hook's npm script calls jupyter-builder from the environment being installed into
+PATH="$(cd "$venv/bin" && pwd):$PATH"
+export PATH
+
+# The extension's sources: a change rebuilds it and copies it into the environment (below).
+lab_digest=$(find labextension/src labextension/style labextension/package.json \
+    labextension/package-lock.json labextension/tsconfig.json labextension/install.json \
+    -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
+lab_stamp="$venv/.labextension-$lab_digest"
+
 digest=$(cat constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 stamp="$venv/.installed-$purpose-$digest"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing pinned dependencies for '$purpose' (torch and ultralytics take a minute)"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt pip
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[$extras]"
-  rm -f "$venv"/.installed-"$purpose"-*
-  touch "$stamp"
+  rm -f "$venv"/.installed-"$purpose"-* "$venv"/.labextension-*
+  touch "$stamp" "$lab_stamp"
 else
   echo "setup: $venv is up to date for '$purpose'"
+fi
+
+# An editable install copies the built extension into $venv/share/jupyter/labextensions: build
+# and copy again when its sources changed since.
+if [ ! -f "$lab_stamp" ]; then
+  echo "setup: rebuilding the JupyterLab extension"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  rm -f "$venv"/.labextension-*
+  touch "$lab_stamp"
 fi
 
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).

@@ -1,0 +1,247 @@
+/**
+ * The jupyter-yolo REST API (under the server's base URL), typed.
+ *
+ * Requests go through `ServerConnection.makeRequest`, which adds the token or the XSRF header of
+ * the logged-in page. A failed request throws a `YoloApiError` carrying the server's own
+ * `message`, so the caller can show a person what to do about it.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** An error answered by the server (or the network), with a message a person can act on. */
+export class YoloApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | null
+  ) {
+    super(message);
+    this.name = 'YoloApiError';
+  }
+}
+
+export interface IWarning {
+  code: string;
+  message: string;
+}
+
+export interface IPrimaryDevice {
+  kind: string;
+  label: string;
+  count: number;
+  memory_bytes: number | null;
+}
+
+export interface IRecommendation {
+  device: string;
+  model: string;
+  batch: number;
+  workers: number;
+  amp?: boolean;
+  reason?: string;
+}
+
+/** `GET /yolo/accelerators`. */
+export interface IAcceleratorReport {
+  primary: IPrimaryDevice;
+  recommendation: IRecommendation;
+  warnings: IWarning[];
+  host: Record<string, unknown>;
+  devices: Record<string, unknown>;
+  torch?: Record<string, unknown> | null;
+  unusable_device_nodes?: unknown[];
+  generated_at?: number | string;
+}
+
+export interface IGpuUsage {
+  index: number;
+  name: string | null;
+  utilization_percent: number | null;
+  memory_used_bytes: number | null;
+  memory_total_bytes: number | null;
+}
+
+/** `GET /yolo/accelerators/usage`. */
+export interface IUsage {
+  cpu: { percent: number | null; cpus?: number };
+  memory: { used_bytes: number | null; limit_bytes: number | null; percent: number | null };
+  gpus: IGpuUsage[];
+}
+
+export type JobStatus =
+  'queued' | 'running' | 'stopping' | 'succeeded' | 'failed' | 'stopped' | 'interrupted';
+
+/** Statuses in which a job may still change by itself. */
+export const LIVE_STATUSES: ReadonlySet<JobStatus> = new Set(['queued', 'running', 'stopping']);
+
+export interface IProgress {
+  epoch: number | null;
+  epochs: number | null;
+  epochs_done: number;
+  batch: number | null;
+  batches: number | null;
+  fraction: number | null;
+  images_per_s: number | null;
+  eta_s: number | null;
+  loss: Record<string, number>;
+  metrics: Record<string, number>;
+  warnings: number;
+  last_seq: number;
+}
+
+/** One job as `GET /yolo/jobs` describes it. */
+export interface IJob {
+  id: string;
+  kind: string;
+  name: string | null;
+  status: JobStatus;
+  model: string | null;
+  data: string | null;
+  created: number;
+  started: number | null;
+  ended: number | null;
+  queue_position: number | null;
+  progress: IProgress;
+  error: string | null;
+  exit_reason?: string | null;
+  resumable: boolean;
+  /** The job's folder, relative to the workspace. */
+  folder: string;
+}
+
+export interface IJobList {
+  jobs: IJob[];
+  queue: string[];
+}
+
+export interface IJobEvent {
+  seq: number;
+  time: number;
+  type: string;
+  epoch?: number;
+  batch?: number;
+  loss?: Record<string, number>;
+}
+
+export interface IEventPage {
+  events: IJobEvent[];
+  last_seq: number;
+  status: JobStatus;
+  more: boolean;
+}
+
+export interface IArtifact {
+  path: string;
+  size: number;
+  modified: number;
+  type: string;
+}
+
+export interface IWorkspaceLocation {
+  /** The workspace relative to the server root: `''` is the root, null is outside it. */
+  server_path: string | null;
+}
+
+export interface INotebookCopy {
+  name: string;
+  path: string;
+}
+
+let settings: ServerConnection.ISettings | null = null;
+
+function serverSettings(): ServerConnection.ISettings {
+  if (settings === null) {
+    settings = ServerConnection.makeSettings();
+  }
+  return settings;
+}
+
+/** The absolute URL of an API path such as `yolo/jobs`. */
+export function apiUrl(...parts: string[]): string {
+  return URLExt.join(serverSettings().baseUrl, ...parts);
+}
+
+async function send(path: string[], init: RequestInit = {}, query = ''): Promise<Response> {
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(apiUrl(...path) + query, init, serverSettings());
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new YoloApiError(`The Jupyter server cannot be reached: ${reason}`, null);
+  }
+  if (!response.ok) {
+    throw new YoloApiError(await errorMessage(response), response.status);
+  }
+  return response;
+}
+
+/** The server's JSON `message`, else its text, else the HTTP status. */
+async function errorMessage(response: Response): Promise<string> {
+  const text = await response.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as { message?: unknown };
+    if (typeof body.message === 'string' && body.message) {
+      return body.message;
+    }
+  } catch {
+    // not JSON: fall through to the text
+  }
+  const status = `${response.status} ${response.statusText}`.trim();
+  return text && text.length < 500 ? `${status}: ${text}` : status;
+}
+
+async function getJSON<T>(path: string[], query = ''): Promise<T> {
+  const response = await send(path, { method: 'GET' }, query);
+  return (await response.json()) as T;
+}
+
+async function postJSON<T>(path: string[], body: unknown = {}): Promise<T> {
+  const response = await send(path, { method: 'POST', body: JSON.stringify(body) });
+  return (await response.json()) as T;
+}
+
+export function getAccelerators(refresh = false): Promise<IAcceleratorReport> {
+  return getJSON<IAcceleratorReport>(['yolo', 'accelerators'], refresh ? '?refresh=1' : '');
+}
+
+export function getUsage(): Promise<IUsage> {
+  return getJSON<IUsage>(['yolo', 'accelerators', 'usage']);
+}
+
+export function listJobs(): Promise<IJobList> {
+  return getJSON<IJobList>(['yolo', 'jobs']);
+}
+
+export function stopJob(id: string): Promise<IJob> {
+  return postJSON<IJob>(['yolo', 'jobs', id, 'stop']);
+}
+
+export function resumeJob(id: string): Promise<IJob> {
+  return postJSON<IJob>(['yolo', 'jobs', id, 'resume']);
+}
+
+export function getEvents(id: string, after: number, limit = 1000): Promise<IEventPage> {
+  return getJSON<IEventPage>(['yolo', 'jobs', id, 'events'], `?after=${after}&limit=${limit}`);
+}
+
+export async function getLog(id: string, bytes = 65536): Promise<string> {
+  const response = await send(['yolo', 'jobs', id, 'log'], { method: 'GET' }, `?bytes=${bytes}`);
+  return response.text();
+}
+
+export async function listArtifacts(id: string): Promise<IArtifact[]> {
+  const body = await getJSON<{ artifacts: IArtifact[] }>(['yolo', 'jobs', id, 'artifacts']);
+  return body.artifacts;
+}
+
+/** The URL of one result file (the page's session cookie authenticates a plain GET). */
+export function artifactUrl(id: string, path: string): string {
+  return apiUrl('yolo', 'jobs', id, 'artifacts', ...path.split('/').map(encodeURIComponent));
+}
+
+export function getWorkspaceLocation(): Promise<IWorkspaceLocation> {
+  return getJSON<IWorkspaceLocation>(['yolo', 'workspace']);
+}
+
+export function copyNotebook(name: string): Promise<INotebookCopy> {
+  return postJSON<INotebookCopy>(['yolo', 'notebooks', name]);
+}

@@ -1,0 +1,32 @@
+"""ipywidgets panels for the notebook, built on :class:`jupyter_yolo.client.YoloClient` only.
+
+Import the panels from their modules or from here (imports are lazy, so importing the package
+costs nothing)::
+
+    from jupyter_yolo.widgets import Dashboard, TrainingPanel
+
+    TrainingPanel(epochs=3, imgsz=64)        # finds the server by itself inside JupyterLab
+    TrainingPanel.attach("0123456789ab")     # picks a running or finished job up again
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PANELS = {
+    "AcceleratorsPanel": "accelerators",
+    "DatasetsPanel": "datasets",
+    "TrainingPanel": "training",
+    "DetectionPanel": "detection",
+    "Dashboard": "dashboard",
+}
+
+__all__ = ["AcceleratorsPanel", "Dashboard", "DatasetsPanel", "DetectionPanel", "TrainingPanel"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PANELS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

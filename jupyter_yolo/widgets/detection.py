@@ -1,0 +1,344 @@
+"""The detection panel: weights, images (dataset samples or uploads), conf / IoU, class filter.
+
+Detections come from predict jobs over REST: one job per (weights, source, IoU), run at a low
+confidence floor, whose ``run/predictions.json`` is cached. Raising the confidence slider (or
+changing the class filter) only filters the cached boxes again; lowering it below the job's
+floor or changing the IoU runs a new job. The boxes are drawn over the original image in a
+plotly figure, with hover labels, and listed in a table.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import posixpath
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from ..client import YoloClient, YoloClientError
+from .common import STYLE, error_text, esc, get_client, in_background, note, table
+
+CONF_FLOOR = 0.05
+FOLDER_JOB_LIMIT = 64
+UPLOAD_FOLDER = "uploads/detect"
+PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
+           "#bcf60c", "#008080", "#9a6324", "#800000", "#000075")
+MAX_BOXES_DRAWN = 200
+
+
+@dataclass
+class Prediction:
+    """One finished predict job: its confidence floor and the detections per image file."""
+
+    job_id: str
+    conf: float
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class ImageChoice:
+    """An image the panel can show: where it is in the workspace and how to fetch it."""
+
+    path: str  # workspace-relative
+    label: str
+    dataset: str | None = None
+    dataset_path: str | None = None  # relative to the dataset folder
+    folder_source: str | None = None  # a small folder to predict on in one job
+    data: bytes | None = None  # uploaded bytes
+
+
+def _rgba(color: str, alpha: float) -> str:
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def box_traces(detections: list[dict[str, Any]]) -> list[go.Scatter]:
+    """One filled, hoverable outline per detection (class colour, label in the hover)."""
+    traces = []
+    for index, det in enumerate(detections[:MAX_BOXES_DRAWN]):
+        x0, y0, x1, y1 = det["box_xyxy"]
+        color = PALETTE[int(det.get("cls") or 0) % len(PALETTE)]
+        label = f"{det.get('name')} {float(det.get('conf') or 0):.3g}"
+        traces.append(go.Scatter(
+            x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines", fill="toself",
+            fillcolor=_rgba(color, 0.05), line={"color": color, "width": 2},
+            name=label, text=label, hoveron="fills+points", hoverinfo="text",
+            showlegend=False, meta={"detection": index},
+        ))
+    return traces
+
+
+def detection_figure() -> go.FigureWidget:
+    """An empty image figure with the y axis pointing down and square pixels."""
+    fig = go.FigureWidget(data=[go.Image(source=None, hoverinfo="skip", name="image")])
+    fig.update_layout(
+        height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, template="plotly_white",
+        xaxis={"visible": False, "constrain": "domain"},
+        yaxis={"visible": False, "autorange": "reversed", "scaleanchor": "x"},
+        title={"text": "", "font": {"size": 13}},
+    )
+    return fig
+
+
+class DetectionPanel(widgets.VBox):  # type: ignore[misc]
+    """Run a trained model on images and look at the boxes."""
+
+    def __init__(
+        self,
+        client: YoloClient | None = None,
+        *,
+        model: str | None = None,
+        dataset: str | None = None,
+        split: str = "val",
+        conf: float = 0.25,
+        iou: float = 0.7,
+        samples: int = 16,
+        device: str | None = None,
+    ) -> None:
+        self.client = get_client(client)
+        self.device = device
+        self.samples = samples
+        self._cache: dict[tuple[str, str, float], Prediction] = {}
+        self._images: dict[str, ImageChoice] = {}
+        self._pixels: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._current: tuple[ImageChoice, Prediction] | None = None
+        self.detections: list[dict[str, Any]] = []
+        self.figure = detection_figure()
+        self.model_w = widgets.Dropdown(description="weights",
+                                        layout=widgets.Layout(width="330px"))
+        self.dataset_w = widgets.Dropdown(description="dataset",
+                                          layout=widgets.Layout(width="260px"))
+        self.split_w = widgets.Dropdown(options=["val", "train", "test"], value=split,
+                                        description="split", layout=widgets.Layout(width="160px"))
+        self.image_w = widgets.Dropdown(description="image", layout=widgets.Layout(width="420px"))
+        self.upload_w = widgets.FileUpload(accept="image/*", multiple=True,
+                                           description="Upload images")
+        # logarithmic: fine steps where weak models (and their first epochs) score
+        self.conf_w = widgets.FloatLogSlider(value=conf, base=10, min=-4, max=0, step=0.05,
+                                             description="confidence", continuous_update=False,
+                                             readout_format=".2g")
+        self.iou_w = widgets.FloatSlider(value=iou, min=0.05, max=0.95, step=0.05,
+                                         description="IoU", continuous_update=False,
+                                         readout_format=".2f")
+        self.classes_w = widgets.SelectMultiple(description="classes", rows=4,
+                                                layout=widgets.Layout(width="260px"))
+        self.detect_button = widgets.Button(description="Detect", icon="search",
+                                            button_style="primary")
+        self.status_w = widgets.HTML()
+        self.table_w = widgets.HTML()
+        super().__init__(children=[
+            widgets.HTML(STYLE + '<div class="yolo-h">Detection</div>'),
+            widgets.HBox([self.model_w, self.dataset_w, self.split_w]),
+            widgets.HBox([self.image_w, self.upload_w]),
+            widgets.HBox([widgets.VBox([self.conf_w, self.iou_w]), self.classes_w,
+                          self.detect_button]),
+            self.status_w,
+            self.figure,
+            self.table_w,
+        ])
+        self.add_class("yolo-detection-panel")
+        self._predict_lock = threading.Lock()
+        self.refresh_models(select=model)
+        self._load_datasets(dataset)
+        self.load_samples()
+        self.dataset_w.observe(lambda _: self._run(self.load_samples), names="value")
+        self.split_w.observe(lambda _: self._run(self.load_samples), names="value")
+        for control in (self.image_w, self.conf_w, self.iou_w, self.model_w):
+            control.observe(lambda _: self._run(self.predict), names="value")
+        self.classes_w.observe(lambda _: self._run(self._redraw), names="value")
+        self.upload_w.observe(lambda _: self._run(self._uploaded), names="value")
+        self.detect_button.on_click(lambda _: self._run(self.predict))
+
+    # ------------------------------------------------------------------------------ choices
+
+    def refresh_models(self, select: str | None = None) -> None:
+        """Fill the weights list: trained jobs' best/last, then .pt files in the workspace."""
+        models = self.client.models()
+        options = [
+            (f"{m['model']}" + (f" ({m['name']})" if m.get("name") else ""), str(m["model"]))
+            for m in models.get("trained") or []
+        ]
+        options.sort(key=lambda o: (not o[1].endswith(":best"),))
+        options.extend((f"{w['model']} (pretrained)", str(w["model"]))
+                       for w in models.get("weights") or [])
+        if select and select not in [v for _, v in options]:
+            options.insert(0, (select, select))
+        self.model_w.options = options
+        if options:
+            self.model_w.value = select or options[0][1]
+
+    def _load_datasets(self, dataset: str | None) -> None:
+        names = [str(d["name"]) for d in self.client.datasets()
+                 if d.get("status") not in ("preparing", "error")]
+        if dataset and dataset not in names:
+            names.insert(0, dataset)
+        self.dataset_w.options = names
+        if names:
+            self.dataset_w.value = dataset or names[0]
+
+    def load_samples(self) -> None:
+        """List sample images of the chosen dataset split (uploads stay in the list)."""
+        name = self.dataset_w.value
+        choices = [c for c in self._images.values() if c.data is not None]
+        if name:
+            samples = self.client.dataset_samples(name, split=self.split_w.value,
+                                                  count=self.samples)
+            folders = {posixpath.dirname(s["path"]) for s in samples["samples"]}
+            small = samples.get("images_in_split", 0) <= FOLDER_JOB_LIMIT and len(folders) == 1
+            for sample in sorted(samples["samples"], key=lambda s: s["path"]):
+                path = f"datasets/{name}/{sample['path']}"
+                folder = f"datasets/{name}/{posixpath.dirname(sample['path'])}"
+                choices.append(ImageChoice(
+                    path=path, label=f"{name}: {sample['path']}", dataset=name,
+                    dataset_path=sample["path"], folder_source=folder if small else None,
+                ))
+        with self._lock:
+            self._images = {c.path: c for c in choices}
+        first = next((c.path for c in choices if c.data is None), None)
+        self.image_w.options = [(c.label, c.path) for c in choices]
+        self.image_w.value = first or (choices[-1].path if choices else None)
+
+    def _uploaded(self) -> None:
+        files = list(self.upload_w.value or ())
+        last = None
+        for item in files:
+            name = posixpath.basename(str(item["name"])).replace(" ", "_")
+            content = bytes(item["content"])
+            path = self.client.put_workspace_file(f"{UPLOAD_FOLDER}/{name}", content)
+            with self._lock:
+                self._images[path] = ImageChoice(path=path, label=f"upload: {name}",
+                                                 data=content)
+            last = path
+        if last is not None:
+            self.image_w.options = [(c.label, c.path) for c in self._images.values()]
+            self.image_w.value = last  # runs predict through the observer
+
+    # ------------------------------------------------------------------------------ predict
+
+    def _run(self, fn: Any) -> None:
+        in_background(fn, self._show_error, name="yolo-detect")
+
+    def _show_error(self, exc: BaseException) -> None:
+        self.status_w.value = note("error", error_text(exc))
+
+    def predict(self, image: str | None = None) -> list[dict[str, Any]]:
+        """Detect on ``image`` (default: the chosen one) and draw; returns the shown boxes."""
+        with self._predict_lock:
+            return self._predict(image)
+
+    def _predict(self, image: str | None) -> list[dict[str, Any]]:
+        if image is not None and image != self.image_w.value:
+            self.image_w.value = image
+        with self._lock:
+            choice = self._images.get(self.image_w.value or "")
+        model = self.model_w.value
+        if choice is None or not model:
+            self.status_w.value = note("info", "Choose weights and an image first.")
+            return []
+        conf = float(self.conf_w.value)
+        iou = round(float(self.iou_w.value), 3)
+        source = choice.folder_source or choice.path
+        key = (model, source, iou)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is None or cached.conf > conf:
+            cached = self._run_job(model, source, iou, min(conf, CONF_FLOOR))
+            with self._lock:
+                self._cache[key] = cached
+        with self._lock:
+            self._current = (choice, cached)
+        self._redraw()
+        return self.detections
+
+    def _run_job(self, model: str, source: str, iou: float, conf: float) -> Prediction:
+        self.status_w.value = note("info", f"Running a predict job with {model} on {source}\u2026")
+        self.detect_button.disabled = True
+        try:
+            params: dict[str, Any] = {"conf": conf, "iou": iou}
+            if self.device:
+                params["device"] = self.device
+            job = self.client.predict(model, source, **params)
+            done = self.client.wait(job["id"], timeout=600)
+            if done["status"] != "succeeded":
+                raise YoloClientError(
+                    None, f"predict job {job['id']} {done['status']}: {done.get('error')}"
+                )
+            entries = json.loads(self.client.artifact(job["id"], "run/predictions.json"))
+        finally:
+            self.detect_button.disabled = False
+        images = {}
+        folder = source if not posixpath.splitext(source)[1] else posixpath.dirname(source)
+        for entry in entries:
+            images[posixpath.join(folder, entry["file"])] = entry
+        return Prediction(job_id=job["id"], conf=conf, images=images)
+
+    # ------------------------------------------------------------------------------ drawing
+
+    def _image_uri(self, choice: ImageChoice) -> str:
+        with self._lock:
+            uri = self._pixels.get(choice.path)
+        if uri is not None:
+            return uri
+        if choice.data is not None:
+            content = choice.data
+        elif choice.dataset and choice.dataset_path:
+            content = self.client.dataset_file(choice.dataset, choice.dataset_path)
+        else:
+            raise YoloClientError(None, f"No way to fetch {choice.path}.")
+        mime = mimetypes.guess_type(choice.path)[0] or "image/jpeg"
+        uri = f"data:{mime};base64," + base64.b64encode(content).decode("ascii")
+        with self._lock:
+            self._pixels[choice.path] = uri
+        return uri
+
+    def _redraw(self) -> None:
+        with self._lock:
+            current = self._current
+        if current is None:
+            return
+        choice, prediction = current
+        entry = prediction.images.get(choice.path) or {"detections": []}
+        conf = float(self.conf_w.value)
+        everything = entry.get("detections") or []
+        names = sorted({str(d.get("name")) for d in everything})
+        if set(names) - set(self.classes_w.options):
+            selected = self.classes_w.value
+            self.classes_w.options = sorted({*self.classes_w.options, *names})
+            self.classes_w.value = tuple(v for v in selected if v in self.classes_w.options)
+        wanted = set(self.classes_w.value)
+        shown = [
+            d for d in everything
+            if float(d.get("conf") or 0) >= conf and (not wanted or str(d.get("name")) in wanted)
+        ]
+        shown.sort(key=lambda d: -float(d.get("conf") or 0))
+        uri = self._image_uri(choice)
+        width, height = entry.get("width"), entry.get("height")
+        self.figure.data = self.figure.data[:1]
+        with self.figure.batch_update():
+            self.figure.data[0].source = uri
+            self.figure.layout.title.text = (
+                f"{posixpath.basename(choice.path)}: {len(shown)} of {len(everything)} boxes"
+            )
+            if width and height:
+                self.figure.layout.xaxis.range = [0, width]
+                self.figure.layout.yaxis.range = [height, 0]
+        self.figure.add_traces(box_traces(shown))
+        self.detections = shown
+        self.table_w.value = table(
+            [[i + 1, d.get("name"), f"{float(d.get('conf') or 0):.3g}",
+              ", ".join(f"{v:.0f}" for v in d["box_xyxy"])] for i, d in enumerate(shown[:50])],
+            ["#", "class", "confidence", "box x0, y0, x1, y1"],
+        ) if shown else '<div class="yolo-muted">No detection above the threshold.</div>'
+        self.status_w.value = note(
+            "ok",
+            f"{len(shown)} detection(s) at confidence \u2265 {conf:.3g} "
+            f"(predict job {esc(prediction.job_id)} ran at {prediction.conf:.3g}; raising the "
+            f"threshold filters without a new job)",
+            raw=True,
+        )

@@ -1,0 +1,597 @@
+"""The training panel: settings, Start / Stop / Resume, live progress, loss and mAP curves.
+
+Events come from the server in a background thread (long poll) and are folded into a
+:class:`~jupyter_yolo.widgets.history.TrainingHistory`; the figure is redrawn from it at most
+``max_rate`` times a second with every trace decimated to ``max_points`` points, so a long run
+costs the browser a bounded amount of data and the kernel stays free.
+
+``TrainingPanel.attach(job_id)`` builds a panel on an existing job and replays all its events,
+so a restarted kernel (or another notebook, or another machine) picks the run up again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..client import YoloClient, YoloClientError
+from .common import (
+    STYLE,
+    Follower,
+    Throttle,
+    error_text,
+    esc,
+    fmt_seconds,
+    get_client,
+    in_background,
+    note,
+)
+from .history import ACTIVE, LOSS_KEYS, METRIC_KEYS, TERMINAL, TrainingHistory
+
+SIZES = ("n", "s", "m", "l", "x")
+IMAGE_SIZES = (64, 96, 128, 160, 192, 256, 320, 416, 480, 512, 640, 800, 960, 1024, 1280)
+COLORS = {"box": "#1f77b4", "cls": "#ff7f0e", "dfl": "#2ca02c"}
+METRIC_COLORS = {"mAP50": "#9467bd", "mAP50-95": "#d62728", "precision": "#8c564b",
+                 "recall": "#17becf"}
+RESUMABLE = frozenset({"stopped", "interrupted"})
+
+#: trace order in the figure (names are shown in the legend and used by tests)
+BATCH_TRACES = tuple(f"{k} loss / batch" for k in LOSS_KEYS)
+EPOCH_TRACES = tuple(f"{k} loss / epoch" for k in LOSS_KEYS)
+VAL_TRACES = tuple(f"{k} val loss" for k in LOSS_KEYS)
+METRIC_TRACES = METRIC_KEYS
+
+
+def training_figure() -> go.FigureWidget:
+    """The empty figure: losses per batch and per epoch (left), validation metrics (right)."""
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("Loss", "Validation"), horizontal_spacing=0.08
+    )
+    for key, name in zip(LOSS_KEYS, BATCH_TRACES, strict=True):
+        fig.add_trace(go.Scatter(
+            name=name, mode="lines", x=[], y=[], legendgroup=key, opacity=0.45,
+            line={"width": 1, "color": COLORS[key]},
+        ), row=1, col=1)
+    for key, name in zip(LOSS_KEYS, EPOCH_TRACES, strict=True):
+        fig.add_trace(go.Scatter(
+            name=name, mode="lines+markers", x=[], y=[], legendgroup=key,
+            line={"width": 2, "color": COLORS[key]}, marker={"size": 6},
+        ), row=1, col=1)
+    for key, name in zip(LOSS_KEYS, VAL_TRACES, strict=True):
+        fig.add_trace(go.Scatter(
+            name=name, mode="lines+markers", x=[], y=[], legendgroup=key,
+            line={"width": 2, "dash": "dash", "color": COLORS[key]},
+            marker={"size": 6, "symbol": "diamond"},
+        ), row=1, col=1)
+    for key in METRIC_TRACES:
+        fig.add_trace(go.Scatter(
+            name=key, mode="lines+markers", x=[], y=[],
+            line={"width": 2, "color": METRIC_COLORS[key]},
+            visible=True if key.startswith("mAP") else "legendonly",
+        ), row=1, col=2)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_layout(
+        height=400, template="plotly_white", uirevision="keep",
+        margin={"l": 50, "r": 20, "t": 40, "b": 40},
+        legend={"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11}},
+    )
+    return go.FigureWidget(fig)
+
+
+class TrainingPanel(widgets.VBox):  # type: ignore[misc]
+    """Start, watch, stop and resume a training; attach to any existing job by id."""
+
+    def __init__(
+        self,
+        client: YoloClient | None = None,
+        *,
+        data: str | None = None,
+        model: str | None = None,
+        epochs: int = 10,
+        imgsz: int | None = None,
+        batch: int | None = None,
+        device: str | None = None,
+        amp: bool | None = None,
+        extra: dict[str, Any] | None = None,
+        job_id: str | None = None,
+        max_points: int = 2000,
+        max_rate: float = 5.0,
+    ) -> None:
+        self.client = get_client(client)
+        self.extra = dict(extra or {})
+        self.max_points = max_points
+        self.render_log: deque[tuple[float, int]] = deque(maxlen=10000)
+        self._lock = threading.RLock()
+        self._history = TrainingHistory()
+        self._drawn = {"batch": -1, "epoch": -1, "info": -1}
+        self._job_id: str | None = None
+        self._job_status: str | None = None
+        self._follower: Follower | None = None
+        self._recommended_workers: int | None = None
+        self._follow_failed = False
+        self._caught_up = threading.Event()
+        self._ended = threading.Event()
+        self._throttle = Throttle(self._render, max_rate)
+        self.figure = training_figure()
+        self._build_form(data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch,
+                         device=device, amp=amp)
+        super().__init__(children=[
+            widgets.HTML(STYLE + '<div class="yolo-h">Training</div>'),
+            widgets.HBox([self.model_w, self.data_w, self.epochs_w, self.imgsz_w]),
+            widgets.HBox([self.batch_w, self.device_w, self.amp_w]),
+            widgets.HBox([self.start_button, self.stop_button, self.resume_button,
+                          self.attach_w, self.attach_button]),
+            self.message_w,
+            widgets.HBox([self.progress_w, self.status_w]),
+            self.warnings_w,
+            self.figure,
+        ])
+        self.add_class("yolo-training-panel")
+        if job_id:
+            self.follow(job_id)
+        else:
+            self._update_buttons()
+
+    @classmethod
+    def attach(cls, job_id: str, client: YoloClient | None = None, **kwargs: Any) -> TrainingPanel:
+        """A panel following the existing job ``job_id``, with all its events replayed."""
+        return cls(client, job_id=job_id, **kwargs)
+
+    # ------------------------------------------------------------------------------- form
+
+    def _build_form(
+        self,
+        *,
+        data: str | None,
+        model: str | None,
+        epochs: int,
+        imgsz: int | None,
+        batch: int | None,
+        device: str | None,
+        amp: bool | None,
+    ) -> None:
+        report = self._load_report()
+        rec = report.get("recommendation") or {}
+        self._recommended_workers = rec.get("workers")
+        devices = _device_options(report)
+        rec_device = str(rec.get("device") or "cpu")
+        chosen_device = device or rec_device
+        if chosen_device not in [value for _, value in devices]:
+            devices.append((chosen_device, chosen_device))
+        rec_model = str(rec.get("model") or "yolov8n.yaml")
+        models = self._model_options()
+        chosen_model = model or rec_model
+        if chosen_model not in [value for _, value in models]:
+            models.append((chosen_model, chosen_model))
+        datasets = self._dataset_options()
+        chosen_data = data or (datasets[0][1] if datasets else None)
+        if chosen_data is not None and chosen_data not in [value for _, value in datasets]:
+            datasets.append((chosen_data, chosen_data))
+        if imgsz is None:
+            imgsz = 320 if rec_device == "cpu" else 640
+        sizes = sorted({*IMAGE_SIZES, imgsz})
+        small = widgets.Layout(width="200px")
+        self.model_w = widgets.Dropdown(options=models, value=chosen_model, description="model",
+                                        layout=widgets.Layout(width="280px"))
+        self.data_w = widgets.Dropdown(options=datasets, value=chosen_data,
+                                       description="dataset",
+                                       layout=widgets.Layout(width="260px"))
+        self.epochs_w = widgets.BoundedIntText(value=epochs, min=1, max=10000,
+                                               description="epochs", layout=small)
+        self.imgsz_w = widgets.Dropdown(options=sizes, value=imgsz, description="image size",
+                                        layout=small)
+        self.batch_w = widgets.BoundedIntText(value=batch or int(rec.get("batch") or 16), min=-1,
+                                              max=1024, description="batch", layout=small)
+        self.device_w = widgets.Dropdown(options=devices, value=chosen_device,
+                                         description="device",
+                                         layout=widgets.Layout(width="280px"))
+        self.amp_w = widgets.Checkbox(
+            value=bool(rec.get("amp")) if amp is None else amp, description="AMP (mixed precision)"
+        )
+        self.start_button = widgets.Button(description="Start", icon="play",
+                                           button_style="success")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
+        self.resume_button = widgets.Button(description="Resume", icon="redo",
+                                            button_style="info")
+        self.attach_w = widgets.Combobox(placeholder="job id", options=self._job_options(),
+                                         ensure_option=False,
+                                         layout=widgets.Layout(width="170px"))
+        self.attach_button = widgets.Button(description="Attach", icon="link",
+                                            tooltip="Follow an existing job by its id")
+        self.message_w = widgets.HTML()
+        self.status_w = widgets.HTML('<span class="yolo-muted">No job yet.</span>')
+        self.progress_w = widgets.FloatProgress(value=0, min=0, max=1,
+                                                layout=widgets.Layout(width="180px"))
+        self.warnings_w = widgets.HTML()
+        self.start_button.on_click(lambda _: self._action(self.start))
+        self.stop_button.on_click(lambda _: self._action(self.stop))
+        self.resume_button.on_click(lambda _: self._action(self.resume))
+        self.attach_button.on_click(lambda _: self._action(self._attach_clicked))
+
+    def _load_report(self) -> dict[str, Any]:
+        try:
+            return self.client.accelerators()
+        except YoloClientError:
+            return {}
+
+    def _model_options(self) -> list[tuple[str, str]]:
+        options = [(f"yolov8{s} (from scratch)", f"yolov8{s}.yaml") for s in SIZES]
+        try:
+            weights = self.client.models().get("weights") or []
+        except YoloClientError:
+            weights = []
+        options.extend((f"{w['model']} (pretrained)", str(w["model"])) for w in weights)
+        return options
+
+    def _dataset_options(self) -> list[tuple[str, str]]:
+        try:
+            datasets = self.client.datasets()
+        except YoloClientError:
+            return []
+        options = []
+        for entry in datasets:
+            label = f"{entry['name']} ({entry.get('images', '?')} images)"
+            if entry.get("status") not in (None, "ok", "warnings"):
+                label += f" [{entry.get('status')}]"
+            options.append((label, str(entry["name"])))
+        return options
+
+    def _job_options(self) -> list[str]:
+        try:
+            return [j["id"] for j in self.client.jobs() if j.get("kind") == "train"][:20]
+        except YoloClientError:
+            return []
+
+    def request(self, **overrides: Any) -> dict[str, Any]:
+        """The training request the form (plus ``extra`` and ``overrides``) describes."""
+        body: dict[str, Any] = {
+            "model": self.model_w.value,
+            "data": self.data_w.value,
+            "epochs": int(self.epochs_w.value),
+            "imgsz": int(self.imgsz_w.value),
+            "batch": int(self.batch_w.value),
+            "device": self.device_w.value,
+            "amp": bool(self.amp_w.value),
+        }
+        if self._recommended_workers is not None:
+            body["workers"] = int(self._recommended_workers)
+        body.update(self.extra)
+        body.update(overrides)
+        return body
+
+    # ------------------------------------------------------------------------------- actions
+
+    def _action(self, fn: Any) -> None:
+        self.message_w.value = ""
+        in_background(fn, self._show_error)
+
+    def _show_error(self, exc: BaseException) -> None:
+        self.message_w.value = note("error", error_text(exc))
+
+    def _attach_clicked(self) -> None:
+        job_id = (self.attach_w.value or "").strip()
+        if not job_id:
+            raise ValueError("Type or choose a job id to attach to.")
+        self.client.job(job_id)  # a clear 404 before anything changes
+        self.follow(job_id)
+
+    def start(self, **overrides: Any) -> str:
+        """Start a training from the form's settings; return the new job's id."""
+        if self._job_status in ACTIVE:
+            raise RuntimeError(f"Job {self._job_id} is still {self._job_status}; stop it first.")
+        job = self.client.train(**self.request(**overrides))
+        self.follow(job["id"], job=job)
+        options = list(self.attach_w.options)
+        self.attach_w.options = [job["id"], *[o for o in options if o != job["id"]]][:20]
+        return str(job["id"])
+
+    def stop(self) -> None:
+        """Ask the job to stop: the batch finishes and a resumable last.pt is saved."""
+        job_id = self._require_job()
+        job = self.client.stop(job_id)
+        self._set_job_status(job["status"])
+
+    def resume(self) -> None:
+        """Resume the stopped or interrupted job from its last.pt; the curves continue."""
+        job_id = self._require_job()
+        job = self.client.resume(job_id)
+        self._set_job_status(job["status"])
+        if self._follower is None or not self._follower.alive:
+            self._start_follower(job_id, after=self._history.last_seq)
+
+    def _require_job(self) -> str:
+        if self._job_id is None:
+            raise RuntimeError("There is no job: start one or attach to one by its id.")
+        return self._job_id
+
+    def follow(self, job_id: str, job: dict[str, Any] | None = None) -> None:
+        """Show ``job_id``: replay all its events into the figure, then follow it live."""
+        job = job or self.client.job(job_id)
+        with self._lock:
+            if self._follower is not None:
+                self._follower.stop()
+            epochs = (job.get("request") or {}).get("epochs")
+            self._history = TrainingHistory(epochs_hint=epochs if isinstance(epochs, int) else None)
+            self._drawn = {"batch": -1, "epoch": -1, "info": -1}
+            self._job_id = job_id
+            self._job_status = job.get("status")
+        self._fill_form(job.get("request") or {})
+        self.attach_w.value = job_id
+        self._start_follower(job_id, after=0)
+
+    def load_events(self, events: list[dict[str, Any]], status: str | None = None) -> None:
+        """Show events that do not come from following a job (e.g. a saved events.jsonl).
+
+        Any followed job is let go; the figure is redrawn once from the events.
+        """
+        with self._lock:
+            if self._follower is not None:
+                self._follower.stop()
+                self._follower = None
+            self._history = TrainingHistory()
+            self._history.consume(sorted(events, key=lambda e: int(e.get("seq") or 0)))
+            self._drawn = {"batch": -1, "epoch": -1, "info": -1}
+            self._job_id = None
+            self._job_status = status or self._history.status
+        self.refresh()
+
+    def _start_follower(self, job_id: str, after: int) -> None:
+        self._caught_up.clear()
+        self._ended.clear()
+        follower = Follower(
+            self.client, job_id, self._on_page, after=after,
+            on_error=self._follow_error, on_end=self._on_end,
+        )
+        with self._lock:
+            self._follower = follower
+        follower.start()
+
+    def _fill_form(self, request: dict[str, Any]) -> None:
+        pairs = ((self.model_w, "model"), (self.data_w, "data"), (self.device_w, "device"))
+        for widget, key in pairs:
+            value = request.get(key)
+            if isinstance(value, str):
+                values = [v for _, v in widget.options]
+                if value not in values:
+                    widget.options = [*widget.options, (value, value)]
+                widget.value = value
+        for widget, key in ((self.epochs_w, "epochs"), (self.batch_w, "batch")):
+            if isinstance(request.get(key), int):
+                widget.value = request[key]
+        if isinstance(request.get("imgsz"), int):
+            if request["imgsz"] not in self.imgsz_w.options:
+                self.imgsz_w.options = sorted({*self.imgsz_w.options, request["imgsz"]})
+            self.imgsz_w.value = request["imgsz"]
+        if isinstance(request.get("amp"), bool):
+            self.amp_w.value = request["amp"]
+
+    # ------------------------------------------------------------------------------- events
+
+    def _follow_error(self, exc: BaseException) -> None:
+        self._follow_failed = True
+        self._show_error(exc)
+
+    def _on_page(self, page: dict[str, Any]) -> None:
+        if self._follow_failed:  # the connection is back
+            self._follow_failed = False
+            self.message_w.value = ""
+        with self._lock:
+            if self._job_id != page.get("id"):
+                return
+            self._history.consume(page["events"])
+            self._job_status = page.get("status", self._job_status)
+            caught_up = not page.get("more")
+        if caught_up:
+            self._caught_up.set()
+        self._throttle.poke()
+
+    def _on_end(self) -> None:
+        job_id = self._job_id
+        if job_id is not None:
+            try:
+                self._set_job_status(self.client.job(job_id)["status"])
+            except YoloClientError as exc:
+                self._show_error(exc)
+        self._ended.set()
+        self._throttle.poke()
+
+    def _set_job_status(self, status: str | None) -> None:
+        with self._lock:
+            self._job_status = status
+            self._drawn["info"] = -1
+        self._throttle.poke()
+
+    # ------------------------------------------------------------------------------- drawing
+
+    def _render(self) -> None:
+        """Apply what changed since the last redraw to the figure and the status widgets."""
+        with self._lock:
+            history = self._history
+            batch_data = None
+            epoch_data = None
+            if history.batch_version != self._drawn["batch"]:
+                batch_data = [history.batch_loss[k].arrays(self.max_points) for k in LOSS_KEYS]
+                self._drawn["batch"] = history.batch_version
+            if history.epoch_version != self._drawn["epoch"]:
+                epoch_data = (
+                    [history.epoch_curve(k, "loss") for k in LOSS_KEYS]
+                    + [history.epoch_curve(k, "val_loss") for k in LOSS_KEYS]
+                    + [history.epoch_curve(k) for k in METRIC_KEYS]
+                )
+                self._drawn["epoch"] = history.epoch_version
+            info_changed = history.info_version != self._drawn["info"]
+            self._drawn["info"] = history.info_version
+            seq = history.last_seq
+            status_html = self._status_html(history) if info_changed else None
+            fraction = self._fraction(history)
+            warnings_html = self._warnings_html(history) if info_changed else None
+        if batch_data is not None or epoch_data is not None:
+            with self.figure.batch_update():
+                if batch_data is not None:
+                    for index, (x, y) in enumerate(batch_data):
+                        trace = self.figure.data[index]
+                        trace.x = x.astype(np.float32)
+                        trace.y = y.astype(np.float32)
+                if epoch_data is not None:
+                    offset = len(BATCH_TRACES)
+                    for index, (xs, ys) in enumerate(epoch_data):
+                        trace = self.figure.data[offset + index]
+                        trace.x = xs
+                        trace.y = ys
+        if status_html is not None:
+            self.status_w.value = status_html
+            self.progress_w.value = fraction
+        if warnings_html is not None and warnings_html != self.warnings_w.value:
+            self.warnings_w.value = warnings_html
+        self._update_buttons()
+        self.render_log.append((time.time(), seq))
+
+    def _fraction(self, history: TrainingHistory) -> float:
+        epochs = history.epoch_total
+        if not epochs:
+            return 0.0
+        done = float(max(history.epochs, default=0))
+        batch = history.last_batch
+        if batch and int(batch.get("epoch") or 0) > done:
+            done = int(batch["epoch"]) - 1 + int(batch.get("batch") or 0) / max(
+                int(batch.get("batches") or 1), 1
+            )
+        return max(0.0, min(1.0, done / epochs))
+
+    def _status_html(self, history: TrainingHistory) -> str:
+        status = self._job_status or history.status or "unknown"
+        parts = [f"job <b>{esc(self._job_id)}</b>", f"<b>{esc(status)}</b>"]
+        epochs = history.epoch_total
+        batch = history.last_batch
+        if batch is not None:
+            parts.append(f"epoch {esc(batch.get('epoch'))}/{esc(epochs)}")
+            parts.append(f"batch {esc(batch.get('batch'))}/{esc(batch.get('batches'))}")
+            speed = batch.get("images_per_s")
+            if isinstance(speed, int | float):
+                parts.append(f"{speed:.1f} images/s")
+        elif history.epochs:
+            parts.append(f"epoch {max(history.epochs)}/{esc(epochs)}")
+        eta = history.eta_seconds() if status in ("running", "stopping") else None
+        if eta is not None:
+            parts.append(f"ETA {fmt_seconds(eta)}")
+        last = history.last_epoch
+        if last is not None and isinstance(last.get("mAP50"), int | float):
+            parts.append(f"mAP50 {last['mAP50']:.3f}")
+        if history.phase == "validation" and status == "running":
+            parts.append("validating")
+        line = " \u00b7 ".join(parts)
+        extra = f'<div class="yolo-muted">{esc(history.last_log)}</div>' if history.last_log else ""
+        return f'<div class="yolo-status">{line}</div>{extra}'
+
+    def _warnings_html(self, history: TrainingHistory) -> str:
+        boxes = [
+            note("warning", f"\u26a0 {w.get('message')} ({w.get('code')})")
+            for w in history.warnings[-5:]
+        ]
+        for error in history.errors[-2:]:
+            tail = error.get("log_tail")
+            detail = (
+                f"<details><summary>log</summary><pre>{esc(tail)}</pre></details>" if tail else ""
+            )
+            boxes.append(note("error", f"{esc(error.get('message'))}{detail}", raw=True))
+        return "".join(boxes)
+
+    def _update_buttons(self) -> None:
+        status = self._job_status
+        self.start_button.disabled = status in ACTIVE
+        self.stop_button.disabled = status not in ("queued", "running")
+        self.resume_button.disabled = status not in RESUMABLE
+
+    # ------------------------------------------------------------------------------- queries
+
+    @property
+    def job_id(self) -> str | None:
+        """The job shown, if any."""
+        return self._job_id
+
+    @property
+    def status(self) -> str | None:
+        """The shown job's status as last seen."""
+        return self._job_status
+
+    @property
+    def history(self) -> TrainingHistory:
+        """The folded events of the shown job."""
+        return self._history
+
+    def trace_points(self, name: str) -> int:
+        """How many points the figure's trace ``name`` holds now."""
+        for trace in self.figure.data:
+            if trace.name == name:
+                return 0 if trace.x is None else len(trace.x)
+        raise KeyError(name)
+
+    def wait(self, timeout: float | None = None) -> str | None:
+        """Block until the job has ended and the figure shows all its events; return status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ended.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {self._job_id} is still {self._job_status}")
+            self._ended.wait(0.5 if remaining is None else min(0.5, remaining))
+        self.refresh()
+        return self._job_status
+
+    def wait_until(self, predicate: Any, timeout: float = 300.0) -> None:
+        """Block until ``predicate(history)`` is true (checked as pages arrive)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if predicate(self._history):
+                    return
+                status = self._job_status
+            if self._ended.is_set() and status in TERMINAL:
+                raise RuntimeError(f"job {self._job_id} ended ({status}) first")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {self._job_id}: condition not met in {timeout}s")
+            time.sleep(0.1)
+
+    def refresh(self) -> None:
+        """Redraw now (the throttle is bypassed)."""
+        with self._lock:
+            self._drawn["info"] = -1
+        self._render()
+
+    def close(self) -> None:
+        """Stop following and close the widgets."""
+        if self._follower is not None:
+            self._follower.stop()
+        self._throttle.close()
+        self.figure.close()
+        super().close()
+
+
+def _device_options(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Devices ultralytics can train on here, from the accelerator report."""
+    devices = report.get("devices") or {}
+    options: list[tuple[str, str]] = []
+    for index, gpu in enumerate(devices.get("cuda") or []):
+        name = gpu.get("name") if isinstance(gpu, dict) else None
+        options.append((f"GPU {index}: {name or 'CUDA'}", str(index)))
+    for index, gpu in enumerate(devices.get("rocm") or []):
+        name = gpu.get("name") if isinstance(gpu, dict) else None
+        options.append((f"GPU {index}: {name or 'ROCm'}", str(index)))
+    if len(options) > 1:
+        options.append(("all GPUs", ",".join(str(i) for i in range(len(options)))))
+    for index, _ in enumerate(devices.get("xpu") or []):
+        options.append((f"Intel XPU {index}", f"xpu:{index}"))
+    for index, _ in enumerate(devices.get("npu") or []):
+        options.append((f"Ascend NPU {index}", f"npu:{index}"))
+    if devices.get("mps"):
+        options.append(("Apple MPS", "mps"))
+    options.append(("CPU", "cpu"))
+    return options

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tornado.httpclient import HTTPClientError
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -125,3 +126,14 @@ def install_dataset(source: Path, dest: Path) -> Path:
     data["path"] = str(dest)
     (dest / "data.yaml").write_text(yaml.safe_dump(data))
     return dest
+
+
+async def expect_error(jp_fetch: Any, code: int, *parts: str, **kwargs: Any) -> dict[str, Any]:
+    """Fetch, expect an HTTP error ``code`` with a JSON message, return the body."""
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch(*parts, **kwargs)
+    assert info.value.code == code, info.value.response.body if info.value.response else info.value
+    assert info.value.response is not None
+    body: dict[str, Any] = json.loads(info.value.response.body)
+    assert body["message"]
+    return body

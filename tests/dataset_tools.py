@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-import pytest
 import yaml
 from PIL import Image
-from tornado.httpclient import HTTPClientError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -215,17 +213,6 @@ async def upload(jp_fetch: Any, name: str, data: bytes, **kwargs: Any) -> dict[s
     assert response.headers["Location"].endswith(f"/yolo/datasets/{name}")
     result: dict[str, Any] = json.loads(response.body)
     return result
-
-
-async def expect_error(jp_fetch: Any, code: int, *parts: str, **kwargs: Any) -> dict[str, Any]:
-    """Fetch, expect an HTTP error ``code`` with a JSON message, return the body."""
-    with pytest.raises(HTTPClientError) as info:
-        await jp_fetch(*parts, **kwargs)
-    assert info.value.code == code, info.value.response.body if info.value.response else info.value
-    assert info.value.response is not None
-    body: dict[str, Any] = json.loads(info.value.response.body)
-    assert body["message"]
-    return body
 
 
 def assert_matches_labels(dataset: dict[str, Any], folder: Path) -> None:

@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,14 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextmanager
+def serving(workspace: Path, **kwargs: Any) -> Iterator[ServerProcess]:
+    """A started server whose root folder is the workspace, stopped when the block ends."""
+    process = ServerProcess(workspace, workspace, **kwargs)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -25,7 +25,7 @@ from jupyter_yolo.client import (
 )
 
 from .conftest import REPO_ROOT, install_dataset
-from .server_process import ServerProcess, free_port
+from .server_process import ServerProcess, free_port, serving
 
 TRAIN = {"model": "yolov8n.yaml", "epochs": 30, "imgsz": 64, "batch": 8, "device": "cpu",
          "workers": 0, "plots": False}
@@ -50,12 +50,8 @@ def server(
     root = tmp_path_factory.mktemp("client")
     workspace = root / "workspace"
     install_dataset(shapes_template, workspace / "datasets" / "shapes")
-    process = ServerProcess(workspace, workspace)
-    process.start()
-    try:
+    with serving(workspace) as process:
         yield process
-    finally:
-        process.stop()
 
 
 REMOTE_SCRIPT = textwrap.dedent("""

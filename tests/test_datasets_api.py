@@ -18,10 +18,9 @@ from jupyter_server.auth.authorizer import Authorizer
 from PIL import Image
 from tornado.httpclient import HTTPClientError
 
-from .conftest import COCO8, fetch_json
+from .conftest import COCO8, expect_error, fetch_json
 from .dataset_tools import (
     assert_matches_labels,
-    expect_error,
     expected_stats,
     names_of,
     upload,

@@ -19,7 +19,7 @@ from tornado.httpclient import HTTPClientError
 
 from jupyter_yolo.jobs.process import session_members
 
-from .conftest import COCO8, all_events, fetch_json, post_json, wait_for_job
+from .conftest import COCO8, all_events, expect_error, fetch_json, post_json, wait_for_job
 
 TRAIN = {
     "kind": "train",
@@ -31,16 +31,6 @@ TRAIN = {
     "workers": 0,
     "plots": False,
 }
-
-
-async def expect_error(jp_fetch: Any, code: int, *parts: str, **kwargs: Any) -> dict[str, Any]:
-    with pytest.raises(HTTPClientError) as info:
-        await jp_fetch(*parts, **kwargs)
-    assert info.value.code == code, info.value.response.body if info.value.response else info.value
-    assert info.value.response is not None
-    body: dict[str, Any] = json.loads(info.value.response.body)
-    assert body["message"]
-    return body
 
 
 def job_pid(workspace: Path, job_id: str) -> int:

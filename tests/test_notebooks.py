@@ -19,7 +19,7 @@ import pytest
 from nbclient import NotebookClient
 
 from .conftest import REPO_ROOT, install_dataset
-from .server_process import ServerProcess
+from .server_process import ServerProcess, serving
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 TINY = {"YOLO_NB_EPOCHS": "2", "YOLO_NB_IMGSZ": "64", "YOLO_NB_BATCH": "8"}
@@ -43,12 +43,8 @@ def server(
     """A jupyter server with the extension; its root folder is the workspace."""
     workspace = tmp_path_factory.mktemp("notebooks") / "workspace"
     install_dataset(shapes_template, workspace / "datasets" / "shapes")
-    process = ServerProcess(workspace, workspace)
-    process.start()
-    try:
+    with serving(workspace) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def execute(name: str, server: ServerProcess, env: dict[str, str]) -> nbformat.NotebookNode:

@@ -12,20 +12,11 @@ from tornado.httpclient import HTTPClientError
 
 from jupyter_yolo.notebooks import copy_notebook, server_path, shipped_notebook
 
-from .conftest import REPO_ROOT, fetch_json, post_json
+from .conftest import REPO_ROOT, expect_error, fetch_json, post_json
 
 
 def shipped_cells() -> list[Any]:
     return list(json.loads((REPO_ROOT / "notebooks" / "quickstart.ipynb").read_text())["cells"])
-
-
-async def expect_error(jp_fetch: Any, code: int, *parts: str) -> str:
-    with pytest.raises(HTTPClientError) as info:
-        await jp_fetch(*parts, method="POST", body="")
-    assert info.value.code == code
-    assert info.value.response is not None
-    message: str = json.loads(info.value.response.body)["message"]
-    return message
 
 
 class TestWorkspaceOutsideRoot:
@@ -50,10 +41,11 @@ class TestWorkspaceOutsideRoot:
         assert not [p for p in jp_root_dir.iterdir() if p.name.endswith(".tmp")]
 
     async def test_bad_and_unknown_names(self, jp_fetch: Any) -> None:
-        assert "letters, digits" in await expect_error(jp_fetch, 400, "yolo", "notebooks", "..x")
-        assert "no example notebook" in await expect_error(
-            jp_fetch, 404, "yolo", "notebooks", "nope"
-        )
+        post = {"method": "POST", "body": ""}
+        bad = await expect_error(jp_fetch, 400, "yolo", "notebooks", "..x", **post)
+        assert "letters, digits" in bad["message"]
+        unknown = await expect_error(jp_fetch, 404, "yolo", "notebooks", "nope", **post)
+        assert "no example notebook" in unknown["message"]
 
     async def test_needs_authentication(self, jp_fetch: Any) -> None:
         with pytest.raises(HTTPClientError) as info:

@@ -17,7 +17,7 @@ import pytest
 
 from .conftest import install_dataset
 from .kernel_session import KernelSession
-from .server_process import ServerProcess
+from .server_process import ServerProcess, serving
 
 EPOCHS = 5
 
@@ -37,12 +37,8 @@ def server(tmp_path: Path, shapes_template: Path, runtime_dir: Path) -> Iterator
     """A jupyter server with the extension; its root folder is the workspace."""
     workspace = tmp_path / "workspace"
     install_dataset(shapes_template, workspace / "datasets" / "shapes")
-    process = ServerProcess(workspace, workspace)
-    process.start()
-    try:
+    with serving(workspace) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from jupyter_yolo.widgets.history import TrainingHistory, decimate
 from jupyter_yolo.widgets.training import BATCH_TRACES, TrainingPanel
 
 from .conftest import install_dataset
-from .server_process import ServerProcess
+from .server_process import ServerProcess, serving
 
 FIXTURES = Path(__file__).parent / "fixtures" / "accelerators"
 
@@ -162,12 +162,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, shapes_template: Path,
            ) -> Iterator[ServerProcess]:
     workspace = tmp_path_factory.mktemp("widgets") / "workspace"
     install_dataset(shapes_template, workspace / "datasets" / "shapes")
-    process = ServerProcess(workspace, workspace)
-    process.start()
-    try:
+    with serving(workspace) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

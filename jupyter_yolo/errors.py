@@ -71,3 +71,15 @@ class UnsafeArchive(InvalidRequest):
 
 class DatasetHasErrors(InvalidRequest):
     """The dataset's validation report has errors, so it cannot be used for training."""
+
+
+class CopyFailed(YoloError):
+    """The destination folder cannot take a new file (permissions, disk full ...)."""
+
+    status = 409
+
+
+class InsufficientStorage(YoloError):
+    """The workspace's disk is full."""
+
+    status = 507

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InvalidRequest, NotFound, YoloError
+from .errors import CopyFailed, InvalidRequest, NotFound
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -25,12 +25,6 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # The repository's notebooks/ folder, next to the package in an editable install.
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 MAX_COPIES = 1000
-
-
-class CopyFailed(YoloError):
-    """The destination folder cannot take a new file (permissions, disk full ...)."""
-
-    status = 409
 
 
 def shipped_notebook(name: str) -> Traversable:

@@ -35,10 +35,10 @@ import yaml
 from ..errors import (
     Conflict,
     DatasetHasErrors,
+    InsufficientStorage,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
-    YoloError,
 )
 from ..workspace import Workspace, write_atomic
 from .archive import IMAGE_SUFFIXES, Limits, copy_folder, extract_zip
@@ -66,12 +66,6 @@ WARM_SECONDS = 5.0  # a report checked by warm() this recently is used as is by 
 SERVED_SUFFIXES = IMAGE_SUFFIXES | {".txt", ".yaml", ".yml", ".json"}
 
 log = logging.getLogger(__name__)
-
-
-class InsufficientStorage(YoloError):
-    """The disk is full."""
-
-    status = 507
 
 
 def check_name(name: Any) -> str:

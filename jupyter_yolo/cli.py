@@ -1,4 +1,8 @@
-"""The ``jupyter-yolo`` command (also ``jupyter yolo``): ``info`` prints the accelerator report."""
+"""The ``jupyter-yolo`` command (also ``jupyter yolo``).
+
+``info`` prints the accelerator report, ``init`` prepares a workspace, ``serve`` is the container
+entrypoint (:mod:`jupyter_yolo.container`) and ``healthcheck`` its health check.
+"""
 
 from __future__ import annotations
 
@@ -42,13 +46,32 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--workspace", default=os.environ.get("YOLO_WORKSPACE", "yolo"),
                       metavar="PATH", help="workspace folder (default: $YOLO_WORKSPACE or ./yolo)")
     init.set_defaults(handler=_init)
+    serve = commands.add_parser(
+        "serve", help="the container entrypoint: JupyterLab with a token, optional sshd",
+        usage="jupyter-yolo serve [JUPYTERLAB ARGUMENTS ...]",
+        description="Start JupyterLab with the extension (authentication and XSRF checks always "
+                    "on) and, when SSH_AUTHORIZED_KEYS is set, a keys-only sshd; forward stop "
+                    "signals so running jobs stop gracefully. Settings come from the environment "
+                    "(docker/CONTRACT.md); other arguments go to JupyterLab.")
+    serve.set_defaults(handler=_serve)
+    health = commands.add_parser(
+        "healthcheck", help="exit 0 when the local JupyterLab answers (no token needed)",
+        description="GET {JUPYTER_BASE_URL}api on 127.0.0.1:$JUPYTER_PORT; the container's "
+                    "HEALTHCHECK.")
+    health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="how long to wait for the answer (default 5)")
+    health.set_defaults(handler=_healthcheck)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "serve":
+        args.server_args = extra[1:] if extra[:1] == ["--"] else extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
@@ -76,6 +99,28 @@ def _info(args: argparse.Namespace) -> int:
     else:
         print_report(report, sys.stdout)
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .container.supervisor import serve
+
+    return serve(args.server_args)
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    from .container import ContainerError
+    from .container.config import ContainerConfig
+    from .container.health import check_health
+
+    try:
+        config = ContainerConfig.from_environ()
+    except ContainerError as exc:
+        print(f"jupyter-yolo healthcheck: {exc.message}", file=sys.stderr)
+        return 1
+    healthy, detail = check_health(config, timeout=args.timeout)
+    print(f"jupyter-yolo healthcheck: {'ok' if healthy else 'failing'}: {detail}",
+          file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 # constraints.txt and this package installed in editable mode.
 #   scripts/setup.sh lab    what JupyterLab needs
 #   scripts/setup.sh test   that, plus test and lint tools
-# For 'test' it also installs Debian's chromium when it is missing (as root).
+# For 'test' it also installs Debian's chromium and openssh-server when they are missing (as
+# root; the system sshd stays off).
 # Re-running is cheap: a stamp keyed on constraints.txt and pyproject.toml skips pip when nothing
 # changed; one on labextension/package-lock.json skips npm ci, and one on the extension's sources
 # skips its rebuild. Building the JupyterLab extension needs Node.js and npm.
@@ -82,5 +83,22 @@ if [ "$purpose" = test ] && [ ! -x /usr/bin/chromium ]; then
   else
     echo "setup: the browser tests need Debian's chromium: sudo apt-get install chromium" >&2
     exit 1
+  fi
+fi
+
+# The SSH tests run Debian's OpenSSH server themselves (as a throwaway user, on a loopback port).
+# Installing it must not leave a system sshd running: /etc/ssh/sshd_not_to_be_run, which Debian's
+# ssh.service, ssh.socket and init script all honour, is created first, so the package's
+# postinst starts nothing and the system service stays off, now and after a reboot. (A machine
+# that already has /usr/sbin/sshd is left as it is.)
+if [ "$purpose" = test ] && [ ! -x /usr/sbin/sshd ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian's openssh-server for the SSH tests (its system service stays off)"
+    mkdir -p /etc/ssh
+    touch /etc/ssh/sshd_not_to_be_run
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+  else
+    echo "setup: the SSH tests need root and Debian's openssh-server; they are skipped" >&2
   fi
 fi

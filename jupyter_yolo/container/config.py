@@ -1,0 +1,116 @@
+"""The entrypoint's settings: every environment variable it reads, with its default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import ContainerError
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable of the container contract."""
+
+    name: str
+    default: str
+    meaning: str
+
+
+#: What the entrypoint reads (docker/CONTRACT.md documents each; a test keeps them in step).
+ENVIRONMENT: tuple[EnvVar, ...] = (
+    EnvVar("JUPYTER_TOKEN", "(generated)", "JupyterLab token; empty or blank is refused"),
+    EnvVar("JUPYTER_TOKEN_FILE", "(unset)", "file holding the token (Docker/Kubernetes secret)"),
+    EnvVar("JUPYTER_PORT", "8888", "JupyterLab port"),
+    EnvVar("JUPYTER_IP", "0.0.0.0", "address JupyterLab listens on"),
+    EnvVar("JUPYTER_BASE_URL", "/", "URL prefix of the server (behind a reverse proxy)"),
+    EnvVar("SSH_AUTHORIZED_KEYS", "(unset)", "public keys; sshd starts only when set"),
+    EnvVar("SSH_PORT", "22", "sshd port"),
+    EnvVar("SSH_LISTEN", "(all addresses)", "address sshd listens on"),
+    EnvVar("YOLO_WORKSPACE", "/workspace", "datasets, weights, jobs; the mounted volume"),
+    EnvVar("YOLO_WEIGHTS_DIR", "/opt/jupyter-yolo/weights", "weights baked into the image"),
+    EnvVar("YOLO_STOP_TIMEOUT", "50", "seconds to wait for JupyterLab after a stop signal"),
+)
+
+DEFAULT_WORKSPACE = "/workspace"
+DEFAULT_WEIGHTS_DIR = "/opt/jupyter-yolo/weights"
+DEFAULT_STOP_TIMEOUT = 50.0
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ContainerError(f"{name} must be a port number from 1 to 65535, not {raw!r}.")
+    return int(raw)
+
+
+def _base_url(raw: str) -> str:
+    url = raw.strip() or "/"
+    if any(c in url for c in "?#\\ ") or "//" in url:
+        raise ContainerError(f"JUPYTER_BASE_URL must be a URL path such as /lab-1/, not {raw!r}.")
+    return "/" + url.strip("/") + "/" if url != "/" else "/"
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """The settings of one start, read from the environment and checked."""
+
+    workspace: Path
+    jupyter_ip: str
+    jupyter_port: int
+    base_url: str
+    token: str | None
+    token_file: Path | None
+    ssh_authorized_keys: str | None
+    ssh_port: int
+    ssh_listen: str
+    weights_dir: Path
+    stop_timeout: float
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> ContainerConfig:
+        """Read and check the settings; raise :class:`ContainerError` with a fix on bad values."""
+        env = os.environ if env is None else env
+        raw_timeout = env.get("YOLO_STOP_TIMEOUT", "").strip()
+        try:
+            stop_timeout = float(raw_timeout) if raw_timeout else DEFAULT_STOP_TIMEOUT
+        except ValueError:
+            stop_timeout = -1.0
+        if not 0 < stop_timeout <= 3600:
+            raise ContainerError(
+                f"YOLO_STOP_TIMEOUT must be a number of seconds (0-3600], not {raw_timeout!r}."
+            )
+        workspace = env.get("YOLO_WORKSPACE", "").strip() or DEFAULT_WORKSPACE
+        token_file = env.get("JUPYTER_TOKEN_FILE", "").strip()
+        keys = env.get("SSH_AUTHORIZED_KEYS")
+        return cls(
+            workspace=Path(workspace).expanduser().absolute(),
+            jupyter_ip=env.get("JUPYTER_IP", "").strip() or "0.0.0.0",
+            jupyter_port=_port(env, "JUPYTER_PORT", 8888),
+            base_url=_base_url(env.get("JUPYTER_BASE_URL", "/")),
+            token=env.get("JUPYTER_TOKEN"),
+            token_file=Path(token_file) if token_file else None,
+            ssh_authorized_keys=keys if keys and keys.strip() else None,
+            ssh_port=_port(env, "SSH_PORT", 22),
+            ssh_listen=env.get("SSH_LISTEN", "").strip(),
+            weights_dir=Path(env.get("YOLO_WEIGHTS_DIR", "").strip() or DEFAULT_WEIGHTS_DIR),
+            stop_timeout=stop_timeout,
+        )
+
+    @property
+    def local_host(self) -> str:
+        """The address a process in the container reaches JupyterLab at (health check)."""
+        if self.jupyter_ip in ("", "0.0.0.0", "*", "localhost"):
+            return "127.0.0.1"
+        if self.jupyter_ip == "::":
+            return "::1"
+        return self.jupyter_ip
+
+    def local_url(self, path: str = "") -> str:
+        """``http://HOST:PORT{base_url}{path}`` for requests from inside the container."""
+        host = f"[{self.local_host}]" if ":" in self.local_host else self.local_host
+        return f"http://{host}:{self.jupyter_port}{self.base_url}{path.lstrip('/')}"

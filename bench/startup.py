@@ -1,7 +1,12 @@
 """Server startup time and resident memory with and without the jupyter_yolo extension.
 
 Each repeat starts a real ``jupyter lab`` server twice, alternating the order, and measures the
-time until ``/api/status`` answers and the server's resident memory at that moment.
+time until ``/api/status`` answers and the server's resident memory at that moment. A first
+round of each (not counted) warms the page cache and lets the extension generate its built-in
+dataset in the shared workspace, so every counted start finds the same state.
+
+This is the ``footprint`` section of ``python -m bench`` (keys ``server.*``); alone:
+``python -m bench.startup [REPEATS]`` prints JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.server_process import free_port
+
+from .common import Log
 
 
 def _rss_mb(pid: int) -> float:
@@ -63,12 +70,15 @@ def start_once(with_extension: bool, root: Path) -> tuple[float, float, bool]:
         proc.wait(timeout=30)
 
 
-def measure(repeats: int = 5) -> dict[str, Any]:
+def measure(repeats: int = 5, workdir: Path | None = None, warmup: bool = True) -> dict[str, Any]:
     """Median startup time and RSS with and without the extension, and their deltas."""
     with_ext: list[tuple[float, float, bool]] = []
     without: list[tuple[float, float, bool]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         root = Path(tmp)
+        if warmup:
+            start_once(True, root)
+            start_once(False, root)
         for i in range(repeats):
             order = (True, False) if i % 2 == 0 else (False, True)
             for flag in order:
@@ -83,7 +93,17 @@ def measure(repeats: int = 5) -> dict[str, Any]:
         "rss_without_mb": round(med(r for _, r, _ in without), 1),
         "rss_delta_mb": round(med(r for _, r, _ in with_ext) - med(r for _, r, _ in without), 1),
         "torch_loaded_in_server": any(t for _, _, t in with_ext),
+        "startup_with_all_s": [round(t, 3) for t, _, _ in with_ext],
+        "startup_without_all_s": [round(t, 3) for t, _, _ in without],
     }
+
+
+def run(*, quick: bool, workdir: Path, log: Log) -> dict[str, Any]:
+    """The ``footprint`` section: ``{"server": {...}}`` (quick: 3 repeats, else 7)."""
+    repeats = 3 if quick else 7
+    log(f"footprint: {repeats} starts of JupyterLab with and without the extension")
+    workdir.mkdir(parents=True, exist_ok=True)
+    return {"server": measure(repeats, workdir=workdir)}
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def measure(size_mb: int, keep: bool = False) -> dict[str, Any]:
         root = tmp / "root"
         root.mkdir()
         server = ServerProcess(root, tmp / "workspace",
-                               extra_args=["--YoloApp.builtin_dataset=False"])
+                               extra_args=("--YoloApp.builtin_dataset=False",))
         server.start()
         try:
             assert server.proc is not None

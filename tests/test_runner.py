@@ -582,3 +582,21 @@ def test_end_leftovers_ends_the_whole_session() -> None:
     proc = subprocess.run([sys.executable, "-c", code], start_new_session=True,
                           capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_exit_process_skips_only_the_teardown() -> None:
+    """The runner's fast exit keeps the exit code, threads, atexit handlers and buffered output."""
+    code = (
+        "import atexit, concurrent.futures, sys, threading, time\n"
+        "from jupyter_yolo.runner.main import exit_process\n"
+        "pool = concurrent.futures.ThreadPoolExecutor(1)\n"
+        "pool.submit(lambda: None).result()  # an idle non-daemon worker must not hang the exit\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+        "sys.stdout.write('buffered ')\n"
+        "exit_process(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.split() == ["buffered", "thread", "done", "atexit", "ran"], proc.stdout

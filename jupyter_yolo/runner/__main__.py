@@ -1,8 +1,6 @@
 """``python -m jupyter_yolo.runner JOB_DIR``: run one job (see :mod:`jupyter_yolo.runner.main`)."""
 
-import sys
-
-from .main import main
+from .main import exit_process, main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -1,0 +1,207 @@
+"""The benchmark report: flat dotted keys, targets with pass/fail, a table and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Keys every report carries (null when their section did not run or did not measure them).
+REQUIRED_KEYS = (
+    "inference.choice",
+    "inference.auto_over_best",
+    "inference.auto_over_pytorch",
+    "training.overhead_ratio",
+    "live.callback_to_rest_p95_s",
+    "rest.p99_ms_under_load",
+    "server.startup_delta_s",
+    "server.rss_delta_mb",
+)
+
+_OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure's goal, shown as pass/fail (never asserted in a timed unit test)."""
+
+    key: str
+    op: str
+    limit: float
+    label: str
+
+    def check(self, value: Any) -> bool | None:
+        """Whether ``value`` meets the target (None when it was not measured)."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
+            value
+        ):
+            return None
+        return _OPS[self.op](float(value), self.limit)
+
+
+TARGETS = (
+    Target("training.overhead_ratio", "<=", 1.03, "training job at most 3 % slower than the CLI"),
+    Target("inference.auto_over_best", ">=", 0.95, "auto within 5 % of the best backend"),
+    Target("inference.auto_over_pytorch", ">=", 2.5, "auto at least 2.5x plain PyTorch"),
+)
+
+#: The figures the table shows, in order, with a label; every figure is in the JSON.
+HEADLINE: tuple[tuple[str, str], ...] = (
+    ("training.overhead_ratio", "job / CLI wall time (job ends when GET /yolo/jobs/{id} says so)"),
+    ("training.overhead_ratio_events", "job / CLI wall time (job ends at its terminal event)"),
+    ("training.overhead_ratio_work", "job / CLI up to the end of the work (no process exits)"),
+    ("training.job_median_s", "job: POST to job record terminal, median s"),
+    ("training.cli_median_s", "plain yolo train process, median s"),
+    ("training.pair_ratios", "job / CLI per pair"),
+    ("inference.choice", "backend auto picked"),
+    ("inference.auto_images_per_s", "auto, images/s"),
+    ("inference.pytorch_default_images_per_s", "plain PyTorch, images/s"),
+    ("inference.auto_over_best", "auto / best single backend"),
+    ("inference.auto_over_pytorch", "auto / plain PyTorch"),
+    ("live.callback_to_rest_median_s", "trainer callback to event over REST, median s"),
+    ("live.callback_to_rest_p95_s", "trainer callback to event over REST, p95 s"),
+    ("rest.p50_ms_idle", "REST latency p50 ms, idle"),
+    ("rest.p50_ms_one_job", "REST latency p50 ms, one training job"),
+    ("rest.p50_ms_under_load", "REST latency p50 ms, training saturating the CPUs"),
+    ("rest.p99_ms_idle", "REST latency p99 ms, idle"),
+    ("rest.p99_ms_one_job", "REST latency p99 ms, one training job"),
+    ("rest.p99_ms_under_load", "REST latency p99 ms, training saturating the CPUs"),
+    ("rest.cpu_busy_percent_one_job", "CPU busy with one training job, %"),
+    ("rest.jobs_under_load", "concurrent training jobs that saturate the CPUs"),
+    ("rest.cpu_busy_percent_under_load", "CPU busy while saturated, %"),
+    ("server.startup_with_s", "JupyterLab start with the extension, s"),
+    ("server.startup_without_s", "JupyterLab start without it, s"),
+    ("server.startup_delta_s", "start time added by the extension, s"),
+    ("server.rss_with_mb", "server RSS with the extension, MB"),
+    ("server.rss_without_mb", "server RSS without it, MB"),
+    ("server.rss_delta_mb", "RSS added by the extension, MB"),
+    ("server.torch_loaded_in_server", "torch loaded in the server process"),
+)
+#: Prefixes of further figures shown in the table when present (the inference section's own).
+HEADLINE_PREFIXES = ("inference.images_per_s.", "inference.int8_")
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``); lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None, recursively (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def evaluate_targets(figures: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every target with the measured value and whether it passed (None: not measured)."""
+    return [
+        {"key": t.key, "op": t.op, "limit": t.limit, "label": t.label,
+         "value": figures.get(t.key), "pass": t.check(figures.get(t.key))}
+        for t in TARGETS
+    ]
+
+
+def build_document(
+    figures: Mapping[str, Any],
+    *,
+    sections: Mapping[str, Any],
+    machine: Mapping[str, Any],
+    run: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The JSON report: figures as flat dotted keys at the top, then what they came from."""
+    flat: dict[str, Any] = dict.fromkeys(REQUIRED_KEYS)
+    flat.update(figures)
+    document: dict[str, Any] = json_safe({
+        **flat,
+        "targets": evaluate_targets(flat),
+        "sections": dict(sections),
+        "machine": dict(machine),
+        "run": dict(run),
+    })
+    return document
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write the report (strict JSON, indented), creating the folder; atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"
+    if isinstance(value, list):
+        return ", ".join(_show(v) for v in value)
+    return str(value)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), line]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return out
+
+
+def format_table(document: Mapping[str, Any]) -> str:
+    """The readable summary: machine, sections with status and time, figures with targets."""
+    machine = document.get("machine", {})
+    run = document.get("run", {})
+    versions = machine.get("versions", {})
+    lines = [
+        f"jupyter-yolo benchmarks ({'quick' if run.get('quick') else 'full'}) on "
+        f"{machine.get('cpu_model')}, {machine.get('cpus_usable')} usable CPU(s); torch "
+        f"{versions.get('torch')}, ultralytics {versions.get('ultralytics')}, Python "
+        f"{machine.get('python')}",
+        "",
+    ]
+    section_rows = []
+    for name, info in document.get("sections", {}).items():
+        took = info.get("duration_s")
+        note = info.get("error") or info.get("reason") or ""
+        section_rows.append([name, info.get("status", "?"),
+                             "-" if took is None else f"{took:.1f} s",
+                             _show(info.get("loadavg_before")), note.splitlines()[0][:90]
+                             if note else ""])
+    lines += _table(section_rows, ["section", "status", "time", "load before", "note"])
+    lines.append("")
+    targets = {t["key"]: t for t in document.get("targets", [])}
+    keys = [k for k, _ in HEADLINE]
+    keys += sorted(k for k in document if k.startswith(HEADLINE_PREFIXES) and k not in keys)
+    labels = dict(HEADLINE)
+    rows = []
+    for key in keys:
+        if key not in document:
+            continue
+        target = targets.get(key)
+        passed = None if target is None else target["pass"]
+        rows.append([
+            key, _show(document[key]),
+            "" if target is None else f"{target['op']} {target['limit']:g}",
+            "" if target is None else {True: "PASS", False: "FAIL", None: "n/a"}[passed],
+            labels.get(key, ""),
+        ])
+    lines += _table(rows, ["figure", "value", "target", "result", "what"])
+    return "\n".join(lines)

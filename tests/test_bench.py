@@ -1,0 +1,250 @@
+"""The benchmark runner ``python -m bench``: arguments, sections, report; and one real quick run.
+
+The fast tests use fake section modules (no server, no training). The ``benchmarks`` test runs
+``python -m bench --quick`` for real (about 15 minutes on 2 CPU cores); it is not part of the
+normal run (``scripts/test.sh`` passes ``-m "not benchmarks"``, and it skips itself unless the
+marker expression asks for benchmarks): ``pytest -m benchmarks tests/test_bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import __main__ as bench_main
+from bench.common import environ, percentile, summary, thread_env
+from bench.live import jobs_to_saturate
+from bench.report import REQUIRED_KEYS, build_document, flatten, format_table
+from bench.training import TrainingConfig, _phases, cli_environment, summarise
+from tests.conftest import REPO_ROOT
+
+TRAINING_FIGURES = {
+    "training": {"overhead_ratio": 1.012, "job_median_s": 25.3, "cli_median_s": 25.0,
+                 "pair_ratios": [1.01, 1.02, 1.012]},
+}
+LIVE_FIGURES = {
+    "live": {"callback_to_rest_median_s": 0.12, "callback_to_rest_p95_s": 0.24},
+    "rest": {"p99_ms_under_load": 9.5, "p50_ms_under_load": 3.0},
+}
+INFERENCE_FIGURES = {
+    "choice": "openvino", "auto_over_best": 0.97, "auto_over_pytorch": 2.1,
+    "images_per_s": {"pytorch": 10.0, "openvino": 30.0}, "auto_images_per_s": 29.1,
+    "pytorch_default_images_per_s": 13.9, "int8_images_per_s": 41.0,
+}
+
+
+def _module(name: str, result: Any = None, error: Exception | None = None) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    def run(*, quick: bool, workdir: Path, log: Any) -> Any:
+        assert isinstance(quick, bool)
+        assert workdir.is_dir()
+        log(f"{name} running")
+        if error is not None:
+            raise error
+        return result
+
+    module.run = run  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.fixture
+def fake_sections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Sections backed by fake modules: ok, crashing, missing, and a flat inference result."""
+    modules = {
+        "fake_bench_training": _module("fake_bench_training", TRAINING_FIGURES),
+        "fake_bench_inference": _module("fake_bench_inference", INFERENCE_FIGURES),
+        "fake_bench_live": _module("fake_bench_live", LIVE_FIGURES),
+        "fake_bench_crash": _module("fake_bench_crash", error=RuntimeError("boom")),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    sections = (
+        bench_main.Section("training", "fake_bench_training"),
+        bench_main.Section("inference", "fake_bench_inference", group="inference"),
+        bench_main.Section("live", "fake_bench_live"),
+        bench_main.Section("footprint", "fake_bench_crash"),
+    )
+    monkeypatch.setattr(bench_main, "SECTIONS", sections)
+    yield
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def test_parse_sections() -> None:
+    assert bench_main.parse_sections("training, live") == ["training", "live"]
+    assert bench_main.parse_sections("") == []
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown section"):
+        bench_main.parse_sections("training,nope")
+
+
+def test_only_and_skip_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        bench_main.build_parser().parse_args(["--only", "training", "--skip", "live"])
+    assert info.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_selected_keeps_the_fixed_order() -> None:
+    assert [s.name for s in bench_main.selected(["footprint", "training"], None)] == [
+        "training", "footprint"]
+    assert [s.name for s in bench_main.selected(None, ["inference"])] == [
+        "training", "live", "footprint"]
+
+
+def test_flatten() -> None:
+    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}, "f": None}) == {
+        "a.b": 1, "a.c.d": [1, 2], "e": {}, "f": None}
+
+
+def test_run_writes_json_and_table(
+    fake_sections: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out" / "bench.json"
+    code = bench_main.main(["--quick", "--out", str(out), "--skip", "footprint",
+                            "--workdir", str(tmp_path / "work")], log=_quiet)
+    assert code == 0
+    data = json.loads(out.read_text())
+    for key in REQUIRED_KEYS:
+        assert key in data
+    assert data["training.overhead_ratio"] == 1.012
+    assert data["inference.choice"] == "openvino"
+    assert data["inference.images_per_s.openvino"] == 30.0
+    assert data["live.callback_to_rest_p95_s"] == 0.24
+    assert data["rest.p99_ms_under_load"] == 9.5
+    assert data["server.startup_delta_s"] is None  # footprint skipped
+    assert set(data["sections"]) == {"training", "inference", "live"}
+    assert all(s["status"] == "ok" for s in data["sections"].values())
+    assert data["sections"]["training"]["duration_s"] >= 0
+    assert data["run"]["quick"] is True and data["run"]["finished"] is True
+    assert data["machine"]["cpus_usable"] >= 1
+    targets = {t["key"]: t["pass"] for t in data["targets"]}
+    assert targets == {"training.overhead_ratio": True, "inference.auto_over_best": True,
+                       "inference.auto_over_pytorch": False}
+    table = capsys.readouterr().out
+    assert "training.overhead_ratio" in table and "PASS" in table and "FAIL" in table
+    assert "inference.images_per_s.openvino" in table
+
+
+def test_crash_and_missing_sections(
+    fake_sections: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sections = (*bench_main.SECTIONS[:3],
+                bench_main.Section("footprint", "fake_bench_crash"),
+                bench_main.Section("extra", "fake_bench_not_there"))
+    monkeypatch.setattr(bench_main, "SECTIONS", sections)
+    monkeypatch.setattr(bench_main, "SECTION_NAMES", tuple(s.name for s in sections))
+    out = tmp_path / "bench.json"
+    code = bench_main.main(["--out", str(out), "--only", "training,footprint,extra"], log=_quiet)
+    assert code == 1  # the crash makes the run fail, the missing section does not
+    data = json.loads(out.read_text())
+    assert data["training.overhead_ratio"] == 1.012  # measured before the crash: still written
+    assert data["sections"]["footprint"]["status"] == "failed"
+    assert "RuntimeError: boom" in data["sections"]["footprint"]["error"]
+    assert data["sections"]["extra"]["status"] == "missing"
+    assert "fake_bench_not_there.py does not exist" in data["sections"]["extra"]["reason"]
+
+
+def test_missing_section_alone_is_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench_main, "SECTIONS", (
+        bench_main.Section("inference", "fake_bench_inference_absent", group="inference"),))
+    monkeypatch.setattr(bench_main, "SECTION_NAMES", ("inference",))
+    out = tmp_path / "bench.json"
+    assert bench_main.main(["--out", str(out)], log=_quiet) == 0
+    data = json.loads(out.read_text())
+    assert data["sections"]["inference"]["status"] == "missing"
+    assert data["inference.choice"] is None
+
+
+def test_document_is_strict_json() -> None:
+    document = build_document({"training.overhead_ratio": math.nan, "x.list": [1.0, math.inf]},
+                              sections={}, machine={}, run={})
+    text = json.dumps(document, allow_nan=False)
+    assert json.loads(text)["training.overhead_ratio"] is None
+    assert "n/a" in format_table(document)
+
+
+def test_statistics() -> None:
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile([1, 2], 50) == 1.5
+    assert percentile([10], 99) == 10
+    assert math.isnan(percentile([], 50))
+    stats = summary([0.1, 0.2, 0.3], scale=1000)
+    assert stats["median"] == 200 and stats["count"] == 3 and stats["max"] == 300
+
+
+def test_training_summary_uses_the_job_record_end() -> None:
+    phases = _phases(100.0, {"train_start": 105.0, "train_done": 120.0}, 121.0, 122.0)
+    assert phases == {"startup_s": 5.0, "training_s": 15.0, "final_s": 1.0, "exit_s": 1.0}
+    jobs = [{"wall_s": w, "event_wall_s": w - 1, "runner_s": w - 2, "phases": phases}
+            for w in (21.0, 20.0, 22.0)]
+    clis = [{"wall_s": w, "phases": phases} for w in (20.0, 20.5, 19.5)]
+    result = summarise(TrainingConfig(epochs=5, repeats=3), jobs, clis, thread_env(2))
+    assert result["overhead_ratio"] == 1.05
+    assert result["overhead_ratio_events"] == 1.0
+    assert result["overhead_ratio_work"] == 1.0526  # 20 s to the terminal event / (20 - 1) s
+    assert result["pair_ratios"] == [1.05, 0.9756, 1.1282]
+    assert result["job_phases_median_s"]["training_s"] == 15.0
+
+
+def test_cli_gets_the_runner_settings(tmp_path: Path) -> None:
+    with environ({"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": "3"}):
+        threads = thread_env(2)
+        env = cli_environment(tmp_path, threads)
+    assert threads == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "3",
+                       "OPENBLAS_NUM_THREADS": "2"}
+    assert env["YOLO_OFFLINE"] == "1"
+    assert env["YOLO_CONFIG_DIR"] == str(tmp_path / ".ultralytics")
+    assert env["OMP_NUM_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "3"
+
+
+def test_jobs_to_saturate_follow_ultralytics_threads() -> None:
+    assert jobs_to_saturate(2, cpu_count=2) == 2  # one torch thread per job
+    assert jobs_to_saturate(4, cpu_count=4) == 2
+    assert jobs_to_saturate(2, cpu_count=64) == 1  # a quota below the host's CPUs
+    assert jobs_to_saturate(16, cpu_count=16) == 2  # at most 8 threads per job
+    assert jobs_to_saturate(1, cpu_count=1) == 1
+
+
+def test_list_sections_from_the_command_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "--list"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split()[::2] == ["training", "inference", "live", "footprint"]
+
+
+@pytest.mark.benchmarks
+@pytest.mark.timeout(1800)
+def test_quick_benchmark_run(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """``python -m bench --quick`` for real: every section runs and the report has its keys."""
+    if "benchmarks" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("a real benchmark run: select it with -m benchmarks")
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=1700,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-5000:]
+    data = json.loads(out.read_text())
+    assert data["run"]["finished"] is True
+    assert data["run"]["duration_s"] < 15 * 60 * 1.5, "quick mode should take about 15 minutes"
+    for key in REQUIRED_KEYS:
+        assert key in data, key
+    for key in REQUIRED_KEYS:
+        section = {"inference": "inference", "training": "training", "live": "live",
+                   "rest": "live", "server": "footprint"}[key.split(".")[0]]
+        if data["sections"][section]["status"] == "ok":
+            assert data[key] is not None, key
+    assert all(s["status"] in ("ok", "missing") for s in data["sections"].values())
+    assert "training.overhead_ratio" in done.stdout

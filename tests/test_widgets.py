@@ -25,11 +25,12 @@ from jupyter_yolo.widgets.accelerators import AcceleratorsPanel, report_html, us
 from jupyter_yolo.widgets.common import Throttle, fmt_seconds
 from jupyter_yolo.widgets.dashboard import Dashboard
 from jupyter_yolo.widgets.datasets import DatasetsPanel, dataset_name_for
-from jupyter_yolo.widgets.detection import DetectionPanel, box_traces
+from jupyter_yolo.widgets.detection import DetectionPanel, backend_html, box_traces
 from jupyter_yolo.widgets.history import TrainingHistory, decimate
 from jupyter_yolo.widgets.training import BATCH_TRACES, TrainingPanel
 
 from .conftest import install_dataset
+from .inference_models import trained_model
 from .server_process import ServerProcess, serving
 
 FIXTURES = Path(__file__).parent / "fixtures" / "accelerators"
@@ -248,11 +249,59 @@ def test_dashboard_and_detection_panel_without_trained_weights(client: YoloClien
         detection = board.detection
         assert isinstance(detection, DetectionPanel)
         assert detection.image_w.value.startswith("datasets/shapes/images/val/")
+        backends = [value for _, value in detection.backend_w.options]
+        assert backends[0] == "auto" and detection.backend_w.value == "auto"
+        assert {"pytorch", "onnxruntime", "openvino"} <= set(backends)
+        assert "tensorrt" not in backends  # no CUDA here
         assert detection.predict() == []  # no weights yet: it says so, no job
         assert "Choose weights" in detection.status_w.value
     finally:
         board.close()
     assert threading.active_count() < 50
+
+
+def test_backend_html_names_the_choice_and_the_latencies() -> None:
+    html = backend_html({
+        "name": "openvino", "requested": "auto", "cached": True,
+        "latency_ms": {"pytorch": 65.0, "openvino": 20.04, "onnxruntime": 46.0},
+        "agreement": {"openvino": {"agree": True}, "onnxruntime": {"agree": False},
+                      "openvino-int8": {"agree": None, "note": "only 3 box(es) to compare"}},
+        "skipped": {"openvino-int8": "no calibration dataset"},
+    })
+    assert "backend <b>openvino</b> (auto, reused the stored measurement)" in html
+    assert "<b>openvino 20.0 ms</b>, onnxruntime 46.0 ms, pytorch 65.0 ms" in html
+    assert "not agreeing with PyTorch: onnxruntime" in html
+    assert "no verdict: openvino-int8 (only 3 box(es) to compare)" in html
+    assert "openvino-int8 (no calibration dataset)" in html
+    assert "(forced)" in backend_html({"name": "pytorch", "requested": "pytorch"})
+    assert backend_html(None) == ""
+
+
+@pytest.mark.slow
+def test_detection_panel_runs_auto_and_shows_the_backend(
+    client: YoloClient, server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    model = trained_model(tmp_path_factory.getbasetemp())
+    shutil.copy2(model.weights, server.workspace / "weights" / "shapes-n.pt")
+    panel = DetectionPanel(client, model="shapes-n.pt", dataset="shapes", conf=0.05)
+    try:
+        assert panel.backend_info_w.value == ""  # nothing measured for these weights yet
+        panel.predict()
+        info = panel.backend_info_w.value
+        assert "(auto, measured now)" in info, panel.status_w.value
+        for name in ("pytorch", "onnxruntime", "openvino"):
+            assert f"{name} " in info and " ms" in info
+        # trained on a dataset outside this workspace: INT8 is left out, with the reason
+        assert "openvino-int8 (INT8 skipped: the weights were trained on" in info
+
+        panel.refresh_models(select="shapes-n.pt")  # the listing now has the stored choice
+        assert "auto chose <b>" in panel.backend_info_w.value
+
+        panel.backend_w.value = "pytorch"  # the observer runs a job in the background
+        wait_for(lambda: "backend <b>pytorch</b> (forced)" in panel.backend_info_w.value,
+                 timeout=300)
+    finally:
+        panel.close()
 
 
 def test_client_and_panels_import_neither_torch_nor_ultralytics() -> None:

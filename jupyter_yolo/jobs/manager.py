@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from ..errors import Conflict, NotFound
+from ..inference.cache import exports_root, stored_choices, weights_digest
 from ..workspace import Workspace, write_atomic
 from .events import EVENTS_FILE, EventIndex, append_event
 from .process import (
@@ -60,6 +61,7 @@ class JobManager:
         log: logging.Logger,
         cuda_available: Callable[[], bool] = lambda: False,
         dataset_check: Callable[[Path], None] | None = None,
+        default_device: str | None = None,
     ) -> None:
         self.workspace = workspace
         self.python = python
@@ -69,7 +71,10 @@ class JobManager:
         self.log_max_bytes = log_max_bytes
         self.log = log
         self.validator = JobValidator(
-            workspace, cuda_available=cuda_available, dataset_check=dataset_check
+            workspace,
+            cuda_available=cuda_available,
+            dataset_check=dataset_check,
+            default_device=default_device,
         )
         workspace.create()
         self.registry = JobRegistry(workspace.registry)
@@ -451,12 +456,18 @@ class JobManager:
     # ------------------------------------------------------------------ models
 
     def models(self) -> dict[str, Any]:
-        """Weights a job can start from: architectures, the weights folder, trained jobs."""
+        """Weights a job can start from: architectures, the weights folder, trained jobs.
+
+        Each weights file carries the inference backends measured for it (``inference``: the
+        ``auto`` choice and latencies per image size and device, from the export cache), and
+        ``backends`` says which backends this server can run.
+        """
         architectures = list(ARCHITECTURES)
         weights = []
         if self.workspace.weights.is_dir():
             for path in sorted(self.workspace.weights.glob("*.pt")):
-                weights.append({"model": path.name, "size": path.stat().st_size})
+                weights.append({"model": path.name, "size": path.stat().st_size,
+                                "inference": self._inference_choices(path)})
         trained = []
         for record in self.registry.all():
             folder = self.workspace.jobs / record.id / "run" / "weights"
@@ -469,9 +480,21 @@ class JobManager:
                             "name": record.name,
                             "status": record.status,
                             "weights": which,
+                            "inference": self._inference_choices(folder / f"{which}.pt"),
                         }
                     )
-        return {"architectures": architectures, "weights": weights, "trained": trained}
+        return {"architectures": architectures, "weights": weights, "trained": trained,
+                "backends": self.validator.backends()}
+
+    def _inference_choices(self, weights: Path) -> list[dict[str, Any]]:
+        """The measured backend choices kept for a weights file (none before its first predict)."""
+        root = exports_root(self.workspace.root)
+        if not root.is_dir():
+            return []
+        try:
+            return stored_choices(root, weights_digest(weights))
+        except OSError:
+            return []
 
     # ------------------------------------------------------------------ internals
 

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from ..errors import InvalidRequest
+from ..inference.backends import AUTO, BACKEND_CHOICES, all_availability, refusal
 from ..workspace import Workspace
 
 JOB_KINDS = ("train", "val", "predict", "export")
@@ -131,6 +132,10 @@ PREDICT: dict[str, Param] = {
     "classes": Param(list, check=_classes),
     "half": Param(bool),
     "batch": Param(int, 1, 1024),
+    # the inference backend: "auto" (the fastest that agrees with PyTorch, measured once per
+    # weights and image size) or one by name; "data" is the INT8 calibration dataset
+    "backend": Param(str, choices=BACKEND_CHOICES),
+    "data": Param(str),
 }
 EXPORT: dict[str, Param] = {
     "format": Param(str, choices=EXPORT_FORMATS),
@@ -157,7 +162,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"model": "yolov8n.yaml"},
     "val": {},
-    "predict": {},
+    "predict": {"backend": AUTO},
     "export": {"format": "onnx"},
 }
 
@@ -174,10 +179,16 @@ class JobSpec:
     devices: tuple[str, ...] = field(default_factory=tuple)
 
 
-def device_keys(device: str | None) -> tuple[str, ...]:
-    """The queue slots a job occupies: one per physical device it asks for."""
+def device_keys(device: str | None, *, cuda: bool | None = None) -> tuple[str, ...]:
+    """The queue slots a job occupies: one per physical device it asks for.
+
+    A job that names no device runs where ultralytics puts it: the first GPU when CUDA is
+    present, else the CPU, so it shares that device's slot (``cuda`` None: not known).
+    """
     if device is None or device == "":
-        return ("default",)
+        if cuda is None:
+            return ("default",)
+        return ("cuda:0",) if cuda else ("cpu",)
     if device in ("cpu", "-1"):
         return ("cpu",)
     if re.fullmatch(r"\d+(,\d+)*", device):
@@ -196,10 +207,14 @@ class JobValidator:
         *,
         cuda_available: Callable[[], bool],
         dataset_check: Callable[[Path], None] | None = None,
+        default_device: str | None = None,
     ) -> None:
         self.workspace = workspace
         self._cuda_available = cuda_available
         self._dataset_check = dataset_check
+        if default_device and _device(default_device):
+            raise ValueError(f"default device: {_device(default_device)}")
+        self.default_device = default_device or None
 
     def validate(self, body: dict[str, Any]) -> JobSpec:
         """Validate a ``POST /yolo/jobs`` body."""
@@ -214,6 +229,8 @@ class JobValidator:
                 f"Accepted: {', '.join(sorted(schema))}."
             )
         values = {**DEFAULTS[kind], **{k: v for k, v in body.items() if k != "kind"}}
+        if self.default_device and "device" in schema and "device" not in values:
+            values["device"] = self.default_device
         missing = [key for key in REQUIRED[kind] if key not in values]
         if missing:
             raise InvalidRequest(f"A {kind} job needs {', '.join(repr(m) for m in missing)}.")
@@ -230,6 +247,11 @@ class JobValidator:
             params["source"] = str(
                 self.workspace.resolve(params["source"], what="source", missing=InvalidRequest)
             )
+        if kind == "predict":
+            problem = refusal(params["backend"], cuda=self._cuda_available(),
+                              device=params.get("device"))
+            if problem:
+                raise InvalidRequest(f"'backend': {problem}")
         if kind == "export" and params["format"] == "engine" and not self._cuda_available():
             raise InvalidRequest(
                 "TensorRT export ('engine') needs a CUDA device, and this server has none."
@@ -240,8 +262,12 @@ class JobValidator:
             params=params,
             request=dict(body),
             dataset_yaml=dataset_yaml,
-            devices=device_keys(params.get("device")),
+            devices=device_keys(params.get("device"), cuda=self._cuda_available()),
         )
+
+    def backends(self, device: str | None = None) -> list[dict[str, Any]]:
+        """Every inference backend with whether it can run here (for listings and panels)."""
+        return [a.as_dict() for a in all_availability(cuda=self._cuda_available(), device=device)]
 
     def resolve_model(self, model: str, kind: str) -> str:
         """Map a model reference to an architecture name or an absolute weights path."""

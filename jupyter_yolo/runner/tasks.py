@@ -345,18 +345,72 @@ def _detections(result: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _predict_backend(
+    ctx: JobContext, model_arg: str, params: dict[str, Any], source: Path
+) -> tuple[Any, dict[str, Any]]:
+    """The model to predict with, on the requested backend, and what to report about it."""
+    from ..inference import backends as table
+    from ..inference.threads import install, settings_for
+    from ..inference.trial import BackendError, select_backend
+
+    requested = str(params.pop("backend", None) or "pytorch")  # older job.json: PyTorch
+    data = params.pop("data", None)
+    if Path(model_arg).suffix != ".pt":  # an exported model (or a YAML): it runs as it is
+        settings = install(settings_for(ctx.cpus))
+        runs_on = table.backend_of_model(model_arg) or "pytorch"
+        if requested not in (table.AUTO, runs_on):
+            raise JobInputError(
+                f"{model_arg} is already a {runs_on} model; backend {requested!r} needs the .pt "
+                "weights it was exported from (or use backend 'auto')"
+            )
+        report: dict[str, Any] = {
+            "name": runs_on, "requested": requested, "cached": True, "exported": [],
+            "latency_ms": {}, "agreement": {}, "threads": settings.as_dict(),
+        }
+        return load_model(model_arg), report
+    try:
+        selection = select_backend(
+            Path(model_arg), workspace=ctx.spec.workspace, requested=requested,
+            device=params.get("device"), cpus=ctx.cpus, imgsz=params.get("imgsz"),
+            source=source, data=data if isinstance(data, str) else None,
+            check=ctx.stop.check, log=ctx.journal.log,
+        )
+    except BackendError as exc:
+        raise JobInputError(str(exc)) from exc
+    report = dict(selection.report)
+    report["imgsz"] = params.setdefault("imgsz", report.get("imgsz"))
+    model = str(report.get("model") or "")
+    workspace = ctx.spec.workspace.resolve()
+    if model and Path(model).resolve().is_relative_to(workspace):
+        report["model"] = Path(model).resolve().relative_to(workspace).as_posix()
+    latency = report.get("latency_ms") or {}
+    figures = ", ".join(f"{k} {v:.1f} ms" for k, v in latency.items()) or "not measured"
+    how = "reused" if report.get("cached") else "prepared now"
+    ctx.journal.log(
+        f"backend {selection.name} (requested {requested}; {how}); median latencies: {figures}"
+    )
+    return selection.model, report
+
+
 def run_predict(ctx: JobContext) -> dict[str, Any]:
-    """Detect on an image or a folder; write ``run/predictions.json`` and annotated images."""
+    """Detect on an image or a folder; write ``run/predictions.json`` and annotated images.
+
+    The model runs on the job's ``backend``: ``auto`` (the measured choice, see
+    :mod:`jupyter_yolo.inference.trial`) or a backend by name; the result says which, with the
+    measured latencies and the agreement figures.
+    """
     from ultralytics.data.utils import VID_FORMATS
 
     params = dict(ctx.spec.params)
-    model = load_model(resolve_model(ctx, params.pop("model", None)))
+    model_arg = resolve_model(ctx, params.pop("model", None))
     source = params.get("source")
     if not isinstance(source, str) or not source:
         raise JobInputError("the job has no 'source' (an image or a folder of images)")
     source_path = Path(source)
     if not source_path.exists():
         raise JobInputError(f"prediction source {source} does not exist")
+    model, backend = _predict_backend(ctx, model_arg, params, source_path)
+    ctx.stop.check()
     params.setdefault("save", True)
     params.update(ctx.output_args(), stream=True)
     model.add_callback("on_predict_batch_end", stop_checker(ctx))
@@ -383,7 +437,7 @@ def run_predict(ctx: JobContext) -> dict[str, Any]:
             ctx.stop.check()
     finally:
         _write_predictions(ctx, images)
-        ctx.partial_result = _prediction_summary(ctx, images)
+        ctx.partial_result = {**_prediction_summary(ctx, images), "backend": backend}
     return ctx.partial_result
 
 
@@ -426,15 +480,81 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest)
 
 
+CACHEABLE_EXPORTS = {"onnx": "onnxruntime", "openvino": "openvino", "engine": "tensorrt"}
+
+
+def _cached_export_backend(params: dict[str, Any]) -> str | None:
+    """The backend whose cached export this export job asks for, or None when it is custom."""
+    fmt = params.get("format")
+    if fmt not in CACHEABLE_EXPORTS:
+        return None
+    custom = {"dynamic", "simplify", "opset"} & {k for k, v in params.items() if v}
+    if custom or params.get("batch", 1) != 1:
+        return None
+    int8 = bool(params.get("int8"))
+    half = bool(params.get("half"))
+    if fmt == "openvino" and int8 and not half:
+        return "openvino-int8"
+    if fmt == "engine" and half and not int8:
+        return "tensorrt"
+    if fmt in ("onnx", "openvino") and not int8 and not half:
+        return CACHEABLE_EXPORTS[fmt]
+    return None
+
+
+def _export_from_cache(
+    ctx: JobContext, backend_name: str, local: Path, params: dict[str, Any]
+) -> tuple[Path, bool]:
+    """Copy (hard link) the cached export into ``run/weights``; make it first when missing."""
+    from ..inference import backends as table
+    from ..inference.cache import WeightsCache
+    from ..inference.export import ExportError, calibration_for, ensure_export
+
+    backend = table.get(backend_name)
+    calibration = None
+    if backend.needs_data:
+        try:
+            calibration = calibration_for(Path(str(params["data"])))
+        except ExportError as exc:
+            raise JobInputError(str(exc)) from exc
+    imgsz = params.get("imgsz")
+    if not imgsz:
+        imgsz = (load_model(str(local)).overrides or {}).get("imgsz") or 640
+    size = int(max(imgsz)) if isinstance(imgsz, (list, tuple)) else int(imgsz)
+    cache = WeightsCache.for_weights(ctx.spec.workspace, local)
+    made = ensure_export(cache, backend, local, imgsz=size, device=str(params.get("device") or ""),
+                         calibration=calibration, check=ctx.stop.check, log=ctx.journal.log)
+    suffix = made.path.name.removeprefix("model")
+    dest = local.parent / f"{local.stem}{suffix}"
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    if made.path.is_dir():
+        shutil.copytree(made.path, dest, copy_function=_link_or_copy_fn)
+    else:
+        _link_or_copy(made.path, dest)
+    ctx.journal.log(
+        f"{backend.label} export at imgsz {size} "
+        + ("made now and kept in the export cache" if made.exported else "reused from the cache")
+    )
+    return dest, not made.exported
+
+
+def _link_or_copy_fn(src: str, dest: str) -> str:
+    _link_or_copy(Path(src), Path(dest))
+    return dest
+
+
 def run_export(ctx: JobContext) -> dict[str, Any]:
-    """Export a model; the exported file or folder lands in ``run/weights/``."""
+    """Export a model; the exported file or folder lands in ``run/weights/``.
+
+    The usual exports (ONNX, OpenVINO FP32, OpenVINO INT8 with ``data``, TensorRT FP16; batch 1,
+    static shape) come from the workspace's export cache, which predict jobs share: a second
+    export of the same weights at the same size reuses it.
+    """
     params = dict(ctx.spec.params)
     model_arg = resolve_model(ctx, params.pop("model", None))
     fmt = str(params.get("format") or "onnx")
     params["format"] = fmt
-    if fmt == "onnx" and "simplify" not in params and importlib.util.find_spec("onnxslim") is None:
-        params["simplify"] = False  # else ultralytics warns twice and skips it anyway
-        ctx.journal.log("onnxslim is not installed: the ONNX model is exported unsimplified")
     if params.get("int8") and not params.get("data"):
         raise JobInputError(
             f"int8 {fmt} export calibrates on a dataset: give 'data' (a data.yaml); offline there "
@@ -451,9 +571,21 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
         local = weights / f"{source.stem}.pt"
         load_model(model_arg).save(local)
         ctx.journal.log(f"exporting an untrained model built from {model_arg}", level="warning")
-    model = load_model(str(local))
-    model.add_callback("on_export_start", stop_checker(ctx))
-    exported = Path(str(model.export(**params)))
+    cached_backend = _cached_export_backend(params) if source.suffix == ".pt" else None
+    cached = False
+    if cached_backend is not None:
+        exported, cached = _export_from_cache(ctx, cached_backend, local, params)
+    else:
+        if fmt == "onnx" and "simplify" not in params and importlib.util.find_spec(
+            "onnxslim"
+        ) is None:
+            params["simplify"] = False  # else ultralytics warns twice and skips it anyway
+            ctx.journal.log("onnxslim is not installed: the ONNX model is exported unsimplified")
+        if params.pop("int8", False):
+            params["quantize"] = 8  # ultralytics' name for it ('int8' is deprecated)
+        model = load_model(str(local))
+        model.add_callback("on_export_start", stop_checker(ctx))
+        exported = Path(str(model.export(**params)))
     ctx.journal.artifact(exported, "export")
     size = (
         exported.stat().st_size
@@ -466,6 +598,7 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
         "path": ctx.rel(exported),
         "bytes": size,
         "source": ctx.rel(local),
+        "cached": cached,
     }
 
 

@@ -1,9 +1,12 @@
-"""The detection panel: weights, images (dataset samples or uploads), conf / IoU, class filter.
+"""The detection panel: weights, backend, images (dataset samples or uploads), conf / IoU, classes.
 
-Detections come from predict jobs over REST: one job per (weights, source, IoU), run at a low
-confidence floor, whose ``run/predictions.json`` is cached. Raising the confidence slider (or
-changing the class filter) only filters the cached boxes again; lowering it below the job's
-floor or changing the IoU runs a new job. The boxes are drawn over the original image in a
+Detections come from predict jobs over REST: one job per (weights, source, IoU, backend), run at
+a low confidence floor, whose ``run/predictions.json`` is cached. The backend dropdown offers
+``auto`` (the fastest backend that agrees with PyTorch, measured once per weights and image size
+on the server) and every backend the server can run; the panel shows which backend ran and the
+measured latencies. Raising the confidence slider (or changing the class filter) only filters
+the cached boxes again; lowering it below the job's floor, or changing the IoU or the backend,
+runs a new job. The boxes are drawn over the original image in a
 plotly figure, with hover labels, and listed in a table.
 """
 
@@ -38,6 +41,41 @@ class Prediction:
     job_id: str
     conf: float
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backend: dict[str, Any] | None = None
+
+
+def backend_html(report: dict[str, Any] | None, *, stored: bool = False) -> str:
+    """Which backend ran (or the stored choice), why, and the measured median latencies."""
+    if not report:
+        return ""
+    name = str(report.get("name") or report.get("choice") or "")
+    requested = report.get("requested")
+    if stored:
+        how = f"auto chose <b>{esc(name)}</b> when measured at imgsz {esc(report.get('imgsz'))}"
+    elif requested == "auto":
+        state = "reused the stored measurement" if report.get("cached") else "measured now"
+        how = f"backend <b>{esc(name)}</b> (auto, {state})"
+    else:
+        how = f"backend <b>{esc(name)}</b> (forced)"
+    latency = report.get("latency_ms") or {}
+    parts = []
+    for backend, value in sorted(latency.items(), key=lambda item: float(item[1])):
+        text = f"{esc(backend)} {float(value):.1f} ms"
+        parts.append(f"<b>{text}</b>" if backend == name else text)
+    agreement = report.get("agreement") or {}
+    disagree = [esc(n) for n, a in agreement.items()
+                if isinstance(a, dict) and a.get("agree") is False]
+    undecided = [f"{esc(n)} ({esc(a.get('note'))})" for n, a in agreement.items()
+                 if isinstance(a, dict) and a.get("agree") is None and a.get("note")]
+    skipped = report.get("skipped") or {}
+    lines = [how + (": " + ", ".join(parts) if parts else "")]
+    if disagree:
+        lines.append("not agreeing with PyTorch: " + ", ".join(disagree))
+    if undecided:
+        lines.append("no verdict: " + "; ".join(undecided))
+    if skipped:
+        lines.append("left out: " + "; ".join(f"{esc(k)} ({esc(v)})" for k, v in skipped.items()))
+    return '<div class="yolo-muted yolo-backend">' + "<br>".join(lines) + "</div>"
 
 
 @dataclass
@@ -99,11 +137,13 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         iou: float = 0.7,
         samples: int = 16,
         device: str | None = None,
+        backend: str = "auto",
     ) -> None:
         self.client = get_client(client)
         self.device = device
         self.samples = samples
-        self._cache: dict[tuple[str, str, float], Prediction] = {}
+        self._cache: dict[tuple[str, str, float, str], Prediction] = {}
+        self._stored: dict[str, list[dict[str, Any]]] = {}
         self._images: dict[str, ImageChoice] = {}
         self._pixels: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -112,6 +152,10 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self.figure = detection_figure()
         self.model_w = widgets.Dropdown(description="weights",
                                         layout=widgets.Layout(width="330px"))
+        self.backend_w = widgets.Dropdown(description="backend",
+                                          options=[("auto (measured)", "auto")], value="auto",
+                                          layout=widgets.Layout(width="260px"))
+        self.backend_info_w = widgets.HTML()
         self.dataset_w = widgets.Dropdown(description="dataset",
                                           layout=widgets.Layout(width="260px"))
         self.split_w = widgets.Dropdown(options=["val", "train", "test"], value=split,
@@ -134,22 +178,24 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self.table_w = widgets.HTML()
         super().__init__(children=[
             widgets.HTML(STYLE + '<div class="yolo-h">Detection</div>'),
-            widgets.HBox([self.model_w, self.dataset_w, self.split_w]),
+            widgets.HBox([self.model_w, self.backend_w, self.dataset_w, self.split_w]),
             widgets.HBox([self.image_w, self.upload_w]),
             widgets.HBox([widgets.VBox([self.conf_w, self.iou_w]), self.classes_w,
                           self.detect_button]),
             self.status_w,
+            self.backend_info_w,
             self.figure,
             self.table_w,
         ])
         self.add_class("yolo-detection-panel")
         self._predict_lock = threading.Lock()
-        self.refresh_models(select=model)
+        self.refresh_models(select=model, backend=backend)
         self._load_datasets(dataset)
         self.load_samples()
         self.dataset_w.observe(lambda _: self._run(self.load_samples), names="value")
         self.split_w.observe(lambda _: self._run(self.load_samples), names="value")
-        for control in (self.image_w, self.conf_w, self.iou_w, self.model_w):
+        self.model_w.observe(lambda _: self._show_stored(), names="value")
+        for control in (self.image_w, self.conf_w, self.iou_w, self.model_w, self.backend_w):
             control.observe(lambda _: self._run(self.predict), names="value")
         self.classes_w.observe(lambda _: self._run(self._redraw), names="value")
         self.upload_w.observe(lambda _: self._run(self._uploaded), names="value")
@@ -157,9 +203,25 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
 
     # ------------------------------------------------------------------------------ choices
 
-    def refresh_models(self, select: str | None = None) -> None:
-        """Fill the weights list: trained jobs' best/last, then .pt files in the workspace."""
+    def refresh_models(self, select: str | None = None, backend: str | None = None) -> None:
+        """Fill the weights list and the backends the server can run.
+
+        Weights: trained jobs' best/last, then .pt files in the workspace.
+        """
         models = self.client.models()
+        self._stored = {
+            str(m["model"]): list(m.get("inference") or [])
+            for m in [*(models.get("trained") or []), *(models.get("weights") or [])]
+        }
+        backends = [("auto (measured)", "auto")] + [
+            (str(b.get("label") or b["name"]), str(b["name"]))
+            for b in models.get("backends") or [] if b.get("available")
+        ]
+        wanted = backend or self.backend_w.value or "auto"
+        if wanted not in [v for _, v in backends]:
+            backends.append((f"{wanted} (not available)", wanted))
+        self.backend_w.options = backends
+        self.backend_w.value = wanted
         options = [
             (f"{m['model']}" + (f" ({m['name']})" if m.get("name") else ""), str(m["model"]))
             for m in models.get("trained") or []
@@ -172,6 +234,17 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self.model_w.options = options
         if options:
             self.model_w.value = select or options[0][1]
+        self._show_stored()
+
+    def _show_stored(self) -> None:
+        """Show the backend choice measured earlier for the chosen weights, if any."""
+        stored = self._stored.get(str(self.model_w.value or "")) or []
+        if stored:
+            best = max(stored, key=lambda r: float(r.get("measured_at") or 0))
+            self.backend_info_w.value = backend_html(
+                {**best, "name": best.get("choice")}, stored=True)
+        else:
+            self.backend_info_w.value = ""
 
     def _load_datasets(self, dataset: str | None) -> None:
         names = [str(d["name"]) for d in self.client.datasets()
@@ -243,24 +316,30 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
             return []
         conf = float(self.conf_w.value)
         iou = round(float(self.iou_w.value), 3)
+        backend = str(self.backend_w.value or "auto")
         source = choice.folder_source or choice.path
-        key = (model, source, iou)
+        key = (model, source, iou, backend)
         with self._lock:
             cached = self._cache.get(key)
         if cached is None or cached.conf > conf:
-            cached = self._run_job(model, source, iou, min(conf, CONF_FLOOR))
+            cached = self._run_job(model, source, iou, min(conf, CONF_FLOOR), backend)
             with self._lock:
                 self._cache[key] = cached
+        self.backend_info_w.value = backend_html(cached.backend)
         with self._lock:
             self._current = (choice, cached)
         self._redraw()
         return self.detections
 
-    def _run_job(self, model: str, source: str, iou: float, conf: float) -> Prediction:
-        self.status_w.value = note("info", f"Running a predict job with {model} on {source}\u2026")
+    def _run_job(
+        self, model: str, source: str, iou: float, conf: float, backend: str = "auto"
+    ) -> Prediction:
+        first = "; the first auto job on new weights measures the backends" * (backend == "auto")
+        self.status_w.value = note(
+            "info", f"Running a predict job with {model} on {source} ({backend}{first})\u2026")
         self.detect_button.disabled = True
         try:
-            params: dict[str, Any] = {"conf": conf, "iou": iou}
+            params: dict[str, Any] = {"conf": conf, "iou": iou, "backend": backend}
             if self.device:
                 params["device"] = self.device
             job = self.client.predict(model, source, **params)
@@ -276,7 +355,9 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         folder = source if not posixpath.splitext(source)[1] else posixpath.dirname(source)
         for entry in entries:
             images[posixpath.join(folder, entry["file"])] = entry
-        return Prediction(job_id=job["id"], conf=conf, images=images)
+        report = (done.get("result") or {}).get("backend")
+        return Prediction(job_id=job["id"], conf=conf, images=images,
+                          backend=report if isinstance(report, dict) else None)
 
     # ------------------------------------------------------------------------------ drawing
 

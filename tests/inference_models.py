@@ -1,0 +1,72 @@
+"""A small trained detector for the inference tests, trained once per test session.
+
+yolov8n from scratch on the synthetic shapes dataset (96 train / 48 val images at 128 px), run by
+the real job runner in a workspace of its own. The checkpoint's training data lies inside that
+workspace, so INT8 calibration finds it. Every test module that needs the model calls
+:func:`trained_model`; the first call trains (about a minute on 2 CPUs), later calls reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from jupyter_yolo.datasets.synthetic import generate_shapes
+
+JOB_ID = "0000000be5ed"  # 12 hex digits: usable as model "job:0000000be5ed:best"
+TRAIN = {"model": "yolov8n.yaml", "epochs": 20, "imgsz": 128, "batch": 16, "nbs": 16,
+         "optimizer": "AdamW", "lr0": 0.003, "device": "cpu", "workers": 0, "plots": False,
+         "seed": 0, "val": False}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """Where the trained model and its dataset are."""
+
+    workspace: Path
+    job_id: str
+    weights: Path
+    data: Path
+
+    @property
+    def model_ref(self) -> str:
+        """The model as a job request names it."""
+        return f"job:{self.job_id}:last"
+
+
+_TRAINED: dict[str, TrainedModel] = {}
+
+
+def runner_env() -> dict[str, str]:
+    """The server's kind of environment for a runner: no tokens, unbuffered."""
+    env = {k: v for k, v in os.environ.items() if "TOKEN" not in k and k != "PYTEST_CURRENT_TEST"}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def trained_model(base: Path) -> TrainedModel:
+    """Train the shared model under ``base`` once per process; return it."""
+    if "model" in _TRAINED:
+        return _TRAINED["model"]
+    workspace = base / "inference-workspace"
+    data = generate_shapes(workspace / "datasets" / "shapes", train=96, val=48, imgsz=128, seed=0)
+    job_dir = workspace / "jobs" / JOB_ID
+    job_dir.mkdir(parents=True)
+    job = {"id": JOB_ID, "kind": "train", "name": "shapes-n", "workspace": str(workspace),
+           "params": {**TRAIN, "data": str(data)}, "request": {**TRAIN, "data": "shapes"},
+           "devices": ["cpu"]}
+    (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter_yolo.runner", str(job_dir)], cwd=job_dir,
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=900, env=runner_env(),
+        check=False,
+    )
+    weights = job_dir / "run" / "weights" / "last.pt"
+    log = (job_dir / "log.txt").read_text(errors="replace")[-4000:]
+    assert done.returncode == 0 and weights.exists(), log
+    _TRAINED["model"] = TrainedModel(workspace, JOB_ID, weights, data)
+    return _TRAINED["model"]

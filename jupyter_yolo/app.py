@@ -14,6 +14,7 @@ from . import __version__
 from .accelerators.service import AcceleratorService
 from .datasets.store import DatasetStore
 from .jobs.manager import JobManager
+from .jobs.schema import DEVICE as DEVICE_PATTERN
 from .workspace import Workspace
 
 
@@ -39,6 +40,18 @@ class YoloApp(ExtensionApp):
     probe_python = Unicode(
         help="Python interpreter that runs the hardware probe and the job runners.",
     ).tag(config=True)
+
+    default_device = Unicode(
+        help=(
+            "The ultralytics device of jobs whose request names none ('cpu', '0', '0,1', "
+            "'mps', 'npu:0' ...). Empty: ultralytics picks (the first GPU, else the CPU). "
+            "Defaults to $YOLO_DEVICE."
+        ),
+    ).tag(config=True)
+
+    @default("default_device")
+    def _default_device_default(self) -> str:
+        return os.environ.get("YOLO_DEVICE", "").strip()
 
     max_jobs_per_device = Int(
         1, help="How many jobs may run at once on one device; later jobs wait in the queue."
@@ -143,8 +156,21 @@ class YoloApp(ExtensionApp):
             log=self.log,
             cuda_available=self._cuda_available,
             dataset_check=self.datasets.check_for_training,
+            default_device=self._checked_default_device(),
         )
         self.log.info("jupyter_yolo %s: workspace %s", __version__, self.yolo_workspace.root)
+
+    def _checked_default_device(self) -> str | None:
+        """``default_device`` when ultralytics knows it; a bad value is logged and ignored."""
+        device = self.default_device.strip()
+        if device and not DEVICE_PATTERN.match(device):
+            self.log.error(
+                "jupyter_yolo: ignoring default_device (YOLO_DEVICE) %r: use 'cpu', a CUDA index "
+                "such as '0' or '0,1', 'mps', 'xpu' or 'npu:0'",
+                device,
+            )
+            return None
+        return device or None
 
     def _cuda_available(self) -> bool:
         """Whether TensorRT export makes sense: from the report when probed, else /dev nodes."""

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
 mkdir -p artifacts
-"$venv/bin/ruff" check jupyter_yolo tests
+"$venv/bin/ruff" check jupyter_yolo tests bench
 "$venv/bin/mypy"
 # the JupyterLab extension: ESLint, Prettier and the TypeScript compiler (strict, no emit)
 (cd labextension && npm run --silent lint && npm run --silent typecheck)

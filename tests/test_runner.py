@@ -600,3 +600,24 @@ def test_exit_process_skips_only_the_teardown() -> None:
                           timeout=30, check=False)
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout.split() == ["buffered", "thread", "done", "atexit", "ran"], proc.stdout
+
+
+def test_ultralytics_counts_the_usable_cpus_not_the_host() -> None:
+    """select_device() resets torch to ultralytics' NUM_THREADS; the runner makes that count
+    come from the CPUs the container may use (here: as if the quota gave 5 CPUs)."""
+    code = (
+        "import torch\n"
+        "from ultralytics.utils import torch_utils\n"
+        "from jupyter_yolo.runner.offline import apply_ultralytics_thread_count\n"
+        "assert apply_ultralytics_thread_count(5) == 4\n"
+        "assert apply_ultralytics_thread_count(1) == 1\n"
+        "apply_ultralytics_thread_count(5)\n"
+        "torch_utils.select_device('cpu', verbose=False)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "4"

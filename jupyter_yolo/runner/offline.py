@@ -219,6 +219,29 @@ def prepare(workspace: Path, cpus: int) -> dict[str, Any]:
     }
 
 
+def ultralytics_thread_count(cpus: int) -> int:
+    """The thread count by ultralytics' own rule (CPUs - 1, at most 8), on the usable CPUs."""
+    return min(8, max(1, cpus - 1))
+
+
+def apply_ultralytics_thread_count(cpus: int) -> int:
+    """Make ultralytics count the CPUs of the container, not of the host.
+
+    ``ultralytics.utils.NUM_THREADS`` comes from ``os.cpu_count()``, the host's CPUs, and
+    ``select_device`` resets torch to it for every CPU training, validation and prediction: 8
+    threads in a 2-CPU container on a big host. The rule is kept (one CPU left for data loading
+    and the server); only the count it starts from becomes the cgroup quota and affinity. The
+    inference backends set their own counts (:mod:`jupyter_yolo.inference.threads`).
+    """
+    count = ultralytics_thread_count(cpus)
+    for name in ("ultralytics.utils", "ultralytics.utils.torch_utils", "ultralytics.data.base",
+                 "ultralytics.data.dataset", "ultralytics.data.utils", "ultralytics.data.loaders"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "NUM_THREADS"):
+            setattr(module, "NUM_THREADS", count)  # noqa: B010
+    return count
+
+
 def after_import(cpus: int, warn: Callable[[str, str], None]) -> None:
     """Checks and settings that need torch/ultralytics imported (call right after the import)."""
     import torch
@@ -226,6 +249,7 @@ def after_import(cpus: int, warn: Callable[[str, str], None]) -> None:
 
     threads = int(os.environ.get("OMP_NUM_THREADS") or cpus)
     torch.set_num_threads(max(1, threads))
+    apply_ultralytics_thread_count(cpus)
     if getattr(ul_utils, "ONLINE", False):
         warn("online_check", "ultralytics believes it is online although YOLO_OFFLINE is set")
     settings = getattr(ul_utils, "SETTINGS", {})

@@ -111,6 +111,9 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         self.max_points = max_points
         self.render_log: deque[tuple[float, int]] = deque(maxlen=10000)
         self._lock = threading.RLock()
+        # one redraw at a time: a refresh() must not return while the throttle's redraw is still
+        # writing the figure
+        self._render_lock = threading.Lock()
         self._history = TrainingHistory()
         self._drawn = {"batch": -1, "epoch": -1, "info": -1}
         self._job_id: str | None = None
@@ -414,6 +417,10 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
 
     def _render(self) -> None:
         """Apply what changed since the last redraw to the figure and the status widgets."""
+        with self._render_lock:
+            self._render_changes()
+
+    def _render_changes(self) -> None:
         with self._lock:
             history = self._history
             batch_data = None

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_yolo.workspace import write_atomic
+
 #: Keys every report carries (null when their section did not run or did not measure them).
 REQUIRED_KEYS = (
     "inference.choice",
@@ -139,10 +141,7 @@ def build_document(
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
     """Write the report (strict JSON, indented), creating the folder; atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
 
 
 def _show(value: Any) -> str:

@@ -14,7 +14,7 @@ from . import __version__
 from .accelerators.service import AcceleratorService
 from .datasets.store import DatasetStore
 from .jobs.manager import JobManager
-from .jobs.schema import DEVICE as DEVICE_PATTERN
+from .jobs.schema import device_problem
 from .workspace import Workspace
 
 
@@ -163,12 +163,9 @@ class YoloApp(ExtensionApp):
     def _checked_default_device(self) -> str | None:
         """``default_device`` when ultralytics knows it; a bad value is logged and ignored."""
         device = self.default_device.strip()
-        if device and not DEVICE_PATTERN.match(device):
-            self.log.error(
-                "jupyter_yolo: ignoring default_device (YOLO_DEVICE) %r: use 'cpu', a CUDA index "
-                "such as '0' or '0,1', 'mps', 'xpu' or 'npu:0'",
-                device,
-            )
+        problem = device_problem(device) if device else None
+        if problem:
+            self.log.error("jupyter_yolo: ignoring default_device (YOLO_DEVICE): %s", problem)
             return None
         return device or None
 

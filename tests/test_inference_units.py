@@ -19,9 +19,9 @@ from jupyter_yolo.inference.cache import (
     export_key,
     stored_choices,
     weights_digest,
-    write_json_atomic,
 )
 from jupyter_yolo.inference.threads import settings_for
+from jupyter_yolo.runner.job import write_json_atomic
 
 
 def det(cls: int, conf: float, box: list[float]) -> dict[str, object]:

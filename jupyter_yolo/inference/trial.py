@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from ..accelerators import host
+from ..runner.job import write_json_atomic
 from . import backends as table
 from .agreement import TOLERANCES, compare
 from .backends import AUTO, Backend
-from .cache import WeightsCache, read_json, write_json_atomic
+from .cache import WeightsCache, read_json
 from .export import Calibration, ExportError, ExportResult, calibration_for, ensure_export
 from .loader import (
     checkpoint_facts,

@@ -62,7 +62,8 @@ def _imgsz(value: int) -> str | None:
     return None if value % 32 == 0 else f"must be a multiple of 32 (the model stride), got {value}."
 
 
-def _device(value: str) -> str | None:
+def device_problem(value: str) -> str | None:
+    """Why ``value`` is not an ultralytics device, or None when it is one."""
     if DEVICE.match(value):
         return None
     return (
@@ -84,7 +85,7 @@ def _name(value: str) -> str | None:
 COMMON: dict[str, Param] = {
     "name": Param(str, check=_name),
     "model": Param(str),
-    "device": Param(str, check=_device),
+    "device": Param(str, check=device_problem),
     "imgsz": Param(int, 32, 4096, check=_imgsz),
 }
 TRAIN: dict[str, Param] = {
@@ -212,8 +213,9 @@ class JobValidator:
         self.workspace = workspace
         self._cuda_available = cuda_available
         self._dataset_check = dataset_check
-        if default_device and _device(default_device):
-            raise ValueError(f"default device: {_device(default_device)}")
+        problem = device_problem(default_device) if default_device else None
+        if problem:
+            raise ValueError(f"default device: {problem}")
         self.default_device = default_device or None
 
     def validate(self, body: dict[str, Any]) -> JobSpec:

@@ -81,7 +81,7 @@ def _failure(path: str, exc: BaseException) -> AssertionError:
     if raw is None and hasattr(exc, "read"):
         try:
             raw = exc.read()
-        except Exception:  # noqa: BLE001 - the body is only for the message
+        except Exception:
             raw = None
     code = getattr(exc, "code", None)
     return AssertionError(f"GET {path} failed ({code}): {exc}; body {raw!r:.500}")
@@ -96,7 +96,7 @@ def assert_routes_answer(request: SyncRequest) -> dict[str, Any]:
     for path in ROUTES:
         try:
             body = request("GET", path)
-        except Exception as exc:  # noqa: BLE001 - turned into an assertion naming the route
+        except Exception as exc:
             raise _failure(path, exc) from exc
         assert not inspect.isawaitable(body), "use assert_routes_answer_async for async requests"
         answers[path] = check_body(path, body)
@@ -109,7 +109,7 @@ async def assert_routes_answer_async(request: AsyncRequest) -> dict[str, Any]:
     for path in ROUTES:
         try:
             body = await request("GET", path)
-        except Exception as exc:  # noqa: BLE001 - turned into an assertion naming the route
+        except Exception as exc:
             raise _failure(path, exc) from exc
         answers[path] = check_body(path, body)
     return answers

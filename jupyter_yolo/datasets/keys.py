@@ -1,14 +1,19 @@
-"""Which data.yaml keys ultralytics 8.4 needs for training, and which make it run code.
+"""Which data.yaml keys ultralytics 8.4 needs for training, and which make it fetch or run code.
 
 Plain constants, importing nothing of the package, so the dataset validator and the job side
 (the job's data.yaml copy, resume re-validation) share one definition.
 
-From ``ultralytics/data/utils.py`` (``check_det_dataset``) and the datasets and trainers that
-read the returned dict:
+Read from ultralytics 8.4.190 (``ultralytics/data/utils.py`` ``check_det_dataset`` and the
+trainers, validators and datasets that read the dict it returns):
 
-* ``download``: when the ``val`` images are missing, a value starting with ``http`` and ending in
-  ``.zip`` is downloaded, one starting with ``bash `` is run with ``os.system``, and anything else
-  is run with ``exec`` as Python. Never acceptable in a workspace dataset.
+* ``download``: when the images of ``val`` (or the split asked for) are missing, a value that
+  starts with ``http`` and ends like an archive is downloaded, one that starts with ``bash `` is
+  run as a command, and anything else is run with ``exec`` as Python with the data dict in scope.
+  It is the only data.yaml key that fetches or runs something; ``check_cls_dataset`` takes a
+  folder, not a yaml. (ultralytics also downloads a font when ``names`` are not ASCII; that is
+  governed by the jobs' offline settings, not by a key.)
+* ``validation`` is renamed to ``val`` and ``minival`` is resolved like a split, but training
+  uses neither when ``val`` is given, so a job's copy does without them.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ DATA_YAML_KEYS: frozenset[str] = frozenset(
         "test",
         "names",  # class id -> name
         "nc",  # number of classes (ultralytics recomputes it from names)
-        "kpt_shape",  # pose: [keypoints, dims]
-        "flip_idx",  # pose: left/right keypoint pairs for flip augmentation
-        "kpt_names",  # pose: keypoint names (8.4)
         "channels",  # image channels (default 3)
+        "kpt_shape",  # pose: [keypoints, 2 or 3]
+        "flip_idx",  # pose: keypoint order after a horizontal flip
+        "kpt_names",  # pose: keypoint names
+        "kpt_oks_sigmas",  # pose: per-keypoint OKS sigmas for validation
     }
 )
-"""Keys a job's copy of data.yaml keeps: everything ultralytics needs to train, nothing more."""
+"""Keys a job's copy of data.yaml keeps: what ultralytics needs to train, nothing more."""
 
 FORBIDDEN_DATA_KEYS: frozenset[str] = frozenset({"download"})
 """Keys that make ultralytics fetch files or run code; a data.yaml holding one is an error."""

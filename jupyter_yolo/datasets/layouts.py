@@ -21,7 +21,6 @@ so. Files are moved (not copied) from the source, which is a scratch folder.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -35,16 +34,24 @@ from typing import Any
 import yaml
 
 from ..errors import InvalidRequest, UnsafeArchive
+from ..safeyaml import YamlRefused, describe, load_yaml
+from ..strict import MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
 from .archive import IMAGE_SUFFIXES
+from .keys import FORBIDDEN_DATA_KEYS
 
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {
-    "train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
 }
 MAX_YAML_BYTES = 1024 * 1024
 MAX_XML_BYTES = 16 * 1024 * 1024
+MAX_SPLIT_ENTRIES = 100
 NAME_FILES = ("classes.txt", "obj.names", "classes.names", "names.txt")
 LAYOUT_FOLDERS = frozenset({"images", "labels", "annotations", "jpegimages", "imagesets"})
 
@@ -95,8 +102,9 @@ def label_path_for(image: Path) -> Path:
     return Path(text).with_suffix(".txt")
 
 
-def seeded_split(items: list[Any], seed: int = SPLIT_SEED, fraction: float = VAL_FRACTION
-                 ) -> tuple[list[Any], list[Any]]:
+def seeded_split(
+    items: list[Any], seed: int = SPLIT_SEED, fraction: float = VAL_FRACTION
+) -> tuple[list[Any], list[Any]]:
     """Split ``items`` (already in a stable order) into (train, val), the same way every time."""
     if len(items) < 2:
         raise InvalidRequest(
@@ -165,13 +173,16 @@ def find_root(source: Path) -> Path:
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a small yaml file, or raise a 400 naming it."""
+    """Parse a small yaml file without alias expansion, or raise a 400 naming it."""
     if path.stat().st_size > MAX_YAML_BYTES:
         raise InvalidRequest(f"{path.name} is over {MAX_YAML_BYTES} bytes; is it a data.yaml?")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidRequest(f"{path.name} cannot be read as yaml: {exc}") from exc
+        return load_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"{path.name} cannot be read as yaml: {exc}") from None
+    except YamlRefused as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise InvalidRequest(f"{path.name} cannot be read as yaml{where}: {exc}") from None
 
 
 def _names_from_file(root: Path) -> list[str] | None:
@@ -234,9 +245,18 @@ def _yolo_split_from_entry(entry: Any, yaml_dir: Path, root: Path, key: str) -> 
     images: list[Path] = []
     base: Path | None = None
     labels_dir: Path | None = None
+    if len(values) > MAX_SPLIT_ENTRIES:
+        raise InvalidRequest(
+            f"data.yaml's {key!r} entry lists {len(values)} paths; {MAX_SPLIT_ENTRIES} at most."
+        )
     for value in values:
         if not isinstance(value, str) or not value.strip():
-            raise InvalidRequest(f"data.yaml's {key!r} entry must be a folder or a file list.")
+            raise InvalidRequest(
+                f"data.yaml's {key!r} entry must be a folder or a file list, not {describe(value)}."
+            )
+        problem = text_problem(value, max_bytes=MAX_PATH_BYTES)
+        if problem:
+            raise InvalidRequest(f"data.yaml's {key!r} entry {describe(value)} {problem}.")
         text = value.strip()
         candidates = [yaml_dir / text]
         stripped = text
@@ -247,8 +267,8 @@ def _yolo_split_from_entry(entry: Any, yaml_dir: Path, root: Path, key: str) -> 
         target = next((c for c in candidates if c.exists() and _inside(c, root)), None)
         if target is None:
             raise InvalidRequest(
-                f"data.yaml's {key!r} entry {text!r} is not in the archive (looked in "
-                f"{', '.join(repr(_relative(c, root)) for c in candidates)})."
+                f"data.yaml's {key!r} entry {describe(text)} is not in the archive (looked in "
+                f"{', '.join(describe(_relative(c, root)) for c in candidates)})."
             )
         if target.is_dir():
             images.extend(image_files(target))
@@ -267,12 +287,14 @@ def _image_list(path: Path, root: Path) -> list[Path]:
     images = []
     for line in path.read_text(errors="replace").splitlines():
         text = line.strip()
-        if not text:
+        if not text or text_problem(text, max_bytes=MAX_PATH_BYTES):
             continue
         if text.startswith("./"):
             candidate = path.parent / text[2:]
         elif text.startswith("/") or ".." in PurePosixPath(text).parts:
-            raise UnsafeArchive(f"The image list {path.name!r} names {text!r} outside the dataset.")
+            raise UnsafeArchive(
+                f"The image list {path.name!r} names {describe(text)} outside the dataset."
+            )
         else:
             candidate = path.parent / text
             if not candidate.exists():
@@ -380,6 +402,12 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
             splits = found
         names = content.get("names")
         nc = content.get("nc")
+        dropped = sorted(str(k) for k in content if str(k) in FORBIDDEN_DATA_KEYS)
+        if dropped:
+            result.notes.append(
+                f"{_relative(data_yaml, root)}'s {', '.join(map(repr, dropped))} key was left "
+                f"out: ultralytics would download or run what it names."
+            )
     else:
         found = _yolo_splits_without_yaml(root)
         if not found:
@@ -409,18 +437,20 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
 
 
 def _load_json(path: Path) -> Any:
+    """A JSON file of the dataset: bounded nesting, no NaN, or a 400 naming the file."""
     try:
-        with path.open("rb") as handle:
-            return json.load(handle)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"{path.name} is not valid JSON: {exc}") from exc
+        return loads_file(path.read_bytes())
+    except StrictJSONError as exc:
+        raise InvalidRequest(f"{path.name} cannot be read as JSON: {exc}") from None
 
 
 def _coco_files(root: Path) -> list[tuple[Path, dict[str, Any], str | None]]:
     """COCO files as (path, content, split); the split comes from the file or folder name."""
     found = []
     folders: list[tuple[Path, str | None]] = [
-        (root, None), (root / "annotations", None), (root / "Annotations", None)
+        (root, None),
+        (root / "annotations", None),
+        (root / "Annotations", None),
     ]
     folders += [
         (child, SPLIT_ALIASES[child.name.lower()])
@@ -461,6 +491,8 @@ class _ImageIndex:
             self.by_stem.setdefault(path.stem, []).append(path)
 
     def find(self, name: str, bases: Iterable[Path]) -> Path | None:
+        if text_problem(name, max_bytes=MAX_PATH_BYTES):
+            return None
         pure = PurePosixPath(name.replace("\\", "/"))
         if not pure.is_absolute() and ".." not in pure.parts:
             for base in bases:
@@ -539,23 +571,35 @@ def _normalise_coco(
             if image is None:
                 result.warn(
                     "image_missing",
-                    f"Image {record['file_name']!r} (id {record.get('id')}) is in {shown} but not "
-                    f"in the archive; its {len(anns)} annotation(s) were left out.",
+                    f"Image {describe(record['file_name'])} (id {describe(record.get('id'))}) "
+                    f"is in {shown} but not in the archive; its {len(anns)} annotation(s) were "
+                    f"left out.",
                     file=shown,
                 )
                 continue
             if image in used:
-                result.warn("image_reused", f"Image {record['file_name']!r} is listed twice; "
-                            f"only its first listing was used.", file=shown)
+                result.warn(
+                    "image_reused",
+                    f"Image {describe(record['file_name'])} is listed twice; "
+                    f"only its first listing was used.",
+                    file=shown,
+                )
                 continue
             used.add(image)
             width, height = record.get("width"), record.get("height")
-            if not (isinstance(width, (int, float)) and isinstance(height, (int, float))
-                    and width > 0 and height > 0):
+            if not (
+                isinstance(width, (int, float))
+                and isinstance(height, (int, float))
+                and width > 0
+                and height > 0
+            ):
                 size = _image_size(image)
                 if size is None:
-                    result.warn("image_unreadable", f"Image {record['file_name']!r} cannot be "
-                                f"read; it was left out.", file=shown)
+                    result.warn(
+                        "image_unreadable",
+                        f"Image {describe(record['file_name'])} cannot be read; it was left out.",
+                        file=shown,
+                    )
                     continue
                 width, height = size
             lines = []
@@ -566,15 +610,27 @@ def _normalise_coco(
                     continue
                 category = annotation.get("category_id")
                 if category not in class_of:
-                    result.warn("unknown_category", f"Annotation {annotation.get('id')} of "
-                                f"{record['file_name']!r} has unknown category {category!r}; it "
-                                f"was left out.", file=shown)
+                    result.warn(
+                        "unknown_category",
+                        f"Annotation {describe(annotation.get('id'))} of "
+                        f"{describe(record['file_name'])} has unknown category "
+                        f"{describe(category)}; it "
+                        f"was left out.",
+                        file=shown,
+                    )
                     continue
-                if not (isinstance(bbox, list) and len(bbox) == 4
-                        and all(isinstance(v, (int, float)) for v in bbox)):
-                    result.warn("bad_bbox", f"Annotation {annotation.get('id')} of "
-                                f"{record['file_name']!r} has no valid bbox; it was left out.",
-                                file=shown)
+                if not (
+                    isinstance(bbox, list)
+                    and len(bbox) == 4
+                    and all(isinstance(v, (int, float)) for v in bbox)
+                ):
+                    result.warn(
+                        "bad_bbox",
+                        f"Annotation {describe(annotation.get('id'))} of "
+                        f"{describe(record['file_name'])} has no valid bbox; it was left "
+                        f"out.",
+                        file=shown,
+                    )
                     continue
                 x, y, w, h = (float(v) for v in bbox)
                 line = _box_line(class_of[category], (x, y, x + w, y + h), (width, height))
@@ -588,19 +644,23 @@ def _normalise_coco(
     if skipped_crowd:
         result.notes.append(f"{skipped_crowd} crowd annotation(s) (iscrowd) were left out.")
     if skipped_empty:
-        result.warn("empty_box", f"{skipped_empty} annotation(s) with no area inside the image "
-                    f"were left out.")
+        result.warn(
+            "empty_box",
+            f"{skipped_empty} annotation(s) with no area inside the image were left out.",
+        )
     unused = sum(1 for paths in index.by_name.values() for p in paths if p not in used)
     if unused:
-        result.notes.append(f"{unused} image(s) in the archive are not in any annotation file and "
-                            f"were left out.")
+        result.notes.append(
+            f"{unused} image(s) in the archive are not in any annotation file and were left out."
+        )
     _place_converted(items, dest, result, seed)
     write_data_yaml(dest, (s for s in SPLITS if (dest / "images" / s).is_dir()), names)
     return result
 
 
-def _place_converted(items: list[tuple[str | None, Path, str]], dest: Path, result: Normalised,
-                     seed: int) -> None:
+def _place_converted(
+    items: list[tuple[str | None, Path, str]], dest: Path, result: Normalised, seed: int
+) -> None:
     """Move converted images and write their labels; split the pool when there is no val."""
     splits = {split for split, _, _ in items}
     if "val" not in splits:
@@ -671,16 +731,24 @@ def _normalise_voc(root: Path, annotations: Path, dest: Path, seed: int) -> Norm
         bases = [root / "JPEGImages", root / "images", annotations.parent, annotations]
         image = index.find(filename, bases) or index.find_stem(Path(filename).stem)
         if image is None:
-            result.warn("image_missing", f"{path.name} describes {filename!r}, which is not in "
-                        f"the archive; it was left out.", file=_relative(path, root))
+            result.warn(
+                "image_missing",
+                f"{path.name} describes {describe(filename)}, which is "
+                f"not in the archive; it was left out.",
+                file=_relative(path, root),
+            )
             continue
         parsed.append((path, tree, image))
     if not parsed:
         raise InvalidRequest("No Pascal VOC annotation matches an image in the archive.")
-    names = sorted({
-        name for _, tree, _ in parsed for obj in tree.iter("object")
-        if (name := _text(obj, "name"))
-    })
+    names = sorted(
+        {
+            name
+            for _, tree, _ in parsed
+            for obj in tree.iter("object")
+            if (name := _text(obj, "name"))
+        }
+    )
     class_of = {name: i for i, name in enumerate(names)}
     sets = root / "ImageSets" / "Main"
     split_of: dict[str, str] = {}
@@ -696,8 +764,11 @@ def _normalise_voc(root: Path, annotations: Path, dest: Path, seed: int) -> Norm
         if not width or not height:
             measured = _image_size(image)
             if measured is None:
-                result.warn("image_unreadable", f"{image.name} cannot be read; it was left out.",
-                            file=_relative(path, root))
+                result.warn(
+                    "image_unreadable",
+                    f"{image.name} cannot be read; it was left out.",
+                    file=_relative(path, root),
+                )
                 continue
             width, height = float(measured[0]), float(measured[1])
         lines = []
@@ -706,8 +777,11 @@ def _normalise_voc(root: Path, annotations: Path, dest: Path, seed: int) -> Norm
             box = obj.find("bndbox")
             corners = [_number(box, tag) for tag in ("xmin", "ymin", "xmax", "ymax")]
             if label is None or any(c is None for c in corners):
-                result.warn("bad_object", f"An object in {path.name} has no name or no box; "
-                            f"it was left out.", file=_relative(path, root))
+                result.warn(
+                    "bad_object",
+                    f"An object in {path.name} has no name or no box; it was left out.",
+                    file=_relative(path, root),
+                )
                 continue
             x0, y0, x1, y1 = (float(c) for c in corners if c is not None)
             line = _box_line(class_of[label], (x0 - 1, y0 - 1, x1 - 1, y1 - 1), (width, height))

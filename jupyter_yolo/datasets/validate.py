@@ -33,8 +33,11 @@ from typing import Any
 
 import yaml
 
+from ..safeyaml import YamlRefused, describe, load_yaml
+from ..strict import MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
 from ..workspace import write_atomic
 from .archive import IMAGE_SUFFIXES
+from .keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
 from .layouts import image_files, label_path_for
 
 REPORT_FILE = "report.json"
@@ -44,6 +47,11 @@ MAX_LISTED_PROBLEMS = 500
 MAX_IMAGE_BYTES = 512 * 1024 * 1024
 MAX_LABEL_BYTES = 16 * 1024 * 1024
 MAX_YAML_BYTES = 1024 * 1024
+MAX_CACHE_BYTES = 64 * 1024 * 1024  # report.json / meta.json larger than this are not read
+MAX_CLASSES = 10000
+MAX_CLASS_NAME_BYTES = 256
+MAX_NAME_WARNINGS = 20
+MAX_SPLIT_ENTRIES = 100
 SPLITS = ("train", "val", "test")
 SIZE_BINS = 10
 SMALL, MEDIUM = 32 * 32, 96 * 96  # COCO's box area buckets, in pixels
@@ -103,25 +111,29 @@ class _Collector:
         except ValueError:
             return str(path)
 
-    def error(self, code: str, message: str, path: Path | None = None,
-              line: int | None = None) -> None:
-        self.problems.append(Problem("error", code, message, self.rel(path) if path else None,
-                                     line))
+    def error(
+        self, code: str, message: str, path: Path | None = None, line: int | None = None
+    ) -> None:
+        self.problems.append(
+            Problem("error", code, message, self.rel(path) if path else None, line)
+        )
 
-    def warning(self, code: str, message: str, path: Path | None = None,
-                line: int | None = None) -> None:
-        self.problems.append(Problem("warning", code, message, self.rel(path) if path else None,
-                                     line))
+    def warning(
+        self, code: str, message: str, path: Path | None = None, line: int | None = None
+    ) -> None:
+        self.problems.append(
+            Problem("warning", code, message, self.rel(path) if path else None, line)
+        )
 
 
 # --------------------------------------------------------------------------- data.yaml
 
 
 def _key_lines(text: str) -> dict[str, int]:
-    """Line numbers (from 1) of the top-level keys of a yaml mapping."""
+    """Line numbers (from 1) of the top-level keys of a yaml mapping (already loaded safely)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError, ValueError):
         return {}
     if not isinstance(node, yaml.MappingNode):
         return {}
@@ -134,30 +146,150 @@ def _key_lines(text: str) -> dict[str, int]:
 
 def parse_names(names: Any) -> dict[int, str] | str:
     """Class names as {id: name}, or a sentence saying why they are not usable."""
+    if isinstance(names, (list, dict)) and len(names) > MAX_CLASSES:
+        return f"there are {len(names)} names; {MAX_CLASSES} classes at most are accepted"
     if isinstance(names, list):
-        if not all(isinstance(n, (str, int, float)) and not isinstance(n, bool) for n in names):
-            return "every entry of 'names' must be a name (text)"
+        for index, name in enumerate(names):
+            problem = _name_problem(name)
+            if problem:
+                return f"the name of class {index} {problem}"
         return {i: str(n) for i, n in enumerate(names)}
     if isinstance(names, dict):
         parsed: dict[int, str] = {}
         for key, value in names.items():
+            if isinstance(key, (float, bool)) or not isinstance(key, (int, str)):
+                return f"'names' has the key {describe(key)}, which is not a class id"
             try:
                 index = int(key)
-            except (TypeError, ValueError):
-                return f"'names' has the key {key!r}, which is not a class id"
-            if isinstance(key, (float, bool)) or index < 0:
-                return f"'names' has the key {key!r}, which is not a class id"
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                return f"the name of class {index} is not text"
+            except ValueError:
+                return f"'names' has the key {describe(key)}, which is not a class id"
+            if index < 0:
+                return f"'names' has the key {describe(key)}, which is not a class id"
+            problem = _name_problem(value)
+            if problem:
+                return f"the name of class {index} {problem}"
             parsed[index] = str(value)
         if parsed and sorted(parsed) != list(range(len(parsed))):
-            missing = sorted(set(range(max(parsed) + 1)) - set(parsed))
+            missing = sorted(set(range(len(parsed))) - set(parsed))
             return (
                 f"class ids in 'names' must run from 0 to {len(parsed) - 1} without gaps; "
                 f"missing: {', '.join(map(str, missing[:10]))}"
             )
         return parsed
-    return "'names' must be a list of names or a mapping of class id to name"
+    return (
+        f"'names' must be a list of names or a mapping of class id to name, not {describe(names)}"
+    )
+
+
+def _name_problem(name: Any) -> str | None:
+    """Why a class name is not usable (it must be short text), or None."""
+    if isinstance(name, bool) or not isinstance(name, (str, int, float)):
+        return f"must be a name (text), not {describe(name)}"
+    return text_problem(str(name), max_bytes=MAX_CLASS_NAME_BYTES)
+
+
+def _path_problem(value: Any) -> str | None:
+    """Why a data.yaml path entry cannot name a file or folder, or None."""
+    if not isinstance(value, str):
+        return f"must be a folder or an image list (text), not {describe(value)}"
+    if not value.strip():
+        return "is empty"
+    return text_problem(value, max_bytes=MAX_PATH_BYTES)
+
+
+def _int_problem(value: Any, low: int, high: int) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be a whole number, not {describe(value)}"
+    if not low <= value <= high:
+        return f"must be between {low} and {high}, not {value}"
+    return None
+
+
+def _check_other_keys(
+    content: dict[Any, Any], out: _Collector, path: Path, lines: dict[str, int]
+) -> None:
+    """Refuse keys that make ultralytics fetch or run things; check the pose/channel keys."""
+    unknown: list[str] = []
+    for key in content:
+        text = str(key) if isinstance(key, (str, int, float, bool)) else describe(key)
+        if text in FORBIDDEN_DATA_KEYS:
+            out.error(
+                "forbidden_key",
+                f"data.yaml has a {text!r} key: ultralytics downloads or runs what it names "
+                f"when images are missing. Remove it; datasets here must be complete on disk.",
+                path,
+                lines.get(text),
+            )
+        elif text not in DATA_YAML_KEYS:
+            unknown.append(text)
+    if unknown:
+        shown = ", ".join(describe(k, 40) for k in unknown[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        out.warning(
+            "unknown_key",
+            f"data.yaml has key(s) ultralytics does not train with: {shown}{more}; "
+            f"training jobs leave them out.",
+            path,
+            lines.get(unknown[0]),
+        )
+    channels = content.get("channels")
+    if channels is not None:
+        problem = _int_problem(channels, 1, 64)
+        if problem:
+            out.error(
+                "data_yaml", f"data.yaml's 'channels' {problem}.", path, lines.get("channels")
+            )
+    kpt_shape = content.get("kpt_shape")
+    if kpt_shape is not None and not (
+        isinstance(kpt_shape, list)
+        and len(kpt_shape) == 2
+        and _int_problem(kpt_shape[0], 1, 10000) is None
+        and kpt_shape[1] in (2, 3)
+        and not isinstance(kpt_shape[1], bool)
+    ):
+        out.error(
+            "data_yaml",
+            f"data.yaml's 'kpt_shape' must be [keypoints, 2 or 3], not {describe(kpt_shape)}.",
+            path,
+            lines.get("kpt_shape"),
+        )
+    flip_idx = content.get("flip_idx")
+    if flip_idx is not None and not (
+        isinstance(flip_idx, list)
+        and len(flip_idx) <= 10000
+        and all(_int_problem(i, 0, 10000) is None for i in flip_idx)
+    ):
+        out.error(
+            "data_yaml",
+            f"data.yaml's 'flip_idx' must be a list of keypoint indices, not {describe(flip_idx)}.",
+            path,
+            lines.get("flip_idx"),
+        )
+
+
+def _read_data_yaml(folder: Path, path: Path, collect: _Collector) -> tuple[Any, str] | None:
+    """The parsed data.yaml and its text, or None with an error recorded."""
+    try:
+        if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+            collect.error("data_yaml", "data.yaml is a link to a file outside the dataset.", path)
+            return None
+        if not path.is_file():
+            what = "is not a file" if os.path.lexists(path) else "is missing"
+            collect.error("data_yaml", f"The dataset's data.yaml {what}.", path)
+            return None
+        if path.stat().st_size > MAX_YAML_BYTES:
+            collect.error("data_yaml", f"data.yaml is over {MAX_YAML_BYTES} bytes.", path)
+            return None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        collect.error("data_yaml", f"data.yaml cannot be read: {reason}", path)
+        return None
+    try:
+        return load_yaml(text), text
+    except YamlRefused as exc:
+        collect.error("data_yaml", f"data.yaml cannot be read: {exc}", path, exc.line)
+        return None
 
 
 @dataclass
@@ -170,63 +302,81 @@ class DatasetDescription:
 
 
 def read_description(folder: Path, out: _Collector | None = None) -> DatasetDescription:
-    """Read ``folder/data.yaml``; record problems in ``out`` (errors when it is unusable)."""
+    """Read ``folder/data.yaml``; record problems in ``out`` (errors when it is unusable).
+
+    The yaml is read without alias expansion and every value is type-checked before it appears
+    in a message, so a hostile data.yaml gives a short error, never a huge report.
+    """
     collect = out or _Collector(folder)
     path = folder / "data.yaml"
     empty = DatasetDescription(names=None, splits={}, yaml_lines={})
-    if not path.is_file():
-        collect.error("data_yaml", "The dataset has no data.yaml.", path)
+    loaded = _read_data_yaml(folder, path, collect)
+    if loaded is None:
         return empty
-    try:
-        if path.stat().st_size > MAX_YAML_BYTES:
-            collect.error("data_yaml", f"data.yaml is over {MAX_YAML_BYTES} bytes.", path)
-            return empty
-        text = path.read_text(encoding="utf-8")
-        content = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        line = None
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            line = mark.line + 1
-        collect.error("data_yaml", f"data.yaml cannot be read: {exc}", path, line)
-        return empty
+    content, text = loaded
     if not isinstance(content, dict):
-        collect.error("data_yaml", "data.yaml is not a yaml mapping.", path, 1)
+        collect.error(
+            "data_yaml", f"data.yaml is not a yaml mapping but {describe(content)}.", path, 1
+        )
         return empty
     lines = _key_lines(text)
+    _check_other_keys(content, collect, path, lines)
     names: dict[int, str] | None = None
     if content.get("names") in (None, "", [], {}):
-        collect.error("names_missing", "data.yaml has no class names ('names').", path,
-                      lines.get("names"))
+        collect.error(
+            "names_missing", "data.yaml has no class names ('names').", path, lines.get("names")
+        )
     else:
         parsed = parse_names(content["names"])
         if isinstance(parsed, str):
-            collect.error("names_invalid", f"Class names are not usable: {parsed}.", path,
-                          lines.get("names"))
+            collect.error(
+                "names_invalid", f"Class names are not usable: {parsed}.", path, lines.get("names")
+            )
         else:
             names = parsed
             nc = content.get("nc")
-            if nc is not None and nc != len(parsed):
+            if nc is not None and (isinstance(nc, bool) or not isinstance(nc, int)):
                 collect.error(
                     "names_inconsistent",
-                    f"data.yaml says nc: {nc!r} but 'names' has {len(parsed)} classes.",
+                    f"data.yaml's 'nc' must be the number of classes, not {describe(nc)}.",
+                    path,
+                    lines.get("nc"),
+                )
+            elif nc is not None and nc != len(parsed):
+                collect.error(
+                    "names_inconsistent",
+                    f"data.yaml says nc: {nc} but 'names' has {len(parsed)} classes.",
                     path,
                     lines.get("nc"),
                 )
             seen: dict[str, int] = {}
+            duplicates = 0
             for index, name in parsed.items():
                 if name in seen:
-                    collect.warning(
-                        "names_duplicate",
-                        f"Classes {seen[name]} and {index} are both named {name!r}.",
-                        path,
-                        lines.get("names"),
-                    )
+                    duplicates += 1
+                    if duplicates <= MAX_NAME_WARNINGS:
+                        collect.warning(
+                            "names_duplicate",
+                            f"Classes {seen[name]} and {index} are both named {describe(name)}.",
+                            path,
+                            lines.get("names"),
+                        )
                 seen.setdefault(name, index)
-    base = _base_folder(folder, content.get("path"))
+            if duplicates > MAX_NAME_WARNINGS:
+                collect.warning(
+                    "names_duplicate",
+                    f"{duplicates - MAX_NAME_WARNINGS} more classes repeat a name.",
+                    path,
+                    lines.get("names"),
+                )
+    raw_base = content.get("path")
+    problem = _path_problem(raw_base) if raw_base not in (None, "") else None
+    base = None if problem else _base_folder(folder, raw_base)
     if base is None:
-        collect.error("data_yaml", f"data.yaml's 'path' ({content.get('path')!r}) points "
-                      f"outside the dataset folder.", path, lines.get("path"))
+        why = (
+            f"{problem}" if problem else f"({describe(raw_base)}) points outside the dataset folder"
+        )
+        collect.error("data_yaml", f"data.yaml's 'path' {why}.", path, lines.get("path"))
         return DatasetDescription(names=names, splits={}, yaml_lines=lines)
     splits: dict[str, list[Path]] = {}
     for split in SPLITS:
@@ -235,16 +385,50 @@ def read_description(folder: Path, out: _Collector | None = None) -> DatasetDesc
             if split != "test":
                 collect.error("split_missing", f"data.yaml has no {split!r} split.", path)
             continue
+        if isinstance(entry, list) and len(entry) > MAX_SPLIT_ENTRIES:
+            collect.error(
+                "split_not_found",
+                f"The {split} split lists {len(entry)} entries; "
+                f"{MAX_SPLIT_ENTRIES} at most are accepted.",
+                path,
+                lines.get(split),
+            )
+            continue
         targets: list[Path] = []
         for value in entry if isinstance(entry, list) else [entry]:
-            target = (base / str(value)).resolve()
-            if not target.is_relative_to(folder.resolve()):
-                collect.error("split_not_found", f"The {split} split {value!r} points outside "
-                              f"the dataset folder.", path, lines.get(split))
+            problem = _path_problem(value)
+            if problem:
+                collect.error(
+                    "split_not_found", f"The {split} split entry {problem}.", path, lines.get(split)
+                )
                 continue
-            if not target.exists():
-                collect.error("split_not_found", f"The {split} split {value!r} does not exist.",
-                              path, lines.get(split))
+            try:
+                target = (base / value).resolve()
+                inside = target.is_relative_to(folder.resolve())
+                exists = inside and target.exists()
+            except (OSError, ValueError) as exc:
+                collect.error(
+                    "split_not_found",
+                    f"The {split} split {describe(value)} cannot be used: {exc}.",
+                    path,
+                    lines.get(split),
+                )
+                continue
+            if not inside:
+                collect.error(
+                    "split_not_found",
+                    f"The {split} split {describe(value)} points outside the dataset folder.",
+                    path,
+                    lines.get(split),
+                )
+                continue
+            if not exists:
+                collect.error(
+                    "split_not_found",
+                    f"The {split} split {describe(value)} does not exist.",
+                    path,
+                    lines.get(split),
+                )
                 continue
             targets.append(target)
         if targets:
@@ -257,35 +441,52 @@ def _base_folder(folder: Path, value: Any) -> Path | None:
     root = folder.resolve()
     if value in (None, ""):
         return root
-    candidate = Path(str(value))
-    if not candidate.is_absolute():
-        inside = folder / candidate
-        candidate = inside if inside.exists() else folder.parent / candidate
-    resolved = candidate.resolve()
+    try:
+        candidate = Path(str(value))
+        if not candidate.is_absolute():
+            inside = folder / candidate
+            candidate = inside if inside.exists() else folder.parent / candidate
+        resolved = candidate.resolve()
+    except (OSError, ValueError):
+        return None
     return resolved if resolved.is_relative_to(root) else None
 
 
 def split_images(targets: Iterable[Path], root: Path | None = None) -> list[Path]:
     """The images of one split: folders are searched recursively, list files are read.
 
-    With ``root``, entries of list files that lie outside it are left out.
+    With ``root``, images that lie outside it (list entries, links) are left out, and so are
+    list lines that cannot name a file.
     """
     images: list[Path] = []
     inside = root.resolve() if root is not None else None
+
+    def keep(candidate: Path) -> bool:
+        try:
+            if inside is not None and not candidate.resolve().is_relative_to(inside):
+                return False
+            return candidate.suffix.lower() in IMAGE_SUFFIXES and candidate.is_file()
+        except (OSError, ValueError):
+            return False
+
     for target in targets:
         if target.is_dir():
-            images.extend(image_files(target))
+            images.extend(image for image in image_files(target) if inside is None or keep(image))
         elif target.is_file():
-            for line in target.read_text(errors="replace").splitlines():
-                text = line.strip()
-                if not text:
+            try:
+                if target.stat().st_size > MAX_LABEL_BYTES:
+                    continue
+                text = target.read_text(errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                entry = line.strip()
+                if not entry or text_problem(entry, max_bytes=MAX_PATH_BYTES):
                     continue
                 candidate = (
-                    target.parent / text[2:] if text.startswith("./") else target.parent / text
+                    target.parent / entry[2:] if entry.startswith("./") else target.parent / entry
                 )
-                if inside is not None and not candidate.resolve().is_relative_to(inside):
-                    continue
-                if candidate.suffix.lower() in IMAGE_SUFFIXES and candidate.is_file():
+                if keep(candidate):
                     images.append(candidate)
     return images
 
@@ -351,9 +552,7 @@ def parse_label_line(text: str) -> tuple[int, list[float]] | str:
     """Parse 'class cx cy w h' (or a polygon); return (class, box) or why it is malformed."""
     parts = text.split()
     if len(parts) != 5 and not (len(parts) >= 7 and len(parts) % 2 == 1):
-        return (
-            f"expected 'class cx cy w h' (5 numbers) or a polygon, got {len(parts)} values"
-        )
+        return f"expected 'class cx cy w h' (5 numbers) or a polygon, got {len(parts)} values"
     try:
         values = [float(p) for p in parts]
     except ValueError:
@@ -438,8 +637,9 @@ def _check_labels(
             )
             continue
         if w <= 0 or h <= 0:
-            out.error("zero_area_box", f"The box has zero area (width {w:g}, height {h:g}).",
-                      path, number)
+            out.error(
+                "zero_area_box", f"The box has zero area (width {w:g}, height {h:g}).", path, number
+            )
             continue
         key = " ".join(line.split())
         if key in seen:
@@ -553,8 +753,12 @@ def validate_dataset(
     for split, images in split_images_map.items():
         split_stats = stats.setdefault(split, _Split())
         if not images:
-            out.error("split_empty", f"The {split} split has no images.",
-                      folder / "data.yaml", description.yaml_lines.get(split))
+            out.error(
+                "split_empty",
+                f"The {split} split has no images.",
+                folder / "data.yaml",
+                description.yaml_lines.get(split),
+            )
         expected_labels: set[Path] = set()
         for image in images:
             split_stats.images += 1
@@ -570,10 +774,14 @@ def validate_dataset(
                     leak = (
                         f" It is in both the {other_split} and the {split} split, so validation "
                         f"results will look better than they are."
-                        if other_split != split else ""
+                        if other_split != split
+                        else ""
                     )
-                    out.warning("duplicate_image",
-                                f"This image is identical to {out.rel(other)}.{leak}", image)
+                    out.warning(
+                        "duplicate_image",
+                        f"This image is identical to {out.rel(other)}.{leak}",
+                        image,
+                    )
                 else:
                     digests[digest] = (split, image)
             label = label_path_for(image)
@@ -586,21 +794,31 @@ def validate_dataset(
                     split_stats.backgrounds += 1
             else:
                 split_stats.backgrounds += 1
-                out.warning("image_without_label",
-                            f"No label file ({out.rel(label)}); the image is used as a "
-                            f"background (no objects).", image)
+                out.warning(
+                    "image_without_label",
+                    f"No label file ({out.rel(label)}); the image is used as a "
+                    f"background (no objects).",
+                    image,
+                )
             done += 1
             if progress is not None:
                 progress(done, total_images)
         for target in description.splits.get(split, []):
             if target.is_dir():
                 _orphan_labels(target, expected_labels, out)
-    out.problems.extend(Problem(
-        severity=str(p.get("severity", "warning")), code=str(p.get("code", "import")),
-        message=str(p.get("message", "")), file=p.get("file"), line=p.get("line"),
-    ) for p in extra_problems)
-    return _assemble(out.problems, stats=stats, names=names, sizes=sizes, stamp=stamp,
-                     started=started)
+    out.problems.extend(
+        Problem(
+            severity=str(p.get("severity", "warning")),
+            code=str(p.get("code", "import")),
+            message=str(p.get("message", "")),
+            file=p.get("file"),
+            line=p.get("line"),
+        )
+        for p in extra_problems
+    )
+    return _assemble(
+        out.problems, stats=stats, names=names, sizes=sizes, stamp=stamp, started=started
+    )
 
 
 def _orphan_labels(images_dir: Path, expected: set[Path], out: _Collector) -> None:
@@ -612,9 +830,11 @@ def _orphan_labels(images_dir: Path, expected: set[Path], out: _Collector) -> No
         for name in sorted(files):
             path = Path(current) / name
             if path.suffix == ".txt" and not name.startswith(".") and path not in expected:
-                out.warning("label_without_image",
-                            "This label file has no image with the same name; it is ignored.",
-                            path)
+                out.warning(
+                    "label_without_image",
+                    "This label file has no image with the same name; it is ignored.",
+                    path,
+                )
 
 
 def _assemble(
@@ -633,8 +853,10 @@ def _assemble(
     for problem in ordered:
         entry = counts.setdefault(problem.code, {"severity": problem.severity, "count": 0})
         entry["count"] += 1
-    n_classes = len(names) if names is not None else (
-        max((c for s in stats.values() for c in s.per_class), default=-1) + 1
+    n_classes = (
+        len(names)
+        if names is not None
+        else (max((c for s in stats.values() for c in s.per_class), default=-1) + 1)
     )
     histogram = []
     for cls in range(n_classes):
@@ -664,22 +886,87 @@ def _assemble(
     }
 
 
-def read_meta(folder: Path) -> dict[str, Any]:
-    """The dataset's ``meta.json`` (format, source, notes...), or {} when there is none."""
+def _read_cache_json(path: Path) -> Any:
+    """A JSON file the store wrote (report, meta), or None when it is missing or unusable."""
     try:
-        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_CACHE_BYTES:
+            return None
+        return loads_file(path.read_bytes())
+    except (OSError, StrictJSONError):
+        return None
+
+
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "format": (str,),
+    "source": (str,),
+    "builtin": (bool,),
+    "created": (int, float),
+    "split_created": (bool,),
+    "files": (int,),
+    "bytes": (int,),
+}
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The dataset's ``meta.json`` (format, source, notes...), or {} when there is none.
+
+    Only values of the expected types are kept, so a damaged or hand-edited file cannot break
+    the listing.
+    """
+    meta = _read_cache_json(folder / META_FILE)
+    if not isinstance(meta, dict):
         return {}
-    return meta if isinstance(meta, dict) else {}
+    clean: dict[str, Any] = {
+        key: meta[key]
+        for key, types in META_TYPES.items()
+        if isinstance(meta.get(key), types)
+        and not (bool not in types and isinstance(meta.get(key), bool))
+    }
+    notes = meta.get("notes")
+    if isinstance(notes, list):
+        clean["notes"] = [note for note in notes if isinstance(note, str)][:100]
+    problems = meta.get("import_problems")
+    if isinstance(problems, list):
+        clean["import_problems"] = [
+            {
+                "severity": "error" if p.get("severity") == "error" else "warning",
+                "code": str(p.get("code", "import"))[:64],
+                "message": str(p.get("message", ""))[:2000],
+                "file": p.get("file") if isinstance(p.get("file"), str) else None,
+                "line": p.get("line")
+                if isinstance(p.get("line"), int) and not isinstance(p.get("line"), bool)
+                else None,
+            }
+            for p in problems[:MAX_LISTED_PROBLEMS]
+            if isinstance(p, dict)
+        ]
+    return clean
+
+
+REPORT_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,),
+    "errors": (int,),
+    "warnings": (int,),
+    "classes": (int,),
+    "images": (int,),
+    "instances": (int,),
+    "splits": (dict,),
+    "problems": (list,),
+}
 
 
 def cached_report(folder: Path) -> dict[str, Any] | None:
-    """The cached report when it still describes the folder's files, else None."""
-    try:
-        report = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    """The cached report when it still describes the folder's files, else None.
+
+    A report that is damaged (unreadable, not JSON, missing fields) counts as no report.
+    """
+    report = _read_cache_json(folder / REPORT_FILE)
     if not isinstance(report, dict) or report.get("version") != REPORT_VERSION:
+        return None
+    if any(not isinstance(report.get(key), types) for key, types in REPORT_TYPES.items()):
+        return None
+    if not all(isinstance(p, dict) for p in report["problems"]):
         return None
     if report.get("fingerprint") != fingerprint(folder):
         return None
@@ -692,8 +979,9 @@ def report_for(folder: Path, *, progress: Progress | None = None) -> dict[str, A
     if report is not None:
         return report
     meta = read_meta(folder)
-    report = validate_dataset(folder, extra_problems=meta.get("import_problems") or (),
-                              progress=progress)
+    report = validate_dataset(
+        folder, extra_problems=meta.get("import_problems") or (), progress=progress
+    )
     save_report(folder, report)
     return report
 

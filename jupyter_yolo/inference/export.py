@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..datasets.keys import FORBIDDEN_DATA_KEYS
+from ..safeyaml import YamlRefused, describe, load_yaml
+from ..strict import MAX_PATH_BYTES, text_problem
 from .backends import Backend
 from .cache import WeightsCache, export_key, text_digest
 
@@ -42,8 +43,12 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"data": str(self.data), "split": self.split, "images": self.images,
-                "digest": self.digest}
+        return {
+            "data": str(self.data),
+            "split": self.split,
+            "images": self.images,
+            "digest": self.digest,
+        }
 
 
 @dataclass(frozen=True)
@@ -57,32 +62,76 @@ class ExportResult:
     exported: bool
 
 
+MAX_LIST_BYTES = 16 * 1024 * 1024
+
+
+def _entry_path(base: Path, entry: Any) -> Path | None:
+    """A split entry of data.yaml as a path, or None when it cannot name one."""
+    if not isinstance(entry, str) or not entry.strip():
+        return None
+    if text_problem(entry, max_bytes=MAX_PATH_BYTES):
+        return None
+    return base / entry if not Path(entry).is_absolute() else Path(entry)
+
+
 def _split_images(data: dict[str, Any], base: Path, split: str) -> list[Path]:
     entries = data.get(split)
     if entries in (None, ""):
         return []
     files: list[Path] = []
     for entry in entries if isinstance(entries, list) else [entries]:
-        target = (base / str(entry)) if not Path(str(entry)).is_absolute() else Path(str(entry))
-        if target.is_dir():
-            files += [p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
-        elif target.is_file() and target.suffix == ".txt":
-            lines = target.read_text(encoding="utf-8").splitlines()
-            files += [Path(line.strip()) for line in lines if line.strip()]
+        target = _entry_path(base, entry)
+        if target is None:
+            continue
+        try:
+            if target.is_dir():
+                files += [p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+            elif (
+                target.is_file()
+                and target.suffix == ".txt"
+                and target.stat().st_size <= MAX_LIST_BYTES
+            ):
+                lines = target.read_text(encoding="utf-8", errors="replace").splitlines()
+                files += [
+                    Path(line.strip())
+                    for line in lines
+                    if line.strip() and not text_problem(line.strip(), max_bytes=MAX_PATH_BYTES)
+                ]
+        except OSError:
+            continue
     return files
 
 
 def calibration_for(data_yaml: Path) -> Calibration:
-    """How an INT8 export would calibrate on ``data_yaml`` (train split, else val)."""
+    """How an INT8 export would calibrate on ``data_yaml`` (train split, else val).
+
+    The yaml is read without alias expansion, and one with a key that makes ultralytics download
+    or run something (``download``) is refused: the export hands this file to ultralytics.
+    """
     try:
         text = data_yaml.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = load_yaml(text)
+    except (OSError, UnicodeDecodeError) as exc:
         raise ExportError(f"the calibration dataset {data_yaml} cannot be read: {exc}") from exc
+    except YamlRefused as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise ExportError(f"the calibration dataset {data_yaml}{where} is refused: {exc}") from None
     if not isinstance(data, dict):
         raise ExportError(f"the calibration dataset {data_yaml} is not a YAML mapping")
+    forbidden = sorted(str(key) for key in data if str(key) in FORBIDDEN_DATA_KEYS)
+    if forbidden:
+        raise ExportError(
+            f"the calibration dataset {data_yaml} has a {forbidden[0]!r} key, which makes "
+            f"ultralytics download or run what it names; remove it"
+        )
     base_value = data.get("path")
-    base = Path(str(base_value)) if base_value else data_yaml.parent
+    if base_value not in (None, "") and (
+        not isinstance(base_value, str) or text_problem(base_value, max_bytes=MAX_PATH_BYTES)
+    ):
+        raise ExportError(
+            f"the calibration dataset {data_yaml} has an unusable 'path': {describe(base_value)}"
+        )
+    base = Path(base_value) if base_value else data_yaml.parent
     if not base.is_absolute():
         base = data_yaml.parent / base
     for split in ("train", "val"):
@@ -99,16 +148,24 @@ def export_args(
 ) -> dict[str, Any]:
     """The ultralytics ``export`` arguments for ``backend`` (batch 1, static shape)."""
     args: dict[str, Any] = {
-        "format": backend.export_format, "imgsz": imgsz, "batch": 1, "dynamic": False,
-        "device": "cpu", "verbose": False,
+        "format": backend.export_format,
+        "imgsz": imgsz,
+        "batch": 1,
+        "dynamic": False,
+        "device": "cpu",
+        "verbose": False,
     }
     if backend.export_format == "onnx":
         args["simplify"] = importlib.util.find_spec("onnxslim") is not None
     if backend.precision == "int8":
         if calibration is None:
             raise ExportError(f"{backend.label} needs a calibration dataset")
-        args.update(quantize=8, data=str(calibration.data), split=calibration.split,
-                    fraction=calibration.images if calibration.images > 1 else 1.0)
+        args.update(
+            quantize=8,
+            data=str(calibration.data),
+            split=calibration.split,
+            fraction=calibration.images if calibration.images > 1 else 1.0,
+        )
     if backend.export_format == "engine":
         args.update(half=True, device=device or "0")
     return args
@@ -149,16 +206,23 @@ def ensure_export(
     meta = cache.complete(key)
     if meta is not None:
         return ExportResult(backend.name, key, cache.entry(key) / backend.artifact, meta, False)
-    with cache.lock(key, check=check,
-                    on_wait=lambda: log(f"waiting for another job exporting {key}")):
+    with cache.lock(
+        key, check=check, on_wait=lambda: log(f"waiting for another job exporting {key}")
+    ):
         meta = cache.complete(key)
         if meta is not None:
-            return ExportResult(backend.name, key, cache.entry(key) / backend.artifact, meta,
-                                False)
+            return ExportResult(backend.name, key, cache.entry(key) / backend.artifact, meta, False)
         scratch = cache.scratch(key)
         try:
-            meta = _export_into(scratch, backend, weights, imgsz=imgsz, device=device,
-                                calibration=calibration, log=log)
+            meta = _export_into(
+                scratch,
+                backend,
+                weights,
+                imgsz=imgsz,
+                device=device,
+                calibration=calibration,
+                log=log,
+            )
             final = cache.publish(scratch, key, meta)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -167,8 +231,14 @@ def ensure_export(
 
 
 def _export_into(
-    scratch: Path, backend: Backend, weights: Path, *, imgsz: int, device: str,
-    calibration: Calibration | None, log: Callable[[str], None],
+    scratch: Path,
+    backend: Backend,
+    weights: Path,
+    *,
+    imgsz: int,
+    device: str,
+    calibration: Calibration | None,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     from ultralytics.models.yolo.model import YOLO
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..safeyaml import YamlRefused, load_yaml
+from ..strict import MAX_PATH_BYTES, text_problem
 from .export import IMAGE_SUFFIXES
 
 
@@ -63,21 +63,29 @@ def image_files(source: Path, limit: int) -> list[Path]:
 
 
 def dataset_val_images(data_yaml: Path, limit: int) -> list[Path]:
-    """Up to ``limit`` validation images of a dataset's data.yaml."""
+    """Up to ``limit`` validation images of a dataset's data.yaml (none when it is unusable)."""
     try:
-        data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = load_yaml(data_yaml.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlRefused):
         return []
     if not isinstance(data, dict):
         return []
-    base = Path(str(data.get("path") or data_yaml.parent))
+    raw_base = data.get("path") or data_yaml.parent
+    if not isinstance(raw_base, (str, Path)) or text_problem(
+        str(raw_base), max_bytes=MAX_PATH_BYTES
+    ):
+        return []
+    base = Path(raw_base)
     if not base.is_absolute():
         base = data_yaml.parent / base
     entries = data.get("val")
     found: list[Path] = []
     for entry in entries if isinstance(entries, list) else [entries]:
-        if isinstance(entry, str):
-            found += image_files(base / entry, limit - len(found))
+        if isinstance(entry, str) and not text_problem(entry, max_bytes=MAX_PATH_BYTES):
+            try:
+                found += image_files(base / entry, limit - len(found))
+            except OSError:
+                continue
         if len(found) >= limit:
             break
     return found

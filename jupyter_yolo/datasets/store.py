@@ -40,12 +40,15 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
 )
+from ..safeyaml import describe
+from ..strict import MAX_NAME_BYTES, MAX_PATH_BYTES, text_problem
 from ..workspace import Workspace, write_atomic
 from .archive import IMAGE_SUFFIXES, Limits, copy_folder, extract_zip
 from .layouts import label_path_for, normalise
 from .validate import (
     META_FILE,
     REPORT_FILE,
+    broken_report,
     folder_size,
     read_boxes,
     read_description,
@@ -64,20 +67,39 @@ FINISHED_KEPT = 20
 FINISHED_SECONDS = 600.0
 WARM_SECONDS = 5.0  # a report checked by warm() this recently is used as is by the job gate
 SERVED_SUFFIXES = IMAGE_SUFFIXES | {".txt", ".yaml", ".yml", ".json"}
+MAX_NAME_LENGTH = 64
+MAX_LISTED_WARNINGS = 50
 
 log = logging.getLogger(__name__)
 
 
+def check_text(value: str, what: str, max_bytes: int) -> None:
+    """Raise a 400 when ``value`` holds a lone surrogate, a control character or is too long."""
+    problem = text_problem(value, max_bytes=max_bytes)
+    if problem:
+        raise InvalidRequest(f"The {what} {describe(value)} {problem}.")
+
+
 def check_name(name: Any) -> str:
     """Return a valid dataset name, or raise a 400 that says what a name may be."""
+    if isinstance(name, str):
+        check_text(name, "dataset name", MAX_NAME_BYTES)
     if not isinstance(name, str) or not DATASET_NAME.match(name):
         raise InvalidRequest(
-            f"Invalid dataset name {name!r}: use 1 to 64 letters, digits, '_', '.' or '-', "
-            f"starting with a letter or digit."
+            f"Invalid dataset name {describe(name)}: use 1 to {MAX_NAME_LENGTH} letters, digits, "
+            f"'_', '.' or '-', starting with a letter or digit."
         )
     if name.lower() in RESERVED_NAMES:
         raise InvalidRequest(f"The name {name!r} is reserved; choose another.")
     return name
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason for a log or warning, never the whole of a huge message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # --------------------------------------------------------------------------- progress
@@ -236,8 +258,30 @@ class DatasetStore:
         self._warmed: dict[str, tuple[float, dict[str, Any]]] = {}
         self._background_started = False
         self._generating = False
-        workspace.create()
-        self._stale = self._secure_tmp()
+        self._warnings: list[str] = []
+        self._logged: set[str] = set()
+        try:
+            workspace.create()
+            self._stale = self._secure_tmp()
+        except OSError as exc:
+            self._stale = []
+            self._warn(
+                f"The dataset scratch folder {self.workspace.tmp} cannot be prepared: "
+                f"{_reason(exc)}; uploads and imports will fail until it is fixed."
+            )
+
+    # ------------------------------------------------------------------ start-up problems
+
+    def _warn(self, message: str, *, keep: bool = True) -> str:
+        """Log a problem found on disk once; ``keep`` lists it in every later listing too."""
+        with self._lock:
+            new = message not in self._logged
+            self._logged.add(message)
+            if keep and message not in self._warnings:
+                self._warnings.append(message)
+        if new:
+            self.log.warning("jupyter_yolo: %s", message)
+        return message
 
     # ------------------------------------------------------------------ scratch space
 
@@ -282,6 +326,10 @@ class DatasetStore:
 
         def work() -> None:
             self.clean_stale()
+            try:
+                self.scan()
+            except Exception:
+                self.log.exception("jupyter_yolo: checking the datasets folder failed")
             if builtin:
                 try:
                     ensure_builtin_dataset(self.workspace)
@@ -305,13 +353,20 @@ class DatasetStore:
     # ------------------------------------------------------------------ names
 
     def folder(self, name: str) -> Path:
-        """The folder of an existing dataset, or a 404."""
+        """The folder of an existing dataset, or a 404 (a 400 for a name no file can have)."""
+        check_text(name, "dataset name", MAX_NAME_BYTES)
         path = self.workspace.datasets / name
-        if not DATASET_NAME.match(name) or path.is_symlink() or not path.is_dir():
+        try:
+            usable = DATASET_NAME.match(name) and not path.is_symlink() and path.is_dir()
+        except OSError:
+            usable = False
+        if not usable:
             if name == BUILTIN_NAME and self.builtin_pending:
-                raise Conflict("The built-in shapes dataset is still being generated; "
-                               "try again in a few seconds.")
-            raise NotFound(f"There is no dataset named {name!r}.")
+                raise Conflict(
+                    "The built-in shapes dataset is still being generated; "
+                    "try again in a few seconds."
+                )
+            raise NotFound(f"There is no dataset named {describe(name)}.")
         return path
 
     def _reserve(self, name: str) -> None:
@@ -340,6 +395,8 @@ class DatasetStore:
         declared length against ``max_upload_bytes`` (413).
         """
         check_name(name)
+        if filename is not None:
+            check_text(filename, "file name", MAX_NAME_BYTES)
         if length is not None and length > self.max_upload_bytes:
             raise PayloadTooLarge(
                 f"The upload is {length} bytes, over the limit of {self.max_upload_bytes} bytes "
@@ -347,8 +404,12 @@ class DatasetStore:
                 limit=self.max_upload_bytes,
             )
         self._reserve(name)
-        op = Operation(name=name, kind="upload", source=f"upload:{filename or name + '.zip'}",
-                       bytes_total=length)
+        op = Operation(
+            name=name,
+            kind="upload",
+            source=f"upload:{filename or name + '.zip'}",
+            bytes_total=length,
+        )
         try:
             work = self._work_dir()
             upload = Upload(self, op, work, self.max_upload_bytes)
@@ -362,11 +423,19 @@ class DatasetStore:
     def import_path(self, name: Any, relative: str) -> dict[str, Any]:
         """Import a zip archive or a folder that is already in the workspace (blocking)."""
         name = check_name(name)
+        if not isinstance(relative, str):
+            raise InvalidRequest(f"The import path must be text, not {describe(relative)}.")
+        check_text(relative, "import path", MAX_PATH_BYTES)
+        if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in relative.split("/")):
+            raise InvalidRequest(
+                f"The import path {describe(relative)} has a name longer than {MAX_NAME_BYTES} "
+                f"bytes, more than the file system allows."
+            )
         source = self.workspace.resolve(relative, what="import path")
         tmp = self.tmp
         if source == self.workspace.root or source.is_relative_to(tmp):
             raise InvalidRequest(
-                f"{relative!r} cannot be imported: give a zip archive or a dataset folder."
+                f"{describe(relative)} cannot be imported: give a zip archive or a dataset folder."
             )
         if source.is_dir():
             kind = "folder"
@@ -374,7 +443,7 @@ class DatasetStore:
             kind = "zip"
         else:
             raise InvalidRequest(
-                f"{relative!r} is neither a folder nor a .zip archive; give one of those."
+                f"{describe(relative)} is neither a folder nor a .zip archive; give one of those."
             )
         self._reserve(name)
         op = Operation(name=name, kind="import", source=f"import:{relative}", stage="queued")
@@ -432,8 +501,7 @@ class DatasetStore:
             }
             write_atomic(staging / META_FILE, json.dumps(meta, indent=1))
             op.enter("validating")
-            report = validate_dataset(staging, extra_problems=converted.problems,
-                                      progress=op.step)
+            report = validate_dataset(staging, extra_problems=converted.problems, progress=op.step)
             save_report(staging, report)
             op.enter("registering")
             target = self.workspace.datasets / op.name
@@ -450,8 +518,7 @@ class DatasetStore:
             self._fail(op, work, getattr(exc, "message", None) or str(exc) or type(exc).__name__)
             raise
         self._succeed(op, work)
-        self.log.info("jupyter_yolo: dataset %s ready (%s, %s)", op.name, meta["format"],
-                      op.source)
+        self.log.info("jupyter_yolo: dataset %s ready (%s, %s)", op.name, meta["format"], op.source)
         return self._describe(op.name, target, report, meta)
 
     def _succeed(self, op: Operation, work: Path) -> None:
@@ -480,7 +547,8 @@ class DatasetStore:
         with self._lock:
             active = [op.to_json() for op in self._ops.values()]
             recent = [
-                op.to_json() for op in reversed(self._finished)
+                op.to_json()
+                for op in reversed(self._finished)
                 if op.ended is not None and now - op.ended < FINISHED_SECONDS
             ]
         return {"uploads": active, "recent": recent, "max_upload_bytes": self.max_upload_bytes}
@@ -495,7 +563,11 @@ class DatasetStore:
         """The validation report of a dataset, from the cache when it is current (blocking)."""
         folder = self.folder(name)
         with self._report_lock(name):
-            report = report_for(folder)
+            try:
+                report = report_for(folder)
+            except Exception as exc:
+                self.log.exception("jupyter_yolo: the report of dataset %s failed", name)
+                report = broken_report(f"The dataset cannot be checked: {_reason(exc)}")
         with self._lock:
             self._warmed[name] = (time.monotonic(), report)
         return report
@@ -508,8 +580,9 @@ class DatasetStore:
             return recent[1]
         return self.report(name)
 
-    def _describe(self, name: str, folder: Path, report: dict[str, Any],
-                  meta: dict[str, Any]) -> dict[str, Any]:
+    def _describe(
+        self, name: str, folder: Path, report: dict[str, Any], meta: dict[str, Any]
+    ) -> dict[str, Any]:
         try:
             created = meta.get("created") or folder.stat().st_mtime
         except OSError:
@@ -540,26 +613,92 @@ class DatasetStore:
         folder = self.folder(name)
         return self._describe(name, folder, report, read_meta(folder))
 
-    def list_datasets(self) -> dict[str, Any]:
-        """Every dataset with its counts and status (reports computed when missing; blocking)."""
-        datasets = []
+    def _entries(self) -> tuple[list[str], list[str]]:
+        """The dataset names in ``datasets/`` and what is wrong with the other entries there."""
         root = self.workspace.datasets
-        names = sorted(
-            p.name for p in root.iterdir()
-            if DATASET_NAME.match(p.name) and p.is_dir() and not p.is_symlink()
-        ) if root.is_dir() else []
+        problems: list[str] = []
+        names: list[str] = []
+        try:
+            if root.is_symlink() or not root.is_dir():
+                return [], [f"The datasets folder {root} is missing or not a folder."]
+            entries = sorted(os.scandir(root), key=lambda e: e.name)
+        except OSError as exc:
+            return [], [f"The datasets folder {root} cannot be read: {_reason(exc)}."]
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            shown = f"datasets/{describe(entry.name)}"
+            try:
+                if entry.is_symlink():
+                    problems.append(
+                        f"{shown} is a link; links are not followed, so it is not "
+                        f"listed. Replace it with the folder itself."
+                    )
+                    continue
+                if not entry.is_dir():
+                    problems.append(f"{shown} is a file, not a dataset folder; it is not listed.")
+                    continue
+            except OSError as exc:
+                problems.append(f"{shown} cannot be read ({_reason(exc)}); it is not listed.")
+                continue
+            if text_problem(entry.name) or not DATASET_NAME.match(entry.name):
+                problems.append(
+                    f"{shown} is not a valid dataset name (1 to {MAX_NAME_LENGTH} letters, digits, "
+                    f"'_', '.' or '-'); rename the folder to list it."
+                )
+                continue
+            names.append(entry.name)
+        return names, problems
+
+    def scan(self) -> list[str]:
+        """Check ``datasets/`` at start: log (once) every entry that cannot be listed."""
+        _names, problems = self._entries()
+        for problem in problems:
+            self._warn(problem, keep=False)
+        return problems
+
+    def list_datasets(self) -> dict[str, Any]:
+        """Every dataset with its counts and status (reports computed when missing; blocking).
+
+        Nothing on disk can make the listing fail: an entry of ``datasets/`` that is not a
+        usable dataset folder, or a dataset that cannot be described, is left out and named in
+        ``warnings`` (and logged once).
+        """
+        datasets = []
+        names, problems = self._entries()
         for name in names:
             try:
                 summary = self.get(name)
             except NotFound:
                 continue
+            except Exception as exc:
+                self.log.debug("listing dataset %s", name, exc_info=True)
+                problems.append(
+                    f"datasets/{name} cannot be described ({_reason(exc)}); it is not listed."
+                )
+                continue
             summary.pop("report")
             datasets.append(summary)
         if self.builtin_pending and BUILTIN_NAME not in names:
-            datasets.insert(0, {"name": BUILTIN_NAME, "builtin": True, "format": "yolo",
-                                "source": "builtin", "status": "preparing"})
+            datasets.insert(
+                0,
+                {
+                    "name": BUILTIN_NAME,
+                    "builtin": True,
+                    "format": "yolo",
+                    "source": "builtin",
+                    "status": "preparing",
+                },
+            )
         datasets.sort(key=lambda d: (not d.get("builtin"), d["name"]))
-        return {"datasets": datasets}
+        for problem in problems:
+            self._warn(problem, keep=False)
+        with self._lock:
+            warnings = [*self._warnings, *problems]
+        if len(warnings) > MAX_LISTED_WARNINGS:
+            more = len(warnings) - MAX_LISTED_WARNINGS
+            warnings = [*warnings[:MAX_LISTED_WARNINGS], f"... and {more} more problem(s)."]
+        return {"datasets": datasets, "warnings": warnings}
 
     def warm(self, data: Any) -> None:
         """Compute a missing report for a job's ``data`` ahead of validation; never raises."""
@@ -609,8 +748,9 @@ class DatasetStore:
 
     def delete(self, name: str, in_use: Callable[[Path], list[str]]) -> None:
         """Remove a dataset, unless a queued or running job uses it (409)."""
+        check_text(name, "dataset name", MAX_NAME_BYTES)
         if not DATASET_NAME.match(name):
-            raise NotFound(f"There is no dataset named {name!r}.")
+            raise NotFound(f"There is no dataset named {describe(name)}.")
         path = self.workspace.datasets / name
         if path.is_symlink():  # a link planted in datasets/: remove the link, never its target
             path.unlink()
@@ -623,18 +763,25 @@ class DatasetStore:
                 f"stop them or wait for them to end first.",
                 jobs=jobs,
             )
-        trash = self._work_dir()
-        os.rename(folder, trash / name)  # gone from datasets/ at once; the files go after
+        try:
+            trash = self._work_dir()
+            os.rename(folder, trash / name)  # gone from datasets/ at once; the files go after
+        except OSError as exc:
+            raise Conflict(f"The dataset {name!r} cannot be deleted: {_reason(exc)}.") from None
         threading.Thread(
-            target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True},
-            name="jupyter_yolo-delete", daemon=True,
+            target=shutil.rmtree,
+            args=(trash,),
+            kwargs={"ignore_errors": True},
+            name="jupyter_yolo-delete",
+            daemon=True,
         ).start()
         self.log.info("jupyter_yolo: dataset %s deleted", name)
 
     # ------------------------------------------------------------------ preview
 
-    def samples(self, name: str, *, split: str, count: int, seed: int,
-                thumbnail: int) -> dict[str, Any]:
+    def samples(
+        self, name: str, *, split: str, count: int, seed: int, thumbnail: int
+    ) -> dict[str, Any]:
         """A few images of a split with their boxes in pixels and normalised (blocking)."""
         from PIL import Image
 
@@ -653,7 +800,11 @@ class DatasetStore:
         out = []
         root = folder.resolve()
         for image in chosen:
-            entry: dict[str, Any] = {"path": image.resolve().relative_to(root).as_posix()}
+            try:
+                relative = image.resolve().relative_to(root).as_posix()
+            except (OSError, ValueError):
+                continue
+            entry: dict[str, Any] = {"path": relative}
             try:
                 with Image.open(image) as opened:
                     width, height = oriented_size(opened)
@@ -665,22 +816,25 @@ class DatasetStore:
                         buffer = BytesIO()
                         small.save(buffer, format="JPEG", quality=85)
                         entry["thumbnail"] = "data:image/jpeg;base64," + base64.b64encode(
-                            buffer.getvalue()).decode("ascii")
+                            buffer.getvalue()
+                        ).decode("ascii")
                         entry["thumbnail_size"] = list(small.size)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                entry.update(width=None, height=None, boxes=[], error=f"unreadable: {exc}")
+            except Exception as exc:  # PIL raises many kinds (SyntaxError, EOFError...)
+                entry.update(width=None, height=None, boxes=[], error=f"unreadable: {_reason(exc)}")
                 out.append(entry)
                 continue
             boxes = []
             for box in read_boxes(label_path_for(image)):
                 x0, y0 = (box.cx - box.w / 2) * width, (box.cy - box.h / 2) * height
                 x1, y1 = (box.cx + box.w / 2) * width, (box.cy + box.h / 2) * height
-                boxes.append({
-                    "class_id": box.cls,
-                    "class_name": names.get(box.cls),
-                    "xywhn": [box.cx, box.cy, box.w, box.h],
-                    "xyxy": [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)],
-                })
+                boxes.append(
+                    {
+                        "class_id": box.cls,
+                        "class_name": names.get(box.cls),
+                        "xywhn": [box.cx, box.cy, box.w, box.h],
+                        "xyxy": [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)],
+                    }
+                )
             entry.update(width=width, height=height, boxes=boxes)
             out.append(entry)
         return {
@@ -694,25 +848,35 @@ class DatasetStore:
     def file_path(self, name: str, relative: str) -> Path:
         """A file inside the dataset folder (images, labels, yaml/json), or 400/404."""
         folder = self.folder(name)
-        if "\\" in relative or "\x00" in relative:
-            raise InvalidRequest(f"The path {relative!r} has a forbidden character.")
+        check_text(relative, "file path", MAX_PATH_BYTES)
+        if "\\" in relative:
+            raise InvalidRequest(f"The path {describe(relative)} has a forbidden character.")
         pure = PurePosixPath(relative)
-        if pure.is_absolute() or ".." in pure.parts or any(
-            p.startswith(".") for p in pure.parts
-        ):
+        if pure.is_absolute() or ".." in pure.parts or any(p.startswith(".") for p in pure.parts):
             raise InvalidRequest(
-                f"The path {relative!r} must stay inside the dataset (no leading '/', no '..', "
-                f"no hidden names)."
+                f"The path {describe(relative)} must stay inside the dataset (no leading '/', "
+                f"no '..', no hidden names)."
+            )
+        if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in pure.parts):
+            raise InvalidRequest(
+                f"The path {describe(relative)} has a name longer than {MAX_NAME_BYTES} bytes, "
+                f"more than the file system allows."
             )
         if pure.suffix.lower() not in SERVED_SUFFIXES:
-            raise NotFound(f"Only images, labels and yaml/json files are served, not {relative!r}.")
+            raise NotFound(
+                f"Only images, labels and yaml/json files are served, not {describe(relative)}."
+            )
         current = folder
-        for part in pure.parts:
-            current = current / part
-            if current.is_symlink():
-                raise NotFound(f"{relative!r} is a link, which is not served.")
-        if not current.is_file():
-            raise NotFound(f"The dataset {name!r} has no file {relative!r}.")
+        try:
+            for part in pure.parts:
+                current = current / part
+                if current.is_symlink():
+                    raise NotFound(f"{describe(relative)} is a link, which is not served.")
+            present = current.is_file()
+        except OSError as exc:
+            raise NotFound(f"{describe(relative)} cannot be read: {_reason(exc)}.") from None
+        if not present:
+            raise NotFound(f"The dataset {name!r} has no file {describe(relative)}.")
         return current
 
 

@@ -574,6 +574,8 @@ def read_boxes(path: Path) -> list[Box]:
     """The valid boxes of a label file (malformed lines skipped), for previews."""
     boxes: list[Box] = []
     try:
+        if path.stat().st_size > MAX_LABEL_BYTES:
+            return boxes
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return boxes
@@ -971,6 +973,14 @@ def cached_report(folder: Path) -> dict[str, Any] | None:
     if report.get("fingerprint") != fingerprint(folder):
         return None
     return report
+
+
+def broken_report(message: str) -> dict[str, Any]:
+    """The report of a dataset that could not be checked at all: one error saying why."""
+    problem = Problem("error", "dataset_unreadable", message, None, None)
+    return _assemble(
+        [problem], stats={}, names=None, sizes=_Sizes(), stamp="", started=time.monotonic()
+    )
 
 
 def report_for(folder: Path, *, progress: Progress | None = None) -> dict[str, Any]:

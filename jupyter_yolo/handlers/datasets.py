@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import os
 from typing import Any
 
 from jupyter_core.utils import ensure_async
@@ -13,7 +14,8 @@ from tornado import web
 from tornado.http1connection import HTTP1Connection
 
 from ..datasets.store import Upload
-from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType, YoloError
+from ..errors import InvalidRequest, NotFound, PayloadTooLarge, UnsupportedMediaType, YoloError
+from ..safeyaml import describe
 from .base import YoloHandler
 
 ARCHIVE_TYPES = frozenset(
@@ -21,8 +23,12 @@ ARCHIVE_TYPES = frozenset(
 )
 JSON_LIMIT = 64 * 1024
 CHUNK = 1024 * 1024
-TEXT_SUFFIXES = {".txt": "text/plain", ".yaml": "text/plain", ".yml": "text/plain",
-                 ".json": "application/json"}
+TEXT_SUFFIXES = {
+    ".txt": "text/plain",
+    ".yaml": "text/plain",
+    ".yml": "text/plain",
+    ".json": "application/json",
+}
 
 
 class DatasetBaseHandler(YoloHandler):
@@ -226,18 +232,25 @@ class DatasetSamplesHandler(DatasetBaseHandler):
         """A few images with their boxes (pixels and normalised) and class names."""
         split = self.get_query_argument("split", "val")
         if split not in ("train", "val", "test"):
-            raise InvalidRequest(f"'split' must be train, val or test, got {split!r}.")
+            raise InvalidRequest(f"'split' must be train, val or test, got {describe(split)}.")
         count = self.query_int("count", 8, 1, 64)
         seed = self.query_int("seed", 0, 0, 2**31 - 1)
         thumbnail = self.query_int("thumbnail", 0, 0, 1024)
         result: dict[str, Any] = await asyncio.to_thread(
-            self.yolo.datasets.samples, name, split=split, count=count, seed=seed,
+            self.yolo.datasets.samples,
+            name,
+            split=split,
+            count=count,
+            seed=seed,
             thumbnail=thumbnail,
         )
         for sample in result["samples"]:
-            sample["url"] = url_path_join(
-                self.base_url, "yolo/datasets", name, "files", url_escape(sample["path"])
-            )
+            try:
+                escaped = url_escape(sample["path"])
+            except UnicodeEncodeError:  # a file name that is not valid UTF-8 on disk
+                sample["url"] = None
+                continue
+            sample["url"] = url_path_join(self.base_url, "yolo/datasets", name, "files", escaped)
         self.write_json(result)
 
 
@@ -250,7 +263,12 @@ class DatasetFileHandler(DatasetBaseHandler):
     @authorized
     async def get(self, name: str, relative: str) -> None:
         """Stream the file; only images, labels and yaml/json inside the dataset folder."""
-        path = self.yolo.datasets.file_path(name, relative)
+        path = await asyncio.to_thread(self.yolo.datasets.file_path, name, relative)
+        try:
+            handle = path.open("rb")
+            size = os.fstat(handle.fileno()).st_size
+        except OSError as exc:
+            raise NotFound(f"{describe(relative)} cannot be read: {exc.strerror}.") from None
         suffix = path.suffix.lower()
         content_type = TEXT_SUFFIXES.get(suffix) or mimetypes.guess_type(path.name)[0]
         if content_type is None or not (
@@ -261,8 +279,8 @@ class DatasetFileHandler(DatasetBaseHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Content-Security-Policy", "sandbox; default-src 'none'")
         self.set_header("Cache-Control", "private, max-age=60")
-        self.set_header("Content-Length", str(path.stat().st_size))
-        with path.open("rb") as handle:
+        self.set_header("Content-Length", str(size))
+        with handle:
             while chunk := handle.read(CHUNK):
                 self.write(chunk)
                 await self.flush()

@@ -1,18 +1,34 @@
-"""``/yolo/jobs`` and ``/yolo/models``: create, list, watch, stop and resume jobs."""
+"""``/yolo/jobs`` and ``/yolo/models``: create, list, watch, stop and resume jobs.
+
+File and hashing work (listing jobs reads their event files, ``/yolo/models`` hashes weights
+files it has not seen, logs and artifacts are read from disk) runs in threads, never on the
+event loop. ``/yolo/models`` has a small pool of its own, so a slow hash can never hold the
+threads every other request uses.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import mimetypes
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..errors import InvalidRequest
 from .base import YoloHandler
+from .headers import content_disposition
 
 # Served inline only when the browser cannot run them; anything else is a download.
 INLINE_TYPES = {"image/png", "image/jpeg", "text/csv", "application/json", "text/plain"}
 CHUNK = 1024 * 1024
+MODELS_THREADS = 2
+MAX_ARTIFACT_PATH_BYTES = 4096
+
+_models_pool = ThreadPoolExecutor(max_workers=MODELS_THREADS, thread_name_prefix="yolo-models")
 
 
 class JobsHandler(YoloHandler):
@@ -24,7 +40,7 @@ class JobsHandler(YoloHandler):
     @authorized
     async def get(self) -> None:
         """List every job, newest first, with the queue in start order."""
-        self.write_json(self.yolo.jobs.list_jobs())
+        self.write_json(await asyncio.to_thread(self.yolo.jobs.list_jobs))
 
     @web.authenticated
     @authorized
@@ -48,7 +64,7 @@ class JobHandler(YoloHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """Describe one job."""
-        self.write_json(self.yolo.jobs.get(job_id))
+        self.write_json(await asyncio.to_thread(self.yolo.jobs.get, job_id))
 
 
 class JobStopHandler(YoloHandler):
@@ -106,7 +122,7 @@ class JobLogHandler(YoloHandler):
         """Return the last ``bytes`` bytes of the log."""
         size = self.query_int("bytes", 65536, 1, 4 * 1024 * 1024)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(self.yolo.jobs.log_tail(job_id, size))
+        self.finish(await asyncio.to_thread(self.yolo.jobs.log_tail, job_id, size))
 
 
 class JobArtifactsHandler(YoloHandler):
@@ -118,7 +134,8 @@ class JobArtifactsHandler(YoloHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """List the job's result files."""
-        self.write_json({"id": job_id, "artifacts": self.yolo.jobs.artifacts(job_id)})
+        artifacts = await asyncio.to_thread(self.yolo.jobs.artifacts, job_id)
+        self.write_json({"id": job_id, "artifacts": artifacts})
 
 
 class JobArtifactHandler(YoloHandler):
@@ -126,26 +143,66 @@ class JobArtifactHandler(YoloHandler):
 
     auth_resource = "jupyter_yolo:jobs"
 
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Decode a path part; the artifact's path may hold whatever a job's file names hold."""
+        if name != "relative":
+            return super().decode_argument(value, name)
+        if len(value) > MAX_ARTIFACT_PATH_BYTES:
+            raise InvalidRequest(f"An artifact path has {MAX_ARTIFACT_PATH_BYTES} bytes at most.")
+        # not YoloHandler's check, which refuses control characters: _artifact matches such
+        # a path against the job's own files instead of using it as given
+        return super(YoloHandler, self).decode_argument(value, name)
+
+    def _artifact(self, job_id: str, relative: str) -> Path:
+        """The artifact's file; a name no request path may hold is served when the job has it."""
+        jobs = self.yolo.jobs
+        try:
+            return jobs.artifact_path(job_id, relative)
+        except InvalidRequest:
+            # a file the job wrote may be named with a newline or a backslash: when the path is
+            # exactly one the job's listing gives, it is that file and inside the job's folder
+            if not any(item["path"] == relative for item in jobs.artifacts(job_id)):
+                raise
+            return jobs.workspace.jobs / job_id / relative
+
     @web.authenticated
     @authorized
     async def get(self, job_id: str, relative: str) -> None:
         """Stream the file."""
-        path = self.yolo.jobs.artifact_path(job_id, relative)
+        path = await asyncio.to_thread(self._artifact, job_id, relative)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if path.suffix in (".yaml", ".yml", ".txt", ".log"):
             content_type = "text/plain"
         if content_type not in INLINE_TYPES:
             content_type = "application/octet-stream"
-            self.set_header("Content-Disposition", f'attachment; filename="{path.name}"')
-        self.set_header("Content-Type", content_type)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Content-Security-Policy", "sandbox; default-src 'none'")
-        self.set_header("Content-Length", str(path.stat().st_size))
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
+            self.set_header("Content-Disposition", content_disposition(path.name))
+        handle, size = await asyncio.to_thread(_open_sized, path)
+        try:
+            self.set_header("Content-Type", content_type)
+            self.set_header("X-Content-Type-Options", "nosniff")
+            self.set_header("Content-Security-Policy", "sandbox; default-src 'none'")
+            self.set_header("Content-Length", str(size))
+            remaining = size
+            while remaining > 0:
+                chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
+                if not chunk:
+                    break  # the file shrank while being served; the client sees a short body
+                remaining -= len(chunk)
                 self.write(chunk)
                 await self.flush()
+        finally:
+            await asyncio.to_thread(handle.close)
         self.finish()
+
+
+def _open_sized(path: Path) -> tuple[BinaryIO, int]:
+    """Open a file for reading with its size at opening (what ``Content-Length`` promises)."""
+    handle = path.open("rb")
+    try:
+        return handle, os.fstat(handle.fileno()).st_size
+    except BaseException:
+        handle.close()
+        raise
 
 
 class ModelsHandler(YoloHandler):
@@ -157,7 +214,8 @@ class ModelsHandler(YoloHandler):
     @authorized
     async def get(self) -> None:
         """List the models a job can use."""
-        self.write_json(self.yolo.jobs.models())
+        loop = asyncio.get_running_loop()
+        self.write_json(await loop.run_in_executor(_models_pool, self.yolo.jobs.models))
 
 
 JOB_ID = r"(?P<job_id>[^/]+)"

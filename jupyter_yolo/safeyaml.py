@@ -30,7 +30,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None,
                 None,
@@ -44,7 +44,7 @@ class _NoAliasLoader(yaml.SafeLoader):
                     None,
                     None,
                     f"YAML nested deeper than {MAX_YAML_DEPTH} levels is not accepted",
-                    self.peek_event().start_mark,
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
             return super().compose_node(parent, index)
         finally:
@@ -57,7 +57,7 @@ def load_yaml(text: str | bytes) -> Any:
     if size > MAX_YAML_BYTES:
         raise YamlRefused(f"the YAML is over {MAX_YAML_BYTES} bytes")
     try:
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
     except RecursionError:
         raise YamlRefused(f"the YAML is nested deeper than {MAX_YAML_DEPTH} levels") from None
     except yaml.YAMLError as exc:

@@ -29,7 +29,9 @@ class StrictJSONError(ValueError):
     """The text is not strict JSON, or holds a value that is refused."""
 
 
-def text_problem(value: str, *, max_bytes: int | None = None, allow_newlines: bool = False) -> str | None:
+def text_problem(
+    value: str, *, max_bytes: int | None = None, allow_newlines: bool = False
+) -> str | None:
     """Why ``value`` cannot be stored or shown as it is, or None when it is fine.
 
     Lone surrogates (which no file system, database or UTF-8 encoder takes) and control
@@ -45,6 +47,12 @@ def text_problem(value: str, *, max_bytes: int | None = None, allow_newlines: bo
     if max_bytes is not None and len(value.encode("utf-8")) > max_bytes:
         return f"is longer than {max_bytes} bytes in UTF-8"
     return None
+
+
+def describe_text(value: str, limit: int = 60) -> str:
+    """A short, printable rendering of a string for messages (escaped, cut when long)."""
+    text = ascii(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _refuse_constant(name: str) -> Any:

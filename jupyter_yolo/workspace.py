@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 from .errors import InvalidRequest, NotFound, YoloError
+from .strict import MAX_NAME_BYTES, MAX_PATH_BYTES, describe_text, text_problem
 
 
 class Workspace:
@@ -68,9 +70,18 @@ class Workspace:
         """
         if not isinstance(relative, str) or not relative.strip():
             raise InvalidRequest(f"The {what} must be a non-empty workspace-relative path.")
-        if "\x00" in relative or "\\" in relative:
+        problem = text_problem(relative, max_bytes=MAX_PATH_BYTES)
+        if problem:
+            raise InvalidRequest(f"The {what} {describe_text(relative)} {problem}.")
+        if "\\" in relative:
             raise InvalidRequest(f"The {what} {relative!r} contains a forbidden character.")
         pure = PurePosixPath(relative)
+        for part in pure.parts:
+            if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+                raise InvalidRequest(
+                    f"The {what} {describe_text(relative)} has a name longer than "
+                    f"{MAX_NAME_BYTES} bytes, more than the file system allows."
+                )
         if pure.is_absolute() or ".." in pure.parts:
             raise InvalidRequest(
                 f"The {what} {relative!r} must be relative to the workspace and stay inside it "
@@ -79,13 +90,37 @@ class Workspace:
         candidate = (self.root / pure).resolve()
         if not candidate.is_relative_to(self.root):
             raise InvalidRequest(f"The {what} {relative!r} points outside the workspace.")
-        if must_exist and not candidate.exists():
+        try:
+            present = candidate.exists()
+        except OSError as exc:
+            raise InvalidRequest(
+                f"The {what} {relative!r} cannot be read: {exc.strerror}."
+            ) from None
+        if must_exist and not present:
             raise missing(f"The {what} {relative!r} does not exist in the workspace.")
         return candidate
 
     def relative(self, path: Path) -> str:
         """Return ``path`` as a workspace-relative POSIX string."""
         return path.resolve().relative_to(self.root).as_posix()
+
+
+def private_folder(path: Path) -> None:
+    """Create ``path`` (and its parents) if needed and make it owner-only (0700), any umask."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+def open_private(path: Path, mode: str = "ab") -> IO[Any]:
+    """Open ``path`` to append (or write), created owner-only (0600) whatever the umask."""
+    flags = os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

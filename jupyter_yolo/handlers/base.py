@@ -2,28 +2,120 @@
 
 from __future__ import annotations
 
-import json
+import functools
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 
-from ..errors import InvalidRequest, YoloError
+from ..errors import InvalidRequest, PayloadTooLarge, YoloError
+from ..strict import StrictJSONError, dumps, loads_request, text_problem
 
 if TYPE_CHECKING:
     from ..app import YoloApp
 
 
+MAX_JSON_BODY = 1024 * 1024
+MAX_QUERY_BYTES = 4096
+VERBS = ("get", "post", "put", "patch", "delete")
+
+
+def _unless_answered(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Skip a handler method when its request was already answered (an oversize body).
+
+    tornado calls the method once a streamed body is complete even if ``data_received`` has
+    already sent the error; without this a refused request could still act.
+    """
+
+    @functools.wraps(method)
+    async def guarded(self: YoloHandler, *args: Any, **kwargs: Any) -> None:
+        if self._finished:
+            return
+        await method(self, *args, **kwargs)
+
+    guarded.__dict__["_yolo_guarded"] = True
+    return guarded
+
+
+@web.stream_request_body
 class YoloHandler(ExtensionHandlerMixin, APIHandler):
     """Base of every ``/yolo/`` handler.
 
     Subclasses set ``auth_resource`` and decorate each method with ``@web.authenticated`` and
     ``@authorized``. A :class:`YoloError` raised by the core becomes its HTTP code and a JSON body
     with a ``message`` a person can act on.
+
+    Bodies are streamed: a declared ``Content-Length`` over :data:`MAX_JSON_BODY` is refused
+    (413) before a byte of the body is read, and a body that streams past it is cut off.
+    Every JSON response is strict (no ``NaN``), every query argument is checked for text that
+    is no text (control characters, oversize values).
     """
 
     auth_resource = "jupyter_yolo"
+    max_body_bytes = MAX_JSON_BODY
+    _body: bytearray | None = None
+    _body_refused = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for verb in VERBS:
+            method = cls.__dict__.get(verb)
+            if method is not None and not method.__dict__.get("_yolo_guarded"):
+                setattr(cls, verb, _unless_answered(method))
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Authenticate as jupyter_server does, then refuse an oversize body before reading it.
+
+        A handler that streams its body itself (overrides :meth:`data_received`) checks it there.
+        """
+        await super().prepare()
+        if self._finished or type(self).data_received is not YoloHandler.data_received:
+            return
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            # tornado's own cut-off (a closed connection, no answer) stays above ours
+            connection.set_max_body_size(2 * self.max_body_bytes)
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                raise InvalidRequest("The Content-Length header is not a number.") from None
+            if length > self.max_body_bytes:
+                if not self.current_user:
+                    raise web.HTTPError(403, log_message="Authentication is required.")
+                raise PayloadTooLarge(
+                    f"A request body may have {self.max_body_bytes} bytes at most; this one "
+                    f"declares {length}."
+                )
+
+    def data_received(self, chunk: bytes) -> None:
+        """Collect the body, answering 413 as soon as it passes :attr:`max_body_bytes`."""
+        if self._body_refused:
+            return
+        if self._body is None:
+            self._body = bytearray()
+        if len(self._body) + len(chunk) <= self.max_body_bytes:
+            self._body.extend(chunk)
+            return
+        self._body_refused = True
+        self._body = None
+        exc = PayloadTooLarge(f"A request body may have {self.max_body_bytes} bytes at most.")
+        self.log_exception(type(exc), exc, None)
+        if not self._finished:
+            self.send_error(exc.status, exc_info=(type(exc), exc, None))
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Decode a query argument (or path part), refusing control characters in arguments."""
+        text = super().decode_argument(value, name)
+        if name is not None:
+            problem = text_problem(text, max_bytes=MAX_QUERY_BYTES)
+            if problem:
+                raise InvalidRequest(f"Query argument {name!r} {problem}.")
+        return text
 
     @property
     def yolo(self) -> YoloApp:
@@ -34,17 +126,21 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
         """Send ``body`` as JSON with the given status."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body, default=str))
+        self.finish(dumps(body))
 
     def json_body(self, raw: bytes | None = None) -> dict[str, Any]:
-        """Return the request body (or ``raw``) as a JSON object, or raise a 400."""
-        data = self.request.body if raw is None else raw
+        """Return the request body (or ``raw``) as a strict JSON object, or raise a 400.
+
+        ``NaN`` and ``Infinity``, nesting deeper than 32 levels, lone surrogates and control
+        characters in strings are refused with a message that says where.
+        """
+        data = bytes(self._body or b"") if raw is None else raw
         if not data:
             raise InvalidRequest("The request needs a JSON object as its body.")
         try:
-            body = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"The request body is not valid JSON: {exc}") from exc
+            body = loads_request(data)
+        except StrictJSONError as exc:
+            raise InvalidRequest(str(exc)) from None
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         return body
@@ -91,7 +187,7 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
         if isinstance(exc, YoloError):
             self.set_status(exc.status)
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(exc.to_json(), default=str))
+            self.finish(dumps(exc.to_json()))
             return
         if isinstance(exc, web.HTTPError):
             self.set_header("Content-Type", "application/json")
@@ -99,9 +195,15 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
                 exc.log_message % exc.args if exc.log_message and exc.args else exc.log_message
             )
             self.finish(
-                json.dumps(
-                    {"message": message or self._reason, "reason": exc.reason or self._reason}
-                )
+                dumps({"message": message or self._reason, "reason": exc.reason or self._reason})
             )
             return
-        super().write_error(status_code, **kwargs)
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            dumps(
+                {
+                    "message": "The server failed on this request; its log has the details.",
+                    "reason": self._reason,
+                }
+            )
+        )

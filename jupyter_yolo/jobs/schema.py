@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..datasets.keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
 from ..errors import InvalidRequest
 from ..inference.backends import AUTO, BACKEND_CHOICES, all_availability, refusal
+from ..safeyaml import YamlRefused, describe, load_yaml
+from ..strict import MAX_PATH_BYTES, describe_text, text_problem
 from ..workspace import Workspace
+from .devices import absence
 
 JOB_KINDS = ("train", "val", "predict", "export")
 ARCHITECTURES = tuple(f"{family}{size}.yaml" for family in ("yolov8", "yolo11") for size in "nsmlx")
@@ -21,6 +24,8 @@ JOB_REFERENCE = re.compile(r"^job:([0-9a-f]{12})(?::(best|last))?$")
 DEVICE = re.compile(r"^(cpu|mps|-1|\d+(,\d+)*|cuda(:\d+)?|xpu(:\d+)?|npu(:\d+)?)$")
 EXPORT_FORMATS = ("onnx", "openvino", "torchscript", "engine")
 PREDICT_MODEL_SUFFIXES = (".pt", ".onnx", ".engine", "_openvino_model", ".torchscript")
+MAX_CLASSES = 1000
+MAX_NAME_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,18 @@ class Param:
         if self.kind is not bool and isinstance(value, bool):
             raise InvalidRequest(f"'{key}' must be {self.kind.__name__}, got a boolean.")
         if not isinstance(value, self.kind):
-            raise InvalidRequest(
-                f"'{key}' must be {self.kind.__name__}, got {type(value).__name__} {value!r}."
+            shown = (
+                describe(value) if isinstance(value, (list, dict)) else describe_text(str(value))
             )
+            raise InvalidRequest(
+                f"'{key}' must be {self.kind.__name__}, got {type(value).__name__} {shown}."
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRequest(f"'{key}' must be a finite number.")
+        if isinstance(value, str):
+            problem = text_problem(value, max_bytes=MAX_PATH_BYTES)
+            if problem:
+                raise InvalidRequest(f"'{key}' {problem}.")
         number = value if isinstance(value, (int, float)) else None
         if self.low is not None and number is not None and number < self.low:
             raise InvalidRequest(f"'{key}' must be at least {self.low}, got {value!r}.")
@@ -50,7 +64,7 @@ class Param:
             raise InvalidRequest(f"'{key}' must be at most {self.high}, got {value!r}.")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
-            raise InvalidRequest(f"'{key}' must be one of {allowed}, got {value!r}.")
+            raise InvalidRequest(f"'{key}' must be one of {allowed}, got {describe(value)}.")
         if self.check is not None:
             problem = self.check(value)
             if problem:
@@ -73,13 +87,23 @@ def device_problem(value: str) -> str | None:
 
 
 def _classes(value: list[Any]) -> str | None:
+    if not 0 < len(value) <= MAX_CLASSES:
+        return f"must list 1 to {MAX_CLASSES} class indices, got {len(value)}."
     if all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 10000 for c in value):
         return None
-    return "must be a list of class indices (integers from 0)."
+    return "must be a list of class indices (integers from 0 to 9999)."
 
 
 def _name(value: str) -> str | None:
-    return None if 0 < len(value) <= 100 else "must be 1 to 100 characters."
+    if not 0 < len(value) <= MAX_NAME_CHARS or not value.strip():
+        return f"must be 1 to {MAX_NAME_CHARS} characters, not only spaces."
+    return None
+
+
+def _train_batch(value: int) -> str | None:
+    if value == 0:
+        return "must be a positive batch size, or -1 to let ultralytics choose one; 0 is none."
+    return None
 
 
 COMMON: dict[str, Param] = {
@@ -91,7 +115,7 @@ COMMON: dict[str, Param] = {
 TRAIN: dict[str, Param] = {
     "data": Param(str),
     "epochs": Param(int, 1, 10000),
-    "batch": Param(int, -1, 1024),
+    "batch": Param(int, -1, 1024, check=_train_batch),
     "nbs": Param(int, 1, 4096),
     "workers": Param(int, 0, 64),
     "seed": Param(int, 0, 2**31 - 1),
@@ -168,6 +192,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+HardwareView = tuple[dict[str, Any] | None, str | None]
+"""The accelerator report (None when it could not be made) and the probe's error, if any."""
+
+
 @dataclass
 class JobSpec:
     """A validated job request: runner parameters with absolute paths, and what it came from."""
@@ -209,9 +237,11 @@ class JobValidator:
         cuda_available: Callable[[], bool],
         dataset_check: Callable[[Path], None] | None = None,
         default_device: str | None = None,
+        hardware: Callable[[], HardwareView] | None = None,
     ) -> None:
         self.workspace = workspace
         self._cuda_available = cuda_available
+        self._hardware = hardware
         self._dataset_check = dataset_check
         problem = device_problem(default_device) if default_device else None
         if problem:
@@ -238,6 +268,11 @@ class JobValidator:
             raise InvalidRequest(f"A {kind} job needs {', '.join(repr(m) for m in missing)}.")
         params = {key: schema[key].validate(key, value) for key, value in values.items()}
         name = params.pop("name", None)
+        if "device" in params and self._hardware is not None:
+            report, probe_error = self._hardware()
+            problem = absence(params["device"], report, probe_error)
+            if problem:
+                raise InvalidRequest(f"'device': {problem}")
 
         params["model"] = self.resolve_model(params["model"], kind)
         dataset_yaml = None
@@ -250,8 +285,9 @@ class JobValidator:
                 self.workspace.resolve(params["source"], what="source", missing=InvalidRequest)
             )
         if kind == "predict":
-            problem = refusal(params["backend"], cuda=self._cuda_available(),
-                              device=params.get("device"))
+            problem = refusal(
+                params["backend"], cuda=self._cuda_available(), device=params.get("device")
+            )
             if problem:
                 raise InvalidRequest(f"'backend': {problem}")
         if kind == "export" and params["format"] == "engine" and not self._cuda_available():
@@ -292,7 +328,8 @@ class JobValidator:
                     return str(candidate)
             raise InvalidRequest(f"Job {job_id} has no trained weights to use as model {model!r}.")
         if "/" not in model and model.endswith(".pt"):
-            path = self.workspace.weights / model
+            relative = self.workspace.relative(self.workspace.weights)
+            path = self.workspace.resolve(f"{relative}/{model}", what="model", must_exist=False)
             if not path.is_file():
                 raise InvalidRequest(
                     f"Weights {model!r} are not in the workspace weights folder "
@@ -336,21 +373,37 @@ class JobValidator:
         return path
 
     def normalised_dataset(self, yaml_path: Path, shown: str) -> dict[str, Any]:
-        """Read a data.yaml and return it with an absolute ``path`` confined to the workspace."""
+        """Read a data.yaml and return the keys ultralytics trains with, ``path`` made absolute.
+
+        Keys that make ultralytics fetch or run something (``download``) are refused; any other
+        key outside :data:`DATA_YAML_KEYS` is left out of the job's copy. Every split must stay
+        inside the workspace and exist.
+        """
         try:
-            content = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise InvalidRequest(f"The dataset file {shown!r} cannot be read: {exc}") from exc
+            content = load_yaml(yaml_path.read_bytes())
+        except (OSError, YamlRefused) as exc:
+            line = f" (line {exc.line})" if isinstance(exc, YamlRefused) and exc.line else ""
+            raise InvalidRequest(f"The dataset file {shown!r} cannot be read{line}: {exc}") from exc
         if not isinstance(content, dict):
             raise InvalidRequest(f"The dataset file {shown!r} is not a YAML mapping.")
+        forbidden = sorted(str(k) for k in content if k in FORBIDDEN_DATA_KEYS)
+        if forbidden:
+            raise InvalidRequest(
+                f"The dataset file {shown!r} has a {forbidden[0]!r} entry, which makes ultralytics "
+                f"download files or run code; remove it (datasets are used offline, as they are)."
+            )
         for key in ("train", "val", "names"):
             if key not in content:
                 raise InvalidRequest(f"The dataset file {shown!r} has no {key!r} entry.")
         base_value = content.get("path")
         if base_value in (None, ""):
             base = yaml_path.parent
+        elif not isinstance(base_value, str):
+            raise InvalidRequest(
+                f"'path' in {shown!r} must be a folder name, got {describe(base_value)}."
+            )
         else:
-            base_candidate = Path(str(base_value))
+            base_candidate = Path(base_value)
             if base_candidate.is_absolute():
                 base = base_candidate
             elif (yaml_path.parent / base_candidate).exists():
@@ -360,20 +413,32 @@ class JobValidator:
         base = base.resolve()
         if not self.workspace.contains(base):
             raise InvalidRequest(
-                f"The dataset file {shown!r} points outside the workspace (path: {base_value!r})."
+                f"The dataset file {shown!r} points outside the workspace "
+                f"(path: {describe(base_value)})."
             )
         for split in ("train", "val", "test"):
             entries = content.get(split)
             if entries in (None, ""):
                 continue
-            for entry in entries if isinstance(entries, list) else [entries]:
-                target = (base / str(entry)).resolve()
+            listed = entries if isinstance(entries, list) else [entries]
+            if len(listed) > 100 or not all(isinstance(e, str) and e for e in listed):
+                raise InvalidRequest(
+                    f"The {split} split of {shown!r} must be a folder or file name, or a short "
+                    f"list of them; got {describe(entries)}."
+                )
+            for entry in listed:
+                problem = text_problem(entry, max_bytes=MAX_PATH_BYTES)
+                if problem:
+                    raise InvalidRequest(f"The {split} split of {shown!r} {problem}.")
+                target = (base / entry).resolve()
                 if not self.workspace.contains(target):
                     raise InvalidRequest(
-                        f"The {split} split {entry!r} of {shown!r} points outside the workspace."
+                        f"The {split} split {describe(entry)} of {shown!r} points outside the "
+                        f"workspace."
                     )
                 if not target.exists():
                     raise InvalidRequest(
-                        f"The {split} split {entry!r} of {shown!r} does not exist."
+                        f"The {split} split {describe(entry)} of {shown!r} does not exist."
                     )
-        return {**content, "path": str(base)}
+        kept = {key: value for key, value in content.items() if key in DATA_YAML_KEYS}
+        return {**kept, "path": str(base)}

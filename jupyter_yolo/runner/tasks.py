@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..datasets.keys import FORBIDDEN_DATA_KEYS
+from ..safeyaml import YamlRefused, load_yaml
 from .callbacks import TrainingReporter, metric_fields, save_interrupted_checkpoint
 from .job import RUN_DIR, JobSpec, StatusFile
 from .journal import Journal, number
@@ -25,8 +27,17 @@ from .stop import StopController, StopRequested
 
 # Arguments a resumed training may change (ultralytics ignores the others, with a warning).
 RESUME_OVERRIDES = (
-    "imgsz", "batch", "device", "workers", "cache", "patience", "save_period",
-    "val", "plots", "close_mosaic", "time",
+    "imgsz",
+    "batch",
+    "device",
+    "workers",
+    "cache",
+    "patience",
+    "save_period",
+    "val",
+    "plots",
+    "close_mosaic",
+    "time",
 )
 MAX_PREDICTION_ARTIFACTS = 200
 
@@ -101,6 +112,21 @@ def check_data(data: Any) -> str:
         raise JobInputError("the job has no 'data' (the path of a dataset's data.yaml)")
     if os.path.isabs(data) and not os.path.exists(data):
         raise JobInputError(f"dataset file {data} does not exist")
+    if data.endswith((".yaml", ".yml")) and os.path.isfile(data):
+        try:
+            content = load_yaml(Path(data).read_bytes())
+        except (OSError, YamlRefused) as exc:
+            raise JobInputError(f"dataset file {data} cannot be read: {exc}") from None
+        forbidden = (
+            sorted(str(k) for k in content if k in FORBIDDEN_DATA_KEYS)
+            if isinstance(content, dict)
+            else []
+        )
+        if forbidden:
+            raise JobInputError(
+                f"dataset file {data} has a {forbidden[0]!r} entry, which would make ultralytics "
+                f"download files or run code; it is refused"
+            )
     return data
 
 
@@ -263,9 +289,11 @@ def _after_stop(ctx: JobContext, model: Any, reporter: TrainingReporter) -> None
         "epochs_done": reporter.epochs_done,
         "last": ctx.rel(trainer.last) if Path(trainer.last).exists() else None,
         "last_epoch": {
-            k: v for k, v in (reporter.last_epoch_event or {}).items()
+            k: v
+            for k, v in (reporter.last_epoch_event or {}).items()
             if k not in {"seq", "time", "type"}
-        } or None,
+        }
+        or None,
     }
 
 
@@ -336,12 +364,14 @@ def _detections(result: Any) -> list[dict[str, Any]]:
     out = []
     for box, score, label in zip(xyxy, conf, cls, strict=False):
         index = int(label)
-        out.append({
-            "cls": index,
-            "name": str(names.get(index, index)) if isinstance(names, dict) else str(index),
-            "conf": number(score, 4),
-            "box_xyxy": [number(v, 2) for v in box],
-        })
+        out.append(
+            {
+                "cls": index,
+                "name": str(names.get(index, index)) if isinstance(names, dict) else str(index),
+                "conf": number(score, 4),
+                "box_xyxy": [number(v, 2) for v in box],
+            }
+        )
     return out
 
 
@@ -364,16 +394,27 @@ def _predict_backend(
                 "weights it was exported from (or use backend 'auto')"
             )
         report: dict[str, Any] = {
-            "name": runs_on, "requested": requested, "cached": True, "exported": [],
-            "latency_ms": {}, "agreement": {}, "threads": settings.as_dict(),
+            "name": runs_on,
+            "requested": requested,
+            "cached": True,
+            "exported": [],
+            "latency_ms": {},
+            "agreement": {},
+            "threads": settings.as_dict(),
         }
         return load_model(model_arg), report
     try:
         selection = select_backend(
-            Path(model_arg), workspace=ctx.spec.workspace, requested=requested,
-            device=params.get("device"), cpus=ctx.cpus, imgsz=params.get("imgsz"),
-            source=source, data=data if isinstance(data, str) else None,
-            check=ctx.stop.check, log=ctx.journal.log,
+            Path(model_arg),
+            workspace=ctx.spec.workspace,
+            requested=requested,
+            device=params.get("device"),
+            cpus=ctx.cpus,
+            imgsz=params.get("imgsz"),
+            source=source,
+            data=data if isinstance(data, str) else None,
+            check=ctx.stop.check,
+            log=ctx.journal.log,
         )
     except BackendError as exc:
         raise JobInputError(str(exc)) from exc
@@ -428,7 +469,10 @@ def run_predict(ctx: JobContext) -> dict[str, Any]:
             )
             height, width = (int(x) for x in result.orig_shape[:2])
             entry: dict[str, Any] = {
-                "file": name, "width": width, "height": height, "detections": _detections(result),
+                "file": name,
+                "width": width,
+                "height": height,
+                "detections": _detections(result),
             }
             frames[name] = frames.get(name, 0) + 1
             if is_video or frames[name] > 1:
@@ -450,7 +494,15 @@ def _write_predictions(ctx: JobContext, images: list[dict[str, Any]]) -> None:
     count = 0
     for path in sorted(ctx.run_dir.iterdir()):
         if path.is_file() and path.suffix.lower() in {
-            ".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".avi", ".mp4",
+            ".jpg",
+            ".jpeg",
+            ".png",
+            ".bmp",
+            ".webp",
+            ".tif",
+            ".tiff",
+            ".avi",
+            ".mp4",
         }:
             if count >= MAX_PREDICTION_ARTIFACTS:
                 ctx.journal.log(f"more annotated files are in {ctx.rel(ctx.run_dir)}/ (not listed)")
@@ -522,8 +574,16 @@ def _export_from_cache(
         imgsz = (load_model(str(local)).overrides or {}).get("imgsz") or 640
     size = int(max(imgsz)) if isinstance(imgsz, (list, tuple)) else int(imgsz)
     cache = WeightsCache.for_weights(ctx.spec.workspace, local)
-    made = ensure_export(cache, backend, local, imgsz=size, device=str(params.get("device") or ""),
-                         calibration=calibration, check=ctx.stop.check, log=ctx.journal.log)
+    made = ensure_export(
+        cache,
+        backend,
+        local,
+        imgsz=size,
+        device=str(params.get("device") or ""),
+        calibration=calibration,
+        check=ctx.stop.check,
+        log=ctx.journal.log,
+    )
     suffix = made.path.name.removeprefix("model")
     dest = local.parent / f"{local.stem}{suffix}"
     if dest.is_dir():
@@ -576,9 +636,11 @@ def run_export(ctx: JobContext) -> dict[str, Any]:
     if cached_backend is not None:
         exported, cached = _export_from_cache(ctx, cached_backend, local, params)
     else:
-        if fmt == "onnx" and "simplify" not in params and importlib.util.find_spec(
-            "onnxslim"
-        ) is None:
+        if (
+            fmt == "onnx"
+            and "simplify" not in params
+            and importlib.util.find_spec("onnxslim") is None
+        ):
             params["simplify"] = False  # else ultralytics warns twice and skips it anyway
             ctx.journal.log("onnxslim is not installed: the ONNX model is exported unsimplified")
         if params.pop("int8", False):
@@ -608,4 +670,3 @@ TASKS: dict[str, Callable[[JobContext], dict[str, Any]]] = {
     "predict": run_predict,
     "export": run_export,
 }
-

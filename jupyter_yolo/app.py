@@ -13,8 +13,10 @@ from traitlets import Bool, Float, Int, Unicode, default
 from . import __version__
 from .accelerators.service import AcceleratorService
 from .datasets.store import DatasetStore
+from .errors import YoloError
 from .jobs.manager import JobManager
-from .jobs.schema import device_problem
+from .jobs.schema import HardwareView, device_problem
+from .ownership import WorkspaceOwnership
 from .workspace import Workspace
 
 
@@ -135,6 +137,8 @@ class YoloApp(ExtensionApp):
         """Build the core services once; nothing here imports torch or ultralytics."""
         self.yolo_workspace = Workspace(Path(self.workspace))
         self.yolo_workspace.create()
+        self.ownership = WorkspaceOwnership(self.yolo_workspace.root)
+        owner = self.ownership.acquire()
         self.datasets = DatasetStore(
             self.yolo_workspace,
             max_upload_bytes=self.max_upload_bytes,
@@ -157,6 +161,8 @@ class YoloApp(ExtensionApp):
             cuda_available=self._cuda_available,
             dataset_check=self.datasets.check_for_training,
             default_device=self._checked_default_device(),
+            hardware=self._hardware_view,
+            owner=owner,
         )
         self.log.info("jupyter_yolo %s: workspace %s", __version__, self.yolo_workspace.root)
 
@@ -168,6 +174,16 @@ class YoloApp(ExtensionApp):
             self.log.error("jupyter_yolo: ignoring default_device (YOLO_DEVICE): %s", problem)
             return None
         return device or None
+
+    def _hardware_view(self) -> HardwareView:
+        """The accelerator report for checking a job's device; probes once when there is none."""
+        report = self.accelerators.cached_report
+        if report is not None:
+            return report, None
+        try:
+            return self.accelerators.report_sync(), None
+        except YoloError as exc:
+            return None, exc.message
 
     def _cuda_available(self) -> bool:
         """Whether TensorRT export makes sense: from the report when probed, else /dev nodes."""
@@ -192,9 +208,14 @@ class YoloApp(ExtensionApp):
         self.start_dataset_background()
 
     def start_dataset_background(self) -> None:
-        """Clean dataset scratch leftovers and create 'shapes' if configured (once, threaded)."""
-        self.datasets.start_background(builtin=self.builtin_dataset)
+        """Clean dataset scratch leftovers and create 'shapes' if configured (once, threaded).
+
+        Only the server that owns the workspace does it: scratch space may be another server's.
+        """
+        if self.jobs.supervising:
+            self.datasets.start_background(builtin=self.builtin_dataset)
 
     async def stop_extension(self) -> None:
         """Shut down cleanly: running jobs are stopped gracefully when configured to."""
         await self.jobs.shutdown(stop_jobs=self.stop_jobs_on_shutdown)
+        self.ownership.release()

@@ -55,6 +55,28 @@ def _seq_of(line: bytes) -> int:
     return int(json.loads(line)["seq"])
 
 
+def _seq_or_none(line: bytes) -> int | None:
+    """The seq of an event line, or None for a line that is no event (a damaged file)."""
+    try:
+        seq = _seq_of(line)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    return seq if seq > 0 else None
+
+
+def _event_or_none(line: bytes) -> dict[str, Any] | None:
+    """An event line parsed, or None when it is not a JSON object with a seq (skipped)."""
+    if not line.strip():
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("seq"), int):
+        return None
+    return event
+
+
 class EventWriter:
     """Appends events to a job's event file, continuing the sequence already there."""
 
@@ -65,7 +87,8 @@ class EventWriter:
             with path.open("r+b") as handle:
                 handle.truncate(complete)
         self.seq = last_seq
-        self._handle = path.open("a", encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._handle = os.fdopen(fd, "a", encoding="utf-8")
 
     def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
         """Append one event and flush it so readers see it at once; return the event."""
@@ -138,11 +161,10 @@ class EventIndex:
             if end == -1:
                 break
             line = data[pos:end]
-            if line.strip():
-                seq = _seq_of(line)
-                if not self._seqs or seq > self._seqs[-1]:
-                    self._seqs.append(seq)
-                    self._offsets.append(self._indexed_to + pos)
+            seq = _seq_or_none(line) if line.strip() else None
+            if seq is not None and (not self._seqs or seq > self._seqs[-1]):
+                self._seqs.append(seq)
+                self._offsets.append(self._indexed_to + pos)
             pos = end + 1
         self._indexed_to += pos
 
@@ -158,4 +180,4 @@ class EventIndex:
         with self.path.open("rb") as handle:
             handle.seek(start)
             data = handle.read(stop - start)
-        return [json.loads(line) for line in data.splitlines() if line.strip()]
+        return [event for line in data.splitlines() if (event := _event_or_none(line))]

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,9 +26,10 @@ from typing import Any
 
 import yaml
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InvalidRequest, NotFound
 from ..inference.cache import exports_root, stored_choices, weights_digest
-from ..workspace import Workspace, write_atomic
+from ..strict import describe_text, dumps, text_problem
+from ..workspace import Workspace, open_private, private_folder, write_atomic
 from .events import EVENTS_FILE, EventIndex, append_event
 from .process import (
     is_same_process_alive,
@@ -39,7 +41,7 @@ from .process import (
 )
 from .progress import Progress
 from .registry import ACTIVE, TERMINAL, JobRecord, JobRegistry
-from .schema import ARCHITECTURES, JobSpec, JobValidator
+from .schema import ARCHITECTURES, JOB_KINDS, HardwareView, JobSpec, JobValidator
 
 RESUMABLE = frozenset({"stopped", "interrupted"})
 POLL_INTERVAL = 0.25
@@ -62,6 +64,8 @@ class JobManager:
         cuda_available: Callable[[], bool] = lambda: False,
         dataset_check: Callable[[Path], None] | None = None,
         default_device: str | None = None,
+        hardware: Callable[[], HardwareView] | None = None,
+        owner: str | None = None,
     ) -> None:
         self.workspace = workspace
         self.python = python
@@ -75,9 +79,16 @@ class JobManager:
             cuda_available=cuda_available,
             dataset_check=dataset_check,
             default_device=default_device,
+            hardware=hardware,
         )
         workspace.create()
-        self.registry = JobRegistry(workspace.registry)
+        private_folder(workspace.jobs)
+        self.owner = owner
+        self.supervising = owner is None
+        self.registry = JobRegistry(workspace.registry, log=log)
+        self._lock = threading.RLock()
+        self._progress_lock = threading.Lock()
+        self._problems: dict[str, str] = {}
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._stop_requested: dict[str, float] = {}
         self._indexes: dict[str, EventIndex] = {}
@@ -85,16 +96,46 @@ class JobManager:
         self._supervisor: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._closing = False
-        self.reconcile()
+        if self.supervising:
+            self.reconcile()
+        else:
+            self.log.warning(
+                "jupyter_yolo: %s; this server shows its jobs but does not start, stop or "
+                "re-attach them.",
+                owner,
+            )
+
+    def _refuse_unless_supervising(self) -> None:
+        if not self.supervising:
+            raise Conflict(
+                f"This server does not supervise the jobs of this workspace: {self.owner}. "
+                f"Start, stop and resume jobs there, or stop that server and restart this one."
+            )
+
+    def problems(self) -> list[dict[str, str]]:
+        """What was skipped or refused at start (damaged folders, registry rows, the lock)."""
+        found = [{"code": "job_folder", "message": m} for m in self._problems.values()]
+        found += [{"code": "registry", "message": m} for m in self.registry.problems.values()]
+        if not self.supervising:
+            found.insert(0, {"code": "not_supervising", "message": str(self.owner)})
+        return found
 
     # ------------------------------------------------------------------ lifecycle
 
     def reconcile(self) -> None:
-        """Bring the registry in line with job folders and live processes (at server start)."""
-        known = {record.id for record in self.registry.all()}
-        for folder in sorted(self.workspace.jobs.iterdir()) if self.workspace.jobs.is_dir() else []:
-            if folder.name not in known and (folder / "job.json").is_file():
+        """Bring the registry in line with job folders and live processes (at server start).
+
+        A folder or row that cannot be read is skipped and reported (:meth:`problems`); nothing
+        here may keep the extension from loading.
+        """
+        known = {record.id for record in self.registry.all()} | set(self.registry.problems)
+        for folder in self._job_folders():
+            if folder.name in known:
+                continue
+            try:
                 self._adopt_folder(folder)
+            except Exception as exc:  # a damaged folder must not stop the server
+                self._skip_folder(folder, f"it could not be read ({type(exc).__name__}: {exc})")
         for record in self.registry.with_status(*ACTIVE):
             if is_same_process_alive(record.pid, record.pid_start):
                 self.log.info("jupyter_yolo: re-attached to job %s (pid %s)", record.id, record.pid)
@@ -109,21 +150,43 @@ class JobManager:
                 if isinstance(pid, int) and is_same_process_alive(pid, None):
                     self.registry.mark_running(record.id, pid, process_start_time(pid))
 
-    def _adopt_folder(self, folder: Path) -> None:
+    def _job_folders(self) -> list[Path]:
         try:
-            job = json.loads((folder / "job.json").read_text())
-        except (OSError, ValueError):
-            self.log.warning(
-                "jupyter_yolo: ignoring job folder %s with an unreadable job.json", folder
-            )
+            return sorted(self.workspace.jobs.iterdir())
+        except OSError as exc:
+            self._problems["jobs"] = f"The jobs folder cannot be listed: {exc}."
+            self.log.error("jupyter_yolo: %s", self._problems["jobs"])
+            return []
+
+    def _skip_folder(self, folder: Path, why: str) -> None:
+        message = f"The job folder jobs/{describe_text(folder.name)} was skipped: {why}."
+        self._problems[folder.name] = message
+        self.log.warning("jupyter_yolo: %s", message)
+
+    def _adopt_folder(self, folder: Path) -> None:
+        """Register a job folder the registry does not know (a restored or re-made registry)."""
+        if not _looks_like_id(folder.name) or not folder.is_dir() or folder.is_symlink():
+            self._skip_folder(folder, "it is not a job folder (a job id is 12 hex digits)")
+            return
+        if not (folder / "job.json").is_file():
+            self._skip_folder(folder, "it has no job.json (a job whose creation was cut short?)")
+            return
+        try:
+            job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self._skip_folder(folder, f"its job.json cannot be read ({exc})")
+            return
+        problem = _job_file_problem(job)
+        if problem:
+            self._skip_folder(folder, f"its job.json {problem}")
             return
         self.registry.insert(
             job_id=folder.name,
-            kind=job.get("kind", "train"),
+            kind=job["kind"],
             name=job.get("name"),
-            request=job.get("request", {}),
-            params=job.get("params", {}),
-            devices=job.get("devices", ["default"]),
+            request=job.get("request") or {},
+            params=job.get("params") or {},
+            devices=job.get("devices") or ["default"],
         )
         status = self._read_status(folder.name) or {}
         pid = status.get("pid")
@@ -136,7 +199,9 @@ class JobManager:
             self._finalize(self.registry.require(folder.name), returncode=None)
 
     def ensure_started(self) -> None:
-        """Start the supervisor task on the running event loop, once."""
+        """Start the supervisor task on the running event loop, once (when supervising)."""
+        if not self.supervising:
+            return
         if self._supervisor is None or self._supervisor.done():
             self._wakeup = asyncio.Event()
             self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
@@ -148,7 +213,7 @@ class JobManager:
     async def _supervise(self) -> None:
         while not self._closing:
             try:
-                self.tick()
+                await asyncio.to_thread(self.tick)
             except Exception:
                 self.log.exception("jupyter_yolo: job supervisor step failed")
             assert self._wakeup is not None
@@ -157,7 +222,15 @@ class JobManager:
             self._wakeup.clear()
 
     def tick(self) -> None:
-        """One supervision step: notice ended runners, escalate stops, start queued jobs."""
+        """One supervision step: notice ended runners, escalate stops, start queued jobs.
+
+        Runs in a worker thread (it reads /proc and job folders); the manager's lock keeps it
+        apart from requests that change jobs.
+        """
+        with self._lock:
+            self._tick()
+
+    def _tick(self) -> None:
         for record in self.registry.with_status(*ACTIVE):
             child = self._children.get(record.id)
             if child is not None:
@@ -175,7 +248,7 @@ class JobManager:
 
     async def shutdown(self, stop_jobs: bool) -> None:
         """Stop the supervisor; with ``stop_jobs`` stop running jobs gracefully first."""
-        if stop_jobs:
+        if stop_jobs and self.supervising:
             active = self.registry.with_status(*ACTIVE)
             for record in active:
                 with contextlib.suppress(Conflict):
@@ -194,12 +267,17 @@ class JobManager:
     # ------------------------------------------------------------------ create, list, get
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Validate a request, write the job folder atomically, register and queue the job."""
+        """Validate a request, write the job folder and register the job: all or nothing.
+
+        The folder is built under ``.tmp/``; the registry row is added, then the folder renamed
+        into ``jobs/``. If either step fails, neither is left behind.
+        """
+        self._refuse_unless_supervising()
         spec = self.validator.validate(body)
         job_id = secrets.token_hex(6)
         final = self.workspace.jobs / job_id
         staging = Path(os.path.realpath(self.workspace.tmp)) / f"job-{job_id}"
-        staging.mkdir(parents=True)
+        staging.mkdir(parents=True, mode=0o700)
         try:
             if spec.dataset_yaml is not None:
                 write_atomic(
@@ -208,18 +286,24 @@ class JobManager:
                 spec.params["data"] = str(final / "data.yaml")
             self._write_job_file(staging, job_id, spec, resume=False)
             append_event(staging / EVENTS_FILE, "status", status="queued")
-            os.rename(staging, final)
+            private_folder(staging)
+            with self._lock:
+                record = self.registry.insert(
+                    job_id=job_id,
+                    kind=spec.kind,
+                    name=spec.name,
+                    request=spec.request,
+                    params=spec.params,
+                    devices=list(spec.devices),
+                )
+                try:
+                    os.rename(staging, final)
+                except BaseException:
+                    self.registry.delete(job_id)
+                    raise
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        record = self.registry.insert(
-            job_id=job_id,
-            kind=spec.kind,
-            name=spec.name,
-            request=spec.request,
-            params=spec.params,
-            devices=list(spec.devices),
-        )
         self.log.info("jupyter_yolo: job %s (%s) queued", job_id, spec.kind)
         self._wake()
         return self.describe(record)
@@ -236,7 +320,7 @@ class JobManager:
             "resume": resume,
             "log_max_bytes": self.log_max_bytes,
         }
-        write_atomic(folder / "job.json", json.dumps(job, indent=2))
+        write_atomic(folder / "job.json", dumps(job, indent=2))
 
     def jobs_using(self, folder: Path) -> list[str]:
         """Ids of queued, running or stopping jobs whose dataset lies in ``folder``."""
@@ -283,6 +367,8 @@ class JobManager:
             "jobs": [self.describe(r, queue=queued) for r in records],
             "queue": queued,
             "max_jobs_per_device": self.max_jobs_per_device,
+            "supervising": self.supervising,
+            "warnings": self.problems(),
         }
 
     def describe(self, record: JobRecord, queue: list[str] | None = None) -> dict[str, Any]:
@@ -314,13 +400,14 @@ class JobManager:
 
     def progress(self, job_id: str) -> Progress:
         """The job's progress, brought up to date with events appended since the last call."""
-        tracker = self._progress.setdefault(job_id, Progress())
-        index = self._index(job_id)
-        while True:
-            events = index.read_after(tracker.last_seq, limit=5000)
-            if not events:
-                return tracker
-            tracker.consume(events)
+        with self._progress_lock:
+            tracker = self._progress.setdefault(job_id, Progress())
+            index = self._index(job_id)
+            while True:
+                events = index.read_after(tracker.last_seq, limit=5000)
+                if not events:
+                    return tracker
+                tracker.consume(events)
 
     def _index(self, job_id: str) -> EventIndex:
         index = self._indexes.get(job_id)
@@ -402,6 +489,13 @@ class JobManager:
 
     def stop(self, job_id: str) -> dict[str, Any]:
         """Ask a job to stop: queued jobs stop at once, running ones finish their batch first."""
+        self._refuse_unless_supervising()
+        with self._lock:
+            self._stop(job_id)
+        self._wake()
+        return self.get(job_id)
+
+    def _stop(self, job_id: str) -> None:
         record = self.record(job_id)
         if record.status == "queued":
             if self.registry.finish(job_id, "stopped", exit_reason="stopped before it started"):
@@ -420,8 +514,6 @@ class JobManager:
             raise Conflict(
                 f"Job {job_id} has already ended ({record.status}); there is nothing to stop."
             )
-        self._wake()
-        return self.get(job_id)
 
     def _escalate_stop(self, record: JobRecord) -> None:
         asked = self._stop_requested.setdefault(record.id, time.monotonic())
@@ -434,7 +526,18 @@ class JobManager:
             signal_session(record.pid, signal.SIGTERM)
 
     def resume(self, job_id: str) -> dict[str, Any]:
-        """Queue a stopped or interrupted training again; it continues from ``last.pt``."""
+        """Queue a stopped or interrupted training again; it continues from ``last.pt``.
+
+        The request is validated again as if it were new (the dataset may have changed since),
+        and the job's data.yaml copy and job.json are written anew from it.
+        """
+        self._refuse_unless_supervising()
+        with self._lock:
+            self._resume(job_id)
+        self._wake()
+        return self.get(job_id)
+
+    def _resume(self, job_id: str) -> None:
         record = self.record(job_id)
         if record.kind != "train":
             raise Conflict(f"Job {job_id} is a {record.kind} job; only training can be resumed.")
@@ -444,14 +547,19 @@ class JobManager:
                 f"be resumed."
             )
         folder = self.workspace.jobs / job_id
-        job = json.loads((folder / "job.json").read_text())
-        job["resume"] = True
-        write_atomic(folder / "job.json", json.dumps(job, indent=2))
+        try:
+            spec = self.validator.validate(record.request)
+        except InvalidRequest as exc:
+            raise Conflict(
+                f"Job {job_id} cannot be resumed: its request is no longer valid: {exc.message}"
+            ) from None
+        if spec.dataset_yaml is not None:
+            write_atomic(folder / "data.yaml", yaml.safe_dump(spec.dataset_yaml, sort_keys=False))
+            spec.params["data"] = str(folder / "data.yaml")
+        self._write_job_file(folder, job_id, spec, resume=True)
         (folder / "stop").unlink(missing_ok=True)
         if self.registry.requeue(job_id, RESUMABLE):
             self._append(job_id, "status", status="queued", resume=True)
-        self._wake()
-        return self.get(job_id)
 
     # ------------------------------------------------------------------ models
 
@@ -466,8 +574,13 @@ class JobManager:
         weights = []
         if self.workspace.weights.is_dir():
             for path in sorted(self.workspace.weights.glob("*.pt")):
-                weights.append({"model": path.name, "size": path.stat().st_size,
-                                "inference": self._inference_choices(path)})
+                weights.append(
+                    {
+                        "model": path.name,
+                        "size": path.stat().st_size,
+                        "inference": self._inference_choices(path),
+                    }
+                )
         trained = []
         for record in self.registry.all():
             folder = self.workspace.jobs / record.id / "run" / "weights"
@@ -483,8 +596,12 @@ class JobManager:
                             "inference": self._inference_choices(folder / f"{which}.pt"),
                         }
                     )
-        return {"architectures": architectures, "weights": weights, "trained": trained,
-                "backends": self.validator.backends()}
+        return {
+            "architectures": architectures,
+            "weights": weights,
+            "trained": trained,
+            "backends": self.validator.backends(),
+        }
 
     def _inference_choices(self, weights: Path) -> list[dict[str, Any]]:
         """The measured backend choices kept for a weights file (none before its first predict)."""
@@ -507,6 +624,8 @@ class JobManager:
             if any(d in blocked or busy[d] >= self.max_jobs_per_device for d in devices):
                 blocked.update(devices)
                 continue
+            if not self.registry.claim(record.id):
+                continue
             try:
                 self._spawn(record)
             except OSError as exc:
@@ -520,7 +639,8 @@ class JobManager:
     def _spawn(self, record: JobRecord) -> None:
         folder = self.workspace.jobs / record.id
         (folder / "stop").unlink(missing_ok=True)
-        with (folder / "log.txt").open("ab") as log_file:
+        private_folder(folder)
+        with open_private(folder / "log.txt") as log_file:
             child = subprocess.Popen(
                 [self.python, "-m", "jupyter_yolo.runner", str(folder)],
                 cwd=folder,
@@ -532,7 +652,7 @@ class JobManager:
                 env=runner_environment(os.environ),
             )
         self._children[record.id] = child
-        self.registry.mark_running(record.id, child.pid, process_start_time(child.pid))
+        self.registry.set_process(record.id, child.pid, process_start_time(child.pid))
         self.log.info("jupyter_yolo: job %s started (pid %s)", record.id, child.pid)
 
     def _finalize(self, record: JobRecord, returncode: int | None) -> None:
@@ -604,6 +724,23 @@ class JobManager:
     def _log_tail_lines(self, job_id: str) -> str:
         text = self.log_tail(job_id, 16384)
         return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+def _job_file_problem(job: Any) -> str | None:
+    """What makes a job.json unusable for adoption, or None when it can be registered."""
+    if not isinstance(job, dict):
+        return "is not a JSON object"
+    if job.get("kind") not in JOB_KINDS:
+        return f"has no known kind (one of {', '.join(JOB_KINDS)})"
+    for key, kind in (("request", dict), ("params", dict), ("devices", list)):
+        if job.get(key) is not None and not isinstance(job[key], kind):
+            return f"has a {key!r} that is not a JSON {kind.__name__}"
+    if not all(isinstance(d, str) for d in job.get("devices") or []):
+        return "has devices that are not text"
+    name = job.get("name")
+    if name is not None and (not isinstance(name, str) or text_problem(name, max_bytes=1024)):
+        return "has a name that is not plain text"
+    return None
 
 
 def _looks_like_id(job_id: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,28 +27,35 @@ class Progress:
     warnings: int = 0
 
     def consume(self, events: list[dict[str, Any]]) -> None:
-        """Fold events (in seq order) into the progress."""
+        """Fold events (in seq order) into the progress; a malformed event is skipped."""
         for event in events:
-            self.last_seq = max(self.last_seq, int(event["seq"]))
-            kind = event.get("type")
-            if kind == "status":
-                self.status = event.get("status")
-            elif kind == "batch":
-                self.epoch = event.get("epoch", self.epoch)
-                self.epochs = event.get("epochs", self.epochs)
-                self.batch = event.get("batch")
-                self.batches = event.get("batches")
-                self.images_per_s = event.get("images_per_s", self.images_per_s)
-                self.loss = dict(event.get("loss") or {})
-            elif kind == "epoch":
-                self.epoch = event.get("epoch", self.epoch)
-                self.epochs = event.get("epochs", self.epochs)
-                self.epochs_done = int(event.get("epoch") or self.epochs_done)
-                self.eta_s = event.get("eta_s", self.eta_s)
-                self.batch = self.batches
-                self.metrics = {k: event[k] for k in METRIC_KEYS if event.get(k) is not None}
-            elif kind == "warning":
-                self.warnings += 1
+            try:
+                self._consume_one(event)
+            except (TypeError, ValueError, KeyError):
+                continue
+
+    def _consume_one(self, event: dict[str, Any]) -> None:
+        self.last_seq = max(self.last_seq, int(event["seq"]))
+        kind = event.get("type")
+        if kind == "status":
+            status = event.get("status")
+            self.status = status if isinstance(status, str) else self.status
+        elif kind == "batch":
+            self.epoch = _count(event.get("epoch"), self.epoch)
+            self.epochs = _count(event.get("epochs"), self.epochs)
+            self.batch = _count(event.get("batch"), None)
+            self.batches = _count(event.get("batches"), None)
+            self.images_per_s = _number(event.get("images_per_s"), self.images_per_s)
+            self.loss = _numbers(event.get("loss"))
+        elif kind == "epoch":
+            self.epoch = _count(event.get("epoch"), self.epoch)
+            self.epochs = _count(event.get("epochs"), self.epochs)
+            self.epochs_done = _count(event.get("epoch"), None) or self.epochs_done
+            self.eta_s = _number(event.get("eta_s"), self.eta_s)
+            self.batch = self.batches
+            self.metrics = _numbers({k: event.get(k) for k in METRIC_KEYS})
+        elif kind == "warning":
+            self.warnings += 1
 
     @property
     def fraction(self) -> float | None:
@@ -75,3 +83,25 @@ class Progress:
             "warnings": self.warnings,
             "last_seq": self.last_seq,
         }
+
+
+def _count(value: Any, default: int | None) -> int | None:
+    """A non-negative integer field of an event, else ``default`` (a damaged event)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return default
+
+
+def _number(value: Any, default: float | None) -> float | None:
+    """A finite number field of an event, else ``default``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return default
+
+
+def _numbers(values: Any) -> dict[str, float]:
+    """The finite numbers of a mapping such as ``loss``; anything else is left out."""
+    if not isinstance(values, dict):
+        return {}
+    kept = {str(key): _number(value, None) for key, value in values.items()}
+    return {key: value for key, value in kept.items() if value is not None}

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..strict import dumps
 
 TERMINAL = frozenset({"succeeded", "failed", "stopped", "interrupted"})
 ACTIVE = frozenset({"running", "stopping"})
@@ -61,26 +67,32 @@ class JobRecord:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
-        """Decode a database row."""
-        return cls(
-            id=row["id"],
-            kind=row["kind"],
-            name=row["name"],
-            status=row["status"],
-            request=json.loads(row["request"]),
-            params=json.loads(row["params"]),
-            devices=json.loads(row["devices"]),
-            created=row["created"],
-            queued=row["queued"],
-            started=row["started"],
-            ended=row["ended"],
-            pid=row["pid"],
-            pid_start=row["pid_start"],
-            exit_reason=row["exit_reason"],
-            error=row["error"],
-            result=json.loads(row["result"]) if row["result"] else None,
-            attempts=row["attempts"],
-        )
+        """Decode a database row; raise :class:`BadRow` when it is damaged or foreign."""
+        try:
+            record = cls(
+                id=_text(row["id"]),
+                kind=_text(row["kind"]),
+                name=_optional(row["name"], str),
+                status=_text(row["status"]),
+                request=_json(row["request"], dict),
+                params=_json(row["params"], dict),
+                devices=[str(d) for d in _json(row["devices"], list)],
+                created=float(row["created"]),
+                queued=float(row["queued"]),
+                started=_optional(row["started"], float),
+                ended=_optional(row["ended"], float),
+                pid=_optional(row["pid"], int),
+                pid_start=_optional(row["pid_start"], int),
+                exit_reason=_optional(row["exit_reason"], str),
+                error=_optional(row["error"], str),
+                result=_json(row["result"], dict) if row["result"] else None,
+                attempts=int(row["attempts"]),
+            )
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise BadRow(_row_id(row), str(exc)) from None
+        if record.status not in STATUSES:
+            raise BadRow(record.id, f"unknown status {record.status!r}")
+        return record
 
     @property
     def terminal(self) -> bool:
@@ -88,20 +100,127 @@ class JobRecord:
         return self.status in TERMINAL
 
 
-class JobRegistry:
-    """Persistent list of jobs; every method is one short transaction."""
+class BadRow(ValueError):
+    """A registry row that cannot be decoded (written by hand, by another version, damaged)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, job_id: str, why: str) -> None:
+        super().__init__(f"registry row {job_id!r}: {why}")
+        self.job_id = job_id
+        self.why = why
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _optional(value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _json(value: Any, kind: type) -> Any:
+    decoded = json.loads(value)
+    if not isinstance(decoded, kind):
+        raise TypeError(f"expected a JSON {kind.__name__}, got {type(decoded).__name__}")
+    return decoded
+
+
+def _row_id(row: sqlite3.Row) -> str:
+    with contextlib.suppress(Exception):
+        return str(row["id"])
+    return "?"
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (whatever the umask), or make it so."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+class JobRegistry:
+    """Persistent list of jobs; every method is one short transaction, safe from any thread.
+
+    A file that is not a readable SQLite database is moved aside (``jobs.sqlite.damaged-<time>``)
+    and a new registry is started; the job folders on disk are adopted again at start, so no job
+    is lost. Rows that cannot be decoded are skipped and listed in :attr:`problems`.
+    """
+
+    def __init__(self, path: Path, log: logging.Logger | None = None) -> None:
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self.log = log or logging.getLogger(__name__)
+        self.problems: dict[str, str] = {}
+        self._lock = threading.RLock()
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            self.problems["registry"] = (
+                f"The job registry {path.name} could not be read ({exc}); it was moved to "
+                f"{aside.name} and a new one was started from the job folders."
+            )
+            self.log.error("jupyter_yolo: %s", self.problems["registry"])
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        _private_file(self.path)
+        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute(
+                "SELECT id, kind, name, status, request, params, devices, created, queued,"
+                " started, ended, pid, pid_start, exit_reason, error, result, attempts"
+                " FROM jobs LIMIT 1"
+            ).fetchall()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
+        return db
 
     def close(self) -> None:
         """Close the database connection."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    def _decode(self, rows: list[sqlite3.Row]) -> list[JobRecord]:
+        records = []
+        for row in rows:
+            try:
+                records.append(JobRecord.from_row(row))
+            except BadRow as exc:
+                if exc.job_id not in self.problems:
+                    self.log.warning("jupyter_yolo: skipping a damaged %s", exc)
+                self.problems[exc.job_id] = (
+                    f"The registry row of job {exc.job_id} is damaged "
+                    f"({exc.why}); it is left out until its row is repaired or deleted."
+                )
+        return records
+
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     def insert(
         self,
@@ -115,16 +234,16 @@ class JobRegistry:
     ) -> JobRecord:
         """Add a new queued job."""
         now = time.time()
-        self._db.execute(
+        self._execute(
             "INSERT INTO jobs (id, kind, name, status, request, params, devices, created, queued)"
             " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
             (
                 job_id,
                 kind,
                 name,
-                json.dumps(request),
-                json.dumps(params),
-                json.dumps(devices),
+                dumps(request),
+                dumps(params),
+                dumps(devices),
                 now,
                 now,
             ),
@@ -133,8 +252,8 @@ class JobRegistry:
 
     def get(self, job_id: str) -> JobRecord | None:
         """Return one job, or None."""
-        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return JobRecord.from_row(row) if row else None
+        records = self._decode(self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,)))
+        return records[0] if records else None
 
     def require(self, job_id: str) -> JobRecord:
         """Return one job that must exist."""
@@ -145,29 +264,50 @@ class JobRegistry:
 
     def all(self) -> list[JobRecord]:
         """Every job, newest first."""
-        rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC").fetchall()
-        return [JobRecord.from_row(row) for row in rows]
+        return self._decode(self._rows("SELECT * FROM jobs ORDER BY created DESC"))
 
     def with_status(self, *statuses: str) -> list[JobRecord]:
         """Jobs in any of ``statuses``, in queue order."""
         marks = ",".join("?" for _ in statuses)
-        rows = self._db.execute(
-            f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY queued, created", statuses
-        ).fetchall()
-        return [JobRecord.from_row(row) for row in rows]
+        return self._decode(
+            self._rows(
+                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY queued, created", statuses
+            )
+        )
 
     def mark_running(self, job_id: str, pid: int, pid_start: int | None) -> bool:
         """Record the spawn of a queued job's runner."""
-        cursor = self._db.execute(
+        cursor = self._execute(
             "UPDATE jobs SET status = 'running', pid = ?, pid_start = ?, started = ?,"
             " ended = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
             (pid, pid_start, time.time(), job_id),
         )
         return cursor.rowcount == 1
 
+    def claim(self, job_id: str) -> bool:
+        """Take a queued job for starting; only one caller ever gets True for one queue entry."""
+        cursor = self._execute(
+            "UPDATE jobs SET status = 'running', pid = NULL, pid_start = NULL, started = ?,"
+            " ended = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+            (time.time(), job_id),
+        )
+        return cursor.rowcount == 1
+
+    def set_process(self, job_id: str, pid: int, pid_start: int | None) -> None:
+        """Record the runner process of a claimed job."""
+        self._execute(
+            "UPDATE jobs SET pid = ?, pid_start = ? WHERE id = ? AND status IN ('running',"
+            " 'stopping')",
+            (pid, pid_start, job_id),
+        )
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job's row (a creation that could not be completed)."""
+        self._execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
     def mark_stopping(self, job_id: str) -> bool:
         """A running job was asked to stop."""
-        cursor = self._db.execute(
+        cursor = self._execute(
             "UPDATE jobs SET status = 'stopping' WHERE id = ? AND status = 'running'", (job_id,)
         )
         return cursor.rowcount == 1
@@ -185,7 +325,7 @@ class JobRegistry:
         if status not in TERMINAL:
             raise ValueError(f"{status!r} is not terminal")
         placeholders = ",".join("?" for _ in TERMINAL)
-        cursor = self._db.execute(
+        cursor = self._execute(
             "UPDATE jobs SET status = ?, ended = ?, exit_reason = ?, error = ?, result = ?"
             f" WHERE id = ? AND status NOT IN ({placeholders})",
             (
@@ -193,7 +333,7 @@ class JobRegistry:
                 time.time(),
                 exit_reason,
                 error,
-                json.dumps(result) if result is not None else None,
+                dumps(result) if result is not None else None,
                 job_id,
                 *sorted(TERMINAL),
             ),
@@ -203,7 +343,7 @@ class JobRegistry:
     def requeue(self, job_id: str, from_statuses: frozenset[str]) -> bool:
         """Put an ended job back in the queue (resume), at the end of the queue."""
         marks = ",".join("?" for _ in from_statuses)
-        cursor = self._db.execute(
+        cursor = self._execute(
             "UPDATE jobs SET status = 'queued', queued = ?, ended = NULL, exit_reason = NULL,"
             f" error = NULL, pid = NULL, pid_start = NULL WHERE id = ? AND status IN ({marks})",
             (time.time(), job_id, *sorted(from_statuses)),

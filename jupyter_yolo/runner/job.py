@@ -7,6 +7,7 @@ It is rewritten atomically (a temporary file in the same folder, then ``os.repla
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -20,6 +21,7 @@ STATUS_FILE = "status.json"
 STOP_FILE = "stop"
 LOG_FILE = "log.txt"
 RUN_DIR = "run"
+RUNNER_LOCK = ".runner.lock"
 
 KINDS = ("train", "val", "predict", "export")
 TERMINAL = ("succeeded", "failed", "stopped")
@@ -142,3 +144,18 @@ class StatusFile:
         if result is not None:
             self.result = result
         self.save()
+
+
+def hold_runner_lock(job_dir: Path) -> int | None:
+    """Take the job folder's runner lock for the life of this process; None if another has it.
+
+    One runner per job whatever races: a second runner started on the same folder (a double
+    start, a second server) finds the lock taken and leaves without touching anything.
+    """
+    fd = os.open(job_dir / RUNNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

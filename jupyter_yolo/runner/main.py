@@ -26,7 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .job import LOG_FILE, STATUS_FILE, STOP_FILE, JobSpec, JobSpecError, StatusFile
+from .job import (
+    LOG_FILE,
+    STATUS_FILE,
+    STOP_FILE,
+    JobSpec,
+    JobSpecError,
+    StatusFile,
+    hold_runner_lock,
+)
 from .journal import EventLogHandler, Journal, strip_ansi
 from .logcap import LogCapture
 from .stop import StopController, StopRequested
@@ -132,9 +140,21 @@ def _detach_log_events() -> None:
                 logger.removeHandler(handler)
 
 
+ALREADY_RUNNING = 3
+
+
 def run(job_dir: Path) -> int:
     """Run the job in ``job_dir``; return the process exit code (0: succeeded or stopped)."""
     job_dir = job_dir.absolute()
+    os.umask(0o077)  # the job folder, its log, events and run/ are private to the user
+    if hold_runner_lock(job_dir) is None:
+        print(
+            f"jupyter-yolo runner: another runner already runs the job in {job_dir}; "
+            f"this one leaves it alone",
+            file=sys.stderr,
+            flush=True,
+        )
+        return ALREADY_RUNNING
     stop = StopController(job_dir / STOP_FILE)
     stop.install()
     os.chdir(job_dir)
@@ -153,8 +173,11 @@ def run(job_dir: Path) -> int:
             capture.start()
             journal = Journal(job_dir)
             status.save()
-        print(f"jupyter-yolo runner pid {os.getpid()}: {spec.kind} job {spec.id}"
-              f"{' (resume)' if spec.resume else ''}", flush=True)
+        print(
+            f"jupyter-yolo runner pid {os.getpid()}: {spec.kind} job {spec.id}"
+            f"{' (resume)' if spec.resume else ''}",
+            flush=True,
+        )
         journal.status("running", pid=os.getpid(), resume=spec.resume)
         active_journal = journal
         stop.install(on_request=lambda reason: active_journal.status("stopping", reason=reason))
@@ -178,8 +201,9 @@ def run(job_dir: Path) -> int:
 
         from .tasks import TASKS, JobContext
 
-        ctx = JobContext(job_dir=job_dir, spec=spec, journal=journal, stop=stop, status=status,
-                         cpus=cpus)
+        ctx = JobContext(
+            job_dir=job_dir, spec=spec, journal=journal, stop=stop, status=status, cpus=cpus
+        )
         result = TASKS[spec.kind](ctx)
         end = Outcome("succeeded", "completed", result=result)  # a late stop changes nothing
     except StopRequested:

@@ -8,8 +8,33 @@
 # Re-running is cheap: a stamp keyed on constraints.txt and pyproject.toml skips pip when nothing
 # changed; one on labextension/package-lock.json skips npm ci, and one on the extension's sources
 # skips its rebuild. Building the JupyterLab extension needs Node.js and npm.
+# Setup never changes tracked files: in a git checkout it fails, naming them, if it did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What git sees in the working tree: its status lines with each listed file's size and time of
+# last change, so a file a developer had already edited still counts when setup writes to it.
+tree_state() {
+  git status --porcelain=v1 --untracked-files=all | while IFS= read -r line; do
+    path=${line:3}
+    printf '%s %s\n' "$line" "$(stat -c '%s %y' -- "${path##* -> }" 2>/dev/null || true)"
+  done
+}
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  tree_before=$(tree_state)
+  check_tree() {
+    local changed
+    changed=$(diff <(printf '%s\n' "$tree_before") <(tree_state) | sed -n 's/^[<>] ...//p' |
+      cut -d' ' -f1 | sort -u || true)
+    if [ -n "$changed" ]; then
+      echo "setup: these files of the checkout changed while setup ran; installing must leave" \
+        "them as they were (see git diff):" >&2
+      printf '  %s\n' $changed >&2
+      exit 1
+    fi
+  }
+  trap 'status=$?; if [ "$status" = 0 ]; then check_tree; fi' EXIT
+fi
 
 purpose=${1:-lab}
 python=${PYTHON:-python3}
@@ -36,16 +61,17 @@ fi
 npm_stamp="labextension/node_modules/.installed-$(sha256sum <labextension/package-lock.json | cut -c1-16)"
 if [ ! -f "$npm_stamp" ]; then
   echo "setup: installing the JupyterLab extension's node modules (half a minute)"
-  # npm ci refuses a lockfile that lacks some platforms' optional packages (a registry mirror
-  # without rspack's macOS and Windows binaries writes such a lockfile); npm install then
-  # installs the same locked versions
-  (cd labextension && { npm ci --no-audit --no-fund --loglevel=silent ||
-    npm install --no-audit --no-fund --loglevel=error; })
+  # exactly what the lockfile says; npm ci fails, and changes nothing, when package.json and the
+  # lockfile disagree: update the lockfile with npm install in labextension/ and commit it
+  (cd labextension && npm ci --no-audit --no-fund --loglevel=error)
   touch "$npm_stamp"
 fi
 # the build hook's npm script calls jupyter-builder from the environment being installed into
 PATH="$(cd "$venv/bin" && pwd):$PATH"
 export PATH
+# The build hook runs "npm install" before building; node_modules is already as the lockfile
+# says, and npm must not write the lockfile back (npm 10, Node 20's, drops its "libc" fields).
+export npm_config_save=false
 
 # The extension's sources: a change rebuilds it and copies it into the environment (below).
 lab_digest=$(find labextension/src labextension/style labextension/package.json \

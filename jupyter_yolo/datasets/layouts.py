@@ -35,7 +35,7 @@ import yaml
 
 from ..errors import InvalidRequest, UnsafeArchive
 from ..safeyaml import YamlRefused, describe, load_yaml
-from ..strict import MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
+from ..strict import MAX_JSON_DEPTH, MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
 from .archive import IMAGE_SUFFIXES
 from .keys import FORBIDDEN_DATA_KEYS
 
@@ -436,12 +436,32 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
 # --------------------------------------------------------------------------- COCO
 
 
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether lists and objects in ``value`` nest deeper than ``limit`` (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 def _load_json(path: Path) -> Any:
     """A JSON file of the dataset: bounded nesting, no NaN, or a 400 naming the file."""
     try:
-        return loads_file(path.read_bytes())
+        content = loads_file(path.read_bytes())
     except StrictJSONError as exc:
         raise InvalidRequest(f"{path.name} cannot be read as JSON: {exc}") from None
+    if _depth_over(content, MAX_JSON_DEPTH):
+        raise InvalidRequest(
+            f"{path.name} cannot be read as JSON: it is nested deeper than {MAX_JSON_DEPTH} "
+            f"levels (COCO files need 5)."
+        )
+    return content
 
 
 def _coco_files(root: Path) -> list[tuple[Path, dict[str, Any], str | None]]:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -30,8 +31,6 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..safeyaml import YamlRefused, describe, load_yaml
 from ..strict import MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
@@ -58,6 +57,7 @@ SMALL, MEDIUM = 32 * 32, 96 * 96  # COCO's box area buckets, in pixels
 EXIF_ORIENTATION = 0x0112
 
 Progress = Callable[[int, int], None]
+_TOP_LEVEL_KEY = re.compile(r"""^(["']?)([A-Za-z0-9_][A-Za-z0-9_.-]*)\1[ \t]*:(?:[ \t]|$)""")
 
 
 @dataclass
@@ -130,18 +130,17 @@ class _Collector:
 
 
 def _key_lines(text: str) -> dict[str, int]:
-    """Line numbers (from 1) of the top-level keys of a yaml mapping (already loaded safely)."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, RecursionError, ValueError):
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {
-        str(key.value): key.start_mark.line + 1
-        for key, _ in node.value
-        if isinstance(key, yaml.ScalarNode)
-    }
+    """Line numbers (from 1) of the top-level keys of a block yaml mapping.
+
+    Read from the text rather than by parsing the yaml a second time (a large file takes
+    seconds to parse in pure Python); keys of a flow-style top level get no line.
+    """
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _TOP_LEVEL_KEY.match(line)
+        if match:
+            lines.setdefault(match.group(2), number)
+    return lines
 
 
 def parse_names(names: Any) -> dict[int, str] | str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,22 @@ class CpuSample:
 
 
 class UsageReader:
-    """Reads utilisation; keeps the previous CPU sample so each reading is a real delta."""
+    """Reads utilisation; keeps the previous CPU sample so each reading is a real delta.
 
-    def __init__(self, root: Path = ROOT) -> None:
+    ``clock`` (monotonic seconds) times the CPU samples and ``sleep`` waits for the first one
+    when :meth:`prime` was not called; tests pass their own to measure without real time.
+    """
+
+    def __init__(
+        self,
+        root: Path = ROOT,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.root = root
+        self.clock = clock
+        self.sleep = sleep
         self._previous: CpuSample | None = None
         self._located = False
         self._cpu_file: Path | None = None
@@ -75,7 +88,7 @@ class UsageReader:
     # -- CPU --------------------------------------------------------------------------------
 
     def _sample(self) -> CpuSample | None:
-        wall = time.monotonic()
+        wall = self.clock()
         if self._cpu_file is not None:
             with contextlib.suppress(OSError, ValueError):
                 text = self._cpu_file.read_text()
@@ -100,7 +113,7 @@ class UsageReader:
         self._locate()
         if self._previous is None:
             self._previous = self._sample()
-            time.sleep(FIRST_SAMPLE_S)
+            self.sleep(FIRST_SAMPLE_S)
         current = self._sample()
         previous, self._previous = self._previous, current
         if current is None or previous is None:

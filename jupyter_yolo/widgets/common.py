@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ log = logging.getLogger("jupyter_yolo.widgets")
 
 DEFAULT_MAX_RATE = 5.0
 PAGE_LIMIT = 5000
+RUN_STARTS_KEPT = 10000
 
 STYLE = """
 <style>
@@ -121,7 +123,9 @@ class Throttle:
     """Runs ``fn`` in a daemon thread after :meth:`poke`, at most ``max_rate`` times a second.
 
     Any number of pokes between two runs coalesce into one run, so the work per second is
-    bounded however fast changes come in.
+    bounded however fast changes come in: two runs start at least ``1 / max_rate`` seconds apart
+    (``time.monotonic``), and a poke is never lost: a run starts after the last one.
+    :attr:`run_starts` keeps the start times of the latest runs.
     """
 
     def __init__(self, fn: Callable[[], None], max_rate: float = DEFAULT_MAX_RATE) -> None:
@@ -130,9 +134,10 @@ class Throttle:
         self._cond = threading.Condition()
         self._pending = False
         self._closed = False
-        self._last = 0.0
+        self._last = -math.inf
         self._thread: threading.Thread | None = None
         self.runs = 0
+        self.run_starts: deque[float] = deque(maxlen=RUN_STARTS_KEPT)
 
     def poke(self) -> None:
         """Ask for a run as soon as the rate allows."""
@@ -157,11 +162,13 @@ class Throttle:
                 if self._closed:
                     return
                 delay = self._last + self.interval - time.monotonic()
-            if delay > 0:
+            while delay > 0:  # a sleep may end a little early by the monotonic clock
                 time.sleep(delay)
+                delay = self._last + self.interval - time.monotonic()
             with self._cond:
                 self._pending = False
                 self._last = time.monotonic()
+                self.run_starts.append(self._last)
             self._run()
 
     def _run(self) -> None:

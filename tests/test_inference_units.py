@@ -168,25 +168,40 @@ def test_export_keys_and_digests(tmp_path: Path) -> None:
 
 
 def test_lock_is_exclusive_between_threads(tmp_path: Path) -> None:
+    """The holder keeps the lock until it lets go; the others wait, are told so, then go one at a
+    time. Contention is made with events, not sleeps, so no schedule can avoid it."""
     cache = WeightsCache(tmp_path / ".exports", "0123456789abcdef")
     inside: list[int] = []
     overlaps: list[int] = []
-    waits: list[int] = []
+    order: list[int] = []
+    waiting = threading.Semaphore(0)
+    entered = threading.Event()
+    release = threading.Event()
 
     def work(index: int) -> None:
-        with cache.lock("onnx-640-fp32-b1", on_wait=lambda: waits.append(index)):
+        with cache.lock("onnx-640-fp32-b1", on_wait=waiting.release):
             if inside:
                 overlaps.append(index)
             inside.append(index)
-            time.sleep(0.3)
+            order.append(index)
+            if index == 0:
+                entered.set()
+                release.wait(120)
             inside.remove(index)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
-    for thread in threads:
+    holder = threading.Thread(target=work, args=(0,))
+    holder.start()
+    assert entered.wait(120)
+    others = [threading.Thread(target=work, args=(i,)) for i in (1, 2)]
+    for thread in others:
         thread.start()
-    for thread in threads:
-        thread.join()
-    assert overlaps == [] and len(waits) >= 1
+    for _ in others:  # both found the lock taken and said so
+        assert waiting.acquire(timeout=120)
+    assert order == [0], "nobody got in while the holder had the lock"
+    release.set()
+    for thread in [holder, *others]:
+        thread.join(120)
+    assert overlaps == [] and sorted(order) == [0, 1, 2] and order[0] == 0
 
 
 def test_lock_wait_can_be_interrupted(tmp_path: Path) -> None:

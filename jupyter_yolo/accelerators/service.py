@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProbeFailed, ProbeTimeout
+from ..jobs.process import allowed_environment
 from .probe import OFFLINE_ENV
 from .report import build_report
 from .usage import UsageReader
@@ -33,8 +34,12 @@ def probe_command(python: str) -> list[str]:
 
 
 def probe_env() -> dict[str, str]:
-    """Return the probe's environment: offline, and able to import this package from anywhere."""
-    env = dict(os.environ)
+    """Return the probe's environment: offline, and able to import this package from anywhere.
+
+    Only what the accelerator stacks, torch and Python need is passed on from the server's
+    environment (the jobs' allow-list): no credentials, tokens or agent sockets.
+    """
+    env = allowed_environment(os.environ)
     env.update(OFFLINE_ENV)
     package_parent = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
@@ -63,8 +68,11 @@ def parse_probe_output(
     """Turn the probe's exit code and output into the report, or raise :class:`ProbeFailed`."""
     command = " ".join(probe_command(python))
     if returncode != 0:
-        how = (f"was killed by signal {-returncode}" if returncode < 0
-               else f"exited with code {returncode}")
+        how = (
+            f"was killed by signal {-returncode}"
+            if returncode < 0
+            else f"exited with code {returncode}"
+        )
         raise ProbeFailed(
             f"The hardware probe ({command}) {how}; if torch is missing or broken there, "
             f"{hints.python}. Its last output: {_tail(stderr) or '(none)'}",
@@ -85,8 +93,9 @@ def parse_probe_output(
     try:
         return build_report(facts)
     except Exception as exc:
-        raise ProbeFailed(f"The hardware probe's output could not be read ({exc}); its facts "
-                          f"were: {text[:300]!r}") from exc
+        raise ProbeFailed(
+            f"The hardware probe's output could not be read ({exc}); its facts were: {text[:300]!r}"
+        ) from exc
 
 
 def _timeout(python: str, timeout: float, stderr: bytes, hints: Hints) -> ProbeTimeout:
@@ -111,9 +120,14 @@ def _missing(python: str, exc: OSError, hints: Hints) -> ProbeFailed:
 def run_probe_sync(python: str, timeout: float, hints: Hints = SERVER_HINTS) -> dict[str, Any]:
     """Run the probe and return the report, blocking; raises ProbeTimeout or ProbeFailed."""
     try:
-        proc = subprocess.Popen(probe_command(python), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                env=probe_env(), start_new_session=True)
+        proc = subprocess.Popen(
+            probe_command(python),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=probe_env(),
+            start_new_session=True,
+        )
     except OSError as exc:
         raise _missing(python, exc, hints) from exc
     try:
@@ -139,15 +153,21 @@ async def run_probe(python: str, timeout: float, hints: Hints = SERVER_HINTS) ->
     """Run the probe without blocking the event loop; raises ProbeTimeout or ProbeFailed."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *probe_command(python), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL, env=probe_env(), start_new_session=True)
+            *probe_command(python),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=probe_env(),
+            start_new_session=True,
+        )
     except OSError as exc:
         raise _missing(python, exc, hints) from exc
     stdout, stderr = bytearray(), bytearray()
     try:
         await asyncio.wait_for(
             asyncio.gather(_pump(proc.stdout, stdout), _pump(proc.stderr, stderr), proc.wait()),
-            timeout)
+            timeout,
+        )
     except asyncio.TimeoutError:
         _kill_group(proc.pid)
         with contextlib.suppress(asyncio.TimeoutError):
@@ -200,8 +220,11 @@ class AcceleratorService:
             raise
         finally:
             self._inflight = None
-        self.log.info("jupyter_yolo accelerator probe took %.1f s: %s",
-                      time.monotonic() - started, report["primary"]["label"])
+        self.log.info(
+            "jupyter_yolo accelerator probe took %.1f s: %s",
+            time.monotonic() - started,
+            report["primary"]["label"],
+        )
         self._report = report
         return report
 

@@ -251,9 +251,16 @@ def test_train_two_epochs(trained_job: Path) -> None:
 
 @pytest.mark.slow
 def test_stop_mid_epoch_then_resume(workspace: Path, data_yaml: str) -> None:
+    """A stop asked for in epoch 2 takes effect within the epoch in which the runner notices it.
+
+    Where that is depends on how fast this machine runs the runner against this test, so the
+    checks are stated for whichever epoch it is: the epochs before it are complete and
+    checkpointed, it is redone on resume. Three spare epochs keep it before the last one.
+    """
     from ultralytics import YOLO
 
-    params = train_params(data_yaml, epochs=3)
+    total = 5
+    params = train_params(data_yaml, epochs=total)
     job = write_job(workspace / "jobs" / "stop-usr1", "train", params, workspace)
     proc = start_runner(job)
     wait_for_event(job, lambda e: e["type"] == "batch" and (e["epoch"], e["batch"]) == (2, 2), proc)
@@ -265,16 +272,19 @@ def test_stop_mid_epoch_then_resume(workspace: Path, data_yaml: str) -> None:
     evs = events(job)
     assert_seq_ok(evs)
     assert [e["status"] for e in of_type(evs, "status")][-2:] == ["stopping", "stopped"]
-    assert [e["epoch"] for e in of_type(evs, "epoch")] == [1]
-    assert max(b["epoch"] for b in of_type(evs, "batch")) == 2
+    done = len(of_type(evs, "epoch"))
+    assert 1 <= done < total, f"the stop asked for in epoch 2 ended epoch {done}"
+    assert [e["epoch"] for e in of_type(evs, "epoch")] == list(range(1, done + 1))
+    assert max(b["epoch"] for b in of_type(evs, "batch")) == done + 1  # stopped inside it
     st = status(job)
-    assert st["status"] == "stopped" and st["epochs_done"] == 1
+    assert st["status"] == "stopped" and st["epochs_done"] == done
     assert "SIGUSR1" in st["exit_reason"]
     last = job / "run" / "weights" / "last.pt"
-    assert checkpoint_epoch(last) == 0  # the last COMPLETED epoch (0-based): resume redoes epoch 2
+    # the last COMPLETED epoch (0-based): resume redoes the stopped one
+    assert checkpoint_epoch(last) == done - 1
     model = YOLO(str(last))
     assert model.ckpt.get("optimizer") is not None
-    assert results_epochs(job) == [1]
+    assert results_epochs(job) == list(range(1, done + 1))
 
     write_job(job, "train", params, workspace, resume=True, first_event=False)
     assert run_job(job) == 0, log_tail(job)
@@ -282,9 +292,9 @@ def test_stop_mid_epoch_then_resume(workspace: Path, data_yaml: str) -> None:
     assert_seq_ok(evs)
     statuses = [e["status"] for e in of_type(evs, "status")]
     assert statuses == ["queued", "running", "stopping", "stopped", "running", "succeeded"]
-    assert [e["epoch"] for e in of_type(evs, "epoch")] == [1, 2, 3]
-    assert results_epochs(job) == [1, 2, 3]
-    assert status(job)["status"] == "succeeded" and status(job)["epochs_done"] == 3
+    assert [e["epoch"] for e in of_type(evs, "epoch")] == list(range(1, total + 1))
+    assert results_epochs(job) == list(range(1, total + 1))
+    assert status(job)["status"] == "succeeded" and status(job)["epochs_done"] == total
     assert_no_guard_hits(job)
 
 
@@ -443,11 +453,14 @@ def _unshare_works() -> bool:
 
 @pytest.mark.slow
 def test_offline_train_predict_export_without_network(workspace: Path, data_yaml: str) -> None:
-    """Inside ``unshare -n`` (a network namespace without interfaces) nothing hangs or fails."""
+    """Inside ``unshare -n`` (a network namespace without interfaces) nothing hangs or fails.
+
+    Nothing even tries the network (the guard logs every attempt), so there is no timeout or
+    retry to wait for; run_job's deadline catches a hang without timing the jobs themselves.
+    """
     if not _unshare_works():
         pytest.skip("unshare -n is not available (needs root or user namespaces)")
     prefix = ["unshare", "-n"]
-    started = time.monotonic()
     train = write_job(workspace / "jobs" / "offline-train", "train",
                       train_params(data_yaml, epochs=1), workspace)
     assert run_job(train, prefix=prefix, timeout=120) == 0, log_tail(train)
@@ -463,7 +476,6 @@ def test_offline_train_predict_export_without_network(workspace: Path, data_yaml
         assert status(job)["status"] == "succeeded"
         assert_no_guard_hits(job)
         assert "Download" not in (job / "log.txt").read_text(errors="replace")
-    assert time.monotonic() - started < 100
 
 
 # -- fast units (no ultralytics) -----------------------------------------------------------------
@@ -572,15 +584,18 @@ def test_end_leftovers_ends_the_whole_session() -> None:
         "import subprocess, time\n"
         "from jupyter_yolo.runner.main import _session_processes, end_leftovers\n"
         "child = subprocess.Popen(['sh', '-c', 'trap \"\" TERM; sleep 60 & sleep 60'])\n"
-        "time.sleep(0.3)\n"
-        "assert len(_session_processes()) == 3, _session_processes()\n"
+        "def until(predicate):  # a deadline only for when it is broken\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while not predicate():\n"
+        "        assert time.monotonic() < deadline, _session_processes()\n"
+        "        time.sleep(0.05)\n"
+        "until(lambda: len(_session_processes()) == 3)\n"
         "end_leftovers(grace=0.5)\n"
-        "child.wait(timeout=5)\n"
-        "time.sleep(0.1)\n"
-        "assert _session_processes() == [], _session_processes()\n"
+        "child.wait(timeout=60)\n"
+        "until(lambda: _session_processes() == [])\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], start_new_session=True,
-                          capture_output=True, text=True, timeout=30, check=False)
+                          capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr
 
 

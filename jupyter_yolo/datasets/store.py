@@ -603,7 +603,8 @@ class DatasetStore:
             "instances": report["instances"],
             "splits": report["splits"],
             "notes": meta.get("notes", []),
-            "data": self.workspace.relative(folder / "data.yaml"),
+            # not resolved: data.yaml may be a link out of the workspace (its report says so)
+            "data": (folder / "data.yaml").relative_to(self.workspace.root).as_posix(),
             "report": report,
         }
 

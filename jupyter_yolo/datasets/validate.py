@@ -717,7 +717,8 @@ def fingerprint(folder: Path) -> str:
             except OSError:
                 continue
             relative = path.relative_to(folder).as_posix()
-            digest.update(f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+            line = f"{relative}\0{info.st_size}\0{info.st_mtime_ns}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))  # names need not be UTF-8
     return digest.hexdigest()
 
 

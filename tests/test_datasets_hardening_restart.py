@@ -92,10 +92,22 @@ def damaged_caches(datasets: Path, template: Path, outside: Path) -> None:
             b'{"notes": "x", "import_problems": [1, "a"], "created": "yesterday", "format": 7}',
         ),
         ("bad3", None, b'{"notes": [1, {"a": 2}], "import_problems": {"a": 1}}'),
+        ("bad4", b"", b'{"format": "evil", "source": "x", "notes": ["a note"]}'),
     ):
         folder = _copy(template, datasets / name)
         report = raw_report
-        if report is None:  # well-formed, current fingerprint, fields of the wrong types
+        if report == b"":  # right types, but values the API cannot promise
+            report = json.dumps(
+                {
+                    "version": REPORT_VERSION,
+                    "fingerprint": fingerprint(folder),
+                    "status": "pwned",
+                    **dict.fromkeys(("errors", "warnings", "classes", "images", "instances"), 0),
+                    "splits": {},
+                    "problems": [{"severity": "fatal", "code": "x", "message": "y"}],
+                }
+            ).encode()
+        elif report is None:  # well-formed, current fingerprint, fields of the wrong types
             report = json.dumps(
                 {
                     "version": REPORT_VERSION,
@@ -151,7 +163,11 @@ CASES: dict[str, tuple[Poison, dict[str, str], int]] = {
     "yaml_is_a_folder": (yaml_is_a_folder, {"bad": "has_errors"}, 0),
     "yaml_with_aliases": (yaml_with_aliases, {"bad": "has_errors"}, 0),
     "half_written": (half_written, {"bad": "has_errors"}, 0),
-    "damaged_caches": (damaged_caches, {"bad": "ok", "bad2": "ok", "bad3": "ok"}, 0),
+    "damaged_caches": (
+        damaged_caches,
+        {"bad": "ok", "bad2": "ok", "bad3": "ok", "bad4": "ok"},
+        0,
+    ),
     "file_instead_of_folder": (file_instead_of_folder, {"bad2": "has_errors"}, 1),
     "link_outside": (link_outside, {"bad2": "has_errors"}, 1),
     "foreign_names": (foreign_names, {"bad": "ok"}, 3),
@@ -184,6 +200,7 @@ async def test_poisoned_dataset_folders_do_not_break_start_or_listing(
     answers = await assert_routes_answer_async(jp_fetch_request(jp_fetch))
     listing = answers["/yolo/datasets"]
     assert {d["name"]: d["status"] for d in listing["datasets"]} == {"good": "ok", **listed}
+    assert {d["format"] for d in listing["datasets"]} <= {"yolo", "coco", "voc"}
     assert len(listing["warnings"]) == warnings, listing["warnings"]
     for warning in listing["warnings"]:
         assert warning.startswith("datasets/") and len(warning) < 300

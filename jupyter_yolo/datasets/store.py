@@ -40,7 +40,7 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
 )
-from ..safeyaml import describe
+from ..safeyaml import describe, load_yaml
 from ..strict import MAX_NAME_BYTES, MAX_PATH_BYTES, text_problem
 from ..workspace import Workspace, write_atomic
 from .archive import IMAGE_SUFFIXES, Limits, copy_folder, extract_zip
@@ -901,7 +901,7 @@ def ensure_builtin_dataset(workspace: Workspace) -> bool:
     try:
         staging = work / BUILTIN_NAME
         yaml_path = generate_shapes(staging)
-        content = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        content = load_yaml(yaml_path.read_text(encoding="utf-8"))
         content.pop("path", None)
         header = (
             "# The built-in synthetic shapes dataset (jupyter_yolo.datasets.synthetic).\n"

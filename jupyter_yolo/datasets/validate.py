@@ -898,6 +898,7 @@ def _read_cache_json(path: Path) -> Any:
         return None
 
 
+FORMATS = ("yolo", "coco", "voc")
 META_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "format": (str,),
@@ -925,6 +926,8 @@ def read_meta(folder: Path) -> dict[str, Any]:
         if isinstance(meta.get(key), types)
         and not (bool not in types and isinstance(meta.get(key), bool))
     }
+    if clean.get("format") not in FORMATS:
+        clean.pop("format", None)
     notes = meta.get("notes")
     if isinstance(notes, list):
         clean["notes"] = [note for note in notes if isinstance(note, str)][:100]
@@ -958,6 +961,21 @@ REPORT_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _problem_ok(problem: Any) -> bool:
+    """Whether a cached problem has the shape the report promises."""
+    return (
+        isinstance(problem, dict)
+        and problem.get("severity") in ("error", "warning")
+        and isinstance(problem.get("code"), str)
+        and isinstance(problem.get("message"), str)
+        and (problem.get("file") is None or isinstance(problem.get("file"), str))
+        and (
+            problem.get("line") is None
+            or (isinstance(problem.get("line"), int) and not isinstance(problem.get("line"), bool))
+        )
+    )
+
+
 def cached_report(folder: Path) -> dict[str, Any] | None:
     """The cached report when it still describes the folder's files, else None.
 
@@ -968,7 +986,9 @@ def cached_report(folder: Path) -> dict[str, Any] | None:
         return None
     if any(not isinstance(report.get(key), types) for key, types in REPORT_TYPES.items()):
         return None
-    if not all(isinstance(p, dict) for p in report["problems"]):
+    if report["status"] not in ("ok", "has_errors") or not all(
+        _problem_ok(p) for p in report["problems"]
+    ):
         return None
     if report.get("fingerprint") != fingerprint(folder):
         return None

@@ -726,7 +726,8 @@ class DatasetStore:
     def check_for_training(self, yaml_path: Path) -> None:
         """Refuse (400) a job whose data.yaml belongs to a dataset whose report has errors."""
         name = self._dataset_of(yaml_path)
-        if name is None or not (self.workspace.datasets / name / "data.yaml").is_file():
+        folder = self.workspace.datasets / name if name is not None else None
+        if name is None or folder is None or folder.is_symlink() or not folder.is_dir():
             return
         report = self._recent_report(name)
         if report["errors"]:

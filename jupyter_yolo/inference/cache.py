@@ -11,7 +11,7 @@ renamed file shares its exports, and a retrained file never uses stale ones)::
         model_int8_openvino_model/                      data.yaml digest
     weights/.exports/<sha>/auto-640-cpu.json            the measured choice for imgsz 640 on cpu
     weights/.exports/digests.json                       the digests of weights files (0600),
-                                                        keyed on path, size, mtime, inode, ctime
+                                                        keyed on path, size, mtime, ctime, inode
 
 An export is written into ``.tmp-<key>-...`` beside its final folder and renamed into place when
 complete, under an exclusive lock (``.<key>.lock``, ``flock``), so two jobs never export the same
@@ -118,7 +118,7 @@ def _entry(raw: Any) -> Entry | None:
 class DigestCache:
     """SHA-256 prefixes of weights files, each computed once per version of the file.
 
-    Entries are keyed on the file's real path and checked against its identity (size, mtime,
+    Entries are keyed on the file's absolute path and checked against its identity (size, mtime,
     ctime, inode, device) on every lookup, so a changed or replaced file is hashed again; a file
     modified less than two seconds before it was hashed is not remembered (as git does for
     "racy" index entries: a change within the clock's granularity keeps the mtime). With
@@ -145,7 +145,7 @@ class DigestCache:
         Raises OSError when the file cannot be read or is not a regular file (a FIFO or a device
         would block or never end).
         """
-        real = os.path.realpath(path)
+        real = os.path.abspath(path)
         known = self._lookup(real)
         if known is not None:
             return known
@@ -276,15 +276,21 @@ def _trim(entries: dict[str, Entry], limit: int) -> None:
 
 
 def _hash_file(real: str) -> tuple[str, FileIdentity | None]:
-    """Hash a regular file; the identity is None when the file changed while it was read."""
+    """Hash a regular file; the identity is None when the file changed while it was read.
+
+    One buffer is read into and hashed again and again: reading and hashing release the GIL, and
+    no block is allocated or freed while holding it.
+    """
     fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
+    with os.fdopen(fd, "rb", buffering=0) as handle:
         before = os.fstat(fd)
         if not S_ISREG(before.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", real)
         sha = hashlib.sha256()
-        for block in iter(lambda: handle.read(HASH_BLOCK), b""):
-            sha.update(block)
+        buffer = bytearray(HASH_BLOCK)
+        view = memoryview(buffer)
+        while count := handle.readinto(buffer):
+            sha.update(view[:count])
         after = os.fstat(fd)
     first, last = FileIdentity.of(real, before), FileIdentity.of(real, after)
     return sha.hexdigest()[:DIGEST_CHARS], first if first == last else None
@@ -307,6 +313,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 _caches: dict[Path, DigestCache] = {}
+_near: dict[str, DigestCache] = {}
 _memory_cache = DigestCache(None)
 _caches_lock = threading.Lock()
 
@@ -328,11 +335,22 @@ def _cache_near(path: Path) -> DigestCache:
 
     Weights live in ``<workspace>/weights/`` and ``<workspace>/jobs/<id>/run/weights/``, so the
     workspace is a few levels up; without an exports folder the digests are kept in memory only.
+    A folder's cache, once found, is remembered.
     """
-    for parent in list(Path(os.path.abspath(path)).parents)[:WORKSPACE_SEARCH_DEPTH]:
+    folder = os.path.dirname(os.path.abspath(path))
+    with _caches_lock:
+        known = _near.get(folder)
+    if known is not None:
+        return known
+    for parent in list(Path(folder, "x").parents)[:WORKSPACE_SEARCH_DEPTH]:
         root = exports_root(parent)
         if root.is_dir():
-            return digest_cache(root)
+            cache = digest_cache(root)
+            with _caches_lock:
+                if len(_near) >= 1024:
+                    _near.clear()
+                _near[folder] = cache
+            return cache
     return _memory_cache
 
 

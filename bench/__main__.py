@@ -8,11 +8,14 @@ Sections, run in this order, each measuring its two sides side by side with medi
 * ``live``: trainer callback to the event served over REST, and REST latency with and without
   a training job running (``live.*``, ``rest.*``);
 * ``footprint``: JupyterLab start time and resident memory with and without the extension
-  (``server.*``).
+  (``server.*``);
+* ``eventloop``: REST latency while ``GET /yolo/models`` hashes 20 large weights files, and the
+  cold, warm and after-restart durations of that call (``eventloop.*``).
 
 A table goes to stdout, progress to stderr, and the JSON report (figures as flat dotted keys,
 then ``targets``, ``sections``, ``machine`` and ``run``) to ``--out``. The targets (training
-overhead at most 3 %, ``auto`` at least 0.95x the best backend and 2.5x plain PyTorch) are shown
+overhead at most 3 %, ``auto`` at least 0.95x the best backend and 2.5x plain PyTorch, REST p99
+under 20 ms while ``/yolo/models`` runs) are shown
 as pass/fail; they do not change the exit status. Exit status: 0 when every section that ran
 finished (a section whose module does not exist is reported as ``missing``), 1 when one crashed
 (what was measured is still written), 2 for bad arguments.
@@ -55,6 +58,7 @@ SECTIONS = (
     Section("inference", "bench.inference", group="inference", quick_budget_s=360),
     Section("live", "bench.live", quick_budget_s=70),
     Section("footprint", "bench.startup", quick_budget_s=40),
+    Section("eventloop", "bench.eventloop", quick_budget_s=60),
 )
 SECTION_NAMES = tuple(s.name for s in SECTIONS)
 
@@ -128,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="jupyter-yolo benchmarks: training overhead, inference backends, live "
-        "metrics and REST latency, server footprint. Table on stdout, JSON to --out.",
+        "metrics and REST latency, server footprint, REST latency while /yolo/models hashes. "
+        "Table on stdout, JSON to --out.",
     )
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats and shorter runs (about 15 minutes on 2 CPU cores)")

@@ -24,7 +24,9 @@ REQUIRED_KEYS = (
     "server.rss_delta_mb",
 )
 
-_OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge}
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">=": operator.ge,
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ TARGETS = (
     Target("training.overhead_ratio", "<=", 1.03, "training job at most 3 % slower than the CLI"),
     Target("inference.auto_over_best", ">=", 0.95, "auto within 5 % of the best backend"),
     Target("inference.auto_over_pytorch", ">=", 2.5, "auto at least 2.5x plain PyTorch"),
+    Target("eventloop.rest_p99_ms", "<", 20.0, "REST p99 under 20 ms while /yolo/models hashes"),
 )
 
 #: The figures the table shows, in order, with a label; every figure is in the JSON.
@@ -82,6 +85,15 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("server.rss_without_mb", "server RSS without it, MB"),
     ("server.rss_delta_mb", "RSS added by the extension, MB"),
     ("server.torch_loaded_in_server", "torch loaded in the server process"),
+    ("eventloop.rest_p50_ms", "REST latency p50 ms while /yolo/models runs"),
+    ("eventloop.rest_p99_ms", "REST latency p99 ms while /yolo/models runs"),
+    ("eventloop.rest_p99_ms_cold", "REST latency p99 ms while /yolo/models hashes (cold)"),
+    ("eventloop.rest_p99_ms_warm", "REST latency p99 ms during warm /yolo/models calls"),
+    ("eventloop.rest_p99_ms_idle", "REST latency p99 ms, nothing else running"),
+    ("eventloop.models_cold_s", "cold /yolo/models (hashes every weights file), median s"),
+    ("eventloop.models_warm_median_ms", "warm /yolo/models (digest cache), median ms"),
+    ("eventloop.models_after_restart_ms", "first /yolo/models after a restart, ms"),
+    ("eventloop.hash_mb_per_s", "weights hashed per second in a cold call, MB/s"),
 )
 #: Prefixes of further figures shown in the table when present (the inference section's own).
 HEADLINE_PREFIXES = ("inference.images_per_s.", "inference.int8_")

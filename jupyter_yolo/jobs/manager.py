@@ -189,6 +189,10 @@ class JobManager:
             devices=job.get("devices") or ["default"],
         )
         status = self._read_status(folder.name) or {}
+        if not status and (folder / "status.json").exists():
+            # a runner wrote something once: never start such a job again on its own
+            self._skip_folder(folder, "its status.json cannot be read; it is shown as interrupted")
+            status = {"status": "running"}
         pid = status.get("pid")
         if status.get("status") in TERMINAL:
             self._finish_from_status(folder.name, status)

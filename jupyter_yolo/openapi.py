@@ -1,18 +1,93 @@
-"""The REST API described as OpenAPI 3; the job request schemas come from the validator's table."""
+"""The REST API described as OpenAPI 3: routes, real bounds, content types and error codes.
+
+What can be generated is generated from the tables the server validates with: the job request
+schemas from :data:`jupyter_yolo.jobs.schema.SCHEMAS` (types, minimum / maximum, enums, the
+device and dataset-name patterns), the statuses from the registry, the backends from the
+inference module, the notebook name from :mod:`jupyter_yolo.notebooks`. The few checks a
+``Param`` runs as code (``imgsz`` a multiple of 32, a job ``name`` of 1 to 100 characters,
+``classes`` indices) are stated in :data:`PARAM_EXTRAS`; ``tests/test_openapi.py`` checks every
+bound against the validator, and ``tests/test_api_fuzz.py`` fuzzes a real server with this
+document.
+
+Errors are JSON objects ``{"message", "reason", "details"?}`` with the codes each operation lists:
+400 bad input (including text with control characters or lone surrogates, ``NaN`` or
+``Infinity``, JSON nested deeper than 32 levels), 403 no or a wrong token, 404 no such thing,
+409 a state that forbids the action, 413 a body over its limit (1 MiB for JSON; the upload limit
+for archives), 415 a body of the wrong type, 502/504 a failed or slow hardware probe, 507 a full
+disk.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from . import __version__
+from .handlers.base import MAX_JSON_BODY, MAX_QUERY_BYTES
+from .handlers.datasets import ARCHIVE_TYPES as ARCHIVE_MEDIA_TYPES
+from .handlers.datasets import JSON_LIMIT as MAX_IMPORT_BODY
+from .inference.backends import BACKEND_CHOICES
 from .jobs.registry import STATUSES
-from .jobs.schema import REQUIRED, SCHEMAS, Param
+from .jobs.schema import (
+    DATASET_NAME,
+    DEVICE,
+    JOB_KINDS,
+    MAX_CLASSES,
+    MAX_NAME_CHARS,
+    REQUIRED,
+    SCHEMAS,
+    Param,
+)
+from .notebooks import NAME as NOTEBOOK_NAME
+from .strict import MAX_JSON_DEPTH, MAX_PATH_BYTES
 
 _JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string", list: "array"}
-ERROR = {"$ref": "#/components/responses/Error"}
+
+#: Largest dataset archive by default (``YoloApp.max_upload_bytes``).
+DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3
+#: No C0 or C1 control character (lone surrogates are refused too; JSON Schema cannot say so).
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+#: At least one character that is neither a space nor a control character.
+NOT_BLANK_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+JOB_ID_PATTERN = r"^[0-9a-f]{12}$"
+#: Class indices of a predict job's ``classes`` (``jobs.schema._classes``).
+MAX_CLASS_INDEX = 9999
+
+#: What a ``Param``'s ``check`` function adds to the bounds of its table row, by key.
+PARAM_EXTRAS: dict[str, dict[str, Any]] = {
+    "name": {"minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": NOT_BLANK_PATTERN},
+    "device": {
+        "pattern": DEVICE.pattern,
+        "description": "an ultralytics device that exists on this server (GET "
+        "/yolo/accelerators lists them); an unknown one is refused with those it has",
+    },
+    "imgsz": {"multipleOf": 32},
+    "classes": {
+        "minItems": 1,
+        "maxItems": MAX_CLASSES,
+        "items": {"type": "integer", "minimum": 0, "maximum": MAX_CLASS_INDEX},
+    },
+    # batch 0 is no batch size: -1 is ultralytics' automatic batch
+    "batch": {"not": {"enum": [0]}},
+}
+#: Strings without a tighter rule: workspace-relative paths, names and references.
+PATH_STRING: dict[str, Any] = {
+    "maxLength": MAX_PATH_BYTES,
+    "pattern": TEXT_PATTERN,
+}
 
 
-def _param_schema(param: Param) -> dict[str, Any]:
+def _regex(pattern: str) -> str:
+    """A Python ``re`` pattern anchored the way JSON Schema reads it (a search, not a match)."""
+    anchored = pattern if pattern.startswith("^") else "^" + pattern
+    return anchored if anchored.endswith("$") else anchored + "$"
+
+
+DATASET_NAME_PATTERN = _regex(DATASET_NAME.pattern)
+NOTEBOOK_NAME_PATTERN = _regex(NOTEBOOK_NAME.pattern)
+
+
+def param_schema(key: str, param: Param) -> dict[str, Any]:
+    """The JSON Schema of one request key, from its validator table row."""
     schema: dict[str, Any] = {"type": _JSON_TYPES[param.kind]}
     if param.low is not None:
         schema["minimum"] = param.low
@@ -22,6 +97,14 @@ def _param_schema(param: Param) -> dict[str, Any]:
         schema["enum"] = list(param.choices)
     if param.kind is list:
         schema["items"] = {"type": "integer", "minimum": 0}
+    if param.kind is str and param.choices is None and key not in PARAM_EXTRAS:
+        schema.update(PATH_STRING)
+    extras = dict(PARAM_EXTRAS.get(key, {}))
+    if "not" in extras and not (
+        param.low is not None and param.high is not None and param.low <= 0 <= param.high
+    ):
+        del extras["not"]
+    schema.update(extras)
     return schema
 
 
@@ -30,7 +113,7 @@ def job_request_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for kind, params in SCHEMAS.items():
         properties = {"kind": {"type": "string", "enum": [kind]}}
-        properties.update({key: _param_schema(param) for key, param in params.items()})
+        properties.update({key: param_schema(key, param) for key, param in params.items()})
         schemas[f"{kind.capitalize()}JobRequest"] = {
             "type": "object",
             "additionalProperties": False,
@@ -40,26 +123,78 @@ def job_request_schemas() -> dict[str, Any]:
     return schemas
 
 
-def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "responses": {**responses, "default": ERROR}, **extra}
+# ---------------------------------------------------------------------------- building blocks
+
+ERRORS = {
+    "400": (
+        "BadRequest",
+        "Bad input: a value out of bounds, text with control characters or "
+        "lone surrogates, NaN or Infinity, JSON nested too deeply, a path leaving the "
+        "workspace. The message says which value and why.",
+    ),
+    "403": ("Forbidden", "No token, a wrong token, or a user not authorized for this resource."),
+    "404": ("NotFound", "The named dataset, job, file or notebook does not exist."),
+    "409": (
+        "Conflict",
+        "The thing exists but its state does not allow this (in use, arriving, "
+        "not stoppable or resumable, already exists).",
+    ),
+    "413": (
+        "PayloadTooLarge",
+        f"The body is over its limit: {MAX_JSON_BODY} bytes for JSON "
+        "(refused from its Content-Length before it is read); max_upload_bytes or an "
+        "extraction limit for archives.",
+    ),
+    "415": ("UnsupportedMediaType", "The body's Content-Type is not one this operation takes."),
+    "502": (
+        "ProbeFailed",
+        "The hardware probe subprocess crashed or printed something unreadable.",
+    ),
+    "504": ("ProbeTimeout", "The hardware probe subprocess did not answer within probe_timeout."),
+    "507": ("InsufficientStorage", "The workspace's disk is full."),
+}
+#: Codes every operation can answer: bad query or path text, authentication, an oversize body.
+COMMON_ERRORS = ("400", "403", "413")
 
 
-def _ok(
-    description: str, schema: dict[str, Any] | None = None, media: str = "application/json"
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    errors: tuple[str, ...] = (),
+    **extra: Any,
 ) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {media: {"schema": schema or {"type": "object"}}},
+    """An operation with its success responses and every error code it can answer."""
+    codes = sorted({*COMMON_ERRORS, *errors})
+    error_responses = {
+        code: {"$ref": f"#/components/responses/{ERRORS[code][0]}"} for code in codes
     }
+    return {"summary": summary, "responses": {**responses, **error_responses}, **extra}
 
 
-def _path_param(name: str, description: str) -> dict[str, Any]:
+def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": _json(schema or {"type": "object"})}
+
+
+def _files(description: str, media_types: tuple[str, ...]) -> dict[str, Any]:
+    binary = {"type": "string", "format": "binary"}
+    return {"description": description, "content": {m: {"schema": binary} for m in media_types}}
+
+
+def _path_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": schema,
     }
 
 
@@ -73,41 +208,79 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
     }
 
 
-JOB_ID = _path_param("job_id", "job id (12 hex digits)")
-JOB = {"$ref": "#/components/schemas/Job"}
-DATASET_NAME = _path_param("name", "dataset name (letters, digits, '_', '.', '-'; 1-64)")
-DATASET = {"$ref": "#/components/schemas/Dataset"}
+def _int(low: int, high: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high}
 
 
-def dataset_paths() -> dict[str, Any]:
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+QUERY_TEXT = {"type": "string", "maxLength": MAX_QUERY_BYTES, "pattern": TEXT_PATTERN}
+JOB_ID = _path_param(
+    "job_id", "job id (12 lowercase hex digits)", {"type": "string", "pattern": JOB_ID_PATTERN}
+)
+DATASET_NAME_PARAM = _path_param(
+    "name",
+    "dataset name (a letter or digit, then letters, digits, '_', '.', '-'; 64 at most)",
+    {"type": "string", "pattern": DATASET_NAME_PATTERN},
+)
+RELATIVE_PATH = _path_param(
+    "path",
+    f"a relative path inside the folder: no '..', no leading '/', no backslash, no control "
+    f"characters, {MAX_QUERY_BYTES} UTF-8 bytes at most",
+    {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_BYTES, "pattern": TEXT_PATTERN},
+)
+#: What a dataset's file is served as (``handlers.datasets``).
+DATASET_FILE_TYPES = ("image/*", "text/plain", "application/json", "application/octet-stream")
+#: What a job's artifact is served as (``handlers.jobs.INLINE_TYPES`` or a download).
+ARTIFACT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "text/csv",
+    "application/json",
+    "text/plain",
+    "application/octet-stream",
+)
+#: Content types an archive upload may declare.
+ARCHIVE_TYPES = tuple(sorted(ARCHIVE_MEDIA_TYPES))
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def dataset_paths(max_upload_bytes: int) -> dict[str, Any]:
     """The ``/yolo/datasets`` routes."""
+    archive = {
+        "type": "string",
+        "format": "binary",
+        "maxLength": max_upload_bytes,
+        "description": f"a zip archive of {max_upload_bytes} bytes at most, streamed to disk",
+    }
     return {
         "/yolo/datasets": {
             "get": _op(
                 "Datasets with format, counts, status, size and source (built-in first)",
-                {"200": _ok("the list", {"$ref": "#/components/schemas/DatasetList"})},
+                {"200": _ok("the list", _ref("DatasetList"))},
             ),
             "post": _op(
-                "Upload a zip archive (streamed body, ?name=) or import a workspace zip or folder",
-                {
-                    "201": _ok("the dataset and its validation report", DATASET),
-                    "409": {"description": "a dataset with this name exists or is arriving"},
-                    "413": {"description": "over max_upload_bytes or an extraction limit"},
-                    "415": {"description": "the body is not a zip archive"},
-                },
+                "Upload a zip archive (the body, with ?name=) or import a workspace zip or "
+                "folder (a JSON body, without ?name=)",
+                {"201": _ok("the dataset and its validation report", _ref("Dataset"))},
+                ("404", "409", "415", "507"),
                 parameters=[
-                    _query("name", "dataset name, for an archive upload",
-                           {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}),
-                    _query("filename", "original file name, shown as the source",
-                           {"type": "string"}),
+                    _query(
+                        "name",
+                        "dataset name, for an archive upload (a JSON body must come without it)",
+                        {"type": "string", "pattern": DATASET_NAME_PATTERN},
+                    ),
+                    _query("filename", "original file name, shown as the source", QUERY_TEXT),
                 ],
                 requestBody={
                     "required": True,
                     "content": {
-                        "application/zip": {"schema": {"type": "string", "format": "binary"}},
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/DatasetImportRequest"}
-                        },
+                        **{media: {"schema": archive} for media in ARCHIVE_TYPES},
+                        **_json(_ref("DatasetImportRequest")),
                     },
                 },
             ),
@@ -115,47 +288,159 @@ def dataset_paths() -> dict[str, Any]:
         "/yolo/datasets/uploads": {
             "get": _op(
                 "Uploads and imports in flight (bytes received, stage) and recently ended",
-                {"200": _ok("the operations")},
+                {"200": _ok("the operations", _ref("DatasetOperations"))},
             )
         },
         "/yolo/datasets/{name}": {
             "get": _op(
                 "The dataset with its validation report",
-                {"200": _ok("the dataset", DATASET)},
-                parameters=[DATASET_NAME],
+                {"200": _ok("the dataset", _ref("Dataset"))},
+                ("404", "409"),
+                parameters=[DATASET_NAME_PARAM],
             ),
             "delete": _op(
                 "Delete the dataset (409 while a queued or running job uses it)",
                 {"204": {"description": "deleted"}},
-                parameters=[DATASET_NAME],
+                ("404", "409"),
+                parameters=[DATASET_NAME_PARAM],
             ),
         },
         "/yolo/datasets/{name}/samples": {
             "get": _op(
                 "A few images with their boxes (pixels and normalised) and class names",
-                {"200": _ok("the samples")},
+                {"200": _ok("the samples", _ref("DatasetSamples"))},
+                ("404", "409"),
                 parameters=[
-                    DATASET_NAME,
-                    _query("split", "train, val or test (default val)",
-                           {"type": "string", "enum": ["train", "val", "test"]}),
-                    _query("count", "how many images (default 8)",
-                           {"type": "integer", "minimum": 1, "maximum": 64}),
-                    _query("seed", "which images (default 0)", {"type": "integer", "minimum": 0}),
-                    _query("thumbnail", "inline JPEG thumbnails of this many pixels (0: none)",
-                           {"type": "integer", "minimum": 0, "maximum": 1024}),
+                    DATASET_NAME_PARAM,
+                    _query(
+                        "split",
+                        "train, val or test (default val)",
+                        {"type": "string", "enum": ["train", "val", "test"]},
+                    ),
+                    _query("count", "how many images (default 8)", _int(1, 64)),
+                    _query("seed", "which images (default 0)", _int(0, 2**31 - 1)),
+                    _query(
+                        "thumbnail",
+                        "inline JPEG thumbnails of this many pixels (default 0: none)",
+                        _int(0, 1024),
+                    ),
                 ],
             )
         },
         "/yolo/datasets/{name}/files/{path}": {
             "get": _op(
-                "An image, label or yaml file of the dataset",
+                "An image, label or yaml/json file of the dataset",
+                {"200": _files("the file", DATASET_FILE_TYPES)},
+                ("404", "409"),
+                parameters=[DATASET_NAME_PARAM, RELATIVE_PATH],
+            )
+        },
+    }
+
+
+def job_paths() -> dict[str, Any]:
+    """The ``/yolo/jobs`` and ``/yolo/models`` routes."""
+    job = _ref("Job")
+    return {
+        "/yolo/models": {
+            "get": _op(
+                "Models a job can use: architectures, weights, trained jobs, backends",
+                {"200": _ok("the models", _ref("Models"))},
+            )
+        },
+        "/yolo/jobs": {
+            "get": _op(
+                "Jobs, newest first, and the queue", {"200": _ok("jobs and queue", _ref("JobList"))}
+            ),
+            "post": _op(
+                "Create a train, val, predict or export job",
+                {"201": _ok("the queued job", job)},
+                ("415", "507"),
+                requestBody={
+                    "required": True,
+                    "description": f"a JSON object of {MAX_JSON_BODY} bytes at most, nested "
+                    f"{MAX_JSON_DEPTH} levels at most; no NaN or Infinity, no control "
+                    "characters or lone surrogates in strings",
+                    "content": _json(
+                        {
+                            "oneOf": [_ref(f"{kind.capitalize()}JobRequest") for kind in SCHEMAS],
+                            "discriminator": {
+                                "propertyName": "kind",
+                                "mapping": {
+                                    kind: f"#/components/schemas/{kind.capitalize()}JobRequest"
+                                    for kind in SCHEMAS
+                                },
+                            },
+                        }
+                    ),
+                },
+            ),
+        },
+        "/yolo/jobs/{job_id}": {
+            "get": _op("One job", {"200": _ok("the job", job)}, ("404",), parameters=[JOB_ID])
+        },
+        "/yolo/jobs/{job_id}/stop": {
+            "post": _op(
+                "Stop gracefully (409 when the job has already ended)",
+                {"202": _ok("the stopping job", job)},
+                ("404", "409"),
+                parameters=[JOB_ID],
+            )
+        },
+        "/yolo/jobs/{job_id}/resume": {
+            "post": _op(
+                "Resume a stopped or interrupted training (409 for other jobs and states)",
+                {"202": _ok("the queued job", job)},
+                ("404", "409", "507"),
+                parameters=[JOB_ID],
+            )
+        },
+        "/yolo/jobs/{job_id}/events": {
+            "get": _op(
+                "Events after a sequence number (long poll with timeout)",
+                {"200": _ok("events", _ref("EventPage"))},
+                ("404",),
+                parameters=[
+                    JOB_ID,
+                    _query("after", "return events with seq > after", _int(0, 2**62)),
+                    _query("limit", "most events in one answer (default 1000)", _int(1, 10000)),
+                    _query("timeout", "seconds to wait for a new event (default 0)", _int(0, 60)),
+                ],
+            )
+        },
+        "/yolo/jobs/{job_id}/log": {
+            "get": _op(
+                "Tail of the job's log",
                 {
                     "200": {
-                        "description": "the file",
-                        "content": {"image/*": {}, "text/plain": {}},
+                        "description": "log text (UTF-8)",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
                     }
                 },
-                parameters=[DATASET_NAME, _path_param("path", "path inside the dataset folder")],
+                ("404",),
+                parameters=[
+                    JOB_ID,
+                    _query(
+                        "bytes", "how many bytes from the end (default 65536)", _int(1, 4 * 1024**2)
+                    ),
+                ],
+            )
+        },
+        "/yolo/jobs/{job_id}/artifacts": {
+            "get": _op(
+                "Result files",
+                {"200": _ok("the list", _ref("ArtifactList"))},
+                ("404",),
+                parameters=[JOB_ID],
+            )
+        },
+        "/yolo/jobs/{job_id}/artifacts/{path}": {
+            "get": _op(
+                "One result file: images, CSV, JSON and text inline, anything else as an "
+                "attachment (Content-Disposition)",
+                {"200": _files("the file", ARTIFACT_TYPES)},
+                ("404",),
+                parameters=[JOB_ID, RELATIVE_PATH],
             )
         },
     }
@@ -167,26 +452,83 @@ def lab_paths() -> dict[str, Any]:
         "/yolo/workspace": {
             "get": _op(
                 "The workspace's path relative to the server root (null when outside it)",
-                {"200": _ok("the location", {
-                    "type": "object",
-                    "required": ["server_path"],
-                    "properties": {"server_path": {"type": "string", "nullable": True}},
-                })},
+                {
+                    "200": _ok(
+                        "the location",
+                        {
+                            "type": "object",
+                            "required": ["server_path"],
+                            "properties": {"server_path": _nullable({"type": "string"})},
+                        },
+                    )
+                },
             )
         },
         "/yolo/notebooks/{name}": {
             "post": _op(
                 "Copy a shipped example notebook (e.g. quickstart) into the workspace, or the "
                 "server root when the workspace is outside it, never overwriting a file",
-                {"201": _ok("the copy's path relative to the server root", {
-                    "type": "object",
-                    "required": ["name", "path"],
-                    "properties": {"name": {"type": "string"}, "path": {"type": "string"}},
-                })},
-                parameters=[_path_param("name", "notebook name without .ipynb, e.g. quickstart")],
+                {
+                    "201": _ok(
+                        "the copy's path relative to the server root",
+                        {
+                            "type": "object",
+                            "required": ["name", "path"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "path": _nullable({"type": "string"}),
+                            },
+                        },
+                    )
+                },
+                ("404", "409", "507"),
+                parameters=[
+                    _path_param(
+                        "name",
+                        "notebook name without .ipynb, e.g. quickstart",
+                        {"type": "string", "pattern": NOTEBOOK_NAME_PATTERN},
+                    )
+                ],
             )
         },
     }
+
+
+def accelerator_paths() -> dict[str, Any]:
+    """The ``/yolo/accelerators`` routes."""
+    return {
+        "/yolo/accelerators": {
+            "get": _op(
+                "Hardware report and recommendation (cached; the first call probes)",
+                {"200": _ok("the report", _ref("AcceleratorReport"))},
+                ("502", "504"),
+                parameters=[
+                    _query(
+                        "refresh",
+                        "1, true, yes or on: probe again (a subprocess that imports torch)",
+                        QUERY_TEXT,
+                    )
+                ],
+            )
+        },
+        "/yolo/accelerators/usage": {
+            "get": _op(
+                "Live CPU, memory and GPU utilisation", {"200": _ok("a reading", _ref("Usage"))}
+            )
+        },
+    }
+
+
+# ---------------------------------------------------------------------------- schemas
+
+NUMBER = {"type": "number"}
+INTEGER = {"type": "integer"}
+STRING = {"type": "string"}
+OBJECT = {"type": "object"}
+
+
+def _object(required: list[str], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties}
 
 
 DATASET_SCHEMAS: dict[str, Any] = {
@@ -194,246 +536,246 @@ DATASET_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["name", "path"],
+        "description": f"a JSON object of {MAX_IMPORT_BODY} bytes at most",
         "properties": {
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
-            "path": {"type": "string", "description": "workspace-relative .zip or folder"},
+            "name": {"type": "string", "pattern": DATASET_NAME_PATTERN},
+            "path": {**PATH_STRING, "description": "workspace-relative .zip or folder"},
         },
     },
-    "DatasetList": {
-        "type": "object",
-        "required": ["datasets"],
-        "properties": {"datasets": {"type": "array", "items": DATASET}},
-    },
-    "Dataset": {
-        "type": "object",
-        "required": ["name", "status"],
-        "properties": {
-            "name": {"type": "string"},
-            "builtin": {"type": "boolean"},
-            "format": {"type": "string", "enum": ["yolo", "coco", "voc"]},
-            "source": {"type": "string"},
-            "created": {"type": "number"},
-            "size": {"type": "integer"},
-            "status": {"type": "string", "enum": ["ok", "has_errors", "preparing"]},
-            "errors": {"type": "integer"},
-            "warnings": {"type": "integer"},
-            "classes": {"type": "integer"},
-            "images": {"type": "integer"},
-            "instances": {"type": "integer"},
-            "splits": {"type": "object"},
-            "notes": {"type": "array", "items": {"type": "string"}},
-            "report": {"$ref": "#/components/schemas/DatasetReport"},
+    "DatasetList": _object(
+        ["datasets"],
+        datasets={"type": "array", "items": _ref("Dataset")},
+        warnings={
+            "type": "array",
+            "items": STRING,
+            "description": "entries of datasets/ that were left out (links, bad names ...)",
         },
-    },
+    ),
+    "Dataset": _object(
+        ["name", "status"],
+        name=STRING,
+        builtin={"type": "boolean"},
+        format={"type": "string", "enum": ["yolo", "coco", "voc"]},
+        source=STRING,
+        created=NUMBER,
+        size=INTEGER,
+        status={"type": "string", "enum": ["ok", "has_errors", "preparing"]},
+        errors=INTEGER,
+        warnings=INTEGER,
+        classes=INTEGER,
+        images=INTEGER,
+        instances=INTEGER,
+        splits=OBJECT,
+        notes={"type": "array", "items": STRING},
+        report=_ref("DatasetReport"),
+    ),
     "DatasetReport": {
         "type": "object",
         "properties": {
             "status": {"type": "string", "enum": ["ok", "has_errors"]},
-            "splits": {"type": "object"},
-            "class_histogram": {"type": "array", "items": {"type": "object"}},
-            "box_sizes": {"type": "object"},
-            "problem_counts": {"type": "object"},
+            "splits": OBJECT,
+            "class_histogram": {"type": "array", "items": OBJECT},
+            "box_sizes": OBJECT,
+            "problem_counts": OBJECT,
             "problems": {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["severity", "code", "message"],
-                    "properties": {
-                        "severity": {"type": "string", "enum": ["error", "warning"]},
-                        "code": {"type": "string"},
-                        "file": {"type": "string", "nullable": True},
-                        "line": {"type": "integer", "nullable": True},
-                        "message": {"type": "string"},
-                    },
-                },
+                "items": _object(
+                    ["severity", "code", "message"],
+                    severity={"type": "string", "enum": ["error", "warning"]},
+                    code=STRING,
+                    file=_nullable(STRING),
+                    line=_nullable(INTEGER),
+                    message=STRING,
+                ),
             },
         },
     },
+    "DatasetOperations": _object(
+        ["uploads", "recent", "max_upload_bytes"],
+        uploads={"type": "array", "items": _ref("DatasetOperation")},
+        recent={"type": "array", "items": _ref("DatasetOperation")},
+        max_upload_bytes=INTEGER,
+    ),
+    "DatasetOperation": _object(
+        ["id", "name", "kind", "stage"],
+        id=STRING,
+        name=STRING,
+        kind=STRING,
+        source=_nullable(STRING),
+        stage=STRING,
+        bytes_received=_nullable(INTEGER),
+        bytes_total=_nullable(INTEGER),
+        stage_done=_nullable(INTEGER),
+        stage_total=_nullable(INTEGER),
+        stage_fraction=_nullable(NUMBER),
+        started=_nullable(NUMBER),
+    ),
+    "DatasetSamples": _object(
+        ["name", "split", "samples"],
+        name=STRING,
+        split={"type": "string", "enum": ["train", "val", "test"]},
+        images_in_split=INTEGER,
+        names=OBJECT,
+        samples={
+            "type": "array",
+            "items": _object(
+                ["path", "boxes"],
+                path=STRING,
+                url=STRING,
+                width=_nullable(INTEGER),
+                height=_nullable(INTEGER),
+                thumbnail={"type": "string", "pattern": "^data:image/jpeg;base64,"},
+                boxes={"type": "array", "items": OBJECT},
+            ),
+        },
+    ),
+}
+
+JOB_SCHEMAS: dict[str, Any] = {
+    "Job": _object(
+        ["id", "kind", "status"],
+        id={"type": "string", "pattern": JOB_ID_PATTERN},
+        kind={"type": "string", "enum": list(JOB_KINDS)},
+        name=_nullable(STRING),
+        status={"type": "string", "enum": list(STATUSES)},
+        request=OBJECT,
+        model=_nullable(STRING),
+        data=_nullable(STRING),
+        devices={"type": "array", "items": STRING},
+        created=_nullable(NUMBER),
+        started=_nullable(NUMBER),
+        ended=_nullable(NUMBER),
+        attempts=INTEGER,
+        queue_position=_nullable(INTEGER),
+        progress=OBJECT,
+        result=_nullable(OBJECT),
+        error=_nullable(STRING),
+        exit_reason=_nullable(STRING),
+        resumable={"type": "boolean"},
+        folder=_nullable(STRING),
+    ),
+    "JobList": _object(
+        ["jobs", "queue"],
+        jobs={"type": "array", "items": _ref("Job")},
+        queue={"type": "array", "items": {"type": "string", "pattern": JOB_ID_PATTERN}},
+        max_jobs_per_device=INTEGER,
+    ),
+    "EventPage": _object(
+        ["events", "last_seq", "status", "more"],
+        id=STRING,
+        events={"type": "array", "items": _ref("Event")},
+        last_seq={"type": "integer", "minimum": 0},
+        status={"type": "string", "enum": list(STATUSES)},
+        more={"type": "boolean"},
+    ),
+    "Event": _object(
+        ["seq", "time", "type"],
+        seq={"type": "integer", "minimum": 1},
+        time=NUMBER,
+        type={
+            "type": "string",
+            "enum": [
+                "status",
+                "batch",
+                "epoch",
+                "log",
+                "artifact",
+                "warning",
+                "error",
+                "result",
+                "phase",
+            ],
+        },
+    ),
+    "ArtifactList": _object(
+        ["id", "artifacts"],
+        id=STRING,
+        artifacts={
+            "type": "array",
+            "items": _object(
+                ["path", "size"],
+                path=STRING,
+                size=INTEGER,
+                modified=NUMBER,
+                type=_nullable(STRING),
+            ),
+        },
+    ),
+    "Models": _object(
+        ["architectures", "weights", "trained", "backends"],
+        architectures={"type": "array", "items": STRING},
+        weights={"type": "array", "items": _object(["model"], model=STRING, size=INTEGER)},
+        trained={"type": "array", "items": _object(["model", "job"], model=STRING, job=STRING)},
+        backends={
+            "type": "array",
+            "items": _object(["name"], name={"type": "string", "enum": [*BACKEND_CHOICES]}),
+        },
+    ),
+}
+
+HOST_SCHEMAS: dict[str, Any] = {
+    "AcceleratorReport": _object(
+        ["host", "torch", "devices", "primary", "recommendation", "warnings"],
+        host=OBJECT,
+        torch=_nullable(OBJECT),
+        devices=OBJECT,
+        unusable_device_nodes={"type": "array"},
+        primary=_object(["kind", "label"], kind=STRING, label=STRING),
+        recommendation=OBJECT,
+        warnings={"type": "array", "items": _object(["message"], message=STRING)},
+        probe=OBJECT,
+        generated_at=_nullable(STRING),
+    ),
+    "Usage": _object(["time", "cpu", "memory"], time=NUMBER, cpu=OBJECT, memory=OBJECT),
 }
 
 
-def build_spec() -> dict[str, Any]:
-    """The OpenAPI 3 document of everything under ``/yolo/``."""
+def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str, Any]:
+    """The OpenAPI 3 document of everything under ``/yolo/`` (the server's own limits)."""
     requests = job_request_schemas()
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "jupyter-yolo",
             "version": __version__,
-            "description": "Ultralytics YOLO jobs, datasets and accelerators in a Jupyter server. "
-            "Authenticate with the server's token: 'Authorization: token <token>'.",
+            "description": (__doc__ or "").split("\n\n", 1)[0]
+            + " Authenticate with the server's token: 'Authorization: token <token>'. "
+            "Errors are JSON objects with a 'message' a person can act on, a 'reason' (the "
+            "error's class) and, for some, 'details'.",
         },
         "security": [{"token": []}],
         "paths": {
             "/yolo/openapi.json": {"get": _op("This document", {"200": _ok("OpenAPI 3")})},
-            "/yolo/accelerators": {
-                "get": _op(
-                    "Hardware report and recommendation (cached)",
-                    {"200": _ok("the report")},
-                    parameters=[_query("refresh", "1 probes again", {"type": "string"})],
-                )
-            },
-            "/yolo/accelerators/usage": {
-                "get": _op("Live CPU, memory and GPU utilisation", {"200": _ok("a reading")})
-            },
-            **dataset_paths(),
+            **accelerator_paths(),
+            **dataset_paths(max_upload_bytes),
             **lab_paths(),
-            "/yolo/models": {
-                "get": _op(
-                    "Models a job can use", {"200": _ok("architectures, weights, trained jobs")}
-                )
-            },
-            "/yolo/jobs": {
-                "get": _op("Jobs, newest first, and the queue", {"200": _ok("jobs and queue")}),
-                "post": _op(
-                    "Create a train, val, predict or export job",
-                    {"201": _ok("the queued job", JOB)},
-                    requestBody={
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        {"$ref": f"#/components/schemas/{n}"} for n in requests
-                                    ],
-                                    "discriminator": {"propertyName": "kind"},
-                                }
-                            }
-                        },
-                    },
-                ),
-            },
-            "/yolo/jobs/{job_id}": {
-                "get": _op("One job", {"200": _ok("the job", JOB)}, parameters=[JOB_ID])
-            },
-            "/yolo/jobs/{job_id}/stop": {
-                "post": _op(
-                    "Stop gracefully", {"202": _ok("the stopping job", JOB)}, parameters=[JOB_ID]
-                )
-            },
-            "/yolo/jobs/{job_id}/resume": {
-                "post": _op(
-                    "Resume a stopped or interrupted training",
-                    {"202": _ok("the queued job", JOB)},
-                    parameters=[JOB_ID],
-                )
-            },
-            "/yolo/jobs/{job_id}/events": {
-                "get": _op(
-                    "Events after a sequence number (long poll with timeout)",
-                    {"200": _ok("events", {"$ref": "#/components/schemas/EventPage"})},
-                    parameters=[
-                        JOB_ID,
-                        _query(
-                            "after",
-                            "return events with seq > after",
-                            {"type": "integer", "minimum": 0},
-                        ),
-                        _query(
-                            "limit",
-                            "most events in one answer",
-                            {"type": "integer", "minimum": 1, "maximum": 10000},
-                        ),
-                        _query(
-                            "timeout",
-                            "seconds to wait for a new event",
-                            {"type": "integer", "minimum": 0, "maximum": 60},
-                        ),
-                    ],
-                )
-            },
-            "/yolo/jobs/{job_id}/log": {
-                "get": _op(
-                    "Tail of the job's log",
-                    {"200": _ok("log text", {"type": "string"}, "text/plain")},
-                    parameters=[
-                        JOB_ID,
-                        _query(
-                            "bytes",
-                            "how many bytes from the end",
-                            {"type": "integer", "minimum": 1},
-                        ),
-                    ],
-                )
-            },
-            "/yolo/jobs/{job_id}/artifacts": {
-                "get": _op("Result files", {"200": _ok("the list")}, parameters=[JOB_ID])
-            },
-            "/yolo/jobs/{job_id}/artifacts/{path}": {
-                "get": _op(
-                    "One result file",
-                    {
-                        "200": {
-                            "description": "the file",
-                            "content": {"application/octet-stream": {}},
-                        }
-                    },
-                    parameters=[JOB_ID, _path_param("path", "path inside the job folder")],
-                )
-            },
+            **job_paths(),
         },
         "components": {
             "securitySchemes": {
-                "token": {"type": "apiKey", "in": "header", "name": "Authorization"}
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "'token <the server's token>'",
+                }
             },
             "responses": {
-                "Error": _ok("an error a person can act on", {"$ref": "#/components/schemas/Error"})
+                name: {"description": description, "content": _json(_ref("Error"))}
+                for name, description in ERRORS.values()
             },
             "schemas": {
                 **requests,
                 **DATASET_SCHEMAS,
+                **JOB_SCHEMAS,
+                **HOST_SCHEMAS,
                 "Error": {
                     "type": "object",
-                    "required": ["message"],
-                    "properties": {"message": {"type": "string"}, "reason": {"type": "string"}},
-                },
-                "Job": {
-                    "type": "object",
-                    "required": ["id", "kind", "status"],
+                    "required": ["message", "reason"],
                     "properties": {
-                        "id": {"type": "string"},
-                        "kind": {"type": "string", "enum": list(SCHEMAS)},
-                        "status": {"type": "string", "enum": list(STATUSES)},
-                        "progress": {"type": "object"},
-                        "result": {"type": "object", "nullable": True},
-                        "error": {"type": "string", "nullable": True},
-                        "queue_position": {"type": "integer", "nullable": True},
-                        "resumable": {"type": "boolean"},
-                    },
-                },
-                "EventPage": {
-                    "type": "object",
-                    "required": ["events", "last_seq", "status", "more"],
-                    "properties": {
-                        "events": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Event"},
-                        },
-                        "last_seq": {"type": "integer"},
-                        "status": {"type": "string", "enum": list(STATUSES)},
-                        "more": {"type": "boolean"},
-                    },
-                },
-                "Event": {
-                    "type": "object",
-                    "required": ["seq", "time", "type"],
-                    "properties": {
-                        "seq": {"type": "integer", "minimum": 1},
-                        "time": {"type": "number"},
-                        "type": {
-                            "type": "string",
-                            "enum": [
-                                "status",
-                                "batch",
-                                "epoch",
-                                "log",
-                                "artifact",
-                                "warning",
-                                "error",
-                                "result",
-                                "phase",
-                            ],
-                        },
+                        "message": {"type": "string", "minLength": 1},
+                        "reason": {"type": "string"},
+                        "details": {"type": "object"},
                     },
                 },
             },

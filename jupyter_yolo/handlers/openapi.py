@@ -17,8 +17,8 @@ class OpenAPIHandler(YoloHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """Return the OpenAPI document."""
-        self.write_json(build_spec())
+        """Return the OpenAPI document, with this server's upload limit."""
+        self.write_json(build_spec(max_upload_bytes=self.yolo.max_upload_bytes))
 
 
 HANDLERS = [(r"/yolo/openapi.json", OpenAPIHandler)]

@@ -438,7 +438,19 @@ def job_paths() -> dict[str, Any]:
             "get": _op(
                 "One result file: images, CSV, JSON and text inline, anything else as an "
                 "attachment (Content-Disposition)",
-                {"200": _files("the file", ARTIFACT_TYPES)},
+                {
+                    "200": {
+                        **_files("the file", ARTIFACT_TYPES),
+                        "headers": {
+                            "Content-Disposition": {
+                                "description": 'attachment; filename="<ASCII stand-in>"; '
+                                "filename*=UTF-8''<exact name, percent-encoded> (RFC 6266); "
+                                "absent for inline types",
+                                "schema": {"type": "string", "pattern": "^attachment"},
+                            }
+                        },
+                    }
+                },
                 ("404",),
                 parameters=[JOB_ID, RELATIVE_PATH],
             )

@@ -136,7 +136,9 @@ class YoloApp(ExtensionApp):
     def initialize_settings(self) -> None:
         """Build the core services once; nothing here imports torch or ultralytics."""
         self.yolo_workspace = Workspace(Path(self.workspace))
-        self.yolo_workspace.create()
+        moved = self.yolo_workspace.create()
+        for message in moved:
+            self.log.warning("jupyter_yolo: %s", message)
         self.ownership = WorkspaceOwnership(self.yolo_workspace.root)
         owner = self.ownership.acquire()
         self.datasets = DatasetStore(
@@ -164,6 +166,8 @@ class YoloApp(ExtensionApp):
             hardware=self._hardware_view,
             owner=owner,
         )
+        for message in moved:
+            self.jobs.report_problem("workspace", message)
         self.log.info("jupyter_yolo %s: workspace %s", __version__, self.yolo_workspace.root)
 
     def _checked_default_device(self) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -46,10 +47,24 @@ class Workspace:
         """The SQLite job registry."""
         return self.root / "jobs.sqlite"
 
-    def create(self) -> None:
-        """Create the workspace layout if it is missing."""
-        for folder in (self.root, self.datasets, self.weights, self.jobs, self.tmp):
+    def create(self) -> list[str]:
+        """Create the workspace layout if it is missing; return what had to be moved aside.
+
+        A file or a link where one of the layout's folders belongs is renamed to
+        ``<name>.not-a-folder-<time>`` (nothing is deleted), so the server can still start.
+        """
+        moved = []
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in (self.datasets, self.weights, self.jobs, self.tmp):
+            if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+                aside = folder.with_name(f"{folder.name}.not-a-folder-{int(time.time())}")
+                os.replace(folder, aside)
+                moved.append(
+                    f"{folder.name} was not a folder; it was moved to {aside.name} and an empty "
+                    f"{folder.name}/ made in its place."
+                )
             folder.mkdir(parents=True, exist_ok=True)
+        return moved
 
     def contains(self, path: Path) -> bool:
         """Whether ``path`` (resolved) lies inside the workspace."""
@@ -101,8 +116,11 @@ class Workspace:
         return candidate
 
     def relative(self, path: Path) -> str:
-        """Return ``path`` as a workspace-relative POSIX string."""
-        return path.resolve().relative_to(self.root).as_posix()
+        """Return ``path`` as a workspace-relative POSIX string (as written, for a link out)."""
+        resolved = path.resolve()
+        if resolved.is_relative_to(self.root):
+            return resolved.relative_to(self.root).as_posix()
+        return Path(os.path.relpath(path.absolute(), self.root)).as_posix()
 
 
 def private_folder(path: Path) -> None:

@@ -158,7 +158,14 @@ def poison_every_job_folder(workspace: Path) -> list[str]:
     return names
 
 
+def poison_layout(workspace: Path) -> None:
+    (workspace / "weights").write_text("a file where the weights folder belongs")
+    (workspace / "elsewhere").mkdir()
+    (workspace / ".tmp").symlink_to(workspace / "elsewhere")
+
+
 REGISTRY_POISONS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "layout": (poison_layout, "weights was not a folder"),
     "rows": (poison_registry_rows, POISON),
     "file": (poison_registry_file, "moved to"),
     "other_schema": (poison_registry_other_schema, "moved to"),
@@ -189,7 +196,7 @@ def test_damaged_job_folders_are_skipped_and_reported_at_every_start(tmp_path: P
 
 
 @pytest.mark.parametrize("case", sorted(REGISTRY_POISONS))
-def test_a_damaged_registry_is_reported_and_the_jobs_kept(tmp_path: Path, case: str) -> None:
+def test_a_damaged_registry_or_layout_is_reported_and_the_jobs_kept(tmp_path: Path, case: str) -> None:
     workspace = tmp_path / "ws"
     job_folder(workspace, GOOD)
     poison, reported = REGISTRY_POISONS[case]

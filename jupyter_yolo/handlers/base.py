@@ -109,12 +109,13 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
             self.send_error(exc.status, exc_info=(type(exc), exc, None))
 
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
-        """Decode a query argument (or path part), refusing control characters in arguments."""
+        """Decode a query argument or named path part, refusing text that is no text."""
         text = super().decode_argument(value, name)
         if name is not None:
             problem = text_problem(text, max_bytes=MAX_QUERY_BYTES)
             if problem:
-                raise InvalidRequest(f"Query argument {name!r} {problem}.")
+                where = "query argument" if name in self.request.query_arguments else "path part"
+                raise InvalidRequest(f"The {where} {name!r} {problem}.")
         return text
 
     @property

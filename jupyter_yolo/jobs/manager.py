@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from ..errors import Conflict, InvalidRequest, NotFound
-from ..inference.cache import exports_root, stored_choices, weights_digest
+from ..inference.cache import digest_cache, exports_root, stored_choices, weights_digest
 from ..strict import describe_text, dumps, text_problem
 from ..workspace import Workspace, open_private, private_folder, write_atomic
 from .events import EVENTS_FILE, EventIndex, append_event
@@ -89,6 +89,7 @@ class JobManager:
         self._lock = threading.RLock()
         self._progress_lock = threading.Lock()
         self._problems: dict[str, str] = {}
+        self._extra_problems: list[dict[str, str]] = []
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._stop_requested: dict[str, float] = {}
         self._indexes: dict[str, EventIndex] = {}
@@ -112,10 +113,15 @@ class JobManager:
                 f"Start, stop and resume jobs there, or stop that server and restart this one."
             )
 
+    def report_problem(self, code: str, message: str) -> None:
+        """Add something found at start to :meth:`problems` (shown in GET /yolo/jobs)."""
+        self._extra_problems.append({"code": code, "message": message})
+
     def problems(self) -> list[dict[str, str]]:
         """What was skipped or refused at start (damaged folders, registry rows, the lock)."""
         found = [{"code": "job_folder", "message": m} for m in self._problems.values()]
         found += [{"code": "registry", "message": m} for m in self.registry.problems.values()]
+        found += self._extra_problems
         if not self.supervising:
             found.insert(0, {"code": "not_supervising", "message": str(self.owner)})
         return found
@@ -613,7 +619,7 @@ class JobManager:
         if not root.is_dir():
             return []
         try:
-            return stored_choices(root, weights_digest(weights))
+            return stored_choices(root, weights_digest(weights, digest_cache(root)))
         except OSError:
             return []
 

@@ -41,7 +41,10 @@ class Param:
     def validate(self, key: str, value: Any) -> Any:
         """Return the value when it fits, else raise a 400 naming the key."""
         if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise InvalidRequest(f"'{key}' must be a finite number.") from None
         if self.kind is not bool and isinstance(value, bool):
             raise InvalidRequest(f"'{key}' must be {self.kind.__name__}, got a boolean.")
         if not isinstance(value, self.kind):

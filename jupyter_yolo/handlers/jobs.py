@@ -9,6 +9,7 @@ threads every other request uses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mimetypes
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,8 @@ from typing import BinaryIO
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, YoloError
+from ..jobs.devices import needs_report
 from .base import YoloHandler
 from .headers import content_disposition
 
@@ -50,7 +52,12 @@ class JobsHandler(YoloHandler):
         body = self.json_body()
         # a dataset's report may need computing: do it off the event loop before validation
         await asyncio.to_thread(self.yolo.datasets.warm, body.get("data"))
-        job = self.yolo.jobs.create(body)
+        device = body.get("device", self.yolo.jobs.validator.default_device)
+        if isinstance(device, str) and needs_report(device):
+            # the device is checked against the hardware report: probe once, off the loop
+            with contextlib.suppress(YoloError):
+                await self.yolo.accelerators.report()
+        job = await asyncio.to_thread(self.yolo.jobs.create, body)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + job["id"])
         self.write_json(job, status=201)
 
@@ -77,7 +84,7 @@ class JobStopHandler(YoloHandler):
     async def post(self, job_id: str) -> None:
         """Ask the job to stop."""
         self.yolo.jobs.ensure_started()
-        self.write_json(self.yolo.jobs.stop(job_id), status=202)
+        self.write_json(await asyncio.to_thread(self.yolo.jobs.stop, job_id), status=202)
 
 
 class JobResumeHandler(YoloHandler):
@@ -90,7 +97,7 @@ class JobResumeHandler(YoloHandler):
     async def post(self, job_id: str) -> None:
         """Queue the job again from its ``last.pt``."""
         self.yolo.jobs.ensure_started()
-        self.write_json(self.yolo.jobs.resume(job_id), status=202)
+        self.write_json(await asyncio.to_thread(self.yolo.jobs.resume, job_id), status=202)
 
 
 class JobEventsHandler(YoloHandler):

@@ -96,6 +96,7 @@ class JobManager:
         self._progress: dict[str, Progress] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         if self.supervising:
             self.reconcile()
@@ -214,11 +215,13 @@ class JobManager:
             return
         if self._supervisor is None or self._supervisor.done():
             self._wakeup = asyncio.Event()
-            self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+            self._loop = asyncio.get_running_loop()
+            self._supervisor = self._loop.create_task(self._supervise())
 
     def _wake(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
+        """Wake the supervisor now; safe from the loop and from worker threads."""
+        if self._wakeup is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wakeup.set)
 
     async def _supervise(self) -> None:
         while not self._closing:

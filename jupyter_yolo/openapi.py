@@ -633,7 +633,7 @@ DATASET_SCHEMAS: dict[str, Any] = {
             "items": _object(
                 ["path", "boxes"],
                 path=STRING,
-                url=STRING,
+                url=_nullable(STRING),
                 width=_nullable(INTEGER),
                 height=_nullable(INTEGER),
                 thumbnail={"type": "string", "pattern": "^data:image/jpeg;base64,"},

@@ -18,6 +18,7 @@ from .conftest import COCO8, REPO_ROOT
 from .inference_models import runner_env, trained_model
 
 MIN_COMPARED = 10
+PLATEAU_MAP50 = 0.85  # 0.93-0.98 over the last 15 epochs of the shared model's training
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def check(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                           env=runner_env(), check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report: dict[str, Any] = json.loads(out.read_text())
+    report["int8"]["training_map50"] = model.map50
     return report
 
 
@@ -70,15 +72,20 @@ def test_int8_openvino_keeps_map50_within_two_points(
     check: dict[str, Any], record_property: Any
 ) -> None:
     figures = check["int8"]
-    for key in ("pytorch_map50", "fp32_map50", "int8_map50", "int8_map50_drop_pts",
-                "int8_speedup_over_fp32", "fp32_latency_ms", "int8_latency_ms"):
+    for key in ("training_map50", "pytorch_map50", "fp32_map50", "int8_map50",
+                "int8_map50_drop_pts", "int8_speedup_over_fp32", "fp32_latency_ms",
+                "int8_latency_ms"):
         record_property(key, round(float(figures[key]), 4))
     print(f"\nINT8 OpenVINO on the shapes val split at 128: mAP50 {figures['int8_map50']:.4f} "
           f"vs FP32 {figures['fp32_map50']:.4f} (PyTorch {figures['pytorch_map50']:.4f}); "
           f"drop {figures['int8_map50_drop_pts']:.2f} points; speedup over FP32 "
           f"{figures['int8_speedup_over_fp32']:.2f}x ({figures['fp32_latency_ms']:.1f} -> "
           f"{figures['int8_latency_ms']:.1f} ms per image, end to end)")
-    assert figures["fp32_map50"] > 0.5, "the shared model should detect the shapes"
+    # judged on one model against itself: FP32 OpenVINO computes PyTorch's function, INT8 may
+    # lose up to 2 points of it. The model is on its plateau (tests/inference_models.py), where
+    # quantisation noise moves mAP50 little; the floor only says that training worked.
+    assert figures["pytorch_map50"] >= PLATEAU_MAP50, ("not trained to its plateau", figures)
+    assert abs(figures["fp32_map50"] - figures["pytorch_map50"]) <= 0.01, figures
     assert figures["calibration"]["split"] == "train"
     assert figures["int8_map50_drop_pts"] <= 2.0, figures
 

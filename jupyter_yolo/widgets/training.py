@@ -535,6 +535,19 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         """The folded events of the shown job."""
         return self._history
 
+    @property
+    def redraw_interval(self) -> float:
+        """The least time between two throttled redraws, in seconds (``1 / max_rate``)."""
+        return self._throttle.interval
+
+    @property
+    def throttled_redraws(self) -> list[float]:
+        """``time.monotonic()`` at the start of each throttled redraw (the latest 10000).
+
+        :meth:`refresh` redraws outside the throttle and is not listed.
+        """
+        return list(self._throttle.run_starts)
+
     def trace_points(self, name: str) -> int:
         """How many points the figure's trace ``name`` holds now."""
         for trace in self.figure.data:

@@ -111,6 +111,18 @@ export interface IJob {
 export interface IJobList {
   jobs: IJob[];
   queue: string[];
+  max_jobs_per_device: number;
+  /**
+   * False when another Jupyter server holds this workspace's lock: this one shows the jobs but
+   * answers 409 to creating, stopping and resuming them.
+   */
+  supervising: boolean;
+  /**
+   * What was skipped or refused at start-up: a damaged job folder (code `job_folder`), registry
+   * row (`registry`) or workspace entry (`workspace`), and, when not supervising, the other
+   * server's lock (`not_supervising`, its message naming that server's pid).
+   */
+  warnings: IWarning[];
 }
 
 export interface IJobEvent {

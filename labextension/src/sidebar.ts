@@ -6,12 +6,26 @@
  * same after a page reload. It polls every 1.5 s while a job is queued or running and every 6 s
  * otherwise, and not at all while the page or the panel is hidden. Rows are updated in place so
  * a button does not move away under the pointer.
+ *
+ * When another Jupyter server supervises the workspace's jobs, a banner says so (with that
+ * server's pid, as the server words it) and Stop and Resume are locked, saying why; what was
+ * skipped at start-up (damaged job folders, registry rows) is listed in a notice that folds to
+ * one line.
  */
 import { Poll } from '@lumino/polling';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { IJob, LIVE_STATUSES, getEvents, listJobs, resumeJob, stopJob } from './api';
+import {
+  IJob,
+  IJobList,
+  IWarning,
+  LIVE_STATUSES,
+  getEvents,
+  listJobs,
+  resumeJob,
+  stopJob
+} from './api';
 import { el, formatDuration, formatLoss, totalLoss } from './format';
 import { messageOf, notifyError } from './notify';
 import { Series, Sparkline } from './sparkline';
@@ -35,9 +49,13 @@ export class JobsPanel extends Widget {
     'No jobs yet. Start a training from the YOLO quickstart notebook or with POST /yolo/jobs.'
   );
   private readonly problem = el('p', 'jp-yolo-JobsPanel-problem');
+  private readonly banner = el('div', 'jp-yolo-JobsPanel-readOnly');
+  private readonly bannerText = el('span');
+  private readonly notice = new SkippedNotice();
   private readonly rows = new Map<string, JobRow>();
   private readonly poll: Poll;
   private loaded = false;
+  private owner: string | null = null;
 
   constructor(private readonly actions: IJobActions) {
     super();
@@ -52,13 +70,21 @@ export class JobsPanel extends Widget {
     header.append(refresh);
     this.problem.hidden = true;
     this.empty.hidden = true;
-    this.node.append(header, this.problem, this.empty, this.list);
+    this.banner.hidden = true;
+    this.banner.setAttribute('role', 'status');
+    this.banner.append(el('strong', '', 'Read-only: '), this.bannerText);
+    this.node.append(header, this.banner, this.notice.node, this.problem, this.empty, this.list);
     this.poll = new Poll({
       name: 'jupyter-yolo:jobs',
       factory: () => this.tick(),
       frequency: { interval: IDLE_INTERVAL_MS, backoff: true, max: 60_000 },
       standby: () => document.visibilityState === 'hidden' || !this.isVisible
     });
+  }
+
+  /** Why this server may not stop or resume jobs (another one supervises them), or null. */
+  get readOnly(): string | null {
+    return this.owner;
   }
 
   /** Read the jobs now. */
@@ -77,15 +103,17 @@ export class JobsPanel extends Widget {
   }
 
   private async tick(): Promise<void> {
-    let jobs: IJob[];
+    let list: IJobList;
     try {
-      jobs = (await listJobs()).jobs;
+      list = await listJobs();
     } catch (error) {
       this.problem.textContent = `The job list cannot be read: ${messageOf(error)}`;
       this.problem.hidden = false;
       throw error; // the poll backs off
     }
     this.problem.hidden = true;
+    const jobs = list.jobs;
+    this.showSupervision(list.supervising, list.warnings);
     this.render(jobs);
     const live = jobs.some(job => LIVE_STATUSES.has(job.status));
     const interval = live ? LIVE_INTERVAL_MS : IDLE_INTERVAL_MS;
@@ -118,6 +146,17 @@ export class JobsPanel extends Widget {
       }
     }
     this.empty.hidden = !this.loaded || jobs.length > 0;
+  }
+
+  /** The read-only banner (the `not_supervising` warning) and the other start-up warnings. */
+  private showSupervision(supervising: boolean, warnings: IWarning[]): void {
+    const lock = warnings.find(w => w.code === 'not_supervising');
+    this.owner = supervising
+      ? null
+      : (lock?.message ?? "another Jupyter server supervises this workspace's jobs");
+    this.banner.hidden = this.owner === null;
+    this.bannerText.textContent = `${this.owner ?? ''}. Stop and resume its jobs there.`;
+    this.notice.update(warnings.filter(w => w !== lock));
   }
 
   /** Fetch new events of a few jobs (live ones first) to extend their loss series. */
@@ -174,16 +213,8 @@ class JobRow {
   private readonly lossNode = el('span', 'jp-yolo-JobRow-loss');
   private readonly chart = el('div', 'jp-yolo-JobRow-chart');
   private readonly errorNode = el('div', 'jp-yolo-JobRow-error');
-  private readonly stopButton = button(
-    'Stop',
-    'jp-yolo-JobRow-stop',
-    'Stop gracefully: the batch finishes and last.pt is saved'
-  );
-  private readonly resumeButton = button(
-    'Resume',
-    'jp-yolo-JobRow-resume',
-    'Continue the training from last.pt'
-  );
+  private readonly stopButton = button('Stop', 'jp-yolo-JobRow-stop', STOP_TITLE);
+  private readonly resumeButton = button('Resume', 'jp-yolo-JobRow-resume', RESUME_TITLE);
   private readonly logButton = button('Log', 'jp-yolo-JobRow-log', "Open the job's log");
   private readonly folderButton = button(
     'Folder',
@@ -267,6 +298,9 @@ class JobRow {
     this.stopButton.disabled = this.busy || !stoppable;
     this.resumeButton.hidden = !job.resumable;
     this.resumeButton.disabled = this.busy;
+    const owner = this.panel.readOnly;
+    lock(this.stopButton, owner, STOP_TITLE, 'Stop the job there');
+    lock(this.resumeButton, owner, RESUME_TITLE, 'Resume the job there');
   }
 
   /** Read the events after the cursor (one page) into the loss series. */
@@ -294,6 +328,9 @@ class JobRow {
   }
 
   private async act(action: () => Promise<void>): Promise<void> {
+    if (this.panel.readOnly !== null) {
+      return; // a locked button: its tooltip says why
+    }
     this.busy = true;
     this.update(this.job);
     try {
@@ -302,6 +339,55 @@ class JobRow {
       this.busy = false;
       this.update(this.job);
     }
+  }
+}
+
+const STOP_TITLE = 'Stop gracefully: the batch finishes and last.pt is saved';
+const RESUME_TITLE = 'Continue the training from last.pt';
+
+/**
+ * Lock a button while another server supervises the jobs (or unlock it). `aria-disabled` rather
+ * than `disabled`, so the tooltip that says why still shows and the button stays focusable.
+ */
+function lock(node: HTMLButtonElement, owner: string | null, title: string, where: string): void {
+  if (owner === null) {
+    node.removeAttribute('aria-disabled');
+    node.title = title;
+  } else {
+    node.setAttribute('aria-disabled', 'true');
+    node.title = `Read-only: ${owner}. ${where}.`;
+  }
+}
+
+/** The start-up warnings as a notice folded to one line ("2 items were skipped at start-up"). */
+class SkippedNotice {
+  readonly node = el('details', 'jp-yolo-JobsPanel-skipped');
+  private readonly summary = el('summary', 'jp-yolo-JobsPanel-skippedSummary');
+  private readonly list = el('ul', 'jp-yolo-JobsPanel-skippedList');
+  private shown = '';
+
+  constructor() {
+    this.node.hidden = true;
+    this.node.append(this.summary, this.list);
+  }
+
+  /** Show these warnings; the list is rebuilt only when they change, so it stays open. */
+  update(warnings: IWarning[]): void {
+    const key = JSON.stringify(warnings);
+    if (key === this.shown) {
+      return;
+    }
+    this.shown = key;
+    const n = warnings.length;
+    this.node.hidden = n === 0;
+    this.summary.textContent = `${n} ${n === 1 ? 'item was' : 'items were'} skipped at start-up`;
+    this.list.replaceChildren(
+      ...warnings.map(warning => {
+        const item = el('li', '', warning.message);
+        item.dataset.code = warning.code;
+        return item;
+      })
+    );
   }
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from .jobs.manager import JobManager
 from .jobs.schema import HardwareView, device_problem
 from .ownership import WorkspaceOwnership
 from .workspace import Workspace
+
+PROBE_RETRY_S = 60.0  # a failed hardware probe is not run again for every job request
 
 
 class YoloApp(ExtensionApp):
@@ -179,14 +182,20 @@ class YoloApp(ExtensionApp):
             return None
         return device or None
 
+    _probe_failure: tuple[float, str] | None = None
+
     def _hardware_view(self) -> HardwareView:
         """The accelerator report for checking a job's device; probes once when there is none."""
         report = self.accelerators.cached_report
         if report is not None:
             return report, None
+        failed = self._probe_failure
+        if failed is not None and time.monotonic() - failed[0] < PROBE_RETRY_S:
+            return None, failed[1]
         try:
             return self.accelerators.report_sync(), None
         except YoloError as exc:
+            self._probe_failure = (time.monotonic(), exc.message)
             return None, exc.message
 
     def _cuda_available(self) -> bool:

@@ -47,6 +47,12 @@ class PayloadTooLarge(YoloError):
     status = 413
 
 
+class ServiceUnavailable(YoloError):
+    """The server cannot answer now (it is shutting down); the request may be retried."""
+
+    status = 503
+
+
 class ProbeFailed(YoloError):
     """The hardware probe subprocess crashed or printed something unreadable."""
 

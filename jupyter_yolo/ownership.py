@@ -28,8 +28,14 @@ class WorkspaceOwnership:
 
     def acquire(self) -> str | None:
         """Take the lock; return None when taken, else a sentence naming the owner."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            return (
+                f"the workspace lock {self.path} cannot be taken ({exc.strerror}), so this server "
+                f"cannot be sure no other one supervises the jobs"
+            )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -43,6 +43,11 @@ class Workspace:
         return self.root / ".tmp"
 
     @property
+    def state(self) -> Path:
+        """The server's own files: the workspace lock (and the container's token)."""
+        return self.root / ".jupyter-yolo"
+
+    @property
     def registry(self) -> Path:
         """The SQLite job registry."""
         return self.root / "jobs.sqlite"
@@ -55,7 +60,7 @@ class Workspace:
         """
         moved = []
         self.root.mkdir(parents=True, exist_ok=True)
-        for folder in (self.datasets, self.weights, self.jobs, self.tmp):
+        for folder in (self.datasets, self.weights, self.jobs, self.tmp, self.state):
             if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
                 aside = folder.with_name(f"{folder.name}.not-a-folder-{int(time.time())}")
                 os.replace(folder, aside)
@@ -64,6 +69,7 @@ class Workspace:
                     f"{folder.name}/ made in its place."
                 )
             folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state, 0o700)
         return moved
 
     def contains(self, path: Path) -> bool:

@@ -51,3 +51,48 @@ def test_index_handles_many_events_cheaply(tmp_path: Path) -> None:
     assert len(index.read_after(19990)) == 10
     assert index.read_after(0, limit=1)[0]["seq"] == 1
     assert index.last_seq == 20000
+
+
+def test_one_index_shared_by_threads_always_reads_whole_ordered_events(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "events.jsonl"
+    index = EventIndex(path)
+    total = 3000
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        seen = 0
+        try:
+            while not done.is_set() or seen < total:
+                events = index.read_after(seen, limit=50)
+                seqs = [e["seq"] for e in events]
+                assert seqs == list(range(seen + 1, seen + 1 + len(seqs))), seqs[:5]
+                seen += len(seqs)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    with EventWriter(path) as writer:
+        for i in range(total):
+            writer.emit("batch", batch=i)
+    done.set()
+    for reader in readers:
+        reader.join(timeout=120)
+    assert not failures, failures[0]
+    assert index.last_seq == total
+
+
+def test_a_damaged_last_line_does_not_restart_the_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path) as writer:
+        writer.emit("status", status="queued")
+        writer.emit("log", message="hello")
+    with path.open("a") as handle:
+        handle.write("garbage that is no event\n")
+    assert append_event(path, "status", status="interrupted")["seq"] == 3
+    seqs = [e["seq"] for e in EventIndex(path).read_after(0)]
+    assert seqs == [1, 2, 3]

@@ -268,3 +268,22 @@ async def test_nan_in_job_files_never_reaches_a_response(
     page = await fetch_json(jp_fetch, "yolo", "jobs", job["id"], "events")
     assert [e["seq"] for e in page["events"]][-2:] == [90, 91]
     assert page["events"][-2]["mAP50"] is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        'path: "a\\0b"\ntrain: images\nval: images\nnames: {0: a}\n',
+        "path: " + "p" * 300 + "\ntrain: images\nval: images\nnames: {0: a}\n",
+        "train: images\nval: images\ntest: " + "t" * 300 + "\nnames: {0: a}\n",
+        "train: [images, 3]\nval: images\nnames: {0: a}\n",
+        "train: images\nval: images\npath: [1, 2]\nnames: {0: a}\n",
+    ],
+)
+async def test_a_workspace_data_yaml_naming_impossible_paths_is_400(
+    jp_fetch: Any, yolo_workspace: Path, content: str
+) -> None:
+    (yolo_workspace / "mine" / "images").mkdir(parents=True)
+    write_yaml(yolo_workspace / "mine" / "d.yaml", content)
+    message = await refused(jp_fetch, yolo_workspace, {**TRAIN, "data": "mine/d.yaml"})
+    assert len(message) < 600

@@ -117,9 +117,29 @@ def poison_registry_rows(workspace: Path) -> None:
         f"INSERT INTO jobs ({columns}) VALUES ('cafecafecafe', 'train', 'y', 'teleported',"
         " '{}', '{}', '[]', 1, 1)"
     )
+    nested = "[" * 100_000 + "]" * 100_000
+    db.execute(
+        f"INSERT INTO jobs ({columns}, attempts) VALUES"
+        " ('beefbeefbeef', 'train', 'z', 'stopped', ?, '{}', '[]', 1, 1, 9e999)",
+        (nested,),
+    )
+    db.execute(
+        f"INSERT INTO jobs ({columns}) VALUES ('f00df00df00d', 'train', CAST(? AS TEXT),"
+        " 'stopped', '{}', '{}', '[]', 1, 1)",
+        (b"\xff\xfe broken utf-8",),
+    )
+    # a running job whose folder was deleted by hand
+    db.execute(
+        f"INSERT INTO jobs ({columns}, pid) VALUES ('d00dd00dd00d', 'train', 'gone', 'running',"
+        " '{}', '{}', '[\"cpu\"]', 1, 1, 999999)"
+    )
     db.commit()
     db.close()
     job_folder(workspace, POISON)
+    deep = job_folder(workspace, "abcabcabcabc", status="stopped")
+    (deep / "status.json").write_text("[" * 100_000 + "]" * 100_000)
+    with (deep / "events.jsonl").open("a") as handle:
+        handle.write('{"seq": 3, "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
 
 
 def poison_registry_file(workspace: Path) -> None:
@@ -162,6 +182,8 @@ def poison_layout(workspace: Path) -> None:
     (workspace / "weights").write_text("a file where the weights folder belongs")
     (workspace / "elsewhere").mkdir()
     (workspace / ".tmp").symlink_to(workspace / "elsewhere")
+    (workspace / ".jupyter-yolo").write_text("a file where the server's state folder belongs")
+    (workspace / "jobs.sqlite").mkdir()
 
 
 REGISTRY_POISONS: dict[str, tuple[Callable[[Path], None], str]] = {
@@ -196,7 +218,9 @@ def test_damaged_job_folders_are_skipped_and_reported_at_every_start(tmp_path: P
 
 
 @pytest.mark.parametrize("case", sorted(REGISTRY_POISONS))
-def test_a_damaged_registry_or_layout_is_reported_and_the_jobs_kept(tmp_path: Path, case: str) -> None:
+def test_a_damaged_registry_or_layout_is_reported_and_the_jobs_kept(
+    tmp_path: Path, case: str
+) -> None:
     workspace = tmp_path / "ws"
     job_folder(workspace, GOOD)
     poison, reported = REGISTRY_POISONS[case]
@@ -206,6 +230,7 @@ def test_a_damaged_registry_or_layout_is_reported_and_the_jobs_kept(tmp_path: Pa
         assert GOOD in {job["id"] for job in listing["jobs"]}
         assert server.request("GET", f"/yolo/jobs/{GOOD}")["status"] == "succeeded"
         assert reported in " ".join(w["message"] for w in listing["warnings"])
+        assert listing["supervising"] is True
         assert "Traceback" not in server.log_path.read_text()
 
 

@@ -68,6 +68,7 @@ class DatasetsHandler(DatasetBaseHandler):
         """Authenticate (and check XSRF), authorize and check the request before its body."""
         await super().prepare()
         if self.request.method != "POST" or self._finished:
+            self._set_max_body_size(JSON_LIMIT)  # no other method takes a body
             return
         user = self.current_user
         if not user:

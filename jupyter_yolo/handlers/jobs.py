@@ -33,6 +33,19 @@ MAX_ARTIFACT_PATH_BYTES = 4096
 _models_pool = ThreadPoolExecutor(max_workers=MODELS_THREADS, thread_name_prefix="yolo-models")
 
 
+async def prepare_checks(handler: YoloHandler, request: dict[str, object]) -> None:
+    """Do the slow parts of validating a job request off the event loop, before validation.
+
+    A dataset's report may need computing, and a device other than the CPU is checked against
+    the hardware report, which is probed once.
+    """
+    await asyncio.to_thread(handler.yolo.datasets.warm, request.get("data"))
+    device = request.get("device", handler.yolo.jobs.validator.default_device)
+    if isinstance(device, str) and needs_report(device):
+        with contextlib.suppress(YoloError):
+            await handler.yolo.accelerators.report()
+
+
 class JobsHandler(YoloHandler):
     """``GET /yolo/jobs`` lists jobs and the queue; ``POST`` creates a job."""
 
@@ -50,13 +63,7 @@ class JobsHandler(YoloHandler):
         """Create a train, val, predict or export job."""
         self.yolo.jobs.ensure_started()
         body = self.json_body()
-        # a dataset's report may need computing: do it off the event loop before validation
-        await asyncio.to_thread(self.yolo.datasets.warm, body.get("data"))
-        device = body.get("device", self.yolo.jobs.validator.default_device)
-        if isinstance(device, str) and needs_report(device):
-            # the device is checked against the hardware report: probe once, off the loop
-            with contextlib.suppress(YoloError):
-                await self.yolo.accelerators.report()
+        await prepare_checks(self, body)
         job = await asyncio.to_thread(self.yolo.jobs.create, body)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + job["id"])
         self.write_json(job, status=201)
@@ -97,6 +104,8 @@ class JobResumeHandler(YoloHandler):
     async def post(self, job_id: str) -> None:
         """Queue the job again from its ``last.pt``."""
         self.yolo.jobs.ensure_started()
+        record = await asyncio.to_thread(self.yolo.jobs.record, job_id)
+        await prepare_checks(self, record.request)
         self.write_json(await asyncio.to_thread(self.yolo.jobs.resume, job_id), status=202)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ def _last_complete_seq(path: Path) -> tuple[int, int]:
             if start == -1 and pos > 0:
                 continue
             line = tail[start + 1 : end]
-            return _seq_of(line), complete
+            seq = _seq_or_none(line)
+            return (seq if seq is not None else _highest_seq(path, complete)), complete
     return 0, 0
 
 
@@ -55,11 +57,18 @@ def _seq_of(line: bytes) -> int:
     return int(json.loads(line)["seq"])
 
 
+def _highest_seq(path: Path, size: int) -> int:
+    """The highest seq in the first ``size`` bytes of a damaged file (its last line is no event)."""
+    with path.open("rb") as handle:
+        seqs = [_seq_or_none(line) for line in handle.read(size).splitlines()]
+    return max((seq for seq in seqs if seq is not None), default=0)
+
+
 def _seq_or_none(line: bytes) -> int | None:
     """The seq of an event line, or None for a line that is no event (a damaged file)."""
     try:
         seq = _seq_of(line)
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
         return None
     return seq if seq > 0 else None
 
@@ -70,7 +79,7 @@ def _event_or_none(line: bytes) -> dict[str, Any] | None:
         return None
     try:
         event = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(event, dict) or not isinstance(event.get("seq"), int):
         return None
@@ -131,6 +140,7 @@ class EventIndex:
         self._offsets: list[int] = []
         self._indexed_to = 0
         self._inode: int | None = None
+        self._lock = threading.Lock()
 
     @property
     def last_seq(self) -> int:
@@ -138,7 +148,11 @@ class EventIndex:
         return self._seqs[-1] if self._seqs else 0
 
     def refresh(self) -> None:
-        """Index lines appended since the last call."""
+        """Index lines appended since the last call (safe from several threads)."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         try:
             stat = self.path.stat()
         except FileNotFoundError:
@@ -170,7 +184,11 @@ class EventIndex:
 
     def read_after(self, after: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Return up to ``limit`` events whose seq is greater than ``after``."""
-        self.refresh()
+        with self._lock:
+            self._refresh()
+            return self._read_after(after, limit)
+
+    def _read_after(self, after: int, limit: int) -> list[dict[str, Any]]:
         first = bisect.bisect_right(self._seqs, after)
         if first >= len(self._seqs):
             return []

@@ -28,6 +28,7 @@ import yaml
 
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..inference.cache import digest_cache, exports_root, stored_choices, weights_digest
+from ..runner.job import ALREADY_RUNNING_EXIT
 from ..strict import describe_text, dumps, text_problem
 from ..workspace import Workspace, open_private, private_folder, write_atomic
 from .events import EVENTS_FILE, EventIndex, append_event
@@ -85,7 +86,7 @@ class JobManager:
         private_folder(workspace.jobs)
         self.owner = owner
         self.supervising = owner is None
-        self.registry = JobRegistry(workspace.registry, log=log)
+        self.registry = JobRegistry(workspace.registry, log=log, repair=self.supervising)
         self._lock = threading.RLock()
         self._progress_lock = threading.Lock()
         self._problems: dict[str, str] = {}
@@ -98,6 +99,7 @@ class JobManager:
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        self._no_new_starts = False
         if self.supervising:
             self.reconcile()
         else:
@@ -120,8 +122,8 @@ class JobManager:
 
     def problems(self) -> list[dict[str, str]]:
         """What was skipped or refused at start (damaged folders, registry rows, the lock)."""
-        found = [{"code": "job_folder", "message": m} for m in self._problems.values()]
-        found += [{"code": "registry", "message": m} for m in self.registry.problems.values()]
+        found = [{"code": "job_folder", "message": m} for m in list(self._problems.values())]
+        found += [{"code": "registry", "message": m} for m in list(self.registry.problems.values())]
         found += self._extra_problems
         if not self.supervising:
             found.insert(0, {"code": "not_supervising", "message": str(self.owner)})
@@ -143,19 +145,42 @@ class JobManager:
                 self._adopt_folder(folder)
             except Exception as exc:  # a damaged folder must not stop the server
                 self._skip_folder(folder, f"it could not be read ({type(exc).__name__}: {exc})")
-        for record in self.registry.with_status(*ACTIVE):
-            if is_same_process_alive(record.pid, record.pid_start):
-                self.log.info("jupyter_yolo: re-attached to job %s (pid %s)", record.id, record.pid)
-                if record.status == "stopping":
-                    self._stop_requested[record.id] = time.monotonic()
-            else:
-                self._finalize(record, returncode=None)
-        for record in self.registry.with_status("queued"):
+        for record in self.registry.with_status(*ACTIVE, "queued"):
+            try:
+                self._reattach(record)
+            except Exception as exc:  # one job's damaged files must not stop the server
+                self._problems[record.id] = (
+                    f"Job {record.id} could not be checked at start ({type(exc).__name__}: "
+                    f"{exc}); it is shown as it was."
+                )
+                self.log.exception("jupyter_yolo: %s", self._problems[record.id])
+
+    def _reattach(self, record: JobRecord) -> None:
+        """At start: follow a live runner again, or record the end of one that is gone."""
+        if record.status == "queued":
             status = self._read_status(record.id)
             if status and status.get("status") == "running":
-                pid = status.get("pid")
-                if isinstance(pid, int) and is_same_process_alive(pid, None):
-                    self.registry.mark_running(record.id, pid, process_start_time(pid))
+                self._adopt_live_runner(record.id, status)
+            return
+        if is_same_process_alive(record.pid, record.pid_start):
+            self.log.info("jupyter_yolo: re-attached to job %s (pid %s)", record.id, record.pid)
+            if record.status == "stopping":
+                self._stop_requested[record.id] = time.monotonic()
+        elif not self._adopt_live_runner(record.id, self._read_status(record.id) or {}):
+            self._finalize(record, returncode=None)
+
+    def _adopt_live_runner(self, job_id: str, status: dict[str, Any]) -> bool:
+        """Follow the runner ``status.json`` names when it still runs; return whether it does."""
+        pid = status.get("pid")
+        if status.get("status") not in ("running", "stopping") or not isinstance(pid, int):
+            return False
+        if isinstance(pid, bool) or not is_same_process_alive(pid, None):
+            return False
+        start = process_start_time(pid)
+        if not self.registry.mark_running(job_id, pid, start):
+            self.registry.set_process(job_id, pid, start)
+        self.log.info("jupyter_yolo: re-attached to job %s (runner pid %s)", job_id, pid)
+        return True
 
     def _job_folders(self) -> list[Path]:
         try:
@@ -166,7 +191,7 @@ class JobManager:
             return []
 
     def _skip_folder(self, folder: Path, why: str) -> None:
-        message = f"The job folder jobs/{describe_text(folder.name)} was skipped: {why}."
+        message = f"The job folder jobs/{describe_text(folder.name)[1:-1]} was skipped: {why}."
         self._problems[folder.name] = message
         self.log.warning("jupyter_yolo: %s", message)
 
@@ -220,8 +245,9 @@ class JobManager:
 
     def _wake(self) -> None:
         """Wake the supervisor now; safe from the loop and from worker threads."""
-        if self._wakeup is not None and self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+        if self._wakeup is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._wakeup.set)
 
     async def _supervise(self) -> None:
         while not self._closing:
@@ -256,19 +282,20 @@ class JobManager:
                 continue
             if record.status == "stopping":
                 self._escalate_stop(record)
-        if not self._closing:
+        if not self._closing and not self._no_new_starts:
             self._start_queued()
 
     async def shutdown(self, stop_jobs: bool) -> None:
         """Stop the supervisor; with ``stop_jobs`` stop running jobs gracefully first."""
+        self._no_new_starts = True
         if stop_jobs and self.supervising:
             active = self.registry.with_status(*ACTIVE)
             for record in active:
                 with contextlib.suppress(Conflict):
-                    self.stop(record.id)
+                    await asyncio.to_thread(self.stop, record.id)
             deadline = time.monotonic() + self.stop_grace_period + self.kill_grace_period + 5
             while self.registry.with_status(*ACTIVE) and time.monotonic() < deadline:
-                self.tick()
+                await asyncio.to_thread(self.tick)
                 await asyncio.sleep(POLL_INTERVAL)
         self._closing = True
         self._wake()
@@ -516,7 +543,7 @@ class JobManager:
         elif record.status == "running":
             if self.registry.mark_stopping(job_id):
                 folder = self.workspace.jobs / job_id
-                (folder / "stop").write_text(str(time.time()))
+                write_atomic(folder / "stop", str(time.time()))
                 self._stop_requested[job_id] = time.monotonic()
                 # Before it writes status.json the runner may not handle SIGUSR1 yet (the
                 # default action would kill it); it reads the stop file when it starts.
@@ -545,12 +572,20 @@ class JobManager:
         and the job's data.yaml copy and job.json are written anew from it.
         """
         self._refuse_unless_supervising()
+        record = self._resumable(job_id)
+        try:  # outside the lock: it may compute a dataset report or probe the hardware
+            spec = self.validator.validate(record.request)
+        except InvalidRequest as exc:
+            raise Conflict(
+                f"Job {job_id} cannot be resumed: its request is no longer valid: {exc.message}"
+            ) from None
         with self._lock:
-            self._resume(job_id)
+            self._resumable(job_id)  # still stopped or interrupted
+            self._requeue(job_id, spec)
         self._wake()
         return self.get(job_id)
 
-    def _resume(self, job_id: str) -> None:
+    def _resumable(self, job_id: str) -> JobRecord:
         record = self.record(job_id)
         if record.kind != "train":
             raise Conflict(f"Job {job_id} is a {record.kind} job; only training can be resumed.")
@@ -559,13 +594,10 @@ class JobManager:
                 f"Job {job_id} is {record.status}; only a stopped or interrupted training can "
                 f"be resumed."
             )
+        return record
+
+    def _requeue(self, job_id: str, spec: JobSpec) -> None:
         folder = self.workspace.jobs / job_id
-        try:
-            spec = self.validator.validate(record.request)
-        except InvalidRequest as exc:
-            raise Conflict(
-                f"Job {job_id} cannot be resumed: its request is no longer valid: {exc.message}"
-            ) from None
         if spec.dataset_yaml is not None:
             write_atomic(folder / "data.yaml", yaml.safe_dump(spec.dataset_yaml, sort_keys=False))
             spec.params["data"] = str(folder / "data.yaml")
@@ -671,6 +703,10 @@ class JobManager:
     def _finalize(self, record: JobRecord, returncode: int | None) -> None:
         """Record the end of a runner process; the runner's own terminal status wins."""
         self._children.pop(record.id, None)
+        if returncode == ALREADY_RUNNING_EXIT and self._adopt_live_runner(
+            record.id, self._read_status(record.id) or {}
+        ):
+            return  # that runner found another one at work on the job: follow that one
         stopping = record.status == "stopping"
         self._stop_requested.pop(record.id, None)
         if record.pid:
@@ -725,12 +761,18 @@ class JobManager:
         return True
 
     def _append(self, job_id: str, event_type: str, **fields: Any) -> None:
-        append_event(self.workspace.jobs / job_id / EVENTS_FILE, event_type, **fields)
+        folder = self.workspace.jobs / job_id
+        if not folder.is_dir():
+            self.log.warning(
+                "jupyter_yolo: job %s has no folder; not recording %s", job_id, event_type
+            )
+            return
+        append_event(folder / EVENTS_FILE, event_type, **fields)
 
     def _read_status(self, job_id: str) -> dict[str, Any] | None:
         try:
             status = json.loads((self.workspace.jobs / job_id / "status.json").read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         return status if isinstance(status, dict) else None
 

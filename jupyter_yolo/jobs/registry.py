@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ServiceUnavailable
 from ..strict import dumps
 
 TERMINAL = frozenset({"succeeded", "failed", "stopped", "interrupted"})
@@ -88,8 +89,8 @@ class JobRecord:
                 result=_json(row["result"], dict) if row["result"] else None,
                 attempts=int(row["attempts"]),
             )
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
-            raise BadRow(_row_id(row), str(exc)) from None
+        except Exception as exc:  # anything a hand-edited or damaged row can hold
+            raise BadRow(_row_id(row), f"{type(exc).__name__}: {exc}"[:300]) from None
         if record.status not in STATUSES:
             raise BadRow(record.id, f"unknown status {record.status!r}")
         return record
@@ -107,6 +108,27 @@ class BadRow(ValueError):
         super().__init__(f"registry row {job_id!r}: {why}")
         self.job_id = job_id
         self.why = why
+
+
+_COLUMNS = (
+    "id, kind, name, status, request, params, devices, created, queued, started, ended, pid,"
+    " pid_start, exit_reason, error, result, attempts"
+)
+_DAMAGED_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Whether opening failed because the file is no registry (not: locked, full disk ...)."""
+    if isinstance(exc, IsADirectoryError):
+        return True
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    if getattr(exc, "sqlite_errorcode", None) in _DAMAGED_CODES:
+        return True
+    message = str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and message.startswith(
+        ("no such column", "no such table")
+    )
 
 
 def _text(value: Any) -> str:
@@ -155,49 +177,68 @@ class JobRegistry:
     is lost. Rows that cannot be decoded are skipped and listed in :attr:`problems`.
     """
 
-    def __init__(self, path: Path, log: logging.Logger | None = None) -> None:
+    def __init__(
+        self, path: Path, log: logging.Logger | None = None, *, repair: bool = True
+    ) -> None:
         self.path = path
         self.log = log or logging.getLogger(__name__)
         self.problems: dict[str, str] = {}
         self._lock = threading.RLock()
+        self._closed = False
         try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            self._db = self._open(path)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            if not _damaged(exc):
+                raise
+            self._db = self._replace_damaged(exc, repair)
+
+    def _replace_damaged(self, exc: BaseException, repair: bool) -> sqlite3.Connection:
+        """Move a damaged registry aside and start anew (or, when not ours, work in memory)."""
+        if not repair:
             self.problems["registry"] = (
-                f"The job registry {path.name} could not be read ({exc}); it was moved to "
-                f"{aside.name} and a new one was started from the job folders."
+                f"The job registry {self.path.name} cannot be read ({exc}); the server that "
+                f"supervises this workspace repairs it when it starts."
             )
             self.log.error("jupyter_yolo: %s", self.problems["registry"])
-            self._db = self._open()
+            return self._open(None)
+        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+        self.problems["registry"] = (
+            f"The job registry {self.path.name} could not be read ({exc}); it was moved to "
+            f"{aside.name} and a new one was started from the job folders."
+        )
+        self.log.error("jupyter_yolo: %s", self.problems["registry"])
+        return self._open(self.path)
 
-    def _open(self) -> sqlite3.Connection:
-        _private_file(self.path)
-        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+    def _open(self, path: Path | None) -> sqlite3.Connection:
+        """Open (and create) the registry; None opens an empty one in memory."""
+        if path is not None:
+            _private_file(path)
+        target = str(path) if path is not None else ":memory:"
+        db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
         try:
             db.row_factory = sqlite3.Row
+            # a damaged text cell decodes with U+FFFD instead of failing the whole query
+            db.text_factory = lambda raw: raw.decode("utf-8", "replace")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
-            db.execute(
-                "SELECT id, kind, name, status, request, params, devices, created, queued,"
-                " started, ended, pid, pid_start, exit_reason, error, result, attempts"
-                " FROM jobs LIMIT 1"
-            ).fetchall()
+            db.execute(f"SELECT {_COLUMNS} FROM jobs").fetchall()
         except sqlite3.DatabaseError:
             db.close()
             raise
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(f"{self.path}{suffix}", 0o600)
+        if path is not None:
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(f"{path}{suffix}", 0o600)
         return db
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection; later calls raise :class:`ServiceUnavailable`."""
         with self._lock:
+            self._closed = True
             self._db.close()
 
     def _decode(self, rows: list[sqlite3.Row]) -> list[JobRecord]:
@@ -216,11 +257,17 @@ class JobRegistry:
 
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
+            self._check_open()
             return self._db.execute(sql, args)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
+            self._check_open()
             return self._db.execute(sql, args).fetchall()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ServiceUnavailable("The server is shutting down; try again when it is back.")
 
     def insert(
         self,

@@ -13,9 +13,9 @@ from ..datasets.keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
 from ..errors import InvalidRequest
 from ..inference.backends import AUTO, BACKEND_CHOICES, all_availability, refusal
 from ..safeyaml import YamlRefused, describe, load_yaml
-from ..strict import MAX_PATH_BYTES, describe_text, text_problem
+from ..strict import MAX_NAME_BYTES, MAX_PATH_BYTES, describe_text, text_problem
 from ..workspace import Workspace
-from .devices import absence
+from .devices import absence, needs_report
 
 JOB_KINDS = ("train", "val", "predict", "export")
 ARCHITECTURES = tuple(f"{family}{size}.yaml" for family in ("yolov8", "yolo11") for size in "nsmlx")
@@ -271,7 +271,7 @@ class JobValidator:
             raise InvalidRequest(f"A {kind} job needs {', '.join(repr(m) for m in missing)}.")
         params = {key: schema[key].validate(key, value) for key, value in values.items()}
         name = params.pop("name", None)
-        if "device" in params and self._hardware is not None:
+        if needs_report(params.get("device")) and self._hardware is not None:
             report, probe_error = self._hardware()
             problem = absence(params["device"], report, probe_error)
             if problem:
@@ -398,50 +398,70 @@ class JobValidator:
         for key in ("train", "val", "names"):
             if key not in content:
                 raise InvalidRequest(f"The dataset file {shown!r} has no {key!r} entry.")
-        base_value = content.get("path")
-        if base_value in (None, ""):
-            base = yaml_path.parent
-        elif not isinstance(base_value, str):
+        try:
+            base = self._dataset_base(yaml_path, content.get("path"), shown)
+            for split in ("train", "val", "test"):
+                self._check_split(base, split, content.get(split), shown)
+        except (OSError, ValueError) as exc:
             raise InvalidRequest(
-                f"'path' in {shown!r} must be a folder name, got {describe(base_value)}."
+                f"The dataset file {shown!r} names a path that cannot be used: {exc}"
+            ) from None
+        kept = {key: value for key, value in content.items() if key in DATA_YAML_KEYS}
+        return {**kept, "path": str(base)}
+
+    def _dataset_base(self, yaml_path: Path, value: Any, shown: str) -> Path:
+        """The folder a data.yaml's ``path`` names (its own folder when empty), in the workspace."""
+        if value in (None, ""):
+            base = yaml_path.parent
+        elif not isinstance(value, str):
+            raise InvalidRequest(
+                f"'path' in {shown!r} must be a folder name, got {describe(value)}."
             )
         else:
-            base_candidate = Path(base_value)
-            if base_candidate.is_absolute():
-                base = base_candidate
-            elif (yaml_path.parent / base_candidate).exists():
-                base = yaml_path.parent / base_candidate
+            _check_path_text(value, f"'path' in {shown!r}")
+            candidate = Path(value)
+            if candidate.is_absolute():
+                base = candidate
+            elif (yaml_path.parent / candidate).exists():
+                base = yaml_path.parent / candidate
             else:
-                base = self.workspace.datasets / base_candidate
+                base = self.workspace.datasets / candidate
         base = base.resolve()
         if not self.workspace.contains(base):
             raise InvalidRequest(
                 f"The dataset file {shown!r} points outside the workspace "
-                f"(path: {describe(base_value)})."
+                f"(path: {describe(value)})."
             )
-        for split in ("train", "val", "test"):
-            entries = content.get(split)
-            if entries in (None, ""):
-                continue
-            listed = entries if isinstance(entries, list) else [entries]
-            if len(listed) > 100 or not all(isinstance(e, str) and e for e in listed):
+        return base
+
+    def _check_split(self, base: Path, split: str, entries: Any, shown: str) -> None:
+        """A split names existing folders or list files inside the workspace."""
+        if entries in (None, ""):
+            return
+        listed = entries if isinstance(entries, list) else [entries]
+        if len(listed) > 100 or not all(isinstance(e, str) and e for e in listed):
+            raise InvalidRequest(
+                f"The {split} split of {shown!r} must be a folder or file name, or a short "
+                f"list of them; got {describe(entries)}."
+            )
+        for entry in listed:
+            _check_path_text(entry, f"The {split} split of {shown!r}")
+            target = (base / entry).resolve()
+            if not self.workspace.contains(target):
                 raise InvalidRequest(
-                    f"The {split} split of {shown!r} must be a folder or file name, or a short "
-                    f"list of them; got {describe(entries)}."
+                    f"The {split} split {describe(entry)} of {shown!r} points outside the "
+                    f"workspace."
                 )
-            for entry in listed:
-                problem = text_problem(entry, max_bytes=MAX_PATH_BYTES)
-                if problem:
-                    raise InvalidRequest(f"The {split} split of {shown!r} {problem}.")
-                target = (base / entry).resolve()
-                if not self.workspace.contains(target):
-                    raise InvalidRequest(
-                        f"The {split} split {describe(entry)} of {shown!r} points outside the "
-                        f"workspace."
-                    )
-                if not target.exists():
-                    raise InvalidRequest(
-                        f"The {split} split {describe(entry)} of {shown!r} does not exist."
-                    )
-        kept = {key: value for key, value in content.items() if key in DATA_YAML_KEYS}
-        return {**kept, "path": str(base)}
+            if not target.exists():
+                raise InvalidRequest(
+                    f"The {split} split {describe(entry)} of {shown!r} does not exist."
+                )
+
+
+def _check_path_text(value: str, what: str) -> None:
+    """Refuse a path a file system cannot hold: control characters, overlong names."""
+    problem = text_problem(value, max_bytes=MAX_PATH_BYTES)
+    if problem is None and any(len(part.encode()) > MAX_NAME_BYTES for part in Path(value).parts):
+        problem = f"has a name longer than {MAX_NAME_BYTES} bytes"
+    if problem:
+        raise InvalidRequest(f"{what} {problem}.")

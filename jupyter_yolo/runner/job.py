@@ -22,6 +22,7 @@ STOP_FILE = "stop"
 LOG_FILE = "log.txt"
 RUN_DIR = "run"
 RUNNER_LOCK = ".runner.lock"
+ALREADY_RUNNING_EXIT = 3  # a runner that found another one holding RUNNER_LOCK
 
 KINDS = ("train", "val", "predict", "export")
 TERMINAL = ("succeeded", "failed", "stopped")

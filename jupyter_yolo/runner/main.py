@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .job import (
+    ALREADY_RUNNING_EXIT,
     LOG_FILE,
     STATUS_FILE,
     STOP_FILE,
@@ -140,9 +141,6 @@ def _detach_log_events() -> None:
                 logger.removeHandler(handler)
 
 
-ALREADY_RUNNING = 3
-
-
 def run(job_dir: Path) -> int:
     """Run the job in ``job_dir``; return the process exit code (0: succeeded or stopped)."""
     job_dir = job_dir.absolute()
@@ -154,7 +152,7 @@ def run(job_dir: Path) -> int:
             file=sys.stderr,
             flush=True,
         )
-        return ALREADY_RUNNING
+        return ALREADY_RUNNING_EXIT
     stop = StopController(job_dir / STOP_FILE)
     stop.install()
     os.chdir(job_dir)

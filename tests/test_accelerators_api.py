@@ -98,14 +98,14 @@ def test_server_modules_do_not_import_torch() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-async def test_cached_then_refreshed(jp_fetch: Any) -> None:
+@pytest.mark.parametrize("yolo_config", ["recorded"], indirect=True)
+async def test_cached_then_refreshed(jp_fetch: Any, tmp_path: Path) -> None:
     first = await fetch_json(jp_fetch, "yolo", "accelerators")
-    started = time.monotonic()
     cached = await fetch_json(jp_fetch, "yolo", "accelerators")
-    assert time.monotonic() - started < 1.0
-    assert cached["generated_at"] == first["generated_at"]
-    fresh = await fetch_json(jp_fetch, "yolo", "accelerators", params={"refresh": "1"})
-    assert fresh["generated_at"] > first["generated_at"]
+    assert cached == first
+    assert (tmp_path / "runs").read_text().count("run") == 1  # answered from the cache
+    await fetch_json(jp_fetch, "yolo", "accelerators", params={"refresh": "1"})
+    assert (tmp_path / "runs").read_text().count("run") == 2  # probed again
 
 
 @pytest.mark.parametrize("yolo_config", ["recorded"], indirect=True)
@@ -131,7 +131,7 @@ async def test_probe_timeout_is_a_prompt_504(jp_fetch: Any, tmp_path: Path) -> N
     assert "did not answer within 1.5 s" in body["message"]
     assert "probe_timeout" in body["message"]
     assert "importing torch" in body["message"]  # what the probe said before it was stopped
-    assert elapsed < 10
+    assert elapsed < 45  # well under the stub's 60 s sleep: the 1.5 s limit stopped it
     # the probe and what it started were killed as a process group
     for name in ("probe.pid", "child.pid"):
         pid = int((tmp_path / name).read_text())
@@ -157,11 +157,10 @@ async def test_unusable_probe_is_a_502(jp_fetch: Any) -> None:
     assert "probe" in body["message"] and "probe_python" in body["message"]
 
 
-async def test_usage_is_fast(jp_fetch: Any) -> None:
+async def test_usage_answers_with_readings(jp_fetch: Any) -> None:
+    """Its cost is measured as CPU time in tests/test_usage.py, not as wall time here."""
     await jp_fetch("yolo", "accelerators", "usage")
-    started = time.monotonic()
     usage = await fetch_json(jp_fetch, "yolo", "accelerators", "usage")
-    assert time.monotonic() - started < 0.5
     assert 0.0 <= usage["cpu"]["percent"] <= 100.0
     assert usage["memory"]["limit_bytes"] > 0
     assert usage["gpus"] == []

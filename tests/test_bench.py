@@ -100,7 +100,7 @@ def test_selected_keeps_the_fixed_order() -> None:
     assert [s.name for s in bench_main.selected(["footprint", "training"], None)] == [
         "training", "footprint"]
     assert [s.name for s in bench_main.selected(None, ["inference"])] == [
-        "training", "live", "footprint"]
+        "training", "live", "footprint", "eventloop"]
 
 
 def test_flatten() -> None:
@@ -131,7 +131,7 @@ def test_run_writes_json_and_table(
     assert data["machine"]["cpus_usable"] >= 1
     targets = {t["key"]: t["pass"] for t in data["targets"]}
     assert targets == {"training.overhead_ratio": True, "inference.auto_over_best": True,
-                       "inference.auto_over_pytorch": False}
+                       "inference.auto_over_pytorch": False, "eventloop.rest_p99_ms": None}
     table = capsys.readouterr().out
     assert "training.overhead_ratio" in table and "PASS" in table and "FAIL" in table
     assert "inference.images_per_s.openvino" in table
@@ -222,7 +222,8 @@ def test_jobs_to_saturate_follow_ultralytics_threads() -> None:
 def test_list_sections_from_the_command_line() -> None:
     done = subprocess.run([sys.executable, "-m", "bench", "--list"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.split()[::2] == ["training", "inference", "live", "footprint"]
+    assert done.stdout.split()[::2] == [
+        "training", "inference", "live", "footprint", "eventloop"]
 
 
 @pytest.mark.benchmarks

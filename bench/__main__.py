@@ -104,8 +104,9 @@ def run_section(
         record.update(status="missing", reason=str(exc))
         log(f"section {section.name}: missing ({exc})")
     except Exception as exc:
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc())
+        record.update(
+            status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
         log(f"section {section.name}: FAILED\n{traceback.format_exc()}")
     record["duration_s"] = round(time.perf_counter() - started, 1)
     record["loadavg_after"] = loadavg()
@@ -135,18 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
         "metrics and REST latency, server footprint, REST latency while /yolo/models hashes. "
         "Table on stdout, JSON to --out.",
     )
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats and shorter runs (about 15 minutes on 2 CPU cores)")
-    parser.add_argument("--out", type=Path, default=Path("bench-results.json"),
-                        help="where to write the JSON report (default: bench-results.json)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats and shorter runs (about 15 minutes on 2 CPU cores)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results.json"),
+        help="where to write the JSON report (default: bench-results.json)",
+    )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--only", type=parse_sections, metavar="A,B",
-                       help=f"run only these sections ({', '.join(SECTION_NAMES)})")
-    group.add_argument("--skip", type=parse_sections, metavar="A,B",
-                       help="run every section but these")
-    parser.add_argument("--workdir", type=Path,
-                        help="keep working files (workspaces, runs, logs) here instead of a "
-                        "temporary folder that is deleted at the end")
+    group.add_argument(
+        "--only",
+        type=parse_sections,
+        metavar="A,B",
+        help=f"run only these sections ({', '.join(SECTION_NAMES)})",
+    )
+    group.add_argument(
+        "--skip", type=parse_sections, metavar="A,B", help="run every section but these"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep working files (workspaces, runs, logs) here instead of a "
+        "temporary folder that is deleted at the end",
+    )
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     return parser
 
@@ -159,7 +175,12 @@ def selected(only: Sequence[str] | None, skip: Sequence[str] | None) -> list[Sec
 
 
 def run_all(
-    sections: Sequence[Section], *, quick: bool, workdir: Path, out: Path, log: Log,
+    sections: Sequence[Section],
+    *,
+    quick: bool,
+    workdir: Path,
+    out: Path,
+    log: Log,
     argv: Sequence[str] = (),
 ) -> tuple[dict[str, Any], int]:
     """Run the sections, write the report after each one; return (document, exit status)."""
@@ -171,9 +192,14 @@ def run_all(
 
     def save(finished: bool) -> None:
         nonlocal document
-        run = {"argv": list(argv), "quick": quick, "started": round(started, 3),
-               "duration_s": round(time.time() - started, 1), "finished": finished,
-               "sections": [s.name for s in sections]}
+        run = {
+            "argv": list(argv),
+            "quick": quick,
+            "started": round(started, 3),
+            "duration_s": round(time.time() - started, 1),
+            "finished": finished,
+            "sections": [s.name for s in sections],
+        }
         machine["loadavg_at_end"] = loadavg()
         document = build_document(figures, sections=records, machine=machine, run=run)
         write_json(out, document)
@@ -206,8 +232,14 @@ def main(argv: Sequence[str] | None = None, log: Log = stderr_log) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="jupyter-yolo-bench-")) if temporary else args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        document, status = run_all(sections, quick=args.quick, workdir=workdir.absolute(),
-                                   out=args.out, log=log, argv=args_list)
+        document, status = run_all(
+            sections,
+            quick=args.quick,
+            workdir=workdir.absolute(),
+            out=args.out,
+            log=log,
+            argv=args_list,
+        )
     finally:
         if temporary:
             shutil.rmtree(workdir, ignore_errors=True)

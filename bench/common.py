@@ -156,8 +156,14 @@ def machine_facts() -> dict[str, Any]:
         "versions": {
             name: _version(name)
             for name in (
-                "jupyter-yolo", "torch", "torchvision", "ultralytics", "jupyter_server",
-                "jupyterlab", "onnxruntime", "openvino",
+                "jupyter-yolo",
+                "torch",
+                "torchvision",
+                "ultralytics",
+                "jupyter_server",
+                "jupyterlab",
+                "onnxruntime",
+                "openvino",
             )
         },
         "thread_env": {name: os.environ.get(name) for name in THREAD_VARS},
@@ -274,9 +280,7 @@ def follow_events(
     after = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        page = rest.get(
-            f"/yolo/jobs/{job_id}/events?after={after}&timeout={poll_s}&limit=10000"
-        )
+        page = rest.get(f"/yolo/jobs/{job_id}/events?after={after}&timeout={poll_s}&limit=10000")
         received = time.time()
         for event in page["events"]:
             after = event["seq"]

@@ -47,8 +47,19 @@ COCO8_VAL = REPO_ROOT.parent / "shared" / "datasets" / "coco8" / "images" / "val
 IMGSZ = 640
 BACKENDS = ("pytorch", "onnxruntime", "openvino", "openvino-int8")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-TRAIN = {"model": "yolov8n.yaml", "imgsz": 128, "batch": 16, "nbs": 16, "optimizer": "AdamW",
-         "lr0": 0.003, "device": "cpu", "workers": 0, "plots": False, "seed": 0, "val": False}
+TRAIN = {
+    "model": "yolov8n.yaml",
+    "imgsz": 128,
+    "batch": 16,
+    "nbs": 16,
+    "optimizer": "AdamW",
+    "lr0": 0.003,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+    "seed": 0,
+    "val": False,
+}
 JOB_ID = "00000000be9c"
 EPOCHS = 30  # mAP50 about 0.9 on the shapes val split; detections on coco8 images too
 
@@ -72,8 +83,11 @@ def _clean_env() -> dict[str, str]:
 
 def plain_env(workdir: Path) -> dict[str, str]:
     """A user's environment: no thread variables, no jupyter-yolo runner settings."""
-    env = {k: v for k, v in _clean_env().items()
-           if k not in THREAD_VARS and not k.startswith(("YOLO_", "JUPYTER_YOLO"))}
+    env = {
+        k: v
+        for k, v in _clean_env().items()
+        if k not in THREAD_VARS and not k.startswith(("YOLO_", "JUPYTER_YOLO"))
+    }
     env["YOLO_OFFLINE"] = "1"  # no update check over the network (it does not change speed)
     env["YOLO_CONFIG_DIR"] = str(workdir / "plain-config")
     return env
@@ -95,14 +109,28 @@ def ensure_model(workdir: Path, epochs: int, log: Log) -> tuple[Path, Path, Path
         return workspace, weights, data
     job_dir.mkdir(parents=True, exist_ok=True)
     params = {**TRAIN, "epochs": epochs, "data": str(data)}
-    (job_dir / "job.json").write_text(json.dumps({
-        "id": job_dir.name, "kind": "train", "workspace": str(workspace), "params": params,
-    }), encoding="utf-8")
+    (job_dir / "job.json").write_text(
+        json.dumps(
+            {
+                "id": job_dir.name,
+                "kind": "train",
+                "workspace": str(workspace),
+                "params": params,
+            }
+        ),
+        encoding="utf-8",
+    )
     log(f"inference: training yolov8n on the shapes dataset ({epochs} epochs at 128 px)")
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "jupyter_yolo.runner", str(job_dir)],
-                          cwd=job_dir, env=_clean_env(), stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=1800, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter_yolo.runner", str(job_dir)],
+        cwd=job_dir,
+        env=_clean_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=1800,
+        check=False,
+    )
     if done.returncode != 0 or not weights.exists():
         tail = (job_dir / "log.txt").read_text(errors="replace")[-3000:]
         raise RuntimeError(f"training the benchmark model failed:\n{tail}")
@@ -142,9 +170,14 @@ def run(*, quick: bool, workdir: Path, log: Log) -> dict[str, Any]:
     workspace, weights, data = ensure_model(workdir, EPOCHS, log)
     images, images_note = bench_images(workdir)
     config = {
-        "workspace": str(workspace), "weights": str(weights), "data": str(data),
-        "images": str(images), "images_note": images_note, "imgsz": IMGSZ,
-        "rounds": 15 if quick else 41, "trial_rounds": 3 if quick else 5,
+        "workspace": str(workspace),
+        "weights": str(weights),
+        "data": str(data),
+        "images": str(images),
+        "images_note": images_note,
+        "imgsz": IMGSZ,
+        "rounds": 15 if quick else 41,
+        "trial_rounds": 3 if quick else 5,
         "plain_env": plain_env(workdir),
     }
     config_path = workdir / "inference-config.json"
@@ -153,8 +186,12 @@ def run(*, quick: bool, workdir: Path, log: Log) -> dict[str, Any]:
     out_path.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.inference", "--measure", str(config_path), str(out_path)],
-        cwd=REPO_ROOT, env=_clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
+        cwd=REPO_ROOT,
+        env=_clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     tail: list[str] = []
@@ -183,10 +220,21 @@ class PlainPyTorch:
 
     def __init__(self, weights: Path, images: list[Path], imgsz: int, env: dict[str, str]):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.inference", "--plain", str(weights), str(imgsz),
-             *map(str, images)],
-            cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.inference",
+                "--plain",
+                str(weights),
+                str(imgsz),
+                *map(str, images),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         self.facts = json.loads(self._line())
 
@@ -223,8 +271,15 @@ def plain_main(weights: str, imgsz: int, images: list[str]) -> None:
 
     model = YOLO(weights)
     model.predict(images[0], imgsz=imgsz, verbose=False)
-    print(json.dumps({"torch_threads": torch.get_num_threads(),
-                      "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}), flush=True)
+    print(
+        json.dumps(
+            {
+                "torch_threads": torch.get_num_threads(),
+                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            }
+        ),
+        flush=True,
+    )
     for line in sys.stdin:
         if line.strip() != "pass":
             continue
@@ -240,8 +295,18 @@ def r3(value: float) -> float:
 
 
 def _val_map50(model: Any, data: str, imgsz: int, project: Path, name: str) -> dict[str, float]:
-    metrics = model.val(data=data, imgsz=imgsz, batch=1, device="cpu", workers=0, plots=False,
-                        verbose=False, project=str(project), name=name, exist_ok=True)
+    metrics = model.val(
+        data=data,
+        imgsz=imgsz,
+        batch=1,
+        device="cpu",
+        workers=0,
+        plots=False,
+        verbose=False,
+        project=str(project),
+        name=name,
+        exist_ok=True,
+    )
     speed = getattr(metrics, "speed", None) or {}
     return {"map50": float(metrics.box.map50), "inference_ms": float(speed.get("inference", 0))}
 
@@ -269,19 +334,42 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
 
     _say(f"auto: measuring the backends on {len(images)} {config['images_note']} images")
     started = time.monotonic()
-    trial = select_backend(weights, workspace=workspace, requested="auto", device="cpu",
-                           cpus=cpus, imgsz=imgsz, source=Path(config["images"]),
-                           remeasure=True, rounds=int(config["trial_rounds"]), log=_say)
+    trial = select_backend(
+        weights,
+        workspace=workspace,
+        requested="auto",
+        device="cpu",
+        cpus=cpus,
+        imgsz=imgsz,
+        source=Path(config["images"]),
+        remeasure=True,
+        rounds=int(config["trial_rounds"]),
+        log=_say,
+    )
     trial_s = time.monotonic() - started
     report = trial.report
     _say(f"auto chose {trial.name} in {trial_s:.1f} s")
     contestants: dict[str, Any] = {}
-    auto = select_backend(weights, workspace=workspace, requested="auto", device="cpu",
-                          cpus=cpus, imgsz=imgsz, log=_say)  # a later job: the stored choice
+    auto = select_backend(
+        weights,
+        workspace=workspace,
+        requested="auto",
+        device="cpu",
+        cpus=cpus,
+        imgsz=imgsz,
+        log=_say,
+    )  # a later job: the stored choice
     contestants["auto"] = auto.model
     for name in BACKENDS:
-        contestants[name] = select_backend(weights, workspace=workspace, requested=name,
-                                           device="cpu", cpus=cpus, imgsz=imgsz, log=_say).model
+        contestants[name] = select_backend(
+            weights,
+            workspace=workspace,
+            requested=name,
+            device="cpu",
+            cpus=cpus,
+            imgsz=imgsz,
+            log=_say,
+        ).model
     plain = PlainPyTorch(weights, images, imgsz, config["plain_env"])
     names = [*contestants, "pytorch_default"]
     passes: dict[str, list[float]] = {name: [] for name in names}
@@ -308,8 +396,9 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
         plain.close()
     per_s = {name: statistics.median(values) for name, values in passes.items()}
     singles = {name: per_s[name] for name in BACKENDS}
-    agreeing = [n for n in BACKENDS
-                if n == "pytorch" or (report["agreement"].get(n) or {}).get("agree")]
+    agreeing = [
+        n for n in BACKENDS if n == "pytorch" or (report["agreement"].get(n) or {}).get("agree")
+    ]
     best = max(agreeing, key=lambda n: singles[n])
     fastest = max(singles, key=lambda n: singles[n])
 
@@ -318,8 +407,9 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     cache = WeightsCache.for_weights(workspace, weights)
     calibration = calibration_for(Path(data))
     fp32 = ensure_export(cache, table.get("openvino"), weights, imgsz=128, log=_say)
-    int8 = ensure_export(cache, table.get("openvino-int8"), weights, imgsz=128,
-                         calibration=calibration, log=_say)
+    int8 = ensure_export(
+        cache, table.get("openvino-int8"), weights, imgsz=128, calibration=calibration, log=_say
+    )
     project = workspace / "runs" / "bench-val"
     val = {
         "pytorch": _val_map50(load_yolo(weights), data, 128, project, "pytorch"),
@@ -344,9 +434,10 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
         "int8_speedup_over_fp32": r3(singles["openvino-int8"] / singles["openvino"]),
         "int8_calibration_images": calibration.images,
         "trial_latency_ms": report.get("latency_ms"),
-        "trial_agreement": {n: {k: a.get(k) for k in ("agree", "compared_boxes",
-                                                       "max_score_delta")}
-                            for n, a in (report.get("agreement") or {}).items()},
+        "trial_agreement": {
+            n: {k: a.get(k) for k in ("agree", "compared_boxes", "max_score_delta")}
+            for n, a in (report.get("agreement") or {}).items()
+        },
         "trial_s": round(trial_s, 1),
         "trial_exported": report.get("exported"),
         "images": len(images),
@@ -364,21 +455,27 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
 
 def format_table(result: dict[str, Any]) -> str:
     """The figures as a small text table."""
-    rows = [(f"{name}", f"{value:.2f} images/s")
-            for name, value in result["images_per_s"].items()]
+    rows = [(f"{name}", f"{value:.2f} images/s") for name, value in result["images_per_s"].items()]
     rows += [
         ("auto", f"{result['auto_images_per_s']:.2f} images/s (chose {result['choice']})"),
         ("plain PyTorch (default)", f"{result['pytorch_default_images_per_s']:.2f} images/s"),
-        ("auto / best agreeing backend", f"{result['auto_over_best']:.3f} "
-                                         f"(best: {result['best_backend']})"),
+        (
+            "auto / best agreeing backend",
+            f"{result['auto_over_best']:.3f} (best: {result['best_backend']})",
+        ),
         ("auto / plain PyTorch", f"{result['auto_over_pytorch']:.2f}x"),
-        ("INT8 mAP50 vs FP32", f"{result['int8_map50']:.3f} vs {result['fp32_map50']:.3f} "
-                               f"({result['int8_map50_drop_pts']:+.2f} points drop)"),
+        (
+            "INT8 mAP50 vs FP32",
+            f"{result['int8_map50']:.3f} vs {result['fp32_map50']:.3f} "
+            f"({result['int8_map50_drop_pts']:+.2f} points drop)",
+        ),
         ("INT8 speedup over FP32", f"{result['int8_speedup_over_fp32']:.2f}x"),
     ]
     width = max(len(name) for name, _ in rows)
-    head = (f"inference on {result['images']} {result['images_source']} images at "
-            f"{result['imgsz']} px, {result['rounds']} rounds, medians")
+    head = (
+        f"inference on {result['images']} {result['images_source']} images at "
+        f"{result['imgsz']} px, {result['rounds']} rounds, medians"
+    )
     return "\n".join([head, *(f"  {name:<{width}}  {value}" for name, value in rows)])
 
 
@@ -394,11 +491,16 @@ def main(argv: list[str] | None = None) -> int:
         plain_main(args[1], int(args[2]), args[3:])
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__)
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer rounds (about 4 minutes, the training included)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer rounds (about 4 minutes, the training included)"
+    )
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
-    parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "artifacts" / "bench-inference",
-                        help="work folder; the trained model is kept there for the next run")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=REPO_ROOT / "artifacts" / "bench-inference",
+        help="work folder; the trained model is kept there for the next run",
+    )
     options = parser.parse_args(args)
     result = run(quick=options.quick, workdir=options.workdir, log=_stderr)
     print(format_table(result))

@@ -68,9 +68,18 @@ class LiveConfig:
 
     def body(self) -> dict[str, Any]:
         """The ``POST /yolo/jobs`` body of one training job."""
-        return {"kind": "train", "model": "yolov8n.yaml", "data": "shapes",
-                "epochs": self.epochs, "imgsz": self.imgsz, "batch": self.batch,
-                "device": "cpu", "workers": 0, "plots": False, "seed": 0}
+        return {
+            "kind": "train",
+            "model": "yolov8n.yaml",
+            "data": "shapes",
+            "epochs": self.epochs,
+            "imgsz": self.imgsz,
+            "batch": self.batch,
+            "device": "cpu",
+            "workers": 0,
+            "plots": False,
+            "seed": 0,
+        }
 
 
 def jobs_to_saturate(cpus: int, cpu_count: int | None = None) -> int:
@@ -116,8 +125,10 @@ class Follower(threading.Thread):
             raise RuntimeError(f"following job {self.job_id} failed: {self.failure!r}")
         end = self.received[-1][0] if self.received else {}
         if end.get("status") != "succeeded":
-            raise RuntimeError(f"job {self.job_id} ended {end.get('status')}:\n"
-                               f"{job_log_tail(workspace, self.job_id)}")
+            raise RuntimeError(
+                f"job {self.job_id} ended {end.get('status')}:\n"
+                f"{job_log_tail(workspace, self.job_id)}"
+            )
 
 
 class Sampler:
@@ -180,8 +191,11 @@ def _loaded_window(
         follower.start()
     for follower in followers:
         follower.training.wait(timeout=600)
-    paths = {"job": f"/yolo/jobs/{followers[0].job_id}", "jobs": "/yolo/jobs",
-             "usage": "/yolo/accelerators/usage"}
+    paths = {
+        "job": f"/yolo/jobs/{followers[0].job_id}",
+        "jobs": "/yolo/jobs",
+        "usage": "/yolo/accelerators/usage",
+    }
     sampler = Sampler(Rest(server.url, server.token), paths, cfg.interval_ms / 1000)
     before = cpu_times()
     sampler.run_until(ended)
@@ -193,8 +207,9 @@ def _loaded_window(
     return followers, sampler, busy
 
 
-def run(*, quick: bool, workdir: Path, log: Log, config: LiveConfig | None = None
-        ) -> dict[str, Any]:
+def run(
+    *, quick: bool, workdir: Path, log: Log, config: LiveConfig | None = None
+) -> dict[str, Any]:
     """Measure live-event delay and REST latency; return ``{"live": {...}, "rest": {...}}``."""
     cfg = config or LiveConfig.for_mode(quick)
     root = workdir / "live"
@@ -204,16 +219,22 @@ def run(*, quick: bool, workdir: Path, log: Log, config: LiveConfig | None = Non
     cpus = usable_cpus()
     threads = thread_env(cpus)
     saturate = jobs_to_saturate(cpus)
-    server = start_server(root, workspace, threads,
-                          extra_args=(f"--YoloApp.max_jobs_per_device={saturate}",))
+    server = start_server(
+        root, workspace, threads, extra_args=(f"--YoloApp.max_jobs_per_device={saturate}",)
+    )
     try:
-        log(f"live: one training job of {cfg.epochs} epochs (imgsz {cfg.imgsz}, batch "
-            f"{cfg.batch}), REST sampled every {cfg.interval_ms:.0f} ms")
+        log(
+            f"live: one training job of {cfg.epochs} epochs (imgsz {cfg.imgsz}, batch "
+            f"{cfg.batch}), REST sampled every {cfg.interval_ms:.0f} ms"
+        )
         (single,), one_job, one_busy = _loaded_window(server, workspace, cfg, 1)
         log(f"live: job done ({len(single.received)} events); {cfg.idle_s:.0f} s of REST idle")
         time.sleep(1.0)  # let the server notice the runner's exit
-        paths = {"job": f"/yolo/jobs/{single.job_id}", "jobs": "/yolo/jobs",
-                 "usage": "/yolo/accelerators/usage"}
+        paths = {
+            "job": f"/yolo/jobs/{single.job_id}",
+            "jobs": "/yolo/jobs",
+            "usage": "/yolo/accelerators/usage",
+        }
         idle = Sampler(Rest(server.url, server.token), paths, cfg.interval_ms / 1000)
         before = cpu_times()
         idle.run_until(None, cfg.idle_s)
@@ -237,8 +258,13 @@ def run(*, quick: bool, workdir: Path, log: Log, config: LiveConfig | None = Non
             "callback_to_rest_p95_s": stats["p95"],
             "callback_to_rest_max_s": stats["max"],
             "events_measured": stats["count"],
-            "settings": {"epochs": cfg.epochs, "imgsz": cfg.imgsz, "batch": cfg.batch,
-                         "long_poll_timeout_s": 30, "threads": threads},
+            "settings": {
+                "epochs": cfg.epochs,
+                "imgsz": cfg.imgsz,
+                "batch": cfg.batch,
+                "long_poll_timeout_s": 30,
+                "threads": threads,
+            },
         },
         "rest": {
             "p50_ms_under_load": under["p50"],
@@ -249,8 +275,11 @@ def run(*, quick: bool, workdir: Path, log: Log, config: LiveConfig | None = Non
             "p99_ms_one_job": one["p99"],
             "max_ms_under_load": under["max"],
             "max_ms_idle": quiet["max"],
-            "requests": {"under_load": under["count"], "idle": quiet["count"],
-                         "one_job": one["count"]},
+            "requests": {
+                "under_load": under["count"],
+                "idle": quiet["count"],
+                "one_job": one["count"],
+            },
             "errors": under["errors"] + quiet["errors"] + one["errors"],
             "jobs_under_load": saturate,
             "cpu_busy_percent_under_load": loaded_busy,
@@ -258,8 +287,11 @@ def run(*, quick: bool, workdir: Path, log: Log, config: LiveConfig | None = Non
             "cpu_busy_percent_idle": idle_busy,
             "median_ms_under_load": under["by_path_median"],
             "median_ms_idle": quiet["by_path_median"],
-            "paths": {"job": "/yolo/jobs/{id}", "jobs": "/yolo/jobs",
-                      "usage": "/yolo/accelerators/usage"},
+            "paths": {
+                "job": "/yolo/jobs/{id}",
+                "jobs": "/yolo/jobs",
+                "usage": "/yolo/accelerators/usage",
+            },
             "interval_ms": cfg.interval_ms,
         },
     }

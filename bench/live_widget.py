@@ -113,15 +113,18 @@ panel
             job_id = kernel.run("print(panel.start(), end='')")
             pings: list[float] = []
             while server.request("GET", f"/yolo/jobs/{job_id}")["status"] not in (
-                "succeeded", "failed", "stopped", "interrupted"
+                "succeeded",
+                "failed",
+                "stopped",
+                "interrupted",
             ):
                 t0 = time.perf_counter()
                 kernel.run("1 + 1")
                 pings.append((time.perf_counter() - t0) * 1000)
                 time.sleep(0.3)
-            log = json.loads(kernel.run(
-                "import json; panel.wait(60); print(json.dumps(list(panel.render_log)))"
-            ))
+            log = json.loads(
+                kernel.run("import json; panel.wait(60); print(json.dumps(list(panel.render_log)))")
+            )
             live_s = time.monotonic() - started
             comm = kernel.counts["comm_msg"] - comm_before
             comm_bytes = kernel.comm_bytes - bytes_before

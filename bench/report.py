@@ -25,7 +25,9 @@ REQUIRED_KEYS = (
 )
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">=": operator.ge,
 }
 
 
@@ -40,8 +42,10 @@ class Target:
 
     def check(self, value: Any) -> bool | None:
         """Whether ``value`` meets the target (None when it was not measured)."""
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(
-            value
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
         ):
             return None
         return _OPS[self.op](float(value), self.limit)
@@ -125,8 +129,14 @@ def json_safe(value: Any) -> Any:
 def evaluate_targets(figures: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every target with the measured value and whether it passed (None: not measured)."""
     return [
-        {"key": t.key, "op": t.op, "limit": t.limit, "label": t.label,
-         "value": figures.get(t.key), "pass": t.check(figures.get(t.key))}
+        {
+            "key": t.key,
+            "op": t.op,
+            "limit": t.limit,
+            "label": t.label,
+            "value": figures.get(t.key),
+            "pass": t.check(figures.get(t.key)),
+        }
         for t in TARGETS
     ]
 
@@ -141,13 +151,15 @@ def build_document(
     """The JSON report: figures as flat dotted keys at the top, then what they came from."""
     flat: dict[str, Any] = dict.fromkeys(REQUIRED_KEYS)
     flat.update(figures)
-    document: dict[str, Any] = json_safe({
-        **flat,
-        "targets": evaluate_targets(flat),
-        "sections": dict(sections),
-        "machine": dict(machine),
-        "run": dict(run),
-    })
+    document: dict[str, Any] = json_safe(
+        {
+            **flat,
+            "targets": evaluate_targets(flat),
+            "sections": dict(sections),
+            "machine": dict(machine),
+            "run": dict(run),
+        }
+    )
     return document
 
 
@@ -192,10 +204,15 @@ def format_table(document: Mapping[str, Any]) -> str:
     for name, info in document.get("sections", {}).items():
         took = info.get("duration_s")
         note = info.get("error") or info.get("reason") or ""
-        section_rows.append([name, info.get("status", "?"),
-                             "-" if took is None else f"{took:.1f} s",
-                             _show(info.get("loadavg_before")), note.splitlines()[0][:90]
-                             if note else ""])
+        section_rows.append(
+            [
+                name,
+                info.get("status", "?"),
+                "-" if took is None else f"{took:.1f} s",
+                _show(info.get("loadavg_before")),
+                note.splitlines()[0][:90] if note else "",
+            ]
+        )
     lines += _table(section_rows, ["section", "status", "time", "load before", "note"])
     lines.append("")
     targets = {t["key"]: t for t in document.get("targets", [])}
@@ -208,11 +225,14 @@ def format_table(document: Mapping[str, Any]) -> str:
             continue
         target = targets.get(key)
         passed = None if target is None else target["pass"]
-        rows.append([
-            key, _show(document[key]),
-            "" if target is None else f"{target['op']} {target['limit']:g}",
-            "" if target is None else {True: "PASS", False: "FAIL", None: "n/a"}[passed],
-            labels.get(key, ""),
-        ])
+        rows.append(
+            [
+                key,
+                _show(document[key]),
+                "" if target is None else f"{target['op']} {target['limit']:g}",
+                "" if target is None else {True: "PASS", False: "FAIL", None: "n/a"}[passed],
+                labels.get(key, ""),
+            ]
+        )
     lines += _table(rows, ["figure", "value", "target", "result", "what"])
     return "\n".join(lines)

@@ -42,9 +42,17 @@ def start_once(with_extension: bool, root: Path) -> tuple[float, float, bool]:
     token = secrets.token_hex(16)
     enabled = f"jupyter_yolo={with_extension}"
     args = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}",
-        f"--IdentityProvider.token={token}", "--ServerApp.jpserver_extensions", enabled,
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.jpserver_extensions",
+        enabled,
         f"--YoloApp.workspace={root / 'ws'}",
     ]
     started = time.perf_counter()

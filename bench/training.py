@@ -151,9 +151,14 @@ def run_cli(
     """
     project.mkdir(parents=True, exist_ok=True)
     args = [
-        *yolo_command(), "train", "model=yolov8n.yaml", f"data={data_yaml}",
+        *yolo_command(),
+        "train",
+        "model=yolov8n.yaml",
+        f"data={data_yaml}",
         *(f"{key}={value}" for key, value in params.items()),
-        f"project={project}", "name=run", "exist_ok=True",
+        f"project={project}",
+        "name=run",
+        "exist_ok=True",
     ]
     log_path = project / "log.txt"
     marks: dict[str, float] = {}
@@ -177,8 +182,13 @@ def run_cli(
     with log_path.open("wb") as log:
         launched = time.time()
         started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         assert proc.stdout is not None
         reader = threading.Thread(target=drain, args=(proc.stdout, log), daemon=True)
         reader.start()
@@ -247,8 +257,9 @@ def run_job(
     }
 
 
-def run(*, quick: bool, workdir: Path, log: Log, config: TrainingConfig | None = None
-        ) -> dict[str, Any]:
+def run(
+    *, quick: bool, workdir: Path, log: Log, config: TrainingConfig | None = None
+) -> dict[str, Any]:
     """Measure the training overhead; return ``{"training": {...}}``."""
     cfg = config or TrainingConfig.for_mode(quick)
     root = workdir / "training"
@@ -259,8 +270,10 @@ def run(*, quick: bool, workdir: Path, log: Log, config: TrainingConfig | None =
     cpus = usable_cpus()
     threads = thread_env(cpus)
     env = cli_environment(workspace, threads)
-    log(f"training: {cfg.repeats} pairs of {cfg.epochs} epochs, imgsz {cfg.imgsz}, batch "
-        f"{cfg.batch}, threads {threads['OMP_NUM_THREADS']}")
+    log(
+        f"training: {cfg.repeats} pairs of {cfg.epochs} epochs, imgsz {cfg.imgsz}, batch "
+        f"{cfg.batch}, threads {threads['OMP_NUM_THREADS']}"
+    )
     server = start_server(root, workspace, threads)
     rest = Rest(server.url, server.token)
     jobs: list[dict[str, Any]] = []
@@ -326,9 +339,13 @@ def summarise(
         "job_walls_s": [rounded(w, 3) for w in job_walls],
         "job_event_walls_s": [rounded(w, 3) for w in event_walls],
         "cli_walls_s": [rounded(w, 3) for w in cli_walls],
-        "settings": {**cfg.params(), "model": "yolov8n.yaml",
-                     "dataset": f"shapes {cfg.train_images}+{cfg.val_images} images",
-                     "pairs": cfg.repeats, "threads": threads},
+        "settings": {
+            **cfg.params(),
+            "model": "yolov8n.yaml",
+            "dataset": f"shapes {cfg.train_images}+{cfg.val_images} images",
+            "pairs": cfg.repeats,
+            "threads": threads,
+        },
     }
 
 

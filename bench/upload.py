@@ -48,14 +48,15 @@ def build_archive(path: Path, size_mb: int, seed: int = 0) -> dict[str, Any]:
     images = 0
     base = rng.integers(0, 256, size=(IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("big/data.yaml", "train: images/train\nval: images/val\n"
-                                          "names: {0: noise, 1: blob}\n")
+        archive.writestr(
+            "big/data.yaml", "train: images/train\nval: images/val\nnames: {0: noise, 1: blob}\n"
+        )
         while written < target:
             # a fresh noise tile per image keeps every image unique (no duplicate warnings)
             tile = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
             pixels = base.copy()
             y, x = divmod(images % 256, 16)
-            pixels[y * 4:(y * 4) + 64, x * 64:(x * 64) + 64] = tile
+            pixels[y * 4 : (y * 4) + 64, x * 64 : (x * 64) + 64] = tile
             pixels[:8, :8] = images % 256
             pixels[8:16, :8] = images // 256
             buffer = io.BytesIO()
@@ -117,14 +118,21 @@ class ProgressPoller(threading.Thread):
 def upload(server: ServerProcess, archive: Path) -> tuple[dict[str, Any], float, float]:
     """Stream the archive; return (answer, seconds to send, seconds to the answer)."""
     size = archive.stat().st_size
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=3600,
-                                            blocksize=1024 * 1024)
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", server.port, timeout=3600, blocksize=1024 * 1024
+    )
     started = time.monotonic()
     with archive.open("rb") as body:
-        connection.request("POST", "/yolo/datasets?name=big&filename=big.zip", body=body,
-                           headers={"Content-Type": "application/zip",
-                                    "Content-Length": str(size),
-                                    "Authorization": f"token {server.token}"})
+        connection.request(
+            "POST",
+            "/yolo/datasets?name=big&filename=big.zip",
+            body=body,
+            headers={
+                "Content-Type": "application/zip",
+                "Content-Length": str(size),
+                "Authorization": f"token {server.token}",
+            },
+        )
     sent = time.monotonic() - started
     response = connection.getresponse()
     payload = response.read()
@@ -144,8 +152,9 @@ def measure(size_mb: int, keep: bool = False) -> dict[str, Any]:
         build_s = time.monotonic() - built_at
         root = tmp / "root"
         root.mkdir()
-        server = ServerProcess(root, tmp / "workspace",
-                               extra_args=("--YoloApp.builtin_dataset=False",))
+        server = ServerProcess(
+            root, tmp / "workspace", extra_args=("--YoloApp.builtin_dataset=False",)
+        )
         server.start()
         try:
             assert server.proc is not None
@@ -170,7 +179,8 @@ def measure(size_mb: int, keep: bool = False) -> dict[str, Any]:
         stages: dict[str, float] = {}
         for earlier, later in zip(poller.samples, poller.samples[1:], strict=False):
             stages[earlier["stage"]] = stages.get(earlier["stage"], 0.0) + (
-                later["t"] - earlier["t"])
+                later["t"] - earlier["t"]
+            )
         receiving = [s for s in poller.samples if s["stage"] == "receiving"]
         size = info["archive_bytes"]
         return {
@@ -192,17 +202,19 @@ def measure(size_mb: int, keep: bool = False) -> dict[str, Any]:
                 "samples": len(poller.samples),
                 "receiving_samples": len(receiving),
                 "bytes_total_reported": receiving[0]["bytes_total"] if receiving else None,
-                "max_bytes_received_seen": max((s["bytes_received"] for s in receiving),
-                                               default=None),
+                "max_bytes_received_seen": max(
+                    (s["bytes_received"] for s in receiving), default=None
+                ),
                 "stages_seen_s": {k: round(v, 2) for k, v in stages.items()},
                 "poll_latency_ms": {
-                    "median": round(1000 * sorted(poller.latencies)[len(poller.latencies) // 2],
-                                    1),
+                    "median": round(1000 * sorted(poller.latencies)[len(poller.latencies) // 2], 1),
                     "max": round(1000 * max(poller.latencies), 1),
                 },
             },
-            "dataset": {k: dataset[k] for k in ("status", "images", "instances", "errors",
-                                                "warnings", "size")},
+            "dataset": {
+                k: dataset[k]
+                for k in ("status", "images", "instances", "errors", "warnings", "size")
+            },
             "check_seconds": dataset["report"]["check_seconds"],
             "scratch_left_after": leftovers,
         }

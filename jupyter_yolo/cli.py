@@ -29,37 +29,64 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jupyter-yolo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser(
-        "info", help="probe the hardware and print the accelerator report",
+        "info",
+        help="probe the hardware and print the accelerator report",
         description="Probe the hardware (in a subprocess that imports torch) and print what this "
-                    "box has and the recommended ultralytics settings.")
+        "box has and the recommended ultralytics settings.",
+    )
     info.add_argument("--json", action="store_true", help="print the report as JSON")
-    info.add_argument("--refresh-timeout", "--timeout", dest="timeout", type=float,
-                      default=DEFAULT_PROBE_TIMEOUT, metavar="SECONDS",
-                      help=f"seconds the probe may take (default {DEFAULT_PROBE_TIMEOUT:g})")
-    info.add_argument("--python", default=sys.executable, metavar="PATH",
-                      help="Python interpreter that runs the probe (default: this one)")
+    info.add_argument(
+        "--refresh-timeout",
+        "--timeout",
+        dest="timeout",
+        type=float,
+        default=DEFAULT_PROBE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds the probe may take (default {DEFAULT_PROBE_TIMEOUT:g})",
+    )
+    info.add_argument(
+        "--python",
+        default=sys.executable,
+        metavar="PATH",
+        help="Python interpreter that runs the probe (default: this one)",
+    )
     info.set_defaults(handler=_info)
     init = commands.add_parser(
-        "init", help="prepare a workspace with the embedded shapes dataset",
+        "init",
+        help="prepare a workspace with the embedded shapes dataset",
         description="Create the workspace layout (datasets, weights, jobs) and generate the "
-                    "embedded synthetic shapes dataset when it is missing. Idempotent.")
-    init.add_argument("--workspace", default=os.environ.get("YOLO_WORKSPACE", "yolo"),
-                      metavar="PATH", help="workspace folder (default: $YOLO_WORKSPACE or ./yolo)")
+        "embedded synthetic shapes dataset when it is missing. Idempotent.",
+    )
+    init.add_argument(
+        "--workspace",
+        default=os.environ.get("YOLO_WORKSPACE", "yolo"),
+        metavar="PATH",
+        help="workspace folder (default: $YOLO_WORKSPACE or ./yolo)",
+    )
     init.set_defaults(handler=_init)
     serve = commands.add_parser(
-        "serve", help="the container entrypoint: JupyterLab with a token, optional sshd",
+        "serve",
+        help="the container entrypoint: JupyterLab with a token, optional sshd",
         usage="jupyter-yolo serve [JUPYTERLAB ARGUMENTS ...]",
         description="Start JupyterLab with the extension (authentication and XSRF checks always "
-                    "on) and, when SSH_AUTHORIZED_KEYS is set, a keys-only sshd; forward stop "
-                    "signals so running jobs stop gracefully. Settings come from the environment "
-                    "(docker/CONTRACT.md); other arguments go to JupyterLab.")
+        "on) and, when SSH_AUTHORIZED_KEYS is set, a keys-only sshd; forward stop "
+        "signals so running jobs stop gracefully. Settings come from the environment "
+        "(docker/CONTRACT.md); other arguments go to JupyterLab.",
+    )
     serve.set_defaults(handler=_serve)
     health = commands.add_parser(
-        "healthcheck", help="exit 0 when the local JupyterLab answers (no token needed)",
+        "healthcheck",
+        help="exit 0 when the local JupyterLab answers (no token needed)",
         description="GET {JUPYTER_BASE_URL}api on 127.0.0.1:$JUPYTER_PORT; the container's "
-                    "HEALTHCHECK.")
-    health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
-                        help="how long to wait for the answer (default 5)")
+        "HEALTHCHECK.",
+    )
+    health.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for the answer (default 5)",
+    )
     health.set_defaults(handler=_healthcheck)
     return parser
 
@@ -90,8 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _info(args: argparse.Namespace) -> int:
     from .accelerators.service import Hints, run_probe_sync
 
-    hints = Hints(timeout="pass a larger --refresh-timeout",
-                  python="pass --python with an interpreter that has torch")
+    hints = Hints(
+        timeout="pass a larger --refresh-timeout",
+        python="pass --python with an interpreter that has torch",
+    )
     report = run_probe_sync(args.python, args.timeout, hints)
     if args.json:
         json.dump(report, sys.stdout, indent=2, default=str)
@@ -118,8 +147,10 @@ def _healthcheck(args: argparse.Namespace) -> int:
         print(f"jupyter-yolo healthcheck: {exc.message}", file=sys.stderr)
         return 1
     healthy, detail = check_health(config, timeout=args.timeout)
-    print(f"jupyter-yolo healthcheck: {'ok' if healthy else 'failing'}: {detail}",
-          file=sys.stdout if healthy else sys.stderr)
+    print(
+        f"jupyter-yolo healthcheck: {'ok' if healthy else 'failing'}: {detail}",
+        file=sys.stdout if healthy else sys.stderr,
+    )
     return 0 if healthy else 1
 
 
@@ -133,8 +164,10 @@ def _init(args: argparse.Namespace) -> int:
     if not ensure_builtin_dataset(workspace):
         print(f"jupyter-yolo: workspace {workspace.root} is ready ({BUILTIN_NAME} is there)")
         return 0
-    print(f"jupyter-yolo: workspace {workspace.root} is ready; generated the {BUILTIN_NAME} "
-          f"dataset in {shapes}")
+    print(
+        f"jupyter-yolo: workspace {workspace.root} is ready; generated the {BUILTIN_NAME} "
+        f"dataset in {shapes}"
+    )
     return 0
 
 
@@ -158,16 +191,21 @@ def _rows(out: TextIO, rows: list[tuple[str, str]], indent: str = "  ") -> None:
 
 def _host_rows(host: dict[str, Any]) -> list[tuple[str, str]]:
     quota = host.get("cpu_quota")
-    cpus = (f"{host.get('cpus_usable')} usable ({host.get('cpu_count')} visible, affinity "
-            f"{host.get('affinity_cpus')}, "
-            + (f"cgroup quota {quota:g})" if quota is not None else "no cgroup CPU quota)"))
+    cpus = (
+        f"{host.get('cpus_usable')} usable ({host.get('cpu_count')} visible, affinity "
+        f"{host.get('affinity_cpus')}, "
+        + (f"cgroup quota {quota:g})" if quota is not None else "no cgroup CPU quota)")
+    )
     limit = host.get("memory_limit_bytes")
-    memory = (f"{_gib(host.get('memory_effective_bytes'))} usable ("
-              + (f"cgroup limit {_gib(limit)}, " if limit else "no cgroup limit, ")
-              + f"{_gib(host.get('memory_total_bytes'))} total)")
+    memory = (
+        f"{_gib(host.get('memory_effective_bytes'))} usable ("
+        + (f"cgroup limit {_gib(limit)}, " if limit else "no cgroup limit, ")
+        + f"{_gib(host.get('memory_total_bytes'))} total)"
+    )
     shm = host.get("shm")
-    shm_text = (f"{_gib(shm.get('size_bytes'))} ({_gib(shm.get('free_bytes'))} free)"
-                if shm else "none")
+    shm_text = (
+        f"{_gib(shm.get('size_bytes'))} ({_gib(shm.get('free_bytes'))} free)" if shm else "none"
+    )
     nodes = ", ".join(str(n.get("path")) for n in host.get("device_nodes") or []) or "none"
     platform = host.get("platform") or {}
     rows = [
@@ -178,8 +216,12 @@ def _host_rows(host: dict[str, Any]) -> list[tuple[str, str]]:
         ("Device nodes", nodes),
     ]
     if platform:
-        rows.append(("Platform", f"{platform.get('system')} {platform.get('machine')} "
-                                 f"{platform.get('release')}"))
+        rows.append(
+            (
+                "Platform",
+                f"{platform.get('system')} {platform.get('machine')} {platform.get('release')}",
+            )
+        )
     if host.get("tegra_release"):
         rows.append(("Jetson", f"{host.get('board_model') or ''} L4T {host['tegra_release']}"))
     return rows
@@ -205,11 +247,18 @@ def _device_lines(devices: list[dict[str, Any]]) -> str:
 def _backend_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     torch = report.get("torch")
     if torch:
-        build = ", ".join(part for part in (
-            f"CUDA {torch['cuda']}" if torch.get("cuda") else "",
-            f"HIP {torch['hip']}" if torch.get("hip") else "",
-            f"cuDNN {torch['cudnn']}" if torch.get("cudnn") else "",
-        ) if part) or "CPU-only build"
+        build = (
+            ", ".join(
+                part
+                for part in (
+                    f"CUDA {torch['cuda']}" if torch.get("cuda") else "",
+                    f"HIP {torch['hip']}" if torch.get("hip") else "",
+                    f"cuDNN {torch['cudnn']}" if torch.get("cudnn") else "",
+                )
+                if part
+            )
+            or "CPU-only build"
+        )
         torch_text = f"{torch.get('version')} ({build})"
     else:
         torch_text = "not importable"
@@ -223,11 +272,23 @@ def _backend_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("Intel XPU", _device_lines(devices.get("xpu") or [])),
         ("Apple MPS", "available" if devices.get("mps") else "no"),
         ("Ascend NPU", _device_lines(devices.get("npu") or [])),
-        ("OpenVINO", (f"{str(openvino.get('version')).split('-')[0]}: " + ", ".join(
-            f"{d.get('name')} ({d.get('full_name')})" for d in openvino.get("devices") or []))
-         if openvino else "not installed"),
-        ("ONNX Runtime", f"{ort.get('version')}: {', '.join(ort.get('providers') or [])}"
-         if ort else "not installed"),
+        (
+            "OpenVINO",
+            (
+                f"{str(openvino.get('version')).split('-')[0]}: "
+                + ", ".join(
+                    f"{d.get('name')} ({d.get('full_name')})" for d in openvino.get("devices") or []
+                )
+            )
+            if openvino
+            else "not installed",
+        ),
+        (
+            "ONNX Runtime",
+            f"{ort.get('version')}: {', '.join(ort.get('providers') or [])}"
+            if ort
+            else "not installed",
+        ),
         ("TensorRT", str(devices.get("tensorrt") or "not installed")),
     ]
 
@@ -239,12 +300,21 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
     duration = probe.get("duration_s")
     took = f" (probe {duration:.1f} s)" if isinstance(duration, int | float) else ""
     out.write(f"jupyter-yolo {__version__} accelerator report{took}\n\n")
-    _rows(out, [
-        ("Primary", str((report.get("primary") or {}).get("label"))),
-        ("Recommended", " ".join(f"{key}={rec.get(key)}"
-                                 for key in ("device", "model", "batch", "workers", "amp"))),
-        ("", str(rec.get("reason", ""))),
-    ], indent="")
+    _rows(
+        out,
+        [
+            ("Primary", str((report.get("primary") or {}).get("label"))),
+            (
+                "Recommended",
+                " ".join(
+                    f"{key}={rec.get(key)}"
+                    for key in ("device", "model", "batch", "workers", "amp")
+                ),
+            ),
+            ("", str(rec.get("reason", ""))),
+        ],
+        indent="",
+    )
     out.write("\nHost\n")
     _rows(out, _host_rows(report.get("host") or {}))
     out.write("\nBackends\n")

@@ -657,8 +657,11 @@ class YoloClient:
         for depth in range(1, len(parts)):
             folder = "/".join(filter(None, [prefix, *parts[:depth]]))
             with contextlib.suppress(ConflictError, BadRequestError):
-                self.request("PUT", f"api/contents/{_quote(folder, safe='/')}",
-                             json_body={"type": "directory"})
+                self.request(
+                    "PUT",
+                    f"api/contents/{_quote(folder, safe='/')}",
+                    json_body={"type": "directory"},
+                )
         target = "/".join(filter(None, [prefix, *parts]))
         self.request(
             "PUT",

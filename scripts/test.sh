@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lint, type-check (Python and TypeScript) and run the whole test suite (slow and browser tests
+# Lint, check formatting, type-check (Python and TypeScript) and run the whole test suite (slow and browser tests
 # included).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k jobs
 # With CI=true (a fresh clone) the checkout must be exactly as committed before the suite (setup
@@ -22,6 +22,7 @@ as_committed() {
 if [ "${CI:-}" = true ]; then as_committed "setup"; fi
 mkdir -p artifacts
 "$venv/bin/ruff" check jupyter_yolo tests bench
+"$venv/bin/ruff" format --check jupyter_yolo tests bench
 "$venv/bin/mypy"
 # the JupyterLab extension: ESLint, Prettier and the TypeScript compiler (strict, no emit)
 (cd labextension && npm run --silent lint && npm run --silent typecheck)

@@ -77,16 +77,25 @@ def yolo_to_coco(folder: Path, dest: Path) -> Path:
             (out_dir / image.name).write_bytes(image.read_bytes())
             with Image.open(image) as opened:
                 width, height = opened.size
-            images.append({"id": index, "file_name": image.name, "width": width,
-                           "height": height})
+            images.append({"id": index, "file_name": image.name, "width": width, "height": height})
             label = folder / "labels" / split / f"{image.stem}.txt"
             for line in label.read_text().splitlines():
                 cls, cx, cy, w, h = (float(v) for v in line.split())
-                annotations.append({
-                    "id": annotation_id, "image_id": index, "category_id": category_id[int(cls)],
-                    "bbox": [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height],
-                    "area": w * width * h * height, "iscrowd": 0,
-                })
+                annotations.append(
+                    {
+                        "id": annotation_id,
+                        "image_id": index,
+                        "category_id": category_id[int(cls)],
+                        "bbox": [
+                            (cx - w / 2) * width,
+                            (cy - h / 2) * height,
+                            w * width,
+                            h * height,
+                        ],
+                        "area": w * width * h * height,
+                        "iscrowd": 0,
+                    }
+                )
                 annotation_id += 1
         document = {
             "images": images,
@@ -206,8 +215,14 @@ def _complete(response: bytes) -> bool:
 async def upload(jp_fetch: Any, name: str, data: bytes, **kwargs: Any) -> dict[str, Any]:
     """POST a zip as the body and return the created dataset."""
     response = await jp_fetch(
-        "yolo", "datasets", method="POST", params={"name": name}, body=data,
-        headers={"Content-Type": "application/zip"}, request_timeout=120, **kwargs,
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": name},
+        body=data,
+        headers={"Content-Type": "application/zip"},
+        request_timeout=120,
+        **kwargs,
     )
     assert response.code == 201
     assert response.headers["Location"].endswith(f"/yolo/datasets/{name}")

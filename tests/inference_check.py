@@ -62,8 +62,12 @@ def agree(out: Path, weights: Path, data: Path, coco8: Path | None) -> None:
             made = ensure_export(cache, table.get(name), weights, imgsz=imgsz)
             models[name] = load_yolo(made.path, "detect")
         found = {
-            name: [detections(model.predict(image, imgsz=imgsz, conf=floor, rect=False,
-                                            verbose=False)[0]) for image in images]
+            name: [
+                detections(
+                    model.predict(image, imgsz=imgsz, conf=floor, rect=False, verbose=False)[0]
+                )
+                for image in images
+            ]
             for name, model in models.items()
         }
         import torch
@@ -77,8 +81,10 @@ def agree(out: Path, weights: Path, data: Path, coco8: Path | None) -> None:
             "openvino": int(compiled.get_property("INFERENCE_NUM_THREADS")),
             "openvino_hint": str(compiled.get_property("PERFORMANCE_HINT")),
         }
-        return {name: compare(found["pytorch"], found[name], TOLERANCES["fp32"], floor=floor)
-                for name in ("onnxruntime", "openvino")}
+        return {
+            name: compare(found["pytorch"], found[name], TOLERANCES["fp32"], floor=floor)
+            for name in ("onnxruntime", "openvino")
+        }
 
     if coco8 is not None:
         report["coco8"] = compare_on(read_images(image_files(coco8, 8)), 640)
@@ -86,16 +92,28 @@ def agree(out: Path, weights: Path, data: Path, coco8: Path | None) -> None:
 
     calibration = calibration_for(data)
     fp32 = ensure_export(cache, table.get("openvino"), weights, imgsz=128)
-    int8 = ensure_export(cache, table.get("openvino-int8"), weights, imgsz=128,
-                         calibration=calibration)
+    int8 = ensure_export(
+        cache, table.get("openvino-int8"), weights, imgsz=128, calibration=calibration
+    )
     val_images = read_images(image_files(data.parent / "images" / "val", 1000))
-    figures: dict[str, Any] = {"calibration": calibration.as_dict(),
-                               "int8_export_s": int8.meta.get("seconds")}
+    figures: dict[str, Any] = {
+        "calibration": calibration.as_dict(),
+        "int8_export_s": int8.meta.get("seconds"),
+    }
     for name, path in (("pytorch", weights), ("fp32", fp32.path), ("int8", int8.path)):
         model = load_yolo(path, "detect")
-        metrics = model.val(data=str(data), imgsz=128, batch=1, device="cpu", workers=0,
-                            plots=False, verbose=False, project=str(work / "val"), name=name,
-                            exist_ok=True)
+        metrics = model.val(
+            data=str(data),
+            imgsz=128,
+            batch=1,
+            device="cpu",
+            workers=0,
+            plots=False,
+            verbose=False,
+            project=str(work / "val"),
+            name=name,
+            exist_ok=True,
+        )
         figures[f"{name}_map50"] = float(metrics.box.map50)
         model.predict(val_images[0], imgsz=128, verbose=False)
         times = []
@@ -118,10 +136,17 @@ def export(out: Path, weights: Path, workspace: Path, imgsz: int) -> None:
     from jupyter_yolo.inference.export import ensure_export
 
     logs: list[str] = []
-    made = ensure_export(WeightsCache.for_weights(workspace, weights), table.get("onnxruntime"),
-                         weights, imgsz=imgsz, log=logs.append)
-    out.write_text(json.dumps({"exported": made.exported, "path": str(made.path),
-                               "logs": logs}), encoding="utf-8")
+    made = ensure_export(
+        WeightsCache.for_weights(workspace, weights),
+        table.get("onnxruntime"),
+        weights,
+        imgsz=imgsz,
+        log=logs.append,
+    )
+    out.write_text(
+        json.dumps({"exported": made.exported, "path": str(made.path), "logs": logs}),
+        encoding="utf-8",
+    )
 
 
 def orphan(src: Path, dest: Path) -> None:

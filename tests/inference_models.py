@@ -24,9 +24,20 @@ from pathlib import Path
 from jupyter_yolo.datasets.synthetic import generate_shapes
 
 JOB_ID = "0000000be5ed"  # 12 hex digits: usable as model "job:0000000be5ed:best"
-TRAIN = {"model": "yolov8n.yaml", "epochs": 40, "imgsz": 128, "batch": 16, "nbs": 16,
-         "optimizer": "AdamW", "lr0": 0.003, "device": "cpu", "workers": 0, "plots": False,
-         "seed": 0, "val": False}
+TRAIN = {
+    "model": "yolov8n.yaml",
+    "epochs": 40,
+    "imgsz": 128,
+    "batch": 16,
+    "nbs": 16,
+    "optimizer": "AdamW",
+    "lr0": 0.003,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+    "seed": 0,
+    "val": False,
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,6 @@ class TrainedModel:
     weights: Path
     data: Path
     map50: float  # ultralytics' validation after the last epoch
-
 
     @property
     def model_ref(self) -> str:
@@ -64,13 +74,23 @@ def trained_model(base: Path) -> TrainedModel:
     data = generate_shapes(workspace / "datasets" / "shapes", train=96, val=48, imgsz=128, seed=0)
     job_dir = workspace / "jobs" / JOB_ID
     job_dir.mkdir(parents=True)
-    job = {"id": JOB_ID, "kind": "train", "name": "shapes-n", "workspace": str(workspace),
-           "params": {**TRAIN, "data": str(data)}, "request": {**TRAIN, "data": "shapes"},
-           "devices": ["cpu"]}
+    job = {
+        "id": JOB_ID,
+        "kind": "train",
+        "name": "shapes-n",
+        "workspace": str(workspace),
+        "params": {**TRAIN, "data": str(data)},
+        "request": {**TRAIN, "data": "shapes"},
+        "devices": ["cpu"],
+    }
     (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "jupyter_yolo.runner", str(job_dir)], cwd=job_dir,
-        stdin=subprocess.DEVNULL, capture_output=True, timeout=900, env=runner_env(),
+        [sys.executable, "-m", "jupyter_yolo.runner", str(job_dir)],
+        cwd=job_dir,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=900,
+        env=runner_env(),
         check=False,
     )
     weights = job_dir / "run" / "weights" / "last.pt"

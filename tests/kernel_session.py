@@ -85,8 +85,14 @@ class KernelSession:
 
     def run(self, code: str, timeout: float = 300.0) -> str:
         """Execute ``code``; return what it printed, or raise :class:`KernelError`."""
-        content = {"code": code, "silent": False, "store_history": True,
-                   "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
         msg = self.client.session.msg("execute_request", content)
         msg_id = msg["header"]["msg_id"]
         event = threading.Event()

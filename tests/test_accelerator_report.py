@@ -25,12 +25,36 @@ EXPECTED: dict[str, tuple[str, str, str, int, int, bool, set[str], int]] = {
     "ascend_910b": ("npu", "npu:0,1", "yolov8x.yaml", 64, 8, True, set(), 0),
     "jetson_orin_nx": ("cuda", "0", "yolov8n.yaml", 8, 2, True, set(), 0),
     "cpu_openvino": ("cpu", "cpu", "yolov8n.yaml", 8, 3, False, {"no_accelerator"}, 0),
-    "nvidia_nodes_cpu_torch": ("cpu", "cpu", "yolov8n.yaml", 16, 3, False,
-                               {"torch_cpu_only_build"}, 3),
-    "small_shm_cpu_quota": ("cpu", "cpu", "yolov8n.yaml", 8, 0, False,
-                            {"no_accelerator", "small_shm", "cpu_quota"}, 0),
-    "nvidia_driver_too_old": ("cpu", "cpu", "yolov8n.yaml", 16, 4, False,
-                              {"device_nodes_unusable"}, 3),
+    "nvidia_nodes_cpu_torch": (
+        "cpu",
+        "cpu",
+        "yolov8n.yaml",
+        16,
+        3,
+        False,
+        {"torch_cpu_only_build"},
+        3,
+    ),
+    "small_shm_cpu_quota": (
+        "cpu",
+        "cpu",
+        "yolov8n.yaml",
+        8,
+        0,
+        False,
+        {"no_accelerator", "small_shm", "cpu_quota"},
+        0,
+    ),
+    "nvidia_driver_too_old": (
+        "cpu",
+        "cpu",
+        "yolov8n.yaml",
+        16,
+        4,
+        False,
+        {"device_nodes_unusable"},
+        3,
+    ),
     "nvidia_a100_mig": ("cuda", "0", "yolov8m.yaml", 16, 5, True, {"mig", "cpu_quota"}, 0),
     "apple_m2_mps": ("mps", "mps", "yolov8n.yaml", 16, 4, False, set(), 0),
 }
@@ -60,7 +84,12 @@ def test_recommendation_and_warnings(name: str) -> None:
     rec = report["recommendation"]
     assert report["primary"]["kind"] == kind
     assert (rec["device"], rec["model"], rec["batch"], rec["workers"], rec["amp"]) == (
-        device, model, batch, workers, amp)
+        device,
+        model,
+        batch,
+        workers,
+        amp,
+    )
     assert codes(report) == warning_codes
     assert len(report["unusable_device_nodes"]) == unusable
     assert rec["reason"] and report["primary"]["label"]
@@ -80,9 +109,11 @@ def test_build_report_is_pure(name: str) -> None:
 
 def test_labels() -> None:
     assert build_report(load("nvidia_h100_x8"))["primary"]["label"] == (
-        "8 \u00d7 NVIDIA H100 80GB HBM3, 79 GiB each")
+        "8 \u00d7 NVIDIA H100 80GB HBM3, 79 GiB each"
+    )
     assert build_report(load("nvidia_rtx4070"))["primary"]["label"] == (
-        "NVIDIA GeForce RTX 4070, 12 GiB")
+        "NVIDIA GeForce RTX 4070, 12 GiB"
+    )
     assert build_report(load("cpu_openvino"))["primary"]["label"] == "CPU 8 cores"
     jetson = build_report(load("jetson_orin_nx"))
     assert jetson["primary"]["label"].startswith("NVIDIA Jetson Orin NX")
@@ -108,7 +139,10 @@ def test_cpu_only_build_names_the_nodes_and_the_fix() -> None:
     text = message(report, "torch_cpu_only_build")
     assert "/dev/nvidia0" in text and "CPU-only" in text and "cu124" in text
     assert {n["path"] for n in report["unusable_device_nodes"]} == {
-        "/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm"}
+        "/dev/nvidia0",
+        "/dev/nvidiactl",
+        "/dev/nvidia-uvm",
+    }
 
 
 def test_driver_mismatch_names_both_versions() -> None:
@@ -211,8 +245,9 @@ def test_torch_missing() -> None:
 
 def test_unsupported_cuda_arch() -> None:
     facts = load("nvidia_rtx4070")
-    facts["cuda"][0].update(name="NVIDIA GeForce RTX 5090", capability="12.0",
-                            memory_bytes=34190917632)
+    facts["cuda"][0].update(
+        name="NVIDIA GeForce RTX 5090", capability="12.0", memory_bytes=34190917632
+    )
     report = build_report(facts)
     assert codes(report) == {"cuda_arch_unsupported"}
     assert "no kernel image" in message(report, "cuda_arch_unsupported")
@@ -223,8 +258,9 @@ def test_unsupported_cuda_arch() -> None:
 
 def test_amp_off_where_ultralytics_turns_it_off() -> None:
     facts = load("nvidia_rtx4070")
-    facts["cuda"][0].update(name="NVIDIA GeForce GTX 1660 SUPER", capability="7.5",
-                            memory_bytes=6442450944)
+    facts["cuda"][0].update(
+        name="NVIDIA GeForce GTX 1660 SUPER", capability="7.5", memory_bytes=6442450944
+    )
     rec = build_report(facts)["recommendation"]
     assert rec["amp"] is False and rec["model"] == "yolov8s.yaml"
 

@@ -24,13 +24,15 @@ FIXTURES = Path(__file__).parent / "fixtures" / "accelerators"
 
 # Stand-ins for the probe interpreter: each is called as `<script> -m jupyter_yolo...probe`.
 SCRIPTS = {
-    "sleep": ("echo $$ > {tmp}/probe.pid\necho 'importing torch' >&2\nsleep 60 &\n"
-              "echo $! > {tmp}/child.pid\nwait\n"),
-    "crash": ("echo 'Traceback (most recent call last):' >&2\n"
-              "echo 'ImportError: boom' >&2\nexit 3\n"),
+    "sleep": (
+        "echo $$ > {tmp}/probe.pid\necho 'importing torch' >&2\nsleep 60 &\n"
+        "echo $! > {tmp}/child.pid\nwait\n"
+    ),
+    "crash": (
+        "echo 'Traceback (most recent call last):' >&2\necho 'ImportError: boom' >&2\nexit 3\n"
+    ),
     "garbage": "echo 'hello, not json'\n",
-    "recorded": ("echo run >> {tmp}/runs\nsleep 0.5\n"
-                 f"cat {FIXTURES / 'nvidia_h100_x8.json'}\n"),
+    "recorded": (f"echo run >> {{tmp}}/runs\nsleep 0.5\ncat {FIXTURES / 'nvidia_h100_x8.json'}\n"),
 }
 
 
@@ -88,12 +90,15 @@ async def test_report_without_torch_in_the_server(jp_fetch: Any) -> None:
 
 def test_server_modules_do_not_import_torch() -> None:
     """The same promise, checked in a fresh interpreter whatever other tests imported."""
-    code = ("import sys, jupyter_yolo.app, jupyter_yolo.cli, jupyter_yolo.accelerators.service, "
-            "jupyter_yolo.handlers.accelerators\n"
-            "from jupyter_yolo.accelerators.usage import read_usage\nread_usage()\n"
-            "print(sorted({'torch', 'ultralytics', 'numpy'} & set(sys.modules)))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
+    code = (
+        "import sys, jupyter_yolo.app, jupyter_yolo.cli, jupyter_yolo.accelerators.service, "
+        "jupyter_yolo.handlers.accelerators\n"
+        "from jupyter_yolo.accelerators.usage import read_usage\nread_usage()\n"
+        "print(sorted({'torch', 'ultralytics', 'numpy'} & set(sys.modules)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 

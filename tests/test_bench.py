@@ -28,17 +28,25 @@ from bench.training import TrainingConfig, _phases, cli_environment, summarise
 from tests.conftest import REPO_ROOT
 
 TRAINING_FIGURES = {
-    "training": {"overhead_ratio": 1.012, "job_median_s": 25.3, "cli_median_s": 25.0,
-                 "pair_ratios": [1.01, 1.02, 1.012]},
+    "training": {
+        "overhead_ratio": 1.012,
+        "job_median_s": 25.3,
+        "cli_median_s": 25.0,
+        "pair_ratios": [1.01, 1.02, 1.012],
+    },
 }
 LIVE_FIGURES = {
     "live": {"callback_to_rest_median_s": 0.12, "callback_to_rest_p95_s": 0.24},
     "rest": {"p99_ms_under_load": 9.5, "p50_ms_under_load": 3.0},
 }
 INFERENCE_FIGURES = {
-    "choice": "openvino", "auto_over_best": 0.97, "auto_over_pytorch": 2.1,
-    "images_per_s": {"pytorch": 10.0, "openvino": 30.0}, "auto_images_per_s": 29.1,
-    "pytorch_default_images_per_s": 13.9, "int8_images_per_s": 41.0,
+    "choice": "openvino",
+    "auto_over_best": 0.97,
+    "auto_over_pytorch": 2.1,
+    "images_per_s": {"pytorch": 10.0, "openvino": 30.0},
+    "auto_images_per_s": 29.1,
+    "pytorch_default_images_per_s": 13.9,
+    "int8_images_per_s": 41.0,
 }
 
 
@@ -98,22 +106,34 @@ def test_only_and_skip_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_selected_keeps_the_fixed_order() -> None:
     assert [s.name for s in bench_main.selected(["footprint", "training"], None)] == [
-        "training", "footprint"]
+        "training",
+        "footprint",
+    ]
     assert [s.name for s in bench_main.selected(None, ["inference"])] == [
-        "training", "live", "footprint", "eventloop"]
+        "training",
+        "live",
+        "footprint",
+        "eventloop",
+    ]
 
 
 def test_flatten() -> None:
     assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}, "f": None}) == {
-        "a.b": 1, "a.c.d": [1, 2], "e": {}, "f": None}
+        "a.b": 1,
+        "a.c.d": [1, 2],
+        "e": {},
+        "f": None,
+    }
 
 
 def test_run_writes_json_and_table(
     fake_sections: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out" / "bench.json"
-    code = bench_main.main(["--quick", "--out", str(out), "--skip", "footprint",
-                            "--workdir", str(tmp_path / "work")], log=_quiet)
+    code = bench_main.main(
+        ["--quick", "--out", str(out), "--skip", "footprint", "--workdir", str(tmp_path / "work")],
+        log=_quiet,
+    )
     assert code == 0
     data = json.loads(out.read_text())
     for key in REQUIRED_KEYS:
@@ -130,8 +150,12 @@ def test_run_writes_json_and_table(
     assert data["run"]["quick"] is True and data["run"]["finished"] is True
     assert data["machine"]["cpus_usable"] >= 1
     targets = {t["key"]: t["pass"] for t in data["targets"]}
-    assert targets == {"training.overhead_ratio": True, "inference.auto_over_best": True,
-                       "inference.auto_over_pytorch": False, "eventloop.rest_p99_ms": None}
+    assert targets == {
+        "training.overhead_ratio": True,
+        "inference.auto_over_best": True,
+        "inference.auto_over_pytorch": False,
+        "eventloop.rest_p99_ms": None,
+    }
     table = capsys.readouterr().out
     assert "training.overhead_ratio" in table and "PASS" in table and "FAIL" in table
     assert "inference.images_per_s.openvino" in table
@@ -140,9 +164,11 @@ def test_run_writes_json_and_table(
 def test_crash_and_missing_sections(
     fake_sections: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sections = (*bench_main.SECTIONS[:3],
-                bench_main.Section("footprint", "fake_bench_crash"),
-                bench_main.Section("extra", "fake_bench_not_there"))
+    sections = (
+        *bench_main.SECTIONS[:3],
+        bench_main.Section("footprint", "fake_bench_crash"),
+        bench_main.Section("extra", "fake_bench_not_there"),
+    )
     monkeypatch.setattr(bench_main, "SECTIONS", sections)
     monkeypatch.setattr(bench_main, "SECTION_NAMES", tuple(s.name for s in sections))
     out = tmp_path / "bench.json"
@@ -159,8 +185,11 @@ def test_crash_and_missing_sections(
 def test_missing_section_alone_is_not_a_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bench_main, "SECTIONS", (
-        bench_main.Section("inference", "fake_bench_inference_absent", group="inference"),))
+    monkeypatch.setattr(
+        bench_main,
+        "SECTIONS",
+        (bench_main.Section("inference", "fake_bench_inference_absent", group="inference"),),
+    )
     monkeypatch.setattr(bench_main, "SECTION_NAMES", ("inference",))
     out = tmp_path / "bench.json"
     assert bench_main.main(["--out", str(out)], log=_quiet) == 0
@@ -170,8 +199,12 @@ def test_missing_section_alone_is_not_a_failure(
 
 
 def test_document_is_strict_json() -> None:
-    document = build_document({"training.overhead_ratio": math.nan, "x.list": [1.0, math.inf]},
-                              sections={}, machine={}, run={})
+    document = build_document(
+        {"training.overhead_ratio": math.nan, "x.list": [1.0, math.inf]},
+        sections={},
+        machine={},
+        run={},
+    )
     text = json.dumps(document, allow_nan=False)
     assert json.loads(text)["training.overhead_ratio"] is None
     assert "n/a" in format_table(document)
@@ -189,8 +222,10 @@ def test_statistics() -> None:
 def test_training_summary_uses_the_job_record_end() -> None:
     phases = _phases(100.0, {"train_start": 105.0, "train_done": 120.0}, 121.0, 122.0)
     assert phases == {"startup_s": 5.0, "training_s": 15.0, "final_s": 1.0, "exit_s": 1.0}
-    jobs = [{"wall_s": w, "event_wall_s": w - 1, "runner_s": w - 2, "phases": phases}
-            for w in (21.0, 20.0, 22.0)]
+    jobs = [
+        {"wall_s": w, "event_wall_s": w - 1, "runner_s": w - 2, "phases": phases}
+        for w in (21.0, 20.0, 22.0)
+    ]
     clis = [{"wall_s": w, "phases": phases} for w in (20.0, 20.5, 19.5)]
     result = summarise(TrainingConfig(epochs=5, repeats=3), jobs, clis, thread_env(2))
     assert result["overhead_ratio"] == 1.05
@@ -204,8 +239,7 @@ def test_cli_gets_the_runner_settings(tmp_path: Path) -> None:
     with environ({"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": "3"}):
         threads = thread_env(2)
         env = cli_environment(tmp_path, threads)
-    assert threads == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "3",
-                       "OPENBLAS_NUM_THREADS": "2"}
+    assert threads == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "2"}
     assert env["YOLO_OFFLINE"] == "1"
     assert env["YOLO_CONFIG_DIR"] == str(tmp_path / ".ultralytics")
     assert env["OMP_NUM_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "3"
@@ -220,10 +254,15 @@ def test_jobs_to_saturate_follow_ultralytics_threads() -> None:
 
 
 def test_list_sections_from_the_command_line() -> None:
-    done = subprocess.run([sys.executable, "-m", "bench", "--list"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.split()[::2] == [
-        "training", "inference", "live", "footprint", "eventloop"]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--list"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split()[::2] == ["training", "inference", "live", "footprint", "eventloop"]
 
 
 @pytest.mark.benchmarks
@@ -233,9 +272,14 @@ def test_quick_benchmark_run(tmp_path: Path, request: pytest.FixtureRequest) -> 
     if "benchmarks" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("a real benchmark run: select it with -m benchmarks")
     out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=1700,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1700,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-5000:]
     data = json.loads(out.read_text())
     assert data["run"]["finished"] is True
@@ -243,8 +287,13 @@ def test_quick_benchmark_run(tmp_path: Path, request: pytest.FixtureRequest) -> 
     for key in REQUIRED_KEYS:
         assert key in data, key
     for key in REQUIRED_KEYS:
-        section = {"inference": "inference", "training": "training", "live": "live",
-                   "rest": "live", "server": "footprint"}[key.split(".")[0]]
+        section = {
+            "inference": "inference",
+            "training": "training",
+            "live": "live",
+            "rest": "live",
+            "server": "footprint",
+        }[key.split(".")[0]]
         if data["sections"][section]["status"] == "ok":
             assert data[key] is not None, key
     assert all(s["status"] in ("ok", "missing") for s in data["sections"].values())

@@ -15,8 +15,9 @@ CLI = BIN / "jupyter-yolo"
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        [str(CLI), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,8 +68,13 @@ def test_no_command_prints_help() -> None:
 
 
 def test_jupyter_subcommand() -> None:
-    proc = subprocess.run([str(BIN / "jupyter"), "yolo", "--version"], capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [str(BIN / "jupyter"), "yolo", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("jupyter-yolo ")
 
@@ -76,15 +82,25 @@ def test_jupyter_subcommand() -> None:
 def test_init_prepares_workspace_idempotently(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     exe = str(Path(sys.executable).parent / "jupyter-yolo")
-    first = subprocess.run([exe, "init", "--workspace", str(workspace)], capture_output=True,
-                           text=True, timeout=120, check=True)
+    first = subprocess.run(
+        [exe, "init", "--workspace", str(workspace)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert "generated the shapes dataset" in first.stdout
     data = workspace / "datasets" / "shapes" / "data.yaml"
     before = data.read_bytes()
     labels = sorted((workspace / "datasets" / "shapes" / "labels" / "train").iterdir())
     assert labels and all(p.read_text().strip() for p in labels)
-    second = subprocess.run([exe, "init", "--workspace", str(workspace)], capture_output=True,
-                            text=True, timeout=120, check=True)
+    second = subprocess.run(
+        [exe, "init", "--workspace", str(workspace)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert "is there" in second.stdout
     assert data.read_bytes() == before
     assert {p.name for p in workspace.iterdir()} >= {"datasets", "weights", "jobs"}

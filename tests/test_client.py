@@ -27,8 +27,15 @@ from jupyter_yolo.client import (
 from .conftest import REPO_ROOT, install_dataset
 from .server_process import ServerProcess, free_port, serving
 
-TRAIN = {"model": "yolov8n.yaml", "epochs": 30, "imgsz": 64, "batch": 8, "device": "cpu",
-         "workers": 0, "plots": False}
+TRAIN = {
+    "model": "yolov8n.yaml",
+    "epochs": 30,
+    "imgsz": 64,
+    "batch": 8,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +97,12 @@ def test_remote_process_lists_starts_and_stops_jobs_with_url_and_token(
     env["PYTHONPATH"] = str(REPO_ROOT)
     done = subprocess.run(
         [sys.executable, "-c", REMOTE_SCRIPT, server.url, server.token, json.dumps(TRAIN)],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
@@ -153,10 +165,16 @@ def test_discovery_from_the_runtime_folder_skips_servers_that_do_not_answer(
 ) -> None:
     # a record of a live process (this one) whose port answers nothing
     stale = runtime_dir / "jpserver-1.json"
-    stale.write_text(json.dumps({
-        "url": f"http://127.0.0.1:{free_port()}/", "token": "t", "pid": os.getpid(),
-        "root_dir": str(server.root),
-    }))
+    stale.write_text(
+        json.dumps(
+            {
+                "url": f"http://127.0.0.1:{free_port()}/",
+                "token": "t",
+                "pid": os.getpid(),
+                "root_dir": str(server.root),
+            }
+        )
+    )
     try:
         monkeypatch.chdir(server.root)
         info = discover_server()

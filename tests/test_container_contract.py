@@ -30,8 +30,10 @@ DOCKER = REPO_ROOT / "docker"
 CONTRACT = DOCKER / "CONTRACT.md"
 COMPOSE = DOCKER / "compose.yaml"
 ENTRYPOINT_PATH = "/usr/local/bin/jupyter-yolo-entrypoint"
-ENTRYPOINT_SOURCES = [*sorted((REPO_ROOT / "jupyter_yolo" / "container").glob("*.py")),
-                      DOCKER / "entrypoint.sh"]
+ENTRYPOINT_SOURCES = [
+    *sorted((REPO_ROOT / "jupyter_yolo" / "container").glob("*.py")),
+    DOCKER / "entrypoint.sh",
+]
 VERSION = __version__
 SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -43,7 +45,7 @@ def markdown_table(text: str, heading: str) -> list[dict[str, str]]:
     """The first table after ``## heading``: one dict per row, keyed by the header cells."""
     match = re.search(rf"^## {re.escape(heading)}\s*$", text, re.MULTILINE)
     assert match, f"CONTRACT.md has no '## {heading}' section"
-    lines = text[match.end():].splitlines()
+    lines = text[match.end() :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     rows = []
     for line in lines[start:]:
@@ -76,11 +78,18 @@ def load_contract(text: str) -> Contract:
     (user,) = markdown_table(text, "User")
     env = {plain(r["variable"]): plain(r["default"]) for r in markdown_table(text, "Environment")}
     labels = {plain(r["label"]) for r in markdown_table(text, "Labels")}
-    section = text[text.index("## Kubernetes"):]
+    section = text[text.index("## Kubernetes") :]
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
     kubernetes = [doc for block in blocks for doc in yaml.safe_load_all(block) if doc]
-    return Contract(variants, ports, volumes, f"{plain(user['uid'])}:{plain(user['gid'])}", env,
-                    labels, kubernetes)
+    return Contract(
+        variants,
+        ports,
+        volumes,
+        f"{plain(user['uid'])}:{plain(user['gid'])}",
+        env,
+        labels,
+        kubernetes,
+    )
 
 
 # --------------------------------------------------------------------------- Dockerfiles
@@ -200,8 +209,10 @@ def image_is_pinned(image: str) -> bool:
 def dockerignore_allows(path: str, ignore: str) -> bool:
     """Whether the build context keeps ``path``: re-included by a ``!`` line of .dockerignore."""
     patterns = [line[1:].rstrip("/") for line in ignore.splitlines() if line.startswith("!")]
-    return any(path == p or path.startswith(p + "/") or p.startswith(path.rstrip("/") + "/")
-               for p in patterns)
+    return any(
+        path == p or path.startswith(p + "/") or p.startswith(path.rstrip("/") + "/")
+        for p in patterns
+    )
 
 
 def check_dockerfile(variant: str, text: str, contract: Contract, ignore: str) -> list[str]:
@@ -216,8 +227,9 @@ def check_dockerfile(variant: str, text: str, contract: Contract, ignore: str) -
         findings.append(f"variant {variant} is not in CONTRACT.md's Variants table")
     elif plain(row["base image"]) != final.base:
         findings.append(f"base {final.base} is not the documented {plain(row['base image'])}")
-    findings += [f"FROM {s.base} is not pinned to a tag" for s in stages
-                 if not image_is_pinned(s.base)]
+    findings += [
+        f"FROM {s.base} is not pinned to a tag" for s in stages if not image_is_pinned(s.base)
+    ]
     env: dict[str, str] = {}
     for instruction in final.all("ENV"):
         env.update(assignments(instruction.args))
@@ -227,8 +239,9 @@ def check_dockerfile(variant: str, text: str, contract: Contract, ignore: str) -
         findings.append(f"EXPOSE {sorted(exposed)} is not the documented {sorted(contract.ports)}")
     users = final.all("USER")
     if not users or users[-1].args != contract.user:
-        findings.append(f"the last USER is {users[-1].args if users else None}, "
-                        f"not {contract.user}")
+        findings.append(
+            f"the last USER is {users[-1].args if users else None}, not {contract.user}"
+        )
     if users and users[-1].args.split(":")[0] in ("0", "root"):
         findings.append("the image runs as root")
     checks = final.all("HEALTHCHECK")
@@ -244,8 +257,9 @@ def check_dockerfile(variant: str, text: str, contract: Contract, ignore: str) -
             findings.append(f"HEALTHCHECK lacks {sorted(missing)}")
     volumes = {v for i in final.all("VOLUME") for v in json_or_shell(i.args)}
     if volumes != contract.volumes:
-        findings.append(f"VOLUME {sorted(volumes)} is not the documented "
-                        f"{sorted(contract.volumes)}")
+        findings.append(
+            f"VOLUME {sorted(volumes)} is not the documented {sorted(contract.volumes)}"
+        )
     if env.get("YOLO_WORKSPACE") not in contract.volumes:
         findings.append(f"YOLO_WORKSPACE={env.get('YOLO_WORKSPACE')} is not the volume")
     for name, port in (("JUPYTER_PORT", 8888), ("SSH_PORT", 22)):
@@ -260,8 +274,7 @@ def check_dockerfile(variant: str, text: str, contract: Contract, ignore: str) -
     for instruction in final.all("LABEL"):
         labels.update(assignments(instruction.args))
     if set(labels) != contract.labels:
-        findings.append(f"labels differ from CONTRACT.md: "
-                        f"{sorted(set(labels) ^ contract.labels)}")
+        findings.append(f"labels differ from CONTRACT.md: {sorted(set(labels) ^ contract.labels)}")
     if labels.get("org.opencontainers.image.version") != VERSION:
         findings.append(f"version label is not the package version {VERSION}")
     if labels.get("io.jupyter-yolo.variant") != variant:
@@ -272,8 +285,10 @@ def check_dockerfile(variant: str, text: str, contract: Contract, ignore: str) -
     entry = final.all("ENTRYPOINT")
     if not entry or json_or_shell(entry[-1].args) != [ENTRYPOINT_PATH]:
         findings.append(f"ENTRYPOINT is not [{ENTRYPOINT_PATH!r}] in exec form")
-    if not any(i.args.split()[-1] == ENTRYPOINT_PATH and "docker/entrypoint.sh" in i.args
-               for i in final.all("COPY")):
+    if not any(
+        i.args.split()[-1] == ENTRYPOINT_PATH and "docker/entrypoint.sh" in i.args
+        for i in final.all("COPY")
+    ):
         findings.append("docker/entrypoint.sh is not copied to the entrypoint path")
     weights = [i for i in final.all("ADD") if i.args.split()[-1].endswith(".pt")]
     if not weights:
@@ -290,8 +305,11 @@ def check_dockerfile(variant: str, text: str, contract: Contract, ignore: str) -
         for command in run.args.split("&&"):
             if "pip install" in command and not re.search(r"(^|\s)-c\s", command):
                 findings.append(f"line {run.line}: pip install without -c constraints")
-    version_args = [assignments(i.args).get("VERSION") for i in final.all("ARG")
-                    if "VERSION" in assignments(i.args)]
+    version_args = [
+        assignments(i.args).get("VERSION")
+        for i in final.all("ARG")
+        if "VERSION" in assignments(i.args)
+    ]
     if version_args != [VERSION]:
         findings.append(f"ARG VERSION {version_args} is not the package version {VERSION}")
     for stage in stages:
@@ -312,10 +330,11 @@ DEVICE_CHECKS = {
     "cuda": lambda s: s.get("gpus") == "all" or "nvidia" in json.dumps(s.get("deploy", {})),
     "rocm": lambda s: {"/dev/kfd", "/dev/dri"} <= {d.split(":")[0] for d in s.get("devices", [])},
     "jetson": lambda s: s.get("runtime") == "nvidia",
-    "ascend": lambda s: any(re.fullmatch(r"/dev/davinci\d+", d.split(":")[0])
-                            for d in s.get("devices", []))
-    and "/dev/davinci_manager" in s.get("devices", [])
-    and any(v.startswith("/usr/local/Ascend/driver:") for v in s.get("volumes", [])),
+    "ascend": lambda s: (
+        any(re.fullmatch(r"/dev/davinci\d+", d.split(":")[0]) for d in s.get("devices", []))
+        and "/dev/davinci_manager" in s.get("devices", [])
+        and any(v.startswith("/usr/local/Ascend/driver:") for v in s.get("volumes", []))
+    ),
     "cpu": lambda s: "devices" not in s and "gpus" not in s,
 }
 
@@ -331,8 +350,9 @@ def check_compose(data: dict[str, Any], contract: Contract) -> list[str]:
     findings: list[str] = []
     services: dict[str, Any] = data.get("services") or {}
     if set(services) != set(contract.variants):
-        findings.append(f"services {sorted(services)} are not the variants "
-                        f"{sorted(contract.variants)}")
+        findings.append(
+            f"services {sorted(services)} are not the variants {sorted(contract.variants)}"
+        )
     for name, service in services.items():
         where = f"service {name}"
         row = contract.variants.get(name)
@@ -357,8 +377,11 @@ def check_compose(data: dict[str, Any], contract: Contract) -> list[str]:
         if service.get("stop_signal", "SIGTERM") != "SIGTERM":
             findings.append(f"{where}: stop_signal is not SIGTERM")
         environment = service.get("environment") or []
-        pairs = (dict(str(e).split("=", 1) if "=" in str(e) else (str(e), None)
-                      for e in environment) if isinstance(environment, list) else environment)
+        pairs = (
+            dict(str(e).split("=", 1) if "=" in str(e) else (str(e), None) for e in environment)
+            if isinstance(environment, list)
+            else environment
+        )
         if "JUPYTER_TOKEN" not in pairs or pairs["JUPYTER_TOKEN"] not in (None,):
             findings.append(f"{where}: JUPYTER_TOKEN is not passed through from the shell")
         for variable in pairs:
@@ -381,8 +404,9 @@ def contract() -> Contract:
 
 
 def dockerfiles() -> dict[str, Path]:
-    return {path.name.removesuffix(".Dockerfile"): path
-            for path in sorted(DOCKER.glob("*.Dockerfile"))}
+    return {
+        path.name.removesuffix(".Dockerfile"): path for path in sorted(DOCKER.glob("*.Dockerfile"))
+    }
 
 
 def test_package_version_is_the_one_in_pyproject() -> None:
@@ -390,8 +414,9 @@ def test_package_version_is_the_one_in_pyproject() -> None:
 
 
 def test_every_variant_has_a_dockerfile_and_a_service(contract: Contract) -> None:
-    assert set(dockerfiles()) == set(contract.variants) == {
-        "cpu", "cuda", "rocm", "jetson", "ascend"}
+    assert (
+        set(dockerfiles()) == set(contract.variants) == {"cpu", "cuda", "rocm", "jetson", "ascend"}
+    )
     for variant, row in contract.variants.items():
         assert plain(row["Dockerfile"]) == f"docker/{variant}.Dockerfile"
 
@@ -427,8 +452,14 @@ def entrypoint_variables() -> set[str]:
 
 def test_every_variable_the_entrypoint_reads_is_documented(contract: Contract) -> None:
     read = entrypoint_variables()
-    assert {"JUPYTER_TOKEN", "SSH_AUTHORIZED_KEYS", "YOLO_WORKSPACE", "SSH_PORT",
-            "JUPYTER_PORT", "YOLO_CONFIG_DIR"} <= read, read
+    assert {
+        "JUPYTER_TOKEN",
+        "SSH_AUTHORIZED_KEYS",
+        "YOLO_WORKSPACE",
+        "SSH_PORT",
+        "JUPYTER_PORT",
+        "YOLO_CONFIG_DIR",
+    } <= read, read
     assert sorted(read - set(contract.env)) == []
     for variable in ENVIRONMENT:
         assert contract.env[variable.name] == variable.default, variable.name
@@ -441,8 +472,10 @@ def test_kubernetes_manifest_has_limits_a_gpu_and_the_contract(contract: Contrac
     pod = deployment["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] >= 30
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}" == \
-        contract.user
+    assert (
+        f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+        == contract.user
+    )
     (container,) = pod["containers"]
     assert {p["containerPort"] for p in container["ports"]} <= contract.ports
     limits = container["resources"]["limits"]
@@ -459,24 +492,37 @@ def test_kubernetes_manifest_has_limits_a_gpu_and_the_contract(contract: Contrac
 
 def test_checker_finds_what_a_broken_dockerfile_breaks(contract: Contract) -> None:
     text = dockerfiles()["cpu"].read_text()
-    broken = (text.replace("HEALTHCHECK", "# HEALTHCHECK").replace("  CMD [\"jupyter-yolo\"", "#")
-              .replace("EXPOSE 8888 22", "EXPOSE 8888 9999")
-              .replace('VOLUME ["/workspace"]', 'VOLUME ["/data"]')
-              .replace("--checksum=sha256:", "--keep-git-dir=false --x=")
-              .replace("STOPSIGNAL SIGTERM", "STOPSIGNAL SIGKILL")
-              .replace("    PYTHONUNBUFFERED=1", "    PYTHONUNBUFFERED=1 \\\n    SECRET_SAUCE=1")
-              .replace("FROM python:3.11.14-slim-bookworm", "FROM python")
-              + "USER 0:0\n")
+    broken = (
+        text.replace("HEALTHCHECK", "# HEALTHCHECK")
+        .replace('  CMD ["jupyter-yolo"', "#")
+        .replace("EXPOSE 8888 22", "EXPOSE 8888 9999")
+        .replace('VOLUME ["/workspace"]', 'VOLUME ["/data"]')
+        .replace("--checksum=sha256:", "--keep-git-dir=false --x=")
+        .replace("STOPSIGNAL SIGTERM", "STOPSIGNAL SIGKILL")
+        .replace("    PYTHONUNBUFFERED=1", "    PYTHONUNBUFFERED=1 \\\n    SECRET_SAUCE=1")
+        .replace("FROM python:3.11.14-slim-bookworm", "FROM python")
+        + "USER 0:0\n"
+    )
     ignore = (REPO_ROOT / ".dockerignore").read_text()
     findings = "\n".join(check_dockerfile("cpu", broken, contract, ignore))
-    for fragment in ["no HEALTHCHECK", "EXPOSE [8888, 9999]", "VOLUME ['/data']",
-                     "without a sha256 --checksum", "STOPSIGNAL", "ENV SECRET_SAUCE",
-                     "FROM python is not pinned", "the image runs as root", "the last USER"]:
+    for fragment in [
+        "no HEALTHCHECK",
+        "EXPOSE [8888, 9999]",
+        "VOLUME ['/data']",
+        "without a sha256 --checksum",
+        "STOPSIGNAL",
+        "ENV SECRET_SAUCE",
+        "FROM python is not pinned",
+        "the image runs as root",
+        "the last USER",
+    ]:
         assert fragment in findings, f"{fragment!r} not found in:\n{findings}"
     pipless = text.replace("-c /opt/jupyter-yolo/constraints.txt ", "")
     assert any("without -c" in f for f in check_dockerfile("cpu", pipless, contract, ignore))
-    assert any(".dockerignore leaves" in f
-               for f in check_dockerfile("cpu", text, contract, "**\n!pyproject.toml\n"))
+    assert any(
+        ".dockerignore leaves" in f
+        for f in check_dockerfile("cpu", text, contract, "**\n!pyproject.toml\n")
+    )
 
 
 def test_checker_finds_what_a_broken_compose_breaks(contract: Contract) -> None:
@@ -493,24 +539,34 @@ def test_checker_finds_what_a_broken_compose_breaks(contract: Contract) -> None:
     ascend["volumes"] = ["workspace:/workspace"]
     data["services"].pop("jetson")
     findings = "\n".join(check_compose(data, contract))
-    for fragment in ["service cpu: no volume", "neither ipc: host nor shm_size",
-                     "publishes [8888]", "stop_grace_period", "JUPYTER_TOKEN is not passed",
-                     "MYSTERY is not documented", "no CPU and memory limits",
-                     "device mapping of the rocm", "device mapping of the ascend",
-                     "are not the variants"]:
+    for fragment in [
+        "service cpu: no volume",
+        "neither ipc: host nor shm_size",
+        "publishes [8888]",
+        "stop_grace_period",
+        "JUPYTER_TOKEN is not passed",
+        "MYSTERY is not documented",
+        "no CPU and memory limits",
+        "device mapping of the rocm",
+        "device mapping of the ascend",
+        "are not the variants",
+    ]:
         assert fragment in findings, f"{fragment!r} not found in:\n{findings}"
 
 
 def test_dockerfile_parser_joins_continuations_and_substitutes() -> None:
     global_args, stages = parse_dockerfile(
         "# syntax=docker/dockerfile:1.7\nARG BASE=python:3.11-slim\nFROM ${BASE} AS one\n"
-        "ARG BASE\nENV A=1 \\\n    # a comment inside\n    B=\"two words\"\n"
+        'ARG BASE\nENV A=1 \\\n    # a comment inside\n    B="two words"\n'
         "LABEL x=$A\nCOPY --chown=1:1 a b\nFROM scratch\nENV C=$A\n"
     )
     assert global_args == {"BASE": "python:3.11-slim"}
     assert [s.base for s in stages] == ["python:3.11-slim", "scratch"]
     assert [(i.keyword, i.args) for i in stages[0].instructions[:3]] == [
-        ("ARG", "BASE"), ("ENV", 'A=1 B="two words"'), ("LABEL", "x=1")]
+        ("ARG", "BASE"),
+        ("ENV", 'A=1 B="two words"'),
+        ("LABEL", "x=1"),
+    ]
     assert stages[0].all("COPY")[0].flags == {"chown": "1:1"}
     assert stages[1].all("ENV")[0].args == "C=$A", "ENV does not cross stages"
 
@@ -528,9 +584,17 @@ def hadolint() -> str:
 @pytest.mark.parametrize("variant", sorted(dockerfiles()))
 def test_hadolint_passes(variant: str) -> None:
     done = subprocess.run(
-        [hadolint(), "--no-color", "-c", str(DOCKER / "hadolint.yaml"),
-         str(dockerfiles()[variant])],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            hadolint(),
+            "--no-color",
+            "-c",
+            str(DOCKER / "hadolint.yaml"),
+            str(dockerfiles()[variant]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -540,7 +604,10 @@ def test_hadolint_fails_a_bad_dockerfile(tmp_path: Path) -> None:
     bad.write_text("FROM python:latest\nRUN apt-get install curl\nLABEL io.jupyter-yolo.x=1\n")
     done = subprocess.run(
         [hadolint(), "--no-color", "-c", str(DOCKER / "hadolint.yaml"), str(bad)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode != 0
     for rule in ("DL3007", "DL3008", "DL3050"):
@@ -556,4 +623,5 @@ def test_every_ignored_rule_has_a_reason() -> None:
             if line.startswith("# hadolint ignore="):
                 above = lines[number - 1] if number else ""
                 assert above.startswith("# ") and "hadolint" not in above and len(above) > 20, (
-                    f"{path.name}:{number + 1}: the ignore has no reason on the line above")
+                    f"{path.name}:{number + 1}: the ignore has no reason on the line above"
+                )

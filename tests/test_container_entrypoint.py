@@ -193,7 +193,11 @@ def test_token_is_required_xsrf_stays_on_and_the_token_never_shows(tmp_path: Pat
         assert status(lab.url + "/api") == 200
         health = subprocess.run(
             [str(BIN / "jupyter-yolo"), "healthcheck"],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert health.returncode == 0, health.stderr
         assert_xsrf_enforced(lab.url, token)
@@ -331,7 +335,9 @@ def test_token_file_secret_empty_both_set_and_loose_kept_file_are_refused(tmp_pa
 @pytest.mark.skipif(os.geteuid() != 0, reason="checks the refusal of sshd as root (CI is root)")
 def test_ssh_as_root_is_refused(tmp_path: Path) -> None:
     env = entrypoint_env(
-        tmp_path, tmp_path / "workspace", JUPYTER_TOKEN="ok-token-1234567890",
+        tmp_path,
+        tmp_path / "workspace",
+        JUPYTER_TOKEN="ok-token-1234567890",
         SSH_AUTHORIZED_KEYS="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB7xS4Zjq9v3yP0u root@x",
     )
     done = run_refused(env)
@@ -343,10 +349,14 @@ def test_a_config_file_cannot_turn_authentication_or_xsrf_off(tmp_path: Path) ->
     workspace = tmp_path / "workspace"
     env = entrypoint_env(tmp_path, workspace, JUPYTER_TOKEN="ok-token-1234567890")
     config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
-    config.write_text(json.dumps({
-        "IdentityProvider": {"token": ""},
-        "ServerApp": {"tornado_settings": {"disable_check_xsrf": True}},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "IdentityProvider": {"token": ""},
+                "ServerApp": {"tornado_settings": {"disable_check_xsrf": True}},
+            }
+        )
+    )
     lab = Entrypoint(env, tmp_path / "entrypoint.log")
     with pytest.raises(AssertionError, match="entrypoint exited 2"):
         lab.start()
@@ -378,8 +388,14 @@ def test_kept_token_file_is_private_from_its_creation(tmp_path: Path) -> None:
 
 
 def test_argument_guard_allows_ordinary_arguments() -> None:
-    check_server_args(["--YoloApp.max_jobs_per_device=2", "--ServerApp.disable_check_xsrf=False",
-                       "--ServerApp.tornado_settings={'autoreload': False}", "--debug"])
+    check_server_args(
+        [
+            "--YoloApp.max_jobs_per_device=2",
+            "--ServerApp.disable_check_xsrf=False",
+            "--ServerApp.tornado_settings={'autoreload': False}",
+            "--debug",
+        ]
+    )
 
 
 def test_weights_are_copied_once_and_never_overwritten(tmp_path: Path) -> None:
@@ -397,8 +413,13 @@ def test_weights_are_copied_once_and_never_overwritten(tmp_path: Path) -> None:
 
 
 def test_secrets_stop_at_jupyterlab_and_never_reach_jobs(tmp_path: Path) -> None:
-    base = {"PATH": "/usr/bin", "SSH_AUTHORIZED_KEYS": "ssh-ed25519 AAAA", "HOME": "/home/yolo",
-            "JUPYTER_TOKEN_FILE": "/run/secrets/token", "YOLO_OFFLINE": "0"}
+    base = {
+        "PATH": "/usr/bin",
+        "SSH_AUTHORIZED_KEYS": "ssh-ed25519 AAAA",
+        "HOME": "/home/yolo",
+        "JUPYTER_TOKEN_FILE": "/run/secrets/token",
+        "YOLO_OFFLINE": "0",
+    }
     config = ContainerConfig.from_environ({"YOLO_WORKSPACE": str(tmp_path)})
     lab = lab_environment(config, "the-token-0123456789", base)
     assert "SSH_AUTHORIZED_KEYS" not in lab and "JUPYTER_TOKEN_FILE" not in lab
@@ -413,19 +434,29 @@ def test_secrets_stop_at_jupyterlab_and_never_reach_jobs(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_running_training_gracefully(
-    tmp_path: Path, shapes_template: Path
-) -> None:
+def test_sigterm_stops_a_running_training_gracefully(tmp_path: Path, shapes_template: Path) -> None:
     workspace = tmp_path / "workspace"
     install_dataset(shapes_template, workspace / "datasets" / "shapes")
     token = "sigterm-" + os.urandom(12).hex()
     env = entrypoint_env(tmp_path, workspace, JUPYTER_TOKEN=token)
     lab = Entrypoint(env, tmp_path / "entrypoint.log").start()
     try:
-        job = request_json(lab.url + "/yolo/jobs", token, method="POST", body={
-            "kind": "train", "model": "yolov8n.yaml", "data": "shapes", "epochs": 50,
-            "imgsz": 64, "batch": 8, "device": "cpu", "workers": 0, "plots": False,
-        })
+        job = request_json(
+            lab.url + "/yolo/jobs",
+            token,
+            method="POST",
+            body={
+                "kind": "train",
+                "model": "yolov8n.yaml",
+                "data": "shapes",
+                "epochs": 50,
+                "imgsz": 64,
+                "batch": 8,
+                "device": "cpu",
+                "workers": 0,
+                "plots": False,
+            },
+        )
         job_id = job["id"]
         after, deadline = 0, time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -35,8 +35,14 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 def _missing() -> str | None:
     if os.geteuid() != 0:
         return "needs root to create a throwaway account (CI runs as root)"
-    for program in ("/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/sbin/useradd",
-                    "/usr/bin/setpriv", str(SYSTEM_PYTHON)):
+    for program in (
+        "/usr/sbin/sshd",
+        "/usr/bin/ssh",
+        "/usr/bin/ssh-keygen",
+        "/usr/sbin/useradd",
+        "/usr/bin/setpriv",
+        str(SYSTEM_PYTHON),
+    ):
         if not Path(program).exists():
             return f"{program} is missing (scripts/setup.sh test installs openssh-server)"
     return None
@@ -62,11 +68,24 @@ def account() -> Iterator[Account]:
     name = f"jyssh{secrets.token_hex(3)}"
     home = base / "home"
     password = "Pw-" + secrets.token_hex(8)
-    subprocess.run(["useradd", "--home-dir", str(home), "--create-home", "--shell", "/bin/sh",
-                    "--user-group", name], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "useradd",
+            "--home-dir",
+            str(home),
+            "--create-home",
+            "--shell",
+            "/bin/sh",
+            "--user-group",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True
+        )
         entry = pwd.getpwnam(name)
         yield Account(name, entry.pw_uid, entry.pw_gid, home, password)
     finally:
@@ -81,8 +100,7 @@ def client_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     keys = []
     for name in ("authorized", "stranger"):
         path = folder / name
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-                       check=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
         keys.append(path)
     return keys[0], keys[1]
 
@@ -111,14 +129,23 @@ class Sshd:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self, *args: str) -> list[str]:
-        return ["setpriv", f"--reuid={self.account.uid}", f"--regid={self.account.gid}",
-                "--init-groups", "--", *args]
+        return [
+            "setpriv",
+            f"--reuid={self.account.uid}",
+            f"--regid={self.account.gid}",
+            "--init-groups",
+            "--",
+            *args,
+        ]
 
     def start(self) -> Sshd:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 self.command(str(SYSTEM_PYTHON), "-m", "jupyter_yolo.container.sshd"),
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 cwd="/",
             )
         deadline = time.monotonic() + 60
@@ -143,33 +170,64 @@ def sshd(
     account: Account, client_keys: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Sshd]:
     authorized = client_keys[0].with_suffix(".pub").read_text()
-    server = Sshd(account, f"# the team's key\n{authorized}\n",
-                  tmp_path_factory.mktemp("sshd") / "sshd.log").start()
+    server = Sshd(
+        account, f"# the team's key\n{authorized}\n", tmp_path_factory.mktemp("sshd") / "sshd.log"
+    ).start()
     try:
         yield server
     finally:
         server.stop()
 
 
-def ssh(port: int, user: str, *options: str, key: Path | None = None,
-        command: str = "true", env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def ssh(
+    port: int,
+    user: str,
+    *options: str,
+    key: Path | None = None,
+    command: str = "true",
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """The OpenSSH client, ignoring any user config and known hosts."""
-    args = ["ssh", "-F", "/dev/null", "-p", str(port), "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
-            "-o", "NumberOfPasswordPrompts=1"]
+    args = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-p",
+        str(port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+    ]
     if key is not None:
         args += ["-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
     args += [*options, f"{user}@127.0.0.1", command]
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False,
-                          stdin=subprocess.DEVNULL, env=env)
+    return subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
 
 
 def test_the_authorized_key_logs_in_the_container_user(
     sshd: Sshd, account: Account, client_keys: tuple[Path, Path]
 ) -> None:
-    done = ssh(sshd.port, account.name, "-o", "BatchMode=yes", key=client_keys[0],
-               command='id -un; echo "ws=$YOLO_WORKSPACE"; echo "token=${JUPYTER_TOKEN:-none}"')
+    done = ssh(
+        sshd.port,
+        account.name,
+        "-o",
+        "BatchMode=yes",
+        key=client_keys[0],
+        command='id -un; echo "ws=$YOLO_WORKSPACE"; echo "token=${JUPYTER_TOKEN:-none}"',
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split()
     assert lines == [account.name, f"ws={sshd.workspace}", "token=none"], done.stdout
@@ -192,14 +250,27 @@ def test_passwords_are_never_asked_for_nor_accepted(
     askpass = tmp_path / "askpass.sh"
     askpass.write_text(f"#!/bin/sh\ntouch {marker}\necho '{account.password}'\n")
     askpass.chmod(0o700)
-    env = {**os.environ, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
-           "DISPLAY": ":0"}
-    done = ssh(sshd.port, account.name, "-v", "-o", "PubkeyAuthentication=no",
-               "-o", "PreferredAuthentications=password,keyboard-interactive", env=env)
+    env = {
+        **os.environ,
+        "SSH_ASKPASS": str(askpass),
+        "SSH_ASKPASS_REQUIRE": "force",
+        "DISPLAY": ":0",
+    }
+    done = ssh(
+        sshd.port,
+        account.name,
+        "-v",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+        env=env,
+    )
     assert done.returncode == 255, done.stdout
     assert "Permission denied (publickey)" in done.stderr
-    offered = [line for line in done.stderr.splitlines()
-               if "Authentications that can continue" in line]
+    offered = [
+        line for line in done.stderr.splitlines() if "Authentications that can continue" in line
+    ]
     assert offered and all(line.rstrip().endswith(": publickey") for line in offered), offered
     assert not marker.exists(), "the client was asked for a password"
 
@@ -208,7 +279,11 @@ def test_effective_config_is_keys_only(sshd: Sshd, account: Account) -> None:
     config = Path(account.home, ".local/state/jupyter-yolo/sshd/sshd_config")
     done = subprocess.run(
         sshd.command("/usr/sbin/sshd", "-T", "-f", str(config)),
-        env=sshd.env, capture_output=True, text=True, timeout=60, check=False,
+        env=sshd.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     effective = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
@@ -228,11 +303,15 @@ def test_host_keys_are_kept_on_the_volume_across_restarts(
     folder = host_key_dir(sshd.workspace)
     keys = sorted(folder.glob("ssh_host_*_key"))
     assert [k.name for k in keys] == ["ssh_host_ed25519_key", "ssh_host_rsa_key"]
-    assert all((k.stat().st_mode & 0o777) == 0o600 and k.stat().st_uid == account.uid
-               for k in keys)
+    assert all((k.stat().st_mode & 0o777) == 0o600 and k.stat().st_uid == account.uid for k in keys)
     before = {k.name: k.read_bytes() for k in keys}
-    scan = subprocess.run(["ssh-keyscan", "-p", str(sshd.port), "-t", "ed25519", "127.0.0.1"],
-                          capture_output=True, text=True, timeout=30, check=False)
+    scan = subprocess.run(
+        ["ssh-keyscan", "-p", str(sshd.port), "-t", "ed25519", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     served = scan.stdout.split()[-1]
     assert served == (folder / "ssh_host_ed25519_key.pub").read_text().split()[1]
 
@@ -253,6 +332,10 @@ def test_bad_keys_are_refused_with_a_message(account: Account, tmp_path: Path) -
         server = Sshd(account, keys, tmp_path / "bad.log")
         done = subprocess.run(
             server.command(str(SYSTEM_PYTHON), "-m", "jupyter_yolo.container.sshd"),
-            env=server.env, capture_output=True, text=True, timeout=60, check=False,
+            env=server.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 2 and fragment in done.stderr, done.stderr

@@ -29,8 +29,16 @@ from .dataset_tools import (
     zip_dir,
 )
 
-TRAIN = {"kind": "train", "model": "yolov8n.yaml", "epochs": 1, "imgsz": 64, "batch": 4,
-         "device": "cpu", "workers": 0, "plots": False}
+TRAIN = {
+    "kind": "train",
+    "model": "yolov8n.yaml",
+    "epochs": 1,
+    "imgsz": 64,
+    "batch": 4,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+}
 
 
 # --------------------------------------------------------------------------- uploads
@@ -71,7 +79,11 @@ async def test_upload_generated_dataset(
     assert "path" not in written, "the template's absolute path must not survive"
     assert written["names"] == names_of(shapes_template / "data.yaml")
     assert sorted(p.name for p in folder.iterdir()) == [
-        "data.yaml", "images", "labels", "meta.json", "report.json"
+        "data.yaml",
+        "images",
+        "labels",
+        "meta.json",
+        "report.json",
     ]
 
     listing = (await fetch_json(jp_fetch, "yolo", "datasets"))["datasets"]
@@ -81,9 +93,16 @@ async def test_upload_generated_dataset(
     assert entry["size"] > 0 and entry["created"] > 0
     assert entry["splits"]["train"]["images"] == 32 and "report" not in entry
 
-    await expect_error(jp_fetch, 409, "yolo", "datasets", method="POST",
-                       params={"name": "gen"}, body=archive.read_bytes(),
-                       headers={"Content-Type": "application/zip"})
+    await expect_error(
+        jp_fetch,
+        409,
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "gen"},
+        body=archive.read_bytes(),
+        headers={"Content-Type": "application/zip"},
+    )
 
 
 async def test_upload_refusals_without_body_problems(jp_fetch: Any) -> None:
@@ -100,9 +119,17 @@ async def test_upload_refusals_without_body_problems(jp_fetch: Any) -> None:
         ({}, {}, json.dumps({"name": "a", "path": "missing.zip"}), 404, "does not exist"),
         ({}, {}, json.dumps({"name": "a b", "path": "x.zip"}), 400, "Invalid dataset"),
     ]:
-        error = await expect_error(jp_fetch, code, "yolo", "datasets", method="POST",
-                                   params=params, headers=headers, body=body,
-                                   allow_nonstandard_methods=True)
+        error = await expect_error(
+            jp_fetch,
+            code,
+            "yolo",
+            "datasets",
+            method="POST",
+            params=params,
+            headers=headers,
+            body=body,
+            allow_nonstandard_methods=True,
+        )
         assert fragment in error["message"], (params, error)
 
 
@@ -113,15 +140,26 @@ async def test_import_from_workspace_zip_and_folder(
     uploads.mkdir()
     zip_dir(shapes_template, uploads / "mine.zip")
     shutil.copytree(shapes_template, uploads / "folder")
-    response = await jp_fetch("yolo", "datasets", method="POST",
-                              body=json.dumps({"name": "mine", "path": "uploads/mine.zip"}))
+    response = await jp_fetch(
+        "yolo",
+        "datasets",
+        method="POST",
+        body=json.dumps({"name": "mine", "path": "uploads/mine.zip"}),
+    )
     assert response.code == 201
     dataset = json.loads(response.body)
     assert dataset["source"] == "import:uploads/mine.zip"
     assert_matches_labels(dataset, shapes_template)
-    copied = json.loads((await jp_fetch(
-        "yolo", "datasets", method="POST",
-        body=json.dumps({"name": "copied", "path": "uploads/folder"}))).body)
+    copied = json.loads(
+        (
+            await jp_fetch(
+                "yolo",
+                "datasets",
+                method="POST",
+                body=json.dumps({"name": "copied", "path": "uploads/folder"}),
+            )
+        ).body
+    )
     assert copied["source"] == "import:uploads/folder" and copied["status"] == "ok"
     assert_matches_labels(copied, shapes_template)
     # the sources are left as they were
@@ -151,12 +189,15 @@ async def test_single_pool_gets_a_seeded_validation_split(
     assert any("no validation split" in note and "seed 0" in note for note in first["notes"])
     assert first["status"] == "ok" and first["warnings"] == 0
     assert first["report"]["names"] == {str(k): v for k, v in names.items()}
-    sample_1 = await fetch_json(jp_fetch, "yolo", "datasets", "pool1", "samples",
-                                params={"split": "val", "count": "64"})
-    sample_2 = await fetch_json(jp_fetch, "yolo", "datasets", "pool2", "samples",
-                                params={"split": "val", "count": "64"})
+    sample_1 = await fetch_json(
+        jp_fetch, "yolo", "datasets", "pool1", "samples", params={"split": "val", "count": "64"}
+    )
+    sample_2 = await fetch_json(
+        jp_fetch, "yolo", "datasets", "pool2", "samples", params={"split": "val", "count": "64"}
+    )
     assert sorted(s["path"] for s in sample_1["samples"]) == sorted(
-        s["path"] for s in sample_2["samples"]), "the split must be the same every time"
+        s["path"] for s in sample_2["samples"]
+    ), "the split must be the same every time"
 
 
 async def test_coco_json_is_converted(
@@ -168,7 +209,8 @@ async def test_coco_json_is_converted(
     assert dataset["report"]["problems"] == []
     assert_matches_labels(dataset, shapes_template)
     assert dataset["report"]["names"] == {
-        str(k): v for k, v in names_of(shapes_template / "data.yaml").items()}
+        str(k): v for k, v in names_of(shapes_template / "data.yaml").items()
+    }
     # every converted box equals the original label to within rounding
     folder = yolo_workspace / "datasets" / "coco"
     for original in sorted(shapes_template.glob("labels/*/*.txt")):
@@ -185,8 +227,9 @@ async def test_pascal_voc_is_converted(
     jp_fetch: Any, shapes_template: Path, tmp_path: Path
 ) -> None:
     voc = yolo_to_voc(shapes_template, tmp_path / "voc")
-    dataset = await upload(jp_fetch, "voc", zip_dir(voc, tmp_path / "voc.zip",
-                                                    prefix="VOC2012/").read_bytes())
+    dataset = await upload(
+        jp_fetch, "voc", zip_dir(voc, tmp_path / "voc.zip", prefix="VOC2012/").read_bytes()
+    )
     assert dataset["format"] == "voc" and dataset["status"] == "ok", dataset["report"]["problems"]
     expected = expected_stats(shapes_template)
     assert dataset["images"] == sum(c["images"] for c in expected["splits"].values())
@@ -202,9 +245,7 @@ async def test_pascal_voc_is_converted(
 
 
 @pytest.mark.parametrize("yolo_config", [{"builtin_dataset": True}])
-async def test_builtin_shapes_is_created_and_listed(
-    jp_fetch: Any, yolo_workspace: Path
-) -> None:
+async def test_builtin_shapes_is_created_and_listed(jp_fetch: Any, yolo_workspace: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
         listing = (await fetch_json(jp_fetch, "yolo", "datasets"))["datasets"]
@@ -240,8 +281,14 @@ async def test_samples_and_files(
     jp_fetch: Any, shapes_template: Path, tmp_path: Path, yolo_workspace: Path
 ) -> None:
     await upload(jp_fetch, "prev", zip_dir(shapes_template, tmp_path / "p.zip").read_bytes())
-    result = await fetch_json(jp_fetch, "yolo", "datasets", "prev", "samples",
-                              params={"count": "3", "split": "val", "thumbnail": "32"})
+    result = await fetch_json(
+        jp_fetch,
+        "yolo",
+        "datasets",
+        "prev",
+        "samples",
+        params={"count": "3", "split": "val", "thumbnail": "32"},
+    )
     assert result["split"] == "val" and result["images_in_split"] == 8
     assert len(result["samples"]) == 3
     names = names_of(shapes_template / "data.yaml")
@@ -258,7 +305,8 @@ async def test_samples_and_files(
             assert box["xywhn"] == pytest.approx([cx, cy, w, h])
             assert box["xyxy"] == pytest.approx(
                 [(cx - w / 2) * 64, (cy - h / 2) * 64, (cx + w / 2) * 64, (cy + h / 2) * 64],
-                abs=0.01)
+                abs=0.01,
+            )
         assert sample["thumbnail"].startswith("data:image/jpeg;base64,")
         thumb = Image.open(BytesIO(base64.b64decode(sample["thumbnail"].split(",", 1)[1])))
         assert max(thumb.size) <= 32
@@ -269,25 +317,34 @@ async def test_samples_and_files(
         assert image.headers["Content-Type"] == "image/jpeg"
         assert image.headers["X-Content-Type-Options"] == "nosniff"
         assert image.body == (yolo_workspace / "datasets" / "prev" / sample["path"]).read_bytes()
-    again = await fetch_json(jp_fetch, "yolo", "datasets", "prev", "samples",
-                             params={"count": "3", "split": "val"})
+    again = await fetch_json(
+        jp_fetch, "yolo", "datasets", "prev", "samples", params={"count": "3", "split": "val"}
+    )
     assert [s["path"] for s in again["samples"]] == [s["path"] for s in result["samples"]]
     assert "thumbnail" not in again["samples"][0]
     (yolo_workspace / "secret.txt").write_text("secret")
     (yolo_workspace / "datasets" / "prev" / "images" / "val" / "link.jpg").symlink_to(
-        yolo_workspace / "secret.txt")
-    for path, code in [("../../secret.txt", 400), ("images/val/link.jpg", 404),
-                       ("meta.json", 200), (".hidden.jpg", 400), ("labels/x.sh", 404)]:
+        yolo_workspace / "secret.txt"
+    )
+    for path, code in [
+        ("../../secret.txt", 400),
+        ("images/val/link.jpg", 404),
+        ("meta.json", 200),
+        (".hidden.jpg", 400),
+        ("labels/x.sh", 404),
+    ]:
         if code == 200:
             assert (await jp_fetch("yolo", "datasets", "prev", "files", path)).code == 200
             continue
         with pytest.raises(HTTPClientError) as info:
             await jp_fetch("yolo", "datasets", "prev", "files", path)
         assert info.value.code in (code, 404), path
-    await expect_error(jp_fetch, 400, "yolo", "datasets", "prev", "samples",
-                       params={"split": "nope"})
-    await expect_error(jp_fetch, 400, "yolo", "datasets", "prev", "samples",
-                       params={"count": "1000"})
+    await expect_error(
+        jp_fetch, 400, "yolo", "datasets", "prev", "samples", params={"split": "nope"}
+    )
+    await expect_error(
+        jp_fetch, 400, "yolo", "datasets", "prev", "samples", params={"count": "1000"}
+    )
 
 
 # --------------------------------------------------------------------------- progress
@@ -312,14 +369,19 @@ async def test_progress_of_an_upload_in_flight(
         await write(data[half:])
 
     response = await jp_fetch(
-        "yolo", "datasets", method="POST", params={"name": "slow", "filename": "slow.zip"},
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "slow", "filename": "slow.zip"},
         headers={"Content-Type": "application/zip", "Content-Length": str(len(data))},
-        body_producer=producer, request_timeout=60,
+        body_producer=producer,
+        request_timeout=60,
     )
     assert response.code == 201
     assert seen["name"] == "slow" and seen["stage"] == "receiving" and seen["kind"] == "upload"
     assert seen["bytes_total"] == len(data) and seen["stage_fraction"] == pytest.approx(
-        half / len(data), abs=1e-3)
+        half / len(data), abs=1e-3
+    )
     listing = await fetch_json(jp_fetch, "yolo", "datasets", "uploads")
     assert listing["uploads"] == []
     assert listing["recent"][0]["name"] == "slow" and listing["recent"][0]["stage"] == "done"
@@ -346,9 +408,13 @@ async def _post_big_upload(jp_fetch: Any, headers: dict[str, str]) -> tuple[int,
 
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch(
-            "yolo", "datasets", method="POST", params={"name": "big"},
+            "yolo",
+            "datasets",
+            method="POST",
+            params={"name": "big"},
             headers={"Content-Type": "application/zip", "Content-Length": str(10**9), **headers},
-            body_producer=producer, expect_100_continue=True,
+            body_producer=producer,
+            expect_100_continue=True,
         )
     body = json.loads(info.value.response.body) if info.value.response else None
     return info.value.code, called, body
@@ -357,9 +423,13 @@ async def _post_big_upload(jp_fetch: Any, headers: dict[str, str]) -> tuple[int,
 async def test_upload_needs_the_token_before_the_body(jp_fetch: Any, yolo_workspace: Path) -> None:
     code, called, _ = await _post_big_upload(jp_fetch, {"Authorization": "token wrong"})
     assert code == 403 and not called, "the server must refuse without reading the body"
-    for parts in [("yolo", "datasets"), ("yolo", "datasets", "uploads"),
-                  ("yolo", "datasets", "x"), ("yolo", "datasets", "x", "samples"),
-                  ("yolo", "datasets", "x", "files", "a.jpg")]:
+    for parts in [
+        ("yolo", "datasets"),
+        ("yolo", "datasets", "uploads"),
+        ("yolo", "datasets", "x"),
+        ("yolo", "datasets", "x", "samples"),
+        ("yolo", "datasets", "x", "files", "a.jpg"),
+    ]:
         with pytest.raises(HTTPClientError) as info:
             await jp_fetch(*parts, headers={"Authorization": "token wrong"})
         assert info.value.code == 403
@@ -390,8 +460,9 @@ async def test_dataset_with_errors_cannot_be_used_for_training(
     dataset = await upload(jp_fetch, "broken", zip_dir(broken, tmp_path / "b.zip").read_bytes())
     assert dataset["status"] == "has_errors" and dataset["errors"] == 1
     for data in ("broken", "datasets/broken/data.yaml"):
-        error = await expect_error(jp_fetch, 400, "yolo", "jobs", method="POST",
-                                   body=json.dumps({**TRAIN, "data": data}))
+        error = await expect_error(
+            jp_fetch, 400, "yolo", "jobs", method="POST", body=json.dumps({**TRAIN, "data": data})
+        )
         assert "GET /yolo/datasets/broken" in error["message"]
         assert "labels/train/shapes_000000.txt:" in error["message"]
         assert error["details"]["report"] == "/yolo/datasets/broken"
@@ -412,9 +483,7 @@ def leftovers(yolo_workspace: Path) -> Path:
     return stale
 
 
-async def test_stale_scratch_folders_are_removed_at_start(
-    leftovers: Path, jp_fetch: Any
-) -> None:
+async def test_stale_scratch_folders_are_removed_at_start(leftovers: Path, jp_fetch: Any) -> None:
     # a real server starts this with its event loop; the test server only by the first request
     assert (await fetch_json(jp_fetch, "yolo", "datasets"))["datasets"] == []
     deadline = time.monotonic() + 10

@@ -27,25 +27,45 @@ from jupyter_yolo.errors import InvalidRequest, PayloadTooLarge, UnsafeArchive
 LIMITS = Limits(max_extracted_bytes=10_000, max_entries=10, max_compression_ratio=20)
 
 
-@pytest.mark.parametrize("name", [
-    "../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:/x.jpg", "c:x.jpg", "a\\b.jpg", "a//b.jpg",
-    "./a.jpg", "a/\x00.jpg", "a/\n.jpg", "x" * 300 + ".jpg", "/".join(["d"] * 40) + "/x.jpg",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../x.jpg",
+        "a/../../x.jpg",
+        "/etc/passwd",
+        "C:/x.jpg",
+        "c:x.jpg",
+        "a\\b.jpg",
+        "a//b.jpg",
+        "./a.jpg",
+        "a/\x00.jpg",
+        "a/\n.jpg",
+        "x" * 300 + ".jpg",
+        "/".join(["d"] * 40) + "/x.jpg",
+    ],
+)
 def test_bad_names(name: str) -> None:
     with pytest.raises(UnsafeArchive):
         check_entry_name(name)
 
 
-@pytest.mark.parametrize("name", ["a.jpg", "coco8/images/train/0001.jpg", "dir/", "é/ü.png",
-                                  "ab:c/d.jpg"])
+@pytest.mark.parametrize(
+    "name", ["a.jpg", "coco8/images/train/0001.jpg", "dir/", "é/ü.png", "ab:c/d.jpg"]
+)
 def test_good_names(name: str) -> None:
     assert check_entry_name(name).as_posix() == name.rstrip("/")
 
 
 def test_kept_files() -> None:
     assert is_kept(PurePosixPath("images/a.JPG")) and is_kept(PurePosixPath("a/data.yaml"))
-    for name in ("__MACOSX/images/._a.jpg", "images/._a.jpg", ".git/config.json", "x.py",
-                 "a.cache", "README.md"):
+    for name in (
+        "__MACOSX/images/._a.jpg",
+        "images/._a.jpg",
+        ".git/config.json",
+        "x.py",
+        "a.cache",
+        "README.md",
+    ):
         assert not is_kept(PurePosixPath(name)), name
 
 
@@ -81,19 +101,37 @@ def test_real_bytes_are_counted_while_decompressing(tmp_path: Path) -> None:
     # more real bytes than the header declares
     fd = os.open(tmp_path / "a.txt", os.O_WRONLY | os.O_CREAT)
     with pytest.raises(UnsafeArchive, match="more data than its header"):
-        _copy_stream(io.BytesIO(b"x" * 5000), fd, PurePosixPath("a.txt"),
-                     _Counter(LIMITS, 100, None), declared=100, compressed=None)
+        _copy_stream(
+            io.BytesIO(b"x" * 5000),
+            fd,
+            PurePosixPath("a.txt"),
+            _Counter(LIMITS, 100, None),
+            declared=100,
+            compressed=None,
+        )
     # more real bytes than the total limit, whatever the headers said
     fd = os.open(tmp_path / "b.txt", os.O_WRONLY | os.O_CREAT)
     with pytest.raises(PayloadTooLarge, match="max_extracted_bytes"):
-        _copy_stream(io.BytesIO(b"x" * 20_000), fd, PurePosixPath("b.txt"),
-                     _Counter(LIMITS, 100, None), declared=None, compressed=None)
+        _copy_stream(
+            io.BytesIO(b"x" * 20_000),
+            fd,
+            PurePosixPath("b.txt"),
+            _Counter(LIMITS, 100, None),
+            declared=None,
+            compressed=None,
+        )
     # a ratio computed on the real bytes
     big = Limits(max_extracted_bytes=10**9, max_entries=10, max_compression_ratio=20)
     fd = os.open(tmp_path / "c.txt", os.O_WRONLY | os.O_CREAT)
     with pytest.raises(UnsafeArchive, match="zip bomb"):
-        _copy_stream(io.BytesIO(b"x" * (3 * 1024 * 1024)), fd, PurePosixPath("c.txt"),
-                     _Counter(big, 0, None), declared=None, compressed=1000)
+        _copy_stream(
+            io.BytesIO(b"x" * (3 * 1024 * 1024)),
+            fd,
+            PurePosixPath("c.txt"),
+            _Counter(big, 0, None),
+            declared=None,
+            compressed=1000,
+        )
 
 
 def test_extraction_reports_progress_and_skips_junk(tmp_path: Path) -> None:
@@ -104,13 +142,16 @@ def test_extraction_reports_progress_and_skips_junk(tmp_path: Path) -> None:
         zf.writestr("notes.md", b"hello")
         zf.writestr("images/", b"")
     steps: list[tuple[int, int]] = []
-    result = extract_zip(archive, tmp_path / "out", LIMITS, progress=lambda d, t: steps.append(
-        (d, t)))
+    result = extract_zip(
+        archive, tmp_path / "out", LIMITS, progress=lambda d, t: steps.append((d, t))
+    )
     assert result.files == 2 and result.skipped == ["notes.md"]
     assert steps[-1][0] == steps[-1][1] == result.bytes
-    assert sorted(p.relative_to(tmp_path / "out").as_posix()
-                  for p in (tmp_path / "out").rglob("*") if p.is_file()) == [
-        "images/a.jpg", "labels/a.txt"]
+    assert sorted(
+        p.relative_to(tmp_path / "out").as_posix()
+        for p in (tmp_path / "out").rglob("*")
+        if p.is_file()
+    ) == ["images/a.jpg", "labels/a.txt"]
 
 
 def test_folder_copy_limits(tmp_path: Path) -> None:

@@ -43,8 +43,9 @@ def yolo_config() -> dict[str, Any]:
     return dict(LIMITS)
 
 
-def _zip(entries: list[tuple[zipfile.ZipInfo | str, bytes]],
-         compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+def _zip(
+    entries: list[tuple[zipfile.ZipInfo | str, bytes]], compression: int = zipfile.ZIP_DEFLATED
+) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as archive:
         for info, data in entries:
@@ -78,12 +79,14 @@ def _bomb_with_lying_sizes() -> bytes:
     name = b"labels/train/liar.txt"
     # local header: name length at 26, name at 30, uncompressed size at 22
     # central directory header: name length at 28, name at 46, uncompressed size at 24
-    for signature, length_at, name_at, size_at in ((b"PK\x03\x04", 26, 30, 22),
-                                                   (b"PK\x01\x02", 28, 46, 24)):
+    for signature, length_at, name_at, size_at in (
+        (b"PK\x03\x04", 26, 30, 22),
+        (b"PK\x01\x02", 28, 46, 24),
+    ):
         start = 0
         while (start := data.find(signature, start)) >= 0:
             length = struct.unpack_from("<H", data, start + length_at)[0]
-            if data[start + name_at:start + name_at + length] == name:
+            if data[start + name_at : start + name_at + length] == name:
                 struct.pack_into("<L", data, start + size_at, 1000)
             start += 4
     return bytes(data)
@@ -95,13 +98,22 @@ def _too_many_entries() -> bytes:
 
 def _too_big_when_extracted() -> bytes:
     # incompressible, 1.5 MiB each, stored: the body is under the upload limit only if small
-    return _zip([*_valid_entries(), *[(f"images/train/n{i}.jpg", JPEG + os.urandom(MIB))
-                                      for i in range(5)]], zipfile.ZIP_STORED)
+    return _zip(
+        [
+            *_valid_entries(),
+            *[(f"images/train/n{i}.jpg", JPEG + os.urandom(MIB)) for i in range(5)],
+        ],
+        zipfile.ZIP_STORED,
+    )
 
 
 def _truncated() -> bytes:
-    whole = _zip([*_valid_entries(), *[(f"images/train/c{i}.jpg", JPEG + os.urandom(4096))
-                                       for i in range(8)]])
+    whole = _zip(
+        [
+            *_valid_entries(),
+            *[(f"images/train/c{i}.jpg", JPEG + os.urandom(4096)) for i in range(8)],
+        ]
+    )
     return whole[: int(len(whole) * 0.6)]
 
 
@@ -124,10 +136,12 @@ def _duplicate_entries() -> bytes:
 
 
 def _xml_entities() -> bytes:
-    laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-              b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
-              b"<annotation><filename>a.jpg</filename><object><name>&lol2;</name></object>"
-              b"</annotation>")
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+        b"<annotation><filename>a.jpg</filename><object><name>&lol2;</name></object>"
+        b"</annotation>"
+    )
     return _zip([("Annotations/a.xml", laughs), ("JPEGImages/a.jpg", JPEG)])
 
 
@@ -171,17 +185,30 @@ async def wait_idle(jp_fetch: Any) -> None:
         await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize(("attack", "build", "code", "fragment"), ATTACKS,
-                         ids=[a[0] for a in ATTACKS])
+@pytest.mark.parametrize(
+    ("attack", "build", "code", "fragment"), ATTACKS, ids=[a[0] for a in ATTACKS]
+)
 async def test_hostile_archive_is_refused(
-    jp_fetch: Any, yolo_workspace: Path, tmp_path: Path, attack: str,
-    build: Callable[[], bytes], code: int, fragment: str,
+    jp_fetch: Any,
+    yolo_workspace: Path,
+    tmp_path: Path,
+    attack: str,
+    build: Callable[[], bytes],
+    code: int,
+    fragment: str,
 ) -> None:
     body = build()
     before = snapshot(tmp_path, ignore=("workspace/jobs.sqlite",))
     with pytest.raises(HTTPClientError) as info:
-        await jp_fetch("yolo", "datasets", method="POST", params={"name": attack}, body=body,
-                       headers={"Content-Type": "application/zip"}, request_timeout=60)
+        await jp_fetch(
+            "yolo",
+            "datasets",
+            method="POST",
+            params={"name": attack},
+            body=body,
+            headers={"Content-Type": "application/zip"},
+            request_timeout=60,
+        )
     assert info.value.code == code, info.value.response.body if info.value.response else None
     assert info.value.response is not None
     error = json.loads(info.value.response.body)
@@ -199,8 +226,14 @@ async def test_archive_that_expands_past_the_limit(
     body = _too_big_when_extracted()
     before = snapshot(tmp_path, ignore=("workspace/jobs.sqlite",))
     with pytest.raises(HTTPClientError) as info:
-        await jp_fetch("yolo", "datasets", method="POST", params={"name": "big"}, body=body,
-                       headers={"Content-Type": "application/zip"})
+        await jp_fetch(
+            "yolo",
+            "datasets",
+            method="POST",
+            params={"name": "big"},
+            body=body,
+            headers={"Content-Type": "application/zip"},
+        )
     assert info.value.code == 413
     assert "max_extracted_bytes" in json.loads(info.value.response.body)["message"]
     assert_nothing_left(yolo_workspace, before, tmp_path)
@@ -219,9 +252,13 @@ async def test_oversized_content_length_is_refused_before_the_body(
 
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch(
-            "yolo", "datasets", method="POST", params={"name": "huge"},
+            "yolo",
+            "datasets",
+            method="POST",
+            params={"name": "huge"},
             headers={"Content-Type": "application/zip", "Content-Length": str(3 * MIB)},
-            body_producer=producer, expect_100_continue=True,
+            body_producer=producer,
+            expect_100_continue=True,
         )
     assert info.value.code == 413
     assert "max_upload_bytes" in json.loads(info.value.response.body)["message"]
@@ -230,21 +267,30 @@ async def test_oversized_content_length_is_refused_before_the_body(
 
 
 def _head(port: int, token: str, base: str, extra: str) -> str:
-    return (f"POST {base}yolo/datasets?name=stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Authorization: token {token}\r\nContent-Type: application/zip\r\n{extra}\r\n")
+    return (
+        f"POST {base}yolo/datasets?name=stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: token {token}\r\nContent-Type: application/zip\r\n{extra}\r\n"
+    )
 
 
 async def test_body_streaming_past_the_limit_is_cut_off(
-    jp_fetch: Any, jp_http_port: int, jp_auth_header: dict[str, str], jp_base_url: str,
-    yolo_workspace: Path, tmp_path: Path,
+    jp_fetch: Any,
+    jp_http_port: int,
+    jp_auth_header: dict[str, str],
+    jp_base_url: str,
+    yolo_workspace: Path,
+    tmp_path: Path,
 ) -> None:
     token = jp_auth_header["Authorization"].split()[1]
     before = snapshot(tmp_path, ignore=("workspace/jobs.sqlite",))
     chunks = [os.urandom(64 * 1024) for _ in range(80)]  # 5 MiB, no Content-Length
     status, body, sent = await asyncio.to_thread(
-        raw_request, jp_http_port, _head(jp_http_port, token, jp_base_url,
-                                         "Transfer-Encoding: chunked\r\n"),
-        chunks, chunked=True)
+        raw_request,
+        jp_http_port,
+        _head(jp_http_port, token, jp_base_url, "Transfer-Encoding: chunked\r\n"),
+        chunks,
+        chunked=True,
+    )
     assert status == 413, (status, body)
     assert body is not None and "max_upload_bytes" in body["message"]
     assert sent < 4 * MIB, "the server must stop the upload soon after the limit"
@@ -253,16 +299,24 @@ async def test_body_streaming_past_the_limit_is_cut_off(
 
 
 async def test_body_shorter_than_its_content_length_claims(
-    jp_fetch: Any, jp_http_port: int, jp_auth_header: dict[str, str], jp_base_url: str,
-    yolo_workspace: Path, tmp_path: Path,
+    jp_fetch: Any,
+    jp_http_port: int,
+    jp_auth_header: dict[str, str],
+    jp_base_url: str,
+    yolo_workspace: Path,
+    tmp_path: Path,
 ) -> None:
     """A client that promises 1 MiB, sends 100 KiB and hangs up leaves nothing behind."""
     token = jp_auth_header["Authorization"].split()[1]
     before = snapshot(tmp_path, ignore=("workspace/jobs.sqlite",))
     status, _, _ = await asyncio.to_thread(
-        raw_request, jp_http_port,
+        raw_request,
+        jp_http_port,
         _head(jp_http_port, token, jp_base_url, f"Content-Length: {MIB}\r\n"),
-        [os.urandom(50 * 1024), os.urandom(50 * 1024)], chunked=False, close_after=True)
+        [os.urandom(50 * 1024), os.urandom(50 * 1024)],
+        chunked=False,
+        close_after=True,
+    )
     assert status is None
     await wait_idle(jp_fetch)
     assert_nothing_left(yolo_workspace, before, tmp_path)
@@ -271,17 +325,24 @@ async def test_body_shorter_than_its_content_length_claims(
 
 
 async def test_body_longer_than_its_content_length_claims(
-    jp_fetch: Any, jp_http_port: int, jp_auth_header: dict[str, str], jp_base_url: str,
-    yolo_workspace: Path, tmp_path: Path,
+    jp_fetch: Any,
+    jp_http_port: int,
+    jp_auth_header: dict[str, str],
+    jp_base_url: str,
+    yolo_workspace: Path,
+    tmp_path: Path,
 ) -> None:
     """Only the declared bytes are read: the archive is cut short and refused."""
     token = jp_auth_header["Authorization"].split()[1]
     archive = _zip([*_valid_entries(), ("images/train/c.jpg", JPEG + os.urandom(100_000))])
     before = snapshot(tmp_path, ignore=("workspace/jobs.sqlite",))
     status, body, _ = await asyncio.to_thread(
-        raw_request, jp_http_port,
+        raw_request,
+        jp_http_port,
         _head(jp_http_port, token, jp_base_url, "Content-Length: 2000\r\n"),
-        [archive], chunked=False)
+        [archive],
+        chunked=False,
+    )
     assert status == 400 and body is not None and "zip" in body["message"]
     await wait_idle(jp_fetch)
     assert_nothing_left(yolo_workspace, before, tmp_path)
@@ -297,8 +358,14 @@ async def test_symlink_planted_as_the_target(
     body = _zip(_valid_entries())
     for name in ("evil", "dangling"):
         with pytest.raises(HTTPClientError) as info:
-            await jp_fetch("yolo", "datasets", method="POST", params={"name": name}, body=body,
-                           headers={"Content-Type": "application/zip"})
+            await jp_fetch(
+                "yolo",
+                "datasets",
+                method="POST",
+                params={"name": name},
+                body=body,
+                headers={"Content-Type": "application/zip"},
+            )
         assert info.value.code == 409
     assert list(outside.iterdir()) == []
     assert not (tmp_path / "nowhere").exists()
@@ -328,9 +395,14 @@ async def test_symlink_planted_as_the_scratch_folder(
     planted_tmp: Path, jp_fetch: Any, yolo_workspace: Path
 ) -> None:
     assert not (yolo_workspace / ".tmp").is_symlink()
-    response = await jp_fetch("yolo", "datasets", method="POST", params={"name": "ok"},
-                              body=_zip(_valid_entries()),
-                              headers={"Content-Type": "application/zip"})
+    response = await jp_fetch(
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "ok"},
+        body=_zip(_valid_entries()),
+        headers={"Content-Type": "application/zip"},
+    )
     assert response.code == 201
     assert list(planted_tmp.iterdir()) == []
 
@@ -349,21 +421,28 @@ async def test_import_refuses_links_in_a_folder(
         if kind == "symlink":
             (folder / "images" / "train" / "s.jpg").symlink_to(secret)
         elif kind == "hardlink":
-            os.link(yolo_workspace / "uploads" / "symlink" / "images" / "train" / "a.jpg",
-                    folder / "images" / "train" / "h.jpg")
+            os.link(
+                yolo_workspace / "uploads" / "symlink" / "images" / "train" / "a.jpg",
+                folder / "images" / "train" / "h.jpg",
+            )
         else:
             (folder / "labels").symlink_to(tmp_path)
         before = snapshot(tmp_path, ignore=("workspace/jobs.sqlite",))
         with pytest.raises(HTTPClientError) as info:
-            await jp_fetch("yolo", "datasets", method="POST",
-                           body=json.dumps({"name": kind, "path": f"uploads/{kind}"}))
+            await jp_fetch(
+                "yolo",
+                "datasets",
+                method="POST",
+                body=json.dumps({"name": kind, "path": f"uploads/{kind}"}),
+            )
         assert info.value.code == 400
         message = json.loads(info.value.response.body)["message"]
         assert ("symbolic link" if "symlink" in kind else "hard link") in message
         assert_nothing_left(yolo_workspace, before, tmp_path)
     for path in ("..", ".tmp", "/etc", "uploads/../../outside"):
         with pytest.raises(HTTPClientError) as info:
-            await jp_fetch("yolo", "datasets", method="POST",
-                           body=json.dumps({"name": "x", "path": path}))
+            await jp_fetch(
+                "yolo", "datasets", method="POST", body=json.dumps({"name": "x", "path": path})
+            )
         assert 400 <= info.value.code < 500
     shutil.rmtree(yolo_workspace / "uploads")

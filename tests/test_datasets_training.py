@@ -13,8 +13,16 @@ from tornado.httpclient import HTTPClientError
 from .conftest import COCO8, fetch_json, post_json, wait_for_job
 from .dataset_tools import assert_matches_labels, upload, yolo_to_coco, zip_dir
 
-TRAIN = {"kind": "train", "model": "yolov8n.yaml", "epochs": 1, "imgsz": 64, "batch": 4,
-         "device": "cpu", "workers": 0, "plots": False}
+TRAIN = {
+    "kind": "train",
+    "model": "yolov8n.yaml",
+    "epochs": 1,
+    "imgsz": 64,
+    "batch": 4,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+}
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +46,13 @@ async def test_uploaded_coco8_trains(jp_fetch: Any, tmp_path: Path, yolo_workspa
 async def test_uploaded_generated_dataset_trains_and_is_kept_while_in_use(
     jp_fetch: Any, shapes_template: Path, tmp_path: Path, yolo_workspace: Path
 ) -> None:
-    dataset = await upload(jp_fetch, "gen",
-                           zip_dir(shapes_template, tmp_path / "gen.zip").read_bytes())
+    dataset = await upload(
+        jp_fetch, "gen", zip_dir(shapes_template, tmp_path / "gen.zip").read_bytes()
+    )
     assert_matches_labels(dataset, shapes_template)
-    job = await post_json(jp_fetch, "yolo", "jobs",
-                          body={**TRAIN, "data": "datasets/gen/data.yaml"})
+    job = await post_json(
+        jp_fetch, "yolo", "jobs", body={**TRAIN, "data": "datasets/gen/data.yaml"}
+    )
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch("yolo", "datasets", "gen", method="DELETE")
     assert info.value.code == 409
@@ -58,8 +68,7 @@ async def test_uploaded_coco_json_trains(
     jp_fetch: Any, shapes_template: Path, tmp_path: Path, yolo_workspace: Path
 ) -> None:
     coco = yolo_to_coco(shapes_template, tmp_path / "coco")
-    dataset = await upload(jp_fetch, "cocojson",
-                           zip_dir(coco, tmp_path / "coco.zip").read_bytes())
+    dataset = await upload(jp_fetch, "cocojson", zip_dir(coco, tmp_path / "coco.zip").read_bytes())
     assert dataset["format"] == "coco" and dataset["status"] == "ok"
     assert_matches_labels(dataset, shapes_template)
     await train(jp_fetch, "cocojson", yolo_workspace)

@@ -48,10 +48,14 @@ def seed_mistakes(folder: Path) -> set[tuple[str, str, str, int | None]]:
     ]:
         expected.add(("error", code, relative, _append(folder, relative, line)))
 
-    shutil.copy(folder / "images" / "train" / "shapes_000007.jpg",
-                folder / "images" / "val" / "copy_of_7.jpg")
-    shutil.copy(folder / "labels" / "train" / "shapes_000007.txt",
-                folder / "labels" / "val" / "copy_of_7.txt")
+    shutil.copy(
+        folder / "images" / "train" / "shapes_000007.jpg",
+        folder / "images" / "val" / "copy_of_7.jpg",
+    )
+    shutil.copy(
+        folder / "labels" / "train" / "shapes_000007.txt",
+        folder / "labels" / "val" / "copy_of_7.txt",
+    )
     expected.add(("warning", "duplicate_image", "images/val/copy_of_7.jpg", None))
 
     lines = (folder / "data.yaml").read_text().splitlines()
@@ -96,9 +100,14 @@ async def test_uploaded_report_names_every_seeded_mistake(
 ) -> None:
     folder, expected = mistaken
     archive = zip_dir(folder, tmp_path / "mistaken.zip")
-    response = await jp_fetch("yolo", "datasets", method="POST", params={"name": "mistaken"},
-                              body=archive.read_bytes(),
-                              headers={"Content-Type": "application/zip"})
+    response = await jp_fetch(
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "mistaken"},
+        body=archive.read_bytes(),
+        headers={"Content-Type": "application/zip"},
+    )
     assert response.code == 201
     created = json.loads(response.body)
     assert created["status"] == "has_errors"
@@ -129,25 +138,34 @@ async def test_names_missing_in_an_upload_are_invented_with_a_warning(
     folder = tmp_path / "nameless"
     shutil.copytree(shapes_template, folder)
     (folder / "data.yaml").write_text("train: images/train\nval: images/val\n")
-    response = await jp_fetch("yolo", "datasets", method="POST", params={"name": "nameless"},
-                              body=zip_dir(folder, tmp_path / "n.zip").read_bytes(),
-                              headers={"Content-Type": "application/zip"})
+    response = await jp_fetch(
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "nameless"},
+        body=zip_dir(folder, tmp_path / "n.zip").read_bytes(),
+        headers={"Content-Type": "application/zip"},
+    )
     dataset = json.loads(response.body)
     assert dataset["status"] == "ok"
     assert [(p["code"], p["severity"]) for p in dataset["report"]["problems"]] == [
-        ("names_missing", "warning")]
+        ("names_missing", "warning")
+    ]
     assert dataset["report"]["names"] == {"0": "class_0", "1": "class_1", "2": "class_2"}
 
 
-@pytest.mark.parametrize(("names", "problem"), [
-    (["a", "b"], None),
-    ({0: "a", 1: "b"}, None),
-    ({"0": "a", "1": "b"}, None),
-    ({0: "a", 2: "c"}, "without gaps"),
-    ({"x": "a"}, "not a class id"),
-    ("a b c", "must be a list"),
-    ([["nested"]], "must be a name"),
-])
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [
+        (["a", "b"], None),
+        ({0: "a", 1: "b"}, None),
+        ({"0": "a", "1": "b"}, None),
+        ({0: "a", 2: "c"}, "without gaps"),
+        ({"x": "a"}, "not a class id"),
+        ("a b c", "must be a list"),
+        ([["nested"]], "must be a name"),
+    ],
+)
 def test_class_names(names: Any, problem: str | None) -> None:
     parsed = parse_names(names)
     if problem is None:

@@ -21,8 +21,10 @@ def write(root: Path, path: str, text: str = "") -> Path:
 
 
 MEMINFO = "MemTotal:       16318412 kB\nMemFree:         1234567 kB\nMemAvailable:   12000000 kB\n"
-CPUINFO = ("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Fake CPU @ 3.00GHz\n\n"
-           "processor\t: 1\nmodel name\t: Fake CPU @ 3.00GHz\n")
+CPUINFO = (
+    "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Fake CPU @ 3.00GHz\n\n"
+    "processor\t: 1\nmodel name\t: Fake CPU @ 3.00GHz\n"
+)
 
 
 @pytest.fixture
@@ -82,8 +84,11 @@ def test_v2_own_folder_hidden(tmp_path: Path) -> None:
 
 
 def test_v1_quota_and_memory(tmp_path: Path) -> None:
-    write(tmp_path, "/proc/self/cgroup",
-          "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n")
+    write(
+        tmp_path,
+        "/proc/self/cgroup",
+        "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n",
+    )
     write(tmp_path, "/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "150000\n")
     write(tmp_path, "/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n")
     write(tmp_path, "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes", f"{2 * GIB}\n")
@@ -116,15 +121,39 @@ def test_no_proc_no_cgroup(tmp_path: Path) -> None:
 
 
 def test_device_nodes(tmp_path: Path) -> None:
-    for name in ("nvidia10", "nvidia1", "nvidia0", "nvidiactl", "nvidia-uvm", "nvidia-caps",
-                 "kfd", "dri/renderD128", "dri/card0", "davinci0", "davinci_manager",
-                 "nvhost-gpu", "nvmap", "tty0", "null"):
+    for name in (
+        "nvidia10",
+        "nvidia1",
+        "nvidia0",
+        "nvidiactl",
+        "nvidia-uvm",
+        "nvidia-caps",
+        "kfd",
+        "dri/renderD128",
+        "dri/card0",
+        "davinci0",
+        "davinci_manager",
+        "nvhost-gpu",
+        "nvmap",
+        "tty0",
+        "null",
+    ):
         write(tmp_path, f"/dev/{name}")
     write(tmp_path, "/etc/nv_tegra_release", "# R36 (release), REVISION: 3.0, GCID: 1\n")
     paths = [n["path"] for n in host.device_nodes(tmp_path)]
-    assert paths == ["/dev/davinci0", "/dev/davinci_manager", "/dev/dri/renderD128", "/dev/kfd",
-                     "/dev/nvhost-gpu", "/dev/nvidia0", "/dev/nvidia1", "/dev/nvidia10",
-                     "/dev/nvidia-uvm", "/dev/nvidiactl", "/dev/nvmap"]
+    assert paths == [
+        "/dev/davinci0",
+        "/dev/davinci_manager",
+        "/dev/dri/renderD128",
+        "/dev/kfd",
+        "/dev/nvhost-gpu",
+        "/dev/nvidia0",
+        "/dev/nvidia1",
+        "/dev/nvidia10",
+        "/dev/nvidia-uvm",
+        "/dev/nvidiactl",
+        "/dev/nvmap",
+    ]
     assert all(n["accessible"] for n in host.device_nodes(tmp_path))
     assert host.tegra_release(tmp_path) == "R36 (release), REVISION: 3.0, GCID: 1"
 
@@ -141,12 +170,21 @@ def test_shm_of_a_fake_tree(v2: Path) -> None:
     assert shm is not None and shm["size_bytes"] > 0 and 0 <= shm["free_bytes"] <= shm["size_bytes"]
 
 
-@pytest.mark.parametrize(("affinity", "count", "quota", "usable"), [
-    (8, 16, None, 8), (8, 16, 2.5, 3), (8, 16, 0.2, 1), (None, 4, None, 4), (None, None, None, 1),
-    (2, 2, 64.0, 2), (None, None, 2.0, 2),
-])
-def test_usable_cpus(affinity: int | None, count: int | None, quota: float | None,
-                     usable: int) -> None:
+@pytest.mark.parametrize(
+    ("affinity", "count", "quota", "usable"),
+    [
+        (8, 16, None, 8),
+        (8, 16, 2.5, 3),
+        (8, 16, 0.2, 1),
+        (None, 4, None, 4),
+        (None, None, None, 1),
+        (2, 2, 64.0, 2),
+        (None, None, 2.0, 2),
+    ],
+)
+def test_usable_cpus(
+    affinity: int | None, count: int | None, quota: float | None, usable: int
+) -> None:
     assert host.usable_cpus(affinity, count, quota) == usable
 
 
@@ -162,8 +200,11 @@ def _real_cgroup_values() -> tuple[float | None, int | None]:
 
     def chain(mount: Path, relative: str) -> list[Path]:
         parts = [p for p in relative.split("/") if p]
-        return [mount.joinpath(*parts[:i]) for i in range(len(parts), -1, -1)
-                if mount.joinpath(*parts[:i]).is_dir()]
+        return [
+            mount.joinpath(*parts[:i])
+            for i in range(len(parts), -1, -1)
+            if mount.joinpath(*parts[:i]).is_dir()
+        ]
 
     if (base / "cgroup.controllers").exists():
         relative = next(line.split(":", 2)[2] for line in lines if line.startswith("0::"))
@@ -183,8 +224,9 @@ def _real_cgroup_values() -> tuple[float | None, int | None]:
                 for folder in chain(mount, paths.get("cpu", "/")):
                     q = folder / "cpu.cfs_quota_us"
                     if q.exists() and int(q.read_text()) > 0:
-                        quotas.append(int(q.read_text()) /
-                                      int((folder / "cpu.cfs_period_us").read_text()))
+                        quotas.append(
+                            int(q.read_text()) / int((folder / "cpu.cfs_period_us").read_text())
+                        )
             if mount.name == "memory":
                 for folder in chain(mount, paths.get("memory", "/")):
                     m = folder / "memory.limit_in_bytes"
@@ -211,8 +253,11 @@ def test_this_host_matches_the_os() -> None:
 
 def test_this_host_cpu_model_and_shm() -> None:
     facts = host.read_host()
-    names = [line.split(":", 1)[1].strip() for line in
-             Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+    names = [
+        line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("model name")
+    ]
     if names:
         assert facts["cpu_model"] == names[0]
     if Path("/dev/shm").is_dir():

@@ -25,13 +25,27 @@ PLATEAU_MAP50 = 0.85  # 0.93-0.98 over the last 15 epochs of the shared model's 
 def check(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     model = trained_model(tmp_path_factory.getbasetemp())
     out = tmp_path_factory.mktemp("check") / "check.json"
-    command = [sys.executable, "-m", "tests.inference_check", "agree", str(out),
-               str(model.weights), str(model.data)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.inference_check",
+        "agree",
+        str(out),
+        str(model.weights),
+        str(model.data),
+    ]
     coco8 = COCO8 / "images" / "val"
     if coco8.is_dir():
         command.append(str(coco8))
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
-                          env=runner_env(), check=False)
+    done = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=runner_env(),
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report: dict[str, Any] = json.loads(out.read_text())
     report["int8"]["training_map50"] = model.map50
@@ -72,15 +86,24 @@ def test_int8_openvino_keeps_map50_within_two_points(
     check: dict[str, Any], record_property: Any
 ) -> None:
     figures = check["int8"]
-    for key in ("training_map50", "pytorch_map50", "fp32_map50", "int8_map50",
-                "int8_map50_drop_pts", "int8_speedup_over_fp32", "fp32_latency_ms",
-                "int8_latency_ms"):
+    for key in (
+        "training_map50",
+        "pytorch_map50",
+        "fp32_map50",
+        "int8_map50",
+        "int8_map50_drop_pts",
+        "int8_speedup_over_fp32",
+        "fp32_latency_ms",
+        "int8_latency_ms",
+    ):
         record_property(key, round(float(figures[key]), 4))
-    print(f"\nINT8 OpenVINO on the shapes val split at 128: mAP50 {figures['int8_map50']:.4f} "
-          f"vs FP32 {figures['fp32_map50']:.4f} (PyTorch {figures['pytorch_map50']:.4f}); "
-          f"drop {figures['int8_map50_drop_pts']:.2f} points; speedup over FP32 "
-          f"{figures['int8_speedup_over_fp32']:.2f}x ({figures['fp32_latency_ms']:.1f} -> "
-          f"{figures['int8_latency_ms']:.1f} ms per image, end to end)")
+    print(
+        f"\nINT8 OpenVINO on the shapes val split at 128: mAP50 {figures['int8_map50']:.4f} "
+        f"vs FP32 {figures['fp32_map50']:.4f} (PyTorch {figures['pytorch_map50']:.4f}); "
+        f"drop {figures['int8_map50_drop_pts']:.2f} points; speedup over FP32 "
+        f"{figures['int8_speedup_over_fp32']:.2f}x ({figures['fp32_latency_ms']:.1f} -> "
+        f"{figures['int8_latency_ms']:.1f} ms per image, end to end)"
+    )
     # judged on one model against itself: FP32 OpenVINO computes PyTorch's function, INT8 may
     # lose up to 2 points of it. The model is on its plateau (tests/inference_models.py), where
     # quantisation noise moves mAP50 little; the floor only says that training worked.
@@ -100,9 +123,22 @@ def test_two_processes_export_once(
     workspace = tmp_path / "workspace"
     outs = [tmp_path / f"out{i}.json" for i in range(2)]
     procs = [
-        subprocess.Popen([sys.executable, "-m", "tests.inference_check", "export", str(out),
-                          str(model.weights), str(workspace), "96"], cwd=REPO_ROOT,
-                         env=runner_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.inference_check",
+                "export",
+                str(out),
+                str(model.weights),
+                str(workspace),
+                "96",
+            ],
+            cwd=REPO_ROOT,
+            env=runner_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for out in outs
     ]
     for proc in procs:

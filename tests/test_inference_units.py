@@ -99,22 +99,30 @@ def test_iou() -> None:
 
 def test_backend_table_and_availability() -> None:
     assert table.BACKEND_CHOICES[0] == "auto"
-    assert set(table.BACKEND_NAMES) == {"pytorch", "onnxruntime", "openvino", "openvino-int8",
-                                        "tensorrt"}
+    assert set(table.BACKEND_NAMES) == {
+        "pytorch",
+        "onnxruntime",
+        "openvino",
+        "openvino-int8",
+        "tensorrt",
+    }
     everything = {name: True for b in table.BACKENDS for name in b.modules}
     states = {a.name: a for a in table.all_availability(cuda=False, has_module=everything.get)}
     assert states["openvino"].available and states["openvino-int8"].available
     assert not states["tensorrt"].available and "CUDA" in str(states["tensorrt"].reason)
 
-    on_gpu = {a.name: a for a in table.all_availability(cuda=True, device="0",
-                                                         has_module=everything.get)}
+    on_gpu = {
+        a.name: a for a in table.all_availability(cuda=True, device="0", has_module=everything.get)
+    }
     assert on_gpu["tensorrt"].available
-    cpu_job = table.availability(table.get("tensorrt"), cuda=True, device="cpu",
-                                 has_module=everything.get)
+    cpu_job = table.availability(
+        table.get("tensorrt"), cuda=True, device="cpu", has_module=everything.get
+    )
     assert not cpu_job.available and "'cpu'" in str(cpu_job.reason)
 
-    no_ov = table.availability(table.get("openvino"), cuda=False,
-                               has_module=lambda name: name != "openvino")
+    no_ov = table.availability(
+        table.get("openvino"), cuda=False, has_module=lambda name: name != "openvino"
+    )
     assert not no_ov.available and "openvino" in str(no_ov.reason)
 
 
@@ -135,13 +143,16 @@ def test_backend_of_exported_models() -> None:
 
 
 def test_backends_module_imports_nothing_heavy() -> None:
-    code = ("import sys, jupyter_yolo.inference.backends, jupyter_yolo.inference.cache, "
-            "jupyter_yolo.inference.agreement, jupyter_yolo.inference.threads, "
-            "jupyter_yolo.jobs.schema\n"
-            "print(sorted(m for m in ('torch', 'ultralytics', 'openvino', 'onnxruntime') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)
+    code = (
+        "import sys, jupyter_yolo.inference.backends, jupyter_yolo.inference.cache, "
+        "jupyter_yolo.inference.agreement, jupyter_yolo.inference.threads, "
+        "jupyter_yolo.jobs.schema\n"
+        "print(sorted(m for m in ('torch', 'ultralytics', 'openvino', 'onnxruntime') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout.strip() == "[]"
 
 
@@ -151,8 +162,9 @@ def test_backends_module_imports_nothing_heavy() -> None:
 def test_export_keys_and_digests(tmp_path: Path) -> None:
     assert export_key(table.get("onnxruntime"), 640) == "onnx-640-fp32-b1"
     assert export_key(table.get("openvino"), 320) == "openvino-320-fp32-b1"
-    assert export_key(table.get("openvino-int8"), 640, "abcd1234") == \
-        "openvino-640-int8-b1-abcd1234"
+    assert (
+        export_key(table.get("openvino-int8"), 640, "abcd1234") == "openvino-640-int8-b1-abcd1234"
+    )
     with pytest.raises(ValueError, match="calibration"):
         export_key(table.get("openvino-int8"), 640)
     assert device_key("cuda:0") == "cuda0" and device_key("cpu") == "cpu"
@@ -231,14 +243,26 @@ def test_publish_is_atomic_and_stored_choices_are_listed(tmp_path: Path) -> None
     cache.scratch("onnx-64-fp32-b1")
     assert not leftover.exists()  # a killed export's scratch is cleared
 
-    write_json_atomic(cache.choice_file(640, "cpu"), {
-        "choice": "openvino", "measured_at": 1.0, "latency_ms": {"openvino": 20.0},
-        "environment": {"imgsz": 640, "device": "cpu"},
-    })
+    write_json_atomic(
+        cache.choice_file(640, "cpu"),
+        {
+            "choice": "openvino",
+            "measured_at": 1.0,
+            "latency_ms": {"openvino": 20.0},
+            "environment": {"imgsz": 640, "device": "cpu"},
+        },
+    )
     (cache.folder / "auto-320-cpu.json").write_text("not json")
     listed = stored_choices(cache.root, cache.digest)
-    assert listed == [{"choice": "openvino", "imgsz": 640, "device": "cpu",
-                       "latency_ms": {"openvino": 20.0}, "measured_at": 1.0}]
+    assert listed == [
+        {
+            "choice": "openvino",
+            "imgsz": 640,
+            "device": "cpu",
+            "latency_ms": {"openvino": 20.0},
+            "measured_at": 1.0,
+        }
+    ]
     assert json.loads(cache.choice_file(640, "cpu").read_text())["choice"] == "openvino"
     assert stored_choices(cache.root, "missing") == []
 
@@ -247,6 +271,9 @@ def test_thread_settings_follow_the_usable_cpus() -> None:
     two = settings_for(2)
     assert (two.torch_threads, two.ort_intra_op_threads, two.openvino_threads) == (2, 2, 2)
     assert two.ort_inter_op_threads == 1 and two.ort_allow_spinning is False
-    assert two.openvino_config() == {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 2,
-                                     "NUM_STREAMS": 1}
+    assert two.openvino_config() == {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": 2,
+        "NUM_STREAMS": 1,
+    }
     assert settings_for(0).cpus == 1

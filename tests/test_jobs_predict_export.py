@@ -57,9 +57,21 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     model = trained_model(tmp_path_factory.getbasetemp())
     orphan = model.workspace / "weights" / "orphan.pt"
     if not orphan.exists():  # the same network, but its training data is gone
-        subprocess.run([sys.executable, "-m", "tests.inference_check", "orphan",
-                        str(model.weights), str(orphan)], cwd=REPO_ROOT, env=runner_env(),
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.inference_check",
+                "orphan",
+                str(model.weights),
+                str(orphan),
+            ],
+            cwd=REPO_ROOT,
+            env=runner_env(),
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
     return model
 
 
@@ -87,8 +99,9 @@ def predictions(workspace: Path, job: dict[str, Any]) -> list[dict[str, Any]]:
 async def test_predict_and_exports_match_pytorch(jp_fetch: Any, shared: TrainedModel) -> None:
     workspace = shared.workspace
     predict = {"kind": "predict", "source": VAL, "imgsz": 128, "conf": 0.01, "device": "cpu"}
-    reference_job = await run_job(jp_fetch, {**predict, "model": shared.model_ref,
-                                             "backend": "pytorch"})
+    reference_job = await run_job(
+        jp_fetch, {**predict, "model": shared.model_ref, "backend": "pytorch"}
+    )
     assert reference_job["result"]["images"] == len(list((workspace / VAL).iterdir()))
     assert reference_job["result"]["backend"]["name"] == "pytorch"
     reference = predictions(workspace, reference_job)
@@ -96,8 +109,16 @@ async def test_predict_and_exports_match_pytorch(jp_fetch: Any, shared: TrainedM
     assert [p for p in folder.iterdir() if p.suffix in (".jpg", ".png")], "annotated images"
 
     for fmt, runs_on in (("onnx", "onnxruntime"), ("openvino", "openvino")):
-        exported = await run_job(jp_fetch, {"kind": "export", "model": shared.model_ref,
-                                            "format": fmt, "imgsz": 128, "device": "cpu"})
+        exported = await run_job(
+            jp_fetch,
+            {
+                "kind": "export",
+                "model": shared.model_ref,
+                "format": fmt,
+                "imgsz": 128,
+                "device": "cpu",
+            },
+        )
         path = workspace / "jobs" / exported["id"] / exported["result"]["path"]
         assert path.exists(), exported["result"]
         assert isinstance(exported["result"]["cached"], bool)
@@ -107,8 +128,16 @@ async def test_predict_and_exports_match_pytorch(jp_fetch: Any, shared: TrainedM
         share = agreement(reference, predictions(workspace, other_job), min_conf=0.05)
         assert share >= 0.9, f"{fmt} reproduced only {share:.0%} of PyTorch's detections"
 
-        again = await run_job(jp_fetch, {"kind": "export", "model": shared.model_ref,
-                                         "format": fmt, "imgsz": 128, "device": "cpu"})
+        again = await run_job(
+            jp_fetch,
+            {
+                "kind": "export",
+                "model": shared.model_ref,
+                "format": fmt,
+                "imgsz": 128,
+                "device": "cpu",
+            },
+        )
         assert again["result"]["cached"] is True, "the second export comes from the cache"
 
 
@@ -122,11 +151,23 @@ async def test_predict_backends_forced_auto_and_cached(jp_fetch: Any, shared: Tr
     workspace = shared.workspace
     predict = {"kind": "predict", "model": shared.model_ref, "source": VAL, "device": "cpu"}
 
-    body = await expect_error(jp_fetch, 400, "yolo", "jobs", method="POST",
-                              body=json.dumps({**predict, "backend": "tensorrt"}))
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "jobs",
+        method="POST",
+        body=json.dumps({**predict, "backend": "tensorrt"}),
+    )
     assert "CUDA" in body["message"] and "Available here: auto" in body["message"]
-    body = await expect_error(jp_fetch, 400, "yolo", "jobs", method="POST",
-                              body=json.dumps({**predict, "backend": "coreml"}))
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "jobs",
+        method="POST",
+        body=json.dumps({**predict, "backend": "coreml"}),
+    )
     assert "'backend' must be one of" in body["message"]
 
     first = await run_job(jp_fetch, predict)  # backend "auto" by default
@@ -137,8 +178,7 @@ async def test_predict_backends_forced_auto_and_cached(jp_fetch: Any, shared: Tr
     assert set(backend["latency_ms"]) == {"pytorch", "onnxruntime", "openvino", "openvino-int8"}
     assert backend["name"] in backend["latency_ms"]
     fastest_agreeing = min(
-        (n for n in backend["latency_ms"]
-         if n == "pytorch" or backend["agreement"][n]["agree"]),
+        (n for n in backend["latency_ms"] if n == "pytorch" or backend["agreement"][n]["agree"]),
         key=lambda n: backend["latency_ms"][n],
     )
     assert backend["name"] == fastest_agreeing

@@ -56,7 +56,9 @@ def execute(name: str, server: ServerProcess, env: dict[str, str]) -> nbformat.N
     kernel_env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_TOKEN")}
     kernel_env.update(env)
     client = NotebookClient(
-        notebook, timeout=300, kernel_name="python3",
+        notebook,
+        timeout=300,
+        kernel_name="python3",
         resources={"metadata": {"path": str(server.root)}},
     )
     client.execute(env=kernel_env)

@@ -28,8 +28,14 @@ PYTHON = sys.executable
 def raw() -> tuple[subprocess.CompletedProcess[str], float]:
     """Run the probe once for the module: its completed process and wall time."""
     started = time.perf_counter()
-    proc = subprocess.run(probe_command(PYTHON), capture_output=True, text=True, env=probe_env(),
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        probe_command(PYTHON),
+        capture_output=True,
+        text=True,
+        env=probe_env(),
+        timeout=120,
+        check=False,
+    )
     return proc, time.perf_counter() - started
 
 
@@ -94,8 +100,14 @@ def test_lists_onnxruntime(report: dict[str, Any]) -> None:
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=probe_env(),
-                          timeout=120, check=False)
+    return subprocess.run(
+        [PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        env=probe_env(),
+        timeout=120,
+        check=False,
+    )
 
 
 def test_failing_and_chatty_subprobes_do_not_break_the_report() -> None:

@@ -8,8 +8,14 @@ from jupyter_yolo.jobs.registry import JobRegistry
 
 
 def make(registry: JobRegistry, job_id: str) -> None:
-    registry.insert(job_id=job_id, kind="train", name=None, request={"kind": "train"},
-                    params={}, devices=["cpu"])
+    registry.insert(
+        job_id=job_id,
+        kind="train",
+        name=None,
+        request={"kind": "train"},
+        params={},
+        devices=["cpu"],
+    )
 
 
 def test_terminal_status_is_never_overwritten(tmp_path: Path) -> None:

@@ -176,8 +176,16 @@ def data_yaml(workspace: Path) -> str:
 
 def train_params(data_yaml: str, epochs: int = 2, **extra: Any) -> dict[str, Any]:
     return {
-        "model": "yolov8n.yaml", "data": data_yaml, "epochs": epochs, "imgsz": 64, "batch": 4,
-        "workers": 0, "device": "cpu", "seed": 0, "plots": False, **extra,
+        "model": "yolov8n.yaml",
+        "data": data_yaml,
+        "epochs": epochs,
+        "imgsz": 64,
+        "batch": 4,
+        "workers": 0,
+        "device": "cpu",
+        "seed": 0,
+        "plots": False,
+        **extra,
     }
 
 
@@ -338,8 +346,9 @@ def test_sigterm_during_validation_and_resume_restarts(workspace: Path, long_val
 @pytest.mark.slow
 def test_bad_dataset_fails_with_readable_error(workspace: Path) -> None:
     missing = str(workspace / "datasets" / "nope" / "data.yaml")
-    job = write_job(workspace / "jobs" / "bad-data", "train",
-                    train_params(missing, epochs=1), workspace)
+    job = write_job(
+        workspace / "jobs" / "bad-data", "train", train_params(missing, epochs=1), workspace
+    )
     assert run_job(job) == 1
     evs = events(job)
     assert_seq_ok(evs)
@@ -358,8 +367,12 @@ def test_missing_cuda_device_fails_with_readable_error(workspace: Path, data_yam
 
     if torch.cuda.is_available():
         pytest.skip("this box has a CUDA device")
-    job = write_job(workspace / "jobs" / "no-cuda", "train",
-                    train_params(data_yaml, epochs=1, device="0"), workspace)
+    job = write_job(
+        workspace / "jobs" / "no-cuda",
+        "train",
+        train_params(data_yaml, epochs=1, device="0"),
+        workspace,
+    )
     assert run_job(job) == 1
     error = of_type(events(job), "error")[-1]
     assert "device=0" in error["message"] and "device=cpu" in error["message"]
@@ -370,10 +383,15 @@ def test_missing_cuda_device_fails_with_readable_error(workspace: Path, data_yam
 def test_broken_dataset_yaml_fails_with_ultralytics_message(workspace: Path) -> None:
     broken = workspace / "datasets" / "broken"
     broken.mkdir(parents=True, exist_ok=True)
-    (broken / "data.yaml").write_text(f"path: {broken}\ntrain: images/train\nval: images/val\n"
-                                      "names:\n  0: a\n")
-    job = write_job(workspace / "jobs" / "broken-data", "train",
-                    train_params(str(broken / "data.yaml"), epochs=1), workspace)
+    (broken / "data.yaml").write_text(
+        f"path: {broken}\ntrain: images/train\nval: images/val\nnames:\n  0: a\n"
+    )
+    job = write_job(
+        workspace / "jobs" / "broken-data",
+        "train",
+        train_params(str(broken / "data.yaml"), epochs=1),
+        workspace,
+    )
     assert run_job(job) == 1
     error = of_type(events(job), "error")[-1]
     assert "Dataset" in error["message"] and "\x1b[" not in error["message"]
@@ -385,9 +403,12 @@ def test_broken_dataset_yaml_fails_with_ultralytics_message(workspace: Path) -> 
 def test_predict_writes_predictions(workspace: Path, trained_job: Path) -> None:
     best = str(trained_job / "run" / "weights" / "best.pt")
     source = workspace / "datasets" / "tiny" / "images" / "val"
-    job = write_job(workspace / "jobs" / "predict", "predict",
-                    {"model": best, "source": str(source), "conf": 0.0001, "imgsz": 64,
-                     "device": "cpu"}, workspace)
+    job = write_job(
+        workspace / "jobs" / "predict",
+        "predict",
+        {"model": best, "source": str(source), "conf": 0.0001, "imgsz": 64, "device": "cpu"},
+        workspace,
+    )
     assert run_job(job) == 0, log_tail(job)
 
     predictions = json.loads((job / "run" / "predictions.json").read_text())
@@ -411,8 +432,12 @@ def test_predict_writes_predictions(workspace: Path, trained_job: Path) -> None:
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
 def test_export(workspace: Path, trained_job: Path, fmt: str) -> None:
     best = str(trained_job / "run" / "weights" / "best.pt")
-    job = write_job(workspace / "jobs" / f"export-{fmt}", "export",
-                    {"model": best, "format": fmt, "imgsz": 64, "device": "cpu"}, workspace)
+    job = write_job(
+        workspace / "jobs" / f"export-{fmt}",
+        "export",
+        {"model": best, "format": fmt, "imgsz": 64, "device": "cpu"},
+        workspace,
+    )
     assert run_job(job) == 0, log_tail(job)
     result = status(job)["result"]
     exported = job / result["path"]
@@ -429,9 +454,12 @@ def test_export(workspace: Path, trained_job: Path, fmt: str) -> None:
 @pytest.mark.slow
 def test_val_reports_metrics(workspace: Path, trained_job: Path, data_yaml: str) -> None:
     best = str(trained_job / "run" / "weights" / "best.pt")
-    job = write_job(workspace / "jobs" / "val", "val",
-                    {"model": best, "data": data_yaml, "imgsz": 64, "batch": 8, "device": "cpu",
-                     "workers": 0}, workspace)
+    job = write_job(
+        workspace / "jobs" / "val",
+        "val",
+        {"model": best, "data": data_yaml, "imgsz": 64, "batch": 8, "device": "cpu", "workers": 0},
+        workspace,
+    )
     assert run_job(job) == 0, log_tail(job)
     result = status(job)["result"]
     assert result["kind"] == "val"
@@ -444,8 +472,9 @@ def _unshare_works() -> bool:
     if shutil.which("unshare") is None:
         return False
     try:
-        done = subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10,
-                              check=False)
+        done = subprocess.run(
+            ["unshare", "-n", "true"], capture_output=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -461,16 +490,29 @@ def test_offline_train_predict_export_without_network(workspace: Path, data_yaml
     if not _unshare_works():
         pytest.skip("unshare -n is not available (needs root or user namespaces)")
     prefix = ["unshare", "-n"]
-    train = write_job(workspace / "jobs" / "offline-train", "train",
-                      train_params(data_yaml, epochs=1), workspace)
+    train = write_job(
+        workspace / "jobs" / "offline-train", "train", train_params(data_yaml, epochs=1), workspace
+    )
     assert run_job(train, prefix=prefix, timeout=120) == 0, log_tail(train)
     best = str(train / "run" / "weights" / "best.pt")
-    predict = write_job(workspace / "jobs" / "offline-predict", "predict",
-                        {"model": best, "source": str(Path(data_yaml).parent / "images" / "val"),
-                         "imgsz": 64, "device": "cpu"}, workspace)
+    predict = write_job(
+        workspace / "jobs" / "offline-predict",
+        "predict",
+        {
+            "model": best,
+            "source": str(Path(data_yaml).parent / "images" / "val"),
+            "imgsz": 64,
+            "device": "cpu",
+        },
+        workspace,
+    )
     assert run_job(predict, prefix=prefix, timeout=120) == 0, log_tail(predict)
-    export = write_job(workspace / "jobs" / "offline-export", "export",
-                       {"model": best, "format": "onnx", "imgsz": 64, "device": "cpu"}, workspace)
+    export = write_job(
+        workspace / "jobs" / "offline-export",
+        "export",
+        {"model": best, "format": "onnx", "imgsz": 64, "device": "cpu"},
+        workspace,
+    )
     assert run_job(export, prefix=prefix, timeout=120) == 0, log_tail(export)
     for job in (train, predict, export):
         assert status(job)["status"] == "succeeded"
@@ -551,8 +593,13 @@ def test_log_capture_redirects_fds_and_children(tmp_path: Path) -> None:
         "print('after stop')\n"
     )
     log = tmp_path / "log.txt"
-    out = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(log)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == "after stop"
     text = (tmp_path / "log.1.txt").read_text() + log.read_text()
     assert "from python" in text and "from fd 2" in text and "from child" in text
@@ -594,8 +641,14 @@ def test_end_leftovers_ends_the_whole_session() -> None:
         "child.wait(timeout=60)\n"
         "until(lambda: _session_processes() == [])\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], start_new_session=True,
-                          capture_output=True, text=True, timeout=180, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        start_new_session=True,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -611,8 +664,9 @@ def test_exit_process_skips_only_the_teardown() -> None:
         "sys.stdout.write('buffered ')\n"
         "exit_process(3)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=30, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout.split() == ["buffered", "thread", "done", "atexit", "ran"], proc.stdout
 
@@ -631,7 +685,11 @@ def test_ultralytics_counts_the_usable_cpus_not_the_host() -> None:
         "print(torch.get_num_threads())\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "YOLO_OFFLINE": "1"},
     )
     assert done.returncode == 0, done.stderr

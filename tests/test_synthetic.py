@@ -82,18 +82,23 @@ def test_boxes_are_exact(tmp_path: Path) -> None:
             x0, x1 = round((cx - w / 2) * size), round((cx + w / 2) * size)
             y0, y1 = round((cy - h / 2) * size), round((cy + h / 2) * size)
             region = pixels[y0:y1, x0:x1]
-            corners = np.concatenate([
-                region[:2, :2].reshape(-1, 3), region[:2, -2:].reshape(-1, 3),
-                region[-2:, :2].reshape(-1, 3), region[-2:, -2:].reshape(-1, 3),
-            ])
+            corners = np.concatenate(
+                [
+                    region[:2, :2].reshape(-1, 3),
+                    region[:2, -2:].reshape(-1, 3),
+                    region[-2:, :2].reshape(-1, 3),
+                    region[-2:, -2:].reshape(-1, 3),
+                ]
+            )
             background = np.median(corners, axis=0)
             far = np.linalg.norm(region - background, axis=-1) > 60
             if far.mean() < 0.2:  # a square fills its box, corners included
                 continue
             colour = np.median(region[far], axis=0)
 
-            def is_shape(area: np.ndarray, colour: np.ndarray = colour,
-                         background: np.ndarray = background) -> np.ndarray:
+            def is_shape(
+                area: np.ndarray, colour: np.ndarray = colour, background: np.ndarray = background
+            ) -> np.ndarray:
                 return np.linalg.norm(area - colour, axis=-1) < np.linalg.norm(
                     area - background, axis=-1
                 )
@@ -191,15 +196,31 @@ def test_custom_classes_and_bad_arguments(tmp_path: Path) -> None:
 def test_command_line(tmp_path: Path) -> None:
     dest = tmp_path / "cli"
     out = subprocess.run(
-        [sys.executable, "-m", "jupyter_yolo.datasets.synthetic", str(dest), "--train", "3",
-         "--val", "2", "--imgsz", "64", "--seed", "4"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "jupyter_yolo.datasets.synthetic",
+            str(dest),
+            "--train",
+            "3",
+            "--val",
+            "2",
+            "--imgsz",
+            "64",
+            "--seed",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() == str(dest / "data.yaml")
     assert len(list((dest / "images" / "train").iterdir())) == 3
     again = subprocess.run(
         [sys.executable, "-m", "jupyter_yolo.datasets.synthetic", str(dest)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert again.returncode == 2
     assert "already exists" in again.stderr

@@ -54,8 +54,12 @@ def test_cgroup_cpu_delta_against_the_quota(tmp_path: Path) -> None:
     assert reading["cpu"]["source"] == "cgroup"
     assert reading["cpu"]["cpus"] == 2
     assert reading["cpu"]["percent"] == 50.0
-    assert reading["memory"] == {"used_bytes": GIB, "limit_bytes": 4 * GIB, "percent": 25.0,
-                                 "source": "cgroup"}
+    assert reading["memory"] == {
+        "used_bytes": GIB,
+        "limit_bytes": 4 * GIB,
+        "percent": 25.0,
+        "source": "cgroup",
+    }
     clock.now += 2.0  # the next reading measures from the previous one: 4 CPU-seconds in 2 s
     write(tmp_path, "/sys/fs/cgroup/cpu.stat", "usage_usec 5500000\n")
     assert reader.read()["cpu"]["percent"] == 100.0
@@ -72,10 +76,18 @@ def test_proc_stat_fallback(tmp_path: Path) -> None:
     reader.prime()
     write(tmp_path, "/proc/stat", "cpu  400 0 100 1100 0 0 0 0 0 0\n")  # 300 busy of 600 ticks
     reading = reader.read()
-    assert reading["cpu"] == {"percent": 50.0, "cpus": 1, "source": "proc",
-                              "load_average": reading["cpu"]["load_average"]}
-    assert reading["memory"] == {"used_bytes": 750 * 1024, "limit_bytes": 1000 * 1024,
-                                 "percent": 75.0, "source": "host"}
+    assert reading["cpu"] == {
+        "percent": 50.0,
+        "cpus": 1,
+        "source": "proc",
+        "load_average": reading["cpu"]["load_average"],
+    }
+    assert reading["memory"] == {
+        "used_bytes": 750 * 1024,
+        "limit_bytes": 1000 * 1024,
+        "percent": 75.0,
+        "source": "host",
+    }
     assert reading["gpus"] == []
 
 
@@ -105,9 +117,19 @@ def test_amdgpu_sysfs(tmp_path: Path) -> None:
     write(tmp_path, f"{device}/hwmon/hwmon3/power1_average", "120000000\n")
     write(tmp_path, "/sys/class/drm/card0/device/vendor", "0x8086\n")  # an Intel iGPU: skipped
     gpus = UsageReader(tmp_path).sysfs_gpus()
-    assert gpus == [{"index": 0, "backend": "amdgpu", "name": "card1", "utilization_percent": 37.0,
-                     "memory_used_bytes": GIB, "memory_total_bytes": 16 * GIB,
-                     "temperature_c": 51.0, "power_w": 120.0, "power_limit_w": None}]
+    assert gpus == [
+        {
+            "index": 0,
+            "backend": "amdgpu",
+            "name": "card1",
+            "utilization_percent": 37.0,
+            "memory_used_bytes": GIB,
+            "memory_total_bytes": 16 * GIB,
+            "temperature_c": 51.0,
+            "power_w": 120.0,
+            "power_limit_w": None,
+        }
+    ]
 
 
 def test_jetson_gpu_load(tmp_path: Path) -> None:

@@ -72,7 +72,8 @@ print(job_id, end="")
     assert server.request("GET", f"/yolo/jobs/{job_id}")["status"] in ("running", "succeeded")
 
     comm_before = kernel.counts["comm_msg"]
-    result = json.loads(kernel.run(f"""
+    result = json.loads(
+        kernel.run(f"""
 import json
 from jupyter_yolo.widgets import TrainingPanel
 panel = TrainingPanel.attach({job_id!r})
@@ -85,7 +86,8 @@ print(json.dumps({{
     "throttled": panel.throttled_redraws,
     "interval": panel.redraw_interval,
 }}))
-"""))
+""")
+    )
     comm_msgs = kernel.counts["comm_msg"] - comm_before
     events = []
     after = 0

@@ -36,10 +36,19 @@ from .server_process import ServerProcess, serving
 FIXTURES = Path(__file__).parent / "fixtures" / "accelerators"
 
 
-def batch_event(seq: int, epoch: int, batch: int, batches: int = 4, box: float = 1.0,
-                time_: float = 0.0) -> dict[str, Any]:
-    return {"seq": seq, "type": "batch", "epoch": epoch, "batch": batch, "batches": batches,
-            "loss": {"box": box, "cls": 2.0, "dfl": 3.0}, "time": time_, "images_per_s": 10.0}
+def batch_event(
+    seq: int, epoch: int, batch: int, batches: int = 4, box: float = 1.0, time_: float = 0.0
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "type": "batch",
+        "epoch": epoch,
+        "batch": batch,
+        "batches": batches,
+        "loss": {"box": box, "cls": 2.0, "dfl": 3.0},
+        "time": time_,
+        "images_per_s": 10.0,
+    }
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -78,8 +87,18 @@ def test_history_folds_events_and_replaces_an_epoch_done_again() -> None:
     history = TrainingHistory(epochs_hint=3)
     events = [{"seq": 1, "type": "status", "status": "running"}]
     events += [batch_event(1 + b, 1, b, box=float(b), time_=100.0 + b) for b in range(1, 5)]
-    events.append({"seq": 6, "type": "epoch", "epoch": 1, "epochs": 3, "epoch_time": 4.0,
-                   "loss": {"box": 2.5}, "val_loss": {"box": 2.0}, "mAP50": 0.1})
+    events.append(
+        {
+            "seq": 6,
+            "type": "epoch",
+            "epoch": 1,
+            "epochs": 3,
+            "epoch_time": 4.0,
+            "loss": {"box": 2.5},
+            "val_loss": {"box": 2.0},
+            "mAP50": 0.1,
+        }
+    )
     events += [batch_event(6 + b, 2, b, box=9.0) for b in range(1, 3)]
     events.append({"seq": 9, "type": "warning", "code": "non_finite_loss", "message": "NaN"})
     events.append({"seq": 10, "type": "warning", "code": "non_finite_loss", "message": "NaN"})
@@ -173,11 +192,21 @@ def test_report_html_reads_well_for_other_machines() -> None:
     small_shm = build_report(json.loads((FIXTURES / "small_shm_cpu_quota.json").read_text()))
     assert "(small_shm)" in report_html(small_shm)
 
-    line = usage_html({"cpu": {"percent": 12.3, "cpus": 4},
-                       "memory": {"used_bytes": 2 * 1024**3, "limit_bytes": 8 * 1024**3},
-                       "gpus": [{"index": 0, "utilization_percent": 97.0,
-                                 "memory_used_bytes": 1024**3, "memory_total_bytes": 80 * 1024**3,
-                                 "temperature_c": 61.0}]})
+    line = usage_html(
+        {
+            "cpu": {"percent": 12.3, "cpus": 4},
+            "memory": {"used_bytes": 2 * 1024**3, "limit_bytes": 8 * 1024**3},
+            "gpus": [
+                {
+                    "index": 0,
+                    "utilization_percent": 97.0,
+                    "memory_used_bytes": 1024**3,
+                    "memory_total_bytes": 80 * 1024**3,
+                    "temperature_c": 61.0,
+                }
+            ],
+        }
+    )
     assert "CPU <b>12%</b> of 4" in line and "GPU 0 <b>97%</b>" in line and "2.0 GiB" in line
 
 
@@ -194,8 +223,10 @@ def test_small_helpers() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, shapes_template: Path,
-           ) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory,
+    shapes_template: Path,
+) -> Iterator[ServerProcess]:
     workspace = tmp_path_factory.mktemp("widgets") / "workspace"
     install_dataset(shapes_template, workspace / "datasets" / "shapes")
     with serving(workspace) as process:
@@ -221,9 +252,17 @@ def test_training_panel_defaults_and_bounded_figure(client: YoloClient) -> None:
     panel = TrainingPanel(client, epochs=3, extra={"plots": False})
     try:
         body = panel.request()
-        assert body == {"model": "yolov8n.yaml", "data": "shapes", "epochs": 3, "imgsz": 320,
-                        "batch": 8, "device": "cpu", "amp": False, "workers": 0,
-                        "plots": False}
+        assert body == {
+            "model": "yolov8n.yaml",
+            "data": "shapes",
+            "epochs": 3,
+            "imgsz": 320,
+            "batch": 8,
+            "device": "cpu",
+            "amp": False,
+            "workers": 0,
+            "plots": False,
+        }
         assert panel.resume_button.disabled and panel.stop_button.disabled
 
         events = []
@@ -233,10 +272,24 @@ def test_training_panel_defaults_and_bounded_figure(client: YoloClient) -> None:
                 seq += 1
                 events.append(batch_event(seq, epoch, batch, batches=1000, box=batch % 7))
             seq += 1
-            events.append({"seq": seq, "type": "epoch", "epoch": epoch, "epochs": 50,
-                           "loss": {"box": 1.0}, "mAP50": 0.5})
-        events.append({"seq": seq + 1, "type": "warning", "code": "small_shm",
-                       "message": "/dev/shm has 64 MiB"})
+            events.append(
+                {
+                    "seq": seq,
+                    "type": "epoch",
+                    "epoch": epoch,
+                    "epochs": 50,
+                    "loss": {"box": 1.0},
+                    "mAP50": 0.5,
+                }
+            )
+        events.append(
+            {
+                "seq": seq + 1,
+                "type": "warning",
+                "code": "small_shm",
+                "message": "/dev/shm has 64 MiB",
+            }
+        )
         panel.load_events(events, status="succeeded")
         assert "/dev/shm has 64 MiB" in panel.warnings_w.value
         assert "succeeded" in panel.status_w.value and "epoch 50/50" in panel.status_w.value
@@ -280,7 +333,11 @@ def test_dashboard_and_detection_panel_without_trained_weights(client: YoloClien
     board = Dashboard(client, training={"epochs": 2})
     try:
         assert [board.get_title(i) for i in range(4)] == [
-            "Hardware", "Datasets", "Training", "Detection"]
+            "Hardware",
+            "Datasets",
+            "Training",
+            "Detection",
+        ]
         detection = board.detection
         assert isinstance(detection, DetectionPanel)
         assert detection.image_w.value.startswith("datasets/shapes/images/val/")
@@ -296,13 +353,20 @@ def test_dashboard_and_detection_panel_without_trained_weights(client: YoloClien
 
 
 def test_backend_html_names_the_choice_and_the_latencies() -> None:
-    html = backend_html({
-        "name": "openvino", "requested": "auto", "cached": True,
-        "latency_ms": {"pytorch": 65.0, "openvino": 20.04, "onnxruntime": 46.0},
-        "agreement": {"openvino": {"agree": True}, "onnxruntime": {"agree": False},
-                      "openvino-int8": {"agree": None, "note": "only 3 box(es) to compare"}},
-        "skipped": {"openvino-int8": "no calibration dataset"},
-    })
+    html = backend_html(
+        {
+            "name": "openvino",
+            "requested": "auto",
+            "cached": True,
+            "latency_ms": {"pytorch": 65.0, "openvino": 20.04, "onnxruntime": 46.0},
+            "agreement": {
+                "openvino": {"agree": True},
+                "onnxruntime": {"agree": False},
+                "openvino-int8": {"agree": None, "note": "only 3 box(es) to compare"},
+            },
+            "skipped": {"openvino-int8": "no calibration dataset"},
+        }
+    )
     assert "backend <b>openvino</b> (auto, reused the stored measurement)" in html
     assert "<b>openvino 20.0 ms</b>, onnxruntime 46.0 ms, pytorch 65.0 ms" in html
     assert "not agreeing with PyTorch: onnxruntime" in html
@@ -333,8 +397,9 @@ def test_detection_panel_runs_auto_and_shows_the_backend(
         assert "auto chose <b>" in panel.backend_info_w.value
 
         panel.backend_w.value = "pytorch"  # the observer runs a job in the background
-        wait_for(lambda: "backend <b>pytorch</b> (forced)" in panel.backend_info_w.value,
-                 timeout=300)
+        wait_for(
+            lambda: "backend <b>pytorch</b> (forced)" in panel.backend_info_w.value, timeout=300
+        )
     finally:
         panel.close()
 
@@ -345,6 +410,7 @@ def test_client_and_panels_import_neither_torch_nor_ultralytics() -> None:
         "for name in w.__all__: getattr(w, name)\n"
         "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout.strip() == "[]"

@@ -203,8 +203,10 @@ def shm_facts(root: Path = ROOT) -> dict[str, int] | None:
         stat = os.statvfs(path)
     except OSError:
         return None
-    return {"size_bytes": stat.f_blocks * stat.f_frsize,
-            "free_bytes": stat.f_bavail * stat.f_frsize}
+    return {
+        "size_bytes": stat.f_blocks * stat.f_frsize,
+        "free_bytes": stat.f_bavail * stat.f_frsize,
+    }
 
 
 def device_nodes(root: Path = ROOT) -> list[dict[str, Any]]:
@@ -216,8 +218,7 @@ def device_nodes(root: Path = ROOT) -> list[dict[str, Any]]:
     nodes = []
     for path in sorted(found, key=lambda p: _natural_key(str(p))):
         relative = path.relative_to(dev).as_posix()
-        nodes.append({"path": f"/dev/{relative}",
-                      "accessible": os.access(path, os.R_OK | os.W_OK)})
+        nodes.append({"path": f"/dev/{relative}", "accessible": os.access(path, os.R_OK | os.W_OK)})
     return nodes
 
 

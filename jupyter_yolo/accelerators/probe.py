@@ -160,13 +160,15 @@ def probe_nvml(facts: dict[str, Any]) -> None:
             mig: bool | None = None
             with contextlib.suppress(pynvml.NVMLError):
                 mig = bool(pynvml.nvmlDeviceGetMigMode(handle)[0])
-            nvml["devices"].append({
-                "index": index,
-                "name": _text(pynvml.nvmlDeviceGetName(handle)),
-                "uuid": _text(pynvml.nvmlDeviceGetUUID(handle)),
-                "memory_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
-                "mig": mig,
-            })
+            nvml["devices"].append(
+                {
+                    "index": index,
+                    "name": _text(pynvml.nvmlDeviceGetName(handle)),
+                    "uuid": _text(pynvml.nvmlDeviceGetUUID(handle)),
+                    "memory_bytes": int(pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+                    "mig": mig,
+                }
+            )
         facts["nvml"] = nvml
     finally:
         with contextlib.suppress(Exception):
@@ -242,8 +244,11 @@ def empty_facts() -> dict[str, Any]:
         "probed_at": time.time(),
         "duration_s": None,
         "python": {"version": platform.python_version(), "executable": sys.executable},
-        "platform": {"system": platform.system(), "machine": platform.machine(),
-                     "release": platform.release()},
+        "platform": {
+            "system": platform.system(),
+            "machine": platform.machine(),
+            "release": platform.release(),
+        },
         "env": {k: os.environ[k] for k in VISIBILITY_ENV if k in os.environ},
         "host": None,
         "torch": None,

@@ -88,8 +88,12 @@ def build_report(facts: dict[str, Any]) -> dict[str, Any]:
             "nvml": facts.get("nvml"),
         },
         "unusable_device_nodes": unusable,
-        "primary": {"kind": choice.kind, "label": choice.label, "count": choice.count,
-                    "memory_bytes": choice.memory_bytes},
+        "primary": {
+            "kind": choice.kind,
+            "label": choice.label,
+            "count": choice.count,
+            "memory_bytes": choice.memory_bytes,
+        },
         "recommendation": recommendation,
         "warnings": warnings,
         "probe": {
@@ -144,8 +148,9 @@ def _torch_section(torch: dict[str, Any] | None) -> dict[str, Any] | None:
         section["cudnn"] = None
         section["miopen"] = f"{cudnn // 1000000}.{cudnn // 1000 % 1000}.{cudnn % 1000}"
     elif isinstance(cudnn, int):
-        major, rest = (cudnn // 10000, cudnn % 10000) if cudnn >= 90000 else (cudnn // 1000,
-                                                                               cudnn % 1000)
+        major, rest = (
+            (cudnn // 10000, cudnn % 10000) if cudnn >= 90000 else (cudnn // 1000, cudnn % 1000)
+        )
         section["cudnn"] = f"{major}.{rest // 100}.{rest % 100}"
     return section
 
@@ -161,8 +166,9 @@ def choose_devices(facts: dict[str, Any]) -> Choice:
         if not devices:
             continue
         choice = Choice(kind=kind, devices=_same_kind(devices))
-        choice.jetson = kind == "cuda" and _tegra(facts) and any(
-            d.get("integrated") for d in devices)
+        choice.jetson = (
+            kind == "cuda" and _tegra(facts) and any(d.get("integrated") for d in devices)
+        )
         choice.label = _device_label(choice, host)
         return choice
     if facts.get("mps"):
@@ -238,11 +244,20 @@ def recommend(
     if shm and shm.get("free_bytes") is not None:
         shm_cap = int(shm["free_bytes"]) // (SHM_PER_WORKER * devices)
         if shm_cap < workers:
-            warnings.append(_warning("small_shm", (
-                f"/dev/shm has {gib(shm['free_bytes'])} free, so dataloader workers are limited "
-                f"to {shm_cap} per device (each needs about {gib(SHM_PER_WORKER)}); start the "
-                "container with --shm-size=8g or --ipc=host to use more workers and load data "
-                "faster.")))
+            warnings.append(
+                _warning(
+                    "small_shm",
+                    (
+                        f"/dev/shm has {gib(shm['free_bytes'])} free, so dataloader workers are "
+                        "limited "
+                        f"to {shm_cap} per device (each needs about {gib(SHM_PER_WORKER)}); start "
+                        "the "
+                        "container with --shm-size=8g or --ipc=host to use more workers and load "
+                        "data "
+                        "faster."
+                    ),
+                )
+            )
             workers = shm_cap
     return {
         "device": device,
@@ -250,9 +265,11 @@ def recommend(
         "batch": batch,
         "workers": workers,
         "amp": bool(amp),
-        "reason": (f"{why[:1].upper()}{why[1:]}. Recommended: yolov8{size}, batch {batch}, "
-                   f"{workers} dataloader worker{'s' if workers != 1 else ''}"
-                   f"{' per device' if choice.count > 1 else ''}."),
+        "reason": (
+            f"{why[:1].upper()}{why[1:]}. Recommended: yolov8{size}, batch {batch}, "
+            f"{workers} dataloader worker{'s' if workers != 1 else ''}"
+            f"{' per device' if choice.count > 1 else ''}."
+        ),
     }
 
 
@@ -277,15 +294,20 @@ def _device_string(choice: Choice) -> str:
 def _accelerator_reason(choice: Choice, per_batch: int) -> str:
     memory = gib(choice.memory_bytes)
     if choice.jetson:
-        return (f"Jetson GPU with {memory} shared with the CPU: a small model, a small batch and "
-                "few workers leave memory for the system")
+        return (
+            f"Jetson GPU with {memory} shared with the CPU: a small model, a small batch and "
+            "few workers leave memory for the system"
+        )
     backend = {"cuda": "CUDA", "rocm": "ROCm", "npu": "Ascend NPU", "xpu": "Intel XPU"}[choice.kind]
     if choice.kind == "xpu" and choice.count > 1:
-        return (f"the first of {choice.count} Intel XPUs ({memory}); multi-XPU training "
-                "is not set up")
+        return (
+            f"the first of {choice.count} Intel XPUs ({memory}); multi-XPU training is not set up"
+        )
     if choice.count > 1:
-        return (f"{choice.count} {backend} devices with {memory} each, trained together with DDP "
-                f"({per_batch} images per device)")
+        return (
+            f"{choice.count} {backend} devices with {memory} each, trained together with DDP "
+            f"({per_batch} images per device)"
+        )
     return f"one {backend} device with {memory}"
 
 
@@ -338,8 +360,11 @@ def unusable_device_nodes(
             cpu_only_reported = True
         shown = ", ".join(str(n.get("path")) for n in nodes[:4])
         shown += " ..." if len(nodes) > 4 else ""
-        warnings.append(_warning(code, f"{shown} present but torch cannot use "
-                                       f"{FAMILY_BACKEND[family]}: {cause}"))
+        warnings.append(
+            _warning(
+                code, f"{shown} present but torch cannot use {FAMILY_BACKEND[family]}: {cause}"
+            )
+        )
     return result
 
 
@@ -353,43 +378,51 @@ def _cause(family: str, nodes: list[dict[str, Any]], facts: dict[str, Any]) -> t
     version = torch.get("version")
     cpu_only = not torch.get("cuda") and not torch.get("hip")
     if cpu_only and family != "ascend":
-        wheel = ("NVIDIA's JetPack wheel for this L4T release (or an l4t-pytorch base image)"
-                 if family == "jetson" else
-                 "a ROCm build (pip install torch --index-url https://download.pytorch.org/whl/rocm6.2)"
-                 if family == "amd" else
-                 "a CUDA build (pip install torch --index-url https://download.pytorch.org/whl/cu124)")
+        wheel = (
+            "NVIDIA's JetPack wheel for this L4T release (or an l4t-pytorch base image)"
+            if family == "jetson"
+            else "a ROCm build (pip install torch --index-url https://download.pytorch.org/whl/rocm6.2)"
+            if family == "amd"
+            else "a CUDA build (pip install torch --index-url https://download.pytorch.org/whl/cu124)"
+        )
         return "torch_cpu_only_build", f"torch {version} is a CPU-only build; install {wheel}."
     if denied:
         groups = {"amd": "video and render", "ascend": "HwHiAiUser"}.get(family, "video")
         return "device_nodes_unusable", (
             f"this user may not open {', '.join(denied[:3])}; add it to the {groups} group(s) "
-            f"(docker run --group-add ...) or fix the node permissions.")
+            f"(docker run --group-add ...) or fix the node permissions."
+        )
     if family in {"nvidia", "jetson", "wsl"}:
         return "device_nodes_unusable", _nvidia_cause(family, torch, env, facts)
     if family == "amd":
         if not torch.get("hip"):
             return "device_nodes_unusable", (
                 f"torch {version} is a CUDA build, not a ROCm build; install the ROCm build "
-                "of torch.")
-        hidden = _hidden(env, ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
-                               "CUDA_VISIBLE_DEVICES"))
+                "of torch."
+            )
+        hidden = _hidden(
+            env, ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
+        )
         if hidden:
             return "device_nodes_unusable", f"{hidden} hides every GPU from torch."
         return "device_nodes_unusable", (
             "the ROCm runtime found no supported GPU: check that the amdgpu driver is loaded on "
             "the host, that this ROCm release supports the GPU (HSA_OVERRIDE_GFX_VERSION helps "
-            "for some consumer cards) and that /dev/dri was passed to the container.")
+            "for some consumer cards) and that /dev/dri was passed to the container."
+        )
     if facts.get("npu") is None:
         return "device_nodes_unusable", (
             f"torch_npu is not installed; install the torch_npu release that matches torch "
-            f"{version} and source the CANN set_env.sh.")
+            f"{version} and source the CANN set_env.sh."
+        )
     hidden = _hidden(env, ("ASCEND_RT_VISIBLE_DEVICES",))
     if hidden:
         return "device_nodes_unusable", f"{hidden} hides every NPU from torch_npu."
     return "device_nodes_unusable", (
         "torch_npu sees no NPU: check that the Ascend driver version matches the CANN toolkit, "
         "that CANN's set_env.sh was sourced and that the driver folders are mounted into the "
-        "container (/usr/local/Ascend/driver).")
+        "container (/usr/local/Ascend/driver)."
+    )
 
 
 def _hidden(env: dict[str, Any], names: tuple[str, ...]) -> str | None:
@@ -405,8 +438,9 @@ def _major(version: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _nvidia_cause(family: str, torch: dict[str, Any], env: dict[str, Any],
-                  facts: dict[str, Any]) -> str:
+def _nvidia_cause(
+    family: str, torch: dict[str, Any], env: dict[str, Any], facts: dict[str, Any]
+) -> str:
     if torch.get("hip"):
         return f"torch {torch.get('version')} is a ROCm build; install a CUDA build of torch."
     hidden = _hidden(env, ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"))
@@ -416,25 +450,36 @@ def _nvidia_cause(family: str, torch: dict[str, Any], env: dict[str, Any],
     driver_cuda, runtime = nvml.get("cuda_driver_version"), torch.get("cuda")
     said = " ".join(torch.get("warnings") or [])
     if (_major(driver_cuda) or 99) < (_major(runtime) or 0) or re.search(
-            r"driver.*(too old|insufficient)", said, re.IGNORECASE):
+        r"driver.*(too old|insufficient)", said, re.IGNORECASE
+    ):
         driver = nvml.get("driver_version") or "installed"
-        return (f"driver/runtime mismatch: the {driver} NVIDIA driver supports CUDA "
-                f"{driver_cuda or 'older than ' + str(runtime)} but torch {torch.get('version')} "
-                f"needs CUDA {runtime}; upgrade the host driver or install a torch build for an "
-                "older CUDA.")
+        return (
+            f"driver/runtime mismatch: the {driver} NVIDIA driver supports CUDA "
+            f"{driver_cuda or 'older than ' + str(runtime)} but torch {torch.get('version')} "
+            f"needs CUDA {runtime}; upgrade the host driver or install a torch build for an "
+            "older CUDA."
+        )
     if family == "jetson":
-        return ("torch sees no CUDA device: start the container with --runtime nvidia so the L4T "
-                "CUDA libraries are mounted, and use a torch wheel built for this JetPack.")
+        return (
+            "torch sees no CUDA device: start the container with --runtime nvidia so the L4T "
+            "CUDA libraries are mounted, and use a torch wheel built for this JetPack."
+        )
     if family == "wsl":
-        return ("torch sees no CUDA device through WSL2: install the NVIDIA Windows driver with "
-                "WSL support and a CUDA build of torch.")
+        return (
+            "torch sees no CUDA device through WSL2: install the NVIDIA Windows driver with "
+            "WSL support and a CUDA build of torch."
+        )
     if facts.get("nvml_error") or not nvml:
-        return ("the device nodes are there but the NVIDIA driver libraries are not: start the "
-                "container with --gpus all (NVIDIA Container Toolkit) instead of passing "
-                "/dev/nvidia* with --device.")
-    return ("torch's CUDA runtime could not open the GPU: run nvidia-smi in the container, "
-            "check that no other process holds it in exclusive mode, and restart the container "
-            "with --gpus all." + (f" torch said: {said}" if said else ""))
+        return (
+            "the device nodes are there but the NVIDIA driver libraries are not: start the "
+            "container with --gpus all (NVIDIA Container Toolkit) instead of passing "
+            "/dev/nvidia* with --device."
+        )
+    return (
+        "torch's CUDA runtime could not open the GPU: run nvidia-smi in the container, "
+        "check that no other process holds it in exclusive mode, and restart the container "
+        "with --gpus all." + (f" torch said: {said}" if said else "")
+    )
 
 
 # --- other warnings ---------------------------------------------------------------------------
@@ -445,14 +490,20 @@ def _no_accelerator(facts: dict[str, Any]) -> dict[str, str]:
     ov_devices = [d.get("name") for d in openvino.get("devices") or []]
     extra = ""
     if any(str(n).startswith(("GPU", "NPU")) for n in ov_devices):
-        extra = (f" OpenVINO sees {', '.join(map(str, ov_devices))}: export trained models with "
-                 "format=openvino to run inference there.")
+        extra = (
+            f" OpenVINO sees {', '.join(map(str, ov_devices))}: export trained models with "
+            "format=openvino to run inference there."
+        )
     elif openvino:
         extra = " Export trained models with format=openvino for faster CPU inference."
-    return _warning("no_accelerator", (
-        "No GPU or NPU is usable by torch, so training runs on the CPU: fine for the built-in "
-        "shapes dataset and small images (imgsz 320 or less), slow for real datasets. To use a "
-        "GPU, start the container with it (e.g. --gpus all) from a GPU image." + extra))
+    return _warning(
+        "no_accelerator",
+        (
+            "No GPU or NPU is usable by torch, so training runs on the CPU: fine for the built-in "
+            "shapes dataset and small images (imgsz 320 or less), slow for real datasets. To use a "
+            "GPU, start the container with it (e.g. --gpus all) from a GPU image." + extra
+        ),
+    )
 
 
 def _torch_warnings(facts: dict[str, Any], choice: Choice, warnings: list[dict[str, str]]) -> None:
@@ -460,27 +511,48 @@ def _torch_warnings(facts: dict[str, Any], choice: Choice, warnings: list[dict[s
     if torch is None:
         errors = [e for e in facts.get("errors") or [] if str(e).startswith("torch")]
         python = (facts.get("python") or {}).get("executable") or "the probe's Python"
-        warnings.append(_warning("torch_missing", (
-            f"torch could not be imported by {python}"
-            f"{': ' + errors[0] if errors else ''}; install torch there or set "
-            "YoloApp.probe_python to an interpreter that has it.")))
+        warnings.append(
+            _warning(
+                "torch_missing",
+                (
+                    f"torch could not be imported by {python}"
+                    f"{': ' + errors[0] if errors else ''}; install torch there or set "
+                    "YoloApp.probe_python to an interpreter that has it."
+                ),
+            )
+        )
         return
     if choice.kind == "cuda" and not choice.jetson:
         arch_list = [str(a) for a in torch.get("arch_list") or []]
         for device in choice.devices:
             if arch_list and not _arch_supported(str(device.get("capability", "")), arch_list):
-                warnings.append(_warning("cuda_arch_unsupported", (
-                    f"GPU {device.get('index')} ({device.get('name')}, compute capability "
-                    f"{device.get('capability')}) is not in torch {torch.get('version')}'s "
-                    f"kernel list ({' '.join(arch_list)}); training fails with 'no kernel image'. "
-                    "Install a torch build for a newer CUDA.")))
+                warnings.append(
+                    _warning(
+                        "cuda_arch_unsupported",
+                        (
+                            f"GPU {device.get('index')} ({device.get('name')}, compute capability "
+                            f"{device.get('capability')}) is not in torch {torch.get('version')}'s "
+                            f"kernel list ({' '.join(arch_list)}); training fails with 'no kernel "
+                            "image'. "
+                            "Install a torch build for a newer CUDA."
+                        ),
+                    )
+                )
                 break
     if any(d.get("mig") for d in choice.devices):
         device = choice.devices[0]
-        warnings.append(_warning("mig", (
-            f"GPU {device.get('index')} is a MIG instance with {gib(choice.memory_bytes)}: a "
-            "process can use only one MIG instance, so training uses it alone; ask for a whole "
-            "GPU for bigger models.")))
+        warnings.append(
+            _warning(
+                "mig",
+                (
+                    f"GPU {device.get('index')} is a MIG instance with {gib(choice.memory_bytes)}: "
+                    "a "
+                    "process can use only one MIG instance, so training uses it alone; ask for a "
+                    "whole "
+                    "GPU for bigger models."
+                ),
+            )
+        )
 
 
 def _arch_supported(capability: str, arch_list: list[str]) -> bool:
@@ -504,14 +576,29 @@ def _host_warnings(host: dict[str, Any], warnings: list[dict[str, str]]) -> None
     quota, visible = host.get("cpu_quota"), host.get("affinity_cpus") or host.get("cpu_count")
     usable = host.get("cpus_usable")
     if quota is not None and visible and usable and usable < visible:
-        warnings.append(_warning("cpu_quota", (
-            f"The container may use {quota:g} CPUs but sees {visible}; thread pools sized from "
-            f"the visible count over-subscribe the quota and slow training. Set "
-            f"OMP_NUM_THREADS={usable} and keep workers at the recommended value, or raise the "
-            "container's --cpus.")))
+        warnings.append(
+            _warning(
+                "cpu_quota",
+                (
+                    f"The container may use {quota:g} CPUs but sees {visible}; thread pools sized "
+                    "from "
+                    f"the visible count over-subscribe the quota and slow training. Set "
+                    f"OMP_NUM_THREADS={usable} and keep workers at the recommended value, or raise "
+                    "the "
+                    "container's --cpus."
+                ),
+            )
+        )
     memory = host.get("memory_effective_bytes")
     if memory is not None and memory < 4 * GIB:
         source = "its cgroup limit" if host.get("memory_limit_bytes") else "the machine"
-        warnings.append(_warning("low_memory", (
-            f"Only {gib(memory)} of memory is available ({source}); use a small batch, "
-            "workers=0 and cache=False, or give the container more memory (docker --memory).")))
+        warnings.append(
+            _warning(
+                "low_memory",
+                (
+                    f"Only {gib(memory)} of memory is available ({source}); use a small batch, "
+                    "workers=0 and cache=False, or give the container more memory (docker "
+                    "--memory)."
+                ),
+            )
+        )

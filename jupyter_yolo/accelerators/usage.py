@@ -132,10 +132,16 @@ class UsageReader:
         """Return memory used and its limit: the cgroup's when it has a limit, else the host's."""
         self._locate()
         v2 = bool(self._memory_dirs) and (self._memory_dirs[0] / "memory.current").is_file()
-        limit_name, usage_name = (("memory.max", "memory.current") if v2 else
-                                  ("memory.limit_in_bytes", "memory.usage_in_bytes"))
-        limits = [v for v in (_int_file(d / limit_name) for d in self._memory_dirs)
-                  if v is not None and 0 < v < UNLIMITED_BYTES]
+        limit_name, usage_name = (
+            ("memory.max", "memory.current")
+            if v2
+            else ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        )
+        limits = [
+            v
+            for v in (_int_file(d / limit_name) for d in self._memory_dirs)
+            if v is not None and 0 < v < UNLIMITED_BYTES
+        ]
         if limits and self._memory_dirs:
             used = _int_file(self._memory_dirs[0] / usage_name)
             if used is not None:
@@ -159,8 +165,9 @@ class UsageReader:
             import pynvml
 
             pynvml.nvmlInit()
-            self._nvml_handles = [pynvml.nvmlDeviceGetHandleByIndex(i)
-                                  for i in range(pynvml.nvmlDeviceGetCount())]
+            self._nvml_handles = [
+                pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())
+            ]
         except Exception:
             self._nvml_failed = True
             return False
@@ -174,10 +181,17 @@ class UsageReader:
         nvml = self._nvml
         gpus = []
         for index, handle in enumerate(self._nvml_handles):
-            gpu: dict[str, Any] = {"index": index, "backend": "nvml", "name": None,
-                                   "utilization_percent": None, "memory_used_bytes": None,
-                                   "memory_total_bytes": None, "temperature_c": None,
-                                   "power_w": None, "power_limit_w": None}
+            gpu: dict[str, Any] = {
+                "index": index,
+                "backend": "nvml",
+                "name": None,
+                "utilization_percent": None,
+                "memory_used_bytes": None,
+                "memory_total_bytes": None,
+                "temperature_c": None,
+                "power_w": None,
+                "power_limit_w": None,
+            }
             with contextlib.suppress(Exception):
                 name = nvml.nvmlDeviceGetName(handle)
                 gpu["name"] = name.decode() if isinstance(name, bytes) else str(name)
@@ -189,7 +203,8 @@ class UsageReader:
                 gpu["memory_total_bytes"] = int(memory.total)
             with contextlib.suppress(Exception):
                 gpu["temperature_c"] = float(
-                    nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
+                    nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
+                )
             with contextlib.suppress(Exception):
                 gpu["power_w"] = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
             with contextlib.suppress(Exception):
@@ -210,20 +225,35 @@ class UsageReader:
             hwmon = next(iter(sorted(device.glob("hwmon/hwmon*"))), None)
             temp = _int_file(hwmon / "temp1_input") if hwmon else None
             power = _int_file(hwmon / "power1_average") if hwmon else None
-            gpus.append({"index": len(gpus), "backend": "amdgpu", "name": card.name,
-                         "utilization_percent": float(busy),
-                         "memory_used_bytes": _int_file(device / "mem_info_vram_used"),
-                         "memory_total_bytes": _int_file(device / "mem_info_vram_total"),
-                         "temperature_c": temp / 1000.0 if temp is not None else None,
-                         "power_w": power / 1e6 if power is not None else None,
-                         "power_limit_w": None})
+            gpus.append(
+                {
+                    "index": len(gpus),
+                    "backend": "amdgpu",
+                    "name": card.name,
+                    "utilization_percent": float(busy),
+                    "memory_used_bytes": _int_file(device / "mem_info_vram_used"),
+                    "memory_total_bytes": _int_file(device / "mem_info_vram_total"),
+                    "temperature_c": temp / 1000.0 if temp is not None else None,
+                    "power_w": power / 1e6 if power is not None else None,
+                    "power_limit_w": None,
+                }
+            )
         for load_file in ("sys/devices/gpu.0/load", "sys/devices/platform/gpu.0/load"):
             load = _int_file(self.root / load_file)
             if load is not None:
-                gpus.append({"index": len(gpus), "backend": "jetson", "name": "Jetson GPU",
-                             "utilization_percent": load / 10.0, "memory_used_bytes": None,
-                             "memory_total_bytes": None, "temperature_c": None,
-                             "power_w": None, "power_limit_w": None})
+                gpus.append(
+                    {
+                        "index": len(gpus),
+                        "backend": "jetson",
+                        "name": "Jetson GPU",
+                        "utilization_percent": load / 10.0,
+                        "memory_used_bytes": None,
+                        "memory_total_bytes": None,
+                        "temperature_c": None,
+                        "power_w": None,
+                        "power_limit_w": None,
+                    }
+                )
                 break
         return gpus
 
@@ -238,8 +268,12 @@ class UsageReader:
             load = [round(v, 2) for v in os.getloadavg()]
         return {
             "time": time.time(),
-            "cpu": {"percent": self.cpu_percent(), "cpus": self._cpus, "load_average": load,
-                    "source": "cgroup" if self._cpu_file is not None else "proc"},
+            "cpu": {
+                "percent": self.cpu_percent(),
+                "cpus": self._cpus,
+                "load_average": load,
+                "source": "cgroup" if self._cpu_file is not None else "proc",
+            },
             "memory": self.memory(),
             "gpus": gpus,
         }

@@ -130,8 +130,21 @@ def ensure_host_keys(keygen: str, folder: Path) -> list[Path]:
             tmp = folder / f".{path.name}.{os.getpid()}"
             for stale in (tmp, tmp.with_name(tmp.name + ".pub")):
                 stale.unlink(missing_ok=True)
-            done = _run([keygen, "-q", "-t", kind, *extra, "-N", "", "-C",
-                         "jupyter-yolo host key", "-f", str(tmp)])
+            done = _run(
+                [
+                    keygen,
+                    "-q",
+                    "-t",
+                    kind,
+                    *extra,
+                    "-N",
+                    "",
+                    "-C",
+                    "jupyter-yolo host key",
+                    "-f",
+                    str(tmp),
+                ]
+            )
             if done.returncode != 0:
                 raise ContainerError(f"ssh-keygen could not make a host key: {done.stderr.strip()}")
             os.replace(tmp.with_name(tmp.name + ".pub"), path.with_name(path.name + ".pub"))
@@ -151,8 +164,11 @@ def sshd_config_text(
     lines = [
         "# Written by jupyter-yolo serve at every start: edits are lost.",
         f"Port {config.ssh_port}",
-        *([f"ListenAddress {_quote(config.ssh_listen, 'SSH_LISTEN')}"]
-          if config.ssh_listen else []),
+        *(
+            [f"ListenAddress {_quote(config.ssh_listen, 'SSH_LISTEN')}"]
+            if config.ssh_listen
+            else []
+        ),
         *(f"HostKey {_quote(str(key), 'path')}" for key in host_keys),
         f"PidFile {_quote(str(folder / 'sshd.pid'), 'path')}",
         f"AuthorizedKeysFile {keys_file}",
@@ -177,7 +193,8 @@ def sshd_config_text(
         "ClientAliveInterval 60",
         "PrintMotd no",
         "Subsystem sftp internal-sftp",
-        "SetEnv " + " ".join(
+        "SetEnv "
+        + " ".join(
             _quote(f"{name}={value}", "environment value")
             for name, value in (("PATH", path_env), ("YOLO_WORKSPACE", str(config.workspace)))
         ),

@@ -217,8 +217,10 @@ class Supervisor:
                 self.sshd_child = spawn(
                     "sshd", self.sshd.command, sshd_environment(dict(os.environ))
                 )
-                say(f"sshd started on port {self.config.ssh_port} for {self.sshd.user} "
-                    f"(keys only: {', '.join(self.sshd.fingerprints)})")
+                say(
+                    f"sshd started on port {self.config.ssh_port} for {self.sshd.user} "
+                    f"(keys only: {', '.join(self.sshd.fingerprints)})"
+                )
             if not self.signals:
                 self.lab = spawn("JupyterLab", self.lab_command, self.lab_env)
             return self._supervise(wake_r)
@@ -237,13 +239,18 @@ class Supervisor:
             if self.signals and stopping_since is None:
                 stopping_since = time.monotonic()
                 name = signal.Signals(self.signals[0]).name
-                say(f"{name}: stopping JupyterLab; running jobs finish their batch and save "
-                    f"last.pt first (waiting up to {self.config.stop_timeout:g} s)")
+                say(
+                    f"{name}: stopping JupyterLab; running jobs finish their batch and save "
+                    f"last.pt first (waiting up to {self.config.stop_timeout:g} s)"
+                )
                 self.lab.signal(signal.SIGTERM)
                 if self.sshd_child is not None:
                     self.sshd_child.signal(signal.SIGTERM)
-            elif (stopping_since is not None and not killed
-                  and time.monotonic() - stopping_since > self.config.stop_timeout):
+            elif (
+                stopping_since is not None
+                and not killed
+                and time.monotonic() - stopping_since > self.config.stop_timeout
+            ):
                 say(f"JupyterLab did not stop within {self.config.stop_timeout:g} s: killing it")
                 self.lab.signal(signal.SIGKILL)
                 killed = True
@@ -274,8 +281,10 @@ class Supervisor:
                     child.proc.returncode = code
                     child.exit_code = 128 - code if code < 0 else code
                     if child is self.sshd_child and not self.signals:
-                        say(f"sshd exited with status {child.exit_code}; SSH is unavailable "
-                            f"until the container restarts (JupyterLab keeps running)")
+                        say(
+                            f"sshd exited with status {child.exit_code}; SSH is unavailable "
+                            f"until the container restarts (JupyterLab keeps running)"
+                        )
 
     def _stop_sshd(self) -> None:
         child = self.sshd_child
@@ -309,8 +318,10 @@ def serve(args: Sequence[str]) -> int:
         return EXIT_REFUSED
     copied = provision_weights(config.weights_dir, config.workspace)
     if copied:
-        say(f"copied {', '.join(copied)} from {config.weights_dir} into "
-            f"{config.workspace / 'weights'}")
+        say(
+            f"copied {', '.join(copied)} from {config.weights_dir} into "
+            f"{config.workspace / 'weights'}"
+        )
     prepare_offline(config.workspace)
     announce_token(config, choice)
     if sshd is None:

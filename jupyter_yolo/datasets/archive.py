@@ -376,7 +376,9 @@ def extract_zip(
                     and info.file_size > info.compress_size * limits.max_compression_ratio
                 ):
                     raise _ratio_error(
-                        info.filename, info.file_size, info.compress_size,
+                        info.filename,
+                        info.file_size,
+                        info.compress_size,
                         limits.max_compression_ratio,
                     )
                 declared_total += info.file_size
@@ -391,9 +393,7 @@ def extract_zip(
                     archive_path.name, declared_total, archive_size, limits.max_compression_ratio
                 )
             if not kept:
-                raise InvalidRequest(
-                    "The archive holds no images, labels or dataset descriptions."
-                )
+                raise InvalidRequest("The archive holds no images, labels or dataset descriptions.")
             dest.mkdir(mode=0o755)
             counter = _Counter(limits, declared_total, progress)
             for info, relative in kept:
@@ -402,8 +402,12 @@ def extract_zip(
                 try:
                     with archive.open(info) as source:
                         _copy_stream(
-                            source, fd, relative, counter,
-                            declared=info.file_size, compressed=info.compress_size,
+                            source,
+                            fd,
+                            relative,
+                            counter,
+                            declared=info.file_size,
+                            compressed=info.compress_size,
                         )
                 except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
                     raise InvalidRequest(

@@ -53,8 +53,10 @@ _Points = list[tuple[float, float]]
 
 def _regular_polygon(cx: float, cy: float, radius: float, sides: int, angle: float) -> _Points:
     return [
-        (cx + radius * math.cos(angle + 2 * math.pi * k / sides),
-         cy + radius * math.sin(angle + 2 * math.pi * k / sides))
+        (
+            cx + radius * math.cos(angle + 2 * math.pi * k / sides),
+            cy + radius * math.sin(angle + 2 * math.pi * k / sides),
+        )
         for k in range(sides)
     ]
 
@@ -72,9 +74,18 @@ def _cross(cx: float, cy: float, radius: float) -> _Points:
     t = radius * 0.33
     r = radius
     return [
-        (cx - t, cy - r), (cx + t, cy - r), (cx + t, cy - t), (cx + r, cy - t),
-        (cx + r, cy + t), (cx + t, cy + t), (cx + t, cy + r), (cx - t, cy + r),
-        (cx - t, cy + t), (cx - r, cy + t), (cx - r, cy - t), (cx - t, cy - t),
+        (cx - t, cy - r),
+        (cx + t, cy - r),
+        (cx + t, cy - t),
+        (cx + r, cy - t),
+        (cx + r, cy + t),
+        (cx + t, cy + t),
+        (cx + t, cy + r),
+        (cx - t, cy + r),
+        (cx - t, cy + t),
+        (cx - r, cy + t),
+        (cx - r, cy - t),
+        (cx - t, cy - t),
     ]
 
 
@@ -287,7 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     classes = [name.strip() for name in args.classes.split(",") if name.strip()]
     try:
         path = generate_shapes(
-            args.dest, train=args.train, val=args.val, imgsz=args.imgsz, seed=args.seed,
+            args.dest,
+            train=args.train,
+            val=args.val,
+            imgsz=args.imgsz,
+            seed=args.seed,
             classes=classes,
         )
     except (ValueError, FileExistsError) as exc:

@@ -90,8 +90,12 @@ def _match(
 
 
 def choose_threshold(
-    reference: Sequence[Sequence[Detection]], tol: Tolerance, *, threshold: float,
-    floor: float, min_boxes: int,
+    reference: Sequence[Sequence[Detection]],
+    tol: Tolerance,
+    *,
+    threshold: float,
+    floor: float,
+    min_boxes: int,
 ) -> float:
     """The comparison threshold for ``reference``.
 
@@ -143,8 +147,11 @@ def compare(
     compared = ref_total + cand_total
     needed = max(1, min_compared)
     agree = (recall >= tol.share and precision >= tol.share) if compared >= needed else None
-    note = None if agree is not None else (
-        f"only {compared} box(es) to compare (at least {needed} needed)")
+    note = (
+        None
+        if agree is not None
+        else (f"only {compared} box(es) to compare (at least {needed} needed)")
+    )
     return {
         "agree": agree,
         "note": note,

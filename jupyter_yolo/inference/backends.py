@@ -41,14 +41,40 @@ class Backend:
 
 BACKENDS: tuple[Backend, ...] = (
     Backend("pytorch", "PyTorch", None, "fp32", ("torch",)),
-    Backend("onnxruntime", "ONNX Runtime", "onnx", "fp32", ("onnxruntime", "onnx"),
-            artifact="model.onnx"),
-    Backend("openvino", "OpenVINO FP32", "openvino", "fp32", ("openvino",),
-            artifact="model_openvino_model"),
-    Backend("openvino-int8", "OpenVINO INT8", "openvino", "int8", ("openvino", "nncf"),
-            needs_data=True, artifact="model_int8_openvino_model"),
-    Backend("tensorrt", "TensorRT FP16", "engine", "fp16", ("tensorrt",), needs_cuda=True,
-            artifact="model.engine"),
+    Backend(
+        "onnxruntime",
+        "ONNX Runtime",
+        "onnx",
+        "fp32",
+        ("onnxruntime", "onnx"),
+        artifact="model.onnx",
+    ),
+    Backend(
+        "openvino",
+        "OpenVINO FP32",
+        "openvino",
+        "fp32",
+        ("openvino",),
+        artifact="model_openvino_model",
+    ),
+    Backend(
+        "openvino-int8",
+        "OpenVINO INT8",
+        "openvino",
+        "int8",
+        ("openvino", "nncf"),
+        needs_data=True,
+        artifact="model_int8_openvino_model",
+    ),
+    Backend(
+        "tensorrt",
+        "TensorRT FP16",
+        "engine",
+        "fp16",
+        ("tensorrt",),
+        needs_cuda=True,
+        artifact="model.engine",
+    ),
 )
 BY_NAME: dict[str, Backend] = {b.name: b for b in BACKENDS}
 BACKEND_NAMES: tuple[str, ...] = tuple(BY_NAME)
@@ -93,27 +119,42 @@ class Availability:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for the API."""
-        return {"name": self.name, "label": self.label, "available": self.available,
-                "reason": self.reason}
+        return {
+            "name": self.name,
+            "label": self.label,
+            "available": self.available,
+            "reason": self.reason,
+        }
 
 
 def availability(
-    backend: Backend, *, cuda: bool, device: str | None = None,
+    backend: Backend,
+    *,
+    cuda: bool,
+    device: str | None = None,
     has_module: Any = module_available,
 ) -> Availability:
     """Whether ``backend`` can run in this container for a job on ``device``."""
     if backend.needs_cuda and not cuda:
-        return Availability(backend.name, backend.label, False,
-                            f"{backend.label} needs a CUDA GPU, and this server has none")
+        return Availability(
+            backend.name,
+            backend.label,
+            False,
+            f"{backend.label} needs a CUDA GPU, and this server has none",
+        )
     if backend.needs_cuda and not is_cuda_device(device, cuda):
         return Availability(
-            backend.name, backend.label, False,
+            backend.name,
+            backend.label,
+            False,
             f"{backend.label} runs on a CUDA GPU; this job's device is {device!r}",
         )
     missing = [m for m in backend.modules if not has_module(m)]
     if missing:
         return Availability(
-            backend.name, backend.label, False,
+            backend.name,
+            backend.label,
+            False,
             f"{backend.label} needs the Python package(s) {', '.join(missing)}, which are not "
             f"installed in this container",
         )

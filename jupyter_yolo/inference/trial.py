@@ -106,7 +106,11 @@ def torch_device(device: str | None) -> str:
 
 
 def environment(
-    *, imgsz: int, device: str, settings: ThreadSettings, candidates: list[str],
+    *,
+    imgsz: int,
+    device: str,
+    settings: ThreadSettings,
+    candidates: list[str],
     calibration: Calibration | None,
 ) -> dict[str, Any]:
     """What a measured choice depends on; a stored choice is reused only when this matches."""
@@ -223,8 +227,7 @@ def trial_images(
 
 
 def _predict_args(imgsz: int, device: str) -> dict[str, Any]:
-    return {"imgsz": imgsz, "conf": CONF_FLOOR, "device": device, "verbose": False,
-            "save": False}
+    return {"imgsz": imgsz, "conf": CONF_FLOOR, "device": device, "verbose": False, "save": False}
 
 
 def measure(
@@ -269,8 +272,7 @@ def measure(
                 check()
         if round_index == 0 and len(running) > 1:
             fastest = min(statistics.median(samples[n]) for n in running)
-            running = {n for n in running
-                       if statistics.median(samples[n]) <= DROP_FACTOR * fastest}
+            running = {n for n in running if statistics.median(samples[n]) <= DROP_FACTOR * fastest}
     return samples, found
 
 
@@ -293,15 +295,32 @@ def decide(
 
 
 def _load(
-    backend: Backend, weights: Path, cache: WeightsCache, *, imgsz: int, device: str,
-    task: str | None, calibration: Calibration | None, check: Callable[[], None] | None,
-    log: Callable[[str], None], reference: Any = None,
+    backend: Backend,
+    weights: Path,
+    cache: WeightsCache,
+    *,
+    imgsz: int,
+    device: str,
+    task: str | None,
+    calibration: Calibration | None,
+    check: Callable[[], None] | None,
+    log: Callable[[str], None],
+    reference: Any = None,
 ) -> Loaded:
     if not backend.exported:
-        return Loaded(backend, reference if reference is not None else load_yolo(weights, task),
-                      weights)
-    made = ensure_export(cache, backend, weights, imgsz=imgsz, device=device,
-                         calibration=calibration, check=check, log=log)
+        return Loaded(
+            backend, reference if reference is not None else load_yolo(weights, task), weights
+        )
+    made = ensure_export(
+        cache,
+        backend,
+        weights,
+        imgsz=imgsz,
+        device=device,
+        calibration=calibration,
+        check=check,
+        log=log,
+    )
     return Loaded(backend, load_yolo(made.path, task), made.path, made)
 
 
@@ -332,8 +351,15 @@ def run_trial(
     for backend in candidates:
         try:
             loaded[backend.name] = _load(
-                backend, weights, cache, imgsz=imgsz, device=device, task=task,
-                calibration=calibration if backend.needs_data else None, check=check, log=log,
+                backend,
+                weights,
+                cache,
+                imgsz=imgsz,
+                device=device,
+                task=task,
+                calibration=calibration if backend.needs_data else None,
+                check=check,
+                log=log,
                 reference=reference,
             )
         except Exception as exc:  # one candidate failing must not fail the job (stops still do)
@@ -344,15 +370,18 @@ def run_trial(
         if check is not None:
             check()
     log(f"measuring {', '.join(loaded)} on {images_note} at imgsz {imgsz}")
-    samples, found = measure(loaded, images, imgsz=imgsz, device=device, rounds=rounds,
-                             check=check)
+    samples, found = measure(loaded, images, imgsz=imgsz, device=device, rounds=rounds, check=check)
     latency_ms = {n: round(statistics.median(s) * 1000, 2) for n, s in samples.items() if s}
     agreement = {
-        name: compare(found["pytorch"], found[name],
-                      TOLERANCES[loaded[name].backend.precision], floor=CONF_FLOOR,
-                      min_compared=LOSSY_MIN_BOXES if loaded[name].backend.precision == "int8"
-                      else 1)
-        for name in loaded if name != "pytorch"
+        name: compare(
+            found["pytorch"],
+            found[name],
+            TOLERANCES[loaded[name].backend.precision],
+            floor=CONF_FLOOR,
+            min_compared=LOSSY_MIN_BOXES if loaded[name].backend.precision == "int8" else 1,
+        )
+        for name in loaded
+        if name != "pytorch"
     }
     choice, eligible = decide(latency_ms, agreement)
     record = {
@@ -366,11 +395,17 @@ def run_trial(
         "skipped": skipped,
         "exports": {
             name: {"key": item.export.key, "seconds": item.export.meta.get("seconds")}
-            for name, item in loaded.items() if item.export is not None
+            for name, item in loaded.items()
+            if item.export is not None
         },
-        "trial": {"images": images_note, "rounds": rounds, "conf_floor": CONF_FLOOR,
-                  "seconds": round(time.monotonic() - started, 2),
-                  "loadavg_before": load_before, "loadavg_after": _loadavg()},
+        "trial": {
+            "images": images_note,
+            "rounds": rounds,
+            "conf_floor": CONF_FLOOR,
+            "seconds": round(time.monotonic() - started, 2),
+            "loadavg_before": load_before,
+            "loadavg_after": _loadavg(),
+        },
         "threads": settings.as_dict(),
     }
     return record, loaded
@@ -385,8 +420,15 @@ def _loadavg() -> list[float] | None:
 
 
 def _summary(agreement: dict[str, Any]) -> dict[str, Any]:
-    keys = ("agree", "compared_boxes", "recall", "precision", "max_score_delta", "threshold",
-            "note")
+    keys = (
+        "agree",
+        "compared_boxes",
+        "recall",
+        "precision",
+        "max_score_delta",
+        "threshold",
+        "note",
+    )
     return {name: {k: figures.get(k) for k in keys} for name, figures in agreement.items()}
 
 
@@ -425,27 +467,55 @@ def select_backend(
             exported.append(item.backend.name)
 
     if requested != AUTO:
-        return _forced(requested, weights, reference, cache, size=size, device=dev, task=task,
-                       calibration=calibration, no_calibration=no_calibration,
-                       settings=settings, check=check, log=log)
+        return _forced(
+            requested,
+            weights,
+            reference,
+            cache,
+            size=size,
+            device=dev,
+            task=task,
+            calibration=calibration,
+            no_calibration=no_calibration,
+            settings=settings,
+            check=check,
+            log=log,
+        )
 
     if task not in (None, "detect"):
         log(f"auto measures detection models; this {task} model runs on PyTorch")
-        report = {"name": "pytorch", "label": "PyTorch", "requested": AUTO, "cached": True,
-                  "exported": [], "latency_ms": {}, "agreement": {},
-                  "skipped": {"*": f"auto compares boxes of detection models, not {task}"},
-                  "threads": settings.as_dict(), "imgsz": size, "device": dev}
+        report = {
+            "name": "pytorch",
+            "label": "PyTorch",
+            "requested": AUTO,
+            "cached": True,
+            "exported": [],
+            "latency_ms": {},
+            "agreement": {},
+            "skipped": {"*": f"auto compares boxes of detection models, not {task}"},
+            "threads": settings.as_dict(),
+            "imgsz": size,
+            "device": dev,
+        }
         return Selection("pytorch", reference, weights, report)
 
     candidates, skipped = candidates_for(dev, want_int8=calibration is not None)
     if no_calibration and "openvino-int8" in skipped:
         skipped["openvino-int8"] = f"INT8 skipped: {no_calibration}"
-    env = environment(imgsz=size, device=dev, settings=settings,
-                      candidates=[b.name for b in candidates], calibration=calibration)
+    env = environment(
+        imgsz=size,
+        device=dev,
+        settings=settings,
+        candidates=[b.name for b in candidates],
+        calibration=calibration,
+    )
     choice_file = cache.choice_file(size, dev)
     loaded: dict[str, Loaded] = {}
-    with cache.lock(choice_file.stem, check=check,
-                    on_wait=lambda: log("waiting for another job measuring these weights")):
+    with cache.lock(
+        choice_file.stem,
+        check=check,
+        on_wait=lambda: log("waiting for another job measuring these weights"),
+    ):
         stored = None if remeasure else read_json(choice_file)
         usable = (
             stored is not None
@@ -455,8 +525,10 @@ def select_backend(
         if usable and stored is not None:
             record = stored
             cached = True
-            log(f"auto: reusing the measured choice {record['choice']} "
-                f"({_latencies(record['latency_ms'])})")
+            log(
+                f"auto: reusing the measured choice {record['choice']} "
+                f"({_latencies(record['latency_ms'])})"
+            )
         else:
             why = "no stored choice" if stored is None else "the environment changed"
             if remeasure:
@@ -464,9 +536,21 @@ def select_backend(
             log(f"auto: measuring the backends ({why})")
             images, note = trial_images(source, calibration.data if calibration else None, size)
             record, loaded = run_trial(
-                weights, cache, reference=reference, candidates=candidates, skipped=skipped,
-                imgsz=size, device=dev, task=task, images=images, images_note=note,
-                calibration=calibration, settings=settings, env=env, rounds=rounds, check=check,
+                weights,
+                cache,
+                reference=reference,
+                candidates=candidates,
+                skipped=skipped,
+                imgsz=size,
+                device=dev,
+                task=task,
+                images=images,
+                images_note=note,
+                calibration=calibration,
+                settings=settings,
+                env=env,
+                rounds=rounds,
+                check=check,
                 log=log,
             )
             for item in loaded.values():
@@ -480,8 +564,17 @@ def select_backend(
     elif choice == "pytorch":
         chosen = Loaded(table.get("pytorch"), reference, weights)
     else:
-        chosen = _load(table.get(choice), weights, cache, imgsz=size, device=dev, task=task,
-                       calibration=calibration, check=check, log=log)
+        chosen = _load(
+            table.get(choice),
+            weights,
+            cache,
+            imgsz=size,
+            device=dev,
+            task=task,
+            calibration=calibration,
+            check=check,
+            log=log,
+        )
         note_export(chosen)
     report = {
         "name": choice,
@@ -503,21 +596,34 @@ def select_backend(
 
 
 def _latencies(latency_ms: dict[str, Any]) -> str:
-    return ", ".join(f"{name} {value:.1f} ms" for name, value in
-                     sorted(latency_ms.items(), key=lambda item: float(item[1])))
+    return ", ".join(
+        f"{name} {value:.1f} ms"
+        for name, value in sorted(latency_ms.items(), key=lambda item: float(item[1]))
+    )
 
 
 def _forced(
-    requested: str, weights: Path, reference: Any, cache: WeightsCache, *, size: int,
-    device: str, task: str | None, calibration: Calibration | None, no_calibration: str | None,
-    settings: ThreadSettings, check: Callable[[], None] | None, log: Callable[[str], None],
+    requested: str,
+    weights: Path,
+    reference: Any,
+    cache: WeightsCache,
+    *,
+    size: int,
+    device: str,
+    task: str | None,
+    calibration: Calibration | None,
+    no_calibration: str | None,
+    settings: ThreadSettings,
+    check: Callable[[], None] | None,
+    log: Callable[[str], None],
 ) -> Selection:
     import torch
 
     backend = table.BY_NAME.get(requested)
     if backend is None:
-        raise BackendError(f"unknown backend {requested!r}; use one of "
-                           f"{', '.join(table.BACKEND_CHOICES)}")
+        raise BackendError(
+            f"unknown backend {requested!r}; use one of {', '.join(table.BACKEND_CHOICES)}"
+        )
     state = table.availability(backend, cuda=torch.cuda.is_available(), device=device)
     reason = state.reason if not state.available else _runtime_refusal(backend, device)
     if reason is None and backend.needs_data and calibration is None:
@@ -525,9 +631,17 @@ def _forced(
     if reason is not None:
         raise BackendError(f"backend {requested!r} cannot run: {reason}")
     if backend.exported:
-        chosen = _load(backend, weights, cache, imgsz=size, device=device, task=task,
-                       calibration=calibration if backend.needs_data else None, check=check,
-                       log=log)
+        chosen = _load(
+            backend,
+            weights,
+            cache,
+            imgsz=size,
+            device=device,
+            task=task,
+            calibration=calibration if backend.needs_data else None,
+            check=check,
+            log=log,
+        )
     else:
         chosen = Loaded(backend, reference, weights)
     made = chosen.export is not None and chosen.export.exported

@@ -129,8 +129,10 @@ class EventLogHandler(logging.Handler):
                 return
             if len(message) > 2000:
                 message = message[:2000] + " ..."
-            level = "warning" if record.levelno == logging.WARNING else (
-                "error" if record.levelno >= logging.ERROR else "info"
+            level = (
+                "warning"
+                if record.levelno == logging.WARNING
+                else ("error" if record.levelno >= logging.ERROR else "info")
             )
             fields: dict[str, Any] = {"level": level, "message": message}
             if dropped:

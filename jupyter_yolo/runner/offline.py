@@ -234,8 +234,14 @@ def apply_ultralytics_thread_count(cpus: int) -> int:
     inference backends set their own counts (:mod:`jupyter_yolo.inference.threads`).
     """
     count = ultralytics_thread_count(cpus)
-    for name in ("ultralytics.utils", "ultralytics.utils.torch_utils", "ultralytics.data.base",
-                 "ultralytics.data.dataset", "ultralytics.data.utils", "ultralytics.data.loaders"):
+    for name in (
+        "ultralytics.utils",
+        "ultralytics.utils.torch_utils",
+        "ultralytics.data.base",
+        "ultralytics.data.dataset",
+        "ultralytics.data.utils",
+        "ultralytics.data.loaders",
+    ):
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "NUM_THREADS"):
             setattr(module, "NUM_THREADS", count)  # noqa: B010

@@ -37,15 +37,23 @@ def _device_rows(report: dict[str, Any]) -> list[list[Any]]:
                 details.append("MIG slice")
             if device.get("integrated"):
                 details.append("shares memory with the CPU")
-            rows.append([backend.upper(), device.get("index"), device.get("name"),
-                         fmt_bytes(device.get("memory_bytes")), ", ".join(details) or None])
+            rows.append(
+                [
+                    backend.upper(),
+                    device.get("index"),
+                    device.get("name"),
+                    fmt_bytes(device.get("memory_bytes")),
+                    ", ".join(details) or None,
+                ]
+            )
     if devices.get("mps"):
         rows.append(["MPS", 0, "Apple GPU", None, None])
     openvino = devices.get("openvino")
     if isinstance(openvino, dict):
         for device in openvino.get("devices") or []:
-            rows.append(["OpenVINO", device.get("name"), device.get("full_name"), None,
-                         device.get("type")])
+            rows.append(
+                ["OpenVINO", device.get("name"), device.get("full_name"), None, device.get("type")]
+            )
     return rows
 
 
@@ -56,51 +64,76 @@ def report_html(report: dict[str, Any]) -> str:
     devices = report.get("devices") or {}
     primary = report.get("primary") or {}
     rec = report.get("recommendation") or {}
-    parts = [
-        f'<div class="yolo-h">{esc(primary.get("label") or "No accelerator report")}</div>'
-    ]
+    parts = [f'<div class="yolo-h">{esc(primary.get("label") or "No accelerator report")}</div>']
     if rec:
-        parts.append(note("ok", (
-            f"Recommended: device <b>{esc(rec.get('device'))}</b>, model "
-            f"<b>{esc(rec.get('model'))}</b>, batch <b>{esc(rec.get('batch'))}</b>, "
-            f"<b>{esc(rec.get('workers'))}</b> dataloader workers, AMP "
-            f"<b>{_yes(rec.get('amp'))}</b>. {esc(rec.get('reason'))}"
-        ), raw=True))
+        parts.append(
+            note(
+                "ok",
+                (
+                    f"Recommended: device <b>{esc(rec.get('device'))}</b>, model "
+                    f"<b>{esc(rec.get('model'))}</b>, batch <b>{esc(rec.get('batch'))}</b>, "
+                    f"<b>{esc(rec.get('workers'))}</b> dataloader workers, AMP "
+                    f"<b>{_yes(rec.get('amp'))}</b>. {esc(rec.get('reason'))}"
+                ),
+                raw=True,
+            )
+        )
     for warning in report.get("warnings") or []:
         parts.append(note("warning", f"\u26a0 {warning.get('message')} ({warning.get('code')})"))
     shm = host.get("shm") or {}
     memory_limit = host.get("memory_limit_bytes")
     parts.append('<div class="yolo-h">Host</div>')
-    parts.append(table([
-        ["CPU", host.get("cpu_model")],
-        ["CPUs usable", f"{esc(host.get('cpus_usable'))} of {esc(host.get('cpu_count'))}"
-         + (f" (quota {esc(host.get('cpu_quota'))})" if host.get("cpu_quota") else "")],
-        ["Memory", fmt_bytes(host.get("memory_effective_bytes"))
-         + (f" (container limit {fmt_bytes(memory_limit)})" if memory_limit else "")],
-        ["/dev/shm",
-         f"{fmt_bytes(shm.get('size_bytes'))} ({fmt_bytes(shm.get('free_bytes'))} free)"],
-    ]))
+    parts.append(
+        table(
+            [
+                ["CPU", host.get("cpu_model")],
+                [
+                    "CPUs usable",
+                    f"{esc(host.get('cpus_usable'))} of {esc(host.get('cpu_count'))}"
+                    + (f" (quota {esc(host.get('cpu_quota'))})" if host.get("cpu_quota") else ""),
+                ],
+                [
+                    "Memory",
+                    fmt_bytes(host.get("memory_effective_bytes"))
+                    + (f" (container limit {fmt_bytes(memory_limit)})" if memory_limit else ""),
+                ],
+                [
+                    "/dev/shm",
+                    f"{fmt_bytes(shm.get('size_bytes'))} ({fmt_bytes(shm.get('free_bytes'))} free)",
+                ],
+            ]
+        )
+    )
     backend = (
-        f"CUDA {torch['cuda']}" if torch.get("cuda")
-        else f"HIP {torch['hip']}" if torch.get("hip") else "CPU build"
+        f"CUDA {torch['cuda']}"
+        if torch.get("cuda")
+        else f"HIP {torch['hip']}"
+        if torch.get("hip")
+        else "CPU build"
     )
     parts.append('<div class="yolo-h">torch</div>')
-    parts.append(table([
-        ["version", torch.get("version")],
-        ["build", backend + (f", cuDNN {torch['cudnn']}" if torch.get("cudnn") else "")],
-        ["devices visible", torch.get("device_count")],
-    ]))
+    parts.append(
+        table(
+            [
+                ["version", torch.get("version")],
+                ["build", backend + (f", cuDNN {torch['cudnn']}" if torch.get("cudnn") else "")],
+                ["devices visible", torch.get("device_count")],
+            ]
+        )
+    )
     rows = _device_rows(report)
     parts.append('<div class="yolo-h">Devices</div>')
     parts.append(
-        table(rows, ["backend", "index", "name", "memory", "details"]) if rows
+        table(rows, ["backend", "index", "name", "memory", "details"])
+        if rows
         else '<div class="yolo-muted">No GPU, NPU or OpenVINO device.</div>'
     )
     runtimes: list[list[Any]] = []
     onnx = devices.get("onnxruntime")
     if isinstance(onnx, dict):
-        runtimes.append(["ONNX Runtime", f"{onnx.get('version')}: "
-                         + ", ".join(onnx.get("providers") or [])])
+        runtimes.append(
+            ["ONNX Runtime", f"{onnx.get('version')}: " + ", ".join(onnx.get("providers") or [])]
+        )
     if isinstance(devices.get("openvino"), dict):
         runtimes.append(["OpenVINO", devices["openvino"].get("version")])
     runtimes.append(["TensorRT", str(devices.get("tensorrt") or "not installed")])
@@ -112,8 +145,12 @@ def report_html(report: dict[str, Any]) -> str:
     unusable = report.get("unusable_device_nodes") or []
     if unusable:
         parts.append('<div class="yolo-h">Device nodes torch cannot use</div>')
-        parts.append(table([[n.get("path"), n.get("family"), n.get("cause")] for n in unusable],
-                           ["node", "family", "cause"]))
+        parts.append(
+            table(
+                [[n.get("path"), n.get("family"), n.get("cause")] for n in unusable],
+                ["node", "family", "cause"],
+            )
+        )
     return STYLE + "".join(parts)
 
 
@@ -125,15 +162,19 @@ def usage_html(usage: dict[str, Any]) -> str:
     if isinstance(cpu.get("percent"), int | float):
         items.append(f"CPU <b>{cpu['percent']:.0f}%</b> of {esc(cpu.get('cpus'))}")
     if memory.get("used_bytes") is not None:
-        items.append(f"memory <b>{fmt_bytes(memory.get('used_bytes'))}</b> / "
-                     f"{fmt_bytes(memory.get('limit_bytes'))}")
+        items.append(
+            f"memory <b>{fmt_bytes(memory.get('used_bytes'))}</b> / "
+            f"{fmt_bytes(memory.get('limit_bytes'))}"
+        )
     for gpu in usage.get("gpus") or []:
         text = f"GPU {esc(gpu.get('index'))}"
         if isinstance(gpu.get("utilization_percent"), int | float):
             text += f" <b>{gpu['utilization_percent']:.0f}%</b>"
         if gpu.get("memory_used_bytes") is not None:
-            text += (f" {fmt_bytes(gpu.get('memory_used_bytes'))} / "
-                     f"{fmt_bytes(gpu.get('memory_total_bytes'))}")
+            text += (
+                f" {fmt_bytes(gpu.get('memory_used_bytes'))} / "
+                f"{fmt_bytes(gpu.get('memory_total_bytes'))}"
+            )
         if isinstance(gpu.get("temperature_c"), int | float):
             text += f" {gpu['temperature_c']:.0f}\u00b0C"
         items.append(text)
@@ -145,7 +186,10 @@ class AcceleratorsPanel(widgets.VBox):  # type: ignore[misc]
     """What the container offers: the report with warnings, and live utilisation."""
 
     def __init__(
-        self, client: YoloClient | None = None, *, live: bool = True,
+        self,
+        client: YoloClient | None = None,
+        *,
+        live: bool = True,
         interval: float = USAGE_INTERVAL,
     ) -> None:
         self.client = get_client(client)
@@ -153,14 +197,19 @@ class AcceleratorsPanel(widgets.VBox):  # type: ignore[misc]
         self.usage_w = widgets.HTML('<div class="yolo-muted">reading usage\u2026</div>')
         self.report_w = widgets.HTML()
         self.refresh_button = widgets.Button(
-            description="Probe again", icon="refresh",
+            description="Probe again",
+            icon="refresh",
             tooltip="Run the hardware probe again (a few seconds)",
         )
         self.refresh_button.on_click(lambda _: self.refresh(probe=True))
-        super().__init__(children=[
-            widgets.HTML(STYLE + '<div class="yolo-h">Accelerators</div>'),
-            self.usage_w, self.report_w, self.refresh_button,
-        ])
+        super().__init__(
+            children=[
+                widgets.HTML(STYLE + '<div class="yolo-h">Accelerators</div>'),
+                self.usage_w,
+                self.report_w,
+                self.refresh_button,
+            ]
+        )
         self.add_class("yolo-accelerators-panel")
         self.refresh()
         self._ticker: Ticker | None = None
@@ -192,4 +241,3 @@ class AcceleratorsPanel(widgets.VBox):  # type: ignore[misc]
         if self._ticker is not None:
             self._ticker.stop()
         super().close()
-

@@ -211,8 +211,7 @@ class Follower:
         self.on_error = on_error
         self.on_end = on_end
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"yolo-follow-{job_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"yolo-follow-{job_id}", daemon=True)
 
     def start(self) -> Follower:
         """Start following; returns self."""

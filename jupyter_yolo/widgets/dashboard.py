@@ -36,8 +36,7 @@ class Dashboard(widgets.Tab):  # type: ignore[misc]
         self.datasets = DatasetsPanel(self.client)
         self.training = TrainingPanel(self.client, job_id=job_id, **(training or {}))
         self.detection = DetectionPanel(self.client, **(detection or {}))
-        super().__init__(children=[self.accelerators, self.datasets, self.training,
-                                   self.detection])
+        super().__init__(children=[self.accelerators, self.datasets, self.training, self.detection])
         for index, title in enumerate(TITLES):
             self.set_title(index, title)
         self.add_class("yolo-dashboard")

@@ -50,25 +50,46 @@ def report_html(dataset: dict[str, Any]) -> str:
     report = dataset.get("report") or {}
     status = dataset.get("status")
     kind = {"ok": "ok", "warnings": "warning"}.get(str(status), "error")
-    parts = [note(kind, (
-        f"<b>{esc(dataset.get('name'))}</b>: {esc(status)} \u00b7 {esc(dataset.get('images'))} "
-        f"images \u00b7 {esc(dataset.get('instances'))} boxes \u00b7 "
-        f"{esc(dataset.get('classes'))} classes \u00b7 {fmt_bytes(dataset.get('size'))} "
-        f"\u00b7 {esc(dataset.get('errors'))} errors, {esc(dataset.get('warnings'))} warnings"
-    ), raw=True)]
+    parts = [
+        note(
+            kind,
+            (
+                f"<b>{esc(dataset.get('name'))}</b>: {esc(status)} \u00b7 "
+                f"{esc(dataset.get('images'))} "
+                f"images \u00b7 {esc(dataset.get('instances'))} boxes \u00b7 "
+                f"{esc(dataset.get('classes'))} classes \u00b7 {fmt_bytes(dataset.get('size'))} "
+                f"\u00b7 {esc(dataset.get('errors'))} errors, {esc(dataset.get('warnings'))} "
+                "warnings"
+            ),
+            raw=True,
+        )
+    ]
     for line in dataset.get("notes") or []:
         parts.append(note("info", str(line)))
     splits = dataset.get("splits") or {}
     if splits:
-        parts.append(table(
-            [[name, s.get("images"), s.get("labelled"), s.get("backgrounds"), s.get("instances"),
-              s.get("unreadable_images")] for name, s in splits.items()],
-            ["split", "images", "labelled", "backgrounds", "boxes", "unreadable"],
-        ))
+        parts.append(
+            table(
+                [
+                    [
+                        name,
+                        s.get("images"),
+                        s.get("labelled"),
+                        s.get("backgrounds"),
+                        s.get("instances"),
+                        s.get("unreadable_images"),
+                    ]
+                    for name, s in splits.items()
+                ],
+                ["split", "images", "labelled", "backgrounds", "boxes", "unreadable"],
+            )
+        )
     problems = report.get("problems") or []
     if problems:
-        rows = [[p.get("severity"), p.get("code"), p.get("file"), p.get("line"), p.get("message")]
-                for p in problems[:50]]
+        rows = [
+            [p.get("severity"), p.get("code"), p.get("file"), p.get("line"), p.get("message")]
+            for p in problems[:50]
+        ]
         more = " (first 50)" if len(problems) > 50 or report.get("problems_truncated") else ""
         parts.append(f'<div class="yolo-h">Findings{more}</div>')
         parts.append(table(rows, ["severity", "code", "file", "line", "message"]))
@@ -79,8 +100,12 @@ def histogram_figure() -> go.FigureWidget:
     """An empty stacked bar chart: boxes per class and split."""
     fig = go.FigureWidget()
     fig.update_layout(
-        barmode="stack", height=280, template="plotly_white", title="Boxes per class",
-        margin={"l": 40, "r": 10, "t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25},
+        barmode="stack",
+        height=280,
+        template="plotly_white",
+        title="Boxes per class",
+        margin={"l": 40, "r": 10, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": -0.25},
     )
     return fig
 
@@ -89,8 +114,13 @@ def samples_figure(samples: dict[str, Any], columns: int = SAMPLE_COLUMNS) -> go
     """Thumbnails in a grid with their label boxes drawn (hover shows the class)."""
     items = samples.get("samples") or []
     rows = max(1, -(-len(items) // columns))
-    fig = make_subplots(rows=rows, cols=columns, horizontal_spacing=0.01, vertical_spacing=0.03,
-                        subplot_titles=[posixpath.basename(s["path"]) for s in items])
+    fig = make_subplots(
+        rows=rows,
+        cols=columns,
+        horizontal_spacing=0.01,
+        vertical_spacing=0.03,
+        subplot_titles=[posixpath.basename(s["path"]) for s in items],
+    )
     for index, sample in enumerate(items):
         row, col = index // columns + 1, index % columns + 1
         width, height = sample.get("thumbnail_size") or [sample["width"], sample["height"]]
@@ -101,17 +131,35 @@ def samples_figure(samples: dict[str, Any], columns: int = SAMPLE_COLUMNS) -> go
             x0, x1 = (cx - w / 2) * width, (cx + w / 2) * width
             y0, y1 = (cy - h / 2) * height, (cy + h / 2) * height
             color = PALETTE[int(box.get("class_id") or 0) % len(PALETTE)]
-            fig.add_trace(go.Scatter(
-                x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines",
-                line={"color": color, "width": 2}, text=str(box.get("class_name")),
-                hoverinfo="text", hoveron="points+fills", fill="toself",
-                fillcolor="rgba(0,0,0,0)", showlegend=False,
-            ), row=row, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[x0, x1, x1, x0, x0],
+                    y=[y0, y0, y1, y1, y0],
+                    mode="lines",
+                    line={"color": color, "width": 2},
+                    text=str(box.get("class_name")),
+                    hoverinfo="text",
+                    hoveron="points+fills",
+                    fill="toself",
+                    fillcolor="rgba(0,0,0,0)",
+                    showlegend=False,
+                ),
+                row=row,
+                col=col,
+            )
         fig.update_xaxes(visible=False, range=[0, width], row=row, col=col)
-        fig.update_yaxes(visible=False, range=[height, 0], scaleanchor=f"x{index + 1}"
-                         if index else "x", row=row, col=col)
-    fig.update_layout(height=max(220, 200 * rows), template="plotly_white",
-                      margin={"l": 5, "r": 5, "t": 30, "b": 5})
+        fig.update_yaxes(
+            visible=False,
+            range=[height, 0],
+            scaleanchor=f"x{index + 1}" if index else "x",
+            row=row,
+            col=col,
+        )
+    fig.update_layout(
+        height=max(220, 200 * rows),
+        template="plotly_white",
+        margin={"l": 5, "r": 5, "t": 30, "b": 5},
+    )
     fig.update_annotations(font_size=10)
     return fig
 
@@ -120,51 +168,64 @@ class DatasetsPanel(widgets.VBox):  # type: ignore[misc]
     """Bring a dataset in and check it: upload, import, report, histogram, samples."""
 
     def __init__(
-        self, client: YoloClient | None = None, *, dataset: str | None = None,
+        self,
+        client: YoloClient | None = None,
+        *,
+        dataset: str | None = None,
         samples: int = 8,
     ) -> None:
         self.client = get_client(client)
         self.sample_count = samples
         self._lock = threading.Lock()
         self.dataset: dict[str, Any] | None = None
-        self.upload_w = widgets.FileUpload(accept=".zip", multiple=False,
-                                           description="Choose .zip")
-        self.name_w = widgets.Text(description="name", placeholder="dataset name",
-                                   layout=widgets.Layout(width="260px"))
-        self.upload_button = widgets.Button(description="Upload", icon="upload",
-                                            button_style="primary")
+        self.upload_w = widgets.FileUpload(accept=".zip", multiple=False, description="Choose .zip")
+        self.name_w = widgets.Text(
+            description="name", placeholder="dataset name", layout=widgets.Layout(width="260px")
+        )
+        self.upload_button = widgets.Button(
+            description="Upload", icon="upload", button_style="primary"
+        )
         self.path_w = widgets.Combobox(
-            description="path", placeholder="uploads/big.zip (workspace-relative)",
-            options=self._workspace_archives(), ensure_option=False,
+            description="path",
+            placeholder="uploads/big.zip (workspace-relative)",
+            options=self._workspace_archives(),
+            ensure_option=False,
             layout=widgets.Layout(width="420px"),
         )
         self.import_button = widgets.Button(description="Import", icon="folder-open")
-        self.progress_w = widgets.FloatProgress(value=0, min=0, max=1,
-                                                layout=widgets.Layout(width="260px"))
+        self.progress_w = widgets.FloatProgress(
+            value=0, min=0, max=1, layout=widgets.Layout(width="260px")
+        )
         self.stage_w = widgets.HTML()
-        self.choose_w = widgets.Dropdown(description="dataset",
-                                         layout=widgets.Layout(width="320px"))
+        self.choose_w = widgets.Dropdown(
+            description="dataset", layout=widgets.Layout(width="320px")
+        )
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
-        self.delete_button = widgets.Button(description="Delete", icon="trash",
-                                            button_style="danger")
+        self.delete_button = widgets.Button(
+            description="Delete", icon="trash", button_style="danger"
+        )
         self.message_w = widgets.HTML()
         self.report_w = widgets.HTML()
         self.histogram = histogram_figure()
         self.samples_box = widgets.VBox()
         self.samples_figure: go.FigureWidget | None = None
-        super().__init__(children=[
-            widgets.HTML(STYLE + '<div class="yolo-h">Datasets</div>'
-                         '<div class="yolo-muted">Upload a small zip from this computer, or '
-                         'import a large one already in the workspace.</div>'),
-            widgets.HBox([self.upload_w, self.name_w, self.upload_button]),
-            widgets.HBox([self.path_w, self.import_button]),
-            widgets.HBox([self.progress_w, self.stage_w]),
-            self.message_w,
-            widgets.HBox([self.choose_w, self.refresh_button, self.delete_button]),
-            self.report_w,
-            self.histogram,
-            self.samples_box,
-        ])
+        super().__init__(
+            children=[
+                widgets.HTML(
+                    STYLE + '<div class="yolo-h">Datasets</div>'
+                    '<div class="yolo-muted">Upload a small zip from this computer, or '
+                    "import a large one already in the workspace.</div>"
+                ),
+                widgets.HBox([self.upload_w, self.name_w, self.upload_button]),
+                widgets.HBox([self.path_w, self.import_button]),
+                widgets.HBox([self.progress_w, self.stage_w]),
+                self.message_w,
+                widgets.HBox([self.choose_w, self.refresh_button, self.delete_button]),
+                self.report_w,
+                self.histogram,
+                self.samples_box,
+            ]
+        )
         self.add_class("yolo-datasets-panel")
         self.upload_w.observe(self._archive_chosen, names="value")
         self.upload_button.on_click(lambda _: self._run(self.upload_chosen))
@@ -191,8 +252,7 @@ class DatasetsPanel(widgets.VBox):  # type: ignore[misc]
             if prefix is None:
                 return []
             folder = "/".join(filter(None, [prefix, "uploads"]))
-            listing = self.client.request("GET", f"api/contents/{folder}",
-                                          params={"content": 1})
+            listing = self.client.request("GET", f"api/contents/{folder}", params={"content": 1})
         except YoloClientError:
             return []
         options = []
@@ -213,10 +273,12 @@ class DatasetsPanel(widgets.VBox):  # type: ignore[misc]
                 if op.get("name") == name and op.get("stage") != "receiving":
                     done, total = op.get("stage_done"), op.get("stage_total")
                     counts = f" {done}/{total}" if total else ""
-                    self.stage_w.value = f'<span class="yolo-muted">server: {esc(op["stage"])}' \
-                                         f"{esc(counts)}</span>"
+                    self.stage_w.value = (
+                        f'<span class="yolo-muted">server: {esc(op["stage"])}{esc(counts)}</span>'
+                    )
                     if op.get("stage_fraction") is not None:
                         self.progress_w.value = float(op["stage_fraction"])
+
         return Ticker(poll, 0.5).start()
 
     # ------------------------------------------------------------------------------ actions
@@ -229,13 +291,15 @@ class DatasetsPanel(widgets.VBox):  # type: ignore[misc]
 
         def progress(sent: int, total: int) -> None:
             self.progress_w.value = sent / total if total else 1.0
-            self.stage_w.value = (f'<span class="yolo-muted">sending {fmt_bytes(sent)} of '
-                                  f"{fmt_bytes(total)}</span>")
+            self.stage_w.value = (
+                f'<span class="yolo-muted">sending {fmt_bytes(sent)} of {fmt_bytes(total)}</span>'
+            )
 
         watcher = self._watch_operation(name)
         try:
-            dataset = self.client.upload_dataset(name, archive, filename=filename,
-                                                 progress=progress)
+            dataset = self.client.upload_dataset(
+                name, archive, filename=filename, progress=progress
+            )
         finally:
             watcher.stop()
             self.upload_button.disabled = False
@@ -322,18 +386,18 @@ class DatasetsPanel(widgets.VBox):  # type: ignore[misc]
         names = [str(r.get("name")) for r in rows]
         with self.histogram.batch_update():
             self.histogram.data = []
-        self.histogram.add_traces([
-            go.Bar(name=split, x=names, y=[r.get(split) or 0 for r in rows])
-            for split in splits
-        ])
+        self.histogram.add_traces(
+            [go.Bar(name=split, x=names, y=[r.get(split) or 0 for r in rows]) for split in splits]
+        )
 
     def _draw_samples(self, name: str, dataset: dict[str, Any]) -> None:
         splits = dataset.get("splits") or {}
         split = "val" if (splits.get("val") or {}).get("images") else next(iter(splits), None)
         if split is None:
             return
-        samples = self.client.dataset_samples(name, split=split, count=self.sample_count,
-                                              thumbnail=THUMBNAIL)
+        samples = self.client.dataset_samples(
+            name, split=split, count=self.sample_count, thumbnail=THUMBNAIL
+        )
         figure = go.FigureWidget(samples_figure(samples))
         old = self.samples_figure
         self.samples_figure = figure

@@ -29,8 +29,20 @@ from .common import STYLE, error_text, esc, get_client, in_background, note, tab
 CONF_FLOOR = 0.05
 FOLDER_JOB_LIMIT = 64
 UPLOAD_FOLDER = "uploads/detect"
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-           "#bcf60c", "#008080", "#9a6324", "#800000", "#000075")
+PALETTE = (
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#46f0f0",
+    "#f032e6",
+    "#bcf60c",
+    "#008080",
+    "#9a6324",
+    "#800000",
+    "#000075",
+)
 MAX_BOXES_DRAWN = 200
 
 
@@ -63,10 +75,14 @@ def backend_html(report: dict[str, Any] | None, *, stored: bool = False) -> str:
         text = f"{esc(backend)} {float(value):.1f} ms"
         parts.append(f"<b>{text}</b>" if backend == name else text)
     agreement = report.get("agreement") or {}
-    disagree = [esc(n) for n, a in agreement.items()
-                if isinstance(a, dict) and a.get("agree") is False]
-    undecided = [f"{esc(n)} ({esc(a.get('note'))})" for n, a in agreement.items()
-                 if isinstance(a, dict) and a.get("agree") is None and a.get("note")]
+    disagree = [
+        esc(n) for n, a in agreement.items() if isinstance(a, dict) and a.get("agree") is False
+    ]
+    undecided = [
+        f"{esc(n)} ({esc(a.get('note'))})"
+        for n, a in agreement.items()
+        if isinstance(a, dict) and a.get("agree") is None and a.get("note")
+    ]
     skipped = report.get("skipped") or {}
     lines = [how + (": " + ", ".join(parts) if parts else "")]
     if disagree:
@@ -102,12 +118,22 @@ def box_traces(detections: list[dict[str, Any]]) -> list[go.Scatter]:
         x0, y0, x1, y1 = det["box_xyxy"]
         color = PALETTE[int(det.get("cls") or 0) % len(PALETTE)]
         label = f"{det.get('name')} {float(det.get('conf') or 0):.3g}"
-        traces.append(go.Scatter(
-            x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines", fill="toself",
-            fillcolor=_rgba(color, 0.05), line={"color": color, "width": 2},
-            name=label, text=label, hoveron="fills+points", hoverinfo="text",
-            showlegend=False, meta={"detection": index},
-        ))
+        traces.append(
+            go.Scatter(
+                x=[x0, x1, x1, x0, x0],
+                y=[y0, y0, y1, y1, y0],
+                mode="lines",
+                fill="toself",
+                fillcolor=_rgba(color, 0.05),
+                line={"color": color, "width": 2},
+                name=label,
+                text=label,
+                hoveron="fills+points",
+                hoverinfo="text",
+                showlegend=False,
+                meta={"detection": index},
+            )
+        )
     return traces
 
 
@@ -115,7 +141,9 @@ def detection_figure() -> go.FigureWidget:
     """An empty image figure with the y axis pointing down and square pixels."""
     fig = go.FigureWidget(data=[go.Image(source=None, hoverinfo="skip", name="image")])
     fig.update_layout(
-        height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10}, template="plotly_white",
+        height=460,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        template="plotly_white",
         xaxis={"visible": False, "constrain": "domain"},
         yaxis={"visible": False, "autorange": "reversed", "scaleanchor": "x"},
         title={"text": "", "font": {"size": 13}},
@@ -150,43 +178,69 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self._current: tuple[ImageChoice, Prediction] | None = None
         self.detections: list[dict[str, Any]] = []
         self.figure = detection_figure()
-        self.model_w = widgets.Dropdown(description="weights",
-                                        layout=widgets.Layout(width="330px"))
-        self.backend_w = widgets.Dropdown(description="backend",
-                                          options=[("auto (measured)", "auto")], value="auto",
-                                          layout=widgets.Layout(width="260px"))
+        self.model_w = widgets.Dropdown(description="weights", layout=widgets.Layout(width="330px"))
+        self.backend_w = widgets.Dropdown(
+            description="backend",
+            options=[("auto (measured)", "auto")],
+            value="auto",
+            layout=widgets.Layout(width="260px"),
+        )
         self.backend_info_w = widgets.HTML()
-        self.dataset_w = widgets.Dropdown(description="dataset",
-                                          layout=widgets.Layout(width="260px"))
-        self.split_w = widgets.Dropdown(options=["val", "train", "test"], value=split,
-                                        description="split", layout=widgets.Layout(width="160px"))
+        self.dataset_w = widgets.Dropdown(
+            description="dataset", layout=widgets.Layout(width="260px")
+        )
+        self.split_w = widgets.Dropdown(
+            options=["val", "train", "test"],
+            value=split,
+            description="split",
+            layout=widgets.Layout(width="160px"),
+        )
         self.image_w = widgets.Dropdown(description="image", layout=widgets.Layout(width="420px"))
-        self.upload_w = widgets.FileUpload(accept="image/*", multiple=True,
-                                           description="Upload images")
+        self.upload_w = widgets.FileUpload(
+            accept="image/*", multiple=True, description="Upload images"
+        )
         # logarithmic: fine steps where weak models (and their first epochs) score
-        self.conf_w = widgets.FloatLogSlider(value=conf, base=10, min=-4, max=0, step=0.05,
-                                             description="confidence", continuous_update=False,
-                                             readout_format=".2g")
-        self.iou_w = widgets.FloatSlider(value=iou, min=0.05, max=0.95, step=0.05,
-                                         description="IoU", continuous_update=False,
-                                         readout_format=".2f")
-        self.classes_w = widgets.SelectMultiple(description="classes", rows=4,
-                                                layout=widgets.Layout(width="260px"))
-        self.detect_button = widgets.Button(description="Detect", icon="search",
-                                            button_style="primary")
+        self.conf_w = widgets.FloatLogSlider(
+            value=conf,
+            base=10,
+            min=-4,
+            max=0,
+            step=0.05,
+            description="confidence",
+            continuous_update=False,
+            readout_format=".2g",
+        )
+        self.iou_w = widgets.FloatSlider(
+            value=iou,
+            min=0.05,
+            max=0.95,
+            step=0.05,
+            description="IoU",
+            continuous_update=False,
+            readout_format=".2f",
+        )
+        self.classes_w = widgets.SelectMultiple(
+            description="classes", rows=4, layout=widgets.Layout(width="260px")
+        )
+        self.detect_button = widgets.Button(
+            description="Detect", icon="search", button_style="primary"
+        )
         self.status_w = widgets.HTML()
         self.table_w = widgets.HTML()
-        super().__init__(children=[
-            widgets.HTML(STYLE + '<div class="yolo-h">Detection</div>'),
-            widgets.HBox([self.model_w, self.backend_w, self.dataset_w, self.split_w]),
-            widgets.HBox([self.image_w, self.upload_w]),
-            widgets.HBox([widgets.VBox([self.conf_w, self.iou_w]), self.classes_w,
-                          self.detect_button]),
-            self.status_w,
-            self.backend_info_w,
-            self.figure,
-            self.table_w,
-        ])
+        super().__init__(
+            children=[
+                widgets.HTML(STYLE + '<div class="yolo-h">Detection</div>'),
+                widgets.HBox([self.model_w, self.backend_w, self.dataset_w, self.split_w]),
+                widgets.HBox([self.image_w, self.upload_w]),
+                widgets.HBox(
+                    [widgets.VBox([self.conf_w, self.iou_w]), self.classes_w, self.detect_button]
+                ),
+                self.status_w,
+                self.backend_info_w,
+                self.figure,
+                self.table_w,
+            ]
+        )
         self.add_class("yolo-detection-panel")
         self._predict_lock = threading.Lock()
         self.refresh_models(select=model, backend=backend)
@@ -215,7 +269,8 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         }
         backends = [("auto (measured)", "auto")] + [
             (str(b.get("label") or b["name"]), str(b["name"]))
-            for b in models.get("backends") or [] if b.get("available")
+            for b in models.get("backends") or []
+            if b.get("available")
         ]
         wanted = backend or self.backend_w.value or "auto"
         if wanted not in [v for _, v in backends]:
@@ -227,8 +282,9 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
             for m in models.get("trained") or []
         ]
         options.sort(key=lambda o: (not o[1].endswith(":best"),))
-        options.extend((f"{w['model']} (pretrained)", str(w["model"]))
-                       for w in models.get("weights") or [])
+        options.extend(
+            (f"{w['model']} (pretrained)", str(w["model"])) for w in models.get("weights") or []
+        )
         if select and select not in [v for _, v in options]:
             options.insert(0, (select, select))
         self.model_w.options = options
@@ -242,13 +298,17 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         if stored:
             best = max(stored, key=lambda r: float(r.get("measured_at") or 0))
             self.backend_info_w.value = backend_html(
-                {**best, "name": best.get("choice")}, stored=True)
+                {**best, "name": best.get("choice")}, stored=True
+            )
         else:
             self.backend_info_w.value = ""
 
     def _load_datasets(self, dataset: str | None) -> None:
-        names = [str(d["name"]) for d in self.client.datasets()
-                 if d.get("status") not in ("preparing", "error")]
+        names = [
+            str(d["name"])
+            for d in self.client.datasets()
+            if d.get("status") not in ("preparing", "error")
+        ]
         if dataset and dataset not in names:
             names.insert(0, dataset)
         self.dataset_w.options = names
@@ -260,17 +320,23 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         name = self.dataset_w.value
         choices = [c for c in self._images.values() if c.data is not None]
         if name:
-            samples = self.client.dataset_samples(name, split=self.split_w.value,
-                                                  count=self.samples)
+            samples = self.client.dataset_samples(
+                name, split=self.split_w.value, count=self.samples
+            )
             folders = {posixpath.dirname(s["path"]) for s in samples["samples"]}
             small = samples.get("images_in_split", 0) <= FOLDER_JOB_LIMIT and len(folders) == 1
             for sample in sorted(samples["samples"], key=lambda s: s["path"]):
                 path = f"datasets/{name}/{sample['path']}"
                 folder = f"datasets/{name}/{posixpath.dirname(sample['path'])}"
-                choices.append(ImageChoice(
-                    path=path, label=f"{name}: {sample['path']}", dataset=name,
-                    dataset_path=sample["path"], folder_source=folder if small else None,
-                ))
+                choices.append(
+                    ImageChoice(
+                        path=path,
+                        label=f"{name}: {sample['path']}",
+                        dataset=name,
+                        dataset_path=sample["path"],
+                        folder_source=folder if small else None,
+                    )
+                )
         with self._lock:
             self._images = {c.path: c for c in choices}
         first = next((c.path for c in choices if c.data is None), None)
@@ -285,8 +351,7 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
             content = bytes(item["content"])
             path = self.client.put_workspace_file(f"{UPLOAD_FOLDER}/{name}", content)
             with self._lock:
-                self._images[path] = ImageChoice(path=path, label=f"upload: {name}",
-                                                 data=content)
+                self._images[path] = ImageChoice(path=path, label=f"upload: {name}", data=content)
             last = path
         if last is not None:
             self.image_w.options = [(c.label, c.path) for c in self._images.values()]
@@ -336,7 +401,8 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
     ) -> Prediction:
         first = "; the first auto job on new weights measures the backends" * (backend == "auto")
         self.status_w.value = note(
-            "info", f"Running a predict job with {model} on {source} ({backend}{first})\u2026")
+            "info", f"Running a predict job with {model} on {source} ({backend}{first})\u2026"
+        )
         self.detect_button.disabled = True
         try:
             params: dict[str, Any] = {"conf": conf, "iou": iou, "backend": backend}
@@ -356,8 +422,12 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         for entry in entries:
             images[posixpath.join(folder, entry["file"])] = entry
         report = (done.get("result") or {}).get("backend")
-        return Prediction(job_id=job["id"], conf=conf, images=images,
-                          backend=report if isinstance(report, dict) else None)
+        return Prediction(
+            job_id=job["id"],
+            conf=conf,
+            images=images,
+            backend=report if isinstance(report, dict) else None,
+        )
 
     # ------------------------------------------------------------------------------ drawing
 
@@ -394,7 +464,8 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
             self.classes_w.value = tuple(v for v in selected if v in self.classes_w.options)
         wanted = set(self.classes_w.value)
         shown = [
-            d for d in everything
+            d
+            for d in everything
             if float(d.get("conf") or 0) >= conf and (not wanted or str(d.get("name")) in wanted)
         ]
         shown.sort(key=lambda d: -float(d.get("conf") or 0))
@@ -411,11 +482,22 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
                 self.figure.layout.yaxis.range = [height, 0]
         self.figure.add_traces(box_traces(shown))
         self.detections = shown
-        self.table_w.value = table(
-            [[i + 1, d.get("name"), f"{float(d.get('conf') or 0):.3g}",
-              ", ".join(f"{v:.0f}" for v in d["box_xyxy"])] for i, d in enumerate(shown[:50])],
-            ["#", "class", "confidence", "box x0, y0, x1, y1"],
-        ) if shown else '<div class="yolo-muted">No detection above the threshold.</div>'
+        self.table_w.value = (
+            table(
+                [
+                    [
+                        i + 1,
+                        d.get("name"),
+                        f"{float(d.get('conf') or 0):.3g}",
+                        ", ".join(f"{v:.0f}" for v in d["box_xyxy"]),
+                    ]
+                    for i, d in enumerate(shown[:50])
+                ],
+                ["#", "class", "confidence", "box x0, y0, x1, y1"],
+            )
+            if shown
+            else '<div class="yolo-muted">No detection above the threshold.</div>'
+        )
         self.status_w.value = note(
             "ok",
             f"{len(shown)} detection(s) at confidence \u2265 {conf:.3g} "

@@ -38,8 +38,12 @@ from .history import ACTIVE, LOSS_KEYS, METRIC_KEYS, TERMINAL, TrainingHistory
 SIZES = ("n", "s", "m", "l", "x")
 IMAGE_SIZES = (64, 96, 128, 160, 192, 256, 320, 416, 480, 512, 640, 800, 960, 1024, 1280)
 COLORS = {"box": "#1f77b4", "cls": "#ff7f0e", "dfl": "#2ca02c"}
-METRIC_COLORS = {"mAP50": "#9467bd", "mAP50-95": "#d62728", "precision": "#8c564b",
-                 "recall": "#17becf"}
+METRIC_COLORS = {
+    "mAP50": "#9467bd",
+    "mAP50-95": "#d62728",
+    "precision": "#8c564b",
+    "recall": "#17becf",
+}
 RESUMABLE = frozenset({"stopped", "interrupted"})
 
 #: trace order in the figure (names are shown in the legend and used by tests)
@@ -55,32 +59,67 @@ def training_figure() -> go.FigureWidget:
         rows=1, cols=2, subplot_titles=("Loss", "Validation"), horizontal_spacing=0.08
     )
     for key, name in zip(LOSS_KEYS, BATCH_TRACES, strict=True):
-        fig.add_trace(go.Scatter(
-            name=name, mode="lines", x=[], y=[], legendgroup=key, opacity=0.45,
-            line={"width": 1, "color": COLORS[key]},
-        ), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                name=name,
+                mode="lines",
+                x=[],
+                y=[],
+                legendgroup=key,
+                opacity=0.45,
+                line={"width": 1, "color": COLORS[key]},
+            ),
+            row=1,
+            col=1,
+        )
     for key, name in zip(LOSS_KEYS, EPOCH_TRACES, strict=True):
-        fig.add_trace(go.Scatter(
-            name=name, mode="lines+markers", x=[], y=[], legendgroup=key,
-            line={"width": 2, "color": COLORS[key]}, marker={"size": 6},
-        ), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                name=name,
+                mode="lines+markers",
+                x=[],
+                y=[],
+                legendgroup=key,
+                line={"width": 2, "color": COLORS[key]},
+                marker={"size": 6},
+            ),
+            row=1,
+            col=1,
+        )
     for key, name in zip(LOSS_KEYS, VAL_TRACES, strict=True):
-        fig.add_trace(go.Scatter(
-            name=name, mode="lines+markers", x=[], y=[], legendgroup=key,
-            line={"width": 2, "dash": "dash", "color": COLORS[key]},
-            marker={"size": 6, "symbol": "diamond"},
-        ), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                name=name,
+                mode="lines+markers",
+                x=[],
+                y=[],
+                legendgroup=key,
+                line={"width": 2, "dash": "dash", "color": COLORS[key]},
+                marker={"size": 6, "symbol": "diamond"},
+            ),
+            row=1,
+            col=1,
+        )
     for key in METRIC_TRACES:
-        fig.add_trace(go.Scatter(
-            name=key, mode="lines+markers", x=[], y=[],
-            line={"width": 2, "color": METRIC_COLORS[key]},
-            visible=True if key.startswith("mAP") else "legendonly",
-        ), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                name=key,
+                mode="lines+markers",
+                x=[],
+                y=[],
+                line={"width": 2, "color": METRIC_COLORS[key]},
+                visible=True if key.startswith("mAP") else "legendonly",
+            ),
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_layout(
-        height=400, template="plotly_white", uirevision="keep",
+        height=400,
+        template="plotly_white",
+        uirevision="keep",
         margin={"l": 50, "r": 20, "t": 40, "b": 40},
         legend={"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11}},
     )
@@ -125,19 +164,29 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         self._ended = threading.Event()
         self._throttle = Throttle(self._render, max_rate)
         self.figure = training_figure()
-        self._build_form(data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch,
-                         device=device, amp=amp)
-        super().__init__(children=[
-            widgets.HTML(STYLE + '<div class="yolo-h">Training</div>'),
-            widgets.HBox([self.model_w, self.data_w, self.epochs_w, self.imgsz_w]),
-            widgets.HBox([self.batch_w, self.device_w, self.amp_w]),
-            widgets.HBox([self.start_button, self.stop_button, self.resume_button,
-                          self.attach_w, self.attach_button]),
-            self.message_w,
-            widgets.HBox([self.progress_w, self.status_w]),
-            self.warnings_w,
-            self.figure,
-        ])
+        self._build_form(
+            data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, amp=amp
+        )
+        super().__init__(
+            children=[
+                widgets.HTML(STYLE + '<div class="yolo-h">Training</div>'),
+                widgets.HBox([self.model_w, self.data_w, self.epochs_w, self.imgsz_w]),
+                widgets.HBox([self.batch_w, self.device_w, self.amp_w]),
+                widgets.HBox(
+                    [
+                        self.start_button,
+                        self.stop_button,
+                        self.resume_button,
+                        self.attach_w,
+                        self.attach_button,
+                    ]
+                ),
+                self.message_w,
+                widgets.HBox([self.progress_w, self.status_w]),
+                self.warnings_w,
+                self.figure,
+            ]
+        )
         self.add_class("yolo-training-panel")
         if job_id:
             self.follow(job_id)
@@ -183,37 +232,57 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
             imgsz = 320 if rec_device == "cpu" else 640
         sizes = sorted({*IMAGE_SIZES, imgsz})
         small = widgets.Layout(width="200px")
-        self.model_w = widgets.Dropdown(options=models, value=chosen_model, description="model",
-                                        layout=widgets.Layout(width="280px"))
-        self.data_w = widgets.Dropdown(options=datasets, value=chosen_data,
-                                       description="dataset",
-                                       layout=widgets.Layout(width="260px"))
-        self.epochs_w = widgets.BoundedIntText(value=epochs, min=1, max=10000,
-                                               description="epochs", layout=small)
-        self.imgsz_w = widgets.Dropdown(options=sizes, value=imgsz, description="image size",
-                                        layout=small)
-        self.batch_w = widgets.BoundedIntText(value=batch or int(rec.get("batch") or 16), min=-1,
-                                              max=1024, description="batch", layout=small)
-        self.device_w = widgets.Dropdown(options=devices, value=chosen_device,
-                                         description="device",
-                                         layout=widgets.Layout(width="280px"))
+        self.model_w = widgets.Dropdown(
+            options=models,
+            value=chosen_model,
+            description="model",
+            layout=widgets.Layout(width="280px"),
+        )
+        self.data_w = widgets.Dropdown(
+            options=datasets,
+            value=chosen_data,
+            description="dataset",
+            layout=widgets.Layout(width="260px"),
+        )
+        self.epochs_w = widgets.BoundedIntText(
+            value=epochs, min=1, max=10000, description="epochs", layout=small
+        )
+        self.imgsz_w = widgets.Dropdown(
+            options=sizes, value=imgsz, description="image size", layout=small
+        )
+        self.batch_w = widgets.BoundedIntText(
+            value=batch or int(rec.get("batch") or 16),
+            min=-1,
+            max=1024,
+            description="batch",
+            layout=small,
+        )
+        self.device_w = widgets.Dropdown(
+            options=devices,
+            value=chosen_device,
+            description="device",
+            layout=widgets.Layout(width="280px"),
+        )
         self.amp_w = widgets.Checkbox(
             value=bool(rec.get("amp")) if amp is None else amp, description="AMP (mixed precision)"
         )
-        self.start_button = widgets.Button(description="Start", icon="play",
-                                           button_style="success")
+        self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
-        self.resume_button = widgets.Button(description="Resume", icon="redo",
-                                            button_style="info")
-        self.attach_w = widgets.Combobox(placeholder="job id", options=self._job_options(),
-                                         ensure_option=False,
-                                         layout=widgets.Layout(width="170px"))
-        self.attach_button = widgets.Button(description="Attach", icon="link",
-                                            tooltip="Follow an existing job by its id")
+        self.resume_button = widgets.Button(description="Resume", icon="redo", button_style="info")
+        self.attach_w = widgets.Combobox(
+            placeholder="job id",
+            options=self._job_options(),
+            ensure_option=False,
+            layout=widgets.Layout(width="170px"),
+        )
+        self.attach_button = widgets.Button(
+            description="Attach", icon="link", tooltip="Follow an existing job by its id"
+        )
         self.message_w = widgets.HTML()
         self.status_w = widgets.HTML('<span class="yolo-muted">No job yet.</span>')
-        self.progress_w = widgets.FloatProgress(value=0, min=0, max=1,
-                                                layout=widgets.Layout(width="180px"))
+        self.progress_w = widgets.FloatProgress(
+            value=0, min=0, max=1, layout=widgets.Layout(width="180px")
+        )
         self.warnings_w = widgets.HTML()
         self.start_button.on_click(lambda _: self._action(self.start))
         self.stop_button.on_click(lambda _: self._action(self.stop))
@@ -351,8 +420,12 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         self._caught_up.clear()
         self._ended.clear()
         follower = Follower(
-            self.client, job_id, self._on_page, after=after,
-            on_error=self._follow_error, on_end=self._on_end,
+            self.client,
+            job_id,
+            self._on_page,
+            after=after,
+            on_error=self._follow_error,
+            on_end=self._on_end,
         )
         with self._lock:
             self._follower = follower
@@ -469,8 +542,10 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         done = float(max(history.epochs, default=0))
         batch = history.last_batch
         if batch and int(batch.get("epoch") or 0) > done:
-            done = int(batch["epoch"]) - 1 + int(batch.get("batch") or 0) / max(
-                int(batch.get("batches") or 1), 1
+            done = (
+                int(batch["epoch"])
+                - 1
+                + int(batch.get("batch") or 0) / max(int(batch.get("batches") or 1), 1)
             )
         return max(0.0, min(1.0, done / epochs))
 

@@ -81,8 +81,10 @@ def lab(tmp_path: Path, shapes_template: Path) -> Iterator[ServerProcess]:
         workspace,
         workspace,
         module="jupyterlab",
-        extra_args=("--LabApp.news_url=None", "--LabApp.check_for_updates_class="
-                    "jupyterlab.NeverCheckForUpdate"),
+        extra_args=(
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ),
     )
     server.start(timeout=120)
     try:

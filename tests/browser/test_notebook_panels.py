@@ -70,11 +70,17 @@ def test_quickstart_panels_train_stop_resume_detect(
     assert trace_points(page, TRAINING, BATCH_TRACE) == 0
 
     page.locator(f"{TRAINING} button:has-text('Start')").click()
-    first = wait_until(lambda: trace_points(page, TRAINING, BATCH_TRACE) > 0, 120,
-                       "the loss curve never got a point")
+    first = wait_until(
+        lambda: trace_points(page, TRAINING, BATCH_TRACE) > 0,
+        120,
+        "the loss curve never got a point",
+    )
     n1 = trace_points(page, TRAINING, BATCH_TRACE)
-    n2 = wait_until(lambda: (n := trace_points(page, TRAINING, BATCH_TRACE)) > n1 and n, 60,
-                    "the loss curve did not gain points while the run was going")
+    n2 = wait_until(
+        lambda: (n := trace_points(page, TRAINING, BATCH_TRACE)) > n1 and n,
+        60,
+        "the loss curve did not gain points while the run was going",
+    )
     assert first and n2 > n1
     wait_for_text(page, f"{TRAINING} .yolo-status", "running")
     panel_screenshot(page, TRAINING, "panel-training-running")
@@ -88,7 +94,8 @@ def test_quickstart_panels_train_stop_resume_detect(
     wait_for_text(page, f"{TRAINING} .yolo-status", "running", timeout=120)
     wait_for_text(page, f"{TRAINING} .yolo-status", "succeeded", timeout=300)
     final_points = wait_until(
-        lambda: (n := trace_points(page, TRAINING, BATCH_TRACE)) > stopped_points and n, 30,
+        lambda: (n := trace_points(page, TRAINING, BATCH_TRACE)) > stopped_points and n,
+        30,
         "the curve did not continue after the resume",
     )
     assert trace_points(page, TRAINING, "box loss / epoch") == EPOCHS
@@ -101,8 +108,11 @@ def test_quickstart_panels_train_stop_resume_detect(
     run_code_cell(page, 5)  # wait(): already over
     run_code_cell(page, 6)  # detection panel
     run_code_cell(page, 7, timeout=240)  # predict
-    summary = wait_until(lambda: (s := plot_summary(page, DETECTION)) and s["traces"] > 1 and s,
-                         60, "the detection panel drew no box")
+    summary = wait_until(
+        lambda: (s := plot_summary(page, DETECTION)) and s["traces"] > 1 and s,
+        60,
+        "the detection panel drew no box",
+    )
     assert summary["drawn"] >= 1, summary
     label = hover_first_box(page, DETECTION)
     assert any(name in label for name in ("circle", "square", "triangle")), label
@@ -116,8 +126,11 @@ def test_dashboard_tabs_and_a_dataset_uploaded_through_the_browser(
     page: Any, lab: ServerProcess, shapes_template: Path, tmp_path: Path
 ) -> None:
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(DASHBOARD_NOTEBOOK)])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(notebook, lab.root / "dashboard.ipynb")
     page.set_viewport_size(TALL)
     archive = Path(shutil.make_archive(str(tmp_path / "mini-shapes"), "zip", shapes_template))
@@ -131,7 +144,8 @@ def test_dashboard_tabs_and_a_dataset_uploaded_through_the_browser(
     datasets = f"{DASHBOARD} {DATASETS}"
     page.wait_for_function(
         "(s) => document.querySelectorAll(s + ' .js-plotly-plot').length >= 2",
-        arg=datasets, timeout=60_000,
+        arg=datasets,
+        timeout=60_000,
     )
     # a small archive chosen in the browser's file picker, sent through the kernel
     with page.expect_file_chooser() as chooser:

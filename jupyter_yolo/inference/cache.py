@@ -40,6 +40,7 @@ from stat import S_ISREG
 from typing import Any
 
 from ..runner.job import write_json_atomic
+from ..workspace import write_atomic
 from .backends import Backend
 
 EXPORTS_DIR = ".exports"
@@ -298,18 +299,7 @@ def _hash_file(real: str) -> tuple[str, FileIdentity | None]:
 
 def _write_private(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` through a 0600 temporary sibling (never half-written)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text)
 
 
 _caches: dict[Path, DigestCache] = {}

@@ -42,18 +42,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jupyter_yolo.datasets.synthetic import RECOMMENDED_TRAIN_ARGS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COCO8_VAL = REPO_ROOT.parent / "shared" / "datasets" / "coco8" / "images" / "val"
 IMGSZ = 640
 BACKENDS = ("pytorch", "onnxruntime", "openvino", "openvino-int8")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 TRAIN = {
+    **RECOMMENDED_TRAIN_ARGS,
     "model": "yolov8n.yaml",
-    "imgsz": 128,
-    "batch": 16,
-    "nbs": 16,
-    "optimizer": "AdamW",
-    "lr0": 0.003,
     "device": "cpu",
     "workers": 0,
     "plots": False,

@@ -49,6 +49,14 @@ def text_problem(
     return None
 
 
+def path_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a path on a file system (see :func:`text_problem`), or None."""
+    problem = text_problem(value, max_bytes=MAX_PATH_BYTES)
+    if problem is None and any(len(p.encode("utf-8")) > MAX_NAME_BYTES for p in value.split("/")):
+        problem = f"has a name longer than {MAX_NAME_BYTES} bytes, more than the file system allows"
+    return problem
+
+
 def describe_text(value: str, limit: int = 60) -> str:
     """A short, printable rendering of a string for messages (escaped, cut when long)."""
     text = ascii(value)

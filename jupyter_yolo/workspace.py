@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from .errors import InvalidRequest, NotFound, YoloError
-from .strict import MAX_NAME_BYTES, MAX_PATH_BYTES, describe_text, text_problem
+from .strict import describe_text, path_problem
 
 
 class Workspace:
@@ -91,18 +91,12 @@ class Workspace:
         """
         if not isinstance(relative, str) or not relative.strip():
             raise InvalidRequest(f"The {what} must be a non-empty workspace-relative path.")
-        problem = text_problem(relative, max_bytes=MAX_PATH_BYTES)
+        problem = path_problem(relative)
         if problem:
             raise InvalidRequest(f"The {what} {describe_text(relative)} {problem}.")
         if "\\" in relative:
             raise InvalidRequest(f"The {what} {relative!r} contains a forbidden character.")
         pure = PurePosixPath(relative)
-        for part in pure.parts:
-            if len(part.encode("utf-8")) > MAX_NAME_BYTES:
-                raise InvalidRequest(
-                    f"The {what} {describe_text(relative)} has a name longer than "
-                    f"{MAX_NAME_BYTES} bytes, more than the file system allows."
-                )
         if pure.is_absolute() or ".." in pure.parts:
             raise InvalidRequest(
                 f"The {what} {relative!r} must be relative to the workspace and stay inside it "

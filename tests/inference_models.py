@@ -21,17 +21,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from jupyter_yolo.datasets.synthetic import generate_shapes
+from jupyter_yolo.datasets.synthetic import RECOMMENDED_TRAIN_ARGS, generate_shapes
 
 JOB_ID = "0000000be5ed"  # 12 hex digits: usable as model "job:0000000be5ed:best"
 TRAIN = {
+    **RECOMMENDED_TRAIN_ARGS,
     "model": "yolov8n.yaml",
     "epochs": 40,
-    "imgsz": 128,
-    "batch": 16,
-    "nbs": 16,
-    "optimizer": "AdamW",
-    "lr0": 0.003,
     "device": "cpu",
     "workers": 0,
     "plots": False,

@@ -24,21 +24,19 @@ from typing import Any
 
 import pytest
 import requests
-
-from .server_process import ServerProcess
-
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.core.failures import Failure, FailureGroup  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
+import schemathesis  # pinned in the test extra: a missing install fails, never skips
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
+
+from .server_process import ServerProcess
 
 FIXTURES = Path(__file__).parent / "fixtures" / "accelerators"
 # Examples per operation and generation mode: about 1800 requests in all, under a minute here.

@@ -13,7 +13,7 @@ from ..datasets.keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
 from ..errors import InvalidRequest
 from ..inference.backends import AUTO, BACKEND_CHOICES, all_availability, refusal
 from ..safeyaml import YamlRefused, describe, load_yaml
-from ..strict import MAX_NAME_BYTES, MAX_PATH_BYTES, describe_text, text_problem
+from ..strict import MAX_PATH_BYTES, describe_text, path_problem, text_problem
 from ..workspace import Workspace
 from .devices import absence, needs_report
 
@@ -460,8 +460,6 @@ class JobValidator:
 
 def _check_path_text(value: str, what: str) -> None:
     """Refuse a path a file system cannot hold: control characters, overlong names."""
-    problem = text_problem(value, max_bytes=MAX_PATH_BYTES)
-    if problem is None and any(len(part.encode()) > MAX_NAME_BYTES for part in Path(value).parts):
-        problem = f"has a name longer than {MAX_NAME_BYTES} bytes"
+    problem = path_problem(value)
     if problem:
         raise InvalidRequest(f"{what} {problem}.")

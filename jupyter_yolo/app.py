@@ -207,10 +207,16 @@ class YoloApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Register the REST API under ``/yolo/``."""
-        from .handlers import accelerators, datasets, jobs, notebooks, openapi, workspace
+        from .handlers import accelerators, datasets, jobs, notebooks, openapi, tasks, workspace
 
         self.handlers.extend(
-            [*accelerators.HANDLERS, *datasets.HANDLERS, *jobs.HANDLERS, *openapi.HANDLERS]
+            [
+                *accelerators.HANDLERS,
+                *datasets.HANDLERS,
+                *jobs.HANDLERS,
+                *openapi.HANDLERS,
+                *tasks.HANDLERS,
+            ]
         )
         # for the JupyterLab front end: example notebook copies, the workspace's place in the root
         self.handlers.extend([*notebooks.HANDLERS, *workspace.HANDLERS])

@@ -41,7 +41,8 @@ __all__ = [
     "discover_server",
 ]
 
-TERMINAL = frozenset({"succeeded", "failed", "stopped", "interrupted"})
+from .contract.status import TERMINAL
+
 DEFAULT_TIMEOUT = 30.0
 UPLOAD_CHUNK = 256 * 1024
 PROBE_TIMEOUT = 3.0

@@ -22,6 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .contract.status import KINDS as JOB_KINDS
+from .contract.tasks import TASK_NAMES
 from .handlers.base import MAX_JSON_BODY, MAX_QUERY_BYTES
 from .handlers.datasets import ARCHIVE_TYPES as ARCHIVE_MEDIA_TYPES
 from .handlers.datasets import JSON_LIMIT as MAX_IMPORT_BODY
@@ -30,7 +32,6 @@ from .jobs.registry import STATUSES
 from .jobs.schema import (
     DATASET_NAME,
     DEVICE,
-    JOB_KINDS,
     MAX_CLASSES,
     MAX_NAME_CHARS,
     REQUIRED,
@@ -346,6 +347,13 @@ def job_paths() -> dict[str, Any]:
             "get": _op(
                 "Models a job can use: architectures, weights, trained jobs, backends",
                 {"200": _ok("the models", _ref("Models"))},
+            )
+        },
+        "/yolo/tasks": {
+            "get": _op(
+                "The task profile table: each YOLO task's labels, metrics, losses, geometry, "
+                "and the architectures the installed ultralytics offers",
+                {"200": _ok("the task table", _ref("TaskTable"))},
             )
         },
         "/yolo/jobs": {
@@ -722,6 +730,39 @@ JOB_SCHEMAS: dict[str, Any] = {
             "type": "array",
             "items": _object(["name"], name={"type": "string", "enum": [*BACKEND_CHOICES]}),
         },
+    ),
+    "TaskTable": _object(
+        ["tasks", "architectures", "default", "ultralytics"],
+        tasks={
+            "type": "array",
+            "items": _object(
+                ["name", "title", "model_suffix", "metric_keys", "loss_keys", "headline_metric"],
+                name={"type": "string", "enum": list(TASK_NAMES)},
+                title=STRING,
+                model_suffix=STRING,
+                label_format=STRING,
+                required_keys={"type": "array", "items": STRING},
+                metric_keys={"type": "array", "items": STRING},
+                loss_keys={"type": "array", "items": STRING},
+                headline_metric=STRING,
+                geometry=STRING,
+                agreement=OBJECT,
+                trains_offline={"type": "boolean"},
+            ),
+        },
+        architectures={
+            "type": "array",
+            "items": _object(
+                ["name", "task", "family"],
+                name=STRING,
+                task={"type": "string", "enum": list(TASK_NAMES)},
+                family=STRING,
+                scale=_nullable(STRING),
+                file=STRING,
+            ),
+        },
+        default=STRING,
+        ultralytics=_nullable(STRING),
     ),
 }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -138,24 +137,4 @@ def open_private(path: Path, mode: str = "ab") -> IO[Any]:
         return os.fdopen(fd, mode)
     except BaseException:
         os.close(fd)
-        raise
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write a file through a temporary sibling and rename it into place (0600, fsynced).
-
-    Readers see the old file or the new one, never half of it; ``mkstemp`` creates the sibling
-    owner-only whatever the umask, and the rename keeps that mode.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         raise

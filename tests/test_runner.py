@@ -24,7 +24,7 @@ import pytest
 from jupyter_yolo.accelerators import host
 from jupyter_yolo.datasets.synthetic import generate_shapes
 from jupyter_yolo.jobs.events import append_event
-from jupyter_yolo.runner.job import JobSpec, JobSpecError, StatusFile
+from jupyter_yolo.runner.job import JobFile, JobFileError, StatusFile
 from jupyter_yolo.runner.logcap import RotatingLogFile, _LineTidier
 from jupyter_yolo.runner.offline import GUARD_LOG_PREFIX
 from jupyter_yolo.runner.resources import plan_workers, usable_cpus
@@ -522,16 +522,16 @@ def test_offline_train_predict_export_without_network(workspace: Path, data_yaml
 
 # -- fast units (no ultralytics) -----------------------------------------------------------------
 def test_job_spec_validation(tmp_path: Path) -> None:
-    with pytest.raises(JobSpecError, match="does not exist"):
-        JobSpec.load(tmp_path)
+    with pytest.raises(JobFileError, match="does not exist"):
+        JobFile.load(tmp_path)
     (tmp_path / "job.json").write_text('{"kind": "dance", "workspace": "/w"}')
-    with pytest.raises(JobSpecError, match="kind"):
-        JobSpec.load(tmp_path)
+    with pytest.raises(JobFileError, match="kind"):
+        JobFile.load(tmp_path)
     (tmp_path / "job.json").write_text('{"kind": "val", "workspace": "rel", "params": {}}')
-    with pytest.raises(JobSpecError, match="absolute"):
-        JobSpec.load(tmp_path)
+    with pytest.raises(JobFileError, match="absolute"):
+        JobFile.load(tmp_path)
     (tmp_path / "job.json").write_text('{"id": "j", "kind": "val", "workspace": "/w"}')
-    spec = JobSpec.load(tmp_path)
+    spec = JobFile.load(tmp_path)
     assert spec.kind == "val" and spec.resume is False and spec.log_max_bytes > 0
 
 

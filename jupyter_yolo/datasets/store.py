@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
+from ..contract.files import write_atomic
 from ..errors import (
     Conflict,
     DatasetHasErrors,
@@ -42,7 +43,7 @@ from ..errors import (
 )
 from ..safeyaml import describe, load_yaml
 from ..strict import MAX_NAME_BYTES, MAX_PATH_BYTES, text_problem
-from ..workspace import Workspace, write_atomic
+from ..workspace import Workspace
 from .archive import IMAGE_SUFFIXES, Limits, copy_folder, extract_zip
 from .layouts import label_path_for, normalise
 from .validate import (

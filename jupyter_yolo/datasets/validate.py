@@ -32,9 +32,9 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from ..contract.files import write_atomic
 from ..safeyaml import YamlRefused, describe, load_yaml
 from ..strict import MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
-from ..workspace import write_atomic
 from .archive import IMAGE_SUFFIXES
 from .keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
 from .layouts import image_files, label_path_for

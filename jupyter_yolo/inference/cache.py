@@ -39,8 +39,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
-from ..runner.job import write_json_atomic
-from ..workspace import write_atomic
+from ..contract.files import write_atomic, write_json_atomic
 from .backends import Backend
 
 EXPORTS_DIR = ".exports"

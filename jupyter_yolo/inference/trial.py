@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..accelerators import host
-from ..runner.job import write_json_atomic
+from ..contract.files import write_json_atomic
 from . import backends as table
 from .agreement import TOLERANCES, compare
 from .backends import AUTO, Backend

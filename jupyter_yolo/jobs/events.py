@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-EVENTS_FILE = "events.jsonl"
 _SEQ_PREFIX = b'{"seq": '
 
 

@@ -26,12 +26,15 @@ from typing import Any
 
 import yaml
 
+from ..contract.architectures import architectures
+from ..contract.files import ALREADY_RUNNING_EXIT, EVENTS_FILE, write_atomic
+from ..contract.jobfile import JobFile
+from ..contract.status import ACTIVE, KINDS, TERMINAL
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..inference.cache import digest_cache, exports_root, stored_choices, weights_digest
-from ..runner.job import ALREADY_RUNNING_EXIT
-from ..strict import describe_text, dumps, text_problem
-from ..workspace import Workspace, open_private, private_folder, write_atomic
-from .events import EVENTS_FILE, EventIndex, append_event
+from ..strict import describe_text, text_problem
+from ..workspace import Workspace, open_private, private_folder
+from .events import EventIndex, append_event
 from .process import (
     is_same_process_alive,
     process_start_time,
@@ -41,8 +44,8 @@ from .process import (
     signal_session,
 )
 from .progress import Progress
-from .registry import ACTIVE, TERMINAL, JobRecord, JobRegistry
-from .schema import ARCHITECTURES, JOB_KINDS, HardwareView, JobSpec, JobValidator
+from .registry import JobRecord, JobRegistry
+from .schema import HardwareView, JobValidator, ValidatedJob
 
 RESUMABLE = frozenset({"stopped", "interrupted"})
 POLL_INTERVAL = 0.25
@@ -348,19 +351,21 @@ class JobManager:
         self._wake()
         return self.describe(record)
 
-    def _write_job_file(self, folder: Path, job_id: str, spec: JobSpec, *, resume: bool) -> None:
-        job = {
-            "id": job_id,
-            "kind": spec.kind,
-            "name": spec.name,
-            "params": spec.params,
-            "request": spec.request,
-            "devices": list(spec.devices),
-            "workspace": str(self.workspace.root),
-            "resume": resume,
-            "log_max_bytes": self.log_max_bytes,
-        }
-        write_atomic(folder / "job.json", dumps(job, indent=2))
+    def _write_job_file(
+        self, folder: Path, job_id: str, spec: ValidatedJob, *, resume: bool
+    ) -> None:
+        JobFile(
+            id=job_id,
+            kind=spec.kind,
+            task=spec.task,
+            name=spec.name,
+            params=spec.params,
+            request=spec.request,
+            devices=tuple(spec.devices),
+            workspace=self.workspace.root,
+            resume=resume,
+            log_max_bytes=self.log_max_bytes,
+        ).write(folder)
 
     def jobs_using(self, folder: Path) -> list[str]:
         """Ids of queued, running or stopping jobs whose dataset lies in ``folder``."""
@@ -596,7 +601,7 @@ class JobManager:
             )
         return record
 
-    def _requeue(self, job_id: str, spec: JobSpec) -> None:
+    def _requeue(self, job_id: str, spec: ValidatedJob) -> None:
         folder = self.workspace.jobs / job_id
         if spec.dataset_yaml is not None:
             write_atomic(folder / "data.yaml", yaml.safe_dump(spec.dataset_yaml, sort_keys=False))
@@ -615,7 +620,7 @@ class JobManager:
         ``auto`` choice and latencies per image size and device, from the export cache), and
         ``backends`` says which backends this server can run.
         """
-        architectures = list(ARCHITECTURES)
+        names = [arch.name for arch in architectures()]
         weights = []
         if self.workspace.weights.is_dir():
             for path in sorted(self.workspace.weights.glob("*.pt")):
@@ -642,7 +647,8 @@ class JobManager:
                         }
                     )
         return {
-            "architectures": architectures,
+            "architectures": names,
+            "architecture_tasks": {arch.name: arch.task for arch in architectures()},
             "weights": weights,
             "trained": trained,
             "backends": self.validator.backends(),
@@ -785,8 +791,8 @@ def _job_file_problem(job: Any) -> str | None:
     """What makes a job.json unusable for adoption, or None when it can be registered."""
     if not isinstance(job, dict):
         return "is not a JSON object"
-    if job.get("kind") not in JOB_KINDS:
-        return f"has no known kind (one of {', '.join(JOB_KINDS)})"
+    if job.get("kind") not in KINDS:
+        return f"has no known kind (one of {', '.join(KINDS)})"
     for key, kind in (("request", dict), ("params", dict), ("devices", list)):
         if job.get(key) is not None and not isinstance(job[key], kind):
             return f"has a {key!r} that is not a JSON {kind.__name__}"

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..contract.status import TERMINAL
 from ..errors import ServiceUnavailable
 from ..strict import dumps
 
-TERMINAL = frozenset({"succeeded", "failed", "stopped", "interrupted"})
-ACTIVE = frozenset({"running", "stopping"})
 STATUSES = ("queued", "running", "stopping", "succeeded", "failed", "stopped", "interrupted")
 
 _SCHEMA = """

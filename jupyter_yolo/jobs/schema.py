@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..contract.architectures import by_name as architectures_by_name
+from ..contract.status import KINDS as JOB_KINDS
+from ..contract.tasks import DEFAULT_TASK
 from ..datasets.keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
 from ..errors import InvalidRequest
 from ..inference.backends import AUTO, BACKEND_CHOICES, all_availability, refusal
@@ -17,8 +20,6 @@ from ..strict import MAX_PATH_BYTES, describe_text, path_problem, text_problem
 from ..workspace import Workspace
 from .devices import absence, needs_report
 
-JOB_KINDS = ("train", "val", "predict", "export")
-ARCHITECTURES = tuple(f"{family}{size}.yaml" for family in ("yolov8", "yolo11") for size in "nsmlx")
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 JOB_REFERENCE = re.compile(r"^job:([0-9a-f]{12})(?::(best|last))?$")
 DEVICE = re.compile(r"^(cpu|mps|-1|\d+(,\d+)*|cuda(:\d+)?|xpu(:\d+)?|npu(:\d+)?)$")
@@ -200,7 +201,7 @@ HardwareView = tuple[dict[str, Any] | None, str | None]
 
 
 @dataclass
-class JobSpec:
+class ValidatedJob:
     """A validated job request: runner parameters with absolute paths, and what it came from."""
 
     kind: str
@@ -209,6 +210,7 @@ class JobSpec:
     request: dict[str, Any]
     dataset_yaml: dict[str, Any] | None = None
     devices: tuple[str, ...] = field(default_factory=tuple)
+    task: str = DEFAULT_TASK
 
 
 def device_keys(device: str | None, *, cuda: bool | None = None) -> tuple[str, ...]:
@@ -231,7 +233,7 @@ def device_keys(device: str | None, *, cuda: bool | None = None) -> tuple[str, .
 
 
 class JobValidator:
-    """Turns a request body into a :class:`JobSpec`, or raises a 400 that says what is wrong."""
+    """Turns a request body into a :class:`ValidatedJob`, or a 400 that says what is wrong."""
 
     def __init__(
         self,
@@ -251,7 +253,7 @@ class JobValidator:
             raise ValueError(f"default device: {problem}")
         self.default_device = default_device or None
 
-    def validate(self, body: dict[str, Any]) -> JobSpec:
+    def validate(self, body: dict[str, Any]) -> ValidatedJob:
         """Validate a ``POST /yolo/jobs`` body."""
         kind = body.get("kind")
         if kind not in JOB_KINDS:
@@ -297,7 +299,7 @@ class JobValidator:
             raise InvalidRequest(
                 "TensorRT export ('engine') needs a CUDA device, and this server has none."
             )
-        return JobSpec(
+        return ValidatedJob(
             kind=kind,
             name=name,
             params=params,
@@ -312,7 +314,7 @@ class JobValidator:
 
     def resolve_model(self, model: str, kind: str) -> str:
         """Map a model reference to an architecture name or an absolute weights path."""
-        if model in ARCHITECTURES:
+        if model in architectures_by_name():
             if kind != "train":
                 raise InvalidRequest(
                     f"'{model}' is an untrained architecture; a {kind} job needs trained weights "

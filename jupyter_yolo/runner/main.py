@@ -31,8 +31,8 @@ from .job import (
     LOG_FILE,
     STATUS_FILE,
     STOP_FILE,
-    JobSpec,
-    JobSpecError,
+    JobFile,
+    JobFileError,
     StatusFile,
     hold_runner_lock,
 )
@@ -68,7 +68,7 @@ def describe_error(exc: BaseException) -> str:
             "this job tried to download something, but jupyter-yolo jobs run offline: put the "
             f"file in the workspace (weights/ or datasets/) and refer to it. Details: {text}"
         )
-    elif isinstance(exc, JobSpecError):
+    elif isinstance(exc, JobFileError):
         text = f"the job folder is not valid: {text}"
     if len(text) > 2000:
         text = text[:2000] + " ..."
@@ -160,12 +160,12 @@ def run(job_dir: Path) -> int:
     capture: LogCapture | None = None
     journal: Journal | None = None
     status = StatusFile(job_dir / STATUS_FILE)
-    spec: JobSpec | None = None
+    spec: JobFile | None = None
     end = Outcome()
     ctx: Any = None
     try:
         try:
-            spec = JobSpec.load(job_dir)
+            spec = JobFile.load(job_dir)
         finally:
             capture = LogCapture(job_dir / LOG_FILE, spec.log_max_bytes if spec else 10 * 2**20)
             capture.start()

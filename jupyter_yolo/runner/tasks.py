@@ -20,7 +20,7 @@ from typing import Any
 from ..datasets.keys import FORBIDDEN_DATA_KEYS
 from ..safeyaml import YamlRefused, load_yaml
 from .callbacks import TrainingReporter, metric_fields, save_interrupted_checkpoint
-from .job import RUN_DIR, JobSpec, StatusFile
+from .job import RUN_DIR, JobFile, StatusFile
 from .journal import Journal, number
 from .resources import plan_workers
 from .stop import StopController, StopRequested
@@ -51,7 +51,7 @@ class JobContext:
     """Everything a task needs about its job."""
 
     job_dir: Path
-    spec: JobSpec
+    spec: JobFile
     journal: Journal
     stop: StopController
     status: StatusFile

@@ -17,8 +17,6 @@ import numpy as np
 
 LOSS_KEYS = ("box", "cls", "dfl")
 METRIC_KEYS = ("mAP50", "mAP50-95", "precision", "recall")
-TERMINAL = frozenset({"succeeded", "failed", "stopped", "interrupted"})
-ACTIVE = frozenset({"queued", "running", "stopping"})
 
 
 def decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..client import YoloClient, YoloClientError
+from ..contract.status import TERMINAL, UNFINISHED
 from .common import (
     STYLE,
     Follower,
@@ -33,7 +34,7 @@ from .common import (
     in_background,
     note,
 )
-from .history import ACTIVE, LOSS_KEYS, METRIC_KEYS, TERMINAL, TrainingHistory
+from .history import LOSS_KEYS, METRIC_KEYS, TrainingHistory
 
 SIZES = ("n", "s", "m", "l", "x")
 IMAGE_SIZES = (64, 96, 128, 160, 192, 256, 320, 416, 480, 512, 640, 800, 960, 1024, 1280)
@@ -358,7 +359,7 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
 
     def start(self, **overrides: Any) -> str:
         """Start a training from the form's settings; return the new job's id."""
-        if self._job_status in ACTIVE:
+        if self._job_status in UNFINISHED:
             raise RuntimeError(f"Job {self._job_id} is still {self._job_status}; stop it first.")
         job = self.client.train(**self.request(**overrides))
         self.follow(job["id"], job=job)
@@ -589,7 +590,7 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
 
     def _update_buttons(self) -> None:
         status = self._job_status
-        self.start_button.disabled = status in ACTIVE
+        self.start_button.disabled = status in UNFINISHED
         self.stop_button.disabled = status not in ("queued", "running")
         self.resume_button.disabled = status not in RESUMABLE
 

@@ -1,0 +1,166 @@
+"""Typed shapes of what the parts exchange: ``status.json``, events and REST payloads.
+
+TypedDicts describe the JSON as it is on disk and on the wire, so a reader and a writer that
+disagree fail ``mypy --strict`` instead of a user's run. ``job.json`` has its own module
+(:mod:`.jobfile`) because it is also parsed and checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+Number = float | None
+
+
+class StatusRecord(TypedDict):
+    """``status.json``, written by the runner."""
+
+    status: str
+    pid: int
+    started: float
+    ended: float | None
+    exit_reason: str | None
+    error: str | None
+    result: dict[str, Any] | None
+    epochs_done: int
+
+
+class EventBase(TypedDict):
+    """Fields every line of ``events.jsonl`` has."""
+
+    seq: int
+    time: float
+    type: str
+
+
+class BatchEvent(EventBase):
+    """One training batch: that task's losses (``box``, ``seg``, ``pose``, ``loss`` ...)."""
+
+    epoch: int
+    batch: int
+    batches: int
+    loss: dict[str, Number]
+    lr: Number
+    images_per_s: Number
+
+
+class EpochEvent(EventBase):
+    """One completed epoch.
+
+    ``precision``/``recall``/``mAP50``/``mAP50-95`` are the box metrics (None for tasks without
+    boxes); ``metrics`` holds every metric of the task under ultralytics' own keys, and
+    ``headline`` the key of the one the panels show first.
+    """
+
+    epoch: int
+    epochs: int
+    loss: dict[str, Number]
+    val_loss: dict[str, Number] | None
+    metrics: dict[str, Number]
+    headline: str
+    fitness: Number
+    lr: Number
+    epoch_time: Number
+    eta_s: Number
+
+
+class ArtifactEvent(EventBase):
+    """A result file appeared or changed (workspace-relative ``path``)."""
+
+    path: str
+    category: str
+
+
+class StatusEvent(EventBase):
+    """A status change (see :mod:`.status`)."""
+
+    status: str
+
+
+class Box(TypedDict):
+    """An axis-aligned box in pixels of the original image, with its class and score."""
+
+    cls: int
+    name: str
+    conf: float | None
+    box_xyxy: list[float | None]
+
+
+class Detection(Box, total=False):
+    """One predicted object of any task: the box plus what the task adds.
+
+    segment: ``polygon`` (pixel [x, y] points of the instance's largest outline) and ``mask``
+    (run-length encoded, see :class:`EncodedMask`); pose: ``keypoints`` ([x, y, conf] per
+    keypoint, pixels); obb: ``corners`` (four [x, y] points, pixels), ``angle`` (radians) and
+    ``xywhr`` (centre, size, rotation).
+    """
+
+    polygon: list[list[float]]
+    mask: EncodedMask
+    keypoints: list[list[float]]
+    corners: list[list[float]]
+    angle: float
+    xywhr: list[float]
+
+
+class EncodedMask(TypedDict):
+    """A binary mask at the original image size, run-length encoded.
+
+    COCO's uncompressed RLE: column-major order, ``counts`` alternates runs of 0 and 1,
+    starting with 0.
+    """
+
+    size: list[int]
+    counts: list[int]
+
+
+class ClassScore(TypedDict):
+    """One class of a classification result."""
+
+    cls: int
+    name: str
+    prob: float
+
+
+class PixelMap(TypedDict):
+    """A per-pixel output stored as a PNG beside the results (workspace-relative ``file``).
+
+    semantic: an 8-bit class index per pixel, ``summary`` has the share of pixels per class
+    name; depth: 16-bit depth in millimetres, ``summary`` has min, max and mean metres.
+    """
+
+    file: str
+    width: int
+    height: int
+    summary: dict[str, Any]
+
+
+class ImagePrediction(TypedDict):
+    """One entry of ``predictions.json``: everything one image (or video frame) produced.
+
+    ``detections`` is empty for classify, semantic and depth; classify fills ``classes`` (top-5,
+    best first); semantic and depth fill ``pixel_map`` (a PNG beside the results plus figures).
+    """
+
+    file: str
+    width: int
+    height: int
+    detections: list[Detection]
+    task: NotRequired[str]
+    frame: NotRequired[int]
+    classes: NotRequired[list[ClassScore]]
+    pixel_map: NotRequired[PixelMap]
+
+
+class TaskTable(TypedDict):
+    """``GET /yolo/tasks``."""
+
+    tasks: list[dict[str, Any]]
+    architectures: list[dict[str, Any]]
+    default: str
+    ultralytics: str | None
+
+
+GeometryName = Literal[
+    "box", "polygon", "keypoints", "rotated-box", "class-scores", "pixel-map", "depth-map"
+]

@@ -1,0 +1,27 @@
+"""The body of ``GET /yolo/tasks``: the task profiles with the installed architectures."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from .architectures import architectures
+from .payloads import TaskTable
+from .tasks import DEFAULT_TASK, TASKS
+
+
+def ultralytics_version() -> str | None:
+    """The installed ultralytics version, from its metadata (the package is not imported)."""
+    try:
+        return importlib.metadata.version("ultralytics")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def task_table() -> TaskTable:
+    """Every task profile and every architecture offered, as served to the front ends."""
+    return {
+        "tasks": [profile.as_dict() for profile in TASKS.values()],
+        "architectures": [arch.as_dict() for arch in architectures()],
+        "default": DEFAULT_TASK,
+        "ultralytics": ultralytics_version(),
+    }

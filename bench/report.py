@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_yolo.workspace import write_atomic
+from jupyter_yolo.contract.files import write_atomic
 
 #: Keys every report carries (null when their section did not run or did not measure them).
 REQUIRED_KEYS = (

@@ -21,7 +21,7 @@ from jupyter_yolo.inference.cache import (
     weights_digest,
 )
 from jupyter_yolo.inference.threads import settings_for
-from jupyter_yolo.runner.job import write_json_atomic
+from jupyter_yolo.contract.files import write_json_atomic
 
 
 def det(cls: int, conf: float, box: list[float]) -> dict[str, object]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_yolo.contract.files import write_json_atomic
 from jupyter_yolo.inference import backends as table
 from jupyter_yolo.inference.agreement import TOLERANCES, Tolerance, choose_threshold, compare, iou
 from jupyter_yolo.inference.cache import (
@@ -21,7 +22,6 @@ from jupyter_yolo.inference.cache import (
     weights_digest,
 )
 from jupyter_yolo.inference.threads import settings_for
-from jupyter_yolo.contract.files import write_json_atomic
 
 
 def det(cls: int, conf: float, box: list[float]) -> dict[str, object]:

@@ -474,6 +474,11 @@ class YoloClient:
         result: dict[str, Any] = self.request("GET", "yolo/models")
         return result
 
+    def tasks(self) -> dict[str, Any]:
+        """The task profile table: every task's keys, metrics, losses, geometry; architectures."""
+        result: dict[str, Any] = self.request("GET", "yolo/tasks")
+        return result
+
     # ----------------------------------------------------------------------------- jobs
 
     def jobs(self) -> list[dict[str, Any]]:

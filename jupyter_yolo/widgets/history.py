@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 LOSS_KEYS = ("box", "cls", "dfl")
+"""Detection's losses: the curves a run shows before its first batch says otherwise."""
 METRIC_KEYS = ("mAP50", "mAP50-95", "precision", "recall")
+"""The box metrics epoch events carried at the top level before they had ``metrics``."""
+LEGACY_METRICS = {
+    "metrics/precision(B)": "precision",
+    "metrics/recall(B)": "recall",
+    "metrics/mAP50(B)": "mAP50",
+    "metrics/mAP50-95(B)": "mAP50-95",
+}
+"""ultralytics' box metric keys and the top-level epoch field older events held them in."""
 
 
 def decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +91,8 @@ class TrainingHistory:
     last_seq: int = 0
     status: str | None = None
     epochs_hint: int | None = None
-    batch_loss: dict[str, Series] = field(default_factory=lambda: {k: Series() for k in LOSS_KEYS})
+    batch_loss: dict[str, Series] = field(default_factory=dict)
+    batch_steps: Series = field(default_factory=Series)
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
     last_batch: dict[str, Any] | None = None
     epoch_batch_times: list[float] = field(default_factory=list)
@@ -123,12 +133,18 @@ class TrainingHistory:
         batches = max(int(event.get("batches") or 1), 1)
         x = (epoch - 1) + batch / batches
         loss = event.get("loss") or {}
-        first = self.batch_loss[LOSS_KEYS[0]]
-        if len(first) and first.x[-1] >= x - 1e-9:  # an epoch done again: replace its points
+        steps = self.batch_steps
+        if len(steps) and steps.x[-1] >= x - 1e-9:  # an epoch done again: replace its points
+            steps.truncate_from(x)
             for series in self.batch_loss.values():
                 series.truncate_from(x)
+        steps.append(x, float(batch))
+        if isinstance(loss, dict):
+            for key in loss:
+                if str(key) not in self.batch_loss:
+                    self.batch_loss[str(key)] = Series()
         for key, series in self.batch_loss.items():
-            series.append(x, loss.get(key))
+            series.append(x, loss.get(key) if isinstance(loss, dict) else None)
         if self.last_batch is None or self.last_batch.get("epoch") != epoch or batch <= 1:
             self.epoch_batch_times = []
         self.epoch_batch_times.append(float(event.get("time") or 0.0))
@@ -167,7 +183,46 @@ class TrainingHistory:
     @property
     def batch_points(self) -> int:
         """Number of per-batch points kept (after replacing epochs done again)."""
-        return len(self.batch_loss[LOSS_KEYS[0]])
+        return len(self.batch_steps)
+
+    @property
+    def loss_keys(self) -> list[str]:
+        """Loss names the batch events carried, in the order they first appeared."""
+        return list(self.batch_loss)
+
+    @property
+    def metric_keys(self) -> list[str]:
+        """Metric keys the epoch events carried (ultralytics' own), in order of appearance."""
+        keys: dict[str, None] = {}
+        for epoch in sorted(self.epochs):
+            metrics = self.epochs[epoch].get("metrics")
+            if isinstance(metrics, dict):
+                keys.update(dict.fromkeys(str(k) for k in metrics))
+            else:
+                for key, legacy in LEGACY_METRICS.items():
+                    if legacy in self.epochs[epoch]:
+                        keys[key] = None
+        return list(keys)
+
+    @property
+    def headline(self) -> str | None:
+        """The metric key the latest epoch event names as the one to show first."""
+        last = self.last_epoch
+        value = last.get("headline") if last else None
+        return str(value) if value else None
+
+    def metric_value(self, event: dict[str, Any], key: str) -> float | None:
+        """Metric ``key`` of one epoch event (older events: the top-level box metrics)."""
+        metrics = event.get("metrics")
+        value = metrics.get(key) if isinstance(metrics, dict) else None
+        if value is None and key in LEGACY_METRICS:
+            value = event.get(LEGACY_METRICS[key])
+        return float(value) if isinstance(value, int | float) else None
+
+    def metric_curve(self, key: str) -> tuple[list[int], list[float | None]]:
+        """Per-epoch values of the ultralytics metric ``key`` (``metrics/mAP50-95(M)``)."""
+        xs = sorted(self.epochs)
+        return xs, [self.metric_value(self.epochs[e], key) for e in xs]
 
     def epoch_curve(self, key: str, group: str | None = None) -> tuple[list[int], list[Any]]:
         """Per-epoch values of ``key`` (``group`` ``"loss"`` or ``"val_loss"`` for losses)."""

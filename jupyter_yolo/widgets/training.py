@@ -18,8 +18,6 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ..client import YoloClient, YoloClientError
 from ..contract.status import TERMINAL, UNFINISHED
@@ -34,97 +32,27 @@ from .common import (
     in_background,
     note,
 )
-from .history import LOSS_KEYS, METRIC_KEYS, TrainingHistory
+from .history import LOSS_KEYS, TrainingHistory
+from .tasks import TaskFacts, metric_label, task_facts
+from .training_figure import (
+    FigureSpec,
+    apply_spec,
+    batch_trace,
+    training_figure,
+)
+from .training_form import (
+    ALL_TASKS,
+    dataset_options,
+    device_options,
+    model_options,
+    task_options,
+)
 
-SIZES = ("n", "s", "m", "l", "x")
 IMAGE_SIZES = (64, 96, 128, 160, 192, 256, 320, 416, 480, 512, 640, 800, 960, 1024, 1280)
-COLORS = {"box": "#1f77b4", "cls": "#ff7f0e", "dfl": "#2ca02c"}
-METRIC_COLORS = {
-    "mAP50": "#9467bd",
-    "mAP50-95": "#d62728",
-    "precision": "#8c564b",
-    "recall": "#17becf",
-}
 RESUMABLE = frozenset({"stopped", "interrupted"})
 
-#: trace order in the figure (names are shown in the legend and used by tests)
-BATCH_TRACES = tuple(f"{k} loss / batch" for k in LOSS_KEYS)
-EPOCH_TRACES = tuple(f"{k} loss / epoch" for k in LOSS_KEYS)
-VAL_TRACES = tuple(f"{k} val loss" for k in LOSS_KEYS)
-METRIC_TRACES = METRIC_KEYS
-
-
-def training_figure() -> go.FigureWidget:
-    """The empty figure: losses per batch and per epoch (left), validation metrics (right)."""
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("Loss", "Validation"), horizontal_spacing=0.08
-    )
-    for key, name in zip(LOSS_KEYS, BATCH_TRACES, strict=True):
-        fig.add_trace(
-            go.Scatter(
-                name=name,
-                mode="lines",
-                x=[],
-                y=[],
-                legendgroup=key,
-                opacity=0.45,
-                line={"width": 1, "color": COLORS[key]},
-            ),
-            row=1,
-            col=1,
-        )
-    for key, name in zip(LOSS_KEYS, EPOCH_TRACES, strict=True):
-        fig.add_trace(
-            go.Scatter(
-                name=name,
-                mode="lines+markers",
-                x=[],
-                y=[],
-                legendgroup=key,
-                line={"width": 2, "color": COLORS[key]},
-                marker={"size": 6},
-            ),
-            row=1,
-            col=1,
-        )
-    for key, name in zip(LOSS_KEYS, VAL_TRACES, strict=True):
-        fig.add_trace(
-            go.Scatter(
-                name=name,
-                mode="lines+markers",
-                x=[],
-                y=[],
-                legendgroup=key,
-                line={"width": 2, "dash": "dash", "color": COLORS[key]},
-                marker={"size": 6, "symbol": "diamond"},
-            ),
-            row=1,
-            col=1,
-        )
-    for key in METRIC_TRACES:
-        fig.add_trace(
-            go.Scatter(
-                name=key,
-                mode="lines+markers",
-                x=[],
-                y=[],
-                line={"width": 2, "color": METRIC_COLORS[key]},
-                visible=True if key.startswith("mAP") else "legendonly",
-            ),
-            row=1,
-            col=2,
-        )
-    fig.update_xaxes(title_text="epoch", rangemode="tozero")
-    fig.update_yaxes(rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_layout(
-        height=400,
-        template="plotly_white",
-        uirevision="keep",
-        margin={"l": 50, "r": 20, "t": 40, "b": 40},
-        legend={"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11}},
-    )
-    return go.FigureWidget(fig)
+#: detection's per-batch loss traces (names are shown in the legend and used by tests)
+BATCH_TRACES = tuple(batch_trace(k) for k in LOSS_KEYS)
 
 
 class TrainingPanel(widgets.VBox):  # type: ignore[misc]
@@ -164,6 +92,9 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         self._caught_up = threading.Event()
         self._ended = threading.Event()
         self._throttle = Throttle(self._render, max_rate)
+        self.facts: TaskFacts = task_facts(self.client)
+        self._task: str | None = None
+        self._spec = FigureSpec()
         self.figure = training_figure()
         self._build_form(
             data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, amp=amp
@@ -171,8 +102,9 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         super().__init__(
             children=[
                 widgets.HTML(STYLE + '<div class="yolo-h">Training</div>'),
-                widgets.HBox([self.model_w, self.data_w, self.epochs_w, self.imgsz_w]),
-                widgets.HBox([self.batch_w, self.device_w, self.amp_w]),
+                widgets.HBox([self.task_w, self.model_w, self.data_w]),
+                widgets.HBox([self.epochs_w, self.imgsz_w, self.batch_w, self.device_w]),
+                widgets.HBox([self.amp_w, self.task_info_w]),
                 widgets.HBox(
                     [
                         self.start_button,
@@ -189,9 +121,12 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
             ]
         )
         self.add_class("yolo-training-panel")
+        self.task_w.observe(lambda _: self._task_chosen(), names="value")
+        self.model_w.observe(lambda _: self._model_chosen(), names="value")
         if job_id:
             self.follow(job_id)
         else:
+            self._model_chosen()
             self._update_buttons()
 
     @classmethod
@@ -215,17 +150,26 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         report = self._load_report()
         rec = report.get("recommendation") or {}
         self._recommended_workers = rec.get("workers")
-        devices = _device_options(report)
+        devices = device_options(report)
         rec_device = str(rec.get("device") or "cpu")
         chosen_device = device or rec_device
         if chosen_device not in [value for _, value in devices]:
             devices.append((chosen_device, chosen_device))
         rec_model = str(rec.get("model") or "yolov8n.yaml")
-        models = self._model_options()
         chosen_model = model or rec_model
+        chosen_task = self.facts.task_of_model(chosen_model)
+        self._weights = self._load_weights()
+        models = model_options(self.facts, chosen_task, self._weights)
         if chosen_model not in [value for _, value in models]:
             models.append((chosen_model, chosen_model))
         datasets = self._dataset_options()
+        self.task_w = widgets.Dropdown(
+            options=task_options(self.facts),
+            value=chosen_task if chosen_task in self.facts.tasks else ALL_TASKS,
+            description="task",
+            layout=widgets.Layout(width="280px"),
+        )
+        self.task_info_w = widgets.HTML()
         chosen_data = data or (datasets[0][1] if datasets else None)
         if chosen_data is not None and chosen_data not in [value for _, value in datasets]:
             datasets.append((chosen_data, chosen_data))
@@ -296,27 +240,52 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         except YoloClientError:
             return {}
 
-    def _model_options(self) -> list[tuple[str, str]]:
-        options = [(f"yolov8{s} (from scratch)", f"yolov8{s}.yaml") for s in SIZES]
+    def _load_weights(self) -> list[dict[str, Any]]:
         try:
-            weights = self.client.models().get("weights") or []
+            return list(self.client.models().get("weights") or [])
         except YoloClientError:
-            weights = []
-        options.extend((f"{w['model']} (pretrained)", str(w["model"])) for w in weights)
-        return options
+            return []
 
     def _dataset_options(self) -> list[tuple[str, str]]:
         try:
-            datasets = self.client.datasets()
+            return dataset_options(self.client.datasets())
         except YoloClientError:
             return []
-        options = []
-        for entry in datasets:
-            label = f"{entry['name']} ({entry.get('images', '?')} images)"
-            if entry.get("status") not in (None, "ok", "warnings"):
-                label += f" [{entry.get('status')}]"
-            options.append((label, str(entry["name"])))
-        return options
+
+    def _task_chosen(self) -> None:
+        """List the architectures of the chosen task; keep the model if it is one of them."""
+        task = str(self.task_w.value or ALL_TASKS)
+        options = model_options(self.facts, task, self._weights)
+        current = self.model_w.value
+        if not options:
+            options = [(str(current), str(current))]
+        values = [v for _, v in options]
+        self.model_w.options = options
+        self.model_w.value = current if current in values else values[0]
+
+    def _model_chosen(self) -> None:
+        """The chosen model's task decides the curves (until a job is shown)."""
+        task = self.facts.task_of_model(str(self.model_w.value or ""))
+        profile = self.facts.profile(task)
+        keys = ", ".join(self.facts.loss_keys(task))
+        head = self.facts.headline(task)
+        self.task_info_w.value = (
+            f'<span class="yolo-muted">{esc(profile.get("title") or task)}: losses {esc(keys)}'
+            f"; headline {esc(metric_label(head) if head else None)}</span>"
+        )
+        if self._job_id is None:
+            self._set_task(task)
+
+    def _set_task(self, task: str | None) -> None:
+        with self._lock:
+            self._task = task
+            self._drawn["batch"] = self._drawn["epoch"] = -1
+        self._throttle.poke()
+
+    @property
+    def task(self) -> str | None:
+        """The task whose curves the figure draws."""
+        return self._task
 
     def _job_options(self) -> list[str]:
         try:
@@ -397,14 +366,20 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
             self._drawn = {"batch": -1, "epoch": -1, "info": -1}
             self._job_id = job_id
             self._job_status = job.get("status")
-        self._fill_form(job.get("request") or {})
+            request = job.get("request") or {}
+            task = job.get("task") or self.facts.task_of_model(str(request.get("model") or ""))
+            self._task = str(task)
+        self._fill_form(request)
         self.attach_w.value = job_id
         self._start_follower(job_id, after=0)
 
-    def load_events(self, events: list[dict[str, Any]], status: str | None = None) -> None:
+    def load_events(
+        self, events: list[dict[str, Any]], status: str | None = None, task: str | None = None
+    ) -> None:
         """Show events that do not come from following a job (e.g. a saved events.jsonl).
 
-        Any followed job is let go; the figure is redrawn once from the events.
+        Any followed job is let go; the figure is redrawn once from the events (the curves of
+        ``task``, when given, else of the form's model, plus whatever the events carry).
         """
         with self._lock:
             if self._follower is not None:
@@ -415,6 +390,8 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
             self._drawn = {"batch": -1, "epoch": -1, "info": -1}
             self._job_id = None
             self._job_status = status or self._history.status
+            if task is not None:
+                self._task = task
         self.refresh()
 
     def _start_follower(self, job_id: str, after: int) -> None:
@@ -433,6 +410,10 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         follower.start()
 
     def _fill_form(self, request: dict[str, Any]) -> None:
+        model = request.get("model")
+        if isinstance(model, str):
+            task = self.facts.task_of_model(model)
+            self.task_w.value = task if task in self.facts.tasks else ALL_TASKS
         pairs = ((self.model_w, "model"), (self.data_w, "data"), (self.device_w, "device"))
         for widget, key in pairs:
             value = request.get(key)
@@ -497,16 +478,27 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
     def _render_changes(self) -> None:
         with self._lock:
             history = self._history
+            spec = self._figure_spec(history)
+            if spec != self._spec:
+                self._spec = spec
+                apply_spec(self.figure, spec)
+                self._drawn["batch"] = self._drawn["epoch"] = -1
             batch_data = None
             epoch_data = None
+            empty = np.zeros(0)
             if history.batch_version != self._drawn["batch"]:
-                batch_data = [history.batch_loss[k].arrays(self.max_points) for k in LOSS_KEYS]
+                batch_data = [
+                    history.batch_loss[k].arrays(self.max_points)
+                    if k in history.batch_loss
+                    else (empty, empty)
+                    for k in spec.losses
+                ]
                 self._drawn["batch"] = history.batch_version
             if history.epoch_version != self._drawn["epoch"]:
                 epoch_data = (
-                    [history.epoch_curve(k, "loss") for k in LOSS_KEYS]
-                    + [history.epoch_curve(k, "val_loss") for k in LOSS_KEYS]
-                    + [history.epoch_curve(k) for k in METRIC_KEYS]
+                    [history.epoch_curve(k, "loss") for k in spec.losses]
+                    + [history.epoch_curve(k, "val_loss") for k in spec.losses]
+                    + [history.metric_curve(k) for k in spec.metrics]
                 )
                 self._drawn["epoch"] = history.epoch_version
             info_changed = history.info_version != self._drawn["info"]
@@ -523,11 +515,12 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
                         trace.x = x.astype(np.float32)
                         trace.y = y.astype(np.float32)
                 if epoch_data is not None:
-                    offset = len(BATCH_TRACES)
+                    offset = len(spec.losses)
                     for index, (xs, ys) in enumerate(epoch_data):
                         trace = self.figure.data[offset + index]
                         trace.x = xs
                         trace.y = ys
+                    self._fit_metric_axis(epoch_data[-len(spec.metrics) :] if spec.metrics else [])
         if status_html is not None:
             self.status_w.value = status_html
             self.progress_w.value = fraction
@@ -535,6 +528,29 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
             self.warnings_w.value = warnings_html
         self._update_buttons()
         self.render_log.append((time.time(), seq))
+
+    def _figure_spec(self, history: TrainingHistory) -> FigureSpec:
+        """The curves to draw: the task's losses and metrics, then any others the events hold."""
+        task = self._task
+        losses = self.facts.loss_keys(task) if task else list(LOSS_KEYS)
+        seen = history.loss_keys
+        if seen and not set(seen) & set(losses):  # events of another task than expected
+            losses = []
+        losses += [k for k in seen if k not in losses]
+        metrics = self.facts.metric_keys(task)
+        metrics += [k for k in history.metric_keys if k not in metrics]
+        head = history.headline or self.facts.headline(task)
+        if head in metrics:
+            metrics = [head, *[k for k in metrics if k != head]]
+        return FigureSpec(tuple(losses), tuple(metrics), head)
+
+    def _fit_metric_axis(self, curves: list[tuple[list[int], list[float | None]]]) -> None:
+        """Metrics in 0-1 get a fixed 0-1 axis; others (depth errors in metres) autorange."""
+        values = [v for _, ys in curves for v in ys if v is not None]
+        if values and (max(values) > 1.02 or min(values) < 0):
+            self.figure.layout.yaxis2.autorange = True
+        else:
+            self.figure.layout.yaxis2.update(autorange=False, range=[0, 1.02])
 
     def _fraction(self, history: TrainingHistory) -> float:
         epochs = history.epoch_total
@@ -567,7 +583,11 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         if eta is not None:
             parts.append(f"ETA {fmt_seconds(eta)}")
         last = history.last_epoch
-        if last is not None and isinstance(last.get("mAP50"), int | float):
+        head = self._spec.headline
+        value = history.metric_value(last, head) if last is not None and head else None
+        if head and value is not None:
+            parts.append(f"<b>{esc(metric_label(head))} {value:.3f}</b>")
+        elif last is not None and isinstance(last.get("mAP50"), int | float):
             parts.append(f"mAP50 {last['mAP50']:.3f}")
         if history.phase == "validation" and status == "running":
             parts.append("validating")
@@ -669,25 +689,3 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         self._throttle.close()
         self.figure.close()
         super().close()
-
-
-def _device_options(report: dict[str, Any]) -> list[tuple[str, str]]:
-    """Devices ultralytics can train on here, from the accelerator report."""
-    devices = report.get("devices") or {}
-    options: list[tuple[str, str]] = []
-    for index, gpu in enumerate(devices.get("cuda") or []):
-        name = gpu.get("name") if isinstance(gpu, dict) else None
-        options.append((f"GPU {index}: {name or 'CUDA'}", str(index)))
-    for index, gpu in enumerate(devices.get("rocm") or []):
-        name = gpu.get("name") if isinstance(gpu, dict) else None
-        options.append((f"GPU {index}: {name or 'ROCm'}", str(index)))
-    if len(options) > 1:
-        options.append(("all GPUs", ",".join(str(i) for i in range(len(options)))))
-    for index, _ in enumerate(devices.get("xpu") or []):
-        options.append((f"Intel XPU {index}", f"xpu:{index}"))
-    for index, _ in enumerate(devices.get("npu") or []):
-        options.append((f"Ascend NPU {index}", f"npu:{index}"))
-    if devices.get("mps"):
-        options.append(("Apple MPS", "mps"))
-    options.append(("CPU", "cpu"))
-    return options

@@ -656,6 +656,7 @@ JOB_SCHEMAS: dict[str, Any] = {
         ["id", "kind", "status"],
         id={"type": "string", "pattern": JOB_ID_PATTERN},
         kind={"type": "string", "enum": list(JOB_KINDS)},
+        task={"type": "string", "enum": list(TASK_NAMES)},
         name=_nullable(STRING),
         status={"type": "string", "enum": list(STATUSES)},
         request=OBJECT,
@@ -724,8 +725,24 @@ JOB_SCHEMAS: dict[str, Any] = {
     "Models": _object(
         ["architectures", "weights", "trained", "backends"],
         architectures={"type": "array", "items": STRING},
-        weights={"type": "array", "items": _object(["model"], model=STRING, size=INTEGER)},
-        trained={"type": "array", "items": _object(["model", "job"], model=STRING, job=STRING)},
+        weights={
+            "type": "array",
+            "items": _object(
+                ["model", "task"],
+                model=STRING,
+                task={"type": "string", "enum": list(TASK_NAMES)},
+                size=INTEGER,
+            ),
+        },
+        trained={
+            "type": "array",
+            "items": _object(
+                ["model", "job", "task"],
+                model=STRING,
+                job=STRING,
+                task={"type": "string", "enum": list(TASK_NAMES)},
+            ),
+        },
         backends={
             "type": "array",
             "items": _object(["name"], name={"type": "string", "enum": [*BACKEND_CHOICES]}),

@@ -28,8 +28,9 @@ import yaml
 
 from ..contract.architectures import architectures
 from ..contract.files import ALREADY_RUNNING_EXIT, EVENTS_FILE, write_atomic
-from ..contract.jobfile import JobFile
+from ..contract.jobfile import JobFile, JobFileError
 from ..contract.status import ACTIVE, KINDS, TERMINAL
+from ..contract.tasks import DEFAULT_TASK
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..inference.cache import digest_cache, exports_root, stored_choices, weights_digest
 from ..strict import describe_text, text_problem
@@ -46,6 +47,7 @@ from .process import (
 from .progress import Progress
 from .registry import JobRecord, JobRegistry
 from .schema import HardwareView, JobValidator, ValidatedJob
+from .weights_task import task_of_weights
 
 RESUMABLE = frozenset({"stopped", "interrupted"})
 POLL_INTERVAL = 0.25
@@ -98,6 +100,7 @@ class JobManager:
         self._stop_requested: dict[str, float] = {}
         self._indexes: dict[str, EventIndex] = {}
         self._progress: dict[str, Progress] = {}
+        self._tasks: dict[str, str] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -424,6 +427,7 @@ class JobManager:
         return {
             "id": record.id,
             "kind": record.kind,
+            "task": self.task_of(record.id),
             "name": record.name,
             "status": record.status,
             "request": record.request,
@@ -442,6 +446,17 @@ class JobManager:
             "resumable": record.kind == "train" and record.status in RESUMABLE,
             "folder": self.workspace.relative(self.workspace.jobs / record.id),
         }
+
+    def task_of(self, job_id: str) -> str:
+        """The task of a job, from its job.json (read once; detect when it cannot be read)."""
+        task = self._tasks.get(job_id)
+        if task is None:
+            try:
+                task = JobFile.load(self.workspace.jobs / job_id).task
+            except (JobFileError, OSError):
+                return DEFAULT_TASK
+            self._tasks[job_id] = task
+        return task
 
     def progress(self, job_id: str) -> Progress:
         """The job's progress, brought up to date with events appended since the last call."""
@@ -627,6 +642,7 @@ class JobManager:
                 weights.append(
                     {
                         "model": path.name,
+                        "task": task_of_weights(path),
                         "size": path.stat().st_size,
                         "inference": self._inference_choices(path),
                     }
@@ -640,6 +656,7 @@ class JobManager:
                         {
                             "model": f"job:{record.id}:{which}",
                             "job": record.id,
+                            "task": self.task_of(record.id),
                             "name": record.name,
                             "status": record.status,
                             "weights": which,

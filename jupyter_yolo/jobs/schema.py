@@ -13,12 +13,13 @@ from ..contract.architectures import by_name as architectures_by_name
 from ..contract.status import KINDS as JOB_KINDS
 from ..contract.tasks import DEFAULT_TASK
 from ..datasets.keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, YoloError
 from ..inference.backends import AUTO, BACKEND_CHOICES, all_availability, refusal
 from ..safeyaml import YamlRefused, describe, load_yaml
 from ..strict import MAX_PATH_BYTES, describe_text, path_problem, text_problem
 from ..workspace import Workspace
 from .devices import absence, needs_report
+from .task_check import check_fit, check_offline, dataset_task, is_classify_root, model_task
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 JOB_REFERENCE = re.compile(r"^job:([0-9a-f]{12})(?::(best|last))?$")
@@ -279,11 +280,24 @@ class JobValidator:
             if problem:
                 raise InvalidRequest(f"'device': {problem}")
 
-        params["model"] = self.resolve_model(params["model"], kind)
+        reference = params["model"]
+        params["model"] = self.resolve_model(reference, kind)
+        task = model_task(reference, params["model"], self.workspace.jobs)
+        if kind == "train":
+            check_offline(task, reference)
         dataset_yaml = None
         if "data" in params:
-            data_path = self.resolve_data(params["data"])
-            dataset_yaml = self.normalised_dataset(data_path, params["data"])
+            shown = params["data"]
+            data_path = self.resolve_data(shown)
+            if data_path.is_dir():  # a classify dataset: ultralytics takes its folder
+                found = dataset_task({}, data_path)
+            else:
+                dataset_yaml = self.normalised_dataset(data_path, shown)
+                found = dataset_task(dataset_yaml, Path(dataset_yaml["path"]))
+                if found.task == "classify":
+                    data_path, dataset_yaml = Path(dataset_yaml["path"]), None
+            if kind in ("train", "val"):
+                check_fit(reference, task, shown, found)
             params["data"] = str(data_path)
         if kind == "predict":
             params["source"] = str(
@@ -306,6 +320,7 @@ class JobValidator:
             request=dict(body),
             dataset_yaml=dataset_yaml,
             devices=device_keys(params.get("device"), cuda=self._cuda_available()),
+            task=task,
         )
 
     def backends(self, device: str | None = None) -> list[dict[str, Any]]:
@@ -361,21 +376,37 @@ class JobValidator:
         """
         if DATASET_NAME.match(data) and not data.endswith((".yaml", ".yml")):
             path = self.workspace.datasets / data / "data.yaml"
+            folder = path.parent
+            if not path.is_file() and not folder.is_symlink() and is_classify_root(folder):
+                if self._dataset_check is not None:
+                    self._dataset_check(path)
+                return folder
             if not path.is_file():
                 raise InvalidRequest(
                     f"There is no dataset named {data!r}; upload it or give a "
                     f"workspace-relative path to its data.yaml."
                 )
         elif not data.endswith((".yaml", ".yml")):
+            classify = self._classify_folder(data)
+            if classify is not None:
+                return classify
             raise InvalidRequest(
-                f"'data' must be a registered dataset name or a workspace-relative data.yaml, "
-                f"got {data!r}."
+                f"'data' must be a registered dataset name, a workspace-relative data.yaml or "
+                f"a classify folder (train/<class>/<image>), got {data!r}."
             )
         else:
             path = self.workspace.resolve(data, what="dataset file", missing=InvalidRequest)
         if self._dataset_check is not None:
             self._dataset_check(path)
         return path
+
+    def _classify_folder(self, data: str) -> Path | None:
+        """A workspace-relative classify folder (``train/<class>/<image>``), else None."""
+        try:
+            folder = self.workspace.resolve(data, what="dataset folder", must_exist=False)
+        except YoloError:
+            return None
+        return folder if folder.is_dir() and is_classify_root(folder) else None
 
     def normalised_dataset(self, yaml_path: Path, shown: str) -> dict[str, Any]:
         """Read a data.yaml and return the keys ultralytics trains with, ``path`` made absolute.

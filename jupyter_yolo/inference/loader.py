@@ -47,6 +47,74 @@ def detections(result: Any) -> list[dict[str, Any]]:
     ]
 
 
+def outputs(result: Any, task: str | None) -> list[dict[str, Any]]:
+    """One ultralytics result in the form :mod:`.agreement` compares for ``task``.
+
+    segment: each instance also has ``mask`` (boolean array at the original image size);
+    pose: ``keypoints`` (``[x, y, conf]`` each); obb: ``corners`` (four ``[x, y]``, pixels) with
+    the enclosing axis-aligned box; classify: one entry (top-1 ``cls``, ``conf`` and all
+    ``probs``); semantic: one entry with ``pixels`` (class per pixel); depth: one with ``depth``.
+    """
+    if task == "classify":
+        probs = getattr(result, "probs", None)
+        if probs is None:
+            return []
+        values = [float(v) for v in probs.data.cpu().flatten().tolist()]
+        return [{"cls": int(probs.top1), "conf": float(probs.top1conf), "probs": values}]
+    if task == "semantic":
+        found = getattr(result, "semantic_mask", None)
+        return [] if found is None else [{"pixels": found.data.cpu().numpy()}]
+    if task == "depth":
+        found = getattr(result, "depth", None)
+        return [] if found is None else [{"depth": found.data.cpu().float().numpy()}]
+    if task == "obb":
+        return _rotated(result)
+    found = detections(result)
+    if task == "segment" and found:
+        masks = getattr(result, "masks", None)
+        if masks is None:
+            return []
+        full = _full_size_masks(masks.data, tuple(result.orig_shape[:2]))
+        for det, mask in zip(found, full, strict=False):
+            det["mask"] = mask
+    if task == "pose" and found:
+        keypoints = getattr(result, "keypoints", None)
+        if keypoints is not None:
+            for det, points in zip(found, keypoints.data.cpu().tolist(), strict=False):
+                det["keypoints"] = [[float(v) for v in point] for point in points]
+    return found
+
+
+def _full_size_masks(data: Any, shape: tuple[int, ...]) -> list[Any]:
+    """Instance masks of the letterboxed input as boolean arrays of the original image size."""
+    from ultralytics.utils import ops
+
+    if data.shape[-2:] == shape:
+        full = data
+    else:
+        full = ops.scale_masks(data[None].float(), (int(shape[0]), int(shape[1])))[0]
+    return list((full > 0.5).cpu().numpy())
+
+
+def _rotated(result: Any) -> list[dict[str, Any]]:
+    found = getattr(result, "obb", None)
+    if found is None or len(found) == 0:
+        return []
+    corners = found.xyxyxyxy.cpu().tolist()
+    boxes = found.xyxy.cpu().tolist()
+    conf = found.conf.cpu().tolist()
+    cls = found.cls.cpu().tolist()
+    return [
+        {
+            "cls": int(c),
+            "conf": float(s),
+            "box_xyxy": [float(v) for v in box],
+            "corners": [[float(x), float(y)] for x, y in quad],
+        }
+        for quad, box, s, c in zip(corners, boxes, conf, cls, strict=False)
+    ]
+
+
 def image_files(source: Path, limit: int) -> list[Path]:
     """Up to ``limit`` images of a file or folder source (sorted, so the choice is stable)."""
     if source.is_file():

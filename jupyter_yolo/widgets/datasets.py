@@ -29,7 +29,7 @@ from .common import (
     note,
     table,
 )
-from .detection import PALETTE
+from .drawing import PALETTE
 
 SAMPLE_COLUMNS = 4
 THUMBNAIL = 192

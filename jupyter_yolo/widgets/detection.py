@@ -6,8 +6,9 @@ a low confidence floor, whose ``run/predictions.json`` is cached. The backend dr
 on the server) and every backend the server can run; the panel shows which backend ran and the
 measured latencies. Raising the confidence slider (or changing the class filter) only filters
 the cached boxes again; lowering it below the job's floor, or changing the IoU or the backend,
-runs a new job. The boxes are drawn over the original image in a
-plotly figure, with hover labels, and listed in a table.
+runs a new job. What a prediction holds is drawn over the original image in a plotly figure
+by its task's geometry (see :mod:`.drawing`: boxes, masks, skeletons, rotated boxes, class
+bars, pixel maps), with hover labels, and listed in a table.
 """
 
 from __future__ import annotations
@@ -24,26 +25,26 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from ..client import YoloClient, YoloClientError
-from .common import STYLE, error_text, esc, get_client, in_background, note, table
+from .common import STYLE, error_text, esc, get_client, in_background, note
+from .detection_views import NO_OBJECTS, backend_html, results_table, title_text
+from .drawing import (
+    MAX_BOXES_DRAWN,
+    box_traces,
+    keypoint_traces,
+    label_annotations,
+    mask_overlay,
+    pixel_map_overlay,
+    polygon_traces,
+    rotated_traces,
+    scores_figure,
+)
+from .tasks import task_facts
+
+__all__ = ["MAX_BOXES_DRAWN", "DetectionPanel", "backend_html", "box_traces", "detection_figure"]
 
 CONF_FLOOR = 0.05
 FOLDER_JOB_LIMIT = 64
 UPLOAD_FOLDER = "uploads/detect"
-PALETTE = (
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#46f0f0",
-    "#f032e6",
-    "#bcf60c",
-    "#008080",
-    "#9a6324",
-    "#800000",
-    "#000075",
-)
-MAX_BOXES_DRAWN = 200
 
 
 @dataclass
@@ -54,44 +55,6 @@ class Prediction:
     conf: float
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     backend: dict[str, Any] | None = None
-
-
-def backend_html(report: dict[str, Any] | None, *, stored: bool = False) -> str:
-    """Which backend ran (or the stored choice), why, and the measured median latencies."""
-    if not report:
-        return ""
-    name = str(report.get("name") or report.get("choice") or "")
-    requested = report.get("requested")
-    if stored:
-        how = f"auto chose <b>{esc(name)}</b> when measured at imgsz {esc(report.get('imgsz'))}"
-    elif requested == "auto":
-        state = "reused the stored measurement" if report.get("cached") else "measured now"
-        how = f"backend <b>{esc(name)}</b> (auto, {state})"
-    else:
-        how = f"backend <b>{esc(name)}</b> (forced)"
-    latency = report.get("latency_ms") or {}
-    parts = []
-    for backend, value in sorted(latency.items(), key=lambda item: float(item[1])):
-        text = f"{esc(backend)} {float(value):.1f} ms"
-        parts.append(f"<b>{text}</b>" if backend == name else text)
-    agreement = report.get("agreement") or {}
-    disagree = [
-        esc(n) for n, a in agreement.items() if isinstance(a, dict) and a.get("agree") is False
-    ]
-    undecided = [
-        f"{esc(n)} ({esc(a.get('note'))})"
-        for n, a in agreement.items()
-        if isinstance(a, dict) and a.get("agree") is None and a.get("note")
-    ]
-    skipped = report.get("skipped") or {}
-    lines = [how + (": " + ", ".join(parts) if parts else "")]
-    if disagree:
-        lines.append("not agreeing with PyTorch: " + ", ".join(disagree))
-    if undecided:
-        lines.append("no verdict: " + "; ".join(undecided))
-    if skipped:
-        lines.append("left out: " + "; ".join(f"{esc(k)} ({esc(v)})" for k, v in skipped.items()))
-    return '<div class="yolo-muted yolo-backend">' + "<br>".join(lines) + "</div>"
 
 
 @dataclass
@@ -106,40 +69,14 @@ class ImageChoice:
     data: bytes | None = None  # uploaded bytes
 
 
-def _rgba(color: str, alpha: float) -> str:
-    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({red},{green},{blue},{alpha})"
-
-
-def box_traces(detections: list[dict[str, Any]]) -> list[go.Scatter]:
-    """One filled, hoverable outline per detection (class colour, label in the hover)."""
-    traces = []
-    for index, det in enumerate(detections[:MAX_BOXES_DRAWN]):
-        x0, y0, x1, y1 = det["box_xyxy"]
-        color = PALETTE[int(det.get("cls") or 0) % len(PALETTE)]
-        label = f"{det.get('name')} {float(det.get('conf') or 0):.3g}"
-        traces.append(
-            go.Scatter(
-                x=[x0, x1, x1, x0, x0],
-                y=[y0, y0, y1, y1, y0],
-                mode="lines",
-                fill="toself",
-                fillcolor=_rgba(color, 0.05),
-                line={"color": color, "width": 2},
-                name=label,
-                text=label,
-                hoveron="fills+points",
-                hoverinfo="text",
-                showlegend=False,
-                meta={"detection": index},
-            )
-        )
-    return traces
-
-
 def detection_figure() -> go.FigureWidget:
     """An empty image figure with the y axis pointing down and square pixels."""
-    fig = go.FigureWidget(data=[go.Image(source=None, hoverinfo="skip", name="image")])
+    fig = go.FigureWidget(
+        data=[
+            go.Image(source=None, hoverinfo="skip", name="image"),
+            go.Image(source=None, hoverinfo="skip", name="overlay"),
+        ]
+    )
     fig.update_layout(
         height=460,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -177,7 +114,13 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self._lock = threading.RLock()
         self._current: tuple[ImageChoice, Prediction] | None = None
         self.detections: list[dict[str, Any]] = []
+        self.facts = task_facts(self.client)
+        self.task: str | None = None
         self.figure = detection_figure()
+        self.scores_figure = scores_figure()
+        self.scores_box = widgets.Box(layout=widgets.Layout(display="none"))
+        self.scores_box.children = [self.scores_figure]
+        self.header_w = widgets.HTML(STYLE + '<div class="yolo-h">Detection</div>')
         self.model_w = widgets.Dropdown(description="weights", layout=widgets.Layout(width="330px"))
         self.backend_w = widgets.Dropdown(
             description="backend",
@@ -229,7 +172,7 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self.table_w = widgets.HTML()
         super().__init__(
             children=[
-                widgets.HTML(STYLE + '<div class="yolo-h">Detection</div>'),
+                self.header_w,
                 widgets.HBox([self.model_w, self.backend_w, self.dataset_w, self.split_w]),
                 widgets.HBox([self.image_w, self.upload_w]),
                 widgets.HBox(
@@ -238,6 +181,7 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
                 self.status_w,
                 self.backend_info_w,
                 self.figure,
+                self.scores_box,
                 self.table_w,
             ]
         )
@@ -249,6 +193,7 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self.dataset_w.observe(lambda _: self._run(self.load_samples), names="value")
         self.split_w.observe(lambda _: self._run(self.load_samples), names="value")
         self.model_w.observe(lambda _: self._show_stored(), names="value")
+        self.model_w.observe(lambda _: self._show_task(), names="value")
         for control in (self.image_w, self.conf_w, self.iou_w, self.model_w, self.backend_w):
             control.observe(lambda _: self._run(self.predict), names="value")
         self.classes_w.observe(lambda _: self._run(self._redraw), names="value")
@@ -291,6 +236,16 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         if options:
             self.model_w.value = select or options[0][1]
         self._show_stored()
+        self._show_task()
+
+    def _show_task(self, task: str | None = None) -> None:
+        """Name the task of the chosen weights (or of the prediction shown) in the header."""
+        task = task or self.facts.task_of_model(str(self.model_w.value or ""))
+        self.task = task
+        self.header_w.value = (
+            STYLE + f'<div class="yolo-h">Prediction: {esc(self.facts.title(task))} '
+            f'<span class="yolo-muted yolo-task">({esc(task)})</span></div>'
+        )
 
     def _show_stored(self) -> None:
         """Show the backend choice measured earlier for the chosen weights, if any."""
@@ -455,6 +410,9 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
             return
         choice, prediction = current
         entry = prediction.images.get(choice.path) or {"detections": []}
+        task = str(entry.get("task") or self.facts.task_of_model(str(self.model_w.value or "")))
+        self._show_task(task)
+        geometry = self.facts.geometry(task)
         conf = float(self.conf_w.value)
         everything = entry.get("detections") or []
         names = sorted({str(d.get("name")) for d in everything})
@@ -471,37 +429,69 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         shown.sort(key=lambda d: -float(d.get("conf") or 0))
         uri = self._image_uri(choice)
         width, height = entry.get("width"), entry.get("height")
-        self.figure.data = self.figure.data[:1]
+        overlay = self._overlay(entry, shown, geometry, prediction.job_id)
+        traces = self._traces(shown, geometry, masked=overlay is not None)
+        self.figure.data = self.figure.data[:2]
         with self.figure.batch_update():
             self.figure.data[0].source = uri
-            self.figure.layout.title.text = (
-                f"{posixpath.basename(choice.path)}: {len(shown)} of {len(everything)} boxes"
-            )
+            self.figure.data[1].source = overlay
+            self.figure.layout.title.text = title_text(choice.path, entry, shown, geometry)
+            self.figure.layout.annotations = label_annotations(shown)
             if width and height:
                 self.figure.layout.xaxis.range = [0, width]
                 self.figure.layout.yaxis.range = [height, 0]
-        self.figure.add_traces(box_traces(shown))
+        self.figure.add_traces(traces)
+        self._draw_scores(entry.get("classes") or [])
         self.detections = shown
-        self.table_w.value = (
-            table(
-                [
-                    [
-                        i + 1,
-                        d.get("name"),
-                        f"{float(d.get('conf') or 0):.3g}",
-                        ", ".join(f"{v:.0f}" for v in d["box_xyxy"]),
-                    ]
-                    for i, d in enumerate(shown[:50])
-                ],
-                ["#", "class", "confidence", "box x0, y0, x1, y1"],
-            )
-            if shown
-            else '<div class="yolo-muted">No detection above the threshold.</div>'
-        )
+        self.table_w.value = results_table(entry, shown, geometry)
+        what = "detection(s)" if geometry not in NO_OBJECTS else "result"
         self.status_w.value = note(
             "ok",
-            f"{len(shown)} detection(s) at confidence \u2265 {conf:.3g} "
-            f"(predict job {esc(prediction.job_id)} ran at {prediction.conf:.3g}; raising the "
-            f"threshold filters without a new job)",
+            f"{len(shown) if geometry not in NO_OBJECTS else 1} {what} at confidence "
+            f"\u2265 {conf:.3g} (predict job {esc(prediction.job_id)} ran at "
+            f"{prediction.conf:.3g}; raising the threshold filters without a new job)",
             raw=True,
         )
+
+    @staticmethod
+    def _traces(shown: list[dict[str, Any]], geometry: str, *, masked: bool) -> list[Any]:
+        if geometry == "polygon":
+            return list(polygon_traces(shown, filled=not masked))  # type: ignore[arg-type]
+        if geometry == "keypoints":
+            return list(keypoint_traces(shown))  # type: ignore[arg-type]
+        if geometry == "rotated-box":
+            return list(rotated_traces(shown))  # type: ignore[arg-type]
+        return list(box_traces(shown))  # type: ignore[arg-type]
+
+    def _overlay(
+        self, entry: dict[str, Any], shown: list[dict[str, Any]], geometry: str, job_id: str
+    ) -> str | None:
+        """The translucent image over the photo: instance masks, or a class / depth map."""
+        width, height = int(entry.get("width") or 0), int(entry.get("height") or 0)
+        if geometry == "polygon" and width and height:
+            return mask_overlay(shown, width, height)  # type: ignore[arg-type]
+        pixel_map = entry.get("pixel_map")
+        if not isinstance(pixel_map, dict) or not pixel_map.get("file"):
+            return None
+        file = str(pixel_map["file"])
+        prefix = f"jobs/{job_id}/"
+        path = file[len(prefix) :] if file.startswith(prefix) else file
+        try:
+            png = self.client.artifact(job_id, path)
+        except YoloClientError:
+            return None
+        return pixel_map_overlay(png, geometry)
+
+    def _draw_scores(self, classes: list[dict[str, Any]]) -> None:
+        """Top-5 class bars under the image (hidden for tasks without class scores)."""
+        from .drawing import class_bars
+
+        self.scores_box.layout.display = "flex" if classes else "none"
+        if not classes:
+            return
+        bars = class_bars(classes)  # type: ignore[arg-type]
+        with self.scores_figure.batch_update():
+            bar = self.scores_figure.data[0]
+            bar.x, bar.y, bar.text = bars.x, bars.y, bars.text
+            bar.marker.color = bars.marker.color
+            bar.textposition = "auto"

@@ -24,6 +24,11 @@ class Progress:
     eta_s: float | None = None
     loss: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    task_metrics: dict[str, float] = field(default_factory=dict)
+    headline_key: str | None = None
+    headline_value: float | None = None
+    headline_best: float | None = None
+    headline_best_epoch: int | None = None
     warnings: int = 0
 
     def consume(self, events: list[dict[str, Any]]) -> None:
@@ -54,8 +59,22 @@ class Progress:
             self.eta_s = _number(event.get("eta_s"), self.eta_s)
             self.batch = self.batches
             self.metrics = _numbers({k: event.get(k) for k in METRIC_KEYS})
+            self._headline(event)
         elif kind == "warning":
             self.warnings += 1
+
+    def _headline(self, event: dict[str, Any]) -> None:
+        """The task's headline metric: its latest value and the best so far (higher is better)."""
+        self.task_metrics = _numbers(event.get("metrics"))
+        key = event.get("headline")
+        if not isinstance(key, str):
+            return
+        self.headline_key = key
+        value = self.task_metrics.get(key)
+        self.headline_value = value
+        if value is not None and (self.headline_best is None or value > self.headline_best):
+            self.headline_best = value
+            self.headline_best_epoch = _count(event.get("epoch"), None)
 
     @property
     def fraction(self) -> float | None:
@@ -80,6 +99,15 @@ class Progress:
             "eta_s": self.eta_s,
             "loss": self.loss,
             "metrics": self.metrics,
+            "task_metrics": self.task_metrics,
+            "headline": {
+                "key": self.headline_key,
+                "value": self.headline_value,
+                "best": self.headline_best,
+                "best_epoch": self.headline_best_epoch,
+            }
+            if self.headline_key
+            else None,
             "warnings": self.warnings,
             "last_seq": self.last_seq,
         }

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..contract.tasks import DEFAULT_TASK, TASKS, headline
 from .journal import Journal, number
 from .stop import StopController
 
@@ -36,6 +37,19 @@ def metric_fields(metrics: dict[str, Any] | None) -> dict[str, float | None]:
     """precision, recall, mAP50, mAP50-95 (box metrics) from an ultralytics metrics dict."""
     metrics = metrics or {}
     return {name: number(metrics.get(key)) for name, key in METRIC_KEYS.items()}
+
+
+def task_metrics(
+    metrics: dict[str, Any] | None, task: str = DEFAULT_TASK
+) -> dict[str, float | None]:
+    """Every ``metrics/...`` value under ultralytics' own keys; the task's keys always present."""
+    metrics = metrics or {}
+    wanted = TASKS[task].metric_keys if task in TASKS else ()
+    out = {key: number(metrics.get(key)) for key in wanted}
+    for key, value in metrics.items():
+        if str(key).startswith("metrics/"):
+            out[str(key)] = number(value)
+    return out
 
 
 def val_losses(metrics: dict[str, Any] | None) -> dict[str, float | None]:
@@ -70,7 +84,9 @@ class TrainingReporter:
         stop: StopController,
         job_dir: Path,
         on_epoch_done: Callable[[int], None] | None = None,
+        task: str = DEFAULT_TASK,
     ) -> None:
+        self.task = task if task in TASKS else DEFAULT_TASK
         self.journal = journal
         self.stop = stop
         self.job_dir = job_dir
@@ -212,6 +228,8 @@ class TrainingReporter:
             "loss": loss_dict(trainer.tloss),
             "val_loss": val_losses(metrics) if validated else None,
             **(metric_fields(metrics) if validated else dict.fromkeys(METRIC_KEYS)),
+            "metrics": task_metrics(metrics if validated else None, self.task),
+            "headline": headline(self.task),
             "fitness": number(getattr(trainer, "fitness", None)) if validated else None,
             "lr": number(trainer.optimizer.param_groups[0].get("lr"), 8)
             if getattr(trainer, "optimizer", None) is not None

@@ -1,0 +1,240 @@
+"""An ultralytics ``Results`` → a :class:`~jupyter_yolo.contract.payloads.ImagePrediction`.
+
+Every task fills what it predicts: boxes (detect), polygons and RLE masks (segment), keypoints
+(pose), rotated boxes (obb), top-5 classes (classify), a class-index PNG (semantic) or a depth
+PNG in millimetres (depth), the last two saved beside the results. :func:`summary_figures`
+condenses a prediction run into the job's result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..contract.payloads import ClassScore, Detection, ImagePrediction, PixelMap
+from .journal import number
+from .rle import encode
+
+MAX_POLYGON_POINTS = 200
+MAPS_DIR = "maps"
+
+
+def _names(result: Any) -> dict[int, str]:
+    names = getattr(result, "names", None) or {}
+    return {int(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
+
+
+def _array(tensor: Any) -> Any:
+    data: Any = tensor.cpu().numpy() if hasattr(tensor, "cpu") else tensor
+    return np.asarray(data, dtype=np.float64)
+
+
+def _base(
+    names: dict[int, str], box: Any, score: Any, label: Any
+) -> Detection:  # one box, as detect has always reported it
+    index = int(label)
+    return {
+        "cls": index,
+        "name": names.get(index, str(index)),
+        "conf": number(float(score), 4),
+        "box_xyxy": [number(float(v), 2) for v in box],
+    }
+
+
+def simplify(points: Any, limit: int = MAX_POLYGON_POINTS) -> list[list[float]]:
+    """A polygon of at most ``limit`` points (Douglas-Peucker, tolerance grown until it fits)."""
+    import cv2
+
+    contour: Any = np.asarray(points, dtype=np.float32).reshape(-1, 1, 2)
+    epsilon = 0.5
+    while len(contour) > limit:
+        contour = cv2.approxPolyDP(contour, epsilon, True)
+        epsilon *= 2
+    return [[round(float(x), 1), round(float(y), 1)] for x, y in contour.reshape(-1, 2)]
+
+
+def _segment(result: Any, detections: list[Detection]) -> None:
+    masks = getattr(result, "masks", None)
+    if masks is None or len(masks) == 0:
+        return
+    from ultralytics.utils import ops
+
+    data = masks.data
+    outlines = ops.masks2segments(data, strategy="largest")
+    height, width = result.orig_shape[:2]
+    full = ops.scale_masks(data[None].float(), (height, width))[0] > 0.5
+    full_np = full.cpu().numpy()
+    for index, det in enumerate(detections):
+        if index >= len(outlines):
+            break
+        outline = ops.scale_coords(data.shape[1:], outlines[index], (height, width))
+        det["polygon"] = simplify(outline) if len(outline) else []
+        det["mask"] = encode(full_np[index])
+
+
+def _pose(result: Any, detections: list[Detection]) -> None:
+    keypoints = getattr(result, "keypoints", None)
+    if keypoints is None or len(keypoints) == 0:
+        return
+    xy = _array(keypoints.xy)
+    conf = _array(keypoints.conf) if keypoints.conf is not None else np.ones(xy.shape[:2])
+    for index, det in enumerate(detections):
+        det["keypoints"] = [
+            [round(float(x), 1), round(float(y), 1), round(float(c), 4)]
+            for (x, y), c in zip(xy[index], conf[index], strict=False)
+        ]
+
+
+def _obb(result: Any) -> list[Detection]:
+    obb = getattr(result, "obb", None)
+    if obb is None or len(obb) == 0:
+        return []
+    names = _names(result)
+    corners = _array(obb.xyxyxyxy)
+    xywhr = _array(obb.xywhr)
+    found = []
+    for index, (box, score, label) in enumerate(
+        zip(_array(obb.xyxy), _array(obb.conf), _array(obb.cls), strict=False)
+    ):
+        det = _base(names, box, score, label)
+        det["corners"] = [[round(float(x), 1), round(float(y), 1)] for x, y in corners[index]]
+        det["xywhr"] = [round(float(v), 4) for v in xywhr[index]]
+        det["angle"] = round(float(xywhr[index][4]), 4)
+        found.append(det)
+    return found
+
+
+def _classes(result: Any) -> list[ClassScore]:
+    probs = getattr(result, "probs", None)
+    if probs is None:
+        return []
+    names = _names(result)
+    top = [int(i) for i in probs.top5]
+    conf = _array(probs.top5conf).tolist()
+    return [
+        {"cls": i, "name": names.get(i, str(i)), "prob": round(float(c), 5)}
+        for i, c in zip(top, conf, strict=False)
+    ]
+
+
+def _dense(value: Any, shape: tuple[int, int], *, nearest: bool) -> Any:
+    """A per-pixel map as a 2-D numpy array at the original image size."""
+    import cv2
+
+    data = value.data if hasattr(value, "data") else value
+    array = data.cpu().numpy() if hasattr(data, "cpu") else np.asarray(data)
+    while array.ndim > 2:
+        array = array[0]
+    height, width = shape
+    if array.shape != (height, width):
+        how = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+        array = cv2.resize(array.astype(np.float32), (width, height), interpolation=how)
+    return array
+
+
+def _pixel_map(
+    result: Any, task: str, out: Path, workspace: Path, shape: tuple[int, int]
+) -> PixelMap | None:
+    import cv2
+
+    from ..contract.files import write_atomic
+
+    height, width = shape
+    if task == "semantic" and getattr(result, "semantic_mask", None) is not None:
+        classes = _dense(result.semantic_mask, shape, nearest=True).astype(np.int64)
+        image = np.clip(classes, 0, 255).astype(np.uint8)
+        names = _names(result)
+        values, counts = np.unique(image, return_counts=True)
+        total = max(int(counts.sum()), 1)
+        summary: dict[str, Any] = {
+            "shares": {
+                names.get(int(v), str(int(v))): round(int(c) / total, 5)
+                for v, c in zip(values, counts, strict=False)
+            }
+        }
+    elif task == "depth" and getattr(result, "depth", None) is not None:
+        metres = _dense(result.depth, shape, nearest=False).astype(np.float64)
+        finite = metres[np.isfinite(metres)]
+        image = np.clip(np.nan_to_num(metres) * 1000.0, 0, 65535).round().astype(np.uint16)
+        summary = {
+            "min_m": number(float(finite.min()), 4) if finite.size else None,
+            "max_m": number(float(finite.max()), 4) if finite.size else None,
+            "mean_m": number(float(finite.mean()), 4) if finite.size else None,
+            "unit": "mm",
+        }
+    else:
+        return None
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        return None
+    write_atomic(out, encoded.tobytes())
+    try:
+        shown = out.resolve().relative_to(workspace.resolve()).as_posix()
+    except ValueError:
+        shown = str(out)
+    return {"file": shown, "width": int(width), "height": int(height), "summary": summary}
+
+
+def image_prediction(
+    result: Any, task: str, name: str, *, run_dir: Path, workspace: Path, number_: int
+) -> ImagePrediction:
+    """What one image produced, in the contract's shape for ``task``."""
+    height, width = (int(x) for x in result.orig_shape[:2])
+    entry: ImagePrediction = {
+        "file": name,
+        "width": width,
+        "height": height,
+        "detections": [],
+        "task": task,
+    }
+    if task == "obb":
+        entry["detections"] = _obb(result)
+    elif task in ("detect", "segment", "pose"):
+        boxes = getattr(result, "boxes", None)
+        if boxes is not None and len(boxes):
+            names = _names(result)
+            entry["detections"] = [
+                _base(names, box, score, label)
+                for box, score, label in zip(
+                    _array(boxes.xyxy), _array(boxes.conf), _array(boxes.cls), strict=False
+                )
+            ]
+        if task == "segment":
+            _segment(result, entry["detections"])
+        elif task == "pose":
+            _pose(result, entry["detections"])
+    elif task == "classify":
+        entry["classes"] = _classes(result)
+    elif task in ("semantic", "depth"):
+        stem = Path(name).stem or "image"
+        out = run_dir / MAPS_DIR / f"{number_:05d}-{stem}.png"
+        pixel_map = _pixel_map(result, task, out, workspace, (height, width))
+        if pixel_map is not None:
+            entry["pixel_map"] = pixel_map
+    return entry
+
+
+def summary_figures(task: str, images: list[ImagePrediction]) -> dict[str, Any]:
+    """Task-fitting counts for a predict job's result."""
+    instances = sum(len(i["detections"]) for i in images)
+    figures: dict[str, Any] = {"task": task, "instances": instances}
+    if task == "classify":
+        first = next((i.get("classes") for i in images if i.get("classes")), None)
+        figures["top1"] = first[0] if first else None
+    elif task == "segment":
+        figures["masks"] = sum(1 for i in images for d in i["detections"] if "mask" in d)
+    elif task == "pose":
+        figures["visible_keypoints"] = sum(
+            1
+            for i in images
+            for d in i["detections"]
+            for k in d.get("keypoints", [])
+            if k[2] >= 0.5
+        )
+    elif task in ("semantic", "depth"):
+        maps = [i["pixel_map"] for i in images if "pixel_map" in i]
+        figures["pixel_maps"] = len(maps)
+        figures["first"] = maps[0]["summary"] if maps else None
+    return figures

@@ -1,0 +1,264 @@
+"""Jobs of every YOLO task: the task of a model and of a dataset, events, predictions, exports.
+
+The unit tests read the task of real tiny checkpoints (one short training per task, shared by
+the module) and of a hostile pickle; the REST tests run a real server and real ultralytics
+training on tiny generated datasets (tests/task_data.py) at imgsz 64.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_yolo.contract.tasks import TASKS, headline
+from jupyter_yolo.jobs.task_check import dataset_task
+from jupyter_yolo.jobs.weights_task import task_in_pickle, task_of_weights
+
+from .conftest import REPO_ROOT, all_events, expect_error, fetch_json, post_json, wait_for_job
+from .task_data import make_dataset
+
+ARCH = {
+    "detect": "yolov8n.yaml",
+    "segment": "yolov8n-seg.yaml",
+    "pose": "yolov8n-pose.yaml",
+    "obb": "yolov8n-obb.yaml",
+    "classify": "yolov8n-cls.yaml",
+}
+TRAIN = {"epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu", "workers": 0, "plots": False}
+
+
+# -- the task of a weights file, without unpickling ---------------------------------------------
+TRAIN_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from jupyter_yolo.runner.offline import prepare
+prepare()
+from ultralytics import YOLO
+from tests.task_data import make_dataset
+root = Path(sys.argv[2])
+for task, arch in [("segment", "yolov8n-seg.yaml"), ("pose", "yolov8n-pose.yaml"),
+                   ("obb", "yolov8n-obb.yaml"), ("classify", "yolov8n-cls.yaml")]:
+    data = make_dataset(task, root / "data" / task, train=8, val=4)
+    YOLO(arch).train(data=str(data), epochs=1, imgsz=64, batch=8, workers=0, device="cpu",
+                     project=str(root / "runs"), name=task, exist_ok=True, plots=False, val=False)
+"""
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One real 1-epoch checkpoint per task (segment, pose, obb, classify)."""
+    root = tmp_path_factory.mktemp("ckpt")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env["YOLO_CONFIG_DIR"] = str(root / "cfg")
+    subprocess.run(
+        [sys.executable, "-c", TRAIN_SCRIPT, str(REPO_ROOT), str(root)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=900,
+    )
+    return {task: root / "runs" / task / "weights" / "last.pt" for task in ARCH if task != "detect"}
+
+
+@pytest.mark.slow
+def test_pt_task_read_from_pickle_opcodes(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    for task, path in checkpoints.items():
+        # a misleading name: the checkpoint's own metadata decides
+        renamed = tmp_path / f"yolov8n-{'pose' if task != 'pose' else 'seg'}-{task}.pt"
+        shutil.copy(path, renamed)
+        assert task_of_weights(renamed) == task
+        assert task_of_weights(path) == task
+
+
+def test_hostile_pickle_is_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"touch {marker}",))
+
+    payload = pickle.dumps({"train_args": {"task": "pose"}, "evil": Evil()}, protocol=2)
+    assert task_in_pickle(payload) == "pose"
+    weights = tmp_path / "evil.pt"
+    with zipfile.ZipFile(weights, "w") as archive:
+        archive.writestr("evil/data.pkl", payload)
+    assert task_of_weights(weights) == "pose"
+    assert not marker.exists()
+
+
+def test_pickle_task_follows_the_memo_and_falls_back_to_the_name(tmp_path: Path) -> None:
+    shared = "segment"
+    payload = pickle.dumps([{"name": shared}, {"task": shared}], protocol=4)
+    assert task_in_pickle(payload) == "segment"
+    assert task_in_pickle(b"not a pickle") is None
+    assert task_in_pickle(pickle.dumps({"task": "teleport"})) is None
+    garbage = tmp_path / "yolo11n-obb.pt"
+    garbage.write_bytes(b"PK\x03\x04 damaged")
+    assert task_of_weights(garbage) == "obb"
+    plain = tmp_path / "custom.pt"
+    plain.write_bytes(io.BytesIO(b"x" * 10).getvalue())
+    assert task_of_weights(plain) == "detect"
+
+
+def test_exported_model_metadata(tmp_path: Path) -> None:
+    folder = tmp_path / "best_openvino_model"
+    folder.mkdir()
+    (folder / "metadata.yaml").write_text("task: pose\nimgsz: [64, 64]\n")
+    assert task_of_weights(folder) == "pose"
+    onnx = tmp_path / "best.onnx"
+    onnx.write_bytes(b"\x08\x07graph..." + b"r\x0f\n\x04task\x12\x07segment")
+    assert task_of_weights(onnx) == "segment"
+
+
+def test_dataset_task_from_its_files(tmp_path: Path) -> None:
+    import yaml
+
+    for task in ("detect", "segment", "pose", "obb", "classify"):
+        made = make_dataset(task, tmp_path / task, train=2, val=2)
+        if task == "classify":
+            found = dataset_task({}, made)
+        else:
+            content = yaml.safe_load(made.read_text())
+            found = dataset_task(content, Path(content["path"]))
+        assert found.task == task
+        assert task in found.accepts
+
+
+# -- over REST ------------------------------------------------------------------------------------
+def put_dataset(workspace: Path, task: str, **kwargs: Any) -> str:
+    """A tiny dataset of ``task`` in the workspace; the workspace-relative ``data`` value."""
+    made = make_dataset(task, workspace / "tasks" / task, **kwargs)
+    return made.relative_to(workspace).as_posix()
+
+
+async def test_model_and_dataset_tasks_must_fit(jp_fetch: Any, yolo_workspace: Path) -> None:
+    data = put_dataset(yolo_workspace, "detect", train=2, val=2)
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "jobs",
+        method="POST",
+        body=json.dumps({"kind": "train", "model": "yolov8n-seg.yaml", "data": data, **TRAIN}),
+    )
+    assert "segment model" in body["message"] and "detect dataset" in body["message"]
+    pose = put_dataset(yolo_workspace, "pose", train=2, val=2)
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "jobs",
+        method="POST",
+        body=json.dumps({"kind": "train", "model": "yolo11n-obb.yaml", "data": pose, **TRAIN}),
+    )
+    assert "obb model" in body["message"] and "pose dataset" in body["message"]
+    classify = put_dataset(yolo_workspace, "classify", train=2, val=2)
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "jobs",
+        method="POST",
+        body=json.dumps({"kind": "train", "model": "yolov8n.yaml", "data": classify, **TRAIN}),
+    )
+    assert "detect model" in body["message"] and "classify dataset" in body["message"]
+    # a detect model trains on polygons (ultralytics takes their boxes): accepted
+    seg = put_dataset(yolo_workspace, "segment", train=2, val=2)
+    job = await post_json(
+        jp_fetch, "yolo", "jobs", body={"kind": "train", "model": "yolov8n.yaml", "data": seg}
+    )
+    assert job["task"] == "detect"
+    await jp_fetch("yolo", "jobs", job["id"], "stop", method="POST", body=b"")
+    await wait_for_job(jp_fetch, job["id"], {"stopped", "succeeded", "failed"})
+
+
+def metric_keys_of(task: str) -> set[str]:
+    return set(TASKS[task].metric_keys)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["segment", "pose", "obb", "classify", "detect"])
+async def test_train_and_predict_every_task(jp_fetch: Any, yolo_workspace: Path, task: str) -> None:
+    data = put_dataset(yolo_workspace, task, train=16, val=8)
+    job = await post_json(
+        jp_fetch, "yolo", "jobs", body={"kind": "train", "model": ARCH[task], "data": data, **TRAIN}
+    )
+    assert job["task"] == task
+    done = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed"}, timeout=600)
+    log = (await jp_fetch("yolo", "jobs", job["id"], "log")).body.decode()
+    assert done["status"] == "succeeded", log[-3000:]
+    events = await all_events(jp_fetch, job["id"])
+    epochs = [e for e in events if e["type"] == "epoch"]
+    batches = [e for e in events if e["type"] == "batch"]
+    assert epochs and batches
+    assert metric_keys_of(task) <= set(epochs[-1]["metrics"]), epochs[-1]
+    assert epochs[-1]["headline"] == headline(task)
+    losses = set(batches[-1]["loss"])
+    assert set(TASKS[task].loss_keys) <= losses, losses
+    if task == "classify":
+        assert epochs[-1]["mAP50-95"] is None
+    summary = done["progress"]
+    assert summary["headline"]["key"] == headline(task)
+    assert done["result"]["task"] == task
+
+    models = await fetch_json(jp_fetch, "yolo", "models")
+    trained = [m for m in models["trained"] if m["job"] == job["id"]]
+    assert trained and {m["task"] for m in trained} == {task}
+
+    source = f"tasks/{task}/val/square" if task == "classify" else f"tasks/{task}/images/val"
+    predict = await post_json(
+        jp_fetch,
+        "yolo",
+        "jobs",
+        body={
+            "kind": "predict",
+            "model": f"job:{job['id']}",
+            "source": source,
+            "imgsz": 64,
+            "device": "cpu",
+            "conf": 0.0001,
+            "max_det": 5,
+        },
+    )
+    assert predict["task"] == task
+    done = await wait_for_job(jp_fetch, predict["id"], {"succeeded", "failed"}, timeout=600)
+    log = (await jp_fetch("yolo", "jobs", predict["id"], "log")).body.decode()
+    assert done["status"] == "succeeded", log[-3000:]
+    assert done["result"]["task"] == task
+    folder = yolo_workspace / "jobs" / predict["id"] / "run"
+    images = json.loads((folder / "predictions.json").read_text())
+    assert images and all(i["task"] == task for i in images)
+    first = images[0]
+    if task == "classify":
+        assert first["detections"] == []
+        assert 1 <= len(first["classes"]) <= 5
+        probs = [c["prob"] for c in first["classes"]]
+        assert probs == sorted(probs, reverse=True)
+        assert done["result"]["top1"]["name"] in ("square", "triangle")
+        return
+    found = [d for i in images for d in i["detections"]]
+    assert found, "no detections at conf 0.0001"
+    det = found[0]
+    if task == "segment":
+        from jupyter_yolo.runner.rle import decode
+
+        assert len(det["polygon"]) >= 3
+        mask = decode(det["mask"])
+        assert mask.shape == (first["height"], first["width"])
+    elif task == "pose":
+        assert len(det["keypoints"]) == 3 and all(len(k) == 3 for k in det["keypoints"])
+    elif task == "obb":
+        assert len(det["corners"]) == 4 and len(det["xywhr"]) == 5
+        assert isinstance(det["angle"], float)
+    assert done["result"]["instances"] == len(found)

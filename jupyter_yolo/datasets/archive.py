@@ -36,8 +36,9 @@ from ..errors import InvalidRequest, PayloadTooLarge, UnsafeArchive
 IMAGE_SUFFIXES = frozenset(
     {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
 )
-#: Label text files, dataset descriptions and annotation files (COCO json, Pascal VOC xml).
-METADATA_SUFFIXES = frozenset({".txt", ".yaml", ".yml", ".json", ".xml"})
+#: Label text files, dataset descriptions and annotation files (COCO json, Pascal VOC xml), and
+#: float depth maps (.npy, read by ultralytics and here without pickle).
+METADATA_SUFFIXES = frozenset({".txt", ".yaml", ".yml", ".json", ".xml", ".npy"})
 KEPT_SUFFIXES = IMAGE_SUFFIXES | METADATA_SUFFIXES
 
 CHUNK = 1024 * 1024

@@ -31,6 +31,9 @@ DATA_YAML_KEYS: frozenset[str] = frozenset(
         "flip_idx",  # pose: keypoint order after a horizontal flip
         "kpt_names",  # pose: keypoint names
         "kpt_oks_sigmas",  # pose: per-keypoint OKS sigmas for validation
+        "masks_dir",  # semantic: folder of PNG class maps beside images/ (default masks)
+        "label_mapping",  # semantic: raw mask value -> class id
+        "depth_scale",  # depth: PNG value per metre (default 1000)
     }
 )
 """Keys a job's copy of data.yaml keeps: what ultralytics needs to train, nothing more."""

@@ -37,7 +37,8 @@ from ..errors import InvalidRequest, UnsafeArchive
 from ..safeyaml import YamlRefused, describe, load_yaml
 from ..strict import MAX_JSON_DEPTH, MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
 from .archive import IMAGE_SUFFIXES
-from .keys import FORBIDDEN_DATA_KEYS
+from .classfolders import is_class_folders, normalise_class_folders
+from .keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
 
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0
@@ -53,6 +54,7 @@ MAX_YAML_BYTES = 1024 * 1024
 MAX_XML_BYTES = 16 * 1024 * 1024
 MAX_SPLIT_ENTRIES = 100
 NAME_FILES = ("classes.txt", "obj.names", "classes.names", "names.txt")
+TASK_KEYS = DATA_YAML_KEYS - {"path", "train", "val", "test", "names", "nc"}
 LAYOUT_FOLDERS = frozenset({"images", "labels", "annotations", "jpegimages", "imagesets"})
 
 __all__ = ["Normalised", "image_files", "label_path_for", "normalise", "seeded_split"]
@@ -100,6 +102,16 @@ def label_path_for(image: Path) -> Path:
         head, tail = text.rsplit(marker, 1)
         text = f"{head}{os.sep}labels{os.sep}{tail}"
     return Path(text).with_suffix(".txt")
+
+
+def companion_path(image: Path, folder: str, suffix: str) -> Path:
+    """``image``'s file in ``folder`` beside ``images/`` (last ``/images/`` replaced)."""
+    text = str(image)
+    marker = f"{os.sep}images{os.sep}"
+    if marker in text:
+        head, tail = text.rsplit(marker, 1)
+        text = f"{head}{os.sep}{folder}{os.sep}{tail}"
+    return Path(text).with_suffix(suffix)
 
 
 def seeded_split(
@@ -214,14 +226,25 @@ def _max_class(labels: Iterable[Path]) -> int:
     return highest
 
 
-def write_data_yaml(dest: Path, splits: Iterable[str], names: Any, nc: Any = None) -> None:
-    """Write the canonical data.yaml (relative paths, no 'path' key)."""
+def write_data_yaml(
+    dest: Path,
+    splits: Iterable[str],
+    names: Any,
+    nc: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write the canonical data.yaml (relative paths, no 'path' key).
+
+    ``extra`` holds the task keys ultralytics reads (``kpt_shape``, ``flip_idx``,
+    ``masks_dir``, ``depth_scale`` ...), kept as the upload gave them.
+    """
     content: dict[str, Any] = {split: f"images/{split}" for split in SPLITS if split in splits}
     if nc is not None:
         content["nc"] = nc
     if isinstance(names, list):
         names = dict(enumerate(names))
     content["names"] = names
+    content.update(extra or {})
     header = (
         "# Written by jupyter-yolo. Paths are relative to this file (there is no 'path' key),\n"
         "# so the workspace can be moved.\n"
@@ -327,9 +350,17 @@ def _yolo_splits_without_yaml(root: Path) -> dict[str, _SplitSource] | None:
 
 
 def _place_yolo(
-    splits: dict[str, _SplitSource], dest: Path, result: Normalised, seed: int
+    splits: dict[str, _SplitSource],
+    dest: Path,
+    result: Normalised,
+    seed: int,
+    companions: tuple[tuple[str, tuple[str, ...]], ...] = (),
 ) -> dict[str, list[Path]]:
-    """Move images and their labels into ``dest``; return the label files per split."""
+    """Move images and their labels into ``dest``; return the label files per split.
+
+    ``companions`` are per-image targets in folders beside ``images/`` (semantic masks, depth
+    maps: folder name and suffixes); each moves with its image, so a split set aside keeps them.
+    """
     if "pool" in splits or ("val" not in splits and "train" in splits):
         key = "pool" if "pool" in splits else "train"
         pool = splits.pop(key)
@@ -354,7 +385,14 @@ def _place_yolo(
                 else image.name
             )
             label = label_path_for(image)
-            _move(image, dest / "images" / split / relative, moved)
+            placed = dest / "images" / split / relative
+            _move(image, placed, moved)
+            for folder, suffixes in companions:
+                for suffix in suffixes:
+                    companion = companion_path(image, folder, suffix)
+                    if companion.is_file():
+                        _move(companion, companion_path(placed, folder, suffix), moved)
+                        break
             if label.is_file() or label in moved:
                 target = (dest / "labels" / split / relative).with_suffix(".txt")
                 _move(label, target, moved)
@@ -383,6 +421,7 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
     result = Normalised(format="yolo")
     names: Any = None
     nc: Any = None
+    extra: dict[str, Any] = {}
     if data_yaml is not None:
         content = read_yaml(data_yaml)
         if not isinstance(content, dict):
@@ -402,6 +441,7 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
             splits = found
         names = content.get("names")
         nc = content.get("nc")
+        extra = {str(k): v for k, v in content.items() if str(k) in TASK_KEYS and v is not None}
         dropped = sorted(str(k) for k in content if str(k) in FORBIDDEN_DATA_KEYS)
         if dropped:
             result.notes.append(
@@ -413,7 +453,10 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
         if not found:
             raise InvalidRequest(_unrecognised(root))
         splits = found
-    labels = _place_yolo(splits, dest, result, seed)
+    masks_dir = extra.get("masks_dir")
+    masks = masks_dir if isinstance(masks_dir, str) and masks_dir.strip() else "masks"
+    companions = ((masks, (".png",)), ("depth", (".png", ".npy")))
+    labels = _place_yolo(splits, dest, result, seed, companions)
     if names is None:
         listed = _names_from_file(root)
         if listed is not None:
@@ -429,7 +472,7 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
                 f"class_0 ... class_{len(names) - 1}. Edit data.yaml to give them real names.",
                 file="data.yaml",
             )
-    write_data_yaml(dest, (s for s in SPLITS if (dest / "images" / s).is_dir()), names, nc)
+    write_data_yaml(dest, (s for s in SPLITS if (dest / "images" / s).is_dir()), names, nc, extra)
     return result
 
 
@@ -856,4 +899,6 @@ def normalise(source: Path, dest: Path, *, seed: int = SPLIT_SEED) -> Normalised
     voc = _voc_folder(root)
     if voc is not None:
         return _normalise_voc(root, voc, dest, seed)
+    if is_class_folders(root):
+        return normalise_class_folders(root, dest, seed)
     return _normalise_yolo(root, dest, None, seed)

@@ -45,13 +45,14 @@ from ..safeyaml import describe, load_yaml
 from ..strict import MAX_NAME_BYTES, MAX_PATH_BYTES, text_problem
 from ..workspace import Workspace
 from .archive import IMAGE_SUFFIXES, Limits, copy_folder, extract_zip
+from .labels import read_boxes
 from .layouts import label_path_for, normalise
+from .taskdetect import check_task_name, resolve_task
 from .validate import (
     META_FILE,
     REPORT_FILE,
     broken_report,
     folder_size,
-    read_boxes,
     read_description,
     read_meta,
     report_for,
@@ -63,6 +64,7 @@ from .validate import (
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED_NAMES = frozenset({"uploads"})
 BUILTIN_NAME = "shapes"
+BUILTIN_TASK_SOURCE = "the built-in shapes dataset (boxes)"
 WORK_PREFIX = "ds-"
 FINISHED_KEPT = 20
 FINISHED_SECONDS = 600.0
@@ -123,6 +125,7 @@ class Operation:
     updated: float = field(default_factory=time.time)
     ended: float | None = None
     error: str | None = None
+    task: str | None = None  # the task the person forced, if any
 
     def enter(self, stage: str, total: int | None = None) -> None:
         """Move to the next stage (receiving, extracting, converting, validating, done...)."""
@@ -389,13 +392,21 @@ class DatasetStore:
 
     # ------------------------------------------------------------------ uploads and imports
 
-    def begin_upload(self, name: str, length: int | None, filename: str | None = None) -> Upload:
+    def begin_upload(
+        self,
+        name: str,
+        length: int | None,
+        filename: str | None = None,
+        *,
+        task: str | None = None,
+    ) -> Upload:
         """Reserve ``name`` and open a scratch file for an archive of ``length`` bytes.
 
         Checks run before any byte of the body is read: the name (400), a clash (409) and the
         declared length against ``max_upload_bytes`` (413).
         """
         check_name(name)
+        task = check_task_name(task)
         if filename is not None:
             check_text(filename, "file name", MAX_NAME_BYTES)
         if length is not None and length > self.max_upload_bytes:
@@ -410,6 +421,7 @@ class DatasetStore:
             kind="upload",
             source=f"upload:{filename or name + '.zip'}",
             bytes_total=length,
+            task=task,
         )
         try:
             work = self._work_dir()
@@ -421,9 +433,14 @@ class DatasetStore:
             self._ops[op.id] = op
         return upload
 
-    def import_path(self, name: Any, relative: str) -> dict[str, Any]:
-        """Import a zip archive or a folder that is already in the workspace (blocking)."""
+    def import_path(self, name: Any, relative: str, *, task: Any = None) -> dict[str, Any]:
+        """Import a zip archive or a folder that is already in the workspace (blocking).
+
+        ``task`` forces the dataset's task (one of the contract's task names); otherwise it is
+        told from the contents.
+        """
         name = check_name(name)
+        forced = check_task_name(task)
         if not isinstance(relative, str):
             raise InvalidRequest(f"The import path must be text, not {describe(relative)}.")
         check_text(relative, "import path", MAX_PATH_BYTES)
@@ -447,7 +464,9 @@ class DatasetStore:
                 f"{describe(relative)} is neither a folder nor a .zip archive; give one of those."
             )
         self._reserve(name)
-        op = Operation(name=name, kind="import", source=f"import:{relative}", stage="queued")
+        op = Operation(
+            name=name, kind="import", source=f"import:{relative}", stage="queued", task=forced
+        )
         with self._lock:
             self._ops[op.id] = op
         try:
@@ -484,6 +503,7 @@ class DatasetStore:
             staging = work / "dataset"
             converted = normalise(raw, staging)
             shutil.rmtree(raw, ignore_errors=True)
+            task, task_source = resolve_task(staging, op.task)
             notes = list(converted.notes)
             skipped = extracted.note()
             if skipped:
@@ -491,6 +511,8 @@ class DatasetStore:
             meta = {
                 "name": op.name,
                 "format": converted.format,
+                "task": task,
+                "task_source": task_source,
                 "source": op.source,
                 "created": time.time(),
                 "builtin": False,
@@ -502,7 +524,13 @@ class DatasetStore:
             }
             write_atomic(staging / META_FILE, json.dumps(meta, indent=1))
             op.enter("validating")
-            report = validate_dataset(staging, extra_problems=converted.problems, progress=op.step)
+            report = validate_dataset(
+                staging,
+                extra_problems=converted.problems,
+                progress=op.step,
+                task=task,
+                task_source=task_source,
+            )
             save_report(staging, report)
             op.enter("registering")
             target = self.workspace.datasets / op.name
@@ -593,6 +621,8 @@ class DatasetStore:
             "name": name,
             "builtin": builtin,
             "format": meta.get("format", "yolo"),
+            "task": report.get("task", meta.get("task", "detect")),
+            "task_source": report.get("task_source", meta.get("task_source")),
             "source": meta.get("source", "builtin" if builtin else "workspace"),
             "created": created,
             "size": folder_size(folder),
@@ -688,6 +718,7 @@ class DatasetStore:
                     "name": BUILTIN_NAME,
                     "builtin": True,
                     "format": "yolo",
+                    "task": "detect",
                     "source": "builtin",
                     "status": "preparing",
                 },
@@ -913,6 +944,8 @@ def ensure_builtin_dataset(workspace: Workspace) -> bool:
         meta = {
             "name": BUILTIN_NAME,
             "format": "yolo",
+            "task": "detect",
+            "task_source": BUILTIN_TASK_SOURCE,
             "source": "builtin",
             "builtin": True,
             "created": time.time(),
@@ -920,7 +953,8 @@ def ensure_builtin_dataset(workspace: Workspace) -> bool:
             "import_problems": [],
         }
         write_atomic(staging / META_FILE, json.dumps(meta, indent=1))
-        save_report(staging, validate_dataset(staging))
+        report = validate_dataset(staging, task="detect", task_source=BUILTIN_TASK_SOURCE)
+        save_report(staging, report)
         if os.path.lexists(dest):
             return False
         os.rename(staging, dest)

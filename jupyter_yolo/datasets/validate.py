@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import time
@@ -33,15 +32,30 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.files import write_atomic
+from ..contract.tasks import TASK_NAMES
 from ..safeyaml import YamlRefused, describe, load_yaml
 from ..strict import MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
 from .archive import IMAGE_SUFFIXES
+from .classfolders import check_class_folders, classify_image, classify_stats
 from .keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
+from .labels import (
+    LABEL_TASKS,
+    LabelRules,
+    TaskStats,
+    check_label_file,
+)
 from .layouts import image_files, label_path_for
+from .pixelmaps import PixelStats
+from .problems import Collector as _Collector
+from .problems import Problem
+from .stats import Sizes as _Sizes
+from .stats import SplitStats as _Split
+from .taskdetect import detected, gather
+from .taskkeys import check_task_keys
 
 REPORT_FILE = "report.json"
 META_FILE = "meta.json"
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 MAX_LISTED_PROBLEMS = 500
 MAX_IMAGE_BYTES = 512 * 1024 * 1024
 MAX_LABEL_BYTES = 16 * 1024 * 1024
@@ -52,78 +66,10 @@ MAX_CLASS_NAME_BYTES = 256
 MAX_NAME_WARNINGS = 20
 MAX_SPLIT_ENTRIES = 100
 SPLITS = ("train", "val", "test")
-SIZE_BINS = 10
-SMALL, MEDIUM = 32 * 32, 96 * 96  # COCO's box area buckets, in pixels
 EXIF_ORIENTATION = 0x0112
 
 Progress = Callable[[int, int], None]
 _TOP_LEVEL_KEY = re.compile(r"""^(["']?)([A-Za-z0-9_][A-Za-z0-9_.-]*)\1[ \t]*:(?:[ \t]|$)""")
-
-
-@dataclass
-class Problem:
-    """One finding: ``severity`` is "error" or "warning"; ``line`` counts from 1."""
-
-    severity: str
-    code: str
-    message: str
-    file: str | None = None
-    line: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form used in the report."""
-        return {
-            "severity": self.severity,
-            "code": self.code,
-            "file": self.file,
-            "line": self.line,
-            "message": self.message,
-        }
-
-
-@dataclass
-class _Split:
-    images: int = 0
-    labelled: int = 0
-    backgrounds: int = 0
-    instances: int = 0
-    unreadable: int = 0
-    per_class: dict[int, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, int]:
-        return {
-            "images": self.images,
-            "labelled": self.labelled,
-            "backgrounds": self.backgrounds,
-            "instances": self.instances,
-            "unreadable_images": self.unreadable,
-        }
-
-
-class _Collector:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.problems: list[Problem] = []
-
-    def rel(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.folder).as_posix()
-        except ValueError:
-            return str(path)
-
-    def error(
-        self, code: str, message: str, path: Path | None = None, line: int | None = None
-    ) -> None:
-        self.problems.append(
-            Problem("error", code, message, self.rel(path) if path else None, line)
-        )
-
-    def warning(
-        self, code: str, message: str, path: Path | None = None, line: int | None = None
-    ) -> None:
-        self.problems.append(
-            Problem("warning", code, message, self.rel(path) if path else None, line)
-        )
 
 
 # --------------------------------------------------------------------------- data.yaml
@@ -298,6 +244,7 @@ class DatasetDescription:
     names: dict[int, str] | None
     splits: dict[str, list[Path]]  # split -> image folders or list files
     yaml_lines: dict[str, int]
+    content: dict[Any, Any] = field(default_factory=dict)
 
 
 def read_description(folder: Path, out: _Collector | None = None) -> DatasetDescription:
@@ -376,7 +323,7 @@ def read_description(folder: Path, out: _Collector | None = None) -> DatasetDesc
             f"{problem}" if problem else f"({describe(raw_base)}) points outside the dataset folder"
         )
         collect.error("data_yaml", f"data.yaml's 'path' {why}.", path, lines.get("path"))
-        return DatasetDescription(names=names, splits={}, yaml_lines=lines)
+        return DatasetDescription(names=names, splits={}, yaml_lines=lines, content=content)
     splits: dict[str, list[Path]] = {}
     for split in SPLITS:
         entry = content.get(split)
@@ -432,7 +379,7 @@ def read_description(folder: Path, out: _Collector | None = None) -> DatasetDesc
             targets.append(target)
         if targets:
             splits[split] = targets
-    return DatasetDescription(names=names, splits=splits, yaml_lines=lines)
+    return DatasetDescription(names=names, splits=splits, yaml_lines=lines, content=content)
 
 
 def _base_folder(folder: Path, value: Any) -> Path | None:
@@ -533,170 +480,6 @@ def check_image(path: Path) -> tuple[tuple[int, int] | None, str | None, str | N
     return dims, digest, None, large
 
 
-# --------------------------------------------------------------------------- labels
-
-
-@dataclass
-class Box:
-    """A valid label line."""
-
-    cls: int
-    cx: float
-    cy: float
-    w: float
-    h: float
-
-
-def parse_label_line(text: str) -> tuple[int, list[float]] | str:
-    """Parse 'class cx cy w h' (or a polygon); return (class, box) or why it is malformed."""
-    parts = text.split()
-    if len(parts) != 5 and not (len(parts) >= 7 and len(parts) % 2 == 1):
-        return f"expected 'class cx cy w h' (5 numbers) or a polygon, got {len(parts)} values"
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        return "every value must be a number"
-    if not all(math.isfinite(v) for v in values):
-        return "values must be finite numbers"
-    cls_value = values[0]
-    if not cls_value.is_integer() or cls_value < 0:
-        return f"the class id {parts[0]!r} is not a non-negative integer"
-    coords = values[1:]
-    if len(coords) == 4:
-        return int(cls_value), coords
-    xs, ys = coords[0::2], coords[1::2]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    return int(cls_value), [(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, *coords]
-
-
-def read_boxes(path: Path) -> list[Box]:
-    """The valid boxes of a label file (malformed lines skipped), for previews."""
-    boxes: list[Box] = []
-    try:
-        if path.stat().st_size > MAX_LABEL_BYTES:
-            return boxes
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return boxes
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parsed = parse_label_line(line)
-        if isinstance(parsed, str):
-            continue
-        cls, values = parsed
-        boxes.append(Box(cls, *values[:4]))
-    return boxes
-
-
-def _check_labels(
-    path: Path,
-    names: dict[int, str] | None,
-    out: _Collector,
-    *,
-    stats: _Split,
-    sizes: _Sizes,
-    dims: tuple[int, int] | None,
-) -> int:
-    """Check one label file; return its number of valid boxes."""
-    try:
-        if path.stat().st_size > MAX_LABEL_BYTES:
-            out.error("label_unreadable", f"The label file is over {MAX_LABEL_BYTES} bytes.", path)
-            return 0
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        out.error("label_unreadable", f"The label file cannot be read as UTF-8 text: {exc}", path)
-        return 0
-    count = 0
-    seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        parsed = parse_label_line(line)
-        if isinstance(parsed, str):
-            out.error("malformed_line", f"Malformed label line: {parsed}.", path, number)
-            continue
-        cls, values = parsed
-        w, h = values[2], values[3]
-        bad = False
-        if names is not None and cls >= len(names):
-            out.error(
-                "class_out_of_range",
-                f"Class id {cls} is out of range: the dataset has {len(names)} classes "
-                f"(0-{len(names) - 1}).",
-                path,
-                number,
-            )
-            bad = True
-        checked = values[4:] if len(values) > 4 else values
-        if any(v < 0 or v > 1 for v in checked):
-            out.error(
-                "coordinates_out_of_range",
-                f"Coordinates must be normalised to [0, 1]; got {' '.join(line.split()[1:])}.",
-                path,
-                number,
-            )
-            continue
-        if w <= 0 or h <= 0:
-            out.error(
-                "zero_area_box", f"The box has zero area (width {w:g}, height {h:g}).", path, number
-            )
-            continue
-        key = " ".join(line.split())
-        if key in seen:
-            out.warning("duplicate_label", f"This line repeats line {seen[key]}.", path, number)
-            continue
-        seen[key] = number
-        if bad:
-            continue
-        count += 1
-        stats.per_class[cls] = stats.per_class.get(cls, 0) + 1
-        sizes.add(w, h, dims)
-    return count
-
-
-class _Sizes:
-    """Box size distribution: normalised width / height histograms and COCO area buckets."""
-
-    def __init__(self) -> None:
-        self.width = [0] * SIZE_BINS
-        self.height = [0] * SIZE_BINS
-        self.area = {"small": 0, "medium": 0, "large": 0}
-        self.pixel_widths: list[float] = []
-        self.pixel_heights: list[float] = []
-
-    def add(self, w: float, h: float, dims: tuple[int, int] | None) -> None:
-        self.width[min(SIZE_BINS - 1, int(w * SIZE_BINS))] += 1
-        self.height[min(SIZE_BINS - 1, int(h * SIZE_BINS))] += 1
-        if dims is not None:
-            pw, ph = w * dims[0], h * dims[1]
-            area = pw * ph
-            self.area["small" if area < SMALL else "medium" if area < MEDIUM else "large"] += 1
-            self.pixel_widths.append(pw)
-            self.pixel_heights.append(ph)
-
-    def to_json(self) -> dict[str, Any]:
-        def summary(values: list[float]) -> dict[str, float] | None:
-            if not values:
-                return None
-            ordered = sorted(values)
-            return {
-                "min": round(ordered[0], 2),
-                "median": round(ordered[len(ordered) // 2], 2),
-                "max": round(ordered[-1], 2),
-            }
-
-        return {
-            "bins": [round(i / SIZE_BINS, 2) for i in range(SIZE_BINS + 1)],
-            "width_histogram": self.width,
-            "height_histogram": self.height,
-            "area_buckets": self.area,
-            "area_buckets_help": "COCO buckets in pixels: small < 32x32 <= medium < 96x96 <= large",
-            "width_pixels": summary(self.pixel_widths),
-            "height_pixels": summary(self.pixel_heights),
-        }
-
-
 # --------------------------------------------------------------------------- the report
 
 
@@ -709,7 +492,7 @@ def fingerprint(folder: Path) -> str:
             if name.startswith(".") or name in (REPORT_FILE, META_FILE):
                 continue
             suffix = Path(name).suffix.lower()
-            if suffix not in IMAGE_SUFFIXES and suffix not in (".txt", ".yaml", ".yml"):
+            if suffix not in IMAGE_SUFFIXES and suffix not in (".txt", ".yaml", ".yml", ".npy"):
                 continue
             path = Path(current) / name
             try:
@@ -737,13 +520,26 @@ def validate_dataset(
     *,
     extra_problems: Iterable[dict[str, Any]] = (),
     progress: Progress | None = None,
+    task: str | None = None,
+    task_source: str | None = None,
 ) -> dict[str, Any]:
-    """Check a YOLO dataset folder and return its report (see the module docstring)."""
+    """Check a dataset folder of ``task`` and return its report (see the module docstring).
+
+    Without ``task`` the task is told from the folder's contents (:mod:`.taskdetect`).
+    """
     started = time.monotonic()
     stamp = fingerprint(folder)
     out = _Collector(folder)
+    if task not in TASK_NAMES:
+        task, task_source = detected(gather(folder))
+    assert task is not None
     description = read_description(folder, out)
+    check_task_keys(task, description, out)
     names = description.names
+    rules = LabelRules.from_yaml(task, description.content)
+    task_stats = TaskStats(rules.task, rules.kpt_shape)
+    pixels = PixelStats(task, description.content, names)
+    labelled = task in LABEL_TASKS
     split_images_map = {
         split: split_images(targets, folder) for split, targets in description.splits.items()
     }
@@ -788,9 +584,22 @@ def validate_dataset(
                     digests[digest] = (split, image)
             label = label_path_for(image)
             expected_labels.add(label)
-            if label.is_file():
+            if task == "classify":
+                classify_image(image, split_stats, description.splits[split], names or {})
+            elif not labelled:
+                pixels.check(image, dims, out)
+            elif label.is_file():
                 split_stats.labelled += 1
-                boxes = _check_labels(label, names, out, stats=split_stats, sizes=sizes, dims=dims)
+                boxes = check_label_file(
+                    label,
+                    names,
+                    out,
+                    stats=split_stats,
+                    sizes=sizes,
+                    dims=dims,
+                    rules=rules,
+                    task_stats=task_stats,
+                )
                 split_stats.instances += boxes
                 if boxes == 0:
                     split_stats.backgrounds += 1
@@ -806,8 +615,10 @@ def validate_dataset(
             if progress is not None:
                 progress(done, total_images)
         for target in description.splits.get(split, []):
-            if target.is_dir():
+            if target.is_dir() and labelled:
                 _orphan_labels(target, expected_labels, out)
+    if task == "classify":
+        check_class_folders(description, out)
     out.problems.extend(
         Problem(
             severity=str(p.get("severity", "warning")),
@@ -818,9 +629,19 @@ def validate_dataset(
         )
         for p in extra_problems
     )
-    return _assemble(
+    report = _assemble(
         out.problems, stats=stats, names=names, sizes=sizes, stamp=stamp, started=started
     )
+    report["task"] = task
+    report["task_source"] = task_source or "given"
+    report["task_stats"] = (
+        task_stats.to_json()
+        if labelled
+        else classify_stats(stats, names)
+        if task == "classify"
+        else pixels.to_json()
+    )
+    return report
 
 
 def _orphan_labels(images_dir: Path, expected: set[Path], out: _Collector) -> None:
@@ -898,10 +719,12 @@ def _read_cache_json(path: Path) -> Any:
         return None
 
 
-FORMATS = ("yolo", "coco", "voc")
+FORMATS = ("yolo", "coco", "voc", "class-folders", "dota")
 META_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "format": (str,),
+    "task": (str,),
+    "task_source": (str,),
     "source": (str,),
     "builtin": (bool,),
     "created": (int, float),
@@ -928,6 +751,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
     }
     if clean.get("format") not in FORMATS:
         clean.pop("format", None)
+    if clean.get("task") not in TASK_NAMES:
+        clean.pop("task", None)
+        clean.pop("task_source", None)
     notes = meta.get("notes")
     if isinstance(notes, list):
         clean["notes"] = [note for note in notes if isinstance(note, str)][:100]
@@ -1010,7 +836,11 @@ def report_for(folder: Path, *, progress: Progress | None = None) -> dict[str, A
         return report
     meta = read_meta(folder)
     report = validate_dataset(
-        folder, extra_problems=meta.get("import_problems") or (), progress=progress
+        folder,
+        extra_problems=meta.get("import_problems") or (),
+        progress=progress,
+        task=meta.get("task"),
+        task_source=meta.get("task_source"),
     )
     save_report(folder, report)
     return report

@@ -101,7 +101,12 @@ class DatasetsHandler(DatasetBaseHandler):
                 f"without '?name='."
             )
         store = self.yolo.datasets
-        self._upload = store.begin_upload(name, length, self.get_query_argument("filename", None))
+        self._upload = store.begin_upload(
+            name,
+            length,
+            self.get_query_argument("filename", None),
+            task=self.get_query_argument("task", None),
+        )
         # tornado's own cut-off (no answer, just a closed connection) stays above ours
         self._set_max_body_size(2 * store.max_upload_bytes + CHUNK)
 
@@ -174,17 +179,20 @@ class DatasetsHandler(DatasetBaseHandler):
             dataset = await asyncio.to_thread(upload.finish)
         else:
             body = self.json_body(bytes(self._json or b""))
-            unknown = sorted(set(body) - {"name", "path"})
+            unknown = sorted(set(body) - {"name", "path", "task"})
             if unknown:
                 raise InvalidRequest(
-                    f"Unknown key(s) {', '.join(unknown)}: an import takes 'name' and 'path'."
+                    f"Unknown key(s) {', '.join(unknown)}: an import takes 'name', 'path' and "
+                    f"optionally 'task'."
                 )
             if not isinstance(body.get("path"), str):
                 raise InvalidRequest(
                     "An import needs 'path': a workspace-relative zip archive or folder. To "
                     "upload an archive instead, POST it as the body to /yolo/datasets?name=NAME."
                 )
-            dataset = await asyncio.to_thread(store.import_path, body.get("name"), body["path"])
+            dataset = await asyncio.to_thread(
+                store.import_path, body.get("name"), body["path"], task=body.get("task")
+            )
         location = url_path_join(self.base_url, "yolo/datasets", dataset["name"])
         self.set_header("Location", location)
         self.write_json(dataset, status=201)

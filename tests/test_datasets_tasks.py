@@ -1,0 +1,335 @@
+"""Datasets of every YOLO task: task detection, ``?task=`` forcing, per-task validation (with
+file and line), task statistics, on tiny datasets built here (no training)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from jupyter_yolo.datasets.validate import validate_dataset
+
+from .conftest import expect_error, fetch_json, post_json
+
+NAMES = {0: "a", 1: "b"}
+LINES = {
+    "detect": ["0 0.5 0.5 0.4 0.4", "1 0.3 0.3 0.2 0.2"],
+    "segment": ["0 0.2 0.2 0.8 0.2 0.5 0.8", "1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3"],
+    "pose": ["0 0.5 0.5 0.4 0.4 0.4 0.4 2 0.6 0.4 1 0.5 0.6 0"],
+    "obb": ["0 0.5 0.2 0.8 0.5 0.5 0.8 0.2 0.5", "1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3"],
+}
+SIZE = 32
+
+
+def _image(path: Path, index: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    colour = (index * 37 % 256, index * 71 % 256, 90 + index)
+    Image.new("RGB", (SIZE, SIZE), colour).save(path)
+
+
+def build(task: str, root: Path, count: int = 3) -> Path:
+    """A tiny dataset of ``task`` in the YOLO layout (class folders for classify)."""
+    root.mkdir(parents=True, exist_ok=True)
+    index = 0
+    if task == "classify":
+        for split in ("train", "val"):
+            for name in NAMES.values():
+                for i in range(count):
+                    index += 1
+                    _image(root / split / name / f"{name}{i}.png", index)
+        return root
+    data: dict[str, Any] = {"train": "images/train", "val": "images/val", "names": NAMES}
+    if task == "pose":
+        data.update(kpt_shape=[3, 3], flip_idx=[0, 2, 1])
+    for split in ("train", "val"):
+        for i in range(count):
+            index += 1
+            image = root / "images" / split / f"im{i}.png"
+            _image(image, index)
+            if task in LINES:
+                label = root / "labels" / split / f"im{i}.txt"
+                label.parent.mkdir(parents=True, exist_ok=True)
+                label.write_text("\n".join(LINES[task]) + "\n")
+            elif task == "semantic":
+                mask = np.zeros((SIZE, SIZE), np.uint8)
+                mask[8:24, 8:24] = 1
+                mask[0:4, :] = 255
+                path = root / "masks" / split / f"im{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask, mode="L").save(path)
+            elif task == "depth":
+                depth = np.full((SIZE, SIZE), 1500, np.uint16)
+                depth[:8] = 0
+                depth[16:] = 3000
+                path = root / "depth" / split / f"im{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(depth).save(path)
+    if task == "depth":
+        data.update(names={0: "depth"}, depth_scale=1000)
+    (root / "data.yaml").write_text(yaml.safe_dump(data))
+    return root
+
+
+def zipped(folder: Path, dest: Path) -> bytes:
+    with zipfile.ZipFile(dest, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return dest.read_bytes()
+
+
+async def upload(jp_fetch: Any, name: str, data: bytes, task: str | None = None) -> dict[str, Any]:
+    """POST a zip (with ``?task=`` when given) and return the created dataset."""
+    params = {"name": name} | ({"task": task} if task else {})
+    response = await jp_fetch(
+        "yolo",
+        "datasets",
+        method="POST",
+        params=params,
+        body=data,
+        headers={"Content-Type": "application/zip"},
+        request_timeout=120,
+    )
+    assert response.code == 201
+    result: dict[str, Any] = json.loads(response.body)
+    return result
+
+
+def problems(report: dict[str, Any], code: str) -> list[dict[str, Any]]:
+    return [p for p in report["problems"] if p["code"] == code]
+
+
+# --------------------------------------------------------------------------- detection
+
+
+@pytest.mark.parametrize(
+    "task", ["detect", "segment", "classify", "pose", "obb", "semantic", "depth"]
+)
+async def test_upload_detects_task(
+    jp_fetch: Any, tmp_path: Path, yolo_workspace: Path, task: str
+) -> None:
+    data = zipped(build(task, tmp_path / task), tmp_path / f"{task}.zip")
+    dataset = await upload(jp_fetch, f"t-{task}", data)
+    assert dataset["task"] == task, dataset["task_source"]
+    assert dataset["task_source"].startswith("detected from"), dataset["task_source"]
+    report = dataset["report"]
+    assert report["errors"] == 0, report["problems"]
+    assert report["task"] == task
+    # the task survives: stored in meta.json, served by GET and the listing
+    meta = json.loads((yolo_workspace / "datasets" / f"t-{task}" / "meta.json").read_text())
+    assert meta["task"] == task
+    again = await fetch_json(jp_fetch, "yolo", "datasets", f"t-{task}")
+    assert again["task"] == task
+    listing = await fetch_json(jp_fetch, "yolo", "datasets")
+    assert {d["name"]: d.get("task") for d in listing["datasets"]}[f"t-{task}"] == task
+
+
+async def test_forced_task_agrees_and_disagrees(
+    jp_fetch: Any, tmp_path: Path, yolo_workspace: Path
+) -> None:
+    seg = zipped(build("segment", tmp_path / "seg"), tmp_path / "seg.zip")
+    forced = await upload(jp_fetch, "forced-seg", seg, "segment")
+    assert forced["task"] == "segment" and forced["task_source"] == "forced"
+    # detection of the same polygons is allowed: ultralytics boxes them
+    as_detect = await upload(jp_fetch, "seg-as-det", seg, "detect")
+    assert as_detect["task"] == "detect"
+    # boxes cannot be a segment dataset; polygons cannot be oriented boxes
+    boxes = zipped(build("detect", tmp_path / "det"), tmp_path / "det.zip")
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "x1", "task": "segment"},
+        body=boxes,
+        headers={"Content-Type": "application/zip"},
+    )
+    assert "box" in body["message"] and "detect" in body["message"]
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "x2", "task": "obb"},
+        body=seg,
+        headers={"Content-Type": "application/zip"},
+    )
+    assert "9 numbers" in body["message"] and "segment" in body["message"]
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "x3", "task": "nope"},
+        body=seg,
+        headers={"Content-Type": "application/zip"},
+    )
+    assert "detect" in body["message"] and "segment" in body["message"]
+    assert not (yolo_workspace / "datasets" / "x1").exists()
+    assert list((yolo_workspace / ".tmp").iterdir()) == [], "nothing half-written is left"
+    # an import takes "task" in its JSON body
+    folder = build("obb", yolo_workspace / "uploads" / "obbfolder")
+    imported = await post_json(
+        jp_fetch,
+        "yolo",
+        "datasets",
+        body={"name": "imp-obb", "path": "uploads/obbfolder", "task": "obb"},
+    )
+    assert imported["task"] == "obb" and imported["task_source"] == "forced"
+    assert folder.is_dir()
+    await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "datasets",
+        method="POST",
+        body=json.dumps({"name": "imp-cls", "path": "uploads/obbfolder", "task": "classify"}),
+    )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_segment_mistakes_named_with_file_and_line(tmp_path: Path) -> None:
+    root = build("segment", tmp_path / "seg")
+    label = root / "labels" / "train" / "im0.txt"
+    _write(
+        label,
+        [
+            "0 0.2 0.2 0.8 0.2 0.5 0.8",  # fine
+            "0 0.1 0.1 0.9 0.9",  # 2 points (a box)
+            "0 0.1 0.1 0.5 0.5 0.9",  # odd coordinate count
+            "0 0.1 0.1 0.5 0.5 0.9 0.9",  # collinear: zero area
+            "0 0.1 0.1 0.5 0.1 0.5 0.1 0.3 0.4",  # a repeated point
+            "1 0.1 0.1 1.2 0.1 0.5 0.5",  # outside 0-1
+        ],
+    )
+    report = validate_dataset(root, task="segment", task_source="forced")
+    where = {(p["code"], p["file"], p["line"]) for p in report["problems"]}
+    rel = "labels/train/im0.txt"
+    assert ("polygon_too_few_points", rel, 2) in where
+    assert ("malformed_line", rel, 3) in where
+    assert ("polygon_zero_area", rel, 4) in where
+    assert ("polygon_repeated_point", rel, 5) in where
+    assert ("coordinates_out_of_range", rel, 6) in where
+    stats = report["task_stats"]
+    assert stats["vertices"]["min"] == 3 and stats["vertices"]["max"] == 4
+    assert 0 < stats["mask_area_share"]["min"] < stats["mask_area_share"]["max"] <= 1
+
+
+def test_pose_mistakes_named_with_file_and_line(tmp_path: Path) -> None:
+    root = build("pose", tmp_path / "pose")
+    label = root / "labels" / "val" / "im1.txt"
+    _write(
+        label,
+        [
+            LINES["pose"][0],
+            "0 0.5 0.5 0.4 0.4 0.4 0.4 0.6 0.4 0.5 0.6",  # visibility missing
+            "0 0.5 0.5 0.4 0.4 0.4 0.4 2 0.6 0.4 3 0.5 0.6 0",  # visibility 3
+        ],
+    )
+    report = validate_dataset(root, task="pose")
+    where = {(p["code"], p["file"], p["line"]) for p in report["problems"]}
+    rel = "labels/val/im1.txt"
+    assert ("pose_keypoint_count", rel, 2) in where
+    missing = next(p for p in problems(report, "pose_keypoint_count"))
+    assert "visibility" in missing["message"] and "56" not in missing["message"]
+    assert ("pose_visibility", rel, 3) in where
+    visibility = report["task_stats"]["keypoint_visibility"]
+    assert len(visibility) == 3 and visibility[0]["2"] > 0 and visibility[2]["0"] > 0
+    # flip_idx of the wrong length, not a permutation; kpt_shape missing
+    data = yaml.safe_load((root / "data.yaml").read_text())
+    for flip, words in (([0, 1], "2 entries"), ([0, 0, 1], "once")):
+        data["flip_idx"] = flip
+        (root / "data.yaml").write_text(yaml.safe_dump(data))
+        found = problems(validate_dataset(root, task="pose"), "flip_idx")
+        assert found and words in found[0]["message"] and found[0]["file"] == "data.yaml"
+        assert found[0]["line"] is not None
+    del data["kpt_shape"], data["flip_idx"]
+    (root / "data.yaml").write_text(yaml.safe_dump(data))
+    found = problems(validate_dataset(root, task="pose"), "task_key_missing")
+    assert found and "kpt_shape" in found[0]["message"]
+
+
+def test_obb_mistakes_named_with_file_and_line(tmp_path: Path) -> None:
+    root = build("obb", tmp_path / "obb")
+    _write(
+        root / "labels" / "train" / "im2.txt",
+        [
+            LINES["obb"][0],
+            "0 0.5 0.5 0.4 0.4",  # not 9 numbers
+            "0 0.1 0.1 0.3 0.3 0.1 0.3 0.3 0.1",  # corners out of order: edges cross
+            "0 0.1 0.1 0.2 0.2 0.3 0.3 0.4 0.4",  # on one line
+        ],
+    )
+    report = validate_dataset(root, task="obb")
+    where = {(p["code"], p["file"], p["line"]) for p in report["problems"]}
+    rel = "labels/train/im2.txt"
+    assert ("malformed_line", rel, 2) in where
+    assert ("obb_self_intersecting", rel, 3) in where
+    assert ("obb_degenerate", rel, 4) in where
+    angles = report["task_stats"]
+    assert angles["instances"] > 0 and sum(angles["angle_histogram"]) == angles["instances"]
+    assert {0, 45} == {
+        round(a) for a in (angles["angle_degrees"]["min"], angles["angle_degrees"]["max"])
+    }
+
+
+def test_classify_mistakes(tmp_path: Path) -> None:
+    from jupyter_yolo.datasets.layouts import normalise
+
+    raw = build("classify", tmp_path / "raw")
+    (raw / "val" / "b").rename(raw / "val" / "c")  # val: missing b, extra c
+    (raw / "train" / "empty").mkdir()
+    (raw / "train" / "a" / "broken.png").write_bytes(b"not a png")
+    dest = tmp_path / "ds"
+    result = normalise(raw, dest)
+    assert result.format == "class-folders"
+    report = validate_dataset(dest, task="classify")
+    differ = problems(report, "class_folders_differ")
+    assert differ and "missing b" in differ[0]["message"] and "extra c" in differ[0]["message"]
+    assert problems(report, "class_folder_empty")[0]["file"] == "train/empty"
+    assert problems(report, "corrupt_image")[0]["file"] == "train/a/broken.png"
+    per_class = report["task_stats"]["images_per_class"]
+    assert per_class["train"]["a"] == 4 and per_class["train"]["b"] == 3
+
+
+def test_semantic_and_depth_mistakes(tmp_path: Path) -> None:
+    root = build("semantic", tmp_path / "sem")
+    (root / "masks" / "train" / "im0.png").unlink()
+    Image.fromarray(np.zeros((16, 16), np.uint8), mode="L").save(
+        root / "masks" / "train" / "im1.png"
+    )
+    Image.fromarray(np.full((SIZE, SIZE), 7, np.uint8), mode="L").save(
+        root / "masks" / "val" / "im0.png"
+    )
+    report = validate_dataset(root, task="semantic")
+    assert problems(report, "mask_missing")[0]["file"] == "images/train/im0.png"
+    assert problems(report, "mask_size")[0]["file"] == "masks/train/im1.png"
+    wrong = problems(report, "mask_class_out_of_range")[0]
+    assert wrong["file"] == "masks/val/im0.png" and "7" in wrong["message"]
+    share = report["task_stats"]["pixel_share"]
+    assert share["b"] > 0 and share["ignore"] > 0 and abs(sum(share.values()) - 1) < 0.01
+
+    root = build("depth", tmp_path / "depth")
+    (root / "depth" / "train" / "im0.png").unlink()
+    Image.new("RGB", (SIZE, SIZE)).save(root / "depth" / "val" / "im0.png")
+    report = validate_dataset(root, task="depth")
+    assert problems(report, "depth_missing")[0]["file"] == "images/train/im0.png"
+    assert problems(report, "depth_unreadable")[0]["file"] == "depth/val/im0.png"
+    depth = report["task_stats"]["depth_m"]
+    assert depth == {"min": 1.5, "mean": pytest.approx(depth["mean"]), "max": 3.0}
+    assert 1.5 < depth["mean"] < 3.0

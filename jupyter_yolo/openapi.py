@@ -276,6 +276,12 @@ def dataset_paths(max_upload_bytes: int) -> dict[str, Any]:
                         {"type": "string", "pattern": DATASET_NAME_PATTERN},
                     ),
                     _query("filename", "original file name, shown as the source", QUERY_TEXT),
+                    _query(
+                        "task",
+                        "force the dataset's task (otherwise told from its contents); one that "
+                        "contradicts the contents is a 400",
+                        {"type": "string", "enum": list(TASK_NAMES)},
+                    ),
                 ],
                 requestBody={
                     "required": True,
@@ -560,6 +566,11 @@ DATASET_SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string", "pattern": DATASET_NAME_PATTERN},
             "path": {**PATH_STRING, "description": "workspace-relative .zip or folder"},
+            "task": {
+                "type": "string",
+                "enum": list(TASK_NAMES),
+                "description": "force the task (otherwise told from the contents)",
+            },
         },
     },
     "DatasetList": _object(
@@ -575,7 +586,9 @@ DATASET_SCHEMAS: dict[str, Any] = {
         ["name", "status"],
         name=STRING,
         builtin={"type": "boolean"},
-        format={"type": "string", "enum": ["yolo", "coco", "voc"]},
+        format={"type": "string", "enum": ["yolo", "coco", "voc", "class-folders", "dota"]},
+        task={"type": "string", "enum": list(TASK_NAMES)},
+        task_source=_nullable(STRING),
         source=STRING,
         created=NUMBER,
         size=INTEGER,
@@ -593,6 +606,9 @@ DATASET_SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "status": {"type": "string", "enum": ["ok", "has_errors"]},
+            "task": {"type": "string", "enum": list(TASK_NAMES)},
+            "task_source": STRING,
+            "task_stats": _nullable(OBJECT),
             "splits": OBJECT,
             "class_histogram": {"type": "array", "items": OBJECT},
             "box_sizes": OBJECT,

@@ -75,7 +75,7 @@ class Evidence:
 
 def check_task_name(task: Any) -> str | None:
     """A valid forced task, None when none was given, or a 400 listing the tasks."""
-    if task is None or task == "":
+    if task is None:
         return None
     if not isinstance(task, str) or task not in TASK_NAMES:
         raise InvalidRequest(f"Unknown task {describe(task)}: give one of {', '.join(TASK_NAMES)}.")

@@ -159,6 +159,8 @@ class TaskTable(TypedDict):
     architectures: list[dict[str, Any]]
     default: str
     ultralytics: str | None
+    metric_labels: NotRequired[dict[str, str]]
+    """Short labels of every metric key (``metrics/mAP50-95(M)`` → ``mask mAP50-95``)."""
 
 
 GeometryName = Literal[

@@ -6,7 +6,7 @@ import importlib.metadata
 
 from .architectures import architectures
 from .payloads import TaskTable
-from .tasks import DEFAULT_TASK, TASKS
+from .tasks import DEFAULT_TASK, TASKS, metric_label
 
 
 def ultralytics_version() -> str | None:
@@ -24,4 +24,7 @@ def task_table() -> TaskTable:
         "architectures": [arch.as_dict() for arch in architectures()],
         "default": DEFAULT_TASK,
         "ultralytics": ultralytics_version(),
+        "metric_labels": {
+            key: metric_label(key) for profile in TASKS.values() for key in profile.metric_keys
+        },
     }

@@ -84,8 +84,41 @@ export interface IProgress {
   eta_s: number | null;
   loss: Record<string, number>;
   metrics: Record<string, number>;
+  /** Every metric of the job's task under ultralytics' keys (newer servers). */
+  task_metrics?: Record<string, number | null>;
+  /** The task's headline metric: its key, latest and best value (newer servers). */
+  headline?: IHeadline | null;
   warnings: number;
   last_seq: number;
+}
+
+/** A job's headline metric in its progress summary. */
+export interface IHeadline {
+  key: string;
+  value: number | null;
+  best: number | null;
+  best_epoch?: number | null;
+}
+
+/** One task of `GET /yolo/tasks` (the fields the extension reads). */
+export interface ITaskProfile {
+  name: string;
+  title: string;
+  model_suffix: string;
+  metric_keys: string[];
+  loss_keys: string[];
+  headline_metric: string;
+  geometry?: string;
+}
+
+/** `GET /yolo/tasks`: the task profile table. */
+export interface ITaskTable {
+  tasks: ITaskProfile[];
+  architectures: { name: string; task: string; family: string; scale: string | null }[];
+  default: string;
+  ultralytics: string | null;
+  /** Short labels of metric keys (`metrics/mAP50-95(M)` → `mask mAP50-95`). */
+  metric_labels?: Record<string, string>;
 }
 
 /** One job as `GET /yolo/jobs` describes it. */
@@ -94,6 +127,8 @@ export interface IJob {
   kind: string;
   name: string | null;
   status: JobStatus;
+  /** The YOLO task (detect, segment, classify, pose, obb, semantic, depth); newer servers. */
+  task?: string | null;
   model: string | null;
   data: string | null;
   created: number;
@@ -217,6 +252,27 @@ export function getAccelerators(refresh = false): Promise<IAcceleratorReport> {
 
 export function getUsage(): Promise<IUsage> {
   return getJSON<IUsage>(['yolo', 'accelerators', 'usage']);
+}
+
+export function getTasks(): Promise<ITaskTable> {
+  return getJSON<ITaskTable>(['yolo', 'tasks']);
+}
+
+let taskTable: Promise<ITaskTable | null> | null = null;
+
+/**
+ * The task table, fetched once per page (null when the server does not serve it: an older
+ * server; a failed fetch is tried again on the next call).
+ */
+export function tasksOnce(): Promise<ITaskTable | null> {
+  if (taskTable === null) {
+    taskTable = getTasks().catch(error => {
+      taskTable = null;
+      console.warn(`jupyter-yolo: the task table cannot be read: ${String(error)}`);
+      return null;
+    });
+  }
+  return taskTable;
 }
 
 export function listJobs(): Promise<IJobList> {

@@ -1,6 +1,7 @@
 /**
- * The "YOLO jobs" sidebar: every job with its status, progress and a loss sparkline, and the
- * actions Stop, Resume, Log and Folder.
+ * The "YOLO jobs" sidebar: every job with its task, status, progress, headline metric and a loss
+ * sparkline, and the actions Stop, Resume, Log and Folder. Task titles and metric labels come
+ * from the task table (`GET /yolo/tasks`, read once), values from each job's progress summary.
  *
  * All state comes from the server (`GET /yolo/jobs` and each job's events), so the panel is the
  * same after a page reload. It polls every 1.5 s while a job is queued or running and every 6 s
@@ -19,12 +20,14 @@ import { Widget } from '@lumino/widgets';
 import {
   IJob,
   IJobList,
+  ITaskTable,
   IWarning,
   LIVE_STATUSES,
   getEvents,
   listJobs,
   resumeJob,
-  stopJob
+  stopJob,
+  tasksOnce
 } from './api';
 import { el, formatDuration, formatLoss, totalLoss } from './format';
 import { messageOf, notifyError } from './notify';
@@ -56,6 +59,8 @@ export class JobsPanel extends Widget {
   private readonly poll: Poll;
   private loaded = false;
   private owner: string | null = null;
+  /** The task table (null until read, or when the server does not serve one). */
+  tasks: ITaskTable | null = null;
 
   constructor(private readonly actions: IJobActions) {
     super();
@@ -112,6 +117,7 @@ export class JobsPanel extends Widget {
       throw error; // the poll backs off
     }
     this.problem.hidden = true;
+    this.tasks = this.tasks ?? (await tasksOnce());
     const jobs = list.jobs;
     this.showSupervision(list.supervising, list.warnings);
     this.render(jobs);
@@ -205,6 +211,7 @@ export class JobsPanel extends Widget {
 class JobRow {
   readonly node = el('li', 'jp-yolo-JobRow');
   private readonly titleNode = el('span', 'jp-yolo-JobRow-title');
+  private readonly taskNode = el('span', 'jp-yolo-JobRow-task');
   private readonly statusNode = el('span', 'jp-yolo-JobRow-status');
   private readonly metaNode = el('div', 'jp-yolo-JobRow-meta');
   private readonly bar = el('div', 'jp-yolo-JobRow-bar');
@@ -234,7 +241,7 @@ class JobRow {
     this.job = job;
     this.node.dataset.jobId = job.id;
     const head = el('div', 'jp-yolo-JobRow-head');
-    head.append(this.titleNode, this.statusNode);
+    head.append(this.titleNode, this.taskNode, this.statusNode);
     this.bar.append(this.barFill);
     this.chart.append(this.sparkline.node, this.lossNode);
     const actions = el('div', 'jp-yolo-JobRow-actions');
@@ -275,6 +282,12 @@ class JobRow {
     this.node.dataset.kind = job.kind;
     this.titleNode.textContent = job.name || `${job.kind} ${job.model ?? ''}`.trim();
     this.titleNode.title = `job ${job.id}`;
+    const task = job.task ?? null;
+    const profile = this.panel.tasks?.tasks.find(t => t.name === task);
+    this.taskNode.hidden = !task;
+    this.taskNode.textContent = task ?? '';
+    this.taskNode.title = profile ? profile.title : (task ?? '');
+    this.node.dataset.task = task ?? '';
     this.statusNode.textContent = job.status;
     this.statusNode.className = `jp-yolo-JobRow-status jp-yolo-mod-${job.status}`;
 
@@ -285,7 +298,7 @@ class JobRow {
     this.bar.hidden = fraction === null;
     this.barFill.style.width = `${Math.round((fraction ?? 0) * 1000) / 10}%`;
     this.progressNode.dataset.fraction = fraction === null ? '' : String(fraction);
-    this.progressNode.textContent = progressText(job);
+    this.progressNode.textContent = progressText(job, this.panel.tasks);
 
     const loss = totalLoss(p.loss);
     this.lossNode.textContent = loss === null ? '' : `loss ${formatLoss(loss)}`;
@@ -398,8 +411,28 @@ function button(label: string, className: string, title: string): HTMLButtonElem
   return node;
 }
 
-/** "epoch 2/3 · batch 5/16 · ETA 40s", "queued (2nd)", or the outcome. */
-export function progressText(job: IJob): string {
+/**
+ * The headline metric of a job, e.g. "mask mAP50-95 0.412": the key from its progress summary
+ * (or its task's profile), labelled by the task table; the best value seen (else the latest).
+ * Null when the job has no value yet or the server gives no headline.
+ */
+export function headlineText(job: IJob, tasks: ITaskTable | null): string | null {
+  const p = job.progress;
+  const profile = tasks?.tasks.find(t => t.name === job.task);
+  const key = p.headline?.key ?? profile?.headline_metric;
+  if (!key) {
+    return null;
+  }
+  const value = p.headline?.best ?? p.headline?.value ?? p.task_metrics?.[key] ?? null;
+  if (value === null || value === undefined) {
+    return null;
+  }
+  const label = tasks?.metric_labels?.[key] ?? key.replace(/^metrics\//, '');
+  return `${label} ${value.toFixed(3)}`;
+}
+
+/** "epoch 2/3 · batch 5/16 · ETA 40s · mask mAP50-95 0.412", "queued (2nd)", or the outcome. */
+export function progressText(job: IJob, tasks: ITaskTable | null = null): string {
   const p = job.progress;
   if (job.status === 'queued') {
     return job.queue_position ? `waiting in the queue, position ${job.queue_position}` : 'queued';
@@ -414,8 +447,11 @@ export function progressText(job: IJob): string {
   if (job.status === 'running' && p.eta_s) {
     parts.push(`ETA ${formatDuration(p.eta_s)}`);
   }
+  const headline = headlineText(job, tasks);
   const map = p.metrics['mAP50-95'];
-  if (map !== undefined) {
+  if (headline !== null) {
+    parts.push(headline);
+  } else if (map !== undefined) {
     parts.push(`mAP50-95 ${map.toFixed(3)}`);
   }
   return parts.join(' · ');

@@ -15,7 +15,6 @@ from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ..client import YoloClient, YoloClientError
 from .common import (
@@ -29,7 +28,7 @@ from .common import (
     note,
     table,
 )
-from .drawing import PALETTE
+from .samples import samples_figure
 
 SAMPLE_COLUMNS = 4
 THUMBNAIL = 192
@@ -107,60 +106,6 @@ def histogram_figure() -> go.FigureWidget:
         margin={"l": 40, "r": 10, "t": 40, "b": 40},
         legend={"orientation": "h", "y": -0.25},
     )
-    return fig
-
-
-def samples_figure(samples: dict[str, Any], columns: int = SAMPLE_COLUMNS) -> go.Figure:
-    """Thumbnails in a grid with their label boxes drawn (hover shows the class)."""
-    items = samples.get("samples") or []
-    rows = max(1, -(-len(items) // columns))
-    fig = make_subplots(
-        rows=rows,
-        cols=columns,
-        horizontal_spacing=0.01,
-        vertical_spacing=0.03,
-        subplot_titles=[posixpath.basename(s["path"]) for s in items],
-    )
-    for index, sample in enumerate(items):
-        row, col = index // columns + 1, index % columns + 1
-        width, height = sample.get("thumbnail_size") or [sample["width"], sample["height"]]
-        if sample.get("thumbnail"):
-            fig.add_trace(go.Image(source=sample["thumbnail"], hoverinfo="skip"), row=row, col=col)
-        for box in sample.get("boxes") or []:
-            cx, cy, w, h = box["xywhn"]
-            x0, x1 = (cx - w / 2) * width, (cx + w / 2) * width
-            y0, y1 = (cy - h / 2) * height, (cy + h / 2) * height
-            color = PALETTE[int(box.get("class_id") or 0) % len(PALETTE)]
-            fig.add_trace(
-                go.Scatter(
-                    x=[x0, x1, x1, x0, x0],
-                    y=[y0, y0, y1, y1, y0],
-                    mode="lines",
-                    line={"color": color, "width": 2},
-                    text=str(box.get("class_name")),
-                    hoverinfo="text",
-                    hoveron="points+fills",
-                    fill="toself",
-                    fillcolor="rgba(0,0,0,0)",
-                    showlegend=False,
-                ),
-                row=row,
-                col=col,
-            )
-        fig.update_xaxes(visible=False, range=[0, width], row=row, col=col)
-        fig.update_yaxes(
-            visible=False,
-            range=[height, 0],
-            scaleanchor=f"x{index + 1}" if index else "x",
-            row=row,
-            col=col,
-        )
-    fig.update_layout(
-        height=max(220, 200 * rows),
-        template="plotly_white",
-        margin={"l": 5, "r": 5, "t": 30, "b": 5},
-    )
-    fig.update_annotations(font_size=10)
     return fig
 
 

@@ -109,6 +109,7 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self.samples = samples
         self._cache: dict[tuple[str, str, float, str], Prediction] = {}
         self._stored: dict[str, list[dict[str, Any]]] = {}
+        self._model_tasks: dict[str, str] = {}
         self._images: dict[str, ImageChoice] = {}
         self._pixels: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -222,13 +223,27 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
             backends.append((f"{wanted} (not available)", wanted))
         self.backend_w.options = backends
         self.backend_w.value = wanted
+        listed = [*(models.get("trained") or []), *(models.get("weights") or [])]
+        self._model_tasks = {
+            str(m["model"]): str(m.get("task") or self.facts.task_of_model(str(m["model"])))
+            for m in listed
+        }
         options = [
-            (f"{m['model']}" + (f" ({m['name']})" if m.get("name") else ""), str(m["model"]))
+            (
+                f"{m['model']}"
+                + (f" ({m['name']})" if m.get("name") else "")
+                + f" \u00b7 {self._model_tasks[str(m['model'])]}",
+                str(m["model"]),
+            )
             for m in models.get("trained") or []
         ]
         options.sort(key=lambda o: (not o[1].endswith(":best"),))
         options.extend(
-            (f"{w['model']} (pretrained)", str(w["model"])) for w in models.get("weights") or []
+            (
+                f"{w['model']} (pretrained \u00b7 {self._model_tasks[str(w['model'])]})",
+                str(w["model"]),
+            )
+            for w in models.get("weights") or []
         )
         if select and select not in [v for _, v in options]:
             options.insert(0, (select, select))
@@ -238,9 +253,13 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         self._show_stored()
         self._show_task()
 
+    def model_task(self, model: str) -> str:
+        """The task of weights ``model``: as the server lists it, else from its name."""
+        return self._model_tasks.get(model) or self.facts.task_of_model(model)
+
     def _show_task(self, task: str | None = None) -> None:
         """Name the task of the chosen weights (or of the prediction shown) in the header."""
-        task = task or self.facts.task_of_model(str(self.model_w.value or ""))
+        task = task or self.model_task(str(self.model_w.value or ""))
         self.task = task
         self.header_w.value = (
             STYLE + f'<div class="yolo-h">Prediction: {esc(self.facts.title(task))} '
@@ -297,6 +316,29 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
         first = next((c.path for c in choices if c.data is None), None)
         self.image_w.options = [(c.label, c.path) for c in choices]
         self.image_w.value = first or (choices[-1].path if choices else None)
+
+    def add_image(self, path: str, data: bytes | None = None, *, select: bool = True) -> None:
+        """Offer the workspace image ``path`` (its bytes ``data`` for the preview) and show it.
+
+        Selecting it runs the prediction, as choosing it in the dropdown does. Without ``data``
+        the image must be a dataset's file (``datasets/<name>/...``).
+        """
+        parts = path.split("/")
+        dataset = parts[1] if len(parts) > 2 and parts[0] == "datasets" else None
+        choice = ImageChoice(
+            path=path,
+            label=f"image: {path}",
+            dataset=dataset,
+            dataset_path="/".join(parts[2:]) if dataset else None,
+            data=data,
+        )
+        if data is None and dataset is None:
+            raise ValueError(f"{path}: give its bytes, or a path under datasets/<name>/.")
+        with self._lock:
+            self._images[path] = choice
+        self.image_w.options = [(c.label, c.path) for c in self._images.values()]
+        if select:
+            self.image_w.value = path
 
     def _uploaded(self) -> None:
         files = list(self.upload_w.value or ())
@@ -410,7 +452,7 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
             return
         choice, prediction = current
         entry = prediction.images.get(choice.path) or {"detections": []}
-        task = str(entry.get("task") or self.facts.task_of_model(str(self.model_w.value or "")))
+        task = str(entry.get("task") or self.model_task(str(self.model_w.value or "")))
         self._show_task(task)
         geometry = self.facts.geometry(task)
         conf = float(self.conf_w.value)

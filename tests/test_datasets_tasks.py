@@ -333,3 +333,150 @@ def test_semantic_and_depth_mistakes(tmp_path: Path) -> None:
     depth = report["task_stats"]["depth_m"]
     assert depth == {"min": 1.5, "mean": pytest.approx(depth["mean"]), "max": 3.0}
     assert 1.5 < depth["mean"] < 3.0
+
+
+# --------------------------------------------------------------------------- COCO and DOTA
+
+
+def rle_string(counts: list[int]) -> str:
+    """COCO's compressed RLE string (pycocotools' rleToString)."""
+    out = []
+    for i, count in enumerate(counts):
+        x = count - counts[i - 2] if i > 2 else count
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)
+
+
+def rle_counts_of(mask: np.ndarray) -> list[int]:
+    flat = mask.T.reshape(-1)  # column-major
+    counts, value, run = [], 0, 0
+    for pixel in flat.tolist():
+        if pixel != value:
+            counts.append(run)
+            value, run = pixel, 0
+        run += 1
+    counts.append(run)
+    return counts
+
+
+def coco_folder(root: Path, kind: str) -> Path:
+    width, height = 40, 30
+    images, annotations = [], []
+    mask = np.zeros((height, width), np.uint8)
+    mask[5:20, 10:30] = 1
+    counts = rle_counts_of(mask)
+    for i in range(4):
+        _image(root / "images" / f"p{i}.png", i)
+        Image.new("RGB", (width, height), (i * 40, 80, 120)).save(root / "images" / f"p{i}.png")
+        images.append({"id": i, "file_name": f"p{i}.png", "width": width, "height": height})
+        base = {"image_id": i, "category_id": 1, "bbox": [10, 5, 20, 15], "iscrowd": 0}
+        if kind == "segment":
+            annotations += [
+                {**base, "id": 10 * i, "segmentation": [[10, 5, 30, 5, 20, 20]]},
+                {**base, "id": 10 * i + 1,
+                 "segmentation": [[2, 2, 8, 2, 5, 8], [12, 2, 18, 2, 15, 8]]},
+                {**base, "id": 10 * i + 2,
+                 "segmentation": {"size": [height, width], "counts": counts}},
+                {**base, "id": 10 * i + 3,
+                 "segmentation": {"size": [height, width], "counts": rle_string(counts)}},
+                {**base, "id": 10 * i + 4, "iscrowd": 1,
+                 "segmentation": {"size": [height, width], "counts": counts}},
+            ]  # fmt: skip
+        else:
+            points = [0.0] * 51
+            points[0:3] = [20, 10, 2]  # nose
+            points[15:18] = [12, 12, 1]  # left shoulder
+            annotations += [
+                {**base, "id": 10 * i, "keypoints": points, "num_keypoints": 2},
+                {**base, "id": 10 * i + 1, "keypoints": [0] * 51, "num_keypoints": 0},
+            ]
+    from jupyter_yolo.datasets.coco_tasks import COCO_PERSON_NAMES
+
+    category: dict[str, Any] = {"id": 1, "name": "thing"}
+    if kind == "pose":
+        category["keypoints"] = COCO_PERSON_NAMES
+    content = {"images": images, "annotations": annotations, "categories": [category]}
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / "instances.json").write_text(json.dumps(content))
+    return root
+
+
+def test_rle_round_trip() -> None:
+    from jupyter_yolo.datasets.coco_tasks import decode_rle
+
+    rng = np.random.default_rng(0)
+    mask = (rng.random((23, 17)) > 0.6).astype(np.uint8)
+    counts = rle_counts_of(mask)
+    for encoded in (counts, rle_string(counts)):
+        decoded = decode_rle({"size": [23, 17], "counts": encoded})
+        assert decoded is not None and (decoded == mask).all()
+    assert decode_rle({"size": [23, 17], "counts": counts[:-1]}) is None
+
+
+async def test_coco_segment_pose_and_dota_uploads(
+    jp_fetch: Any, tmp_path: Path, yolo_workspace: Path
+) -> None:
+    seg = zipped(coco_folder(tmp_path / "cseg", "segment"), tmp_path / "cseg.zip")
+    dataset = await upload(jp_fetch, "coco-seg", seg)
+    assert dataset["format"] == "coco" and dataset["task"] == "segment"
+    assert dataset["errors"] == 0, dataset["report"]["problems"]
+    # 5 annotations per image: the crowd one is left out, and the two RLE encodings of one
+    # mask give the same line (a duplicate the report warns of)
+    assert dataset["instances"] == 4 * 3
+    duplicates = [p for p in dataset["report"]["problems"] if p["code"] == "duplicate_label"]
+    assert len(duplicates) == 4 and {p["line"] for p in duplicates} == {4}
+    assert any("crowd" in note for note in dataset["notes"])
+    folder = yolo_workspace / "datasets" / "coco-seg"
+    lines = [
+        line.split()
+        for path in sorted((folder / "labels").rglob("*.txt"))
+        for line in path.read_text().splitlines()
+    ]
+    assert len(lines) == 16
+    for parts in lines[2:4]:  # the RLE masks, traced to the rectangle's outline
+        xs, ys = [float(v) for v in parts[1::2]], [float(v) for v in parts[2::2]]
+        assert min(xs) == pytest.approx(10 / 40, abs=0.03) and max(xs) == pytest.approx(
+            29 / 40, abs=0.03
+        )
+        assert min(ys) == pytest.approx(5 / 30, abs=0.04) and max(ys) == pytest.approx(
+            19 / 30, abs=0.04
+        )
+    assert (len(lines[1]) - 1) // 2 >= 6, "the two polygons are merged into one outline"
+
+    pose = zipped(coco_folder(tmp_path / "cpose", "pose"), tmp_path / "cpose.zip")
+    dataset = await upload(jp_fetch, "coco-pose", pose)
+    assert dataset["task"] == "pose" and dataset["errors"] == 0, dataset["report"]["problems"]
+    written = yaml.safe_load((yolo_workspace / "datasets" / "coco-pose" / "data.yaml").read_text())
+    assert written["kpt_shape"] == [17, 3]
+    assert written["flip_idx"][:5] == [0, 2, 1, 4, 3]
+    assert dataset["instances"] == 4, "instances without a labelled keypoint are left out"
+    visibility = dataset["report"]["task_stats"]["keypoint_visibility"]
+    assert visibility[0]["2"] == 4 and visibility[5]["1"] == 4 and visibility[1]["0"] == 4
+
+    root = tmp_path / "dota"
+    for i in range(3):
+        Image.new("RGB", (100, 50), (i * 60, 90, 30)).save(_mkparent(root / "images" / f"d{i}.png"))
+        _mkparent(root / "labelTxt" / f"d{i}.txt").write_text(
+            "imagesource:test\ngsd:0.5\n50 5 80 25 50 45 20 25 plane 0\n"
+            "10 10 30 10 30 30 10 30 ship 1\nbad line\n"
+        )
+    dataset = await upload(jp_fetch, "dota", zipped(root, tmp_path / "dota.zip"))
+    assert dataset["format"] == "dota" and dataset["task"] == "obb"
+    assert dataset["report"]["names"] == {"0": "plane", "1": "ship"}
+    assert dataset["instances"] == 6 and dataset["errors"] == 0
+    bad = [p for p in dataset["report"]["problems"] if p["code"] == "bad_object"]
+    assert len(bad) == 3 and bad[0]["line"] == 5
+    label = next((yolo_workspace / "datasets" / "dota" / "labels").rglob("d*.txt")).read_text()
+    assert label.splitlines()[0].split()[1:3] == ["0.500000", "0.100000"]
+
+
+def _mkparent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -35,7 +34,7 @@ import yaml
 
 from ..errors import InvalidRequest, UnsafeArchive
 from ..safeyaml import YamlRefused, describe, load_yaml
-from ..strict import MAX_JSON_DEPTH, MAX_PATH_BYTES, StrictJSONError, loads_file, text_problem
+from ..strict import MAX_PATH_BYTES, text_problem
 from .archive import IMAGE_SUFFIXES
 from .classfolders import is_class_folders, normalise_class_folders
 from .keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
@@ -68,6 +67,7 @@ class Normalised:
     notes: list[str] = field(default_factory=list)
     problems: list[dict[str, Any]] = field(default_factory=list)
     split_created: bool = False
+    task: str | None = None  # the task the layout itself says (COCO keypoints, DOTA ...)
 
     def warn(
         self, code: str, message: str, file: str | None = None, line: int | None = None
@@ -476,70 +476,7 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
     return result
 
 
-# --------------------------------------------------------------------------- COCO
-
-
-def _depth_over(value: Any, limit: int) -> bool:
-    """Whether lists and objects in ``value`` nest deeper than ``limit`` (no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return False
-
-
-def _load_json(path: Path) -> Any:
-    """A JSON file of the dataset: bounded nesting, no NaN, or a 400 naming the file."""
-    try:
-        content = loads_file(path.read_bytes())
-    except StrictJSONError as exc:
-        raise InvalidRequest(f"{path.name} cannot be read as JSON: {exc}") from None
-    if _depth_over(content, MAX_JSON_DEPTH):
-        raise InvalidRequest(
-            f"{path.name} cannot be read as JSON: it is nested deeper than {MAX_JSON_DEPTH} "
-            f"levels (COCO files need 5)."
-        )
-    return content
-
-
-def _coco_files(root: Path) -> list[tuple[Path, dict[str, Any], str | None]]:
-    """COCO files as (path, content, split); the split comes from the file or folder name."""
-    found = []
-    folders: list[tuple[Path, str | None]] = [
-        (root, None),
-        (root / "annotations", None),
-        (root / "Annotations", None),
-    ]
-    folders += [
-        (child, SPLIT_ALIASES[child.name.lower()])
-        for child in sorted(root.iterdir())
-        if child.is_dir() and child.name.lower() in SPLIT_ALIASES
-    ]
-    for folder, folder_split in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.json")):
-            content = _load_json(path)
-            if (
-                isinstance(content, dict)
-                and isinstance(content.get("images"), list)
-                and isinstance(content.get("categories"), list)
-            ):
-                found.append((path, content, folder_split or _split_of(path.stem)))
-    return found
-
-
-def _split_of(name: str) -> str | None:
-    lowered = name.lower()
-    for word, split in (("train", "train"), ("valid", "val"), ("val", "val"), ("test", "test")):
-        if re.search(rf"(^|[^a-z]){word}", lowered):
-            return split
-    return None
+# --------------------------------------------------------------------------- shared by COCO, VOC
 
 
 class _ImageIndex:
@@ -592,133 +529,6 @@ def _box_line(
         return None
     cx, cy = (x0 + x1) / 2 / width, (y0 + y1) / 2 / height
     return f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n"
-
-
-def _normalise_coco(
-    root: Path, dest: Path, files: list[tuple[Path, dict[str, Any], str | None]], seed: int
-) -> Normalised:
-    result = Normalised(format="coco")
-    categories: dict[int, str] = {}
-    for _path, content, _split in files:
-        for category in content.get("categories", []):
-            if isinstance(category, dict) and isinstance(category.get("id"), int):
-                categories.setdefault(category["id"], str(category.get("name", category["id"])))
-    if not categories:
-        raise InvalidRequest("The COCO annotation file has no categories.")
-    class_of = {cat_id: index for index, cat_id in enumerate(sorted(categories))}
-    names = [categories[cat_id] for cat_id in sorted(categories)]
-    index = _ImageIndex(root)
-
-    # (split or None for the pool, image path, label text)
-    items: list[tuple[str | None, Path, str]] = []
-    skipped_crowd = skipped_empty = 0
-    used: set[Path] = set()
-    for path, content, split in files:
-        shown = _relative(path, root)
-        annotations = content.get("annotations")
-        if not isinstance(annotations, list):
-            result.notes.append(f"{shown} has no annotations and was not used.")
-            continue
-        by_image: dict[Any, list[dict[str, Any]]] = {}
-        for annotation in annotations:
-            if isinstance(annotation, dict):
-                by_image.setdefault(annotation.get("image_id"), []).append(annotation)
-        bases = [path.parent, path.parent.parent, root, root / "images"]
-        if split:
-            bases += [root / "images" / split, root / split, root / f"{split}2017"]
-        for record in content["images"]:
-            if not isinstance(record, dict) or not isinstance(record.get("file_name"), str):
-                continue
-            image = index.find(record["file_name"], bases)
-            anns = by_image.get(record.get("id"), [])
-            if image is None:
-                result.warn(
-                    "image_missing",
-                    f"Image {describe(record['file_name'])} (id {describe(record.get('id'))}) "
-                    f"is in {shown} but not in the archive; its {len(anns)} annotation(s) were "
-                    f"left out.",
-                    file=shown,
-                )
-                continue
-            if image in used:
-                result.warn(
-                    "image_reused",
-                    f"Image {describe(record['file_name'])} is listed twice; "
-                    f"only its first listing was used.",
-                    file=shown,
-                )
-                continue
-            used.add(image)
-            width, height = record.get("width"), record.get("height")
-            if not (
-                isinstance(width, (int, float))
-                and isinstance(height, (int, float))
-                and width > 0
-                and height > 0
-            ):
-                size = _image_size(image)
-                if size is None:
-                    result.warn(
-                        "image_unreadable",
-                        f"Image {describe(record['file_name'])} cannot be read; it was left out.",
-                        file=shown,
-                    )
-                    continue
-                width, height = size
-            lines = []
-            for annotation in anns:
-                bbox = annotation.get("bbox")
-                if annotation.get("iscrowd"):
-                    skipped_crowd += 1
-                    continue
-                category = annotation.get("category_id")
-                if category not in class_of:
-                    result.warn(
-                        "unknown_category",
-                        f"Annotation {describe(annotation.get('id'))} of "
-                        f"{describe(record['file_name'])} has unknown category "
-                        f"{describe(category)}; it "
-                        f"was left out.",
-                        file=shown,
-                    )
-                    continue
-                if not (
-                    isinstance(bbox, list)
-                    and len(bbox) == 4
-                    and all(isinstance(v, (int, float)) for v in bbox)
-                ):
-                    result.warn(
-                        "bad_bbox",
-                        f"Annotation {describe(annotation.get('id'))} of "
-                        f"{describe(record['file_name'])} has no valid bbox; it was left "
-                        f"out.",
-                        file=shown,
-                    )
-                    continue
-                x, y, w, h = (float(v) for v in bbox)
-                line = _box_line(class_of[category], (x, y, x + w, y + h), (width, height))
-                if line is None:
-                    skipped_empty += 1
-                    continue
-                lines.append(line)
-            items.append((split, image, "".join(lines)))
-    if not items:
-        raise InvalidRequest("The COCO annotation files list no image that is in the archive.")
-    if skipped_crowd:
-        result.notes.append(f"{skipped_crowd} crowd annotation(s) (iscrowd) were left out.")
-    if skipped_empty:
-        result.warn(
-            "empty_box",
-            f"{skipped_empty} annotation(s) with no area inside the image were left out.",
-        )
-    unused = sum(1 for paths in index.by_name.values() for p in paths if p not in used)
-    if unused:
-        result.notes.append(
-            f"{unused} image(s) in the archive are not in any annotation file and were left out."
-        )
-    _place_converted(items, dest, result, seed)
-    write_data_yaml(dest, (s for s in SPLITS if (dest / "images" / s).is_dir()), names)
-    return result
 
 
 def _place_converted(
@@ -893,9 +703,16 @@ def normalise(source: Path, dest: Path, *, seed: int = SPLIT_SEED) -> Normalised
     data_yaml = _find_yaml(root)
     if data_yaml is not None:
         return _normalise_yolo(root, dest, data_yaml, seed)
-    coco = _coco_files(root)
+    from .coco import coco_files, normalise_coco
+
+    coco = coco_files(root)
     if coco:
-        return _normalise_coco(root, dest, coco, seed)
+        return normalise_coco(root, dest, coco, seed)
+    from .dota import dota_folders, normalise_dota
+
+    dota = dota_folders(root)
+    if dota:
+        return normalise_dota(root, dest, dota, seed)
     voc = _voc_folder(root)
     if voc is not None:
         return _normalise_voc(root, voc, dest, seed)

@@ -11,6 +11,11 @@ split, and the median latency of each over those images. Writes one JSON object 
 ``export OUT WEIGHTS WORKSPACE IMGSZ``: the ONNX export of WEIGHTS from WORKSPACE's export cache
 (made when missing); writes whether this process made it. Two of these at once make it once.
 
+``tasks OUT WORKSPACE TASK...``: for each task a tiny model trained on its synthetic dataset
+(tests/inference_models.py), its ONNX and OpenVINO exports judged against PyTorch by the task's
+own measure on the validation images, then ``auto`` (measured, then reused), a forced export
+backend and a forced TensorRT; writes the figures of each task to OUT.
+
 ``orphan SRC DEST``: a copy of the checkpoint SRC whose training data path is gone.
 """
 
@@ -149,6 +154,102 @@ def export(out: Path, weights: Path, workspace: Path, imgsz: int) -> None:
     )
 
 
+def tasks(out: Path, workspace: Path, names: list[str]) -> None:
+    _prepare(workspace)
+    from jupyter_yolo.inference import backends as table
+    from jupyter_yolo.inference.cache import WeightsCache, exports_root, stored_choices
+    from jupyter_yolo.inference.loader import image_files, load_yolo, read_images
+    from jupyter_yolo.inference.measure import Loaded, judge, load_backend, measure
+    from jupyter_yolo.inference.threads import install, settings_for
+    from jupyter_yolo.inference.trial import BackendError, select_backend
+    from jupyter_yolo.runner.resources import usable_cpus
+
+    from .inference_models import train_task_model
+
+    cpus = usable_cpus()
+    install(settings_for(cpus))
+    report: dict[str, Any] = {}
+    for task in names:
+        started = time.monotonic()
+        weights, data = train_task_model(workspace, task)
+        figures: dict[str, Any] = {"train_s": round(time.monotonic() - started, 1)}
+        val = data / "val" if task == "classify" else data.parent / "images" / "val"
+        images = read_images(image_files(val, 12))
+        cache = WeightsCache.for_weights(workspace, weights)
+        loaded = {"pytorch": Loaded(table.get("pytorch"), load_yolo(weights), weights)}
+        for name in ("onnxruntime", "openvino"):
+            loaded[name] = load_backend(
+                table.get(name),
+                weights,
+                cache,
+                imgsz=64,
+                device="cpu",
+                task=task,
+                calibration=None,
+                check=None,
+                log=print,
+            )
+        _, found = measure(loaded, images, imgsz=64, device="cpu", task=task, rounds=1)
+        figures["outputs"] = sum(len(image) for image in found["pytorch"])
+        figures["images"] = len(images)
+        figures["agreement"] = {
+            name: judge(task, found["pytorch"], found[name], "fp32")
+            for name in ("onnxruntime", "openvino")
+        }
+        figures["exports"] = {
+            name: item.export.key for name, item in loaded.items() if item.export is not None
+        }
+        logs: list[str] = []
+        auto = select_backend(
+            weights,
+            workspace=workspace,
+            requested="auto",
+            device="cpu",
+            cpus=cpus,
+            imgsz=64,
+            source=val,
+            rounds=1,
+            log=logs.append,
+        )
+        again = select_backend(
+            weights,
+            workspace=workspace,
+            requested="auto",
+            device="cpu",
+            cpus=cpus,
+            imgsz=64,
+            source=val,
+            rounds=1,
+            log=logs.append,
+        )
+        auto.model.predict(images[0], imgsz=64, verbose=False)  # the chosen model runs
+        forced = select_backend(
+            weights, workspace=workspace, requested="openvino", device="cpu", cpus=cpus, imgsz=64
+        )
+        try:
+            select_backend(
+                weights, workspace=workspace, requested="tensorrt", device="cpu", cpus=cpus
+            )
+            refusal = None
+        except BackendError as exc:
+            refusal = str(exc)
+        figures["auto"] = {
+            k: auto.report.get(k)
+            for k in ("name", "task", "cached", "exported", "latency_ms", "agreement", "skipped")
+        }
+        figures["auto_again"] = {k: again.report.get(k) for k in ("name", "cached", "exported")}
+        figures["auto_record_agreement"] = (auto.record or {}).get("agreement")
+        figures["forced"] = {k: forced.report.get(k) for k in ("name", "task", "cached")}
+        figures["forced_predicts"] = len(forced.model.predict(images[0], imgsz=64, verbose=False))
+        figures["tensorrt_refusal"] = refusal
+        figures["choice_files"] = sorted(p.name for p in cache.folder.glob("auto-*.json"))
+        figures["stored_choices"] = stored_choices(exports_root(workspace), cache.digest)
+        figures["seconds"] = round(time.monotonic() - started, 1)
+        report[task] = figures
+        print(f"{task}: {json.dumps(figures)[:2000]}", flush=True)
+    out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+
 def orphan(src: Path, dest: Path) -> None:
     import torch
 
@@ -164,6 +265,8 @@ if __name__ == "__main__":
         agree(Path(args[0]), Path(args[1]), Path(args[2]), Path(args[3]) if len(args) > 3 else None)
     elif command == "export":
         export(Path(args[0]), Path(args[1]), Path(args[2]), int(args[3]))
+    elif command == "tasks":
+        tasks(Path(args[0]), Path(args[1]), args[2:])
     elif command == "orphan":
         orphan(Path(args[0]), Path(args[1]))
     else:

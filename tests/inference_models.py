@@ -97,3 +97,51 @@ def trained_model(base: Path) -> TrainedModel:
     assert len(epochs) == TRAIN["epochs"], log
     _TRAINED["model"] = TrainedModel(workspace, JOB_ID, weights, data, float(epochs[-1]["mAP50"]))
     return _TRAINED["model"]
+
+
+#: Tiny models of the other tasks for the backend tests: the model need not be good, only give
+#: outputs above the comparison's confidence floor. Trained in the checking subprocess
+#: (tests/inference_check.py ``tasks``), never in the pytest process.
+TASK_ARCHITECTURES = {
+    "segment": "yolov8n-seg.yaml",
+    "pose": "yolov8n-pose.yaml",
+    "obb": "yolov8n-obb.yaml",
+    "classify": "yolov8n-cls.yaml",
+}
+TASK_TRAIN = {
+    "epochs": 4,
+    "imgsz": 64,
+    "batch": 8,
+    "nbs": 8,
+    "optimizer": "AdamW",
+    "lr0": 0.003,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+    "val": False,
+    "seed": 0,
+    "deterministic": True,
+    "verbose": False,
+}
+
+
+def train_task_model(workspace: Path, task: str) -> tuple[Path, Path]:
+    """A tiny ``task`` model trained on its synthetic dataset in ``workspace``: (weights, data).
+
+    Call in a process that ran ``offline.prepare`` (it imports ultralytics).
+    """
+    from ultralytics.models.yolo.model import YOLO
+
+    from jupyter_yolo.datasets.synthetic_tasks import generate_task_dataset
+
+    train, val = (24, 12) if task == "classify" else (32, 12)
+    data = generate_task_dataset(
+        task, workspace / "datasets" / task, train=train, val=val, imgsz=64, seed=0
+    )
+    model = YOLO(TASK_ARCHITECTURES[task])
+    model.train(
+        data=str(data), project=str(workspace / "runs"), name=task, exist_ok=True, **TASK_TRAIN
+    )
+    weights = workspace / "runs" / task / "weights" / "last.pt"
+    assert weights.is_file(), f"training {task} left no {weights}"
+    return weights, data

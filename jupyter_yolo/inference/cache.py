@@ -10,6 +10,7 @@ renamed file shares its exports, and a retrained file never uses stale ones)::
     weights/.exports/<sha>/openvino-640-int8-b1-<data>/ INT8: <data> is the calibration set's
         model_int8_openvino_model/                      data.yaml digest
     weights/.exports/<sha>/auto-640-cpu.json            the measured choice for imgsz 640 on cpu
+    weights/.exports/<sha>/auto-pose-640-cpu.json       ... of a model of another task
     weights/.exports/digests.json                       the digests of weights files (0600),
                                                         keyed on path, size, mtime, ctime, inode
 
@@ -463,9 +464,14 @@ class WeightsCache:
         os.rename(scratch, final)
         return final
 
-    def choice_file(self, imgsz: int, device: str) -> Path:
-        """Where the measured choice for ``imgsz`` on ``device`` is kept."""
-        return self.folder / f"auto-{imgsz}-{device_key(device)}.json"
+    def choice_file(self, imgsz: int, device: str, task: str | None = None) -> Path:
+        """Where the measured choice for ``imgsz`` on ``device`` is kept.
+
+        The task is part of the name (``auto-segment-640-cpu.json``) except for detection,
+        whose choices keep the name they always had (``auto-640-cpu.json``).
+        """
+        kind = "" if task in (None, "", "detect") else f"{device_key(str(task))}-"
+        return self.folder / f"auto-{kind}{imgsz}-{device_key(device)}.json"
 
 
 def stored_choices(root: Path, digest: str) -> list[dict[str, Any]]:
@@ -482,6 +488,7 @@ def stored_choices(root: Path, digest: str) -> list[dict[str, Any]]:
         out.append(
             {
                 "choice": record["choice"],
+                "task": env.get("task") or "detect",
                 "imgsz": env.get("imgsz"),
                 "device": env.get("device"),
                 "latency_ms": record.get("latency_ms") or {},

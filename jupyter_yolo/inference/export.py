@@ -40,11 +40,18 @@ class Calibration:
     split: str
     images: int
     digest: str
+    folder: Path | None = None
+    """A class-folder dataset (classify): ultralytics calibrates on the folder, not the yaml."""
+
+    @property
+    def target(self) -> Path:
+        """What ultralytics is given as ``data``."""
+        return self.folder or self.data
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {
-            "data": str(self.data),
+            "data": str(self.target),
             "split": self.split,
             "images": self.images,
             "digest": self.digest,
@@ -162,7 +169,7 @@ def export_args(
             raise ExportError(f"{backend.label} needs a calibration dataset")
         args.update(
             quantize=8,
-            data=str(calibration.data),
+            data=str(calibration.target),
             split=calibration.split,
             fraction=calibration.images if calibration.images > 1 else 1.0,
         )

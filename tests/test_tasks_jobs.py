@@ -43,10 +43,10 @@ import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from jupyter_yolo.runner.offline import prepare
-prepare()
+root = Path(sys.argv[2])
+prepare(root, 1)
 from ultralytics import YOLO
 from tests.task_data import make_dataset
-root = Path(sys.argv[2])
 for task, arch in [("segment", "yolov8n-seg.yaml"), ("pose", "yolov8n-pose.yaml"),
                    ("obb", "yolov8n-obb.yaml"), ("classify", "yolov8n-cls.yaml")]:
     data = make_dataset(task, root / "data" / task, train=8, val=4)
@@ -59,8 +59,8 @@ for task, arch in [("segment", "yolov8n-seg.yaml"), ("pose", "yolov8n-pose.yaml"
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One real 1-epoch checkpoint per task (segment, pose, obb, classify)."""
     root = tmp_path_factory.mktemp("ckpt")
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    env["YOLO_CONFIG_DIR"] = str(root / "cfg")
+    env = {k: v for k, v in os.environ.items() if "TOKEN" not in k}
+    env.pop("PYTEST_CURRENT_TEST", None)
     subprocess.run(
         [sys.executable, "-c", TRAIN_SCRIPT, str(REPO_ROOT), str(root)],
         check=True,
@@ -262,3 +262,80 @@ async def test_train_and_predict_every_task(jp_fetch: Any, yolo_workspace: Path,
         assert len(det["corners"]) == 4 and len(det["xywhr"]) == 5
         assert isinstance(det["angle"], float)
     assert done["result"]["instances"] == len(found)
+    if task == "pose":  # an export keeps the task: the ONNX metadata says it, the result too
+        export = await post_json(
+            jp_fetch,
+            "yolo",
+            "jobs",
+            body={"kind": "export", "model": f"job:{job['id']}", "format": "onnx", "imgsz": 64},
+        )
+        assert export["task"] == "pose"
+        done = await wait_for_job(jp_fetch, export["id"], {"succeeded", "failed"}, timeout=600)
+        log = (await jp_fetch("yolo", "jobs", export["id"], "log")).body.decode()
+        assert done["status"] == "succeeded", log[-3000:]
+        assert done["result"]["task"] == "pose"
+        onnx = yolo_workspace / "jobs" / export["id"] / done["result"]["path"]
+        assert task_of_weights(onnx) == "pose"
+
+
+def test_rle_round_trip() -> None:
+    import numpy as np
+
+    from jupyter_yolo.runner.rle import area, decode, encode
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1), (5, 7), (48, 64)):
+        for fill in (0.0, 0.3, 1.0):
+            mask = rng.random(shape) < fill
+            rle = encode(mask)
+            assert rle["size"] == list(shape)
+            assert sum(rle["counts"]) == mask.size
+            assert (decode(rle) == mask).all()
+            assert area(rle) == int(mask.sum())
+    corner = np.zeros((3, 2), bool)
+    corner[0, 0] = True  # starts with a 1: the first run of zeros is empty
+    assert encode(corner)["counts"] == [0, 1, 5]
+    column = np.zeros((2, 2), bool)
+    column[:, 1] = True  # column-major: the second column comes after the first
+    assert encode(column)["counts"] == [2, 2]
+
+
+def test_progress_keeps_the_best_headline() -> None:
+    from jupyter_yolo.jobs.progress import Progress
+
+    progress = Progress()
+    key = headline("segment")
+    progress.consume(
+        [
+            {
+                "seq": 1,
+                "type": "epoch",
+                "epoch": 1,
+                "epochs": 3,
+                "metrics": {key: 0.2},
+                "headline": key,
+            },
+            {
+                "seq": 2,
+                "type": "epoch",
+                "epoch": 2,
+                "epochs": 3,
+                "metrics": {key: 0.5},
+                "headline": key,
+            },
+            {
+                "seq": 3,
+                "type": "epoch",
+                "epoch": 3,
+                "epochs": 3,
+                "metrics": {key: 0.4},
+                "headline": key,
+            },
+        ]
+    )
+    assert progress.summary()["headline"] == {
+        "key": key,
+        "value": 0.4,
+        "best": 0.5,
+        "best_epoch": 2,
+    }

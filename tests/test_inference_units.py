@@ -253,10 +253,13 @@ def test_publish_is_atomic_and_stored_choices_are_listed(tmp_path: Path) -> None
         },
     )
     (cache.folder / "auto-320-cpu.json").write_text("not json")
+    assert cache.choice_file(640, "cpu", "detect").name == "auto-640-cpu.json"
+    assert cache.choice_file(64, "cuda:0", "pose").name == "auto-pose-64-cuda0.json"
     listed = stored_choices(cache.root, cache.digest)
     assert listed == [
         {
             "choice": "openvino",
+            "task": "detect",
             "imgsz": 640,
             "device": "cpu",
             "latency_ms": {"openvino": 20.0},

@@ -480,3 +480,48 @@ async def test_coco_segment_pose_and_dota_uploads(
 def _mkparent(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# --------------------------------------------------------------------------- samples
+
+
+async def test_samples_carry_task_geometry(
+    jp_fetch: Any, tmp_path: Path, yolo_workspace: Path
+) -> None:
+    for task in ("detect", "segment", "pose", "obb", "classify", "semantic", "depth"):
+        await upload(jp_fetch, f"s-{task}", zipped(build(task, tmp_path / task), tmp_path / "z"))
+
+    async def samples(task: str) -> list[dict[str, Any]]:
+        result = await fetch_json(
+            jp_fetch, "yolo", "datasets", f"s-{task}", "samples",
+            params={"split": "train", "count": 2, "thumbnail": 16},
+        )  # fmt: skip
+        assert result["task"] == task
+        assert len(result["samples"]) == 2
+        items: list[dict[str, Any]] = result["samples"]
+        return items
+
+    for sample in await samples("detect"):
+        assert sample["boxes"][0]["xyxy"] == [9.6, 9.6, 22.4, 22.4]
+        assert sample["boxes"][0]["xywhn"] == [0.5, 0.5, 0.4, 0.4]
+        assert sample["thumbnail"].startswith("data:image/jpeg;base64,")
+    for sample in await samples("segment"):
+        polygon = sample["polygons"][0]
+        assert polygon["points_n"] == [[0.2, 0.2], [0.8, 0.2], [0.5, 0.8]]
+        assert polygon["points"] == [[6.4, 6.4], [25.6, 6.4], [16.0, 25.6]]
+        assert sample["boxes"][0]["xywhn"] == pytest.approx([0.5, 0.5, 0.6, 0.6])
+    for sample in await samples("pose"):
+        points = sample["keypoints"][0]["points"]
+        assert points == [[12.8, 12.8, 2.0], [19.2, 12.8, 1.0], [16.0, 19.2, 0.0]]
+    for sample in await samples("obb"):
+        assert sample["corners"][0]["corners_n"] == [[0.5, 0.2], [0.8, 0.5], [0.5, 0.8], [0.2, 0.5]]
+        assert sample["corners"][0]["corners"][1] == [25.6, 16.0]
+    for sample in await samples("classify"):
+        assert sample["class_name"] in ("a", "b") and sample["path"].startswith("train/")
+        assert sample["class_id"] == {"a": 0, "b": 1}[sample["class_name"]]
+    for task in ("semantic", "depth"):
+        for sample in await samples(task):
+            assert sample["overlay"].startswith("data:image/png;base64,")
+            assert sample["overlay_size"] == [16, 16]
+    semantic = await samples("semantic")
+    assert semantic[0]["classes_present"] == [0, 1, 255]

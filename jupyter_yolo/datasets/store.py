@@ -45,9 +45,10 @@ from ..safeyaml import describe, load_yaml
 from ..strict import MAX_NAME_BYTES, MAX_PATH_BYTES, text_problem
 from ..workspace import Workspace
 from .archive import IMAGE_SUFFIXES, Limits, copy_folder, extract_zip
-from .labels import read_boxes
-from .layouts import label_path_for, normalise
-from .taskdetect import check_task_name, resolve_task
+from .labels import LabelRules
+from .layouts import normalise
+from .samples import sample_entry
+from .taskdetect import check_task_name, detected, gather, resolve_task
 from .validate import (
     META_FILE,
     REPORT_FILE,
@@ -816,7 +817,7 @@ class DatasetStore:
     def samples(
         self, name: str, *, split: str, count: int, seed: int, thumbnail: int
     ) -> dict[str, Any]:
-        """A few images of a split with their boxes in pixels and normalised (blocking)."""
+        """A few images of a split with their task's geometry, pixels and normalised (blocking)."""
         from PIL import Image
 
         from .validate import oriented_size
@@ -829,6 +830,8 @@ class DatasetStore:
                 f"{', '.join(description.splits) or 'none'}."
             )
         names = description.names or {}
+        task = read_meta(folder).get("task") or detected(gather(folder))[0]
+        rules = LabelRules.from_yaml(task, description.content)
         images = split_images(description.splits[split], folder)
         chosen = images if count >= len(images) else random.Random(seed).sample(images, count)
         out = []
@@ -857,22 +860,24 @@ class DatasetStore:
                 entry.update(width=None, height=None, boxes=[], error=f"unreadable: {_reason(exc)}")
                 out.append(entry)
                 continue
-            boxes = []
-            for box in read_boxes(label_path_for(image)):
-                x0, y0 = (box.cx - box.w / 2) * width, (box.cy - box.h / 2) * height
-                x1, y1 = (box.cx + box.w / 2) * width, (box.cy + box.h / 2) * height
-                boxes.append(
-                    {
-                        "class_id": box.cls,
-                        "class_name": names.get(box.cls),
-                        "xywhn": [box.cx, box.cy, box.w, box.h],
-                        "xyxy": [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)],
-                    }
+            entry.update(width=width, height=height)
+            entry.update(
+                sample_entry(
+                    image,
+                    task=task,
+                    rules=rules,
+                    names=names,
+                    content=description.content,
+                    width=width,
+                    height=height,
+                    split_roots=description.splits[split],
+                    thumbnail=thumbnail,
                 )
-            entry.update(width=width, height=height, boxes=boxes)
+            )
             out.append(entry)
         return {
             "name": name,
+            "task": task,
             "split": split,
             "images_in_split": len(images),
             "names": {str(k): v for k, v in names.items()},

@@ -1,0 +1,183 @@
+"""Preview samples of a dataset: images with their task's geometry, in pixels and normalised.
+
+Every sample keeps the detection fields the panels read (``boxes``: class, ``xywhn``,
+``xyxy``); the task adds ``polygons`` (segment), ``keypoints`` (pose: x, y, visibility per
+keypoint, no skeleton), ``corners`` (obb), ``class_id``/``class_name`` (classify), or an
+``overlay`` (semantic: the class map colourised; depth: the depth map as grey, near bright), a
+small PNG data URL at the thumbnail size.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from .labels import LabelRules, read_shapes
+from .layouts import label_path_for
+from .pixelmaps import depth_path_for, mask_path_for
+
+OVERLAY_SIZE = 256
+PALETTE_SEED = 7
+
+__all__ = ["sample_entry"]
+
+
+def _data_url(image: Any, kind: str = "PNG") -> str:
+    buffer = BytesIO()
+    image.save(buffer, format=kind)
+    media = "image/png" if kind == "PNG" else "image/jpeg"
+    return f"data:{media};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _pixels(points: list[float], width: int, height: int) -> list[list[float]]:
+    return [
+        [round(points[i] * width, 2), round(points[i + 1] * height, 2)]
+        for i in range(0, len(points) - 1, 2)
+    ]
+
+
+def _pairs(points: list[float]) -> list[list[float]]:
+    return [[points[i], points[i + 1]] for i in range(0, len(points) - 1, 2)]
+
+
+def label_geometry(
+    image: Path,
+    *,
+    task: str,
+    rules: LabelRules,
+    names: dict[int, str],
+    width: int,
+    height: int,
+) -> dict[str, Any]:
+    """The boxes of a label-line task's image, and its polygons, keypoints or corners."""
+    boxes: list[dict[str, Any]] = []
+    polygons: list[dict[str, Any]] = []
+    keypoints: list[dict[str, Any]] = []
+    corners: list[dict[str, Any]] = []
+    for cls, box, coords in read_shapes(label_path_for(image), task):
+        cx, cy, w, h = box
+        x0, y0 = (cx - w / 2) * width, (cy - h / 2) * height
+        x1, y1 = (cx + w / 2) * width, (cy + h / 2) * height
+        head = {"class_id": cls, "class_name": names.get(cls)}
+        boxes.append(
+            {
+                **head,
+                "xywhn": [cx, cy, w, h],
+                "xyxy": [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)],
+            }
+        )
+        if task == "segment":
+            polygons.append(
+                {**head, "points_n": _pairs(coords), "points": _pixels(coords, width, height)}
+            )
+        elif task == "obb":
+            corners.append(
+                {**head, "corners_n": _pairs(coords), "corners": _pixels(coords, width, height)}
+            )
+        elif task == "pose" and rules.kpt_shape is not None:
+            k, d = rules.kpt_shape
+            values = coords[4:]
+            if len(values) != k * d:
+                continue
+            points_n, points = [], []
+            for i in range(k):
+                x, y = values[i * d], values[i * d + 1]
+                v = values[i * d + 2] if d == 3 else (2.0 if x or y else 0.0)
+                points_n.append([x, y, v])
+                points.append([round(x * width, 2), round(y * height, 2), v])
+            keypoints.append({**head, "points_n": points_n, "points": points})
+    extra: dict[str, Any] = {"boxes": boxes}
+    if task == "segment":
+        extra["polygons"] = polygons
+    elif task == "obb":
+        extra["corners"] = corners
+    elif task == "pose":
+        extra["keypoints"] = keypoints
+    return extra
+
+
+def _palette() -> list[tuple[int, int, int]]:
+    rng = random.Random(PALETTE_SEED)
+    colours = [(0, 0, 0)] + [
+        (rng.randrange(40, 256), rng.randrange(40, 256), rng.randrange(40, 256)) for _ in range(254)
+    ]
+    return [*colours, (255, 255, 255)]
+
+
+def pixel_overlay(
+    image: Path, task: str, content: dict[Any, Any], thumbnail: int
+) -> dict[str, Any]:
+    """A semantic mask colourised or a depth map in grey, as a small PNG data URL."""
+    import numpy as np
+    from PIL import Image
+
+    size = thumbnail or OVERLAY_SIZE
+    if task == "semantic":
+        masks_dir = content.get("masks_dir")
+        path = mask_path_for(image, masks_dir if isinstance(masks_dir, str) else "masks")
+    else:
+        path = depth_path_for(image)
+    if not path.is_file():
+        return {"overlay": None, "overlay_error": f"no {task} map for this image"}
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False).astype(np.float64)
+        else:
+            with Image.open(path) as opened:
+                array = np.asarray(opened).astype(np.float64)
+        if array.ndim != 2:
+            raise ValueError("the map is not one channel")
+        if task == "semantic":
+            indices = np.clip(array, 0, 255).astype(np.uint8)
+            flat = [c for colour in _palette() for c in colour]
+            picture = Image.fromarray(indices, mode="P")
+            picture.putpalette(flat)
+            picture = picture.convert("RGB")
+            values = sorted(int(v) for v in np.unique(indices))
+            summary: dict[str, Any] = {"classes_present": values}
+        else:
+            valid = array[array > 0]
+            low, high = (float(valid.min()), float(valid.max())) if valid.size else (0.0, 1.0)
+            span = high - low or 1.0
+            grey = np.where(array > 0, 255 - (array - low) / span * 215, 0).astype(np.uint8)
+            picture = Image.fromarray(grey, mode="L")
+            summary = {"raw_min": low, "raw_max": high}
+        picture.thumbnail((size, size), Image.Resampling.NEAREST)
+    except Exception as exc:  # PIL and numpy raise many kinds
+        return {"overlay": None, "overlay_error": f"unreadable: {exc}"}
+    return {
+        "overlay": _data_url(picture),
+        "overlay_size": list(picture.size),
+        "overlay_file": path.name,
+        **summary,
+    }
+
+
+def sample_entry(
+    image: Path,
+    *,
+    task: str,
+    rules: LabelRules,
+    names: dict[int, str],
+    content: dict[Any, Any],
+    width: int,
+    height: int,
+    split_roots: list[Path],
+    thumbnail: int,
+) -> dict[str, Any]:
+    """The task's geometry of one sample image (see the module docstring)."""
+    if task == "classify":
+        ids = {name: index for index, name in names.items()}
+        for root in split_roots:
+            try:
+                folder = image.relative_to(root).parts[0]
+            except (ValueError, IndexError):
+                continue
+            return {"boxes": [], "class_id": ids.get(folder), "class_name": folder}
+        return {"boxes": [], "class_id": None, "class_name": None}
+    if task in ("semantic", "depth"):
+        return {"boxes": [], **pixel_overlay(image, task, content, thumbnail)}
+    return label_geometry(image, task=task, rules=rules, names=names, width=width, height=height)

@@ -510,12 +510,15 @@ async def test_samples_carry_task_geometry(
         assert polygon["points_n"] == [[0.2, 0.2], [0.8, 0.2], [0.5, 0.8]]
         assert polygon["points"] == [[6.4, 6.4], [25.6, 6.4], [16.0, 25.6]]
         assert sample["boxes"][0]["xywhn"] == pytest.approx([0.5, 0.5, 0.6, 0.6])
+        assert sample["boxes"][0]["polygon"] == polygon["points_n"]
     for sample in await samples("pose"):
         points = sample["keypoints"][0]["points"]
         assert points == [[12.8, 12.8, 2.0], [19.2, 12.8, 1.0], [16.0, 19.2, 0.0]]
+        assert sample["boxes"][0]["keypoints"][1] == [0.6, 0.4, 1.0]
     for sample in await samples("obb"):
         assert sample["corners"][0]["corners_n"] == [[0.5, 0.2], [0.8, 0.5], [0.5, 0.8], [0.2, 0.5]]
         assert sample["corners"][0]["corners"][1] == [25.6, 16.0]
+        assert sample["boxes"][0]["corners"] == sample["corners"][0]["corners_n"]
     for sample in await samples("classify"):
         assert sample["class_name"] in ("a", "b") and sample["path"].startswith("train/")
         assert sample["class_id"] == {"a": 0, "b": 1}[sample["class_name"]]

@@ -1,7 +1,8 @@
 """Preview samples of a dataset: images with their task's geometry, in pixels and normalised.
 
 Every sample keeps the detection fields the panels read (``boxes``: class, ``xywhn``,
-``xyxy``); the task adds ``polygons`` (segment), ``keypoints`` (pose: x, y, visibility per
+``xyxy``; each box also carries its own normalised ``polygon``, ``corners`` or ``keypoints``);
+the task adds ``polygons`` (segment), ``keypoints`` (pose: x, y, visibility per
 keypoint, no skeleton), ``corners`` (obb), ``class_id``/``class_name`` (classify), or an
 ``overlay`` (semantic: the class map colourised; depth: the depth map as grey, near bright), a
 small PNG data URL at the thumbnail size.
@@ -62,18 +63,20 @@ def label_geometry(
         x0, y0 = (cx - w / 2) * width, (cy - h / 2) * height
         x1, y1 = (cx + w / 2) * width, (cy + h / 2) * height
         head = {"class_id": cls, "class_name": names.get(cls)}
-        boxes.append(
-            {
-                **head,
-                "xywhn": [cx, cy, w, h],
-                "xyxy": [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)],
-            }
-        )
+        entry: dict[str, Any] = {
+            **head,
+            "xywhn": [cx, cy, w, h],
+            "xyxy": [round(x0, 2), round(y0, 2), round(x1, 2), round(y1, 2)],
+        }
+        boxes.append(entry)
+        # each box also carries its own shape, normalised, for the samples grid
         if task == "segment":
+            entry["polygon"] = _pairs(coords)
             polygons.append(
                 {**head, "points_n": _pairs(coords), "points": _pixels(coords, width, height)}
             )
         elif task == "obb":
+            entry["corners"] = _pairs(coords)
             corners.append(
                 {**head, "corners_n": _pairs(coords), "corners": _pixels(coords, width, height)}
             )
@@ -88,6 +91,7 @@ def label_geometry(
                 v = values[i * d + 2] if d == 3 else (2.0 if x or y else 0.0)
                 points_n.append([x, y, v])
                 points.append([round(x * width, 2), round(y * height, 2), v])
+            entry["keypoints"] = points_n
             keypoints.append({**head, "points_n": points_n, "points": points})
     extra: dict[str, Any] = {"boxes": boxes}
     if task == "segment":

@@ -214,12 +214,21 @@ def keypoint_traces(
 
 
 def label_annotations(detections: Sequence[Detection]) -> list[dict[str, Any]]:
-    """Labels at each object's top-left corner: class-coloured box, contrasting text."""
+    """Labels at each object's top-left corner: class-coloured box, contrasting text.
+
+    ``detections`` come best first; where several objects share a corner only the best is
+    labelled, and labels are listed worst first so the best are drawn on top.
+    """
     notes = []
-    for det in detections[:MAX_LABELS]:
+    corners: set[tuple[int, int]] = set()
+    for det in detections[:MAX_BOXES_DRAWN]:
         box = det.get("box_xyxy") or []
         if len(box) != 4 or box[0] is None or box[1] is None:
             continue
+        corner = (round(float(box[0]) / 4), round(float(box[1]) / 4))
+        if corner in corners:
+            continue
+        corners.add(corner)
         hue = color(det.get("cls"))
         notes.append(
             {
@@ -238,7 +247,9 @@ def label_annotations(detections: Sequence[Detection]) -> list[dict[str, Any]]:
                 "font": {"size": 11, "color": text_color(hue)},
             }
         )
-    return notes
+        if len(notes) == MAX_LABELS:
+            break
+    return notes[::-1]
 
 
 # --------------------------------------------------------------------------- overlays

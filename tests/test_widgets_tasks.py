@@ -1,0 +1,222 @@
+"""The panels for every task: drawing per geometry, task curves, task-aware form choices.
+
+Real data shapes: ``fixtures/tasks/recorded_runs.json`` holds the events and predictions of real
+tiny segment and pose runs (see its ``about``); masks are encoded by the runner's own encoder.
+Only the training panel test needs a server (the existing ``client`` fixture).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jupyter_yolo.client import YoloClient
+from jupyter_yolo.contract.table import task_table
+from jupyter_yolo.runner.rle import encode
+from jupyter_yolo.widgets.drawing import (
+    COCO_SKELETON,
+    class_bars,
+    decode_rle,
+    keypoint_traces,
+    label_annotations,
+    mask_overlay,
+    pixel_map_overlay,
+    polygon_traces,
+    rotated_traces,
+    text_color,
+)
+from jupyter_yolo.widgets.history import TrainingHistory
+from jupyter_yolo.widgets.samples import samples_figure
+from jupyter_yolo.widgets.tasks import TaskFacts
+from jupyter_yolo.widgets.training import TrainingPanel
+from jupyter_yolo.widgets.training_form import dataset_options, model_options
+
+from .server_process import serving
+
+RECORDED = json.loads(
+    (Path(__file__).parent / "fixtures" / "tasks" / "recorded_runs.json").read_text()
+)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YoloClient]:
+    """A real server on an empty workspace (the panel reads /yolo/tasks and the listings)."""
+    workspace = tmp_path_factory.mktemp("task-widgets") / "workspace"
+    workspace.mkdir()
+    with serving(workspace) as process:
+        yield YoloClient(process.url, process.token)
+
+
+def overlay_pixels(uri: str) -> np.ndarray:
+    import base64
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+
+
+def test_rle_decodes_what_the_runner_encodes() -> None:
+    mask = np.random.default_rng(0).random((37, 53)) > 0.6
+    mask[0, 0] = True  # a mask starting with a run of 1 (counts start with 0)
+    assert np.array_equal(decode_rle(encode(mask)), mask)
+    recorded = RECORDED["segment"]["predictions"][0]["detections"][0]
+    decoded = decode_rle(recorded["mask"])
+    assert decoded.shape == (64, 64) and decoded.any()
+
+
+def test_mask_overlay_colours_only_the_masked_pixels() -> None:
+    mask = np.zeros((20, 30), dtype=bool)
+    mask[5:10, 3:12] = True
+    det: Any = {"cls": 1, "name": "b", "conf": 0.9, "box_xyxy": [3, 5, 12, 10]}
+    assert mask_overlay([det], 30, 20) is None  # no mask: the polygon is filled instead
+    uri = mask_overlay([{**det, "mask": encode(mask)}], 30, 20)
+    assert uri is not None
+    alpha = overlay_pixels(uri)[..., 3]
+    assert (alpha[mask] > 0).all() and (alpha[~mask] == 0).all()
+    outline = polygon_traces([{**det, "polygon": [[3, 5], [12, 5], [12, 10]]}], filled=False)
+    assert list(outline[0].x) == [3, 12, 12, 3] and outline[0].fillcolor.endswith(",0.0)")
+
+
+def test_keypoint_skeletons_follow_coco_for_17_points_and_the_order_otherwise() -> None:
+    points = [[float(i), float(i), 0.9] for i in range(17)]
+    det: Any = {"cls": 0, "name": "person", "conf": 0.8, "box_xyxy": [0, 0, 20, 20]}
+    traces = keypoint_traces([{**det, "keypoints": points}])
+    skeleton = next(t for t in traces if t.meta["kind"] == "skeleton")
+    assert len(skeleton.x) == 3 * len(COCO_SKELETON)
+    points[0][2] = 0.1  # the nose unseen: its limbs (0-1, 0-2) and point go
+    traces = keypoint_traces([{**det, "keypoints": points}])
+    skeleton = next(t for t in traces if t.meta["kind"] == "skeleton")
+    dots = next(t for t in traces if t.meta["kind"] == "keypoints")
+    assert len(skeleton.x) == 3 * (len(COCO_SKELETON) - 2) and len(dots.x) == 16
+    # the recorded pose model has 3 keypoints: joined in order
+    recorded = RECORDED["pose"]["predictions"][0]["detections"][0]
+    assert len(recorded["keypoints"]) == 3
+    traces = keypoint_traces([recorded])
+    kinds = [t.meta["kind"] for t in traces]
+    assert kinds == ["box", "skeleton", "keypoints"]
+
+
+def test_rotated_boxes_labels_bars_and_pixel_maps() -> None:
+    det: Any = {
+        "cls": 2,
+        "name": "ship",
+        "conf": 0.7,
+        "box_xyxy": [0, 0, 10, 10],
+        "corners": [[5, 0], [10, 5], [5, 10], [0, 5]],
+        "angle": 0.785,
+    }
+    outline = rotated_traces([det])[0]
+    assert list(outline.x) == [5, 10, 5, 0, 5] and outline.meta["kind"] == "rotated-box"
+    note = label_annotations([det])[0]
+    assert note["text"] == "ship 0.7" and note["font"]["color"] == text_color("#4363d8")
+    assert text_color("#ffff00") == "#000000" and text_color("#000075") == "#ffffff"
+    weaker = {**det, "cls": 0, "conf": 0.1}
+    other = {**det, "box_xyxy": [40, 40, 50, 50], "conf": 0.05}
+    notes = label_annotations([det, weaker, other])  # best first, as the panel sorts them
+    assert [n["text"] for n in notes] == ["ship 0.05", "ship 0.7"]  # one per corner, best on top
+
+    bars = class_bars(
+        [{"cls": 0, "name": "cat", "prob": 0.7}, {"cls": 1, "name": "dog", "prob": 0.2}]
+    )
+    assert list(bars.y) == ["dog", "cat"]  # best on top
+
+    classes = np.array([[0, 1], [255, 2]], dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(classes).save(buffer, format="PNG")
+    pixels = overlay_pixels(pixel_map_overlay(buffer.getvalue(), "pixel-map"))
+    assert pixels[1, 0, 3] == 0 and pixels[0, 0, 3] > 0  # 255 is "ignore": clear
+    depth = np.array([[1000, 2000], [3000, 0]], dtype=np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(depth).save(buffer, format="PNG")
+    pixels = overlay_pixels(pixel_map_overlay(buffer.getvalue(), "depth-map"))
+    assert pixels[1, 1, 3] == 0 and pixels[0, 0, 3] > 0  # no depth: clear
+    assert tuple(pixels[0, 0, :3]) != tuple(pixels[1, 0, :3])  # near and far differ
+
+
+def test_history_keeps_the_task_losses_and_metrics_of_real_events() -> None:
+    history = TrainingHistory()
+    history.consume(RECORDED["segment"]["events"])
+    assert history.loss_keys[:4] == ["box", "seg", "cls", "dfl"]
+    assert history.headline == "metrics/mAP50-95(M)"
+    assert "metrics/mAP50-95(M)" in history.metric_keys
+    xs, ys = history.metric_curve("metrics/mAP50-95(M)")
+    assert xs == [1, 2] and all(isinstance(y, float) for y in ys)
+    # events from before ``metrics`` existed: the box metrics are read from the top level
+    old = TrainingHistory()
+    old.consume([{"seq": 1, "type": "epoch", "epoch": 1, "mAP50-95": 0.4}])
+    assert old.metric_curve("metrics/mAP50-95(B)") == ([1], [0.4])
+
+
+def test_form_lists_architectures_by_task_and_datasets_with_their_task() -> None:
+    facts = TaskFacts(dict(task_table()))
+    segment = model_options(facts, "segment", [{"model": "mine-seg.pt"}, {"model": "a.pt"}])
+    values = [v for _, v in segment]
+    assert values[0] == "yolov8n-seg.yaml" and "mine-seg.pt" in values and "a.pt" not in values
+    assert all(facts.task_of_model(v) == "segment" for v in values)
+    everything = model_options(facts, "", [])
+    assert len(everything) == len(facts.architectures)
+    labels = dataset_options([{"name": "d", "task": "pose", "images": 12}, {"name": "e"}])
+    assert labels == [("d (pose, 12 images)", "d"), ("e (? images)", "e")]
+
+
+def test_samples_draw_polygons_keypoints_corners_and_classes() -> None:
+    sample = {
+        "path": "images/val/a.png",
+        "width": 64,
+        "height": 64,
+        "thumbnail_size": [64, 64],
+        "class_name": "cat",
+        "boxes": [
+            {
+                "class_id": 0,
+                "class_name": "square",
+                "xywhn": [0.5, 0.5, 0.5, 0.5],
+                "polygon": [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75]],
+                "keypoints": [[10, 10, 2], [20, 20, 2], [30, 30, 0]],
+                "corners": [[16, 16], [48, 16], [48, 48], [16, 48]],
+            }
+        ],
+    }
+    figure = samples_figure({"samples": [sample]})
+    labels = [t.meta["label"] for t in figure.data if t.type == "scatter" and t.meta]
+    assert labels == ["polygon", "corners", "skeleton", "keypoints"]
+    polygon = next(t for t in figure.data if t.meta and t.meta["label"] == "polygon")
+    assert list(polygon.x) == [16.0, 48.0, 48.0, 16.0]  # normalised → thumbnail pixels
+    dots = next(t for t in figure.data if t.meta and t.meta["label"] == "keypoints")
+    assert len(dots.x) == 2  # the unlabelled keypoint (v=0) is not drawn
+    assert figure.layout.annotations[0].text == "cat: a.png"
+
+
+def test_training_panel_draws_a_segment_run_headline_first(client: YoloClient) -> None:
+    panel = TrainingPanel(client, model="yolov8n-seg.yaml", epochs=2)
+    try:
+        assert panel.task == "segment" and panel.task_w.value == "segment"
+        assert {panel.facts.task_of_model(v) for _, v in panel.model_w.options} == {"segment"}
+        job = RECORDED["segment"]["job"]
+        panel.load_events(RECORDED["segment"]["events"], status=job["status"], task=job["task"])
+        names = [t.name for t in panel.figure.data]
+        metrics = [t for t in panel.figure.data if t.meta and "metric" in t.meta]
+        assert metrics[0].name == "mask mAP50-95" and metrics[0].line.width == 4
+        assert panel.trace_points("mask mAP50-95") == 2
+        assert panel.trace_points("seg loss / batch") == panel.history.batch_points > 0
+        assert "sem loss / batch" in names  # a loss the events carry beyond the profile
+        assert "<b>mask mAP50-95" in panel.status_w.value
+        assert "Validation: <b>mask mAP50-95</b>" in panel.figure.layout.annotations[1].text
+
+        panel.task_w.value = "pose"  # choosing a task lists its architectures
+        assert panel.model_w.value == "yolov8n-pose.yaml"
+    finally:
+        panel.close()
+
+
+@pytest.mark.parametrize("task", ["segment", "pose"])
+def test_recorded_predictions_have_the_contract_shape(task: str) -> None:
+    entry = RECORDED[task]["predictions"][0]
+    assert {"file", "width", "height", "detections"} <= set(entry)
+    extra = {"segment": {"polygon", "mask"}, "pose": {"keypoints"}}[task]
+    assert extra <= set(entry["detections"][0])

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .tasks import TASK_NAMES
+
 FAMILIES = {"v8": "yolov8", "11": "yolo11", "12": "yolo12", "26": "yolo26", "rt-detr": "rtdetr"}
 """``cfg/models`` folders offered, and the name prefix their files carry."""
 LEFT_OUT = re.compile(r"(yoloe|world|resnet|ghost|rtdetr\.yaml$|yolov8-rtdetr)")
@@ -35,6 +37,8 @@ HEAD_TASKS = {
     "v10Detect": "detect",
     "RTDETRDecoder": "detect",
 }
+PLAIN_VARIANTS = {"", "seg", "cls", "pose", "obb", "sem", "depth", "l", "x"}
+"""What follows the family in a base file name of each task (``rtdetr-l``: a scale)."""
 SCALED = re.compile(r"^(yolov8|yolo11|yolo12|yolo26)(-.*)?\.yaml$")
 
 
@@ -98,19 +102,31 @@ def _read(folder: str) -> tuple[Architecture, ...]:
             scaled = SCALED.match(path.name)
             if scaled and scales:
                 base, rest = scaled.group(1), scaled.group(2) or ""
-                order = [s for s in "nsmlx" if s in scales]
-                for scale in order:
+                offered = [s for s in "nsmlx" if s in scales]
+                for scale in offered:
                     found.append(
                         Architecture(f"{base}{scale}{rest}.yaml", task, family, scale, relative)
                     )
             else:
                 only = scales[0] if len(scales) == 1 else None
                 found.append(Architecture(path.name, task, family, only, relative))
-    return tuple(found)
+    families = list(FAMILIES)
+
+    def order(arch: Architecture) -> tuple[int, int, int, str, int]:
+        variant = arch.file.rsplit("/", 1)[-1]
+        rest = variant.removesuffix(".yaml").partition("-")[2]
+        plain = 0 if rest in PLAIN_VARIANTS else 1  # yolov8-seg.yaml before yolov8-seg-p6.yaml
+        scale = "nsmlxb".find(arch.scale) if arch.scale else 0
+        return (families.index(arch.family), TASK_NAMES.index(arch.task), plain, variant, scale)
+
+    return tuple(sorted(found, key=order))
 
 
 def architectures() -> tuple[Architecture, ...]:
-    """Every architecture offered, in family and scale order (empty without ultralytics)."""
+    """Every architecture offered, by family, task (detection first), variant and scale.
+
+    Empty when ultralytics is not installed.
+    """
     folder = models_folder()
     return _read(str(folder)) if folder is not None else ()
 

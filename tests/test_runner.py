@@ -694,3 +694,16 @@ def test_ultralytics_counts_the_usable_cpus_not_the_host() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == "4"
+
+
+def test_rtdetr_architectures_load_with_their_own_class(tmp_path: Path) -> None:
+    """ultralytics' YOLO class cannot build an RT-DETR; the runner picks RTDETR for those."""
+    from jupyter_yolo.runner.common import is_rtdetr, load_model
+
+    assert is_rtdetr("rtdetr-l.yaml") and not is_rtdetr("yolov8n.yaml")
+    model = load_model("rtdetr-l.yaml")
+    assert type(model).__name__ == "RTDETR" and model.task == "detect"
+    assert type(load_model("yolov8n-seg.yaml")).__name__ == "YOLO"
+    fake = tmp_path / "best.pt"
+    fake.write_bytes(b"not a zip")
+    assert not is_rtdetr(fake)

@@ -54,8 +54,36 @@ class JobContext:
 
 
 # -- shared helpers ------------------------------------------------------------------------------
+def is_rtdetr(model: str | Path) -> bool:
+    """Whether ``model`` is an RT-DETR architecture or checkpoint (ultralytics' RTDETR class).
+
+    A checkpoint is recognised by the model class its pickle names, read without unpickling.
+    """
+    path = Path(model)
+    if path.name.startswith("rtdetr"):
+        return True
+    if path.suffix != ".pt" or not path.is_file():
+        return False
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+            head = archive.read(names[0]) if names else b""
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return False
+    return b"RTDETRDetectionModel" in head
+
+
 def load_model(model: str | Path) -> Any:
-    """An ``ultralytics.YOLO`` model (typed as Any: the runner only passes arguments through)."""
+    """An ultralytics model: ``YOLO``, or ``RTDETR`` for RT-DETR.
+
+    Typed as Any: the runner only passes arguments through.
+    """
+    if is_rtdetr(model):
+        from ultralytics.models.rtdetr.model import RTDETR
+
+        return RTDETR(str(model))
     from ultralytics.models.yolo.model import YOLO
 
     return YOLO(str(model))

@@ -561,8 +561,9 @@ DATASET_SCHEMAS: dict[str, Any] = {
     "DatasetImportRequest": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["name", "path"],
-        "description": f"a JSON object of {MAX_IMPORT_BODY} bytes at most",
+        "description": f"a JSON object of {MAX_IMPORT_BODY} bytes at most: an import "
+        f"('name' and 'path', optionally 'task'), or a synthetic dataset ('synthetic', "
+        f"optionally 'name')",
         "properties": {
             "name": {"type": "string", "pattern": DATASET_NAME_PATTERN},
             "path": {**PATH_STRING, "description": "workspace-relative .zip or folder"},
@@ -570,6 +571,12 @@ DATASET_SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "enum": list(TASK_NAMES),
                 "description": "force the task (otherwise told from the contents)",
+            },
+            "synthetic": {
+                "type": "string",
+                "enum": list(TASK_NAMES),
+                "description": "generate this task's built-in synthetic dataset (name defaults "
+                "to its synthetic name, e.g. shapes-seg)",
             },
         },
     },

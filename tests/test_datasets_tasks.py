@@ -528,3 +528,39 @@ async def test_samples_carry_task_geometry(
             assert sample["overlay_size"] == [16, 16]
     semantic = await samples("semantic")
     assert semantic[0]["classes_present"] == [0, 1, 255]
+
+
+# --------------------------------------------------------------------------- synthetic
+
+
+async def test_synthetic_dataset_of_every_task(jp_fetch: Any, yolo_workspace: Path) -> None:
+    from jupyter_yolo.datasets.synthetic_tasks import SYNTHETIC_NAMES
+
+    for task in ("segment", "pose", "obb", "classify", "semantic", "depth"):
+        dataset = await post_json(jp_fetch, "yolo", "datasets", body={"synthetic": task})
+        assert dataset["name"] == SYNTHETIC_NAMES[task]
+        assert dataset["task"] == task and dataset["task_source"] == "forced"
+        assert dataset["status"] == "ok" and dataset["errors"] == 0, dataset["report"]["problems"]
+        assert dataset["source"] == f"synthetic:{task}"
+        assert dataset["images"] > 0 and dataset["report"]["task_stats"]
+    named = await post_json(
+        jp_fetch, "yolo", "datasets", body={"synthetic": "obb", "name": "my-obb"}
+    )
+    assert named["name"] == "my-obb" and named["task"] == "obb"
+    written = yaml.safe_load(
+        (yolo_workspace / "datasets" / "shapes-pose" / "data.yaml").read_text()
+    )
+    assert written["kpt_shape"] and written["flip_idx"] and "path" not in written
+    sem = yaml.safe_load((yolo_workspace / "datasets" / "shapes-sem" / "data.yaml").read_text())
+    assert sem["masks_dir"] == "masks"
+    for body, words in (
+        ({"synthetic": "obb"}, "already exists"),
+        ({"synthetic": "nope"}, "Unknown task"),
+        ({"synthetic": "obb", "path": "x"}, "not both"),
+    ):
+        error = await expect_error(
+            jp_fetch, 409 if words == "already exists" else 400, "yolo", "datasets",
+            method="POST", body=json.dumps(body),
+        )  # fmt: skip
+        assert words in error["message"]
+    assert list((yolo_workspace / ".tmp").iterdir()) == []

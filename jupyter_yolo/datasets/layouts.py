@@ -700,6 +700,8 @@ def normalise(source: Path, dest: Path, *, seed: int = SPLIT_SEED) -> Normalised
     """
     root = find_root(source)
     dest.mkdir(mode=0o755)
+    if is_class_folders(root):  # a data.yaml beside class folders is ultralytics-unused
+        return normalise_class_folders(root, dest, seed)
     data_yaml = _find_yaml(root)
     if data_yaml is not None:
         return _normalise_yolo(root, dest, data_yaml, seed)
@@ -716,6 +718,4 @@ def normalise(source: Path, dest: Path, *, seed: int = SPLIT_SEED) -> Normalised
     voc = _voc_folder(root)
     if voc is not None:
         return _normalise_voc(root, voc, dest, seed)
-    if is_class_folders(root):
-        return normalise_class_folders(root, dest, seed)
     return _normalise_yolo(root, dest, None, seed)

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 import yaml
 
 from ..contract.files import write_atomic
+from ..contract.tasks import TASK_NAMES
 from ..errors import (
     Conflict,
     DatasetHasErrors,
@@ -478,6 +479,44 @@ class DatasetStore:
         if kind == "zip":
             return self._build(op, work, archive=source, keep_archive=True)
         return self._build(op, work, folder=source)
+
+    def create_synthetic(self, task: Any, name: Any = None) -> dict[str, Any]:
+        """Generate a task's built-in synthetic dataset and register it (blocking).
+
+        ``name`` defaults to the task's synthetic name (``shapes-seg`` ...). The dataset is
+        generated in a scratch folder, then imported like a folder, so it is checked and
+        registered the same way; nothing is left behind on failure.
+        """
+        if task is None:
+            raise InvalidRequest(
+                f"'synthetic' names the task of the dataset to generate: one of "
+                f"{', '.join(TASK_NAMES)}."
+            )
+        forced = check_task_name(task)
+        assert forced is not None
+        from .synthetic_tasks import SYNTHETIC_NAMES, generate_task_dataset
+
+        name = check_name(SYNTHETIC_NAMES[forced] if name is None else name)
+        self._reserve(name)
+        op = Operation(
+            name=name,
+            kind="synthetic",
+            source=f"synthetic:{forced}",
+            stage="generating",
+            task=forced,
+        )
+        with self._lock:
+            self._ops[op.id] = op
+        work: Path | None = None
+        try:
+            work = self._work_dir()
+            generate_task_dataset(forced, work / "generated")
+        except BaseException as exc:
+            self._fail(op, work, _reason(exc))
+            if isinstance(exc, OSError) and _disk_full(exc):
+                raise _full() from exc
+            raise
+        return self._build(op, work, folder=work / "generated")
 
     def _build(
         self,

@@ -179,12 +179,25 @@ class DatasetsHandler(DatasetBaseHandler):
             dataset = await asyncio.to_thread(upload.finish)
         else:
             body = self.json_body(bytes(self._json or b""))
-            unknown = sorted(set(body) - {"name", "path", "task"})
+            unknown = sorted(set(body) - {"name", "path", "task", "synthetic"})
             if unknown:
                 raise InvalidRequest(
                     f"Unknown key(s) {', '.join(unknown)}: an import takes 'name', 'path' and "
-                    f"optionally 'task'."
+                    f"optionally 'task'; a synthetic dataset 'synthetic' and optionally 'name'."
                 )
+            if "synthetic" in body:
+                if "path" in body or "task" in body:
+                    raise InvalidRequest(
+                        "Give either 'synthetic' (the task of a generated dataset) or 'path' "
+                        "(an import), not both; 'synthetic' is the task already."
+                    )
+                dataset = await asyncio.to_thread(
+                    store.create_synthetic, body["synthetic"], body.get("name")
+                )
+                location = url_path_join(self.base_url, "yolo/datasets", dataset["name"])
+                self.set_header("Location", location)
+                self.write_json(dataset, status=201)
+                return
             if not isinstance(body.get("path"), str):
                 raise InvalidRequest(
                     "An import needs 'path': a workspace-relative zip archive or folder. To "

@@ -99,7 +99,7 @@ def test_quickstart_panels_train_stop_resume_detect(
         "the curve did not continue after the resume",
     )
     assert trace_points(page, TRAINING, "box loss / epoch") == EPOCHS
-    assert trace_points(page, TRAINING, "mAP50") == EPOCHS
+    assert trace_points(page, TRAINING, "box mAP50") == EPOCHS
     assert final_points >= EPOCHS * 4  # 32 images, batch 8: 4 batches an epoch
     panel_screenshot(page, TRAINING, "panel-training-finished")
     shot(page, "lab-quickstart-training")

@@ -564,3 +564,46 @@ async def test_synthetic_dataset_of_every_task(jp_fetch: Any, yolo_workspace: Pa
         )  # fmt: skip
         assert words in error["message"]
     assert list((yolo_workspace / ".tmp").iterdir()) == []
+
+
+def test_large_coco_json_is_parsed_once(tmp_path: Path) -> None:
+    """A several-MB COCO file is converted with one parsed copy in memory, not several."""
+    import random
+    import tracemalloc
+
+    from jupyter_yolo.datasets.layouts import normalise
+
+    root = tmp_path / "raw"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    rng = random.Random(0)
+    images, annotations = [], []
+    for i in range(70):
+        Image.new("RGB", (64, 48), (i, 2 * i % 256, 50)).save(root / "images" / f"i{i}.png")
+        images.append({"id": i, "file_name": f"i{i}.png", "width": 64, "height": 48})
+        for j in range(150):
+            polygon = [round(rng.uniform(1, 45), 2) for _ in range(24)]
+            annotations.append(
+                {"id": i * 1000 + j, "image_id": i, "category_id": 1 + j % 3, "iscrowd": 0,
+                 "bbox": [5, 5, 20, 20], "area": 400, "segmentation": [polygon]}
+            )  # fmt: skip
+    content = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": k, "name": f"c{k}"} for k in (1, 2, 3)],
+    }
+    path = root / "annotations" / "instances_train.json"
+    path.write_text(json.dumps(content))
+    del content, images, annotations
+    size = path.stat().st_size
+    assert size > 2_500_000
+    tracemalloc.start()
+    try:
+        result = normalise(root, tmp_path / "out")
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.format == "coco"
+    assert len(list((tmp_path / "out" / "labels").rglob("*.txt"))) == 70
+    # the parsed objects of a polygon-heavy file take ~7-8x its bytes; two copies would be 15x+
+    assert peak < 11 * size, f"peak {peak / size:.1f}x the file size"

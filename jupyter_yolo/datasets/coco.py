@@ -234,6 +234,9 @@ def normalise_coco(
                         stand_ins += stand_in
                 lines.append(line)
             items.append((split, image, "".join(lines)))
+        # this file's objects are no longer needed: free them before the next file is read
+        by_image.clear()
+        content.clear()
     if not items:
         raise InvalidRequest("The COCO annotation files list no image that is in the archive.")
     if skipped_crowd:

@@ -20,8 +20,8 @@ from .problems import Collector
 from .stats import SplitStats
 
 if TYPE_CHECKING:
+    from .datayaml import DatasetDescription
     from .layouts import Normalised
-    from .validate import DatasetDescription
 
 SPLIT_ALIASES = {
     "train": "train",

@@ -10,7 +10,7 @@ from ..safeyaml import describe
 from .problems import Collector
 
 if TYPE_CHECKING:
-    from .validate import DatasetDescription
+    from .datayaml import DatasetDescription
 
 KEY_HELP = {
     "kpt_shape": "kpt_shape: [17, 3] (keypoints per object; 2 for x y, 3 for x y visibility)",

@@ -6,11 +6,12 @@ container's CPU quota.
 
 Modules and where they may be imported:
 
-* ``backends`` (the one table of backend names), ``agreement`` (boxes matched by IoU, scores
-  compared), ``cache`` (the export cache and the stored choice) and ``threads`` (settings only):
-  pure Python, safe in the server process.
-* ``export``, ``loader`` and ``trial`` import torch / ultralytics / the runtimes: runner and
-  benchmark processes only.
+* ``backends`` (the one table of backend names), ``agreement`` / ``agreement_dense`` (each
+  task's outputs compared by its own measure), ``geometry`` (box, mask and rotated-box IoU,
+  keypoint distance), ``tolerance`` (per task and precision), ``cache`` (the export cache and the
+  stored choice) and ``threads`` (settings only): safe in the server process (numpy at most).
+* ``export``, ``loader``, ``candidates``, ``measure`` and ``trial`` import torch / ultralytics /
+  the runtimes: runner and benchmark processes only.
 """
 
 from __future__ import annotations

@@ -84,16 +84,25 @@ class Selection:
 
 
 def _summary(agreement: dict[str, Any]) -> dict[str, Any]:
+    """The agreement figures a job result carries (the task's own ones beside the common)."""
     keys = (
         "agree",
+        "measure",
         "compared_boxes",
+        "median_iou",
+        "top1_agreement",
+        "keypoint_agreement",
+        "mean_pixel_agreement",
         "recall",
         "precision",
         "max_score_delta",
         "threshold",
         "note",
     )
-    return {name: {k: figures.get(k) for k in keys} for name, figures in agreement.items()}
+    return {
+        name: {k: figures[k] for k in keys if k in figures} | {"agree": figures.get("agree")}
+        for name, figures in agreement.items()
+    }
 
 
 def select_backend(

@@ -16,14 +16,24 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidRequest
+from .datayaml import read_description, split_images
 from .labels import LabelRules, read_shapes
 from .layouts import label_path_for
 from .pixelmaps import depth_path_for, mask_path_for
+from .reportcache import read_meta
+from .taskdetect import detected, gather
+from .validate import oriented_size
 
 OVERLAY_SIZE = 256
 PALETTE_SEED = 7
 
-__all__ = ["sample_entry"]
+__all__ = ["dataset_samples", "sample_entry"]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _data_url(image: Any, kind: str = "PNG") -> str:
@@ -185,3 +195,71 @@ def sample_entry(
     if task in ("semantic", "depth"):
         return {"boxes": [], **pixel_overlay(image, task, content, thumbnail)}
     return label_geometry(image, task=task, rules=rules, names=names, width=width, height=height)
+
+
+def dataset_samples(
+    folder: Path, name: str, *, split: str, count: int, seed: int, thumbnail: int
+) -> dict[str, Any]:
+    """A few images of a split with their task's geometry, pixels and normalised (blocking)."""
+    from PIL import Image
+
+    description = read_description(folder)
+    if split not in description.splits:
+        raise InvalidRequest(
+            f"The dataset {name!r} has no {split!r} split; it has "
+            f"{', '.join(description.splits) or 'none'}."
+        )
+    names = description.names or {}
+    task = read_meta(folder).get("task") or detected(gather(folder))[0]
+    rules = LabelRules.from_yaml(task, description.content)
+    images = split_images(description.splits[split], folder)
+    chosen = images if count >= len(images) else random.Random(seed).sample(images, count)
+    out = []
+    root = folder.resolve()
+    for image in chosen:
+        try:
+            relative = image.resolve().relative_to(root).as_posix()
+        except (OSError, ValueError):
+            continue
+        entry: dict[str, Any] = {"path": relative}
+        try:
+            with Image.open(image) as opened:
+                width, height = oriented_size(opened)
+                if thumbnail:
+                    from PIL import ImageOps
+
+                    small = ImageOps.exif_transpose(opened).convert("RGB")
+                    small.thumbnail((thumbnail, thumbnail))
+                    buffer = BytesIO()
+                    small.save(buffer, format="JPEG", quality=85)
+                    entry["thumbnail"] = "data:image/jpeg;base64," + base64.b64encode(
+                        buffer.getvalue()
+                    ).decode("ascii")
+                    entry["thumbnail_size"] = list(small.size)
+        except Exception as exc:  # PIL raises many kinds (SyntaxError, EOFError...)
+            entry.update(width=None, height=None, boxes=[], error=f"unreadable: {_short(exc)}")
+            out.append(entry)
+            continue
+        entry.update(width=width, height=height)
+        entry.update(
+            sample_entry(
+                image,
+                task=task,
+                rules=rules,
+                names=names,
+                content=description.content,
+                width=width,
+                height=height,
+                split_roots=description.splits[split],
+                thumbnail=thumbnail,
+            )
+        )
+        out.append(entry)
+    return {
+        "name": name,
+        "task": task,
+        "split": split,
+        "images_in_split": len(images),
+        "names": {str(k): v for k, v in names.items()},
+        "samples": out,
+    }

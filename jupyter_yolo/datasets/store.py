@@ -11,225 +11,66 @@ No tornado here: the handlers call these methods, the slow ones in a worker thre
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import errno
 import json
 import logging
 import os
-import random
-import re
 import secrets
 import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
-
-import yaml
+from typing import Any
 
 from ..contract.files import write_atomic
 from ..contract.tasks import TASK_NAMES
 from ..errors import (
     Conflict,
     DatasetHasErrors,
-    InsufficientStorage,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
 )
-from ..safeyaml import describe, load_yaml
+from ..safeyaml import describe
 from ..strict import MAX_NAME_BYTES, MAX_PATH_BYTES, text_problem
 from ..workspace import Workspace
 from .archive import IMAGE_SUFFIXES, Limits, copy_folder, extract_zip
-from .labels import LabelRules
+from .builtin import BUILTIN_NAME, ensure_builtin_dataset
 from .layouts import normalise
-from .samples import sample_entry
-from .taskdetect import check_task_name, detected, gather, resolve_task
+from .operations import (
+    DATASET_NAME,
+    MAX_NAME_LENGTH,
+    WORK_PREFIX,
+    Operation,
+    Upload,
+    _disk_full,
+    _full,
+    _reason,
+    check_name,
+    check_text,
+)
+from .samples import dataset_samples
+from .taskdetect import check_task_name, resolve_task
 from .validate import (
     META_FILE,
     REPORT_FILE,
     broken_report,
     folder_size,
-    read_description,
     read_meta,
     report_for,
     save_report,
-    split_images,
     validate_dataset,
 )
 
-DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RESERVED_NAMES = frozenset({"uploads"})
-BUILTIN_NAME = "shapes"
-BUILTIN_TASK_SOURCE = "the built-in shapes dataset (boxes)"
-WORK_PREFIX = "ds-"
 FINISHED_KEPT = 20
 FINISHED_SECONDS = 600.0
 WARM_SECONDS = 5.0  # a report checked by warm() this recently is used as is by the job gate
 SERVED_SUFFIXES = IMAGE_SUFFIXES | {".txt", ".yaml", ".yml", ".json"}
-MAX_NAME_LENGTH = 64
 MAX_LISTED_WARNINGS = 50
 
 log = logging.getLogger(__name__)
-
-
-def check_text(value: str, what: str, max_bytes: int) -> None:
-    """Raise a 400 when ``value`` holds a lone surrogate, a control character or is too long."""
-    problem = text_problem(value, max_bytes=max_bytes)
-    if problem:
-        raise InvalidRequest(f"The {what} {describe(value)} {problem}.")
-
-
-def check_name(name: Any) -> str:
-    """Return a valid dataset name, or raise a 400 that says what a name may be."""
-    if isinstance(name, str):
-        check_text(name, "dataset name", MAX_NAME_BYTES)
-    if not isinstance(name, str) or not DATASET_NAME.match(name):
-        raise InvalidRequest(
-            f"Invalid dataset name {describe(name)}: use 1 to {MAX_NAME_LENGTH} letters, digits, "
-            f"'_', '.' or '-', starting with a letter or digit."
-        )
-    if name.lower() in RESERVED_NAMES:
-        raise InvalidRequest(f"The name {name!r} is reserved; choose another.")
-    return name
-
-
-def _reason(exc: BaseException) -> str:
-    """A one-line reason for a log or warning, never the whole of a huge message."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-# --------------------------------------------------------------------------- progress
-
-
-@dataclass
-class Operation:
-    """An upload or import in flight, for ``GET /yolo/datasets/uploads``."""
-
-    name: str
-    kind: str
-    source: str
-    id: str = field(default_factory=lambda: secrets.token_hex(6))
-    stage: str = "receiving"
-    bytes_received: int = 0
-    bytes_total: int | None = None
-    done: int = 0
-    total: int | None = None
-    started: float = field(default_factory=time.time)
-    updated: float = field(default_factory=time.time)
-    ended: float | None = None
-    error: str | None = None
-    task: str | None = None  # the task the person forced, if any
-
-    def enter(self, stage: str, total: int | None = None) -> None:
-        """Move to the next stage (receiving, extracting, converting, validating, done...)."""
-        self.stage = stage
-        self.done = 0
-        self.total = total
-        self.updated = time.time()
-
-    def step(self, done: int, total: int) -> None:
-        """Progress within the stage."""
-        self.done = done
-        self.total = total
-        self.updated = time.time()
-
-    def to_json(self) -> dict[str, Any]:
-        """The public view."""
-        fraction = None
-        if self.stage == "receiving" and self.bytes_total:
-            fraction = round(self.bytes_received / self.bytes_total, 4)
-        elif self.total:
-            fraction = round(self.done / self.total, 4)
-        return {
-            "id": self.id,
-            "name": self.name,
-            "kind": self.kind,
-            "source": self.source,
-            "stage": self.stage,
-            "bytes_received": self.bytes_received,
-            "bytes_total": self.bytes_total,
-            "stage_done": self.done,
-            "stage_total": self.total,
-            "stage_fraction": fraction,
-            "started": self.started,
-            "updated": self.updated,
-            "ended": self.ended,
-            "error": self.error,
-        }
-
-
-class Upload:
-    """An archive arriving as a request body: written chunk by chunk to the scratch folder."""
-
-    def __init__(self, store: DatasetStore, op: Operation, work: Path, limit: int) -> None:
-        self.store = store
-        self.op = op
-        self.work = work
-        self.path = work / "upload.zip"
-        self.limit = limit
-        self._file: BinaryIO | None = self.path.open("wb")
-        self.closed = False
-
-    def write(self, chunk: bytes) -> None:
-        """Append a chunk; raise 413 as soon as the body goes past the limit."""
-        if self._file is None:
-            return
-        self.op.bytes_received += len(chunk)
-        self.op.updated = time.time()
-        if self.op.bytes_received > self.limit:
-            raise PayloadTooLarge(
-                f"The upload is larger than the limit of {self.limit} bytes "
-                f"(YoloApp.max_upload_bytes).",
-                limit=self.limit,
-            )
-        try:
-            self._file.write(chunk)
-        except OSError as exc:
-            if _disk_full(exc):
-                raise _full() from exc
-            raise
-
-    def finish(self) -> dict[str, Any]:
-        """Build the dataset from the received archive (blocking: run it in a thread)."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self.closed = True
-        if self.op.bytes_received == 0:
-            self.store._fail(self.op, self.work, None)
-            raise InvalidRequest(
-                "The request body is empty: send the zip archive as the body "
-                "(Content-Type: application/zip)."
-            )
-        return self.store._build(self.op, self.work, archive=self.path)
-
-    def abort(self, reason: str) -> None:
-        """Throw the upload away (error, closed connection); safe to call more than once."""
-        if self.closed:
-            return
-        self.closed = True
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-            self._file = None
-        self.store._fail(self.op, self.work, reason)
-
-
-def _disk_full(exc: OSError) -> bool:
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
-def _full() -> InsufficientStorage:
-    return InsufficientStorage("The workspace's disk is full; free some space and retry.")
 
 
 # --------------------------------------------------------------------------- the store
@@ -857,71 +698,9 @@ class DatasetStore:
         self, name: str, *, split: str, count: int, seed: int, thumbnail: int
     ) -> dict[str, Any]:
         """A few images of a split with their task's geometry, pixels and normalised (blocking)."""
-        from PIL import Image
-
-        from .validate import oriented_size
-
-        folder = self.folder(name)
-        description = read_description(folder)
-        if split not in description.splits:
-            raise InvalidRequest(
-                f"The dataset {name!r} has no {split!r} split; it has "
-                f"{', '.join(description.splits) or 'none'}."
-            )
-        names = description.names or {}
-        task = read_meta(folder).get("task") or detected(gather(folder))[0]
-        rules = LabelRules.from_yaml(task, description.content)
-        images = split_images(description.splits[split], folder)
-        chosen = images if count >= len(images) else random.Random(seed).sample(images, count)
-        out = []
-        root = folder.resolve()
-        for image in chosen:
-            try:
-                relative = image.resolve().relative_to(root).as_posix()
-            except (OSError, ValueError):
-                continue
-            entry: dict[str, Any] = {"path": relative}
-            try:
-                with Image.open(image) as opened:
-                    width, height = oriented_size(opened)
-                    if thumbnail:
-                        from PIL import ImageOps
-
-                        small = ImageOps.exif_transpose(opened).convert("RGB")
-                        small.thumbnail((thumbnail, thumbnail))
-                        buffer = BytesIO()
-                        small.save(buffer, format="JPEG", quality=85)
-                        entry["thumbnail"] = "data:image/jpeg;base64," + base64.b64encode(
-                            buffer.getvalue()
-                        ).decode("ascii")
-                        entry["thumbnail_size"] = list(small.size)
-            except Exception as exc:  # PIL raises many kinds (SyntaxError, EOFError...)
-                entry.update(width=None, height=None, boxes=[], error=f"unreadable: {_reason(exc)}")
-                out.append(entry)
-                continue
-            entry.update(width=width, height=height)
-            entry.update(
-                sample_entry(
-                    image,
-                    task=task,
-                    rules=rules,
-                    names=names,
-                    content=description.content,
-                    width=width,
-                    height=height,
-                    split_roots=description.splits[split],
-                    thumbnail=thumbnail,
-                )
-            )
-            out.append(entry)
-        return {
-            "name": name,
-            "task": task,
-            "split": split,
-            "images_in_split": len(images),
-            "names": {str(k): v for k, v in names.items()},
-            "samples": out,
-        }
+        return dataset_samples(
+            self.folder(name), name, split=split, count=count, seed=seed, thumbnail=thumbnail
+        )
 
     def file_path(self, name: str, relative: str) -> Path:
         """A file inside the dataset folder (images, labels, yaml/json), or 400/404."""
@@ -956,55 +735,6 @@ class DatasetStore:
         if not present:
             raise NotFound(f"The dataset {name!r} has no file {describe(relative)}.")
         return current
-
-
-# --------------------------------------------------------------------------- built-in dataset
-
-
-def ensure_builtin_dataset(workspace: Workspace) -> bool:
-    """Create ``datasets/shapes`` (the embedded synthetic dataset) when it is missing.
-
-    It is generated in a scratch folder under ``.tmp``, given a ``data.yaml`` without an absolute
-    ``path``, a ``meta.json`` and a report, and renamed into place. Returns whether it was created.
-    """
-    from .synthetic import generate_shapes
-
-    workspace.create()
-    dest = workspace.datasets / BUILTIN_NAME
-    if os.path.lexists(dest):
-        return False
-    work = Path(os.path.realpath(workspace.tmp)) / f"{WORK_PREFIX}builtin-{secrets.token_hex(6)}"
-    work.mkdir(mode=0o700)
-    try:
-        staging = work / BUILTIN_NAME
-        yaml_path = generate_shapes(staging)
-        content = load_yaml(yaml_path.read_text(encoding="utf-8"))
-        content.pop("path", None)
-        header = (
-            "# The built-in synthetic shapes dataset (jupyter_yolo.datasets.synthetic).\n"
-            "# Paths are relative to this file, so the workspace can be moved.\n"
-        )
-        yaml_path.write_text(header + yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
-        meta = {
-            "name": BUILTIN_NAME,
-            "format": "yolo",
-            "task": "detect",
-            "task_source": BUILTIN_TASK_SOURCE,
-            "source": "builtin",
-            "builtin": True,
-            "created": time.time(),
-            "notes": ["Generated by jupyter-yolo: circles, squares and triangles at 128 px."],
-            "import_problems": [],
-        }
-        write_atomic(staging / META_FILE, json.dumps(meta, indent=1))
-        report = validate_dataset(staging, task="detect", task_source=BUILTIN_TASK_SOURCE)
-        save_report(staging, report)
-        if os.path.lexists(dest):
-            return False
-        os.rename(staging, dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return True
 
 
 __all__ = [

@@ -13,29 +13,20 @@ bars, pixel maps), with hover labels, and listed in a table.
 
 from __future__ import annotations
 
-import base64
 import json
-import mimetypes
 import posixpath
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
 
 from ..client import YoloClient, YoloClientError
 from .common import STYLE, error_text, esc, get_client, in_background, note
-from .detection_views import NO_OBJECTS, backend_html, results_table, title_text
+from .detection_draw import ImageChoice, Prediction, PredictionDrawing, detection_figure
+from .detection_views import backend_html
 from .drawing import (
     MAX_BOXES_DRAWN,
     box_traces,
-    keypoint_traces,
-    label_annotations,
-    mask_overlay,
-    pixel_map_overlay,
-    polygon_traces,
-    rotated_traces,
     scores_figure,
 )
 from .tasks import task_facts
@@ -47,48 +38,7 @@ FOLDER_JOB_LIMIT = 64
 UPLOAD_FOLDER = "uploads/detect"
 
 
-@dataclass
-class Prediction:
-    """One finished predict job: its confidence floor and the detections per image file."""
-
-    job_id: str
-    conf: float
-    images: dict[str, dict[str, Any]] = field(default_factory=dict)
-    backend: dict[str, Any] | None = None
-
-
-@dataclass
-class ImageChoice:
-    """An image the panel can show: where it is in the workspace and how to fetch it."""
-
-    path: str  # workspace-relative
-    label: str
-    dataset: str | None = None
-    dataset_path: str | None = None  # relative to the dataset folder
-    folder_source: str | None = None  # a small folder to predict on in one job
-    data: bytes | None = None  # uploaded bytes
-
-
-def detection_figure() -> go.FigureWidget:
-    """An empty image figure with the y axis pointing down and square pixels."""
-    fig = go.FigureWidget(
-        data=[
-            go.Image(source=None, hoverinfo="skip", name="image"),
-            go.Image(source=None, hoverinfo="skip", name="overlay"),
-        ]
-    )
-    fig.update_layout(
-        height=460,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        template="plotly_white",
-        xaxis={"visible": False, "constrain": "domain"},
-        yaxis={"visible": False, "autorange": "reversed", "scaleanchor": "x"},
-        title={"text": "", "font": {"size": 13}},
-    )
-    return fig
-
-
-class DetectionPanel(widgets.VBox):  # type: ignore[misc]
+class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
     """Run a trained model on images and look at the boxes."""
 
     def __init__(
@@ -425,115 +375,3 @@ class DetectionPanel(widgets.VBox):  # type: ignore[misc]
             images=images,
             backend=report if isinstance(report, dict) else None,
         )
-
-    # ------------------------------------------------------------------------------ drawing
-
-    def _image_uri(self, choice: ImageChoice) -> str:
-        with self._lock:
-            uri = self._pixels.get(choice.path)
-        if uri is not None:
-            return uri
-        if choice.data is not None:
-            content = choice.data
-        elif choice.dataset and choice.dataset_path:
-            content = self.client.dataset_file(choice.dataset, choice.dataset_path)
-        else:
-            raise YoloClientError(None, f"No way to fetch {choice.path}.")
-        mime = mimetypes.guess_type(choice.path)[0] or "image/jpeg"
-        uri = f"data:{mime};base64," + base64.b64encode(content).decode("ascii")
-        with self._lock:
-            self._pixels[choice.path] = uri
-        return uri
-
-    def _redraw(self) -> None:
-        with self._lock:
-            current = self._current
-        if current is None:
-            return
-        choice, prediction = current
-        entry = prediction.images.get(choice.path) or {"detections": []}
-        task = str(entry.get("task") or self.model_task(str(self.model_w.value or "")))
-        self._show_task(task)
-        geometry = self.facts.geometry(task)
-        conf = float(self.conf_w.value)
-        everything = entry.get("detections") or []
-        names = sorted({str(d.get("name")) for d in everything})
-        if set(names) - set(self.classes_w.options):
-            selected = self.classes_w.value
-            self.classes_w.options = sorted({*self.classes_w.options, *names})
-            self.classes_w.value = tuple(v for v in selected if v in self.classes_w.options)
-        wanted = set(self.classes_w.value)
-        shown = [
-            d
-            for d in everything
-            if float(d.get("conf") or 0) >= conf and (not wanted or str(d.get("name")) in wanted)
-        ]
-        shown.sort(key=lambda d: -float(d.get("conf") or 0))
-        uri = self._image_uri(choice)
-        width, height = entry.get("width"), entry.get("height")
-        overlay = self._overlay(entry, shown, geometry, prediction.job_id)
-        traces = self._traces(shown, geometry, masked=overlay is not None)
-        self.figure.data = self.figure.data[:2]
-        with self.figure.batch_update():
-            self.figure.data[0].source = uri
-            self.figure.data[1].source = overlay
-            self.figure.layout.title.text = title_text(choice.path, entry, shown, geometry)
-            self.figure.layout.annotations = label_annotations(shown)
-            if width and height:
-                self.figure.layout.xaxis.range = [0, width]
-                self.figure.layout.yaxis.range = [height, 0]
-        self.figure.add_traces(traces)
-        self._draw_scores(entry.get("classes") or [])
-        self.detections = shown
-        self.table_w.value = results_table(entry, shown, geometry)
-        what = "detection(s)" if geometry not in NO_OBJECTS else "result"
-        self.status_w.value = note(
-            "ok",
-            f"{len(shown) if geometry not in NO_OBJECTS else 1} {what} at confidence "
-            f"\u2265 {conf:.3g} (predict job {esc(prediction.job_id)} ran at "
-            f"{prediction.conf:.3g}; raising the threshold filters without a new job)",
-            raw=True,
-        )
-
-    @staticmethod
-    def _traces(shown: list[dict[str, Any]], geometry: str, *, masked: bool) -> list[Any]:
-        if geometry == "polygon":
-            return list(polygon_traces(shown, filled=not masked))  # type: ignore[arg-type]
-        if geometry == "keypoints":
-            return list(keypoint_traces(shown))  # type: ignore[arg-type]
-        if geometry == "rotated-box":
-            return list(rotated_traces(shown))  # type: ignore[arg-type]
-        return list(box_traces(shown))  # type: ignore[arg-type]
-
-    def _overlay(
-        self, entry: dict[str, Any], shown: list[dict[str, Any]], geometry: str, job_id: str
-    ) -> str | None:
-        """The translucent image over the photo: instance masks, or a class / depth map."""
-        width, height = int(entry.get("width") or 0), int(entry.get("height") or 0)
-        if geometry == "polygon" and width and height:
-            return mask_overlay(shown, width, height)  # type: ignore[arg-type]
-        pixel_map = entry.get("pixel_map")
-        if not isinstance(pixel_map, dict) or not pixel_map.get("file"):
-            return None
-        file = str(pixel_map["file"])
-        prefix = f"jobs/{job_id}/"
-        path = file[len(prefix) :] if file.startswith(prefix) else file
-        try:
-            png = self.client.artifact(job_id, path)
-        except YoloClientError:
-            return None
-        return pixel_map_overlay(png, geometry)
-
-    def _draw_scores(self, classes: list[dict[str, Any]]) -> None:
-        """Top-5 class bars under the image (hidden for tasks without class scores)."""
-        from .drawing import class_bars
-
-        self.scores_box.layout.display = "flex" if classes else "none"
-        if not classes:
-            return
-        bars = class_bars(classes)  # type: ignore[arg-type]
-        with self.scores_figure.batch_update():
-            bar = self.scores_figure.data[0]
-            bar.x, bar.y, bar.text = bars.x, bars.y, bars.text
-            bar.marker.color = bars.marker.color
-            bar.textposition = "auto"

@@ -21,41 +21,34 @@ import numpy as np
 
 from ..client import YoloClient, YoloClientError
 from ..contract.status import TERMINAL, UNFINISHED
+from . import training_status
 from .common import (
     STYLE,
     Follower,
     Throttle,
     error_text,
     esc,
-    fmt_seconds,
     get_client,
     in_background,
     note,
 )
 from .history import LOSS_KEYS, TrainingHistory
 from .tasks import TaskFacts, metric_label, task_facts
+from .training_controls import TrainingForm
 from .training_figure import (
     FigureSpec,
     apply_spec,
     batch_trace,
     training_figure,
 )
-from .training_form import (
-    ALL_TASKS,
-    dataset_options,
-    device_options,
-    model_options,
-    task_options,
-)
 
-IMAGE_SIZES = (64, 96, 128, 160, 192, 256, 320, 416, 480, 512, 640, 800, 960, 1024, 1280)
 RESUMABLE = frozenset({"stopped", "interrupted"})
 
 #: detection's per-batch loss traces (names are shown in the legend and used by tests)
 BATCH_TRACES = tuple(batch_trace(k) for k in LOSS_KEYS)
 
 
-class TrainingPanel(widgets.VBox):  # type: ignore[misc]
+class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
     """Start, watch, stop and resume a training; attach to any existing job by id."""
 
     def __init__(
@@ -99,6 +92,10 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         self._build_form(
             data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, amp=amp
         )
+        self.start_button.on_click(lambda _: self._action(self.start))
+        self.stop_button.on_click(lambda _: self._action(self.stop))
+        self.resume_button.on_click(lambda _: self._action(self.resume))
+        self.attach_button.on_click(lambda _: self._action(self._attach_clicked))
         super().__init__(
             children=[
                 widgets.HTML(STYLE + '<div class="yolo-h">Training</div>'),
@@ -134,135 +131,6 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
         """A panel following the existing job ``job_id``, with all its events replayed."""
         return cls(client, job_id=job_id, **kwargs)
 
-    # ------------------------------------------------------------------------------- form
-
-    def _build_form(
-        self,
-        *,
-        data: str | None,
-        model: str | None,
-        epochs: int,
-        imgsz: int | None,
-        batch: int | None,
-        device: str | None,
-        amp: bool | None,
-    ) -> None:
-        report = self._load_report()
-        rec = report.get("recommendation") or {}
-        self._recommended_workers = rec.get("workers")
-        devices = device_options(report)
-        rec_device = str(rec.get("device") or "cpu")
-        chosen_device = device or rec_device
-        if chosen_device not in [value for _, value in devices]:
-            devices.append((chosen_device, chosen_device))
-        rec_model = str(rec.get("model") or "yolov8n.yaml")
-        chosen_model = model or rec_model
-        chosen_task = self.facts.task_of_model(chosen_model)
-        self._weights = self._load_weights()
-        models = model_options(self.facts, chosen_task, self._weights)
-        if chosen_model not in [value for _, value in models]:
-            models.append((chosen_model, chosen_model))
-        datasets = self._dataset_options()
-        self.task_w = widgets.Dropdown(
-            options=task_options(self.facts),
-            value=chosen_task if chosen_task in self.facts.tasks else ALL_TASKS,
-            description="task",
-            layout=widgets.Layout(width="280px"),
-        )
-        self.task_info_w = widgets.HTML()
-        chosen_data = data or (datasets[0][1] if datasets else None)
-        if chosen_data is not None and chosen_data not in [value for _, value in datasets]:
-            datasets.append((chosen_data, chosen_data))
-        if imgsz is None:
-            imgsz = 320 if rec_device == "cpu" else 640
-        sizes = sorted({*IMAGE_SIZES, imgsz})
-        small = widgets.Layout(width="200px")
-        self.model_w = widgets.Dropdown(
-            options=models,
-            value=chosen_model,
-            description="model",
-            layout=widgets.Layout(width="280px"),
-        )
-        self.data_w = widgets.Dropdown(
-            options=datasets,
-            value=chosen_data,
-            description="dataset",
-            layout=widgets.Layout(width="260px"),
-        )
-        self.epochs_w = widgets.BoundedIntText(
-            value=epochs, min=1, max=10000, description="epochs", layout=small
-        )
-        self.imgsz_w = widgets.Dropdown(
-            options=sizes, value=imgsz, description="image size", layout=small
-        )
-        self.batch_w = widgets.BoundedIntText(
-            value=batch or int(rec.get("batch") or 16),
-            min=-1,
-            max=1024,
-            description="batch",
-            layout=small,
-        )
-        self.device_w = widgets.Dropdown(
-            options=devices,
-            value=chosen_device,
-            description="device",
-            layout=widgets.Layout(width="280px"),
-        )
-        self.amp_w = widgets.Checkbox(
-            value=bool(rec.get("amp")) if amp is None else amp, description="AMP (mixed precision)"
-        )
-        self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
-        self.resume_button = widgets.Button(description="Resume", icon="redo", button_style="info")
-        self.attach_w = widgets.Combobox(
-            placeholder="job id",
-            options=self._job_options(),
-            ensure_option=False,
-            layout=widgets.Layout(width="170px"),
-        )
-        self.attach_button = widgets.Button(
-            description="Attach", icon="link", tooltip="Follow an existing job by its id"
-        )
-        self.message_w = widgets.HTML()
-        self.status_w = widgets.HTML('<span class="yolo-muted">No job yet.</span>')
-        self.progress_w = widgets.FloatProgress(
-            value=0, min=0, max=1, layout=widgets.Layout(width="180px")
-        )
-        self.warnings_w = widgets.HTML()
-        self.start_button.on_click(lambda _: self._action(self.start))
-        self.stop_button.on_click(lambda _: self._action(self.stop))
-        self.resume_button.on_click(lambda _: self._action(self.resume))
-        self.attach_button.on_click(lambda _: self._action(self._attach_clicked))
-
-    def _load_report(self) -> dict[str, Any]:
-        try:
-            return self.client.accelerators()
-        except YoloClientError:
-            return {}
-
-    def _load_weights(self) -> list[dict[str, Any]]:
-        try:
-            return list(self.client.models().get("weights") or [])
-        except YoloClientError:
-            return []
-
-    def _dataset_options(self) -> list[tuple[str, str]]:
-        try:
-            return dataset_options(self.client.datasets())
-        except YoloClientError:
-            return []
-
-    def _task_chosen(self) -> None:
-        """List the architectures of the chosen task; keep the model if it is one of them."""
-        task = str(self.task_w.value or ALL_TASKS)
-        options = model_options(self.facts, task, self._weights)
-        current = self.model_w.value
-        if not options:
-            options = [(str(current), str(current))]
-        values = [v for _, v in options]
-        self.model_w.options = options
-        self.model_w.value = current if current in values else values[0]
-
     def _model_chosen(self) -> None:
         """The chosen model's task decides the curves (until a job is shown)."""
         task = self.facts.task_of_model(str(self.model_w.value or ""))
@@ -286,29 +154,6 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
     def task(self) -> str | None:
         """The task whose curves the figure draws."""
         return self._task
-
-    def _job_options(self) -> list[str]:
-        try:
-            return [j["id"] for j in self.client.jobs() if j.get("kind") == "train"][:20]
-        except YoloClientError:
-            return []
-
-    def request(self, **overrides: Any) -> dict[str, Any]:
-        """The training request the form (plus ``extra`` and ``overrides``) describes."""
-        body: dict[str, Any] = {
-            "model": self.model_w.value,
-            "data": self.data_w.value,
-            "epochs": int(self.epochs_w.value),
-            "imgsz": int(self.imgsz_w.value),
-            "batch": int(self.batch_w.value),
-            "device": self.device_w.value,
-            "amp": bool(self.amp_w.value),
-        }
-        if self._recommended_workers is not None:
-            body["workers"] = int(self._recommended_workers)
-        body.update(self.extra)
-        body.update(overrides)
-        return body
 
     # ------------------------------------------------------------------------------- actions
 
@@ -409,29 +254,6 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
             self._follower = follower
         follower.start()
 
-    def _fill_form(self, request: dict[str, Any]) -> None:
-        model = request.get("model")
-        if isinstance(model, str):
-            task = self.facts.task_of_model(model)
-            self.task_w.value = task if task in self.facts.tasks else ALL_TASKS
-        pairs = ((self.model_w, "model"), (self.data_w, "data"), (self.device_w, "device"))
-        for widget, key in pairs:
-            value = request.get(key)
-            if isinstance(value, str):
-                values = [v for _, v in widget.options]
-                if value not in values:
-                    widget.options = [*widget.options, (value, value)]
-                widget.value = value
-        for widget, key in ((self.epochs_w, "epochs"), (self.batch_w, "batch")):
-            if isinstance(request.get(key), int):
-                widget.value = request[key]
-        if isinstance(request.get("imgsz"), int):
-            if request["imgsz"] not in self.imgsz_w.options:
-                self.imgsz_w.options = sorted({*self.imgsz_w.options, request["imgsz"]})
-            self.imgsz_w.value = request["imgsz"]
-        if isinstance(request.get("amp"), bool):
-            self.amp_w.value = request["amp"]
-
     # ------------------------------------------------------------------------------- events
 
     def _follow_error(self, exc: BaseException) -> None:
@@ -504,9 +326,15 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
             info_changed = history.info_version != self._drawn["info"]
             self._drawn["info"] = history.info_version
             seq = history.last_seq
-            status_html = self._status_html(history) if info_changed else None
-            fraction = self._fraction(history)
-            warnings_html = self._warnings_html(history) if info_changed else None
+            status_html = (
+                training_status.status_html(
+                    history, self._job_id, self._job_status, self._spec.headline
+                )
+                if info_changed
+                else None
+            )
+            fraction = training_status.fraction(history)
+            warnings_html = training_status.warnings_html(history) if info_changed else None
         if batch_data is not None or epoch_data is not None:
             with self.figure.batch_update():
                 if batch_data is not None:
@@ -551,62 +379,6 @@ class TrainingPanel(widgets.VBox):  # type: ignore[misc]
             self.figure.layout.yaxis2.autorange = True
         else:
             self.figure.layout.yaxis2.update(autorange=False, range=[0, 1.02])
-
-    def _fraction(self, history: TrainingHistory) -> float:
-        epochs = history.epoch_total
-        if not epochs:
-            return 0.0
-        done = float(max(history.epochs, default=0))
-        batch = history.last_batch
-        if batch and int(batch.get("epoch") or 0) > done:
-            done = (
-                int(batch["epoch"])
-                - 1
-                + int(batch.get("batch") or 0) / max(int(batch.get("batches") or 1), 1)
-            )
-        return max(0.0, min(1.0, done / epochs))
-
-    def _status_html(self, history: TrainingHistory) -> str:
-        status = self._job_status or history.status or "unknown"
-        parts = [f"job <b>{esc(self._job_id)}</b>", f"<b>{esc(status)}</b>"]
-        epochs = history.epoch_total
-        batch = history.last_batch
-        if batch is not None:
-            parts.append(f"epoch {esc(batch.get('epoch'))}/{esc(epochs)}")
-            parts.append(f"batch {esc(batch.get('batch'))}/{esc(batch.get('batches'))}")
-            speed = batch.get("images_per_s")
-            if isinstance(speed, int | float):
-                parts.append(f"{speed:.1f} images/s")
-        elif history.epochs:
-            parts.append(f"epoch {max(history.epochs)}/{esc(epochs)}")
-        eta = history.eta_seconds() if status in ("running", "stopping") else None
-        if eta is not None:
-            parts.append(f"ETA {fmt_seconds(eta)}")
-        last = history.last_epoch
-        head = self._spec.headline
-        value = history.metric_value(last, head) if last is not None and head else None
-        if head and value is not None:
-            parts.append(f"<b>{esc(metric_label(head))} {value:.3f}</b>")
-        elif last is not None and isinstance(last.get("mAP50"), int | float):
-            parts.append(f"mAP50 {last['mAP50']:.3f}")
-        if history.phase == "validation" and status == "running":
-            parts.append("validating")
-        line = " \u00b7 ".join(parts)
-        extra = f'<div class="yolo-muted">{esc(history.last_log)}</div>' if history.last_log else ""
-        return f'<div class="yolo-status">{line}</div>{extra}'
-
-    def _warnings_html(self, history: TrainingHistory) -> str:
-        boxes = [
-            note("warning", f"\u26a0 {w.get('message')} ({w.get('code')})")
-            for w in history.warnings[-5:]
-        ]
-        for error in history.errors[-2:]:
-            tail = error.get("log_tail")
-            detail = (
-                f"<details><summary>log</summary><pre>{esc(tail)}</pre></details>" if tail else ""
-            )
-            boxes.append(note("error", f"{esc(error.get('message'))}{detail}", raw=True))
-        return "".join(boxes)
 
     def _update_buttons(self) -> None:
         status = self._job_status

@@ -1,0 +1,68 @@
+"""The training panel's status texts, from a run's folded history (no widgets here)."""
+
+from __future__ import annotations
+
+from .common import esc, fmt_seconds, note
+from .history import TrainingHistory
+from .tasks import metric_label
+
+
+def fraction(history: TrainingHistory) -> float:
+    """How far the run is (0-1): epochs done plus the share of the running epoch."""
+    epochs = history.epoch_total
+    if not epochs:
+        return 0.0
+    done = float(max(history.epochs, default=0))
+    batch = history.last_batch
+    if batch and int(batch.get("epoch") or 0) > done:
+        done = (
+            int(batch["epoch"])
+            - 1
+            + int(batch.get("batch") or 0) / max(int(batch.get("batches") or 1), 1)
+        )
+    return max(0.0, min(1.0, done / epochs))
+
+
+def status_html(
+    history: TrainingHistory, job_id: str | None, job_status: str | None, head: str | None
+) -> str:
+    """The status line: job, status, epoch and batch, speed, ETA, the headline metric."""
+    status = job_status or history.status or "unknown"
+    parts = [f"job <b>{esc(job_id)}</b>", f"<b>{esc(status)}</b>"]
+    epochs = history.epoch_total
+    batch = history.last_batch
+    if batch is not None:
+        parts.append(f"epoch {esc(batch.get('epoch'))}/{esc(epochs)}")
+        parts.append(f"batch {esc(batch.get('batch'))}/{esc(batch.get('batches'))}")
+        speed = batch.get("images_per_s")
+        if isinstance(speed, int | float):
+            parts.append(f"{speed:.1f} images/s")
+    elif history.epochs:
+        parts.append(f"epoch {max(history.epochs)}/{esc(epochs)}")
+    eta = history.eta_seconds() if status in ("running", "stopping") else None
+    if eta is not None:
+        parts.append(f"ETA {fmt_seconds(eta)}")
+    last = history.last_epoch
+    value = history.metric_value(last, head) if last is not None and head else None
+    if head and value is not None:
+        parts.append(f"<b>{esc(metric_label(head))} {value:.3f}</b>")
+    elif last is not None and isinstance(last.get("mAP50"), int | float):
+        parts.append(f"mAP50 {last['mAP50']:.3f}")
+    if history.phase == "validation" and status == "running":
+        parts.append("validating")
+    line = " \u00b7 ".join(parts)
+    extra = f'<div class="yolo-muted">{esc(history.last_log)}</div>' if history.last_log else ""
+    return f'<div class="yolo-status">{line}</div>{extra}'
+
+
+def warnings_html(history: TrainingHistory) -> str:
+    """The run's latest warnings and errors (with their log tail) as notes."""
+    boxes = [
+        note("warning", f"\u26a0 {w.get('message')} ({w.get('code')})")
+        for w in history.warnings[-5:]
+    ]
+    for error in history.errors[-2:]:
+        tail = error.get("log_tail")
+        detail = f"<details><summary>log</summary><pre>{esc(tail)}</pre></details>" if tail else ""
+        boxes.append(note("error", f"{esc(error.get('message'))}{detail}", raw=True))
+    return "".join(boxes)

@@ -25,7 +25,15 @@ MAX_SCANNED_BYTES = 16 * 1024 * 1024
 MAX_YAML_BYTES = 1024 * 1024
 AXIS_EPS = 1e-6
 
-__all__ = ["Evidence", "check_task_name", "gather", "resolve_task"]
+__all__ = [
+    "Evidence",
+    "check_task_name",
+    "class_folders",
+    "detected",
+    "gather",
+    "gather_from",
+    "resolve_task",
+]
 
 
 @dataclass
@@ -103,7 +111,7 @@ def _has_files(folder: Path, suffixes: frozenset[str] | set[str]) -> bool:
     return False
 
 
-def _class_folders(folder: Path) -> int:
+def class_folders(folder: Path) -> int:
     """Subfolders of ``train/`` that hold images, when the dataset is class folders."""
     train = folder / "train"
     if not train.is_dir() or (folder / "labels").is_dir() or (folder / "images").is_dir():
@@ -142,13 +150,19 @@ def _classify_line(parts: list[str], evidence: Evidence) -> None:
 
 def gather(folder: Path) -> Evidence:
     """Look at ``folder`` (canonical layout) for what tells the task."""
-    content = _data_yaml(folder)
+    return gather_from(_data_yaml(folder), folder)
+
+
+def gather_from(content: dict[str, Any], folder: Path) -> Evidence:
+    """Look at a dataset whose data.yaml (already read) has ``folder`` as its ``path``."""
     evidence = Evidence(kpt_shape=content.get("kpt_shape") is not None)
     masks_dir = content.get("masks_dir")
     masks_name = masks_dir if isinstance(masks_dir, str) and masks_dir else "masks"
     evidence.masks = masks_dir not in (None, "") or _has_files(folder / masks_name, {".png"})
-    evidence.depth = _has_files(folder / "depth", {".png", ".npy"})
-    evidence.class_folders = _class_folders(folder)
+    evidence.depth = content.get("depth_scale") is not None or _has_files(
+        folder / "depth", {".png", ".npy"}
+    )
+    evidence.class_folders = class_folders(folder)
     labels = folder / "labels"
     evidence.labels_folder = labels.is_dir()
     scanned = 0

@@ -2,27 +2,26 @@
 
 The model's task comes from its architecture (``contract.architectures``), the training job it
 names (``job:<id>``: that job's ``job.json``) or its weights file (:mod:`.weights_task`). The
-dataset's task is read cheaply from its data.yaml and a few label lines: ``kpt_shape`` → pose,
-``masks_dir`` → semantic, ``depth_scale`` or a ``depth/`` folder → depth, class folders →
-classify, else the first label lines (5 values: boxes, 9: oriented boxes, more: polygons).
+dataset's task is the one stored when it was registered, else told from its contents by the same
+rules as uploads (:mod:`jupyter_yolo.datasets.taskdetect`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..contract.architectures import by_name as architectures_by_name
 from ..contract.jobfile import JobFile, JobFileError
-from ..contract.tasks import DEFAULT_TASK, TASKS, profile, task_from_name
+from ..contract.tasks import TASKS, profile, task_from_name
+from ..datasets.reportcache import read_meta
+from ..datasets.taskdetect import class_folders, detected, gather_from
 from ..errors import InvalidRequest
 from .weights_task import task_of_weights
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-MAX_LABEL_FILES = 20
-MAX_LABEL_LINES = 200
+ACCEPTS = {"obb": ("obb", "segment", "detect"), "segment": ("segment", "detect")}
+"""Model tasks ultralytics also trains on a dataset of this task (polygons give boxes too)."""
 EXAMPLE_MODEL = {
     "detect": "yolov8n.yaml",
     "segment": "yolov8n-seg.yaml",
@@ -59,104 +58,20 @@ def model_task(reference: str, resolved: str, jobs_folder: Path) -> str:
     return task_from_name(reference)
 
 
-def is_class_folder(folder: Path) -> bool:
-    """Whether ``folder`` is a classify split: sub-folders (one per class) holding images."""
-    try:
-        classes = [entry for entry in folder.iterdir() if entry.is_dir()]
-    except OSError:
-        return False
-    if not classes or classes[0].name in ("images", "labels"):
-        return False
-    for entry in classes[:5]:
-        try:
-            if any(f.suffix.lower() in IMAGE_SUFFIXES for f in entry.iterdir()):
-                return True
-        except OSError:
-            continue
-    return False
-
-
 def is_classify_root(folder: Path) -> bool:
     """Whether ``folder`` is a classify dataset: ``train/<class>/<image>`` (and val/ or test/)."""
-    return (folder / "train").is_dir() and is_class_folder(folder / "train")
+    return class_folders(folder) > 0
 
 
 def dataset_task(content: dict[str, Any], base: Path) -> DatasetTask:
-    """The task a data.yaml (already read; ``base`` is its ``path`` folder) is for."""
-    if content.get("kpt_shape") is not None:
-        return DatasetTask("pose", ("pose",))
-    if content.get("masks_dir") is not None:
-        return DatasetTask("semantic", ("semantic",))
-    if content.get("depth_scale") is not None or (base / "depth").is_dir():
-        return DatasetTask("depth", ("depth",))
-    train = _first_split_entry(base, content.get("train"))
-    if is_classify_root(base) or (train is not None and is_class_folder(train)):
-        return DatasetTask("classify", ("classify",))
-    widths = _label_widths(train)
-    if not widths or widths == {5}:
-        return DatasetTask(DEFAULT_TASK, (DEFAULT_TASK,))
-    if widths == {9}:
-        return DatasetTask("obb", ("obb", "segment", "detect"))
-    return DatasetTask("segment", ("segment", "detect"))
+    """The task a data.yaml (already read; ``base`` is its ``path`` folder) is for.
 
-
-def _first_split_entry(base: Path, entries: Any) -> Path | None:
-    first = entries[0] if isinstance(entries, list) and entries else entries
-    return (base / first) if isinstance(first, str) and first else None
-
-
-def _label_files(split: Path) -> list[Path]:
-    """A few label files of a split (a folder of images, or a .txt list of image paths)."""
-    images: list[Path] = []
-    if split.is_file() and split.suffix == ".txt":
-        try:
-            with split.open(encoding="utf-8", errors="replace") as handle:
-                for raw in handle:
-                    line = raw.strip()
-                    if line:
-                        images.append(split.parent / line)  # an absolute line stays absolute
-                    if len(images) >= MAX_LABEL_FILES:
-                        break
-        except OSError:
-            return []
-    elif split.is_dir():
-        text = str(split)
-        marker = f"{os.sep}images"
-        if marker in text:
-            head, _, tail = text.rpartition(marker)
-            folder = Path(f"{head}{os.sep}labels{tail}")
-            try:
-                return sorted(folder.rglob("*.txt"))[:MAX_LABEL_FILES] if folder.is_dir() else []
-            except OSError:
-                return []
-    labels = []
-    for image in images:
-        text = str(image)
-        head, sep, tail = text.rpartition(f"{os.sep}images{os.sep}")
-        if sep:
-            labels.append(Path(f"{head}{os.sep}labels{os.sep}{tail}").with_suffix(".txt"))
-    return labels
-
-
-def _label_widths(split: Path | None) -> set[int]:
-    """How many values the first label lines of a split have."""
-    if split is None:
-        return set()
-    widths: set[int] = set()
-    lines = 0
-    for label in _label_files(split):
-        try:
-            with label.open(encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    values = line.split()
-                    if values:
-                        widths.add(len(values))
-                        lines += 1
-                    if lines >= MAX_LABEL_LINES:
-                        return widths
-        except OSError:
-            continue
-    return widths
+    A registered dataset's stored task (found at upload, or forced then) wins; any other folder
+    is looked at the way uploads are (:mod:`jupyter_yolo.datasets.taskdetect`).
+    """
+    stored = read_meta(base).get("task") if (base / "meta.json").is_file() else None
+    task = stored if isinstance(stored, str) else detected(gather_from(content, base))[0]
+    return DatasetTask(task, ACCEPTS.get(task, (task,)))
 
 
 def check_fit(model: str, task: str, dataset: str, found: DatasetTask) -> None:

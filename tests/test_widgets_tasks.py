@@ -20,6 +20,7 @@ from PIL import Image
 from jupyter_yolo.client import YoloClient
 from jupyter_yolo.contract.table import task_table
 from jupyter_yolo.runner.rle import encode
+from jupyter_yolo.widgets.detection_views import results_table, title_text
 from jupyter_yolo.widgets.drawing import (
     COCO_SKELETON,
     class_bars,
@@ -220,3 +221,16 @@ def test_recorded_predictions_have_the_contract_shape(task: str) -> None:
     assert {"file", "width", "height", "detections"} <= set(entry)
     extra = {"segment": {"polygon", "mask"}, "pose": {"keypoints"}}[task]
     assert extra <= set(entry["detections"][0])
+
+
+def test_titles_and_tables_of_tasks_without_objects() -> None:
+    # summaries as a real 1-epoch semantic / depth / classify run's predictions.json has them
+    semantic = {"pixel_map": {"summary": {"shares": {"background": 0.75, "circle": 0.25}}}}
+    assert title_text("a/x.jpg", semantic, [], "pixel-map") == (
+        "x.jpg: shares background 75%, circle 25%"
+    )
+    depth = {"pixel_map": {"summary": {"min_m": 2.6052, "max_m": 2.6318, "unit": "mm"}}}
+    assert "max_m 2.63" in title_text("x.jpg", depth, [], "depth-map")
+    assert "<td>2.61</td>" in results_table(depth, [], "depth-map")
+    classes = {"classes": [{"cls": 0, "name": "circle", "prob": 0.35}]}
+    assert title_text("x.jpg", classes, [], "class-scores") == "x.jpg: circle 35.0%"

@@ -69,6 +69,8 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
         self.task: str | None = None
         self.figure = detection_figure()
         self.scores_figure = scores_figure()
+        self.figure.add_class("yolo-prediction-figure")
+        self.scores_figure.add_class("yolo-scores-figure")
         self.scores_box = widgets.Box(layout=widgets.Layout(display="none"))
         self.scores_box.children = [self.scores_figure]
         self.header_w = widgets.HTML(STYLE + '<div class="yolo-h">Detection</div>')

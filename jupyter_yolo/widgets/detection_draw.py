@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import posixpath
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,14 +157,16 @@ class PredictionDrawing:
         self._draw_scores(entry.get("classes") or [])
         self.detections = shown
         self.table_w.value = results_table(entry, shown, geometry)
-        what = "detection(s)" if geometry not in NO_OBJECTS else "result"
-        self.status_w.value = note(
-            "ok",
-            f"{len(shown) if geometry not in NO_OBJECTS else 1} {what} at confidence "
-            f"\u2265 {conf:.3g} (predict job {esc(prediction.job_id)} ran at "
-            f"{prediction.conf:.3g}; raising the threshold filters without a new job)",
-            raw=True,
+        job = (
+            f"predict job {esc(prediction.job_id)} ran at {prediction.conf:.3g}; raising the "
+            "threshold filters without a new job"
         )
+        if geometry in NO_OBJECTS:
+            image = esc(posixpath.basename(choice.path))
+            text = f"{esc(self.facts.title(task))} of {image} ({job})"
+        else:
+            text = f"{len(shown)} detection(s) at confidence \u2265 {conf:.3g} ({job})"
+        self.status_w.value = note("ok", text, raw=True)
 
     @staticmethod
     def _traces(shown: list[dict[str, Any]], geometry: str, *, masked: bool) -> list[Any]:

@@ -49,6 +49,16 @@ def backend_html(report: dict[str, Any] | None, *, stored: bool = False) -> str:
     return '<div class="yolo-muted yolo-backend">' + "<br>".join(lines) + "</div>"
 
 
+def summary_value(value: Any) -> str:
+    """A map summary figure as a person reads it: shares as percentages, numbers rounded."""
+    if isinstance(value, dict):
+        ranked = sorted(value.items(), key=lambda item: -float(item[1] or 0))
+        return ", ".join(f"{k} {float(v or 0):.0%}" for k, v in ranked[:5])
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
 def title_text(path: str, entry: dict[str, Any], shown: list[Any], geometry: str) -> str:
     """The figure title: the image and what it shows (top class, map summary, counts)."""
     name = posixpath.basename(path)
@@ -59,10 +69,7 @@ def title_text(path: str, entry: dict[str, Any], shown: list[Any], geometry: str
     pixel_map = entry.get("pixel_map") or {}
     if geometry in ("pixel-map", "depth-map"):
         summary = pixel_map.get("summary") or {}
-        facts = ", ".join(
-            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in list(summary.items())[:4]
-        )
+        facts = "; ".join(f"{k} {summary_value(v)}" for k, v in list(summary.items())[:4])
         return f"{name}: {facts}" if facts else name
     count = len(entry.get("detections") or [])
     return f"{name}: {len(shown)} of {count} objects"
@@ -85,7 +92,8 @@ def results_table(entry: dict[str, Any], shown: list[dict[str, Any]], geometry: 
         )
     if geometry in ("pixel-map", "depth-map"):
         summary = (entry.get("pixel_map") or {}).get("summary") or {}
-        return table([[k, v] for k, v in summary.items()], ["", "value"]) if summary else ""
+        rows = [[k, summary_value(v)] for k, v in summary.items()]
+        return table(rows, ["", "value"]) if rows else ""
     if not shown:
         return '<div class="yolo-muted">No detection above the threshold.</div>'
     extra = {"polygon": "points", "keypoints": "keypoints", "rotated-box": "angle"}.get(geometry)

@@ -24,10 +24,12 @@ from .test_labextension import job_row, open_jobs_sidebar
 
 TALL = {"width": 1400, "height": 1800}
 
-CELL_PLOT = """([index, panel]) => {
+CELL_PLOT = """([index, panel, figure]) => {
     const cell = document.querySelectorAll('.jp-Notebook .jp-CodeCell')[index];
     const root = cell && cell.querySelector(panel);
-    const plot = root && root.querySelector('.js-plotly-plot');
+    const holder = root && (figure ? root.querySelector(figure) : root);
+    const plot = holder && (holder.classList.contains('js-plotly-plot')
+        ? holder : holder.querySelector('.js-plotly-plot'));
     if (!plot || !plot.data) return null;
     return {
         text: root.textContent || '',
@@ -48,8 +50,12 @@ CELL_PLOT = """([index, panel]) => {
 
 
 def cell_plot(page: Any, index: int, panel: str) -> dict[str, Any] | None:
-    """What the first plot of ``panel`` in code cell ``index`` holds (None: not drawn yet)."""
-    result: dict[str, Any] | None = page.evaluate(CELL_PLOT, [index, panel])
+    """What the main plot of ``panel`` in code cell ``index`` holds (None: not drawn yet).
+
+    A prediction panel's plot is its ``.yolo-prediction-figure`` (it also has a bar chart).
+    """
+    figure = ".yolo-prediction-figure" if "detection" in panel else ""
+    result: dict[str, Any] | None = page.evaluate(CELL_PLOT, [index, panel, figure])
     return result
 
 
@@ -63,7 +69,9 @@ def wait_plot(page: Any, index: int, panel: str, check: Any, what: str) -> dict[
         arg=[index, panel],
         timeout=120_000,
     )
-    for _ in range(300):
+    cell = page.locator(".jp-Notebook .jp-CodeCell").nth(index)
+    cell.locator(panel).first.scroll_into_view_if_needed()  # rendered, not windowed away
+    for _ in range(600):
         plot = cell_plot(page, index, panel)
         if plot is not None and check(plot):
             return plot

@@ -261,13 +261,12 @@ export function getTasks(): Promise<ITaskTable> {
 let taskTable: Promise<ITaskTable | null> | null = null;
 
 /**
- * The task table, fetched once per page (null when the server does not serve it: an older
- * server; a failed fetch is tried again on the next call).
+ * The task table, fetched once per page (null when it cannot be read, e.g. from an older
+ * server: the sidebar then labels metrics by their keys).
  */
 export function tasksOnce(): Promise<ITaskTable | null> {
   if (taskTable === null) {
     taskTable = getTasks().catch(error => {
-      taskTable = null;
       console.warn(`jupyter-yolo: the task table cannot be read: ${String(error)}`);
       return null;
     });

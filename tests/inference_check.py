@@ -11,10 +11,10 @@ split, and the median latency of each over those images. Writes one JSON object 
 ``export OUT WEIGHTS WORKSPACE IMGSZ``: the ONNX export of WEIGHTS from WORKSPACE's export cache
 (made when missing); writes whether this process made it. Two of these at once make it once.
 
-``tasks OUT WORKSPACE TASK...``: for each task a tiny model trained on its synthetic dataset
-(tests/inference_models.py), its ONNX and OpenVINO exports judged against PyTorch by the task's
-own measure on the validation images, then ``auto`` (measured, then reused), a forced export
-backend and a forced TensorRT; writes the figures of each task to OUT.
+``tasks OUT WORKSPACE DATASETS TASK...``: for each task a tiny model trained on its synthetic
+dataset (tests/inference_models.py), its ONNX and OpenVINO exports judged against PyTorch by the
+task's own measure on the validation images, then ``auto`` (measured, then reused), a forced
+export backend and a forced TensorRT; writes the figures of each task to OUT.
 
 ``orphan SRC DEST``: a copy of the checkpoint SRC whose training data path is gone.
 """
@@ -154,7 +154,7 @@ def export(out: Path, weights: Path, workspace: Path, imgsz: int) -> None:
     )
 
 
-def tasks(out: Path, workspace: Path, names: list[str]) -> None:
+def tasks(out: Path, workspace: Path, datasets: Path, names: list[str]) -> None:
     _prepare(workspace)
     from jupyter_yolo.inference import backends as table
     from jupyter_yolo.inference.cache import WeightsCache, exports_root, stored_choices
@@ -171,7 +171,7 @@ def tasks(out: Path, workspace: Path, names: list[str]) -> None:
     report: dict[str, Any] = {}
     for task in names:
         started = time.monotonic()
-        weights, data = train_task_model(workspace, task)
+        weights, data = train_task_model(workspace, task, datasets)
         figures: dict[str, Any] = {"train_s": round(time.monotonic() - started, 1)}
         val = data / "val" if task == "classify" else data.parent / "images" / "val"
         images = read_images(image_files(val, 12))
@@ -266,7 +266,7 @@ if __name__ == "__main__":
     elif command == "export":
         export(Path(args[0]), Path(args[1]), Path(args[2]), int(args[3]))
     elif command == "tasks":
-        tasks(Path(args[0]), Path(args[1]), args[2:])
+        tasks(Path(args[0]), Path(args[1]), Path(args[2]), args[3:])
     elif command == "orphan":
         orphan(Path(args[0]), Path(args[1]))
     else:

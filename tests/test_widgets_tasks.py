@@ -29,6 +29,7 @@ from jupyter_yolo.widgets.drawing import (
     label_annotations,
     mask_overlay,
     pixel_map_overlay,
+    png_uri,
     polygon_traces,
     rotated_traces,
     text_color,
@@ -191,6 +192,9 @@ def test_samples_draw_polygons_keypoints_corners_and_classes() -> None:
     dots = next(t for t in figure.data if t.meta and t.meta["label"] == "keypoints")
     assert len(dots.x) == 2  # the unlabelled keypoint (v=0) is not drawn
     assert figure.layout.annotations[0].text == "cat: a.png"
+    overlay = png_uri(np.zeros((64, 64, 4), dtype=np.uint8))
+    figure = samples_figure({"samples": [{**sample, "boxes": [], "overlay": overlay}]})
+    assert [t.name for t in figure.data if t.type == "image"] == ["overlay"]
 
 
 def test_training_panel_draws_a_segment_run_headline_first(client: YoloClient) -> None:

@@ -1,8 +1,9 @@
 """The dataset panel's sample grid: thumbnails with their labels drawn for any task.
 
 Boxes come from ``xywhn``; where a sample's labels carry them, segment polygons, oriented-box
-corners and pose keypoints (with a skeleton) are drawn too, and a classification sample's class
-is in its title. Points may be normalised (0-1) or pixels of the original image.
+corners and pose keypoints (with a skeleton) are drawn too, a semantic or depth sample's
+``overlay`` lies translucent over its thumbnail, and a classification sample's class is in its
+title. Points may be normalised (0-1) or pixels of the original image.
 """
 
 from __future__ import annotations
@@ -121,6 +122,12 @@ def samples_figure(samples: dict[str, Any], columns: int = SAMPLE_COLUMNS) -> go
         width, height = sample.get("thumbnail_size") or [sample["width"], sample["height"]]
         if sample.get("thumbnail"):
             fig.add_trace(go.Image(source=sample["thumbnail"], hoverinfo="skip"), row=row, col=col)
+        if isinstance(sample.get("overlay"), str):  # semantic class map or depth map, translucent
+            fig.add_trace(
+                go.Image(source=sample["overlay"], opacity=0.5, hoverinfo="skip", name="overlay"),
+                row=row,
+                col=col,
+            )
         for box in sample.get("boxes") or []:
             for trace in _shape_traces(box, sample, width, height):
                 fig.add_trace(trace, row=row, col=col)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.payloads import ImagePrediction
+from ..contract.tasks import TASK_NAMES
 from .common import (
     JobContext,
     JobInputError,
@@ -88,9 +89,9 @@ def _predict_backend(
 
 
 MAX_PREDICTION_ARTIFACTS = 200
-AGREEMENT_READY = ("detect",)
-"""Tasks whose ``auto`` backend choice compares outputs by the task's own measure; others run
-on PyTorch until the inference trial judges them (see :func:`_predict_backend`)."""
+AGREEMENT_READY: tuple[str, ...] = TASK_NAMES
+"""Tasks whose ``auto`` backend choice compares outputs by the task's own measure (all of them
+since the inference trial judges every task; see :mod:`jupyter_yolo.inference.measure`)."""
 
 
 def run_predict(ctx: JobContext) -> dict[str, Any]:

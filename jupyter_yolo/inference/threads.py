@@ -12,7 +12,10 @@ pool from the machine and lets idle workers spin, OpenVINO picks its own count. 
   and no spinning of idle workers: a spinning pool takes CPU time from the pre- and
   post-processing around each inference, which on a 2-CPU quota (or a box shared with other
   work) doubles the latency.
-* OpenVINO: ``INFERENCE_NUM_THREADS=cpus``, ``PERFORMANCE_HINT=LATENCY``, one stream.
+* OpenVINO: ``INFERENCE_NUM_THREADS=cpus``, ``PERFORMANCE_HINT=LATENCY``, one stream, and
+  ``INFERENCE_PRECISION_HINT=f32`` for FP32 models: on a CPU with AMX or AVX512-BF16 OpenVINO
+  otherwise computes them in bfloat16, which moved pose keypoints and scores of a weak model far
+  enough to fail the agreement check (INT8 models keep OpenVINO's default).
 
 ultralytics builds the ONNX Runtime session and the OpenVINO compiled model inside its
 ``AutoBackend`` without a way to pass options, so :func:`install` wraps the two backends'
@@ -71,6 +74,7 @@ def settings_for(cpus: int) -> ThreadSettings:
 
 
 _ACTIVE: dict[str, ThreadSettings] = {}
+PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 
 
 def active() -> ThreadSettings | None:
@@ -150,6 +154,10 @@ def _hook_openvino() -> None:
 
             real_core = openvino.Core
             extra = settings.openvino_config()
+            if "_int8_" not in str(weight):
+                # FP32 means FP32: on CPUs with AMX or AVX512-BF16 OpenVINO otherwise runs
+                # "FP32" models in bfloat16 (pose keypoints moved by up to a third of the box)
+                extra[PRECISION_HINT] = "f32"
 
             class Core(real_core):  # type: ignore[misc, valid-type]
                 """ultralytics' Core, with our properties merged into every compile."""

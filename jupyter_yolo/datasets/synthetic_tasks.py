@@ -95,10 +95,13 @@ DEFAULT_SIZES: dict[str, tuple[int, int, int]] = {
 }
 
 #: ultralytics training arguments that take each task's YAML architecture from scratch to a useful
-#: headline metric on its default dataset in a few minutes on 2 CPU cores (figures in the README
-#: of the tests: tests/test_synthetic_tasks.py). Pass with ``workers=0, device="cpu"``.
+#: metric on its default dataset in a few minutes on 2 CPU cores. Pass with ``workers=0,
+#: device="cpu"``. Figures below: last epochs, seeds 0 / 1 (dataset and trainer), measured on 2
+#: CPU cores shared with other work (times are upper bounds). ``nbs`` equal to ``batch`` and a
+#: fixed AdamW learning rate: ultralytics' defaults accumulate 4 of the few batches per step.
 TRAIN_RECIPES: dict[str, dict[str, object]] = {
     "detect": {"model": "yolov8n.yaml", **RECOMMENDED_TRAIN_ARGS},
+    # mask mAP50 0.58 at epoch 30 (seed 0, still rising; ~9 min loaded), box mAP50 0.58.
     "segment": {
         "model": "yolov8n-seg.yaml",
         "epochs": 40,
@@ -108,6 +111,7 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "optimizer": "AdamW",
         "lr0": 0.003,
     },
+    # pose mAP50 0.89-0.99 / 0.92-0.97 over epochs 23-30, mAP50-95 0.77 / 0.78; ~140 s idle.
     "pose": {
         "model": "yolov8n-pose.yaml",
         "epochs": 30,
@@ -117,6 +121,7 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "optimizer": "AdamW",
         "lr0": 0.003,
     },
+    # box mAP50 0.68-0.83 over epochs 23-30 (seed 0, still rising), mAP50-95 0.59; ~10 min loaded.
     "obb": {
         "model": "yolov8n-obb.yaml",
         "epochs": 30,
@@ -127,8 +132,9 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "lr0": 0.003,
     },
     "classify": {
+        # top-1 0.98-0.99 / 0.88-1.0 over epochs 11-15 (chance 0.33); ~90 s.
         # AdamW at 0.003 or SGD at 0.01 stay at chance: lr0 0.001 and no random erasing or
-        # RandAugment (which blot out most of a 64 px shape) learn it in ~8 epochs.
+        # RandAugment (which blot out most of a 64 px shape) learn it in 8-11 epochs.
         "model": "yolov8n-cls.yaml",
         "epochs": 15,
         "imgsz": 64,
@@ -139,6 +145,8 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "erasing": 0.0,
         "auto_augment": None,
     },
+    # mIoU 0.48-0.51 / 0.42-0.43 over epochs 36-40 (all-background is 0.20-0.22; learning
+    # starts at epoch 13 / 25), pixel accuracy 0.89; ~4-5 min.
     "semantic": {
         "model": "yolo26n-sem.yaml",
         "epochs": 40,
@@ -148,6 +156,7 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "optimizer": "AdamW",
         "lr0": 0.003,
     },
+    # delta1 0.73-0.84 over epochs 13-20 (seed 0; 0.39 after epoch 1), abs_rel 0.13; ~13 min loaded.
     "depth": {
         "model": "yolo26n-depth.yaml",
         "epochs": 20,

@@ -121,7 +121,8 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "optimizer": "AdamW",
         "lr0": 0.003,
     },
-    # box mAP50 0.68-0.83 over epochs 23-30 (seed 0, still rising), mAP50-95 0.59; ~10 min loaded.
+    # box mAP50 0.68-0.83 / 0.62-0.72 over epochs 23-30 (still rising), mAP50-95 0.59 / 0.54;
+    # ~130 s on idle cores.
     "obb": {
         "model": "yolov8n-obb.yaml",
         "epochs": 30,
@@ -132,7 +133,7 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "lr0": 0.003,
     },
     "classify": {
-        # top-1 0.98-0.99 / 0.88-1.0 over epochs 11-15 (chance 0.33); ~90 s.
+        # top-1 0.98-0.99 / 0.83-1.0 over epochs 11-15 (chance 0.33); ~90 s.
         # AdamW at 0.003 or SGD at 0.01 stay at chance: lr0 0.001 and no random erasing or
         # RandAugment (which blot out most of a 64 px shape) learn it in 8-11 epochs.
         "model": "yolov8n-cls.yaml",
@@ -156,7 +157,8 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "optimizer": "AdamW",
         "lr0": 0.003,
     },
-    # delta1 0.73-0.84 over epochs 13-20 (seed 0; 0.39 after epoch 1), abs_rel 0.13; ~13 min loaded.
+    # delta1 0.73-0.84 / 0.73-0.81 over epochs 13-20 (0.39 after epoch 1), abs_rel 0.13 / 0.14;
+    # ~190 s on idle cores.
     "depth": {
         "model": "yolo26n-depth.yaml",
         "epochs": 20,

@@ -38,13 +38,11 @@ def render_depth_scene(rng: np.random.Generator, imgsz: int) -> tuple[np.ndarray
     ground, _ = background(rng, imgsz)
     pixels = _fog(ground, depth)
 
-    objects = []
-    for _ in range(int(rng.integers(1, 4))):
-        d = float(rng.uniform(near + 0.3, far * 0.6))
-        objects.append(d)
-    for d in sorted(objects, reverse=True):  # far to near: nearer shapes cover farther ones
-        base_row = (1.0 / d - 1.0 / far) / (1.0 / near - 1.0 / far) * (imgsz - 1)
-        r = min(imgsz * 0.3, imgsz * 0.45 / d)
+    # Each shape stands on a ground row in the lower 60 % of the image; its depth is that row's.
+    rows_at = sorted(float(rng.uniform(0.4, 0.97)) * (imgsz - 1) for _ in range(rng.integers(1, 4)))
+    for base_row in rows_at:  # far (high rows) to near: nearer shapes cover farther ones
+        d = float(depth[int(base_row), 0])
+        r = min(imgsz * 0.25, imgsz * 0.5 / d)
         cy = base_row - r
         if cy - r < 1:
             continue

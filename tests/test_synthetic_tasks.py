@@ -70,6 +70,11 @@ def test_every_task_has_a_dataset_a_recipe_and_an_architecture() -> None:
         assert arch is not None, recipe["model"]
         assert arch.task == task
         assert {"epochs", "imgsz", "batch"} <= set(recipe)
+        # a recipe is a POST /yolo/jobs body: every key is one the job schema accepts
+        from jupyter_yolo.jobs.schema import SCHEMAS
+
+        for key, value in recipe.items():
+            assert SCHEMAS["train"][key].validate(key, value) == value, (task, key)
 
 
 def test_segment_polygons(tmp_path: Path) -> None:

@@ -136,7 +136,8 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
     "classify": {
         # top-1 0.98-0.99 / 0.83-1.0 over epochs 11-15 (chance 0.33); ~90 s.
         # AdamW at 0.003 or SGD at 0.01 stay at chance: lr0 0.001 and no random erasing or
-        # RandAugment (which blot out most of a 64 px shape) learn it in 8-11 epochs.
+        # RandAugment (which blot out most of a 64 px shape; "" is no policy) learn it in 8-11
+        # epochs. Every key is one POST /yolo/jobs accepts.
         "model": "yolov8n-cls.yaml",
         "epochs": 15,
         "imgsz": 64,
@@ -145,7 +146,7 @@ TRAIN_RECIPES: dict[str, dict[str, object]] = {
         "optimizer": "AdamW",
         "lr0": 0.001,
         "erasing": 0.0,
-        "auto_augment": None,
+        "auto_augment": "",
     },
     # mIoU 0.48-0.51 / 0.42-0.43 over epochs 36-40 (all-background is 0.20-0.22; learning
     # starts at epoch 13 / 25), pixel accuracy 0.89; ~4-5 min.

@@ -135,6 +135,9 @@ TRAIN: dict[str, Param] = {
     "cos_lr": Param(bool),
     "close_mosaic": Param(int, 0, 10000),
     "mosaic": Param(float, 0.0, 1.0),
+    # classification augmentations: random erasing share, and the policy ("" for none)
+    "erasing": Param(float, 0.0, 0.9),
+    "auto_augment": Param(str, choices=("randaugment", "autoaugment", "augmix", "")),
     "fraction": Param(float, 0.01, 1.0),
     "save_period": Param(int, -1, 10000),
     "val": Param(bool),

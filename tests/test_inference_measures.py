@@ -51,6 +51,8 @@ def test_rotated_iou_of_shifted_disjoint_and_clockwise_boxes() -> None:
     assert rotated_iou(a, shifted[::-1]) == pytest.approx(1 / 3)  # orientation does not matter
     assert rotated_iou(a, [[0, 0], [1, 1], [2, 2], [0, 0]]) == 0.0  # a quadrilateral of no area
     assert abs(polygon_area(clip_convex(a, shifted))) == pytest.approx(2.0)
+    line = [[0, 0], [2, 0], [2, 0], [0, 0]]  # obb heads can predict a box of no height
+    assert rotated_iou(line, line) == 1.0 and rotated_iou(line, a) == 0.0
 
 
 def test_rotated_iou_matches_a_raster_estimate() -> None:

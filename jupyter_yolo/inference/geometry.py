@@ -79,13 +79,14 @@ def clip_convex(subject: Sequence[Sequence[float]], clip: Sequence[Sequence[floa
 
 def rotated_iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:
     """IoU of two rotated boxes given by their four corners (any convex quadrilaterals)."""
+    same = len(a) == len(b) and all(
+        abs(p[0] - q[0]) <= 1e-6 and abs(p[1] - q[1]) <= 1e-6 for p, q in zip(a, b, strict=False)
+    )
+    if same:  # clipping a box by itself puts every vertex on an edge: rounding decides
+        return 1.0
     area_a, area_b = abs(polygon_area(a)), abs(polygon_area(b))
-    if area_a <= 0 or area_b <= 0:  # a degenerate box (a line): the same one, or no overlap
-        same = len(a) == len(b) and all(
-            abs(p[0] - q[0]) <= 1e-6 and abs(p[1] - q[1]) <= 1e-6
-            for p, q in zip(a, b, strict=False)
-        )
-        return 1.0 if same else 0.0
+    if area_a <= 0 or area_b <= 0:  # a degenerate box (a line) overlaps nothing else
+        return 0.0
     inter_points = clip_convex(a, b)
     inter = abs(polygon_area(inter_points)) if len(inter_points) >= 3 else 0.0
     union = area_a + area_b - inter

@@ -251,7 +251,7 @@ async def test_train_and_predict_every_task(jp_fetch: Any, yolo_workspace: Path,
     assert found, "no detections at conf 0.0001"
     det = found[0]
     if task == "segment":
-        from jupyter_yolo.runner.rle import decode
+        from jupyter_yolo.rle import decode
 
         assert len(det["polygon"]) >= 3
         mask = decode(det["mask"])
@@ -281,7 +281,7 @@ async def test_train_and_predict_every_task(jp_fetch: Any, yolo_workspace: Path,
 def test_rle_round_trip() -> None:
     import numpy as np
 
-    from jupyter_yolo.runner.rle import area, decode, encode
+    from jupyter_yolo.rle import area, decode, encode
 
     rng = np.random.default_rng(0)
     for shape in ((1, 1), (5, 7), (48, 64)):

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..contract.payloads import ClassScore, Detection, ImagePrediction, PixelMap
+from ..rle import encode
 from .journal import number
-from .rle import encode
 
 MAX_POLYGON_POINTS = 200
 MAPS_DIR = "maps"

@@ -21,6 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..contract.payloads import ClassScore, Detection, EncodedMask
+from ..rle import decode as _decode_checked
 
 PALETTE = (
     "#e6194b",
@@ -256,15 +257,13 @@ def label_annotations(detections: Sequence[Detection]) -> list[dict[str, Any]]:
 
 
 def decode_rle(mask: EncodedMask) -> np.ndarray:
-    """A boolean (height, width) array from COCO's uncompressed, column-major RLE."""
-    height, width = (int(v) for v in mask["size"])
-    counts = np.asarray(mask["counts"], dtype=np.int64)
-    values = np.arange(len(counts)) % 2 == 1
-    flat = np.repeat(values, counts)
-    total = height * width
-    if len(flat) < total:
-        flat = np.concatenate([flat, np.zeros(total - len(flat), dtype=bool)])
-    return flat[:total].reshape(width, height).T
+    """A boolean (height, width) array from COCO's uncompressed, column-major RLE.
+
+    Checked by :func:`jupyter_yolo.rle.decode`: a mask whose runs do not add up to its size, or
+    whose size is over the limit, is a ValueError (never padded, truncated or allocated unbounded).
+    """
+    decoded: np.ndarray = _decode_checked(mask)
+    return decoded
 
 
 def png_uri(rgba_pixels: np.ndarray) -> str:
@@ -286,10 +285,11 @@ def mask_overlay(detections: Sequence[Detection], width: int, height: int) -> st
     drawn = False
     for det in reversed(detections[:MAX_BOXES_DRAWN]):  # the most confident ends on top
         encoded = det.get("mask")
-        if not encoded:
+        if not encoded or encoded.get("size") != [height, width]:
             continue
-        mask = decode_rle(encoded)
-        if mask.shape != (height, width):
+        try:
+            mask = decode_rle(encoded)
+        except ValueError:  # a damaged mask is left out; the outline still shows the instance
             continue
         pixels[mask] = (*_hex_rgb(color(det.get("cls"))), int(255 * MASK_ALPHA))
         drawn = True

@@ -152,6 +152,19 @@ class ImagePrediction(TypedDict):
     pixel_map: NotRequired[PixelMap]
 
 
+class StatusSets(TypedDict):
+    """The job statuses by what they mean, so front ends need not hard-code them."""
+
+    all: list[str]
+    """Every status, in lifecycle order."""
+    terminal: list[str]
+    """A job in one of these will not change again."""
+    active: list[str]
+    """A runner process exists (or is believed to) for the job."""
+    unfinished: list[str]
+    """Not terminal: queued or active; a job in one of these may still change by itself."""
+
+
 class TaskTable(TypedDict):
     """``GET /yolo/tasks``."""
 
@@ -161,6 +174,8 @@ class TaskTable(TypedDict):
     ultralytics: str | None
     metric_labels: NotRequired[dict[str, str]]
     """Short labels of every metric key (``metrics/mAP50-95(M)`` → ``mask mAP50-95``)."""
+    statuses: NotRequired[StatusSets]
+    """The job statuses by meaning (servers before it was added do not send it)."""
 
 
 GeometryName = Literal[

@@ -16,6 +16,7 @@ import yaml
 
 from ..errors import InvalidRequest
 from .archive import IMAGE_SUFFIXES
+from .paths import SPLIT_ALIASES
 from .problems import Collector
 from .stats import SplitStats
 
@@ -23,13 +24,6 @@ if TYPE_CHECKING:
     from .datayaml import DatasetDescription
     from .layouts import Normalised
 
-SPLIT_ALIASES = {
-    "train": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "test": "test",
-}
 MAX_LISTED = 10
 
 __all__ = [

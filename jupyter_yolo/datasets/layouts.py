@@ -37,24 +37,26 @@ from ..strict import MAX_PATH_BYTES, text_problem
 from .archive import IMAGE_SUFFIXES
 from .classfolders import is_class_folders, normalise_class_folders
 from .keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
+from .paths import SPLIT_ALIASES, companion_path, folder_name_problem, label_path_for
 
 VAL_FRACTION = 0.2
 SPLIT_SEED = 0
 SPLITS = ("train", "val", "test")
-SPLIT_ALIASES = {
-    "train": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "test": "test",
-}
 MAX_YAML_BYTES = 1024 * 1024
 MAX_SPLIT_ENTRIES = 100
 NAME_FILES = ("classes.txt", "obj.names", "classes.names", "names.txt")
 TASK_KEYS = DATA_YAML_KEYS - {"path", "train", "val", "test", "names", "nc"}
 LAYOUT_FOLDERS = frozenset({"images", "labels", "annotations", "jpegimages", "imagesets"})
 
-__all__ = ["Normalised", "image_files", "label_path_for", "normalise", "seeded_split"]
+__all__ = [
+    "SPLIT_ALIASES",
+    "Normalised",
+    "companion_path",
+    "image_files",
+    "label_path_for",
+    "normalise",
+    "seeded_split",
+]
 
 
 @dataclass
@@ -90,26 +92,6 @@ def image_files(folder: Path) -> list[Path]:
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
         )
     return sorted(found)
-
-
-def label_path_for(image: Path) -> Path:
-    """The label file ultralytics reads for ``image``: last ``/images/`` -> ``/labels/``, .txt."""
-    text = str(image)
-    marker = f"{os.sep}images{os.sep}"
-    if marker in text:
-        head, tail = text.rsplit(marker, 1)
-        text = f"{head}{os.sep}labels{os.sep}{tail}"
-    return Path(text).with_suffix(".txt")
-
-
-def companion_path(image: Path, folder: str, suffix: str) -> Path:
-    """``image``'s file in ``folder`` beside ``images/`` (last ``/images/`` replaced)."""
-    text = str(image)
-    marker = f"{os.sep}images{os.sep}"
-    if marker in text:
-        head, tail = text.rsplit(marker, 1)
-        text = f"{head}{os.sep}{folder}{os.sep}{tail}"
-    return Path(text).with_suffix(suffix)
 
 
 def seeded_split(
@@ -352,12 +334,15 @@ def _place_yolo(
     dest: Path,
     result: Normalised,
     seed: int,
+    *,
     companions: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    root: Path | None = None,
 ) -> dict[str, list[Path]]:
     """Move images and their labels into ``dest``; return the label files per split.
 
     ``companions`` are per-image targets in folders beside ``images/`` (semantic masks, depth
     maps: folder name and suffixes); each moves with its image, so a split set aside keeps them.
+    A companion must lie inside ``root`` (the extracted upload) and lands inside ``dest``.
     """
     if "pool" in splits or ("val" not in splits and "train" in splits):
         key = "pool" if "pool" in splits else "train"
@@ -387,9 +372,9 @@ def _place_yolo(
             _move(image, placed, moved)
             for folder, suffixes in companions:
                 for suffix in suffixes:
-                    companion = companion_path(image, folder, suffix)
+                    companion = companion_path(image, folder, suffix, root)
                     if companion.is_file():
-                        _move(companion, companion_path(placed, folder, suffix), moved)
+                        _move(companion, companion_path(placed, folder, suffix, dest), moved)
                         break
             if label.is_file() or label in moved:
                 target = (dest / "labels" / split / relative).with_suffix(".txt")
@@ -440,6 +425,10 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
         names = content.get("names")
         nc = content.get("nc")
         extra = {str(k): v for k, v in content.items() if str(k) in TASK_KEYS and v is not None}
+        if "masks_dir" in extra:
+            problem = folder_name_problem(extra["masks_dir"])
+            if problem is not None:
+                raise UnsafeArchive(f"data.yaml's 'masks_dir' {problem}.")
         dropped = sorted(str(k) for k in content if str(k) in FORBIDDEN_DATA_KEYS)
         if dropped:
             result.notes.append(
@@ -451,10 +440,9 @@ def _normalise_yolo(root: Path, dest: Path, data_yaml: Path | None, seed: int) -
         if not found:
             raise InvalidRequest(_unrecognised(root))
         splits = found
-    masks_dir = extra.get("masks_dir")
-    masks = masks_dir if isinstance(masks_dir, str) and masks_dir.strip() else "masks"
+    masks = str(extra.get("masks_dir", "masks"))
     companions = ((masks, (".png",)), ("depth", (".png", ".npy")))
-    labels = _place_yolo(splits, dest, result, seed, companions)
+    labels = _place_yolo(splits, dest, result, seed, companions=companions, root=root)
     if names is None:
         listed = _names_from_file(root)
         if listed is not None:

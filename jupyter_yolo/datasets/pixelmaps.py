@@ -8,37 +8,90 @@ under ``depth`` as uint16 PNG (value / ``depth_scale`` = metres, 0 invalid) or f
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import UnsafeArchive
+from .paths import companion_path, folder_name_problem
 from .problems import Collector
 
 IGNORE_INDEX = 255
 DEFAULT_DEPTH_SCALE = 1000.0
 MAX_MAP_BYTES = 256 * 1024 * 1024
+MAX_MAP_PIXELS = 64 * 1024 * 1024
 
-__all__ = ["PixelStats", "depth_path_for", "mask_path_for"]
-
-
-def _swap(image: Path, folder: str, suffix: str) -> Path:
-    text = str(image)
-    marker = f"{os.sep}images{os.sep}"
-    if marker in text:
-        head, tail = text.rsplit(marker, 1)
-        text = f"{head}{os.sep}{folder}{os.sep}{tail}"
-    return Path(text).with_suffix(suffix)
+__all__ = ["MapRefused", "PixelStats", "depth_path_for", "mask_path_for", "read_map"]
 
 
-def mask_path_for(image: Path, masks_dir: str = "masks") -> Path:
-    """The semantic mask ultralytics reads for ``image``."""
-    return _swap(image, masks_dir, ".png")
+class MapRefused(ValueError):
+    """A mask or depth map that is not decoded: too large, the wrong size, or not plain data."""
+
+    def __init__(self, message: str, *, wrong_size: bool = False) -> None:
+        super().__init__(message)
+        self.wrong_size = wrong_size
 
 
-def depth_path_for(image: Path) -> Path:
-    """The depth map ultralytics reads for ``image`` (.png, else .npy)."""
-    png = _swap(image, "depth", ".png")
-    return png if png.is_file() else png.with_suffix(".npy")
+def mask_path_for(image: Path, masks_dir: str = "masks", root: Path | None = None) -> Path:
+    """The semantic mask ultralytics reads for ``image`` (inside ``root`` when given)."""
+    return companion_path(image, masks_dir, ".png", root)
+
+
+def depth_path_for(image: Path, root: Path | None = None) -> Path:
+    """The depth map ultralytics reads for ``image`` (.png, else .npy; inside ``root``)."""
+    png = companion_path(image, "depth", ".png", root)
+    return png if png.is_file() else companion_path(image, "depth", ".npy", root)
+
+
+def _check_shape(width: int, height: int, dims: tuple[int, int] | None) -> None:
+    if width * height > MAX_MAP_PIXELS:
+        raise MapRefused(
+            f"the map is {width}x{height} pixels, over {MAX_MAP_PIXELS} pixels; it was not decoded"
+        )
+    if dims is not None and (width, height) != dims:
+        raise MapRefused(
+            f"the map is {width}x{height} pixels but its image is {dims[0]}x{dims[1]}; they must "
+            f"be the same size",
+            wrong_size=True,
+        )
+
+
+def _npy(path: Path, dims: tuple[int, int] | None) -> Any:
+    """A 2-D numeric .npy, its header checked (shape, dtype, no pickles) before the data is read."""
+    import numpy as np
+
+    with path.open("rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise MapRefused(f"the .npy format version {version} is not read")
+        if dtype.hasobject or dtype.kind not in "fiub":
+            raise MapRefused(f"a map must hold numbers, not {dtype}")
+        if len(shape) != 2:
+            raise MapRefused(f"a map must be a 2-D array, not of shape {tuple(shape)}")
+        _check_shape(int(shape[1]), int(shape[0]), dims)
+        handle.seek(0)
+        return np.load(handle, allow_pickle=False)
+
+
+def read_map(path: Path, dims: tuple[int, int] | None) -> tuple[str | None, str | None, Any]:
+    """Decode a mask or depth map: (PNG format, mode, array), (None, None, array) for .npy.
+
+    Its byte size, pixel count and (when ``dims`` is known) its size against the image's are
+    checked from the header, before anything is decoded; :class:`MapRefused` says why not.
+    """
+    import numpy as np
+    from PIL import Image
+
+    if path.stat().st_size > MAX_MAP_BYTES:
+        raise MapRefused(f"the map is over {MAX_MAP_BYTES} bytes")
+    if path.suffix == ".npy":
+        return None, None, _npy(path, dims)
+    with Image.open(path) as opened:
+        _check_shape(opened.size[0], opened.size[1], dims)
+        return opened.format, opened.mode, np.asarray(opened)
 
 
 class PixelStats:
@@ -46,8 +99,9 @@ class PixelStats:
 
     def __init__(self, task: str, content: dict[Any, Any], names: dict[int, str] | None) -> None:
         self.task = task
-        masks_dir = content.get("masks_dir")
-        self.masks_dir = masks_dir if isinstance(masks_dir, str) and masks_dir else "masks"
+        masks_dir = content.get("masks_dir", "masks")
+        # an unusable masks_dir is an error of data.yaml (taskkeys): no mask is looked for then
+        self.masks_dir = masks_dir if folder_name_problem(masks_dir) is None else None
         self.mapped = content.get("label_mapping") is not None
         self.names = names
         scale = content.get("depth_scale", DEFAULT_DEPTH_SCALE)
@@ -62,23 +116,25 @@ class PixelStats:
 
     def check(self, image: Path, dims: tuple[int, int] | None, out: Collector) -> None:
         """Check the target of one image; record problems with the image's or map's file."""
-        if self.task == "semantic":
-            self._mask(image, dims, out)
-        elif self.task == "depth":
-            self._depth(image, dims, out)
-
-    def _open(self, path: Path, out: Collector, code: str) -> Any:
-        import numpy as np
-        from PIL import Image
-
         try:
-            if path.stat().st_size > MAX_MAP_BYTES:
-                out.error(code, f"The map is over {MAX_MAP_BYTES} bytes.", path)
-                return None
-            if path.suffix == ".npy":
-                return np.load(path, allow_pickle=False)
-            with Image.open(path) as opened:
-                return opened.format, opened.mode, np.asarray(opened)
+            if self.task == "semantic":
+                self._mask(image, dims, out)
+            elif self.task == "depth":
+                self._depth(image, dims, out)
+        except UnsafeArchive as exc:
+            kind = "mask" if self.task == "semantic" else "depth"
+            out.error(f"{kind}_outside", exc.message, image)
+
+    def _open(
+        self, path: Path, dims: tuple[int, int] | None, out: Collector, code: str, size_code: str
+    ) -> Any:
+        try:
+            return read_map(path, dims)
+        except MapRefused as exc:
+            text = str(exc)
+            message = text[:1].upper() + text[1:] + "."
+            out.error(size_code if exc.wrong_size else code, message, path)
+            return None
         except Exception as exc:  # PIL and numpy raise many kinds
             out.error(code, f"The map cannot be read: {exc}.", path)
             return None
@@ -104,7 +160,9 @@ class PixelStats:
     def _mask(self, image: Path, dims: tuple[int, int] | None, out: Collector) -> None:
         import numpy as np
 
-        path = mask_path_for(image, self.masks_dir)
+        if self.masks_dir is None:
+            return
+        path = mask_path_for(image, self.masks_dir, out.folder)
         if not path.is_file():
             out.error(
                 "mask_missing",
@@ -112,7 +170,7 @@ class PixelStats:
                 image,
             )
             return
-        opened = self._open(path, out, "mask_unreadable")
+        opened = self._open(path, dims, out, "mask_unreadable", "mask_size")
         if opened is None:
             return
         _format, _mode, array = opened
@@ -140,7 +198,7 @@ class PixelStats:
     def _depth(self, image: Path, dims: tuple[int, int] | None, out: Collector) -> None:
         import numpy as np
 
-        path = depth_path_for(image)
+        path = depth_path_for(image, out.folder)
         if not path.is_file():
             out.error(
                 "depth_missing",
@@ -149,11 +207,11 @@ class PixelStats:
                 image,
             )
             return
-        opened = self._open(path, out, "depth_unreadable")
+        opened = self._open(path, dims, out, "depth_unreadable", "depth_size")
         if opened is None:
             return
-        if isinstance(opened, tuple):
-            format_, mode, array = opened
+        format_, mode, array = opened
+        if format_ is not None:
             if format_ != "PNG" or mode not in ("I", "I;16") or array.ndim != 2:
                 out.error(
                     "depth_unreadable",
@@ -163,12 +221,12 @@ class PixelStats:
                 return
             metres = array.astype(np.float64) / self.scale
         else:
-            if opened.ndim != 2 or opened.dtype.kind != "f":
+            if array.ndim != 2 or array.dtype.kind != "f":
                 out.error(
                     "depth_unreadable", "A depth .npy must be a 2-D float array (metres).", path
                 )
                 return
-            metres = np.nan_to_num(opened.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+            metres = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         if not self._size(path, metres.shape, dims, out, "depth_size"):
             return
         valid = metres[metres > 0]

@@ -16,11 +16,11 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, UnsafeArchive
 from .datayaml import read_description, split_images
 from .labels import LabelRules, read_shapes
-from .layouts import label_path_for
-from .pixelmaps import depth_path_for, mask_path_for
+from .paths import folder_name_problem, label_path_for
+from .pixelmaps import MapRefused, depth_path_for, mask_path_for, read_map
 from .reportcache import read_meta
 from .taskdetect import detected, gather
 from .validate import oriented_size
@@ -122,26 +122,38 @@ def _palette() -> list[tuple[int, int, int]]:
 
 
 def pixel_overlay(
-    image: Path, task: str, content: dict[Any, Any], thumbnail: int
+    image: Path,
+    task: str,
+    content: dict[Any, Any],
+    thumbnail: int,
+    *,
+    root: Path,
+    dims: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """A semantic mask colourised or a depth map in grey, as a small PNG data URL."""
+    """A semantic mask colourised or a depth map in grey, as a small PNG data URL.
+
+    The map must lie inside the dataset ``root``; it is decoded only when its header says it
+    has the image's size ``dims`` and no more than the map pixel cap.
+    """
     import numpy as np
     from PIL import Image
 
     size = thumbnail or OVERLAY_SIZE
-    if task == "semantic":
-        masks_dir = content.get("masks_dir")
-        path = mask_path_for(image, masks_dir if isinstance(masks_dir, str) else "masks")
-    else:
-        path = depth_path_for(image)
+    try:
+        if task == "semantic":
+            masks_dir = content.get("masks_dir", "masks")
+            problem = folder_name_problem(masks_dir)
+            if problem is not None:
+                return {"overlay": None, "overlay_error": f"data.yaml's 'masks_dir' {problem}"}
+            path = mask_path_for(image, masks_dir, root)
+        else:
+            path = depth_path_for(image, root)
+    except UnsafeArchive as exc:
+        return {"overlay": None, "overlay_error": exc.message}
     if not path.is_file():
         return {"overlay": None, "overlay_error": f"no {task} map for this image"}
     try:
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False).astype(np.float64)
-        else:
-            with Image.open(path) as opened:
-                array = np.asarray(opened).astype(np.float64)
+        array = read_map(path, dims)[2].astype(np.float64)
         if array.ndim != 2:
             raise ValueError("the map is not one channel")
         if task == "semantic":
@@ -160,6 +172,8 @@ def pixel_overlay(
             picture = Image.fromarray(grey, mode="L")
             summary = {"raw_min": low, "raw_max": high}
         picture.thumbnail((size, size), Image.Resampling.NEAREST)
+    except MapRefused as exc:
+        return {"overlay": None, "overlay_error": f"refused: {exc}"}
     except Exception as exc:  # PIL and numpy raise many kinds
         return {"overlay": None, "overlay_error": f"unreadable: {exc}"}
     return {
@@ -181,19 +195,24 @@ def sample_entry(
     height: int,
     split_roots: list[Path],
     thumbnail: int,
+    root: Path,
 ) -> dict[str, Any]:
-    """The task's geometry of one sample image (see the module docstring)."""
+    """The task's geometry of one sample image (see the module docstring).
+
+    ``root`` is the dataset folder: a semantic or depth map must lie inside it.
+    """
     if task == "classify":
         ids = {name: index for index, name in names.items()}
-        for root in split_roots:
+        for split_root in split_roots:
             try:
-                folder = image.relative_to(root).parts[0]
+                folder = image.relative_to(split_root).parts[0]
             except (ValueError, IndexError):
                 continue
             return {"boxes": [], "class_id": ids.get(folder), "class_name": folder}
         return {"boxes": [], "class_id": None, "class_name": None}
     if task in ("semantic", "depth"):
-        return {"boxes": [], **pixel_overlay(image, task, content, thumbnail)}
+        overlay = pixel_overlay(image, task, content, thumbnail, root=root, dims=(width, height))
+        return {"boxes": [], **overlay}
     return label_geometry(image, task=task, rules=rules, names=names, width=width, height=height)
 
 
@@ -252,6 +271,7 @@ def dataset_samples(
                 height=height,
                 split_roots=description.splits[split],
                 thumbnail=thumbnail,
+                root=root,
             )
         )
         out.append(entry)

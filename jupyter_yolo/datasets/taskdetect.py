@@ -19,6 +19,7 @@ from ..contract.tasks import DEFAULT_TASK, TASK_NAMES
 from ..errors import InvalidRequest
 from ..safeyaml import YamlRefused, describe, load_yaml
 from .archive import IMAGE_SUFFIXES
+from .paths import masks_dir_of
 
 MAX_SCANNED_FILES = 5000
 MAX_SCANNED_BYTES = 16 * 1024 * 1024
@@ -157,8 +158,9 @@ def gather_from(content: dict[str, Any], folder: Path) -> Evidence:
     """Look at a dataset whose data.yaml (already read) has ``folder`` as its ``path``."""
     evidence = Evidence(kpt_shape=content.get("kpt_shape") is not None)
     masks_dir = content.get("masks_dir")
-    masks_name = masks_dir if isinstance(masks_dir, str) and masks_dir else "masks"
-    evidence.masks = masks_dir not in (None, "") or _has_files(folder / masks_name, {".png"})
+    evidence.masks = masks_dir not in (None, "") or _has_files(
+        folder / masks_dir_of(content), {".png"}
+    )
     evidence.depth = content.get("depth_scale") is not None or _has_files(
         folder / "depth", {".png", ".npy"}
     )

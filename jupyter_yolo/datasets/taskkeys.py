@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..contract.tasks import profile
 from ..safeyaml import describe
+from .paths import folder_name_problem
 from .problems import Collector
 
 if TYPE_CHECKING:
@@ -54,13 +55,13 @@ def check_task_keys(task: str, description: DatasetDescription, out: Collector) 
                 path,
                 lines.get("depth_scale"),
             )
-    if task == "semantic" and "masks_dir" in content and not isinstance(content["masks_dir"], str):
-        out.error(
-            "data_yaml",
-            f"data.yaml's 'masks_dir' must be a folder name, not {describe(content['masks_dir'])}.",
-            path,
-            lines.get("masks_dir"),
-        )
+    if "masks_dir" in content:
+        # ultralytics reads masks from <root>/<masks_dir>/...: one plain name, never a path out
+        problem = folder_name_problem(content["masks_dir"])
+        if problem is not None:
+            out.error(
+                "data_yaml", f"data.yaml's 'masks_dir' {problem}.", path, lines.get("masks_dir")
+            )
 
 
 def _check_flip_idx(content: dict[Any, Any], out: Collector, lines: dict[str, int]) -> None:

@@ -1,0 +1,204 @@
+"""Hostile task datasets: masks_dir leaving the dataset, decompression bombs in masks and depth
+maps, RLE and polygon blow-ups, unbounded task detection scans; each built here by hand."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from jupyter_yolo.datasets.layouts import normalise
+from jupyter_yolo.datasets.paths import companion_path
+from jupyter_yolo.datasets.samples import pixel_overlay
+from jupyter_yolo.datasets.validate import validate_dataset
+from jupyter_yolo.errors import UnsafeArchive
+
+from .conftest import expect_error
+
+SIZE = 32
+
+
+def _png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def _image(path: Path, index: int = 0) -> Path:
+    return _png(path, np.full((SIZE, SIZE, 3), 40 + index * 20, np.uint8))
+
+
+def _semantic(root: Path, masks_dir: str | None, count: int = 2) -> Path:
+    """A semantic dataset (masks under ``masks/``) whose data.yaml names ``masks_dir``."""
+    for split in ("train", "val"):
+        for i in range(count):
+            _image(root / "images" / split / f"im{i}.png", i)
+            _png(root / "masks" / split / f"im{i}.png", np.ones((SIZE, SIZE), np.uint8))
+    data: dict[str, Any] = {"train": "images/train", "val": "images/val", "names": {0: "a", 1: "b"}}
+    if masks_dir is not None:
+        data["masks_dir"] = masks_dir
+    (root / "data.yaml").write_text(yaml.safe_dump(data))
+    return root
+
+
+def problems(report: dict[str, Any], code: str) -> list[dict[str, Any]]:
+    return [p for p in report["problems"] if p["code"] == code]
+
+
+# --------------------------------------------------------------------------- masks_dir
+
+
+def test_companion_path_refuses_a_folder_that_is_a_path(tmp_path: Path) -> None:
+    image = tmp_path / "ws" / ".tmp" / "op1" / "raw" / "images" / "train" / "a.jpg"
+    for folder in ("../../../../../home/user/victim", "a/b", "..", ".", "", "/etc"):
+        with pytest.raises(UnsafeArchive):
+            companion_path(image, folder, ".png")
+    assert companion_path(image, "masks", ".png").parts[-3:] == ("masks", "train", "a.png")
+
+
+def test_companion_path_must_resolve_inside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    image = _image(root / "images" / "train" / "a.png")
+    outside = tmp_path / "elsewhere"
+    _png(outside / "train" / "a.png", np.zeros((SIZE, SIZE), np.uint8))
+    (root / "masks").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafeArchive):
+        companion_path(image, "masks", ".png", root)
+    assert companion_path(image, "depth", ".png", root) == root / "depth" / "train" / "a.png"
+
+
+def test_upload_with_masks_dir_outside_is_refused_and_moves_nothing(tmp_path: Path) -> None:
+    source = _semantic(tmp_path / "raw", "../../victim")
+    # where the unchecked companion path of raw/images/train/im0.png pointed
+    victim = _png(tmp_path / "victim" / "train" / "im0.png", np.zeros((SIZE, SIZE), np.uint8))
+    with pytest.raises(UnsafeArchive, match="masks_dir"):
+        normalise(source, tmp_path / "dest")
+    assert victim.is_file()
+    assert not (tmp_path / "dest" / "victim").exists()
+
+
+def test_upload_with_plain_masks_dir_keeps_it(tmp_path: Path) -> None:
+    source = _semantic(tmp_path / "raw", None)
+    os.rename(source / "masks", source / "class_maps")
+    data = {"train": "images/train", "val": "images/val", "names": {0: "a"}}
+    (source / "data.yaml").write_text(yaml.safe_dump({**data, "masks_dir": "class_maps"}))
+    normalise(source, tmp_path / "dest")
+    assert (tmp_path / "dest" / "class_maps" / "train" / "im0.png").is_file()
+    content = yaml.safe_load((tmp_path / "dest" / "data.yaml").read_text())
+    assert content["masks_dir"] == "class_maps"
+
+
+async def test_http_upload_with_masks_dir_outside_is_a_400(
+    jp_fetch: Any, tmp_path: Path, yolo_workspace: Path
+) -> None:
+    source = _semantic(tmp_path / "raw", "../../../../../home/user/victim")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(source).as_posix())
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "datasets",
+        method="POST",
+        params={"name": "evil"},
+        body=buffer.getvalue(),
+        headers={"Content-Type": "application/zip"},
+    )
+    assert "masks_dir" in body["message"]
+    assert not (yolo_workspace / "datasets" / "evil").exists()
+
+
+def test_validation_reports_a_masks_dir_path_and_reads_nothing_there(tmp_path: Path) -> None:
+    root = _semantic(tmp_path / "ds", "../outside")
+    # a mask the unchecked path would have read: out-of-range classes would show in the report
+    _png(tmp_path / "outside" / "train" / "im0.png", np.full((SIZE, SIZE), 9, np.uint8))
+    report = validate_dataset(root, task="semantic")
+    bad = problems(report, "data_yaml")
+    assert bad and "masks_dir" in bad[0]["message"], report["problems"]
+    assert not problems(report, "mask_class_out_of_range")
+
+
+def test_samples_refuse_a_mask_outside_the_dataset(tmp_path: Path) -> None:
+    root = _semantic(tmp_path / "ds", None)
+    image = root / "images" / "train" / "im0.png"
+    content = {"masks_dir": "../outside"}
+    result = pixel_overlay(image, "semantic", content, 64, root=root)
+    assert result["overlay"] is None and "masks_dir" in result["overlay_error"]
+    # a masks folder that is a symlink out of the dataset
+    os.rename(root / "masks", tmp_path / "moved")
+    (root / "masks").symlink_to(tmp_path / "moved", target_is_directory=True)
+    result = pixel_overlay(image, "semantic", {}, 64, root=root)
+    assert result["overlay"] is None and "outside" in result["overlay_error"]
+
+
+# --------------------------------------------------------------------------- decompression bombs
+
+
+def _bomb_png(path: Path, side: int) -> Path:
+    """A grey PNG of side x side pixels that compresses to a few kilobytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (side, side), 0).save(path, optimize=True)
+    return path
+
+
+def test_mask_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+    root = _semantic(tmp_path / "ds", None, count=1)
+    bomb = _bomb_png(root / "masks" / "train" / "im0.png", 9000)  # 81 Mpx, over the cap
+    assert bomb.stat().st_size < 1024 * 1024
+    report = validate_dataset(root, task="semantic")
+    refused = [p for p in report["problems"] if p["file"] == "masks/train/im0.png"]
+    assert refused and "not decoded" in refused[0]["message"], report["problems"]
+    wrong = _bomb_png(root / "masks" / "val" / "im0.png", 64)
+    report = validate_dataset(root, task="semantic")
+    sized = problems(report, "mask_size")
+    assert [p["file"] for p in sized] == ["masks/val/im0.png"], report["problems"]
+    assert "64x64" in sized[0]["message"]
+    result = pixel_overlay(
+        root / "images" / "val" / "im0.png", "semantic", {}, 64, root=root, dims=(SIZE, SIZE)
+    )
+    assert result["overlay"] is None and "same size" in result["overlay_error"]
+    assert wrong.is_file()
+
+
+def _depth_root(tmp_path: Path) -> Path:
+    root = tmp_path / "ds"
+    for split in ("train", "val"):
+        _image(root / "images" / split / "im0.png")
+        _png(root / "depth" / split / "im0.png", np.full((SIZE, SIZE), 1000, np.uint16))
+    data = {"train": "images/train", "val": "images/val", "names": {0: "depth"}}
+    (root / "data.yaml").write_text(yaml.safe_dump({**data, "depth_scale": 1000}))
+    return root
+
+
+def test_depth_npy_header_checked_before_loading(tmp_path: Path) -> None:
+    root = _depth_root(tmp_path)
+    (root / "depth" / "train" / "im0.png").unlink()
+    npy = root / "depth" / "train" / "im0.npy"
+    # a header claiming 100000 x 100000 float64 (80 GB) over a tiny file
+    header = {"descr": "<f8", "fortran_order": False, "shape": (100000, 100000)}
+    with npy.open("wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(b"\0" * 64)
+    report = validate_dataset(root, task="depth")
+    refused = [p for p in report["problems"] if p["file"] == "depth/train/im0.npy"]
+    assert refused and "not decoded" in refused[0]["message"], report["problems"]
+    # an object array (a pickle) is refused from its header
+    np.save(npy, np.array([[1.0, None]], dtype=object), allow_pickle=True)
+    report = validate_dataset(root, task="depth")
+    refused = [p for p in report["problems"] if p["file"] == "depth/train/im0.npy"]
+    assert refused and "numbers" in refused[0]["message"], report["problems"]
+    # a right one is read
+    np.save(npy, np.full((SIZE, SIZE), 2.0, np.float32))
+    report = validate_dataset(root, task="depth")
+    assert report["errors"] == 0, report["problems"]
+    assert report["task_stats"]["depth_m"]["max"] == 2.0

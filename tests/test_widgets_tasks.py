@@ -238,3 +238,70 @@ def test_titles_and_tables_of_tasks_without_objects() -> None:
     assert "<td>2.61</td>" in results_table(depth, [], "depth-map")
     classes = {"classes": [{"cls": 0, "name": "circle", "prob": 0.35}]}
     assert title_text("x.jpg", classes, [], "class-scores") == "x.jpg: circle 35.0%"
+
+
+class _FlakyTasks:
+    """A tiny HTTP server whose ``GET /yolo/tasks`` fails ``failures`` times, then answers."""
+
+    def __init__(self, failures: int, table: dict[str, Any]) -> None:
+        import http.server
+        import threading
+
+        owner = self
+        self.failures = failures
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.requests += 1
+                if owner.requests <= owner.failures:
+                    status, body = 503, {"message": "the server is starting"}
+                else:
+                    status, body = 200, table
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_failed_task_table_read_is_retried_not_cached_for_good(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jupyter_yolo.widgets import tasks as tasks_module
+
+    served = dict(task_table())
+    served["default"] = "segment"  # tells the served table from the contract's fallback
+    flaky = _FlakyTasks(failures=1, table=served)
+    now = [1000.0]
+    monkeypatch.setattr(tasks_module, "_clock", lambda: now[0])
+    try:
+        client = YoloClient(flaky.url, token="t")
+        first = tasks_module.task_facts(client)
+        assert first.default == "detect" and flaky.requests == 1  # the fallback table
+        # within the minute: the fallback again, without asking the server
+        now[0] += tasks_module.RETRY_AFTER_S / 2
+        assert tasks_module.task_facts(client).default == "detect"
+        assert flaky.requests == 1
+        # a minute on: asked again, and the server's table is kept from then on
+        now[0] += tasks_module.RETRY_AFTER_S
+        assert tasks_module.task_facts(client).default == "segment"
+        assert flaky.requests == 2
+        now[0] += 10 * tasks_module.RETRY_AFTER_S
+        assert tasks_module.task_facts(client).default == "segment"
+        assert flaky.requests == 2
+    finally:
+        flaky.close()

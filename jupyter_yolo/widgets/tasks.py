@@ -8,6 +8,7 @@ the same data the server would have sent.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -17,8 +18,16 @@ from ..contract.tasks import DEFAULT_TASK, metric_label, task_from_name
 
 __all__ = ["TaskFacts", "metric_label", "task_facts", "task_from_name"]
 
+RETRY_AFTER_S = 60.0
+"""After a failed read of the table, the contract's own table stands in this long before the
+server is asked again (a transient error is not remembered for good)."""
+
 _CACHE: weakref.WeakKeyDictionary[YoloClient, TaskFacts] = weakref.WeakKeyDictionary()
+_FAILED: weakref.WeakKeyDictionary[YoloClient, tuple[float, TaskFacts]] = (
+    weakref.WeakKeyDictionary()
+)
 _CACHE_LOCK = threading.Lock()
+_clock = time.monotonic
 
 
 class TaskFacts:
@@ -74,16 +83,28 @@ class TaskFacts:
 
 
 def task_facts(client: YoloClient) -> TaskFacts:
-    """The task table of ``client``'s server, fetched once per client."""
+    """The task table of ``client``'s server, fetched once per client.
+
+    A failed read (an older server, a transient error) falls back to the contract's own table
+    and is retried on a use at least :data:`RETRY_AFTER_S` seconds later; only a table the
+    server answered is kept for good.
+    """
     with _CACHE_LOCK:
         cached = _CACHE.get(client)
+        failed = _FAILED.get(client)
     if cached is not None:
         return cached
+    if failed is not None and _clock() - failed[0] < RETRY_AFTER_S:
+        return failed[1]
     try:
         table = client.tasks()
     except YoloClientError:
-        table = dict(task_table())
+        facts = TaskFacts(dict(task_table()))
+        with _CACHE_LOCK:
+            _FAILED[client] = (_clock(), facts)
+        return facts
     facts = TaskFacts(table)
     with _CACHE_LOCK:
         _CACHE[client] = facts
+        _FAILED.pop(client, None)
     return facts

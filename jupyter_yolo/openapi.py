@@ -810,6 +810,18 @@ JOB_SCHEMAS: dict[str, Any] = {
         },
         default=STRING,
         ultralytics=_nullable(STRING),
+        metric_labels={
+            "type": "object",
+            "description": "short label of each metric key (metrics/mAP50-95(M): mask mAP50-95)",
+            "additionalProperties": STRING,
+        },
+        statuses=_object(
+            ["all", "terminal", "active", "unfinished"],
+            **{
+                group: {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}}
+                for group in ("all", "terminal", "active", "unfinished")
+            },
+        ),
     ),
 }
 

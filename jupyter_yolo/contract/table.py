@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 
 from .architectures import architectures
-from .payloads import TaskTable
+from .payloads import StatusSets, TaskTable
+from .status import ACTIVE, STATUSES, TERMINAL, UNFINISHED
 from .tasks import DEFAULT_TASK, TASKS, metric_label
 
 
@@ -15,6 +16,16 @@ def ultralytics_version() -> str | None:
         return importlib.metadata.version("ultralytics")
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def status_sets() -> StatusSets:
+    """The job statuses by meaning, each list in lifecycle order."""
+    return {
+        "all": list(STATUSES),
+        "terminal": [s for s in STATUSES if s in TERMINAL],
+        "active": [s for s in STATUSES if s in ACTIVE],
+        "unfinished": [s for s in STATUSES if s in UNFINISHED],
+    }
 
 
 def task_table() -> TaskTable:
@@ -27,4 +38,5 @@ def task_table() -> TaskTable:
         "metric_labels": {
             key: metric_label(key) for profile in TASKS.values() for key in profile.metric_keys
         },
+        "statuses": status_sets(),
     }

@@ -409,15 +409,16 @@ def coco_folder(root: Path, kind: str) -> Path:
 
 
 def test_rle_round_trip() -> None:
-    from jupyter_yolo.datasets.coco_tasks import decode_rle
+    from jupyter_yolo.rle import decode
 
     rng = np.random.default_rng(0)
     mask = (rng.random((23, 17)) > 0.6).astype(np.uint8)
     counts = rle_counts_of(mask)
     for encoded in (counts, rle_string(counts)):
-        decoded = decode_rle({"size": [23, 17], "counts": encoded})
-        assert decoded is not None and (decoded == mask).all()
-    assert decode_rle({"size": [23, 17], "counts": counts[:-1]}) is None
+        decoded = decode({"size": [23, 17], "counts": encoded})
+        assert (decoded == mask).all()
+    with pytest.raises(ValueError):
+        decode({"size": [23, 17], "counts": counts[:-1]})
 
 
 async def test_coco_segment_pose_and_dota_uploads(

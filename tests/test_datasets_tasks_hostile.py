@@ -4,6 +4,7 @@ maps, RLE and polygon blow-ups, unbounded task detection scans; each built here 
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -202,3 +203,81 @@ def test_depth_npy_header_checked_before_loading(tmp_path: Path) -> None:
     report = validate_dataset(root, task="depth")
     assert report["errors"] == 0, report["problems"]
     assert report["task_stats"]["depth_m"]["max"] == 2.0
+
+
+# --------------------------------------------------------------------------- COCO RLE and polygons
+
+
+def _coco(root: Path, annotations: list[dict[str, Any]], record_size: tuple[int, int]) -> Path:
+    """Two real 32x32 images whose COCO records claim ``record_size``; ``annotations`` on both."""
+    images = []
+    anns = []
+    for i in range(2):
+        _image(root / "images" / f"p{i}.png", i)
+        width, height = record_size
+        images.append({"id": i, "file_name": f"p{i}.png", "width": width, "height": height})
+        for k, annotation in enumerate(annotations):
+            base = {"image_id": i, "category_id": 1, "bbox": [2, 2, 10, 10], "iscrowd": 0}
+            anns.append({**base, "id": 100 * i + k, **annotation})
+    content = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "x"}]}
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / "instances.json").write_text(json.dumps(content))
+    return root
+
+
+def test_rle_size_must_be_the_real_image_size(tmp_path: Path) -> None:
+    side = 8000  # the records claim 8000x8000 (64 Mpx) for 32x32 images
+    rle = {"size": [side, side], "counts": [1000, 10, side * side - 1010]}
+    source = _coco(tmp_path / "raw", [{"segmentation": rle}], (side, side))
+    result = normalise(source, tmp_path / "dest")
+    refused = [p for p in result.problems if p["code"] == "segmentation_refused"]
+    assert refused and "real size [32, 32]" in refused[0]["message"], result.problems
+
+
+def test_rle_pixels_per_upload_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyter_yolo.datasets import coco_tasks
+    from jupyter_yolo.errors import InvalidRequest
+
+    full = {"size": [SIZE, SIZE], "counts": [0, SIZE * SIZE]}
+    empty = {"size": [SIZE, SIZE], "counts": [SIZE * SIZE]}
+    monkeypatch.setattr(coco_tasks, "MAX_DECODED_PIXELS", 3 * SIZE * SIZE)
+    # empty masks are not decoded, so they cost nothing: 2 images x 4 of them pass
+    source = _coco(tmp_path / "raw", [{"segmentation": empty}] * 4, (SIZE, SIZE))
+    normalise(source, tmp_path / "dest")
+    # 2 images x 2 full masks = 4 decodes, one over the budget of 3
+    source = _coco(tmp_path / "raw2", [{"segmentation": full}] * 2, (SIZE, SIZE))
+    with pytest.raises(InvalidRequest, match="RLE mask pixels"):
+        normalise(source, tmp_path / "dest2")
+
+
+def test_merge_of_huge_polygons_is_bounded(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from jupyter_yolo.datasets.coco_tasks import MAX_POLYGON_POINTS, merge_multi_segment
+
+    angles = np.linspace(0, 2 * np.pi, 20_000, endpoint=False)
+    first = np.stack([100 + 50 * np.cos(angles), 100 + 50 * np.sin(angles)], 1)
+    second = first + 200
+    notes: list[str] = []
+    tracemalloc.start()
+    try:
+        parts = merge_multi_segment([first.ravel().tolist(), second.ravel().tolist()], notes)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # unbounded, the 20k x 20k x 2 float64 distance matrix alone is 6.4 GB
+    assert peak < 400 * 1024 * 1024, peak
+    assert all(len(p) <= MAX_POLYGON_POINTS + 1 for p in parts)
+    assert len(notes) == 2 and "simplified" in notes[0]
+
+
+def test_closest_pair_in_chunks_matches_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyter_yolo.datasets import coco_tasks
+
+    monkeypatch.setattr(coco_tasks, "CLOSEST_CHUNK", 3)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        a, b = rng.random((int(rng.integers(1, 12)), 2)), rng.random((int(rng.integers(1, 12)), 2))
+        full = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        i, j = coco_tasks._closest(a, b)
+        assert full[i, j] == full.min()

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import InvalidRequest
 from ..safeyaml import describe
 from ..strict import MAX_JSON_DEPTH, StrictJSONError, loads_file
-from .coco_tasks import flip_index, keypoint_line, segment_line
+from .coco_tasks import RleBudget, flip_index, keypoint_line, segment_line
 from .layouts import (
     SPLIT_ALIASES,
     SPLITS,
@@ -120,6 +120,8 @@ def normalise_coco(
         if guessed:
             result.warn("flip_idx_guessed", guessed, file="data.yaml")
     stand_ins = no_keypoints = 0
+    budget = RleBudget()  # RLE pixels this whole upload may decode
+    mask_notes: list[str] = []
 
     # (split or None for the pool, image path, label text)
     items: list[tuple[str | None, Path, str]] = []
@@ -177,6 +179,8 @@ def normalise_coco(
                     )
                     continue
                 width, height = size
+            # an RLE mask must have the image file's own size (its header, not the JSON's)
+            real = _image_size(image) if task == "segment" else None
             lines = []
             for annotation in anns:
                 bbox = annotation.get("bbox")
@@ -229,7 +233,14 @@ def normalise_coco(
                         line = pose
                     else:
                         line, stand_in = segment_line(
-                            class_of[category], annotation, box, width, height
+                            class_of[category],
+                            annotation,
+                            box,
+                            width,
+                            height,
+                            real=real,
+                            budget=budget,
+                            warnings=mask_notes,
                         )
                         stand_ins += stand_in
                 lines.append(line)
@@ -251,6 +262,13 @@ def normalise_coco(
             "segmentation_missing",
             f"{stand_ins} annotation(s) had no usable segmentation; their box was used as the "
             f"polygon.",
+        )
+    if mask_notes:
+        shown_notes = "; ".join(mask_notes[:5])
+        more = f" and {len(mask_notes) - 5} more" if len(mask_notes) > 5 else ""
+        result.warn(
+            "segmentation_refused",
+            f"{len(mask_notes)} segmentation(s) were not used as given: {shown_notes}{more}.",
         )
     if skipped_empty:
         result.warn(

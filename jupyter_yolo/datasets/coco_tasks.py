@@ -4,9 +4,14 @@ Follows ultralytics' own ``convert_coco`` (``ultralytics/data/converter.py``), w
 importing it or pycocotools: crowd annotations (``iscrowd``) are left out; an instance of
 several polygons is joined into one outline (``merge_multi_segment``: each part linked to the
 next at their closest points by a thin double line); an RLE mask (uncompressed counts or
-COCO's compressed string) is decoded here with numpy and traced to its outer contours; keypoints
+COCO's compressed string) is decoded and traced to its outer contours; keypoints
 are normalised by the image size with their visibility kept, and an instance without a labelled
 keypoint is left out.
+
+Bounded work: an RLE mask is decoded (by the shared checked :mod:`jupyter_yolo.rle`) only when its
+size is the image file's real size, empty masks are not decoded at all, all masks of an upload
+together decode at most :data:`MAX_DECODED_PIXELS`; polygons are simplified to at most
+:data:`MAX_POLYGON_POINTS` points before they are joined.
 """
 
 from __future__ import annotations
@@ -15,84 +20,131 @@ from typing import Any
 
 import numpy as np
 
+from .. import rle
+from ..errors import InvalidRequest
+from ..safeyaml import describe
+
 COCO_PERSON_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 COCO_PERSON_NAMES = [
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
     "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
     "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 ]  # fmt: skip
-MAX_RLE_PIXELS = 64 * 1024 * 1024
+MAX_DECODED_PIXELS = 256 * 1024 * 1024
+"""RLE mask pixels decoded per upload, all annotations together; past it the upload is a 400."""
+MAX_POLYGON_POINTS = 10_000
+"""Points of one polygon joined by merge_multi_segment; longer ones are simplified first."""
+CLOSEST_CHUNK = 256
+"""Rows of the first polygon compared at once in the closest-pair search."""
 
 __all__ = [
-    "decode_rle",
+    "MAX_DECODED_PIXELS",
+    "RleBudget",
     "flip_index",
     "keypoint_line",
     "merge_multi_segment",
-    "rle_counts",
     "segment_line",
 ]
 
 
-def rle_counts(counts: Any) -> list[int] | None:
-    """COCO RLE counts: a list as is, a compressed string decoded (pycocotools' rleFrString)."""
-    if isinstance(counts, list):
-        ok = all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
-        return counts if ok else None
-    if not isinstance(counts, str):
-        return None
-    values: list[int] = []
-    position = 0
-    while position < len(counts):
-        value = shift = 0
-        more = True
-        while more:
-            if position >= len(counts):
-                return None
-            char = ord(counts[position]) - 48
-            value |= (char & 0x1F) << (5 * shift)
-            more = bool(char & 0x20)
-            position += 1
-            shift += 1
-            if not more and char & 0x10:
-                value |= -1 << (5 * shift)
-        if len(values) > 2:
-            value += values[-2]
-        if value < 0:
-            return None
-        values.append(value)
-    return values
+class RleBudget:
+    """The RLE pixels one upload may still decode; a mask past it is a 400."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.left = MAX_DECODED_PIXELS if limit is None else limit
+
+    def take(self, pixels: int) -> None:
+        """Charge ``pixels`` decoded pixels, or raise InvalidRequest past the budget."""
+        if pixels > self.left:
+            raise InvalidRequest(
+                f"The COCO annotations hold more RLE mask pixels than one upload may decode "
+                f"({MAX_DECODED_PIXELS} in all); split the dataset or give polygons instead."
+            )
+        self.left -= pixels
 
 
-def decode_rle(segmentation: dict[str, Any]) -> np.ndarray | None:
-    """The binary mask (h, w, uint8) of a COCO RLE, or None when it is not a valid one."""
+def _rle_polygons(
+    segmentation: dict[str, Any], real: tuple[int, int], budget: RleBudget
+) -> tuple[list[list[float]] | None, str | None]:
+    """An RLE mask traced to its outer contours, or (None, why it was not decoded)."""
     size = segmentation.get("size")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-        return None
-    height, width = size
-    if height <= 0 or width <= 0 or height * width > MAX_RLE_PIXELS:
-        return None
-    counts = rle_counts(segmentation.get("counts"))
-    if counts is None or sum(counts) != height * width:
-        return None
-    flat = np.zeros(height * width, np.uint8)
-    position, value = 0, 0
-    for count in counts:
-        if value:
-            flat[position : position + count] = 1
-        position += count
-        value ^= 1
-    return flat.reshape(width, height).T.copy()  # column-major, as COCO stores it
+    width, height = real
+    if size != [height, width]:
+        return None, (
+            f"its RLE size {describe(size)} is not the image's real size [{height}, {width}] "
+            f"(height, width)"
+        )
+    try:
+        raw = segmentation.get("counts")
+        counts = rle.counts_from_string(raw, limit=height * width) if isinstance(raw, str) else raw
+        if (
+            isinstance(counts, list)
+            and all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
+            and sum(counts[1::2]) == 0
+            and sum(counts) == height * width
+        ):
+            return [], None  # an empty mask: nothing to decode or trace
+        budget.take(height * width)
+        mask = rle.decode({"size": [height, width], "counts": counts})
+    except ValueError as exc:
+        return None, f"its RLE mask cannot be decoded: {exc}"
+    import cv2
+
+    contours = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[
+        0
+    ]
+    return [c.ravel().astype(float).tolist() for c in contours], None
 
 
 def _closest(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    distances = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-    flat = int(np.argmin(distances))
-    return flat // distances.shape[1], flat % distances.shape[1]
+    """Indices of the closest pair of points of ``a`` and ``b``, in chunks of ``a``'s rows.
+
+    Memory is O(len(b) * CLOSEST_CHUNK), never the whole len(a) x len(b) distance matrix.
+    """
+    best, best_i, best_j = np.inf, 0, 0
+    for start in range(0, len(a), CLOSEST_CHUNK):
+        chunk = a[start : start + CLOSEST_CHUNK]
+        distances = ((chunk[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        flat = int(np.argmin(distances))
+        i, j = divmod(flat, distances.shape[1])
+        if distances[i, j] < best:
+            best, best_i, best_j = float(distances[i, j]), start + i, j
+    return best_i, best_j
 
 
-def merge_multi_segment(segments: list[list[float]]) -> list[np.ndarray]:
-    """Join the polygons of one instance into one outline (ultralytics' merge_multi_segment)."""
-    parts = [np.array(s, dtype=np.float64).reshape(-1, 2) for s in segments]
+def _bounded(points: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The polygon cut to MAX_POLYGON_POINTS points (cv2.approxPolyDP), and if it was cut."""
+    if len(points) <= MAX_POLYGON_POINTS:
+        return points, False
+    import cv2
+
+    contour = points.astype(np.float32).reshape(-1, 1, 2)
+    span = float(np.ptp(points, axis=0).max()) or 1.0
+    epsilon = span * 1e-4
+    simplified = points
+    while len(simplified) > MAX_POLYGON_POINTS:
+        simplified = cv2.approxPolyDP(contour, epsilon, True).reshape(-1, 2).astype(np.float64)
+        epsilon *= 2
+    return simplified, True
+
+
+def merge_multi_segment(
+    segments: list[list[float]], warnings: list[str] | None = None
+) -> list[np.ndarray]:
+    """Join the polygons of one instance into one outline (ultralytics' merge_multi_segment).
+
+    A polygon over MAX_POLYGON_POINTS points is simplified first (a note goes to ``warnings``),
+    so the closest-pair search stays bounded.
+    """
+    parts = []
+    for segment in segments:
+        points, simplified = _bounded(np.array(segment, dtype=np.float64).reshape(-1, 2))
+        if simplified and warnings is not None:
+            warnings.append(
+                f"a polygon of {len(segment) // 2} points was simplified to {len(points)} "
+                f"(at most {MAX_POLYGON_POINTS} per polygon)"
+            )
+        parts.append(points)
     links: list[list[int]] = [[] for _ in parts]
     for i in range(1, len(parts)):
         first, second = _closest(parts[i - 1], parts[i])
@@ -117,20 +169,21 @@ def merge_multi_segment(segments: list[list[float]]) -> list[np.ndarray]:
     return out
 
 
-def _polygons(segmentation: Any, width: float, height: float) -> list[list[float]] | None:
-    """The instance's polygons in pixels (an RLE traced to contours), or None when unusable."""
+def _polygons(
+    segmentation: Any,
+    width: float,
+    height: float,
+    real: tuple[int, int] | None,
+    budget: RleBudget,
+) -> tuple[list[list[float]] | None, str | None]:
+    """The instance's polygons in pixels (an RLE traced to contours), or (None, why not)."""
+    why = None
     if isinstance(segmentation, dict):
-        if segmentation.get("size") != [int(height), int(width)]:
-            return None
-        mask = decode_rle(segmentation)
-        if mask is None:
-            return None
-        import cv2
-
-        contours = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
-        segmentation = [c.ravel().astype(float).tolist() for c in contours]
+        if real is None or segmentation.get("size") != [int(height), int(width)]:
+            return None, None
+        segmentation, why = _rle_polygons(segmentation, real, budget)
     if not isinstance(segmentation, list):
-        return None
+        return None, why
     return [
         p
         for p in segmentation
@@ -138,25 +191,39 @@ def _polygons(segmentation: Any, width: float, height: float) -> list[list[float
         and len(p) >= 6
         and not len(p) % 2
         and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
-    ] or None
+    ] or None, why
 
 
 def segment_line(
-    cls: int, annotation: dict[str, Any], box: list[float], width: float, height: float
+    cls: int,
+    annotation: dict[str, Any],
+    box: list[float],
+    width: float,
+    height: float,
+    *,
+    real: tuple[int, int] | None = None,
+    budget: RleBudget | None = None,
+    warnings: list[str] | None = None,
 ) -> tuple[str, bool]:
     """The YOLO polygon line of one instance, and whether its box stood in for the mask.
 
     ``box`` is the normalised ``cx cy w h``; an instance without a usable segmentation gets its
-    box as a four-corner polygon, as ultralytics does.
+    box as a four-corner polygon, as ultralytics does. An RLE mask is decoded only when its size
+    is the image file's ``real`` (width, height), read from the image's header, and while the
+    upload's ``budget`` of decoded pixels lasts; why one was not decoded goes to ``warnings``.
     """
-    polygons = _polygons(annotation.get("segmentation"), width, height)
+    polygons, why = _polygons(
+        annotation.get("segmentation"), width, height, real, budget or RleBudget()
+    )
+    if why is not None and warnings is not None:
+        warnings.append(f"annotation {describe(annotation.get('id'))}: {why}")
     if polygons is None:
         cx, cy, w, h = box
         x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
         coords = [x0, y0, x1, y0, x1, y1, x0, y1]
         return f"{cls} " + " ".join(f"{v:.6f}" for v in coords) + "\n", True
     if len(polygons) > 1:
-        points = np.concatenate(merge_multi_segment(polygons), axis=0)
+        points = np.concatenate(merge_multi_segment(polygons, warnings), axis=0)
     else:
         points = np.array(polygons[0], dtype=np.float64).reshape(-1, 2)
     points = np.clip(points / np.array([width, height]), 0.0, 1.0)

@@ -281,3 +281,53 @@ def test_closest_pair_in_chunks_matches_brute_force(monkeypatch: pytest.MonkeyPa
         full = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
         i, j = coco_tasks._closest(a, b)
         assert full[i, j] == full.min()
+
+
+# --------------------------------------------------------------------------- synthetic generation
+
+
+async def test_one_synthetic_generation_at_a_time(
+    jp_fetch: Any, yolo_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    from jupyter_yolo.datasets import synthetic_tasks
+    from jupyter_yolo.errors import InvalidRequest
+
+    started, release = threading.Event(), threading.Event()
+    threads: list[str] = []
+
+    def held(task: str, folder: Path) -> None:
+        """Stands in for the generator: holds the slot until the test lets it go."""
+        threads.append(threading.current_thread().name)
+        started.set()
+        release.wait()
+        raise InvalidRequest("generation stopped by the test")
+
+    monkeypatch.setattr(synthetic_tasks, "generate_task_dataset", held)
+
+    def post(task: str) -> Any:
+        return expect_error(
+            jp_fetch, 400, "yolo", "datasets", method="POST", body=json.dumps({"synthetic": task})
+        )
+
+    first = asyncio.ensure_future(post("detect"))
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, started.wait)
+        busy = await expect_error(
+            jp_fetch,
+            409,
+            "yolo",
+            "datasets",
+            method="POST",
+            body=json.dumps({"synthetic": "segment"}),
+        )
+        assert "being generated" in busy["message"]
+    finally:
+        release.set()
+    assert "stopped by the test" in (await first)["message"]
+    # the slot is free again, and generation ran on the store's own thread
+    started.clear()
+    assert "stopped by the test" in (await post("obb"))["message"]
+    assert len(threads) == 2 and all(t.startswith("yolo-synthetic") for t in threads)

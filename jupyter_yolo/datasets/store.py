@@ -11,6 +11,7 @@ No tornado here: the handlers call these methods, the slow ones in a worker thre
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -21,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -105,6 +107,9 @@ class DatasetStore:
         self._warmed: dict[str, tuple[float, dict[str, Any]]] = {}
         self._background_started = False
         self._generating = False
+        # one synthetic generation at a time, on its own single thread (not the default pool)
+        self._synthetic_lock = threading.Lock()
+        self._synthetic_pool: ThreadPoolExecutor | None = None
         self._warnings: list[str] = []
         self._logged: set[str] = set()
         try:
@@ -321,13 +326,47 @@ class DatasetStore:
             return self._build(op, work, archive=source, keep_archive=True)
         return self._build(op, work, folder=source)
 
+    def _synthetic_slot(self) -> None:
+        """Take the one synthetic generation slot, or raise a 409 while it is taken."""
+        if not self._synthetic_lock.acquire(blocking=False):
+            raise Conflict(
+                "A synthetic dataset is being generated; try again when it is done (one is "
+                "generated at a time)."
+            )
+
+    async def create_synthetic_async(self, task: Any, name: Any = None) -> dict[str, Any]:
+        """:meth:`create_synthetic` off the event loop, on the store's own single thread.
+
+        A second request while one is generating is a 409 at once (it does not queue).
+        """
+        self._synthetic_slot()
+        try:
+            with self._lock:
+                if self._synthetic_pool is None:
+                    self._synthetic_pool = ThreadPoolExecutor(
+                        max_workers=1, thread_name_prefix="yolo-synthetic"
+                    )
+                pool = self._synthetic_pool
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(pool, self._create_synthetic, task, name)
+        finally:
+            self._synthetic_lock.release()
+
     def create_synthetic(self, task: Any, name: Any = None) -> dict[str, Any]:
         """Generate a task's built-in synthetic dataset and register it (blocking).
 
         ``name`` defaults to the task's synthetic name (``shapes-seg`` ...). The dataset is
         generated in a scratch folder, then imported like a folder, so it is checked and
-        registered the same way; nothing is left behind on failure.
+        registered the same way; nothing is left behind on failure. One generation runs at a
+        time: a call while another generates is a 409.
         """
+        self._synthetic_slot()
+        try:
+            return self._create_synthetic(task, name)
+        finally:
+            self._synthetic_lock.release()
+
+    def _create_synthetic(self, task: Any, name: Any) -> dict[str, Any]:
         if task is None:
             raise InvalidRequest(
                 f"'synthetic' names the task of the dataset to generate: one of "

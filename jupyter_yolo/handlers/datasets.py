@@ -191,9 +191,8 @@ class DatasetsHandler(DatasetBaseHandler):
                         "Give either 'synthetic' (the task of a generated dataset) or 'path' "
                         "(an import), not both; 'synthetic' is the task already."
                     )
-                dataset = await asyncio.to_thread(
-                    store.create_synthetic, body["synthetic"], body.get("name")
-                )
+                # one generation at a time (409 otherwise), on the store's own thread
+                dataset = await store.create_synthetic_async(body["synthetic"], body.get("name"))
                 location = url_path_join(self.base_url, "yolo/datasets", dataset["name"])
                 self.set_header("Location", location)
                 self.write_json(dataset, status=201)

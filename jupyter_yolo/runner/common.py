@@ -14,6 +14,7 @@ from typing import Any
 
 from ..datasets.keys import FORBIDDEN_DATA_KEYS
 from ..safeyaml import YamlRefused, load_yaml
+from ..weights_meta import is_rtdetr_checkpoint
 from .job import RUN_DIR, JobFile, StatusFile
 from .journal import Journal
 from .resources import plan_workers
@@ -57,22 +58,15 @@ class JobContext:
 def is_rtdetr(model: str | Path) -> bool:
     """Whether ``model`` is an RT-DETR architecture or checkpoint (ultralytics' RTDETR class).
 
-    A checkpoint is recognised by the model class its pickle names, read without unpickling.
+    A checkpoint is recognised by the model class its pickle names, read without unpickling by
+    the server's own bounded reader (:func:`jupyter_yolo.weights_meta.is_rtdetr_checkpoint`).
     """
     path = Path(model)
     if path.name.startswith("rtdetr"):
         return True
     if path.suffix != ".pt" or not path.is_file():
         return False
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
-            head = archive.read(names[0]) if names else b""
-    except (OSError, zipfile.BadZipFile, KeyError):
-        return False
-    return b"RTDETRDetectionModel" in head
+    return is_rtdetr_checkpoint(path)
 
 
 def load_model(model: str | Path) -> Any:

@@ -67,11 +67,45 @@ export interface IUsage {
   gpus: IGpuUsage[];
 }
 
-export type JobStatus =
-  'queued' | 'running' | 'stopping' | 'succeeded' | 'failed' | 'stopped' | 'interrupted';
+/** A job status: one of the task table's `statuses.all` (a newer server may add some). */
+export type JobStatus = string;
 
-/** Statuses in which a job may still change by itself. */
-export const LIVE_STATUSES: ReadonlySet<JobStatus> = new Set(['queued', 'running', 'stopping']);
+/** The job statuses by meaning, as `GET /yolo/tasks` serves them (`statuses`). */
+export interface IStatusSets {
+  /** Every status, in lifecycle order. */
+  all: JobStatus[];
+  /** A job in one of these will not change again. */
+  terminal: JobStatus[];
+  /** A runner process exists (or is believed to) for the job. */
+  active: JobStatus[];
+  /** Not terminal: a job in one of these may still change by itself. */
+  unfinished: JobStatus[];
+}
+
+/**
+ * The statuses of a server whose task table does not say (an older one, or none read yet):
+ * what such servers use.
+ */
+export const FALLBACK_STATUSES: Readonly<IStatusSets> = {
+  all: ['queued', 'running', 'stopping', 'succeeded', 'failed', 'stopped', 'interrupted'],
+  terminal: ['succeeded', 'failed', 'stopped', 'interrupted'],
+  active: ['running', 'stopping'],
+  unfinished: ['queued', 'running', 'stopping']
+};
+
+/** The server's status sets when its task table has them, else the fallback. */
+export function statusSets(tasks: ITaskTable | null): IStatusSets {
+  const served = tasks?.statuses;
+  const valid =
+    served &&
+    (['all', 'terminal', 'active', 'unfinished'] as const).every(key => Array.isArray(served[key]));
+  return valid ? served : FALLBACK_STATUSES;
+}
+
+/** Whether a job in `status` may still change by itself (it is unfinished). */
+export function isLive(status: JobStatus, tasks: ITaskTable | null): boolean {
+  return statusSets(tasks).unfinished.includes(status);
+}
 
 export interface IProgress {
   epoch: number | null;
@@ -119,6 +153,8 @@ export interface ITaskTable {
   ultralytics: string | null;
   /** Short labels of metric keys (`metrics/mAP50-95(M)` → `mask mAP50-95`). */
   metric_labels?: Record<string, string>;
+  /** The job statuses by meaning (newer servers; see `statusSets` for the fallback). */
+  statuses?: IStatusSets;
 }
 
 /** One job as `GET /yolo/jobs` describes it. */
@@ -258,20 +294,45 @@ export function getTasks(): Promise<ITaskTable> {
   return getJSON<ITaskTable>(['yolo', 'tasks']);
 }
 
-let taskTable: Promise<ITaskTable | null> | null = null;
+/** How long a failed read of the task table stands before the next use asks again. */
+export const TASKS_RETRY_MS = 60_000;
+
+let taskTable: ITaskTable | null = null;
+let taskTableFailedAt: number | null = null;
+let taskTableRead: Promise<ITaskTable | null> | null = null;
 
 /**
- * The task table, fetched once per page (null when it cannot be read, e.g. from an older
- * server: the sidebar then labels metrics by their keys).
+ * The task table, kept once read (null when it cannot be read, e.g. from an older server or
+ * during a transient failure: the sidebar then labels metrics by their keys). A failure is not
+ * kept for good: a use a minute or more after it asks the server again.
  */
 export function tasksOnce(): Promise<ITaskTable | null> {
-  if (taskTable === null) {
-    taskTable = getTasks().catch(error => {
-      console.warn(`jupyter-yolo: the task table cannot be read: ${String(error)}`);
-      return null;
-    });
+  if (taskTable !== null) {
+    return Promise.resolve(taskTable);
   }
-  return taskTable;
+  if (taskTableRead !== null) {
+    return taskTableRead;
+  }
+  if (taskTableFailedAt !== null && Date.now() - taskTableFailedAt < TASKS_RETRY_MS) {
+    return Promise.resolve(null);
+  }
+  taskTableRead = getTasks()
+    .then(
+      table => {
+        taskTable = table;
+        taskTableFailedAt = null;
+        return table;
+      },
+      error => {
+        console.warn(`jupyter-yolo: the task table cannot be read: ${String(error)}`);
+        taskTableFailedAt = Date.now();
+        return null;
+      }
+    )
+    .finally(() => {
+      taskTableRead = null;
+    });
+  return taskTableRead;
 }
 
 export function listJobs(): Promise<IJobList> {

@@ -22,7 +22,7 @@ import {
   IJobList,
   ITaskTable,
   IWarning,
-  LIVE_STATUSES,
+  isLive,
   getEvents,
   listJobs,
   resumeJob,
@@ -121,7 +121,7 @@ export class JobsPanel extends Widget {
     const jobs = list.jobs;
     this.showSupervision(list.supervising, list.warnings);
     this.render(jobs);
-    const live = jobs.some(job => LIVE_STATUSES.has(job.status));
+    const live = jobs.some(job => isLive(job.status, this.tasks));
     const interval = live ? LIVE_INTERVAL_MS : IDLE_INTERVAL_MS;
     if (this.poll.frequency.interval !== interval) {
       this.poll.frequency = { ...this.poll.frequency, interval };
@@ -267,7 +267,7 @@ class JobRow {
   }
 
   get live(): boolean {
-    return LIVE_STATUSES.has(this.job.status);
+    return isLive(this.job.status, this.panel.tasks);
   }
 
   /** Whether the server has events this row has not read. */
@@ -440,7 +440,7 @@ export function progressText(job: IJob, tasks: ITaskTable | null = null): string
   const parts: string[] = [];
   if (p.epochs) {
     parts.push(`epoch ${p.epoch ?? 0}/${p.epochs}`);
-    if (p.batches && LIVE_STATUSES.has(job.status)) {
+    if (p.batches && isLive(job.status, tasks)) {
       parts.push(`batch ${p.batch ?? 0}/${p.batches}`);
     }
   }

@@ -331,3 +331,109 @@ async def test_one_synthetic_generation_at_a_time(
     started.clear()
     assert "stopped by the test" in (await post("obb"))["message"]
     assert len(threads) == 2 and all(t.startswith("yolo-synthetic") for t in threads)
+
+
+# --------------------------------------------------------------------------- task detection
+
+
+def test_label_scan_reads_within_the_byte_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_yolo.datasets import taskdetect
+
+    monkeypatch.setattr(taskdetect, "MAX_SCANNED_BYTES", 1000)
+    labels = tmp_path / "ds" / "labels" / "train"
+    labels.mkdir(parents=True)
+    line = "0 0.5 0.5 0.2 0.2\n"  # 18 bytes
+    (labels / "a.txt").write_text(line * 1000)  # 18000 bytes, one file
+    evidence = taskdetect.gather_from({}, tmp_path / "ds")
+    assert 0 < evidence.boxes <= 1000 // len(line) + 1
+
+
+def test_label_scan_stops_after_a_count_of_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_yolo.datasets import taskdetect
+
+    monkeypatch.setattr(taskdetect, "MAX_SCANNED_ENTRIES", 50)
+    labels = tmp_path / "ds" / "labels"
+    for i in range(200):  # a tree of folders with no .txt at all, then a label
+        (labels / f"d{i:03d}").mkdir(parents=True)
+    (labels / "zzz").mkdir()
+    (labels / "zzz" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    evidence = taskdetect.gather_from({}, tmp_path / "ds")
+    assert evidence.boxes == 0  # the walk stopped long before zzz/
+    monkeypatch.setattr(taskdetect, "MAX_SCANNED_ENTRIES", 10_000)
+    assert taskdetect.gather_from({}, tmp_path / "ds").boxes == 1
+
+
+def test_a_symlinked_labels_folder_is_not_followed(tmp_path: Path) -> None:
+    from jupyter_yolo.datasets.taskdetect import gather_from
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "labels").symlink_to(elsewhere, target_is_directory=True)
+    evidence = gather_from({}, tmp_path / "ds")
+    assert evidence.boxes == 0 and not evidence.labels_folder
+
+
+def _keypoint_dataset(root: Path) -> Path:
+    for split in ("train", "val"):
+        for i in range(2):
+            _image(root / "images" / split / f"im{i}.png", i)
+            label = root / "labels" / split / f"im{i}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text("0 0.5 0.5 0.4 0.4 0.4 0.4 2 0.6 0.4 1 0.5 0.6 0\n")  # 14 numbers
+    data = {"train": "images/train", "val": "images/val", "names": {0: "a"}}
+    (root / "data.yaml").write_text(yaml.safe_dump(data))
+    return root
+
+
+def test_keypoint_lines_without_kpt_shape_are_not_detect(tmp_path: Path) -> None:
+    from jupyter_yolo.datasets.taskdetect import detected, gather, resolve_task
+    from jupyter_yolo.errors import InvalidRequest
+
+    root = _keypoint_dataset(tmp_path / "ds")
+    task, how = detected(gather(root))
+    assert task == "pose" and "kpt_shape" in how
+    with pytest.raises(InvalidRequest, match=r"need kpt_shape in data\.yaml"):
+        resolve_task(root, None)
+    report = validate_dataset(root)
+    missing = problems(report, "task_key_missing")
+    assert missing and "kpt_shape" in missing[0]["message"], report["problems"]
+
+
+# --------------------------------------------------------------------------- class folders
+
+
+def _class_folders(root: Path, splits: tuple[str, ...], images: bool = True) -> Path:
+    for split in splits:
+        for name in ("cat", "dog"):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            if images:
+                for i in range(2):
+                    _image(folder / f"{name}{i}.png", i)
+    return root
+
+
+def test_val_and_valid_both_present_warns(tmp_path: Path) -> None:
+    root = _class_folders(tmp_path / "raw", ("train", "val", "valid"))
+    result = normalise(root, tmp_path / "dest")
+    ignored = [p for p in result.problems if p["code"] == "split_folder_ignored"]
+    assert len(ignored) == 1 and "valid/" in ignored[0]["message"], result.problems
+
+
+def test_one_class_folder_rule_for_uploads_and_jobs(tmp_path: Path) -> None:
+    from jupyter_yolo.datasets.classfolders import is_class_folders
+    from jupyter_yolo.datasets.taskdetect import class_folders
+    from jupyter_yolo.jobs.task_check import is_classify_root
+
+    empty = _class_folders(tmp_path / "empty", ("train", "val"), images=False)
+    full = _class_folders(tmp_path / "full", ("train", "val"))
+    # folders without images are not a classify dataset, for uploads and for jobs alike
+    assert class_folders(empty) == 0 and not is_class_folders(empty)
+    assert not is_classify_root(empty)
+    assert class_folders(full) == 2 and is_class_folders(full) and is_classify_root(full)

@@ -28,6 +28,7 @@ MAX_LISTED = 10
 
 __all__ = [
     "check_class_folders",
+    "class_folder_count",
     "classify_image",
     "classify_stats",
     "is_class_folders",
@@ -54,23 +55,49 @@ def _class_dirs(split: Path) -> list[Path]:
         return []
 
 
-def _split_dirs(root: Path) -> dict[str, Path]:
+def _split_dirs(root: Path, dropped: list[Path] | None = None) -> dict[str, Path]:
+    """The split folders by split (aliases such as ``valid`` mapped); extra ones to ``dropped``."""
     splits: dict[str, Path] = {}
-    for child in sorted(root.iterdir()):
+    try:
+        children = sorted(root.iterdir())
+    except OSError:
+        return splits
+    for child in children:
         split = SPLIT_ALIASES.get(child.name.lower())
-        if split and child.is_dir() and split not in splits:
-            splits[split] = child
+        if split and child.is_dir():
+            if split not in splits:
+                splits[split] = child
+            elif dropped is not None:
+                dropped.append(child)
     return splits
+
+
+def _has_image(folder: Path) -> bool:
+    """Whether ``folder`` holds an image (recursive; stops at the first)."""
+    for _current, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES for n in files):
+            return True
+    return False
+
+
+def class_folder_count(root: Path) -> int:
+    """Class folders of ``root``'s ``train/`` that hold images; 0 unless it is class folders.
+
+    The one rule for uploads and jobs: a ``train/`` split folder (``train`` in any case) with
+    ``<class>/<image>`` sub-folders, and no ``images/`` or ``labels/`` (a detection layout).
+    """
+    if (root / "images").is_dir() or (root / "labels").is_dir():
+        return 0
+    train = _split_dirs(root).get("train")
+    if train is None or (train / "images").is_dir():
+        return 0
+    return sum(1 for c in _class_dirs(train) if _has_image(c))
 
 
 def is_class_folders(root: Path) -> bool:
     """Whether ``root`` holds class folders: ``train/<class>/`` with images, no images/labels."""
-    if (root / "images").is_dir() or (root / "labels").is_dir():
-        return False
-    train = _split_dirs(root).get("train")
-    if train is None or (train / "images").is_dir():
-        return False
-    return any(_images(c) for c in _class_dirs(train))
+    return class_folder_count(root) > 0
 
 
 def normalise_class_folders(root: Path, dest: Path, seed: int) -> Normalised:
@@ -78,7 +105,17 @@ def normalise_class_folders(root: Path, dest: Path, seed: int) -> Normalised:
     from .layouts import Normalised, seeded_split
 
     result = Normalised(format="class-folders")
-    splits = _split_dirs(root)
+    dropped: list[Path] = []
+    splits = _split_dirs(root, dropped)
+    for extra in dropped:
+        kept = splits[SPLIT_ALIASES[extra.name.lower()]]
+        result.warn(
+            "split_folder_ignored",
+            f"Both {kept.name}/ and {extra.name}/ are the {SPLIT_ALIASES[extra.name.lower()]} "
+            f"split; {kept.name}/ was used and {extra.name}/ was left out. Merge them into one "
+            f"folder to use both.",
+            file=f"{extra.name}/",
+        )
     names = [c.name for c in _class_dirs(splits["train"])]
     for split, folder in splits.items():
         for class_dir in _class_dirs(folder):

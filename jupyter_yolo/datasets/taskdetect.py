@@ -19,12 +19,15 @@ from ..contract.tasks import DEFAULT_TASK, TASK_NAMES
 from ..errors import InvalidRequest
 from ..safeyaml import YamlRefused, describe, load_yaml
 from .archive import IMAGE_SUFFIXES
+from .classfolders import class_folder_count
 from .paths import masks_dir_of
 
 MAX_SCANNED_FILES = 5000
 MAX_SCANNED_BYTES = 16 * 1024 * 1024
+MAX_SCANNED_ENTRIES = 50_000  # folder entries (files and folders) walked per scan
 MAX_YAML_BYTES = 1024 * 1024
 AXIS_EPS = 1e-6
+KPT_EXAMPLE = "kpt_shape: [17, 3] (keypoints per object; 2 for x y, 3 for x y visibility)"
 
 __all__ = [
     "Evidence",
@@ -105,23 +108,23 @@ def _data_yaml(folder: Path) -> dict[str, Any]:
 def _has_files(folder: Path, suffixes: frozenset[str] | set[str]) -> bool:
     if not folder.is_dir() or folder.is_symlink():
         return False
+    seen = 0
     for _current, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         if any(Path(name).suffix.lower() in suffixes for name in files):
             return True
+        seen += len(dirs) + len(files)
+        if seen >= MAX_SCANNED_ENTRIES:
+            return False
     return False
 
 
 def class_folders(folder: Path) -> int:
-    """Subfolders of ``train/`` that hold images, when the dataset is class folders."""
-    train = folder / "train"
-    if not train.is_dir() or (folder / "labels").is_dir() or (folder / "images").is_dir():
-        return 0
-    try:
-        children = [c for c in train.iterdir() if c.is_dir() and not c.name.startswith(".")]
-    except OSError:
-        return 0
-    return len(children) if children else 0
+    """Subfolders of ``train/`` that hold images, when the dataset is class folders.
+
+    The same rule as uploads (:func:`.classfolders.class_folder_count`); jobs use it too.
+    """
+    return class_folder_count(folder)
 
 
 def _classify_line(parts: list[str], evidence: Evidence) -> None:
@@ -166,29 +169,38 @@ def gather_from(content: dict[str, Any], folder: Path) -> Evidence:
     )
     evidence.class_folders = class_folders(folder)
     labels = folder / "labels"
-    evidence.labels_folder = labels.is_dir()
-    scanned = 0
-    read = 0
+    # a symlinked labels/ may point anywhere: it is not walked
+    evidence.labels_folder = labels.is_dir() and not labels.is_symlink()
     if evidence.labels_folder:
-        for current, dirs, files in os.walk(labels):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if not name.endswith(".txt") or name.startswith("."):
-                    continue
-                if scanned >= MAX_SCANNED_FILES or read >= MAX_SCANNED_BYTES:
-                    return evidence
-                path = Path(current) / name
-                try:
-                    text = path.read_text(encoding="utf-8", errors="replace")
-                except OSError:
-                    continue
-                scanned += 1
-                read += len(text)
-                for line in text.splitlines():
-                    parts = line.split()
-                    if parts:
-                        _classify_line(parts, evidence)
+        _scan_labels(labels, evidence)
     return evidence
+
+
+def _scan_labels(labels: Path, evidence: Evidence) -> None:
+    """Classify label lines under ``labels``, bounded by files, bytes and entries walked."""
+    scanned = read = seen = 0
+    for current, dirs, files in os.walk(labels):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        seen += len(dirs) + len(files)
+        if seen > MAX_SCANNED_ENTRIES:
+            return
+        for name in sorted(files):
+            if not name.endswith(".txt") or name.startswith("."):
+                continue
+            if scanned >= MAX_SCANNED_FILES or read >= MAX_SCANNED_BYTES:
+                return
+            path = Path(current) / name
+            try:
+                with path.open("rb") as handle:
+                    data = handle.read(MAX_SCANNED_BYTES - read)
+            except OSError:
+                continue
+            scanned += 1
+            read += len(data)
+            for line in data.decode("utf-8", errors="replace").splitlines():
+                parts = line.split()
+                if parts:
+                    _classify_line(parts, evidence)
 
 
 def detected(evidence: Evidence) -> tuple[str, str]:
@@ -208,6 +220,12 @@ def detected(evidence: Evidence) -> tuple[str, str]:
     if evidence.polygons or evidence.quads or evidence.rotated:
         shapes = evidence.polygons + evidence.quads + evidence.rotated
         return "segment", f"detected from {shapes} polygon label line(s)"
+    if evidence.even:
+        # keypoint lines: pose, which needs kpt_shape (validation reports it missing)
+        return "pose", (
+            f"detected from {evidence.even} label line(s) with an even count of numbers "
+            f"(keypoints), but data.yaml has no kpt_shape"
+        )
     return DEFAULT_TASK, f"detected from {evidence.boxes} box label line(s)"
 
 
@@ -239,6 +257,12 @@ def resolve_task(folder: Path, forced: str | None) -> tuple[str, str]:
     """The dataset's task and how it was found; a forced one that does not fit is a 400."""
     evidence = gather(folder)
     if forced is None:
+        if evidence.even and not evidence.kpt_shape and detected(evidence)[0] == "pose":
+            raise InvalidRequest(
+                f"{evidence.even} label line(s) have an even count of numbers after the class, "
+                f"which are keypoints (pose), but data.yaml has no kpt_shape. Keypoint lines "
+                f"need kpt_shape in data.yaml, e.g. {KPT_EXAMPLE}; or fix the label lines."
+            )
         return detected(evidence)
     why = contradiction(forced, evidence)
     if why is not None:

@@ -437,3 +437,22 @@ def test_one_class_folder_rule_for_uploads_and_jobs(tmp_path: Path) -> None:
     assert class_folders(empty) == 0 and not is_class_folders(empty)
     assert not is_classify_root(empty)
     assert class_folders(full) == 2 and is_class_folders(full) and is_classify_root(full)
+
+
+def test_a_job_refuses_a_data_yaml_whose_masks_dir_is_a_path(tmp_path: Path) -> None:
+    from jupyter_yolo.errors import InvalidRequest
+    from jupyter_yolo.jobs.schema import JobValidator
+    from jupyter_yolo.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    root = _semantic(workspace.root / "mine", "masks")
+    validator = JobValidator(workspace, cuda_available=lambda: False)
+    assert (
+        validator.normalised_dataset(root / "data.yaml", "mine/data.yaml")["masks_dir"] == "masks"
+    )
+    (root / "data.yaml").write_text(
+        (root / "data.yaml").read_text().replace("masks_dir: masks", "masks_dir: ../../victim")
+    )
+    with pytest.raises(InvalidRequest, match="masks_dir"):
+        validator.normalised_dataset(root / "data.yaml", "mine/data.yaml")

@@ -13,6 +13,7 @@ from ..contract.architectures import by_name as architectures_by_name
 from ..contract.status import KINDS as JOB_KINDS
 from ..contract.tasks import DEFAULT_TASK
 from ..datasets.keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
+from ..datasets.paths import folder_name_problem
 from ..errors import InvalidRequest, YoloError
 from ..inference.backends import AUTO, BACKEND_CHOICES, all_availability, refusal
 from ..safeyaml import YamlRefused, describe, load_yaml
@@ -434,6 +435,9 @@ class JobValidator:
         for key in ("train", "val", "names"):
             if key not in content:
                 raise InvalidRequest(f"The dataset file {shown!r} has no {key!r} entry.")
+        if "masks_dir" in content and folder_name_problem(content["masks_dir"]) is not None:
+            problem = folder_name_problem(content["masks_dir"])
+            raise InvalidRequest(f"'masks_dir' in {shown!r} {problem}.")
         try:
             base = self._dataset_base(yaml_path, content.get("path"), shown)
             for split in ("train", "val", "test"):

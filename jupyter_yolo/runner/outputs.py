@@ -2,8 +2,12 @@
 
 Every task fills what it predicts: boxes (detect), polygons and RLE masks (segment), keypoints
 (pose), rotated boxes (obb), top-5 classes (classify), a class-index PNG (semantic) or a depth
-PNG in millimetres (depth), the last two saved beside the results. :func:`summary_figures`
-condenses a prediction run into the job's result.
+PNG in millimetres (depth), the last two saved beside the results. A :class:`PredictionTally`
+condenses a prediction run into the job's result one image at a time, so a long folder or video
+is summed up without keeping its entries.
+
+Every float passes :func:`~jupyter_yolo.runner.journal.number` (finite or None), so an entry is
+always strict JSON; masks are upscaled to the image a few instances at a time.
 """
 
 from __future__ import annotations
@@ -19,11 +23,18 @@ from .journal import number
 
 MAX_POLYGON_POINTS = 200
 MAPS_DIR = "maps"
+MASK_CHUNK = 4
+"""Instance masks upscaled to the original image together (4 masks of a 4K image: ~130 MB)."""
 
 
 def _names(result: Any) -> dict[int, str]:
     names = getattr(result, "names", None) or {}
     return {int(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
+
+
+def _coord(value: Any) -> float:
+    """A pixel coordinate rounded to 0.1; a non-finite one (never expected) is 0."""
+    return number(value, 1) or 0.0
 
 
 def _array(tensor: Any) -> Any:
@@ -52,7 +63,7 @@ def simplify(points: Any, limit: int = MAX_POLYGON_POINTS) -> list[list[float]]:
     while len(contour) > limit:
         contour = cv2.approxPolyDP(contour, epsilon, True)
         epsilon *= 2
-    return [[round(float(x), 1), round(float(y), 1)] for x, y in contour.reshape(-1, 2)]
+    return [[_coord(x), _coord(y)] for x, y in contour.reshape(-1, 2)]
 
 
 def _segment(result: Any, detections: list[Detection]) -> None:
@@ -64,14 +75,17 @@ def _segment(result: Any, detections: list[Detection]) -> None:
     data = masks.data
     outlines = ops.masks2segments(data, strategy="largest")
     height, width = result.orig_shape[:2]
-    full = ops.scale_masks(data[None].float(), (height, width))[0] > 0.5
-    full_np = full.cpu().numpy()
-    for index, det in enumerate(detections):
-        if index >= len(outlines):
-            break
-        outline = ops.scale_coords(data.shape[1:], outlines[index], (height, width))
-        det["polygon"] = simplify(outline) if len(outline) else []
-        det["mask"] = encode(full_np[index])
+    count = min(len(detections), len(outlines), len(data))
+    for start in range(0, count, MASK_CHUNK):  # never every instance at full size at once
+        chunk = data[start : start + MASK_CHUNK]
+        full = (ops.scale_masks(chunk[None].float(), (height, width))[0] > 0.5).cpu().numpy()
+        for offset, mask in enumerate(full):
+            index = start + offset
+            outline = ops.scale_coords(data.shape[1:], outlines[index], (height, width))
+            det = detections[index]
+            det["polygon"] = simplify(outline) if len(outline) else []
+            det["mask"] = encode(mask)
+        del full
 
 
 def _pose(result: Any, detections: list[Detection]) -> None:
@@ -81,8 +95,8 @@ def _pose(result: Any, detections: list[Detection]) -> None:
     xy = _array(keypoints.xy)
     conf = _array(keypoints.conf) if keypoints.conf is not None else np.ones(xy.shape[:2])
     for index, det in enumerate(detections):
-        det["keypoints"] = [
-            [round(float(x), 1), round(float(y), 1), round(float(c), 4)]
+        det["keypoints"] = [  # a NaN confidence is 0: the point is not trusted
+            [_coord(x), _coord(y), number(c, 4) or 0.0]
             for (x, y), c in zip(xy[index], conf[index], strict=False)
         ]
 
@@ -99,9 +113,9 @@ def _obb(result: Any) -> list[Detection]:
         zip(_array(obb.xyxy), _array(obb.conf), _array(obb.cls), strict=False)
     ):
         det = _base(names, box, score, label)
-        det["corners"] = [[round(float(x), 1), round(float(y), 1)] for x, y in corners[index]]
-        det["xywhr"] = [round(float(v), 4) for v in xywhr[index]]
-        det["angle"] = round(float(xywhr[index][4]), 4)
+        det["corners"] = [[_coord(x), _coord(y)] for x, y in corners[index]]
+        det["xywhr"] = [number(v, 4) or 0.0 for v in xywhr[index]]
+        det["angle"] = number(xywhr[index][4], 4) or 0.0
         found.append(det)
     return found
 
@@ -114,7 +128,7 @@ def _classes(result: Any) -> list[ClassScore]:
     top = [int(i) for i in probs.top5]
     conf = _array(probs.top5conf).tolist()
     return [
-        {"cls": i, "name": names.get(i, str(i)), "prob": round(float(c), 5)}
+        {"cls": i, "name": names.get(i, str(i)), "prob": number(c, 5) or 0.0}
         for i, c in zip(top, conf, strict=False)
     ]
 
@@ -216,25 +230,54 @@ def image_prediction(
     return entry
 
 
-def summary_figures(task: str, images: list[ImagePrediction]) -> dict[str, Any]:
-    """Task-fitting counts for a predict job's result."""
-    instances = sum(len(i["detections"]) for i in images)
-    figures: dict[str, Any] = {"task": task, "instances": instances}
-    if task == "classify":
-        first = next((i.get("classes") for i in images if i.get("classes")), None)
-        figures["top1"] = first[0] if first else None
-    elif task == "segment":
-        figures["masks"] = sum(1 for i in images for d in i["detections"] if "mask" in d)
-    elif task == "pose":
-        figures["visible_keypoints"] = sum(
-            1
-            for i in images
-            for d in i["detections"]
-            for k in d.get("keypoints", [])
-            if k[2] >= 0.5
+class PredictionTally:
+    """Task-fitting counts of a prediction run, added one image at a time (nothing kept)."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        self.images = 0
+        self.instances = 0
+        self.masks = 0
+        self.visible_keypoints = 0
+        self.pixel_maps = 0
+        self.top1: ClassScore | None = None
+        self.first_map: dict[str, Any] | None = None
+
+    def add(self, image: ImagePrediction) -> None:
+        """Count one image's entry."""
+        self.images += 1
+        detections = image["detections"]
+        self.instances += len(detections)
+        self.masks += sum(1 for d in detections if "mask" in d)
+        self.visible_keypoints += sum(
+            1 for d in detections for k in d.get("keypoints", []) if k[2] >= 0.5
         )
-    elif task in ("semantic", "depth"):
-        maps = [i["pixel_map"] for i in images if "pixel_map" in i]
-        figures["pixel_maps"] = len(maps)
-        figures["first"] = maps[0]["summary"] if maps else None
-    return figures
+        classes = image.get("classes")
+        if self.top1 is None and classes:
+            self.top1 = classes[0]
+        if "pixel_map" in image:
+            self.pixel_maps += 1
+            if self.first_map is None:
+                self.first_map = image["pixel_map"]["summary"]
+
+    def figures(self) -> dict[str, Any]:
+        """The counts that fit the task, for the job's result."""
+        figures: dict[str, Any] = {"task": self.task, "instances": self.instances}
+        if self.task == "classify":
+            figures["top1"] = self.top1
+        elif self.task == "segment":
+            figures["masks"] = self.masks
+        elif self.task == "pose":
+            figures["visible_keypoints"] = self.visible_keypoints
+        elif self.task in ("semantic", "depth"):
+            figures["pixel_maps"] = self.pixel_maps
+            figures["first"] = self.first_map
+        return figures
+
+
+def summary_figures(task: str, images: list[ImagePrediction]) -> dict[str, Any]:
+    """Task-fitting counts for a predict job's result (a :class:`PredictionTally` of ``images``)."""
+    tally = PredictionTally(task)
+    for image in images:
+        tally.add(image)
+    return tally.figures()

@@ -2,17 +2,20 @@
 
 The model runs on the job's ``backend`` (see :mod:`jupyter_yolo.inference.trial`); each image's
 entry is a :class:`~jupyter_yolo.contract.payloads.ImagePrediction` made by :mod:`.outputs`.
+``predictions.json`` (a JSON list of those entries, what the widgets read) holds the first
+:data:`MAX_STORED_PREDICTIONS` images or frames, within :data:`MAX_STORED_BYTES` of JSON; the
+result counts every image and says how many were left out of the file. Entries are kept as their
+JSON text, so a long folder or video costs memory for that prefix only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from ..contract.files import PREDICTIONS_FILE, write_atomic
 from ..contract.payloads import ImagePrediction
-from ..contract.tasks import TASK_NAMES
 from .common import (
     JobContext,
     JobInputError,
@@ -20,7 +23,7 @@ from .common import (
     resolve_model,
     stop_checker,
 )
-from .outputs import image_prediction, summary_figures
+from .outputs import PredictionTally, image_prediction
 
 
 # -- predict -------------------------------------------------------------------------------------
@@ -34,12 +37,6 @@ def _predict_backend(
 
     requested = str(params.pop("backend", None) or "pytorch")  # older job.json: PyTorch
     data = params.pop("data", None)
-    task = ctx.spec.task
-    if requested == table.AUTO and task not in AGREEMENT_READY and Path(model_arg).suffix == ".pt":
-        ctx.journal.log(
-            f"backend auto compares boxes only so far; this {task} model runs on PyTorch"
-        )
-        requested = "pytorch"
     if Path(model_arg).suffix != ".pt":  # an exported model (or a YAML): it runs as it is
         settings = install(settings_for(ctx.cpus))
         runs_on = table.backend_of_model(model_arg) or "pytorch"
@@ -89,9 +86,47 @@ def _predict_backend(
 
 
 MAX_PREDICTION_ARTIFACTS = 200
-AGREEMENT_READY: tuple[str, ...] = TASK_NAMES
-"""Tasks whose ``auto`` backend choice compares outputs by the task's own measure (all of them
-since the inference trial judges every task; see :mod:`jupyter_yolo.inference.measure`)."""
+MAX_STORED_PREDICTIONS = 1000
+"""Images (or video frames) whose entries ``predictions.json`` holds; later ones are counted."""
+MAX_STORED_BYTES = 32 * 2**20
+"""JSON text ``predictions.json`` may hold (a frame of many full-size masks is large)."""
+
+
+class StoredPredictions:
+    """The first images' entries as JSON text, within a count and a byte budget, and a tally."""
+
+    def __init__(
+        self,
+        task: str,
+        *,
+        max_images: int = MAX_STORED_PREDICTIONS,
+        max_bytes: int = MAX_STORED_BYTES,
+    ) -> None:
+        self.tally = PredictionTally(task)
+        self.texts: list[str] = []
+        self.per_image: list[dict[str, Any]] = []
+        self.left_out = 0
+        self._bytes = 0
+        self._max_images = max_images
+        self._max_bytes = max_bytes
+
+    def add(self, entry: ImagePrediction) -> None:
+        """Count an image; keep its entry while the file stays a prefix within its budgets."""
+        self.tally.add(entry)
+        if not self.left_out and len(self.texts) < self._max_images:
+            text = json.dumps(entry, allow_nan=False)
+            if self._bytes + len(text) <= self._max_bytes:
+                self.texts.append(text)
+                self.per_image.append(
+                    {"file": entry["file"], "detections": len(entry["detections"])}
+                )
+                self._bytes += len(text)
+                return
+        self.left_out += 1
+
+    def json_text(self) -> str:
+        """``predictions.json``: a JSON list of the kept entries."""
+        return "[" + ",\n".join(self.texts) + "]\n"
 
 
 def run_predict(ctx: JobContext) -> dict[str, Any]:
@@ -119,9 +154,10 @@ def run_predict(ctx: JobContext) -> dict[str, Any]:
     params.update(ctx.output_args(), stream=True)
     model.add_callback("on_predict_batch_end", stop_checker(ctx))
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    images: list[ImagePrediction] = []
+    stored = StoredPredictions(ctx.spec.task)
     frames: dict[str, int] = {}
     is_video = source_path.is_file() and source_path.suffix.lower().lstrip(".") in VID_FORMATS
+    failure: BaseException | None = None
     try:
         for result in model.predict(**params):
             path = Path(result.path)
@@ -136,24 +172,38 @@ def run_predict(ctx: JobContext) -> dict[str, Any]:
                 name,
                 run_dir=ctx.run_dir,
                 workspace=ctx.spec.workspace,
-                number_=len(images) + 1,
+                number_=stored.tally.images + 1,
             )
             frames[name] = frames.get(name, 0) + 1
             if is_video or frames[name] > 1:
                 entry["frame"] = frames[name]
-            images.append(entry)
+            stored.add(entry)
+            del entry, result  # the next frame's masks do not share memory with this one's
             ctx.stop.check()
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
-        _write_predictions(ctx, images)
-        ctx.partial_result = {**_prediction_summary(ctx, images), "backend": backend}
+        try:  # what was predicted before a stop or an error is still written
+            _write_predictions(ctx, stored)
+        except (OSError, ValueError) as exc:
+            if failure is None:
+                raise
+            ctx.journal.warning(  # the real failure goes on; this one is only reported
+                "predictions_not_written", f"{PREDICTIONS_FILE} could not be written: {exc}"
+            )
+        ctx.partial_result = {**_prediction_summary(ctx, stored), "backend": backend}
     return ctx.partial_result
 
 
-def _write_predictions(ctx: JobContext, images: list[ImagePrediction]) -> None:
-    out = ctx.run_dir / "predictions.json"
-    tmp = out.with_name(".predictions.json.tmp")
-    tmp.write_text(json.dumps(images, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, out)
+def _write_predictions(ctx: JobContext, stored: StoredPredictions) -> None:
+    out = ctx.run_dir / PREDICTIONS_FILE
+    write_atomic(out, stored.json_text())  # fsynced, renamed into place
+    if stored.left_out:
+        ctx.journal.log(
+            f"{PREDICTIONS_FILE} holds the first {len(stored.texts)} images; "
+            f"{stored.left_out} more were predicted and counted in the result, not stored"
+        )
     ctx.journal.artifact(out, "results", again=True)
     count = 0
     for path in sorted(ctx.run_dir.iterdir()):
@@ -175,14 +225,16 @@ def _write_predictions(ctx: JobContext, images: list[ImagePrediction]) -> None:
             count += 1
 
 
-def _prediction_summary(ctx: JobContext, images: list[ImagePrediction]) -> dict[str, Any]:
-    per_image = [{"file": i["file"], "detections": len(i["detections"])} for i in images]
+def _prediction_summary(ctx: JobContext, stored: StoredPredictions) -> dict[str, Any]:
+    figures = stored.tally.figures()
     return {
         "kind": "predict",
-        **summary_figures(ctx.spec.task, images),
-        "images": len(images),
-        "detections": sum(p["detections"] for p in per_image),
-        "per_image": per_image[:1000],
-        "predictions": ctx.rel(ctx.run_dir / "predictions.json"),
+        **figures,
+        "images": stored.tally.images,
+        "detections": figures["instances"],
+        "per_image": stored.per_image,
+        "predictions": ctx.rel(ctx.run_dir / PREDICTIONS_FILE),
+        "predictions_stored": len(stored.texts),
+        "predictions_left_out": stored.left_out,
         "save_dir": ctx.rel(ctx.run_dir),
     }

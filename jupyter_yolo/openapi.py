@@ -23,12 +23,12 @@ from typing import Any
 
 from . import __version__
 from .contract.status import KINDS as JOB_KINDS
+from .contract.status import STATUSES
 from .contract.tasks import TASK_NAMES
 from .handlers.base import MAX_JSON_BODY, MAX_QUERY_BYTES
 from .handlers.datasets import ARCHIVE_TYPES as ARCHIVE_MEDIA_TYPES
 from .handlers.datasets import JSON_LIMIT as MAX_IMPORT_BODY
 from .inference.backends import BACKEND_CHOICES
-from .jobs.registry import STATUSES
 from .jobs.schema import (
     DATASET_NAME,
     DEVICE,

@@ -27,7 +27,15 @@ from typing import Any
 import yaml
 
 from ..contract.architectures import architectures
-from ..contract.files import ALREADY_RUNNING_EXIT, EVENTS_FILE, write_atomic
+from ..contract.files import (
+    ALREADY_RUNNING_EXIT,
+    EVENTS_FILE,
+    JOB_FILE,
+    LOG_FILE,
+    LOG_OLD_FILE,
+    STATUS_FILE,
+    write_atomic,
+)
 from ..contract.jobfile import JobFile, JobFileError
 from ..contract.status import ACTIVE, KINDS, TERMINAL
 from ..contract.tasks import DEFAULT_TASK
@@ -206,11 +214,11 @@ class JobManager:
         if not _looks_like_id(folder.name) or not folder.is_dir() or folder.is_symlink():
             self._skip_folder(folder, "it is not a job folder (a job id is 12 hex digits)")
             return
-        if not (folder / "job.json").is_file():
+        if not (folder / JOB_FILE).is_file():
             self._skip_folder(folder, "it has no job.json (a job whose creation was cut short?)")
             return
         try:
-            job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+            job = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             self._skip_folder(folder, f"its job.json cannot be read ({exc})")
             return
@@ -227,7 +235,7 @@ class JobManager:
             devices=job.get("devices") or ["default"],
         )
         status = self._read_status(folder.name) or {}
-        if not status and (folder / "status.json").exists():
+        if not status and (folder / STATUS_FILE).exists():
             # a runner wrote something once: never start such a job again on its own
             self._skip_folder(folder, "its status.json cannot be read; it is shown as interrupted")
             status = {"status": "running"}
@@ -503,7 +511,7 @@ class JobManager:
         folder = self.workspace.jobs / job_id
         chunks: list[bytes] = []
         remaining = max_bytes
-        for name in ("log.txt", "log.1.txt"):
+        for name in (LOG_FILE, LOG_OLD_FILE):
             path = folder / name
             if remaining <= 0 or not path.is_file():
                 continue
@@ -567,7 +575,7 @@ class JobManager:
                 self._stop_requested[job_id] = time.monotonic()
                 # Before it writes status.json the runner may not handle SIGUSR1 yet (the
                 # default action would kill it); it reads the stop file when it starts.
-                if record.pid and (folder / "status.json").exists():
+                if record.pid and (folder / STATUS_FILE).exists():
                     signal_process(record.pid, signal.SIGUSR1)
                 self.log.info("jupyter_yolo: stop requested for job %s", job_id)
         elif record.status != "stopping":
@@ -708,7 +716,7 @@ class JobManager:
         folder = self.workspace.jobs / record.id
         (folder / "stop").unlink(missing_ok=True)
         private_folder(folder)
-        with open_private(folder / "log.txt") as log_file:
+        with open_private(folder / LOG_FILE) as log_file:
             child = subprocess.Popen(
                 [self.python, "-m", "jupyter_yolo.runner", str(folder)],
                 cwd=folder,
@@ -794,7 +802,7 @@ class JobManager:
 
     def _read_status(self, job_id: str) -> dict[str, Any] | None:
         try:
-            status = json.loads((self.workspace.jobs / job_id / "status.json").read_text())
+            status = json.loads((self.workspace.jobs / job_id / STATUS_FILE).read_text())
         except (OSError, ValueError, RecursionError):
             return None
         return status if isinstance(status, dict) else None

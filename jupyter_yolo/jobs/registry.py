@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..contract.status import TERMINAL
+from ..contract.status import STATUSES, TERMINAL
 from ..errors import ServiceUnavailable
 from ..strict import dumps
-
-STATUSES = ("queued", "running", "stopping", "succeeded", "failed", "stopped", "interrupted")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -18,12 +18,10 @@ from ..contract.tasks import DEFAULT_TASK, TASKS, headline
 from .journal import Journal, number
 from .stop import StopController
 
-METRIC_KEYS = {
-    "precision": "metrics/precision(B)",
-    "recall": "metrics/recall(B)",
-    "mAP50": "metrics/mAP50(B)",
-    "mAP50-95": "metrics/mAP50-95(B)",
+METRIC_KEYS: dict[str, str] = {
+    key.split("/", 1)[1].split("(", 1)[0]: key for key in TASKS["detect"].metric_keys
 }
+"""precision, recall, mAP50, mAP50-95 → ultralytics' box metric keys (the detect profile's)."""
 
 
 def loss_dict(items: Any) -> dict[str, float | None]:

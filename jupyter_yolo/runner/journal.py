@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..contract.files import EVENTS_FILE
 from ..jobs.events import EventWriter
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -37,7 +38,7 @@ class Journal:
 
     def __init__(self, job_dir: Path) -> None:
         self.job_dir = job_dir
-        self._writer = EventWriter(job_dir / "events.jsonl")
+        self._writer = EventWriter(job_dir / EVENTS_FILE)
         self._lock = threading.Lock()
         self._artifacts: set[str] = set()
 

@@ -215,3 +215,40 @@ async def test_tasks_endpoint_needs_authentication(jp_fetch: Any) -> None:
     with pytest.raises(HTTPClientError) as info:
         await jp_fetch("yolo", "tasks", headers={"Authorization": "token nope"})
     assert info.value.code == 403
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"devices": [1, 2]}, "devices that are not text"),
+        ({"devices": "cpu"}, "'devices' that is not a JSON list"),
+        ({"request": "x"}, "'request' that is not a JSON object"),
+        ({"params": [1]}, "'params' that is not a JSON object"),
+        ({"name": "\ud800"}, "name that is not plain text"),
+        ({"name": "a\x00b"}, "name that is not plain text"),
+        ({"name": "x" * 1025}, "name that is not plain text"),
+        ({"name": 7}, "name that is not plain text"),
+        ({"kind": "teleport"}, "job kind 'teleport'"),
+    ],
+)
+def test_job_file_rules_are_the_adoption_rules(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    """The server adopts a job folder by the same rules the runner reads job.json with."""
+    from jupyter_yolo.contract.jobfile import JobFile, JobFileError, problem_of
+
+    good = {
+        "id": "0123456789ab",
+        "kind": "train",
+        "name": "ok",
+        "params": {},
+        "request": {},
+        "devices": ["cpu"],
+        "workspace": str(tmp_path),
+    }
+    assert problem_of(good) is None
+    bad = {**good, **change}
+    assert message in (problem_of(bad) or "")
+    (tmp_path / "job.json").write_text(json.dumps(bad))
+    with pytest.raises(JobFileError, match=r"^its job\.json "):
+        JobFile.load(tmp_path, shown="its job.json")

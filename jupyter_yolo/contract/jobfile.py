@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,10 @@ from typing import Any
 from .files import DEFAULT_LOG_MAX_BYTES, JOB_FILE, write_json_atomic
 from .status import KINDS
 from .tasks import DEFAULT_TASK, TASKS
+
+MAX_NAME_BYTES = 1024
+"""A job's ``name`` is at most this long in UTF-8."""
+_NOT_TEXT = re.compile(r"[\ud800-\udfff\x00-\x1f\x7f-\x9f]")  # lone surrogates, controls
 
 
 class JobFileError(ValueError):
@@ -52,16 +57,20 @@ class JobFile:
         write_json_atomic(job_dir / JOB_FILE, self.as_dict())
 
     @classmethod
-    def load(cls, job_dir: Path) -> JobFile:
-        """Read and check ``job_dir/job.json``."""
+    def load(cls, job_dir: Path, *, shown: str | None = None) -> JobFile:
+        """Read and check ``job_dir/job.json``.
+
+        :class:`JobFileError` messages start with ``shown`` (the file's path by default).
+        """
         path = job_dir / JOB_FILE
+        shown = shown or str(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise JobFileError(f"{path} does not exist") from exc
-        except (OSError, ValueError) as exc:
-            raise JobFileError(f"{path} is not readable JSON: {exc}") from exc
-        return cls.from_dict(raw, default_id=job_dir.name, shown=str(path))
+            raise JobFileError(f"{shown} does not exist") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            raise JobFileError(f"{shown} is not readable JSON: {exc}") from exc
+        return cls.from_dict(raw, default_id=job_dir.name, shown=shown)
 
     @classmethod
     def from_dict(cls, raw: Any, *, default_id: str, shown: str = JOB_FILE) -> JobFile:
@@ -97,8 +106,14 @@ def problem_of(raw: Any) -> str | None:
     kind = raw.get("kind")
     if kind not in KINDS:
         return f"has job kind {kind!r}, not one of {', '.join(KINDS)}"
-    if not isinstance(raw.get("params") or {}, dict):
-        return "has params that are not a JSON object"
+    for key, kind in (("params", dict), ("request", dict), ("devices", list)):
+        if raw.get(key) is not None and not isinstance(raw[key], kind):
+            return f"has a {key!r} that is not a JSON {'object' if kind is dict else 'list'}"
+    if not all(isinstance(d, str) for d in raw.get("devices") or []):
+        return "has devices that are not text"
+    name = raw.get("name")
+    if name is not None and not _plain_text(name):
+        return f"has a name that is not plain text (at most {MAX_NAME_BYTES} bytes)"
     workspace = raw.get("workspace")
     if not isinstance(workspace, str) or not os.path.isabs(workspace):
         return "has no absolute workspace path"
@@ -106,3 +121,10 @@ def problem_of(raw: Any) -> str | None:
     if task is not None and task not in TASKS:
         return f"has task {task!r}, not one of {', '.join(TASKS)}"
     return None
+
+
+def _plain_text(value: Any) -> bool:
+    """A string without lone surrogates or control characters, within MAX_NAME_BYTES."""
+    if not isinstance(value, str) or _NOT_TEXT.search(value):
+        return False
+    return len(value.encode("utf-8")) <= MAX_NAME_BYTES

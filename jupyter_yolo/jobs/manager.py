@@ -37,11 +37,11 @@ from ..contract.files import (
     write_atomic,
 )
 from ..contract.jobfile import JobFile, JobFileError
-from ..contract.status import ACTIVE, KINDS, TERMINAL
+from ..contract.status import ACTIVE, TERMINAL
 from ..contract.tasks import DEFAULT_TASK
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..inference.cache import digest_cache, exports_root, stored_choices, weights_digest
-from ..strict import describe_text, text_problem
+from ..strict import describe_text
 from ..workspace import Workspace, open_private, private_folder
 from .events import EventIndex, append_event
 from .process import (
@@ -217,23 +217,20 @@ class JobManager:
         if not (folder / JOB_FILE).is_file():
             self._skip_folder(folder, "it has no job.json (a job whose creation was cut short?)")
             return
-        try:
-            job = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            self._skip_folder(folder, f"its job.json cannot be read ({exc})")
-            return
-        problem = _job_file_problem(job)
-        if problem:
-            self._skip_folder(folder, f"its job.json {problem}")
+        try:  # the contract's reader and rules, as the runner reads it
+            job = JobFile.load(folder, shown=f"its {JOB_FILE}")
+        except JobFileError as exc:
+            self._skip_folder(folder, str(exc))
             return
         self.registry.insert(
             job_id=folder.name,
-            kind=job["kind"],
-            name=job.get("name"),
-            request=job.get("request") or {},
-            params=job.get("params") or {},
-            devices=job.get("devices") or ["default"],
+            kind=job.kind,
+            name=job.name,
+            request=job.request,
+            params=job.params,
+            devices=list(job.devices) or ["default"],
         )
+        self._tasks[folder.name] = job.task
         status = self._read_status(folder.name) or {}
         if not status and (folder / STATUS_FILE).exists():
             # a runner wrote something once: never start such a job again on its own
@@ -810,23 +807,6 @@ class JobManager:
     def _log_tail_lines(self, job_id: str) -> str:
         text = self.log_tail(job_id, 16384)
         return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
-
-
-def _job_file_problem(job: Any) -> str | None:
-    """What makes a job.json unusable for adoption, or None when it can be registered."""
-    if not isinstance(job, dict):
-        return "is not a JSON object"
-    if job.get("kind") not in KINDS:
-        return f"has no known kind (one of {', '.join(KINDS)})"
-    for key, kind in (("request", dict), ("params", dict), ("devices", list)):
-        if job.get(key) is not None and not isinstance(job[key], kind):
-            return f"has a {key!r} that is not a JSON {kind.__name__}"
-    if not all(isinstance(d, str) for d in job.get("devices") or []):
-        return "has devices that are not text"
-    name = job.get("name")
-    if name is not None and (not isinstance(name, str) or text_problem(name, max_bytes=1024)):
-        return "has a name that is not plain text"
-    return None
 
 
 def _looks_like_id(job_id: str) -> bool:

@@ -44,3 +44,17 @@ def test_statuses_and_metric_keys_are_the_contracts() -> None:
     assert registry.STATUSES is STATUSES and openapi.STATUSES is STATUSES
     assert tuple(METRIC_KEYS.values()) == TASKS["detect"].metric_keys
     assert list(METRIC_KEYS) == ["precision", "recall", "mAP50", "mAP50-95"]
+
+
+def test_one_geometry_literal_and_no_dead_agreement_gate() -> None:
+    """contract.tasks.Geometry is the only list of preview geometries; predict has no gate
+    that every task passes (AGREEMENT_READY was TASK_NAMES, so its branch never ran)."""
+    holders = [
+        path.name
+        for path in sorted((PACKAGE / "contract").glob("*.py"))
+        if '"rotated-box", "class-scores"' in path.read_text(encoding="utf-8")
+    ]
+    assert holders == ["tasks.py"]
+    from jupyter_yolo.runner import predict
+
+    assert not hasattr(predict, "AGREEMENT_READY")

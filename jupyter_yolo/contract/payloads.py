@@ -7,7 +7,7 @@ disagree fail ``mypy --strict`` instead of a user's run. ``job.json`` has its ow
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 Number = float | None
 
@@ -176,8 +176,3 @@ class TaskTable(TypedDict):
     """Short labels of every metric key (``metrics/mAP50-95(M)`` → ``mask mAP50-95``)."""
     statuses: NotRequired[StatusSets]
     """The job statuses by meaning (servers before it was added do not send it)."""
-
-
-GeometryName = Literal[
-    "box", "polygon", "keypoints", "rotated-box", "class-scores", "pixel-map", "depth-map"
-]

@@ -339,3 +339,49 @@ def test_progress_keeps_the_best_headline() -> None:
         "best": 0.5,
         "best_epoch": 2,
     }
+
+
+def test_progress_best_follows_the_profiles_direction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every headline today is higher-better; a lower-better one keeps its lowest value."""
+    import dataclasses
+
+    from jupyter_yolo.contract.tasks import TASKS, higher_is_better
+    from jupyter_yolo.jobs.progress import Progress
+
+    assert all(p.higher_is_better for p in TASKS.values())
+    key = headline("depth")
+    monkeypatch.setitem(TASKS, "depth", dataclasses.replace(TASKS["depth"], higher_is_better=False))
+    assert not higher_is_better(key) and higher_is_better(headline("detect"))
+    progress = Progress()
+    progress.consume(
+        [
+            {"seq": i + 1, "type": "epoch", "epoch": i + 1, "epochs": 3, "metrics": {key: value},
+             "headline": key}
+            for i, value in enumerate([0.5, 0.3, 0.4])
+        ]
+    )  # fmt: skip
+    assert progress.headline_best == 0.3 and progress.headline_best_epoch == 2
+    assert progress.headline_value == 0.4
+
+
+def test_epoch_and_batch_events_have_the_contracts_shape(tmp_path: Path) -> None:
+    """The reporter's events carry exactly the contract's EpochEvent/BatchEvent keys."""
+    from jupyter_yolo.contract.payloads import BatchEvent, EpochEvent
+    from jupyter_yolo.runner.callbacks import metric_fields
+    from jupyter_yolo.runner.journal import Journal
+
+    journal = Journal(tmp_path)
+    batch = journal.batch(
+        {"epoch": 1, "batch": 2, "batches": 3, "loss": {"box": 1.0}, "lr": 0.01,
+         "images_per_s": 5.0}
+    )  # fmt: skip
+    assert set(batch) == set(BatchEvent.__annotations__)
+    metrics = {"metrics/mAP50-95(B)": 0.25, "metrics/precision(B)": float("nan")}
+    box = metric_fields(metrics)
+    assert box == {"precision": None, "recall": None, "mAP50": None, "mAP50-95": 0.25}
+    epoch = journal.epoch(
+        {**box, "epoch": 1, "epochs": 2, "loss": {}, "val_loss": None, "metrics": {},
+         "headline": headline("detect"), "fitness": None, "lr": None, "epoch_time": 1.0,
+         "eta_s": 1.0}
+    )  # fmt: skip
+    assert set(epoch) == set(EpochEvent.__annotations__)

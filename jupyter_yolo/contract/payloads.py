@@ -33,8 +33,8 @@ class EventBase(TypedDict):
     type: str
 
 
-class BatchEvent(EventBase):
-    """One training batch: that task's losses (``box``, ``seg``, ``pose``, ``loss`` ...)."""
+class BatchFields(TypedDict):
+    """What the runner writes for a ``batch`` event (the journal adds seq, time and type)."""
 
     epoch: int
     batch: int
@@ -44,13 +44,18 @@ class BatchEvent(EventBase):
     images_per_s: Number
 
 
-class EpochEvent(EventBase):
-    """One completed epoch.
+class BatchEvent(EventBase, BatchFields):
+    """One training batch: that task's losses (``box``, ``seg``, ``pose``, ``loss`` ...)."""
 
-    ``precision``/``recall``/``mAP50``/``mAP50-95`` are the box metrics (None for tasks without
-    boxes); ``metrics`` holds every metric of the task under ultralytics' own keys, and
-    ``headline`` the key of the one the panels show first.
-    """
+
+BoxMetrics = TypedDict(
+    "BoxMetrics", {"precision": Number, "recall": Number, "mAP50": Number, "mAP50-95": Number}
+)
+"""The box metrics an epoch event carries under short names (None for tasks without boxes)."""
+
+
+class EpochFields(BoxMetrics):
+    """What the runner writes for an ``epoch`` event (the journal adds seq, time and type)."""
 
     epoch: int
     epochs: int
@@ -62,6 +67,15 @@ class EpochEvent(EventBase):
     lr: Number
     epoch_time: Number
     eta_s: Number
+
+
+class EpochEvent(EventBase, EpochFields):
+    """One completed epoch.
+
+    ``precision``/``recall``/``mAP50``/``mAP50-95`` are the box metrics (None for tasks without
+    boxes); ``metrics`` holds every metric of the task under ultralytics' own keys, and
+    ``headline`` the key of the one the panels show first.
+    """
 
 
 class ArtifactEvent(EventBase):

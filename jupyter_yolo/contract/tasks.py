@@ -59,6 +59,10 @@ class TaskProfile:
     trains_offline: bool
     """Whether ultralytics 8.4 trains it here from a YAML architecture and a local dataset."""
     offline_note: str = ""
+    higher_is_better: bool = True
+    """Whether a larger ``headline_metric`` is a better model. Every headline today is
+    (mAP50-95, top-1 accuracy, mIoU, depth delta1); a task headlined by an error (e.g. depth's
+    AbsRel) would say False, and the best epoch is then the lowest."""
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape served by ``GET /yolo/tasks``."""
@@ -257,6 +261,17 @@ def task_from_name(name: str) -> str:
 def headline(task: str) -> str:
     """The metric key the panels and the sidebar show first for ``task``."""
     return profile(task).headline_metric
+
+
+def higher_is_better(metric_key: str) -> bool:
+    """Whether a larger value of ``metric_key`` is better.
+
+    The profile that headlines the key decides; True for a key no profile headlines.
+    """
+    for task_profile in TASKS.values():
+        if task_profile.headline_metric == metric_key:
+            return task_profile.higher_is_better
+    return True
 
 
 def metric_label(key: str) -> str:

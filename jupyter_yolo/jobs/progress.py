@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contract.tasks import higher_is_better
+
 METRIC_KEYS = ("precision", "recall", "mAP50", "mAP50-95", "fitness")
 
 
@@ -64,7 +66,11 @@ class Progress:
             self.warnings += 1
 
     def _headline(self, event: dict[str, Any]) -> None:
-        """The task's headline metric: its latest value and the best so far (higher is better)."""
+        """The task's headline metric: its latest value and the best so far.
+
+        Best is the highest or the lowest value, as the task profile says
+        (:attr:`~jupyter_yolo.contract.tasks.TaskProfile.higher_is_better`).
+        """
         self.task_metrics = _numbers(event.get("metrics"))
         key = event.get("headline")
         if not isinstance(key, str):
@@ -72,7 +78,9 @@ class Progress:
         self.headline_key = key
         value = self.task_metrics.get(key)
         self.headline_value = value
-        if value is not None and (self.headline_best is None or value > self.headline_best):
+        better = higher_is_better(key)
+        best = self.headline_best
+        if value is not None and (best is None or (value > best if better else value < best)):
             self.headline_best = value
             self.headline_best_epoch = _count(event.get("epoch"), None)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..contract.payloads import BatchFields, BoxMetrics, EpochFields
 from ..contract.tasks import DEFAULT_TASK, TASKS, headline
 from .journal import Journal, number
 from .stop import StopController
@@ -31,10 +32,16 @@ def loss_dict(items: Any) -> dict[str, float | None]:
     return {str(k).removesuffix("_loss"): number(v, 5) for k, v in items.items()}
 
 
-def metric_fields(metrics: dict[str, Any] | None) -> dict[str, float | None]:
+def metric_fields(metrics: dict[str, Any] | None) -> BoxMetrics:
     """precision, recall, mAP50, mAP50-95 (box metrics) from an ultralytics metrics dict."""
     metrics = metrics or {}
-    return {name: number(metrics.get(key)) for name, key in METRIC_KEYS.items()}
+    keys = METRIC_KEYS
+    return {
+        "precision": number(metrics.get(keys["precision"])),
+        "recall": number(metrics.get(keys["recall"])),
+        "mAP50": number(metrics.get(keys["mAP50"])),
+        "mAP50-95": number(metrics.get(keys["mAP50-95"])),
+    }
 
 
 def task_metrics(
@@ -163,15 +170,15 @@ class TrainingReporter:
         optimizer = getattr(trainer, "optimizer", None)
         if optimizer is not None and optimizer.param_groups:
             lr = number(optimizer.param_groups[0].get("lr"), 8)
-        self.journal.emit(
-            "batch",
-            epoch=int(trainer.epoch) + 1,
-            batch=self._batch,
-            batches=batches,
-            loss=loss_dict(trainer.tloss),
-            lr=lr,
-            images_per_s=number(images / elapsed, 2),
-        )
+        fields: BatchFields = {
+            "epoch": int(trainer.epoch) + 1,
+            "batch": self._batch,
+            "batches": batches,
+            "loss": loss_dict(trainer.tloss),
+            "lr": lr,
+            "images_per_s": number(images / elapsed, 2),
+        }
+        self.journal.batch(fields)
         if not self._nonfinite_warned and not is_finite_loss(trainer):
             self._nonfinite_warned = True
             self.journal.warning(
@@ -220,12 +227,12 @@ class TrainingReporter:
         mean = sum(self._epoch_times) / len(self._epoch_times) if self._epoch_times else 0.0
         metrics = dict(getattr(trainer, "metrics", None) or {})
         validated = self._validated
-        fields: dict[str, Any] = {
+        fields: EpochFields = {
+            **metric_fields(metrics if validated else None),  # all None before validation
             "epoch": epoch,
             "epochs": epochs,
             "loss": loss_dict(trainer.tloss),
             "val_loss": val_losses(metrics) if validated else None,
-            **(metric_fields(metrics) if validated else dict.fromkeys(METRIC_KEYS)),
             "metrics": task_metrics(metrics if validated else None, self.task),
             "headline": headline(self.task),
             "fitness": number(getattr(trainer, "fitness", None)) if validated else None,
@@ -235,7 +242,7 @@ class TrainingReporter:
             "epoch_time": duration,
             "eta_s": number(mean * max(epochs - epoch, 0), 1),
         }
-        self.last_epoch_event = self.journal.emit("epoch", **fields)
+        self.last_epoch_event = self.journal.epoch(fields)
         self.journal.artifact(Path(trainer.csv), "results")
         if self.on_epoch_done is not None:
             self.on_epoch_done(epoch)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.files import EVENTS_FILE
+from ..contract.payloads import BatchFields, EpochFields
 from ..jobs.events import EventWriter
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -46,6 +47,14 @@ class Journal:
         """Append one event (seq continues the file's sequence)."""
         with self._lock:
             return self._writer.emit(event_type, **fields)
+
+    def batch(self, fields: BatchFields) -> dict[str, Any]:
+        """Append a ``batch`` event (its fields typed by the contract)."""
+        return self.emit("batch", **fields)
+
+    def epoch(self, fields: EpochFields) -> dict[str, Any]:
+        """Append an ``epoch`` event (its fields typed by the contract)."""
+        return self.emit("epoch", **fields)
 
     def status(self, status: str, **fields: Any) -> None:
         """Append a ``status`` event."""

@@ -1,8 +1,9 @@
 """Overlap and distance measures of the agreement check, one per kind of task output.
 
-Axis-aligned box IoU, rotated-box IoU (convex polygon clipping, Sutherland-Hodgman), mask IoU
-of boolean arrays at the original image size, and the keypoint check of pose. Pure Python apart
-from :func:`mask_iou` (numpy arrays in, a float out); nothing here imports torch.
+Axis-aligned box IoU, rotated-box IoU (convex clipping from :mod:`jupyter_yolo.geometry`, the
+one home of the polygon helpers), mask IoU of boolean arrays at the original image size, and the
+keypoint check of pose. Pure Python apart from :func:`mask_iou` (numpy arrays in, a float out);
+nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-Point = tuple[float, float]
+from ..geometry import clip_convex, signed_area
+
+__all__ = [
+    "box_iou",
+    "clip_convex",
+    "corners_xywhr",
+    "keypoints_agree",
+    "mask_iou",
+    "polygon_area",
+    "rotated_iou",
+]
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -24,57 +35,11 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def polygon_area(points: Sequence[Sequence[float]]) -> float:
-    """Signed area of a polygon (shoelace formula): positive when counter-clockwise."""
-    total = 0.0
-    count = len(points)
-    for index in range(count):
-        x0, y0 = points[index][0], points[index][1]
-        x1, y1 = points[(index + 1) % count][0], points[(index + 1) % count][1]
-        total += x0 * y1 - x1 * y0
-    return total / 2.0
+    """Signed area of a polygon, positive when counter-clockwise.
 
-
-def _counter_clockwise(points: Sequence[Sequence[float]]) -> list[Point]:
-    ring = [(float(p[0]), float(p[1])) for p in points]
-    return ring if polygon_area(ring) >= 0 else ring[::-1]
-
-
-def _cross(a: Point, b: Point, p: Point) -> float:
-    """> 0 when ``p`` lies left of the directed edge ``a`` → ``b``."""
-    return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
-
-
-def _intersection(p: Point, q: Point, a: Point, b: Point) -> Point:
-    """Where segment ``p``-``q`` crosses the line through ``a`` and ``b``."""
-    dp, dq = _cross(a, b, p), _cross(a, b, q)
-    t = dp / (dp - dq) if dp != dq else 0.0
-    return (p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1]))
-
-
-def clip_convex(subject: Sequence[Sequence[float]], clip: Sequence[Sequence[float]]) -> list[Point]:
-    """The intersection polygon of two convex polygons (Sutherland-Hodgman clipping).
-
-    Either orientation is accepted; the result is counter-clockwise (empty when they do not
-    overlap).
+    Kept for its callers; it is :func:`jupyter_yolo.geometry.signed_area`.
     """
-    output = _counter_clockwise(subject)
-    window = _counter_clockwise(clip)
-    for index in range(len(window)):
-        if not output:
-            break
-        a, b = window[index], window[(index + 1) % len(window)]
-        points, output = output, []
-        for k in range(len(points)):
-            current, previous = points[k], points[k - 1]
-            inside_now = _cross(a, b, current) >= 0
-            inside_before = _cross(a, b, previous) >= 0
-            if inside_now:
-                if not inside_before:
-                    output.append(_intersection(previous, current, a, b))
-                output.append(current)
-            elif inside_before:
-                output.append(_intersection(previous, current, a, b))
-    return output
+    return signed_area(points)
 
 
 def rotated_iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:
@@ -84,11 +49,11 @@ def rotated_iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> f
     )
     if same:  # clipping a box by itself puts every vertex on an edge: rounding decides
         return 1.0
-    area_a, area_b = abs(polygon_area(a)), abs(polygon_area(b))
+    area_a, area_b = abs(signed_area(a)), abs(signed_area(b))
     if area_a <= 0 or area_b <= 0:  # a degenerate box (a line) overlaps nothing else
         return 0.0
     inter_points = clip_convex(a, b)
-    inter = abs(polygon_area(inter_points)) if len(inter_points) >= 3 else 0.0
+    inter = abs(signed_area(inter_points)) if len(inter_points) >= 3 else 0.0
     union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
 

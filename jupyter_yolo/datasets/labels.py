@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..geometry import polygon_area, segments_cross
 from .problems import Collector
 from .stats import Sizes, SplitStats
 
@@ -74,30 +75,6 @@ def _bounds(coords: list[float]) -> list[float]:
     xs, ys = coords[0::2], coords[1::2]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     return [(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0]
-
-
-def polygon_area(points: list[tuple[float, float]]) -> float:
-    """The shoelace area of a polygon (absolute, in the units of its points)."""
-    total = 0.0
-    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True):
-        total += x0 * y1 - x1 * y0
-    return abs(total) / 2
-
-
-def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-
-def _segments_cross(
-    p1: tuple[float, float],
-    p2: tuple[float, float],
-    q1: tuple[float, float],
-    q2: tuple[float, float],
-) -> bool:
-    """Whether two segments cross at a point inside both (touching ends do not count)."""
-    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
-    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
-    return d1 * d2 < 0 and d3 * d4 < 0
 
 
 def _pairs(coords: list[float]) -> list[tuple[float, float]]:
@@ -224,7 +201,7 @@ def _check_polygon(
 
 def _check_quad(coords: list[float], out: Collector, path: Path, number: int) -> bool:
     points = _pairs(coords)
-    if _segments_cross(points[0], points[1], points[2], points[3]) or _segments_cross(
+    if segments_cross(points[0], points[1], points[2], points[3]) or segments_cross(
         points[1], points[2], points[3], points[0]
     ):
         out.error(

@@ -209,9 +209,20 @@ def test_training_panel_draws_a_segment_run_headline_first(client: YoloClient) -
         assert metrics[0].name == "mask mAP50-95" and metrics[0].line.width == 4
         assert panel.trace_points("mask mAP50-95") == 2
         assert panel.trace_points("seg loss / batch") == panel.history.batch_points > 0
-        assert "sem loss / batch" in names  # a loss the events carry beyond the profile
+        # ultralytics 8.4's 'sem' loss of a -seg model without a semantic head: always 0, and
+        # not drawn as a flat line at 0 beside the task's own losses
+        assert {"box loss / batch", "seg loss / batch", "cls loss / batch"} <= set(names)
+        assert not [n for n in names if n.startswith("sem ")]
         assert "<b>mask mAP50-95" in panel.status_w.value
         assert "Validation: <b>mask mAP50-95</b>" in panel.figure.layout.annotations[1].text
+
+        # a loss beyond the profile is drawn once the events give it a value
+        events = RECORDED["segment"]["events"]
+        last = max(int(e["seq"]) for e in events)
+        batch = next(e for e in events if e.get("type") == "batch")
+        extra = {**batch, "seq": last + 1, "loss": {**batch["loss"], "sem": 0.5}}
+        panel.load_events([extra], status=job["status"], task=job["task"])
+        assert "sem loss / batch" in [t.name for t in panel.figure.data]
 
         panel.task_w.value = "pose"  # choosing a task lists its architectures
         assert panel.model_w.value == "yolov8n-pose.yaml"

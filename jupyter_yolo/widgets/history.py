@@ -92,6 +92,9 @@ class TrainingHistory:
     status: str | None = None
     epochs_hint: int | None = None
     batch_loss: dict[str, Series] = field(default_factory=dict)
+    nonzero_losses: set[str] = field(default_factory=set)
+    """Loss names some batch event gave a finite value other than 0 (ultralytics 8.4 reports a
+    ``sem`` loss of 0 for every -seg model without a semantic head, for example)."""
     batch_steps: Series = field(default_factory=Series)
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
     last_batch: dict[str, Any] | None = None
@@ -140,9 +143,11 @@ class TrainingHistory:
                 series.truncate_from(x)
         steps.append(x, float(batch))
         if isinstance(loss, dict):
-            for key in loss:
+            for key, value in loss.items():
                 if str(key) not in self.batch_loss:
                     self.batch_loss[str(key)] = Series()
+                if isinstance(value, int | float) and math.isfinite(value) and value != 0:
+                    self.nonzero_losses.add(str(key))
         for key, series in self.batch_loss.items():
             series.append(x, loss.get(key) if isinstance(loss, dict) else None)
         if self.last_batch is None or self.last_batch.get("epoch") != epoch or batch <= 1:

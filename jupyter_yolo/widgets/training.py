@@ -358,13 +358,17 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         self.render_log.append((time.time(), seq))
 
     def _figure_spec(self, history: TrainingHistory) -> FigureSpec:
-        """The curves to draw: the task's losses and metrics, then any others the events hold."""
+        """The curves to draw: the task's losses and metrics, then any others the events hold.
+
+        Other losses are drawn once a batch gave them a value other than 0.
+        """
         task = self._task
         losses = self.facts.loss_keys(task) if task else list(LOSS_KEYS)
         seen = history.loss_keys
         if seen and not set(seen) & set(losses):  # events of another task than expected
             losses = []
-        losses += [k for k in seen if k not in losses]
+        # a loss beyond the task's own that has only ever been 0 is not this model's: not drawn
+        losses += [k for k in seen if k not in losses and k in history.nonzero_losses]
         metrics = self.facts.metric_keys(task)
         metrics += [k for k in history.metric_keys if k not in metrics]
         head = history.headline or self.facts.headline(task)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,34 @@ def test_a_failed_task_table_read_is_retried_not_cached_for_good(
         assert flaky.requests == 2
     finally:
         flaky.close()
+
+
+def test_prediction_panel_starts_on_a_dataset_of_the_weights_task(tmp_path: Path) -> None:
+    from jupyter_yolo.widgets.detection import DetectionPanel
+
+    from .task_data import make_dataset
+
+    workspace = tmp_path / "workspace"
+    make_dataset("segment", workspace / "uploads" / "seg", train=2, val=2)
+    with serving(workspace) as process:
+        client = YoloClient(process.url, process.token)
+        for _ in range(3000):  # the built-in shapes dataset is generated at first start
+            if all(d.get("status") == "ok" for d in client.datasets()):
+                break
+            time.sleep(0.1)
+        client.import_dataset("zz-seg", "uploads/seg")
+        listed = {d["name"]: d.get("task") for d in client.datasets()}
+        assert listed["zz-seg"] == "segment" and "detect" in listed.values(), listed
+        first = next(iter(listed))
+        assert listed[first] != "segment", listed  # the first listed is not the weights' task
+        seg = DetectionPanel(client, model="yolov8n-seg.yaml", backend="pytorch")
+        detect = DetectionPanel(client, model="yolov8n.yaml", backend="pytorch")
+        chosen = DetectionPanel(client, model="yolov8n-seg.yaml", dataset=first)
+        try:
+            assert seg.dataset_w.value == "zz-seg"
+            assert str(seg.image_w.value).startswith("datasets/zz-seg/")
+            assert listed[detect.dataset_w.value] == "detect"
+            assert chosen.dataset_w.value == first  # an explicit choice stands
+        finally:
+            for panel in (seg, detect, chosen):
+                panel.close()

@@ -230,14 +230,17 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
             self.backend_info_w.value = ""
 
     def _load_datasets(self, dataset: str | None) -> None:
-        names = [
-            str(d["name"])
-            for d in self.client.datasets()
-            if d.get("status") not in ("preparing", "error")
+        """List the datasets; choose ``dataset``, else the first of the weights' task."""
+        usable = [
+            d for d in self.client.datasets() if d.get("status") not in ("preparing", "error")
         ]
+        names = [str(d["name"]) for d in usable]
         if dataset and dataset not in names:
             names.insert(0, dataset)
         self.dataset_w.options = names
+        if not dataset:
+            task = self.model_task(str(self.model_w.value or ""))
+            dataset = next((str(d["name"]) for d in usable if d.get("task") == task), None)
         if names:
             self.dataset_w.value = dataset or names[0]
 

@@ -186,11 +186,15 @@ def test_samples_draw_polygons_keypoints_corners_and_classes() -> None:
         ],
     }
     figure = samples_figure({"samples": [sample]})
-    labels = [t.meta["label"] for t in figure.data if t.type == "scatter" and t.meta]
-    assert labels == ["polygon", "corners", "skeleton", "keypoints"]
-    polygon = next(t for t in figure.data if t.meta and t.meta["label"] == "polygon")
+    scatter = [t for t in figure.data if t.type == "scatter" and t.meta]
+    labels = [t.meta["label"] for t in scatter if t.meta.get("kind") != "halo"]
+    assert labels == ["polygon", "corners", "skeleton", "keypoints", "box"]
+    # every line has a contrasting halo under it (drawn first), the keypoint dots need none
+    kinds = [t.meta.get("kind") for t in scatter]
+    assert kinds == ["halo"] * 4 + [None] * 5
+    polygon = next(t for t in figure.data if t.meta and t.meta.get("label") == "polygon")
     assert list(polygon.x) == [16.0, 48.0, 48.0, 16.0]  # normalised → thumbnail pixels
-    dots = next(t for t in figure.data if t.meta and t.meta["label"] == "keypoints")
+    dots = next(t for t in figure.data if t.meta and t.meta.get("label") == "keypoints")
     assert len(dots.x) == 2  # the unlabelled keypoint (v=0) is not drawn
     assert figure.layout.annotations[0].text == "cat: a.png"
     overlay = png_uri(np.zeros((64, 64, 4), dtype=np.uint8))
@@ -348,3 +352,29 @@ def test_prediction_panel_starts_on_a_dataset_of_the_weights_task(tmp_path: Path
         finally:
             for panel in (seg, detect, chosen):
                 panel.close()
+
+
+def test_outlines_show_on_a_background_of_their_own_colour() -> None:
+    from jupyter_yolo.widgets.detection_draw import PredictionDrawing
+    from jupyter_yolo.widgets.drawing import PALETTE, halo_traces
+
+    # a red (class 0) box around a circle on a red image: the red line alone would vanish
+    det = {"cls": 0, "name": "circle", "conf": 0.9, "box_xyxy": [10, 10, 40, 40]}
+    for geometry, extra in (
+        ("box", {}),
+        ("polygon", {"polygon": [[10, 10], [40, 10], [40, 40]]}),
+        ("rotated-box", {"corners": [[10, 10], [40, 10], [40, 40], [10, 40]]}),
+        ("keypoints", {"keypoints": [[10, 10, 0.9], [20, 20, 0.9], [30, 30, 0.9]]}),
+    ):
+        traces = PredictionDrawing._traces([{**det, **extra}], geometry, masked=False)
+        lines = [
+            t for t in traces if t.meta["kind"] in ("box", "polygon", "rotated-box", "skeleton")
+        ]
+        halos = [t for t in traces if t.meta["kind"] == "halo"]
+        assert len(halos) == len(lines) >= 1, geometry
+        assert traces.index(halos[-1]) < traces.index(lines[0]), geometry  # halos underneath
+        for halo, line in zip(halos, lines, strict=True):
+            assert halo.line.color == text_color(PALETTE[0]) != line.line.color
+            assert halo.line.width > line.line.width and list(halo.x) == list(line.x)
+            assert halo.hoverinfo == "skip"  # the hover stays the outline's
+    assert halo_traces([]) == []

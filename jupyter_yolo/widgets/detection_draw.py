@@ -23,6 +23,7 @@ from .detection_views import NO_OBJECTS, results_table, title_text
 from .drawing import (
     box_traces,
     class_bars,
+    halo_traces,
     keypoint_traces,
     label_annotations,
     mask_overlay,
@@ -170,13 +171,16 @@ class PredictionDrawing:
 
     @staticmethod
     def _traces(shown: list[dict[str, Any]], geometry: str, *, masked: bool) -> list[Any]:
+        """The detections' outlines (limbs, points), each line over a contrasting halo."""
         if geometry == "polygon":
-            return list(polygon_traces(shown, filled=not masked))  # type: ignore[arg-type]
-        if geometry == "keypoints":
-            return list(keypoint_traces(shown))  # type: ignore[arg-type]
-        if geometry == "rotated-box":
-            return list(rotated_traces(shown))  # type: ignore[arg-type]
-        return list(box_traces(shown))  # type: ignore[arg-type]
+            traces = list(polygon_traces(shown, filled=not masked))  # type: ignore[arg-type]
+        elif geometry == "keypoints":
+            traces = list(keypoint_traces(shown))  # type: ignore[arg-type]
+        elif geometry == "rotated-box":
+            traces = list(rotated_traces(shown))  # type: ignore[arg-type]
+        else:
+            traces = list(box_traces(shown))  # type: ignore[arg-type]
+        return halo_traces(traces) + traces
 
     def _overlay(
         self, entry: dict[str, Any], shown: list[dict[str, Any]], geometry: str, job_id: str

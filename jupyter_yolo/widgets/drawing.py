@@ -86,6 +86,39 @@ def text_color(hex_color: str) -> str:
     return "#000000" if luminance > 0.179 else "#ffffff"
 
 
+HALO_KINDS = frozenset({"box", "polygon", "rotated-box", "corners", "skeleton"})
+"""The drawn lines that get a contrasting halo under them (see :func:`halo_traces`)."""
+
+
+def halo_traces(traces: Sequence[go.Scatter]) -> list[go.Scatter]:
+    """A wider line in the contrasting colour (black or white) under each outline and limb.
+
+    A class colour on a background of about the same colour (a red box around a circle on a red
+    image) would vanish; its halo still shows. Draw these before the traces they go under.
+    """
+    halos = []
+    for trace in traces:
+        meta = trace.meta if isinstance(trace.meta, dict) else {}
+        hue = trace.line.color if trace.line is not None else None
+        kind = meta.get("kind") or meta.get("label")  # a prediction's, a dataset sample's
+        if kind not in HALO_KINDS or not isinstance(hue, str) or len(hue) != 7:
+            continue
+        halos.append(
+            go.Scatter(
+                x=trace.x,
+                y=trace.y,
+                mode="lines",
+                line={"color": text_color(hue), "width": float(trace.line.width or 2) + 3},
+                opacity=0.6,
+                hoverinfo="skip",
+                showlegend=False,
+                name="halo",
+                meta={"detection": meta.get("detection"), "kind": "halo"},
+            )
+        )
+    return halos
+
+
 def label_of(det: Detection) -> str:
     """``name conf`` of a detection."""
     return f"{det.get('name')} {float(det.get('conf') or 0):.3g}"

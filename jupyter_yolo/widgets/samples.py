@@ -14,7 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .drawing import PALETTE, rgba, skeleton_pairs
+from .drawing import PALETTE, halo_traces, rgba, skeleton_pairs
 
 SAMPLE_COLUMNS = 4
 
@@ -128,16 +128,16 @@ def samples_figure(samples: dict[str, Any], columns: int = SAMPLE_COLUMNS) -> go
                 row=row,
                 col=col,
             )
+        shapes: list[go.Scatter] = []
         for box in sample.get("boxes") or []:
-            for trace in _shape_traces(box, sample, width, height):
-                fig.add_trace(trace, row=row, col=col)
+            shapes.extend(_shape_traces(box, sample, width, height))
             if not box.get("xywhn"):
                 continue
             cx, cy, w, h = box["xywhn"]
             x0, x1 = (cx - w / 2) * width, (cx + w / 2) * width
             y0, y1 = (cy - h / 2) * height, (cy + h / 2) * height
             color = PALETTE[int(box.get("class_id") or 0) % len(PALETTE)]
-            fig.add_trace(
+            shapes.append(
                 go.Scatter(
                     x=[x0, x1, x1, x0, x0],
                     y=[y0, y0, y1, y1, y0],
@@ -149,10 +149,11 @@ def samples_figure(samples: dict[str, Any], columns: int = SAMPLE_COLUMNS) -> go
                     fill="toself",
                     fillcolor="rgba(0,0,0,0)",
                     showlegend=False,
-                ),
-                row=row,
-                col=col,
+                    meta={"label": "box"},
+                )
             )
+        for trace in halo_traces(shapes) + shapes:  # halos first: under the lines
+            fig.add_trace(trace, row=row, col=col)
         fig.update_xaxes(visible=False, range=[0, width], row=row, col=col)
         fig.update_yaxes(
             visible=False,

@@ -323,7 +323,7 @@ def test_a_failed_task_table_read_is_retried_not_cached_for_good(
         flaky.close()
 
 
-def test_prediction_panel_starts_on_a_dataset_of_the_weights_task(tmp_path: Path) -> None:
+def test_prediction_panel_fits_the_weights_task(tmp_path: Path) -> None:
     from jupyter_yolo.widgets.detection import DetectionPanel
 
     from .task_data import make_dataset
@@ -349,6 +349,11 @@ def test_prediction_panel_starts_on_a_dataset_of_the_weights_task(tmp_path: Path
             assert str(seg.image_w.value).startswith("datasets/zz-seg/")
             assert listed[detect.dataset_w.value] == "detect"
             assert chosen.dataset_w.value == first  # an explicit choice stands
+            # IoU and the class filter are shown for object tasks only
+            assert seg.iou_w.layout.display is None and seg.classes_w.layout.display is None
+            seg._show_task("classify")  # what choosing classify weights or showing one does
+            assert seg.iou_w.layout.display == "none" == seg.classes_w.layout.display
+            assert seg.conf_w.layout.display is None
         finally:
             for panel in (seg, detect, chosen):
                 panel.close()

@@ -23,7 +23,7 @@ import ipywidgets as widgets
 from ..client import YoloClient, YoloClientError
 from .common import STYLE, error_text, esc, get_client, in_background, note
 from .detection_draw import ImageChoice, Prediction, PredictionDrawing, detection_figure
-from .detection_views import backend_html
+from .detection_views import NO_OBJECTS, backend_html
 from .drawing import (
     MAX_BOXES_DRAWN,
     box_traces,
@@ -213,6 +213,10 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
         """Name the task of the chosen weights (or of the prediction shown) in the header."""
         task = task or self.model_task(str(self.model_w.value or ""))
         self.task = task
+        # IoU (box overlap in NMS) and the class filter mean nothing to a task without objects
+        shown = "none" if self.facts.geometry(task) in NO_OBJECTS else None
+        self.iou_w.layout.display = shown
+        self.classes_w.layout.display = shown
         self.header_w.value = (
             STYLE + f'<div class="yolo-h">Prediction: {esc(self.facts.title(task))} '
             f'<span class="yolo-muted yolo-task">({esc(task)})</span></div>'

@@ -383,3 +383,19 @@ def test_outlines_show_on_a_background_of_their_own_colour() -> None:
             assert halo.line.width > line.line.width and list(halo.x) == list(line.x)
             assert halo.hoverinfo == "skip"  # the hover stays the outline's
     assert halo_traces([]) == []
+
+
+@pytest.mark.parametrize("task", ["detect", "segment", "pose", "obb", "classify"])
+def test_metric_curves_drawn_at_first_never_take_a_loss_colour(task: str) -> None:
+    from jupyter_yolo.widgets.training_figure import FigureSpec, spec_traces
+
+    facts = TaskFacts(dict(task_table()))
+    spec = FigureSpec(
+        tuple(facts.loss_keys(task)), tuple(facts.metric_keys(task)), facts.headline(task)
+    )
+    traces = spec_traces(spec)
+    loss_colors = {t.line.color for t in traces if t.name.endswith(" loss / epoch")}
+    drawn = [t for t in traces if t.meta and "metric" in t.meta and t.visible is True]
+    assert drawn and drawn[0].meta["headline"], task
+    assert not {t.line.color for t in drawn} & loss_colors, task
+    assert len({t.line.color for t in drawn}) == len(drawn)  # and not each other's

@@ -132,8 +132,19 @@ def _add_losses(fig: go.Figure, spec: FigureSpec) -> None:
         )
 
 
+def metric_colors(spec: FigureSpec) -> dict[str, str]:
+    """Each metric's colour; the ones drawn at first take the first colours.
+
+    The headline is red and its companion purple, colours none of the first five losses has (a
+    mask mAP50 curve drawn in the dfl loss's pink read as a loss before).
+    """
+    drawn = sorted(spec.metrics, key=lambda k: not spec.visible(k))  # stable: drawn ones first
+    return {key: METRIC_COLORS[i % len(METRIC_COLORS)] for i, key in enumerate(drawn)}
+
+
 def _add_metrics(fig: go.Figure, spec: FigureSpec) -> None:
-    for index, key in enumerate(spec.metrics):
+    colors = metric_colors(spec)
+    for key in spec.metrics:
         head = key == spec.headline
         fig.add_trace(
             go.Scatter(
@@ -141,7 +152,7 @@ def _add_metrics(fig: go.Figure, spec: FigureSpec) -> None:
                 mode="lines+markers",
                 x=[],
                 y=[],
-                line={"width": 4 if head else 2, "color": METRIC_COLORS[index % 8]},
+                line={"width": 4 if head else 2, "color": colors[key]},
                 marker={"size": 8 if head else 6},
                 visible=True if spec.visible(key) else "legendonly",
                 meta={"metric": key, "headline": head},

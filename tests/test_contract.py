@@ -31,6 +31,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_yolo"
 CONTRACT = PACKAGE / "contract"
 
 
+def from_ultralytics(code: str) -> Any:
+    """Run ``code`` (which prints JSON) in a child: importing ultralytics patches PIL and cv2 and
+    sets thread variables process-wide, which the in-process server of later tests must not see.
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def _imports(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -83,14 +93,15 @@ def test_statuses_are_consistent() -> None:
 
 def test_task_table_covers_ultralytics_tasks() -> None:
     """Every task ultralytics 8.4 defines has a profile, with that version's headline metric."""
-    from ultralytics.cfg import TASK2METRIC
-    from ultralytics.cfg import TASKS as ULTRA_TASKS
-
-    assert set(TASK_NAMES) == set(ULTRA_TASKS)
+    found = from_ultralytics(
+        "import json; from ultralytics.cfg import TASK2METRIC, TASKS; "
+        "print(json.dumps({'tasks': list(TASKS), 'metric': TASK2METRIC}))"
+    )
+    assert set(TASK_NAMES) == set(found["tasks"])
     for task in TASK_NAMES:
-        assert headline(task) == TASK2METRIC[task]
+        assert headline(task) == found["metric"][task]
         assert headline(task) in profile(task).metric_keys
-        assert set(("train", "val", "names")) - {"train", "val"} <= set(profile(task).required_keys)
+        assert {"names"} <= set(profile(task).required_keys)
     assert "kpt_shape" in profile("pose").required_keys
     with pytest.raises(KeyError, match="known"):
         profile("dance")
@@ -98,17 +109,14 @@ def test_task_table_covers_ultralytics_tasks() -> None:
 
 def test_metric_keys_are_ultralytics_own() -> None:
     """The metric keys of each task are the keys ultralytics' metrics classes report."""
-    from ultralytics.utils import metrics
-
-    classes = {
-        "detect": metrics.DetMetrics,
-        "segment": metrics.SegmentMetrics,
-        "pose": metrics.PoseMetrics,
-        "obb": metrics.OBBMetrics,
-        "classify": metrics.ClassifyMetrics,
-    }
-    for task, cls in classes.items():
-        assert list(profile(task).metric_keys) == list(cls().keys), task
+    keys = from_ultralytics(
+        "import json; from ultralytics.utils import metrics as m; print(json.dumps({"
+        "'detect': m.DetMetrics().keys, 'segment': m.SegmentMetrics().keys, "
+        "'pose': m.PoseMetrics().keys, 'obb': m.OBBMetrics().keys, "
+        "'classify': m.ClassifyMetrics().keys}))"
+    )
+    for task, listed in keys.items():
+        assert list(profile(task).metric_keys) == listed, task
 
 
 def test_task_from_name() -> None:
@@ -150,12 +158,17 @@ def test_architectures_come_from_the_installed_ultralytics() -> None:
         assert listed[name].task == task, name
     assert {arch.task for arch in architectures()} == set(TASK_NAMES)
     # every listed file exists and ultralytics agrees on its task
-    from ultralytics.nn.tasks import guess_model_task
-
+    files = sorted({arch.file for arch in architectures()})
+    guessed = from_ultralytics(
+        "import json, sys, yaml; from pathlib import Path; "
+        "from ultralytics.nn.tasks import guess_model_task; "
+        f"root = Path({str(folder)!r}); files = {files!r}; "
+        "print(json.dumps({f: guess_model_task(yaml.safe_load((root / f).read_text())) "
+        "for f in files}))"
+    )
     for arch in architectures():
-        content = yaml.safe_load((folder / arch.file).read_text(encoding="utf-8"))
         # RT-DETR heads are not guessed by ultralytics (its RTDETR class is detection)
-        assert (guess_model_task(content) or "detect") == arch.task, arch
+        assert (guessed[arch.file] or "detect") == arch.task, arch
     assert not any("yoloe" in a.name or "world" in a.name for a in architectures())
 
 

@@ -185,3 +185,23 @@ def test_no_false_alarms_on_the_generated_dataset(shapes_template: Path) -> None
     report = validate_dataset(shapes_template)
     assert report["problems"] == [] and report["status"] == "ok"
     assert report["box_sizes"]["width_pixels"]["min"] > 0
+
+
+def test_an_image_plugin_that_raises_anything_marks_the_image_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PIL plugins (or patches of Image.open, as ultralytics installs) raise more than OSError."""
+    from PIL import Image
+
+    from jupyter_yolo.datasets.validate import check_image
+
+    path = tmp_path / "x.jpg"
+    path.write_bytes(b"not an image at all")
+
+    def failing_open(*_args: object, **_kwargs: object) -> None:
+        raise ModuleNotFoundError("No module named 'pi_heif'")
+
+    monkeypatch.setattr(Image, "open", failing_open)
+    dims, digest, problem, large = check_image(path)
+    assert dims is None and digest and not large
+    assert problem is not None and "cannot be decoded" in problem

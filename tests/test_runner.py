@@ -698,12 +698,18 @@ def test_ultralytics_counts_the_usable_cpus_not_the_host() -> None:
 
 def test_rtdetr_architectures_load_with_their_own_class(tmp_path: Path) -> None:
     """ultralytics' YOLO class cannot build an RT-DETR; the runner picks RTDETR for those."""
-    from jupyter_yolo.runner.common import is_rtdetr, load_model
+    from jupyter_yolo.runner.common import is_rtdetr
 
     assert is_rtdetr("rtdetr-l.yaml") and not is_rtdetr("yolov8n.yaml")
-    model = load_model("rtdetr-l.yaml")
-    assert type(model).__name__ == "RTDETR" and model.task == "detect"
-    assert type(load_model("yolov8n-seg.yaml")).__name__ == "YOLO"
+    code = (  # in a child: importing ultralytics patches PIL and cv2 process-wide
+        "from jupyter_yolo.runner.common import load_model; "
+        "m = load_model('rtdetr-l.yaml'); s = load_model('yolov8n-seg.yaml'); "
+        "print(type(m).__name__, m.task, type(s).__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    assert out.split()[-3:] == ["RTDETR", "detect", "YOLO"]
     fake = tmp_path / "best.pt"
     fake.write_bytes(b"not a zip")
     assert not is_rtdetr(fake)

@@ -107,7 +107,7 @@ print(json.dumps({{
     points = result["points"]
     assert points["box loss / batch"] == points["cls loss / batch"] == len(batches)
     assert points["box loss / epoch"] == points["box val loss"] == EPOCHS
-    assert points["mAP50"] == points["mAP50-95"] == EPOCHS
+    assert points["box mAP50"] == points["box mAP50-95"] == EPOCHS
     # redraws are throttled: far below the server's IOPub limit of 1000 messages a second.
     # Counted, not timed: throttled redraws start at least 1 / max_rate apart by the kernel's
     # monotonic clock, and each redraw sends a bounded number of messages (so does filling the

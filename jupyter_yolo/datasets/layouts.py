@@ -499,7 +499,7 @@ def _image_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as image:
             return image.size
-    except (OSError, ValueError, Image.DecompressionBombError):
+    except Exception:  # PIL and its plugins raise many kinds: an unreadable image has no size
         return None
 
 

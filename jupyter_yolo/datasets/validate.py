@@ -126,7 +126,7 @@ def check_image(path: Path) -> tuple[tuple[int, int] | None, str | None, str | N
             large = any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
     except Image.DecompressionBombError:
         return None, digest, "the image has too many pixels to be decoded safely", False
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+    except Exception as exc:  # PIL and its plugins raise many kinds (SyntaxError, ImportError...)
         return None, digest, f"cannot be decoded: {exc}", False
     if min(dims) < 10:
         return dims, digest, f"the image is only {dims[0]}x{dims[1]} pixels (10 at least)", False

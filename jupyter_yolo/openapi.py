@@ -795,6 +795,11 @@ JOB_SCHEMAS: dict[str, Any] = {
                 geometry=STRING,
                 agreement=OBJECT,
                 trains_offline={"type": "boolean"},
+                offline_note=STRING,
+                label_line=STRING,
+                optional_keys={"type": "array", "items": STRING},
+                layouts={"type": "array", "items": STRING},
+                higher_is_better={"type": "boolean"},
             ),
         },
         architectures={

@@ -31,6 +31,11 @@ def test_the_task_table_schema_documents_every_key_and_validates_the_table() -> 
     table = json.loads(json.dumps(task_table()))  # as served
     assert set(table) <= set(schema["properties"]), set(table) - set(schema["properties"])
     jsonschema.validate(table, schema)
+    task_item = schema["properties"]["tasks"]["items"]["properties"]
+    for row in table["tasks"]:
+        assert set(row) <= set(task_item), set(row) - set(task_item)
+    arch_item = schema["properties"]["architectures"]["items"]["properties"]
+    assert set(table["architectures"][0]) <= set(arch_item)
     labels = schema["properties"]["metric_labels"]
     jsonschema.validate({"metrics/mAP50-95(M)": "mask mAP50-95"}, labels)
     groups = schema["properties"]["statuses"]

@@ -385,3 +385,66 @@ def test_epoch_and_batch_events_have_the_contracts_shape(tmp_path: Path) -> None
          "eta_s": 1.0}
     )  # fmt: skip
     assert set(epoch) == set(EpochEvent.__annotations__)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("task", "model"), [("semantic", "yolo26n-sem.yaml"), ("depth", "yolo26n-depth.yaml")]
+)
+async def test_per_pixel_tasks_train_and_predict_maps(
+    jp_fetch: Any, yolo_workspace: Path, task: str, model: str
+) -> None:
+    """semantic and depth train offline from their YAML and predict a map file with figures."""
+    from PIL import Image
+
+    from jupyter_yolo.datasets.synthetic_tasks import generate_task_dataset
+
+    data = generate_task_dataset(
+        task, yolo_workspace / "tasks" / task, train=8, val=4, imgsz=64, seed=0
+    )
+    relative = data.relative_to(yolo_workspace).as_posix()
+    job = await post_json(
+        jp_fetch, "yolo", "jobs", body={"kind": "train", "model": model, "data": relative, **TRAIN}
+    )
+    assert job["task"] == task
+    done = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed"}, timeout=600)
+    log = (await jp_fetch("yolo", "jobs", job["id"], "log")).body.decode()
+    assert done["status"] == "succeeded", log[-3000:]
+    events = await all_events(jp_fetch, job["id"])
+    epoch = [e for e in events if e["type"] == "epoch"][-1]
+    assert metric_keys_of(task) <= set(epoch["metrics"]), epoch
+    assert epoch["headline"] == headline(task) and epoch["mAP50-95"] is None
+    batch = [e for e in events if e["type"] == "batch"][-1]
+    assert batch["loss"] and all(v is None or v == v for v in batch["loss"].values())
+
+    predict = await post_json(
+        jp_fetch,
+        "yolo",
+        "jobs",
+        body={
+            "kind": "predict",
+            "model": f"job:{job['id']}",
+            "source": f"{data.parent.relative_to(yolo_workspace).as_posix()}/images/val",
+            "imgsz": 64,
+            "device": "cpu",
+        },
+    )
+    assert predict["task"] == task
+    done = await wait_for_job(jp_fetch, predict["id"], {"succeeded", "failed"}, timeout=600)
+    log = (await jp_fetch("yolo", "jobs", predict["id"], "log")).body.decode()
+    assert done["status"] == "succeeded", log[-3000:]
+    images = json.loads(
+        (yolo_workspace / "jobs" / predict["id"] / "run" / "predictions.json").read_text()
+    )
+    assert len(images) == 4 and all(i["task"] == task and i["detections"] == [] for i in images)
+    pixel_map = images[0]["pixel_map"]
+    with Image.open(yolo_workspace / pixel_map["file"]) as opened:
+        assert (
+            opened.size
+            == (pixel_map["width"], pixel_map["height"])
+            == (
+                images[0]["width"],
+                images[0]["height"],
+            )
+        )
+    assert pixel_map["summary"]

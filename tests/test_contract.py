@@ -265,3 +265,12 @@ def test_job_file_rules_are_the_adoption_rules(
     (tmp_path / "job.json").write_text(json.dumps(bad))
     with pytest.raises(JobFileError, match=r"^its job\.json "):
         JobFile.load(tmp_path, shown="its job.json")
+
+
+def test_a_job_file_without_its_workspace_is_adopted_into_this_one(tmp_path: Path) -> None:
+    """A folder restored from elsewhere (or written by an older version) keeps its job."""
+    (tmp_path / "job.json").write_text(json.dumps({"kind": "train", "params": {}}))
+    with pytest.raises(JobFileError, match="workspace"):
+        JobFile.load(tmp_path)
+    job = JobFile.load(tmp_path, workspace=tmp_path)
+    assert job.workspace == tmp_path and job.kind == "train"

@@ -57,10 +57,14 @@ class JobFile:
         write_json_atomic(job_dir / JOB_FILE, self.as_dict())
 
     @classmethod
-    def load(cls, job_dir: Path, *, shown: str | None = None) -> JobFile:
+    def load(
+        cls, job_dir: Path, *, shown: str | None = None, workspace: Path | None = None
+    ) -> JobFile:
         """Read and check ``job_dir/job.json``.
 
         :class:`JobFileError` messages start with ``shown`` (the file's path by default).
+        ``workspace`` stands in for a missing or relative ``workspace`` entry: the server adopts a
+        folder restored into its own workspace whatever workspace the file was written in.
         """
         path = job_dir / JOB_FILE
         shown = shown or str(path)
@@ -70,6 +74,10 @@ class JobFile:
             raise JobFileError(f"{shown} does not exist") from exc
         except (OSError, ValueError, RecursionError) as exc:
             raise JobFileError(f"{shown} is not readable JSON: {exc}") from exc
+        if workspace is not None and isinstance(raw, dict):
+            named = raw.get("workspace")
+            if not isinstance(named, str) or not os.path.isabs(named):
+                raw = {**raw, "workspace": str(workspace)}
         return cls.from_dict(raw, default_id=job_dir.name, shown=shown)
 
     @classmethod

@@ -218,7 +218,7 @@ class JobManager:
             self._skip_folder(folder, "it has no job.json (a job whose creation was cut short?)")
             return
         try:  # the contract's reader and rules, as the runner reads it
-            job = JobFile.load(folder, shown=f"its {JOB_FILE}")
+            job = JobFile.load(folder, shown=f"its {JOB_FILE}", workspace=self.workspace.root)
         except JobFileError as exc:
             self._skip_folder(folder, str(exc))
             return

@@ -132,5 +132,16 @@ def architectures() -> tuple[Architecture, ...]:
 
 
 def by_name() -> dict[str, Architecture]:
-    """:func:`architectures` keyed by the name a request uses."""
-    return {arch.name: arch for arch in architectures()}
+    """:func:`architectures` keyed by the name a request uses (built once per installation)."""
+    folder = models_folder()
+    return _by_name(str(folder)) if folder is not None else {}
+
+
+@lru_cache(maxsize=4)
+def _by_name(folder: str) -> dict[str, Architecture]:
+    return {arch.name: arch for arch in _read(folder)}
+
+
+def example(task: str) -> str | None:
+    """The first architecture offered for ``task`` (``yolov8n-seg.yaml``), for messages."""
+    return next((arch.name for arch in architectures() if arch.task == task), None)

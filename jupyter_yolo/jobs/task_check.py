@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.architectures import by_name as architectures_by_name
+from ..contract.architectures import example
 from ..contract.jobfile import JobFile, JobFileError
 from ..contract.tasks import TASKS, profile, task_from_name
 from ..datasets.reportcache import read_meta
@@ -22,15 +23,6 @@ from .weights_task import task_of_weights
 
 ACCEPTS = {"obb": ("obb", "segment", "detect"), "segment": ("segment", "detect")}
 """Model tasks ultralytics also trains on a dataset of this task (polygons give boxes too)."""
-EXAMPLE_MODEL = {
-    "detect": "yolov8n.yaml",
-    "segment": "yolov8n-seg.yaml",
-    "classify": "yolov8n-cls.yaml",
-    "pose": "yolov8n-pose.yaml",
-    "obb": "yolov8n-obb.yaml",
-    "semantic": "yolo26n-sem.yaml",
-    "depth": "yolo26n-depth.yaml",
-}
 
 
 @dataclass(frozen=True)
@@ -82,7 +74,7 @@ def check_fit(model: str, task: str, dataset: str, found: DatasetTask) -> None:
     raise InvalidRequest(
         f"The model {model} is a {task} model but dataset {dataset!r} is a {found.task} dataset "
         f"({wanted.label_format}: {wanted.label_line}). Use a {found.task} model such as "
-        f"{EXAMPLE_MODEL.get(found.task, found.task)!r}, or a {task} dataset "
+        f"{example(found.task) or found.task!r}, or a {task} dataset "
         f"({profile(task).label_line})."
     )
 

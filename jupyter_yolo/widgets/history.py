@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-LOSS_KEYS = ("box", "cls", "dfl")
+from ..contract.tasks import DEFAULT_TASK, TASKS
+
+LOSS_KEYS = TASKS[DEFAULT_TASK].loss_keys
 """Detection's losses: the curves a run shows before its first batch says otherwise."""
 METRIC_KEYS = ("mAP50", "mAP50-95", "precision", "recall")
 """The box metrics epoch events carried at the top level before they had ``metrics``."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, List, Unicode, default
 
 from . import __version__
 from .accelerators.service import AcceleratorService
@@ -124,6 +124,81 @@ class YoloApp(ExtensionApp):
         ),
     ).tag(config=True)
 
+    allowed_stream_sources = List(
+        Unicode(),
+        default_value=[],
+        help=(
+            "Hosts (name or IP, optionally host:port) whose live streams predict jobs may read "
+            "(rtsp://, rtmp://, http(s):// MJPEG or HLS). The product is offline by design: a "
+            "stream from any other host is refused, and the job's network guard lets only the "
+            "listed host of its own source through. Local capture devices (/dev/video*) need no "
+            "entry. Example: c.YoloApp.allowed_stream_sources = ['camera1.local', '10.0.0.7:554']"
+        ),
+    ).tag(config=True)
+
+    max_predict_workers = Int(
+        2,
+        help=(
+            "Most warm inference workers (one per model, backend, image size and device) kept "
+            "at once for POST /yolo/predict; starting one more evicts the least recently used "
+            "idle worker."
+        ),
+    ).tag(config=True)
+
+    predict_idle_timeout = Float(
+        600.0,
+        help="Seconds an inference worker may sit idle before it is stopped to free its memory.",
+    ).tag(config=True)
+
+    predict_memory_limit = Int(
+        4 * 1024**3,
+        help=(
+            "Bytes of resident memory all inference workers together may use; over it the least "
+            "recently used idle workers are stopped (a busy one never is)."
+        ),
+    ).tag(config=True)
+
+    predict_queue_size = Int(
+        32,
+        help=(
+            "Requests that may wait for one inference worker; one more is answered 429 with "
+            "Retry-After."
+        ),
+    ).tag(config=True)
+
+    predict_timeout = Float(
+        120.0,
+        help=(
+            "Seconds one POST /yolo/predict may take on its worker (starting the worker not "
+            "counted); a worker over it is killed and restarted, and the request gets 503."
+        ),
+    ).tag(config=True)
+
+    predict_start_timeout = Float(
+        300.0,
+        help=(
+            "Seconds an inference worker may take to start (load the model, choose and prepare "
+            "its backend, warm up) before it is killed and the request gets 503."
+        ),
+    ).tag(config=True)
+
+    max_predict_body_bytes = Int(
+        64 * 1024**2,
+        help="Largest POST /yolo/predict body (one image, or a multipart of several), in bytes.",
+    ).tag(config=True)
+
+    max_predict_images = Int(
+        16, help="Most images one POST /yolo/predict request may carry or name."
+    ).tag(config=True)
+
+    max_image_pixels = Int(
+        40_000_000,
+        help=(
+            "Most pixels (width x height) an image given to POST /yolo/predict may have; a "
+            "larger one (or a decompression bomb) is refused with 413 before it is decoded."
+        ),
+    ).tag(config=True)
+
     @default("workspace")
     def _default_workspace(self) -> str:
         env = os.environ.get("YOLO_WORKSPACE")
@@ -168,6 +243,7 @@ class YoloApp(ExtensionApp):
             default_device=self._checked_default_device(),
             hardware=self._hardware_view,
             owner=owner,
+            allowed_stream_sources=tuple(self.allowed_stream_sources),
         )
         for message in moved:
             self.jobs.report_problem("workspace", message)

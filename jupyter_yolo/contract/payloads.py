@@ -137,13 +137,17 @@ class ClassScore(TypedDict):
 
 
 class PixelMap(TypedDict):
-    """A per-pixel output stored as a PNG beside the results (workspace-relative ``file``).
+    """A per-pixel output as a PNG, beside a job's results or inline.
+
+    A job's entry has ``file`` (workspace-relative); a ``POST /yolo/predict`` answer has
+    ``png_base64`` instead. Exactly one of them is set.
 
     semantic: an 8-bit class index per pixel, ``summary`` has the share of pixels per class
     name; depth: 16-bit depth in millimetres, ``summary`` has min, max and mean metres.
     """
 
-    file: str
+    file: NotRequired[str]
+    png_base64: NotRequired[str]
     width: int
     height: int
     summary: dict[str, Any]

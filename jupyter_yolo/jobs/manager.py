@@ -80,6 +80,7 @@ class JobManager:
         default_device: str | None = None,
         hardware: Callable[[], HardwareView] | None = None,
         owner: str | None = None,
+        allowed_stream_sources: tuple[str, ...] = (),
     ) -> None:
         self.workspace = workspace
         self.python = python
@@ -94,6 +95,7 @@ class JobManager:
             dataset_check=dataset_check,
             default_device=default_device,
             hardware=hardware,
+            allowed_stream_sources=allowed_stream_sources,
         )
         workspace.create()
         private_folder(workspace.jobs)

@@ -248,8 +248,10 @@ class JobValidator:
         dataset_check: Callable[[Path], None] | None = None,
         default_device: str | None = None,
         hardware: Callable[[], HardwareView] | None = None,
+        allowed_stream_sources: tuple[str, ...] = (),
     ) -> None:
         self.workspace = workspace
+        self.allowed_stream_sources = allowed_stream_sources
         self._cuda_available = cuda_available
         self._hardware = hardware
         self._dataset_check = dataset_check

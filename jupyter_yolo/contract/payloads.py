@@ -106,7 +106,8 @@ class Detection(Box, total=False):
     segment: ``polygon`` (pixel [x, y] points of the instance's largest outline) and ``mask``
     (run-length encoded, see :class:`EncodedMask`); pose: ``keypoints`` ([x, y, conf] per
     keypoint, pixels); obb: ``corners`` (four [x, y] points, pixels), ``angle`` (radians) and
-    ``xywhr`` (centre, size, rotation).
+    ``xywhr`` (centre, size, rotation). ``track_id``: the object's identity across the frames
+    of a video or stream, when the predict job tracks (ultralytics' ByteTrack or BoT-SORT).
     """
 
     polygon: list[list[float]]
@@ -115,6 +116,7 @@ class Detection(Box, total=False):
     corners: list[list[float]]
     angle: float
     xywhr: list[float]
+    track_id: int
 
 
 class EncodedMask(TypedDict):

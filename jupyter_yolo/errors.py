@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .contract.serving import RETRY_AFTER_S
+
 
 class YoloError(Exception):
     """Base of every error a person can act on; ``status`` is the HTTP code it maps to."""
@@ -51,6 +53,19 @@ class ServiceUnavailable(YoloError):
     """The server cannot answer now (it is shutting down); the request may be retried."""
 
     status = 503
+
+
+class WorkerUnavailable(ServiceUnavailable):
+    """An inference worker crashed, hung, could not start or all are busy; retry shortly."""
+
+    retry_after = RETRY_AFTER_S
+
+
+class TooManyRequests(YoloError):
+    """Too many requests wait for the same inference worker; retry after ``retry_after`` s."""
+
+    status = 429
+    retry_after = RETRY_AFTER_S
 
 
 class ProbeFailed(YoloError):

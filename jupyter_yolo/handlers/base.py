@@ -187,6 +187,9 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
         exc = exc_info[1] if exc_info else None
         if isinstance(exc, YoloError):
             self.set_status(exc.status)
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:  # 429 queue full, 503 worker restarting
+                self.set_header("Retry-After", str(retry_after))
             self.set_header("Content-Type", "application/json")
             self.finish(dumps(exc.to_json()))
             return

@@ -41,6 +41,7 @@ __all__ = [
     "discover_server",
 ]
 
+from .client_predict import PredictServiceMixin
 from .contract.status import TERMINAL
 
 DEFAULT_TIMEOUT = 30.0
@@ -60,6 +61,7 @@ class YoloClientError(Exception):
         self.status = status
         self.message = message
         self.body = body
+        self.headers: dict[str, str] = {}  # the answer's headers (Retry-After ...)
 
     def __str__(self) -> str:
         return self.message if self.status is None else f"[HTTP {self.status}] {self.message}"
@@ -250,7 +252,7 @@ def _chunks(
             progress(sent, total)
 
 
-class YoloClient:
+class YoloClient(PredictServiceMixin):
     """Speaks the jupyter_yolo REST API with the server's token.
 
     ``YoloClient()`` discovers the server (inside a kernel started by Jupyter);
@@ -339,7 +341,9 @@ class YoloClient:
             )
         elif not message:
             message = f"{method} {path} failed with HTTP {status} {exc.reason}"
-        return _error_for(status, message, body)
+        error = _error_for(status, message, body)
+        error.headers = dict(exc.headers.items()) if exc.headers else {}
+        return error
 
     def request(
         self,
@@ -502,8 +506,19 @@ class YoloClient:
         """Start a training on ``data`` (a dataset name or a workspace-relative data.yaml)."""
         return self.create_job("train", data=data, **params)
 
-    def predict(self, model: str, source: str, **params: Any) -> dict[str, Any]:
-        """Start a prediction with ``model`` on a workspace-relative image or folder."""
+    def predict(self, model: Any = None, source: str | None = None, **params: Any) -> Any:
+        """A predict job, or with ``model=`` as keyword an answer of the warm service.
+
+        ``predict(model, source, **params)`` starts a predict JOB on a workspace image, folder,
+        video or stream and returns the job. ``predict(images, model=..., conf=...)`` (images
+        first, ``model`` by keyword, no ``source``) is :meth:`predict_images`: the parsed answer
+        of ``POST /yolo/predict``. The two forms cannot be confused: the job form never took
+        ``model`` twice. ``predict(paths=[...], model=...)`` names workspace images.
+        """
+        if "model" in params and source is None and (model is not None or "paths" in params):
+            return self.predict_images(model, **params)
+        if model is None:
+            model = params.pop("model", None)
         return self.create_job("predict", model=model, source=source, **params)
 
     def stop(self, job_id: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from ..safeyaml import YamlRefused, describe, load_yaml
 from ..strict import MAX_PATH_BYTES, describe_text, path_problem, text_problem
 from ..workspace import Workspace
 from .devices import absence, needs_report
+from .media_source import check_source, mask_url
 from .task_check import check_fit, check_offline, dataset_task, is_classify_root, model_task
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -29,6 +30,8 @@ EXPORT_FORMATS = ("onnx", "openvino", "torchscript", "engine")
 PREDICT_MODEL_SUFFIXES = (".pt", ".onnx", ".engine", "_openvino_model", ".torchscript")
 MAX_CLASSES = 1000
 MAX_NAME_CHARS = 100
+MAX_PREDICT_BATCH = 64
+TRACKERS = ("bytetrack", "botsort")
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,15 @@ PREDICT: dict[str, Param] = {
     "max_det": Param(int, 1, 10000),
     "classes": Param(list, check=_classes),
     "half": Param(bool),
-    "batch": Param(int, 1, 1024),
+    # images or frames per inference call (throughput mode); default: by backend and device
+    "batch": Param(int, 1, MAX_PREDICT_BATCH),
+    # media sources (videos, streams, devices): tracking, annotated output, frame bounds
+    "track": Param(bool),
+    "tracker": Param(str, choices=TRACKERS),
+    "save": Param(bool),
+    "vid_stride": Param(int, 1, 100),
+    "max_frames": Param(int, 1, 10**9),
+    "reconnects": Param(int, 0, 100),
     # the inference backend: "auto" (the fastest that agrees with PyTorch, measured once per
     # weights and image size) or one by name; "data" is the INT8 calibration dataset
     "backend": Param(str, choices=BACKEND_CHOICES),
@@ -306,9 +317,11 @@ class JobValidator:
                 check_fit(reference, task, shown, found)
             params["data"] = str(data_path)
         if kind == "predict":
-            params["source"] = str(
-                self.workspace.resolve(params["source"], what="source", missing=InvalidRequest)
-            )
+            params["source"] = check_source(
+                params["source"], self.workspace, self.allowed_stream_sources
+            ).value
+            if "tracker" in params and not params.get("track"):
+                raise InvalidRequest("'tracker' is used only with 'track': true.")
         if kind == "predict":
             problem = refusal(
                 params["backend"], cuda=self._cuda_available(), device=params.get("device")
@@ -323,7 +336,7 @@ class JobValidator:
             kind=kind,
             name=name,
             params=params,
-            request=dict(body),
+            request=_shown_request(kind, body),
             dataset_yaml=dataset_yaml,
             devices=device_keys(params.get("device"), cuda=self._cuda_available()),
             task=task,
@@ -505,3 +518,14 @@ def _check_path_text(value: str, what: str) -> None:
     problem = path_problem(value)
     if problem:
         raise InvalidRequest(f"{what} {problem}.")
+
+
+def _shown_request(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The request as job descriptions show it: a stream URL's credentials masked.
+
+    The runner's parameters (``job.json``, private to the user) keep the URL it connects to.
+    """
+    request = dict(body)
+    if kind == "predict" and isinstance(request.get("source"), str):
+        request["source"] = mask_url(request["source"])
+    return request

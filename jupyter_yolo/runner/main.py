@@ -141,6 +141,20 @@ def _detach_log_events() -> None:
                 logger.removeHandler(handler)
 
 
+def _stream_hosts(spec: JobFile) -> tuple[str, ...]:
+    """The host a predict job's stream source reads from (the server allowed it), else none."""
+    from ..jobs.media_source import KIND_STREAM, source_kind, stream_host
+
+    source = spec.params.get("source") if spec.kind == "predict" else None
+    if not isinstance(source, str) or source_kind(source) != KIND_STREAM:
+        return ()
+    try:
+        host, _ = stream_host(source)
+    except Exception:  # an unreadable URL: the job fails when it opens it
+        return ()
+    return (host,) if host else ()
+
+
 def run(job_dir: Path) -> int:
     """Run the job in ``job_dir``; return the process exit code (0: succeeded or stopped)."""
     job_dir = job_dir.absolute()
@@ -185,7 +199,7 @@ def run(job_dir: Path) -> int:
         from .resources import usable_cpus
 
         cpus = usable_cpus()
-        prepared = offline.prepare(spec.workspace, cpus)
+        prepared = offline.prepare(spec.workspace, cpus, allow_hosts=_stream_hosts(spec))
         if prepared["missing_fonts"]:
             journal.warning(
                 "no_font",

@@ -15,6 +15,11 @@ What it does, and why:
 * A socket guard refuses connections and name lookups for anything but loopback and Unix
   sockets, so any network touch point left (one we did not know of, or one of a future
   ultralytics) fails at once instead of hanging. ``JUPYTER_YOLO_ALLOW_NETWORK=1`` disables it.
+  A predict job on a stream lets exactly its source's host through (``allow_hosts``): the name
+  lookup of that host, and connections to the addresses that lookup (or the literal address)
+  gave. The guard sees Python's sockets only: FFmpeg's own C sockets inside OpenCV (how a
+  stream is actually read) do not pass it, so the server's ``allowed_stream_sources`` check of
+  the job's source is the real gate; the guard keeps everything else in the runner offline.
 * ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` default to the CPUs usable
   under the cgroup quota (``import ultralytics`` would otherwise set OMP to 1); an explicit value
   in the environment is kept.
@@ -139,11 +144,23 @@ _GUARD = {"installed": False}
 GUARD_LOG_PREFIX = "jupyter-yolo offline guard:"
 
 
-def install_socket_guard() -> bool:
-    """Refuse non-loopback connections and lookups in this process; return whether installed."""
+def _host_text(host: Any) -> str:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "ignore")
+    return str(host).strip("[]").lower().split("%", 1)[0] if host is not None else ""
+
+
+def install_socket_guard(allow_hosts: tuple[str, ...] = ()) -> bool:
+    """Refuse non-loopback connections and lookups in this process; return whether installed.
+
+    ``allow_hosts`` (a stream job's source host): its name lookup is let through, and
+    connections to the addresses it resolved to (or to the host itself, when it is an address).
+    """
     allowed = os.environ.get("JUPYTER_YOLO_ALLOW_NETWORK", "").lower() in {"1", "true"}
     if _GUARD["installed"] or allowed:
         return _GUARD["installed"]
+    allowed_names = {_host_text(h) for h in allow_hosts if h}
+    allowed_addresses = set(allowed_names)  # a literal address is its own resolution
     real_getaddrinfo = socket.getaddrinfo
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
@@ -160,6 +177,10 @@ def install_socket_guard() -> bool:
         return NetworkBlocked(f"network access is disabled in jupyter-yolo jobs (offline): {what}")
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if _host_text(host) in allowed_names:
+            found = real_getaddrinfo(host, *args, **kwargs)
+            allowed_addresses.update(_host_text(item[4][0]) for item in found)
+            return found
         if not _is_local_host(host):
             note(f"name lookup of {host!r}")
             raise socket.gaierror(socket.EAI_NONAME, f"offline: no name lookup for {host!r}")
@@ -169,7 +190,7 @@ def install_socket_guard() -> bool:
         if sock.family == getattr(socket, "AF_UNIX", None):
             return
         host = address[0] if isinstance(address, tuple) and address else address
-        if not _is_local_host(host):
+        if not _is_local_host(host) and _host_text(host) not in allowed_addresses:
             raise refuse(f"connect to {address!r}")
 
     def connect(self: socket.socket, address: Any) -> None:
@@ -193,8 +214,11 @@ def block_module(name: str) -> None:
         sys.modules[name] = None  # type: ignore[assignment]
 
 
-def prepare(workspace: Path, cpus: int) -> dict[str, Any]:
-    """Set up the offline environment. Call before importing ultralytics; return what was set."""
+def prepare(workspace: Path, cpus: int, allow_hosts: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Set up the offline environment. Call before importing ultralytics; return what was set.
+
+    ``allow_hosts``: the one stream host a predict job reads from (see the socket guard).
+    """
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "False"
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir(workspace))
@@ -210,12 +234,13 @@ def prepare(workspace: Path, cpus: int) -> dict[str, Any]:
     for folder in ("weights", "datasets", "runs"):
         (workspace / folder).mkdir(parents=True, exist_ok=True)
     block_module("openvino_telemetry")
-    guarded = install_socket_guard()
+    guarded = install_socket_guard(allow_hosts)
     return {
         "threads": threads,
         "missing_fonts": [str(p) for p in missing_fonts],
         "settings": settings,
         "socket_guard": guarded,
+        "allowed_hosts": list(allow_hosts),
     }
 
 

@@ -1,44 +1,47 @@
 """The detection panel: weights, backend, images (dataset samples or uploads), conf / IoU, classes.
 
-Detections come from predict jobs over REST: one job per (weights, source, IoU, backend), run at
-a low confidence floor, whose ``run/predictions.json`` is cached. The backend dropdown offers
-``auto`` (the fastest backend that agrees with PyTorch, measured once per weights and image size
-on the server) and every backend the server can run; the panel shows which backend ran and the
-measured latencies. Raising the confidence slider (or changing the class filter) only filters
-the cached boxes again; lowering it below the job's floor, or changing the IoU or the backend,
-runs a new job. What a prediction holds is drawn over the original image in a plotly figure
-by its task's geometry (see :mod:`.drawing`: boxes, masks, skeletons, rotated boxes, class
-bars, pixel maps), with hover labels, and listed in a table.
+Detections come from the server's warm inference service (``POST /yolo/predict``), never from
+a job: choosing an image, moving the confidence or IoU slider, changing the classes or the
+backend sends one request from a background thread (:class:`.predict_service.LatestOnly`: a
+short debounce, the latest request wins, stale answers are dropped), and once the model's
+worker is warm the figure is redrawn within a few tens of milliseconds of inference. The
+backend dropdown offers ``auto`` (the fastest backend that agrees with PyTorch, measured once
+per weights and image size on the server) and every backend the server can run; the panel
+shows which backend ran and where the milliseconds went (queue, pre, inference, post, total).
+What a prediction holds is drawn over the original image in a plotly figure by its task's
+geometry (see :mod:`.drawing`: boxes, masks, skeletons, rotated boxes, class bars, pixel maps),
+with hover labels, and listed in a table. Folders, videos and streams run as predict jobs in
+:class:`.media.MediaPanel`.
 """
 
 from __future__ import annotations
 
-import json
 import posixpath
 import threading
 from typing import Any
 
 import ipywidgets as widgets
 
-from ..client import YoloClient, YoloClientError
-from .common import STYLE, error_text, esc, get_client, in_background, note
+from ..client import YoloClient
+from ..contract.serving import PredictResponse
+from .common import STYLE, esc, get_client, in_background
 from .detection_draw import ImageChoice, Prediction, PredictionDrawing, detection_figure
+from .detection_service import ServicePrediction, ServiceRequest
 from .detection_views import NO_OBJECTS, backend_html
 from .drawing import (
     MAX_BOXES_DRAWN,
     box_traces,
     scores_figure,
 )
+from .predict_service import LatestOnly
 from .tasks import task_facts
 
 __all__ = ["MAX_BOXES_DRAWN", "DetectionPanel", "backend_html", "box_traces", "detection_figure"]
 
-CONF_FLOOR = 0.05
-FOLDER_JOB_LIMIT = 64
-UPLOAD_FOLDER = "uploads/detect"
+UPLOAD_PREFIX = "upload:"
 
 
-class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
+class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # type: ignore[misc]
     """Run a trained model on images and look at the boxes."""
 
     def __init__(
@@ -57,7 +60,8 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
         self.client = get_client(client)
         self.device = device
         self.samples = samples
-        self._cache: dict[tuple[str, str, float, str], Prediction] = {}
+        self._class_ids: dict[str, int] = {}
+        self.last_error: BaseException | None = None
         self._stored: dict[str, list[dict[str, Any]]] = {}
         self._model_tasks: dict[str, str] = {}
         self._images: dict[str, ImageChoice] = {}
@@ -139,7 +143,9 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
             ]
         )
         self.add_class("yolo-detection-panel")
-        self._predict_lock = threading.Lock()
+        self._service: LatestOnly[ServiceRequest, PredictResponse] = LatestOnly(
+            self._send, self._answered, self._service_error, on_start=self._sending
+        )
         self.refresh_models(select=model, backend=backend)
         self._load_datasets(dataset)
         self.load_samples()
@@ -147,11 +153,22 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
         self.split_w.observe(lambda _: self._run(self.load_samples), names="value")
         self.model_w.observe(lambda _: self._show_stored(), names="value")
         self.model_w.observe(lambda _: self._show_task(), names="value")
-        for control in (self.image_w, self.conf_w, self.iou_w, self.model_w, self.backend_w):
-            control.observe(lambda _: self._run(self.predict), names="value")
-        self.classes_w.observe(lambda _: self._run(self._redraw), names="value")
+        for control in (
+            self.image_w,
+            self.conf_w,
+            self.iou_w,
+            self.model_w,
+            self.backend_w,
+            self.classes_w,
+        ):
+            control.observe(lambda _: self.request(), names="value")
         self.upload_w.observe(lambda _: self._run(self._uploaded), names="value")
-        self.detect_button.on_click(lambda _: self._run(self.predict))
+        self.detect_button.on_click(lambda _: self.request(force=True))
+
+    def close(self) -> None:
+        """Close the panel and its request thread."""
+        self._service.close()
+        super().close()
 
     # ------------------------------------------------------------------------------ choices
 
@@ -256,18 +273,13 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
             samples = self.client.dataset_samples(
                 name, split=self.split_w.value, count=self.samples
             )
-            folders = {posixpath.dirname(s["path"]) for s in samples["samples"]}
-            small = samples.get("images_in_split", 0) <= FOLDER_JOB_LIMIT and len(folders) == 1
             for sample in sorted(samples["samples"], key=lambda s: s["path"]):
-                path = f"datasets/{name}/{sample['path']}"
-                folder = f"datasets/{name}/{posixpath.dirname(sample['path'])}"
                 choices.append(
                     ImageChoice(
-                        path=path,
+                        path=f"datasets/{name}/{sample['path']}",
                         label=f"{name}: {sample['path']}",
                         dataset=name,
                         dataset_path=sample["path"],
-                        folder_source=folder if small else None,
                     )
                 )
         with self._lock:
@@ -305,7 +317,7 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
         for item in files:
             name = posixpath.basename(str(item["name"])).replace(" ", "_")
             content = bytes(item["content"])
-            path = self.client.put_workspace_file(f"{UPLOAD_FOLDER}/{name}", content)
+            path = f"{UPLOAD_PREFIX}{name}"  # sent as bytes: nothing is written on the server
             with self._lock:
                 self._images[path] = ImageChoice(path=path, label=f"upload: {name}", data=content)
             last = path
@@ -317,70 +329,3 @@ class DetectionPanel(PredictionDrawing, widgets.VBox):  # type: ignore[misc]
 
     def _run(self, fn: Any) -> None:
         in_background(fn, self._show_error, name="yolo-detect")
-
-    def _show_error(self, exc: BaseException) -> None:
-        self.status_w.value = note("error", error_text(exc))
-
-    def predict(self, image: str | None = None) -> list[dict[str, Any]]:
-        """Detect on ``image`` (default: the chosen one) and draw; returns the shown boxes."""
-        with self._predict_lock:
-            return self._predict(image)
-
-    def _predict(self, image: str | None) -> list[dict[str, Any]]:
-        if image is not None and image != self.image_w.value:
-            self.image_w.value = image
-        with self._lock:
-            choice = self._images.get(self.image_w.value or "")
-        model = self.model_w.value
-        if choice is None or not model:
-            self.status_w.value = note("info", "Choose weights and an image first.")
-            return []
-        conf = float(self.conf_w.value)
-        iou = round(float(self.iou_w.value), 3)
-        backend = str(self.backend_w.value or "auto")
-        source = choice.folder_source or choice.path
-        key = (model, source, iou, backend)
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is None or cached.conf > conf:
-            cached = self._run_job(model, source, iou, min(conf, CONF_FLOOR), backend)
-            with self._lock:
-                self._cache[key] = cached
-        self.backend_info_w.value = backend_html(cached.backend)
-        with self._lock:
-            self._current = (choice, cached)
-        self._redraw()
-        return self.detections
-
-    def _run_job(
-        self, model: str, source: str, iou: float, conf: float, backend: str = "auto"
-    ) -> Prediction:
-        first = "; the first auto job on new weights measures the backends" * (backend == "auto")
-        self.status_w.value = note(
-            "info", f"Running a predict job with {model} on {source} ({backend}{first})\u2026"
-        )
-        self.detect_button.disabled = True
-        try:
-            params: dict[str, Any] = {"conf": conf, "iou": iou, "backend": backend}
-            if self.device:
-                params["device"] = self.device
-            job = self.client.predict(model, source, **params)
-            done = self.client.wait(job["id"], timeout=600)
-            if done["status"] != "succeeded":
-                raise YoloClientError(
-                    None, f"predict job {job['id']} {done['status']}: {done.get('error')}"
-                )
-            entries = json.loads(self.client.artifact(job["id"], "run/predictions.json"))
-        finally:
-            self.detect_button.disabled = False
-        images = {}
-        folder = source if not posixpath.splitext(source)[1] else posixpath.dirname(source)
-        for entry in entries:
-            images[posixpath.join(folder, entry["file"])] = entry
-        report = (done.get("result") or {}).get("backend")
-        return Prediction(
-            job_id=job["id"],
-            conf=conf,
-            images=images,
-            backend=report if isinstance(report, dict) else None,
-        )

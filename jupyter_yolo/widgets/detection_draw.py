@@ -1,7 +1,8 @@
 """How the prediction panel draws one image's results, for every task.
 
 A mixin of :class:`~jupyter_yolo.widgets.detection.DetectionPanel`: the photo, an overlay
-(instance masks, or a semantic / depth map fetched from the predict job), the task's geometry
+(instance masks, or a semantic / depth map inline in the service's answer or fetched from a
+predict job), the task's geometry
 as traces (:mod:`.drawing`), labels, top-5 class bars, the results table and the status line.
 """
 
@@ -36,12 +37,14 @@ from .tasks import TaskFacts
 
 @dataclass
 class Prediction:
-    """One finished predict job: its confidence floor and the detections per image file."""
+    """One answer (of the warm service, or a predict job): its threshold and results per image."""
 
-    job_id: str
+    job_id: str | None
     conf: float
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     backend: dict[str, Any] | None = None
+    timing: dict[str, Any] | None = None
+    model: str | None = None
 
 
 @dataclass
@@ -52,8 +55,7 @@ class ImageChoice:
     label: str
     dataset: str | None = None
     dataset_path: str | None = None  # relative to the dataset folder
-    folder_source: str | None = None  # a small folder to predict on in one job
-    data: bytes | None = None  # uploaded bytes
+    data: bytes | None = None  # uploaded bytes, sent to the service as they are
 
 
 def detection_figure() -> go.FigureWidget:
@@ -92,6 +94,7 @@ class PredictionDrawing:
     _lock: threading.RLock
     _current: tuple[ImageChoice, Prediction] | None
     _pixels: dict[str, str]
+    redraws: int = 0
 
     def model_task(self, model: str) -> str:
         """The task of weights ``model`` (the panel knows the listing)."""
@@ -154,14 +157,20 @@ class PredictionDrawing:
             if width and height:
                 self.figure.layout.xaxis.range = [0, width]
                 self.figure.layout.yaxis.range = [height, 0]
+            # a counter the page can watch: the browser test times input -> redraw with it
+            self.redraws += 1
+            self.figure.layout.meta = {"redraw": self.redraws, "shown": len(shown)}
         self.figure.add_traces(traces)
         self._draw_scores(entry.get("classes") or [])
         self.detections = shown
         self.table_w.value = results_table(entry, shown, geometry)
-        job = (
-            f"predict job {esc(prediction.job_id)} ran at {prediction.conf:.3g}; raising the "
-            "threshold filters without a new job"
-        )
+        total = (prediction.timing or {}).get("total_ms")
+        if prediction.job_id is not None:
+            job = f"predict job {esc(prediction.job_id)} at {prediction.conf:.3g}"
+        elif isinstance(total, int | float):
+            job = f"warm service, {float(total):.0f} ms"
+        else:
+            job = "warm service"
         if geometry in NO_OBJECTS:
             image = esc(posixpath.basename(choice.path))
             text = f"{esc(self.facts.title(task))} of {image} ({job})"
@@ -183,14 +192,16 @@ class PredictionDrawing:
         return halo_traces(traces) + traces
 
     def _overlay(
-        self, entry: dict[str, Any], shown: list[dict[str, Any]], geometry: str, job_id: str
+        self, entry: dict[str, Any], shown: list[dict[str, Any]], geometry: str, job_id: str | None
     ) -> str | None:
         """The translucent image over the photo: instance masks, or a class / depth map."""
         width, height = int(entry.get("width") or 0), int(entry.get("height") or 0)
         if geometry == "polygon" and width and height:
             return mask_overlay(shown, width, height)  # type: ignore[arg-type]
         pixel_map = entry.get("pixel_map")
-        if not isinstance(pixel_map, dict) or not pixel_map.get("file"):
+        if isinstance(pixel_map, dict) and pixel_map.get("png_base64"):
+            return pixel_map_overlay(base64.b64decode(pixel_map["png_base64"]), geometry)
+        if not isinstance(pixel_map, dict) or not pixel_map.get("file") or job_id is None:
             return None
         file = str(pixel_map["file"])
         prefix = f"jobs/{job_id}/"

@@ -1,0 +1,98 @@
+"""The prediction panel's request queue to the warm service, without a server or a browser:
+the latest request wins, stale answers are never drawn, an error leaves the next request
+working; and the timing line it shows."""
+
+from __future__ import annotations
+
+import threading
+
+from jupyter_yolo.widgets.predict_service import LatestOnly, timing_html
+
+
+def test_latest_request_wins_and_stale_answers_are_dropped() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    sent: list[int] = []
+    drawn: list[tuple[int, int]] = []
+
+    def send(request: int) -> int:
+        sent.append(request)
+        if request == 1:
+            started.set()
+            assert release.wait(60)
+        return request * 10
+
+    queue: LatestOnly[int, int] = LatestOnly(
+        send, lambda req, res: drawn.append((req, res)), lambda exc: None, debounce=0
+    )
+    queue.submit(1)
+    assert started.wait(60)
+    for request in (2, 3, 4):  # while 1 is in flight: each replaces the one before
+        queue.submit(request)
+    release.set()
+    assert queue.idle(60)
+    assert sent == [1, 4]  # 2 and 3 were never sent
+    assert drawn == [(4, 40)]  # 1's answer came after 4 was asked for: dropped
+    assert queue.dropped == 1 and queue.answered == 1
+    queue.close()
+
+
+def test_an_error_is_shown_and_the_next_request_works() -> None:
+    errors: list[str] = []
+    drawn: list[str] = []
+
+    def send(request: str) -> str:
+        if request == "bad":
+            raise ValueError("not an image")
+        return request.upper()
+
+    queue: LatestOnly[str, str] = LatestOnly(
+        send, lambda req, res: drawn.append(res), lambda exc: errors.append(str(exc)), debounce=0
+    )
+    queue.submit("bad")
+    assert queue.idle(60)
+    assert errors == ["not an image"] and drawn == []
+    queue.submit("good")
+    assert queue.idle(60)
+    assert drawn == ["GOOD"]
+    queue.close()
+
+
+def test_a_failing_drawing_does_not_stop_the_queue() -> None:
+    errors: list[str] = []
+    drawn: list[int] = []
+
+    def draw(request: int, result: int) -> None:
+        if request == 1:
+            raise RuntimeError("plotly fell over")
+        drawn.append(result)
+
+    queue: LatestOnly[int, int] = LatestOnly(
+        lambda r: r, draw, lambda exc: errors.append(str(exc)), debounce=0
+    )
+    queue.submit(1)
+    assert queue.idle(60)
+    queue.submit(2)
+    assert queue.idle(60)
+    assert errors == ["plotly fell over"] and drawn == [2]
+    queue.close()
+
+
+def test_timing_line_names_every_stage_and_the_backend() -> None:
+    line = timing_html(
+        {
+            "queue_ms": 0.25,
+            "preprocess_ms": 2.0,
+            "inference_ms": 21.04,
+            "postprocess_ms": 1.5,
+            "total_ms": 27.0,
+            "worker_start_ms": 4200.0,
+        },
+        {"name": "openvino", "requested": "auto"},
+    )
+    assert "queue 0.2 \u00b7 pre 2.0 \u00b7 inference 21.0 \u00b7 post 1.5" in line
+    assert "<b>total 27.0</b> ms" in line
+    assert "started the worker: 4.2 s" in line
+    assert "backend <b>openvino</b> (auto)" in line
+    assert "(forced)" in timing_html({"total_ms": 1.0}, {"name": "pytorch", "requested": "pytorch"})
+    assert timing_html(None, None) == ""

@@ -13,17 +13,24 @@ with stray text.
 Request headers:
 
 * ``{"op": "predict", "id": N, "conf": f, "iou": f, "classes": [..] | null,
-  "names": ["a.jpg", ...], "blobs": [len, ...]}``
+  "names": ["a.jpg", ...], "blobs": [len, ...]}``; optional ``"max_pixels": int`` lowers the
+  worker's pixel limit (its ``--max-pixels``) for this request
 * ``{"op": "ping", "id": N}``
 
 Answer headers:
 
 * the first message of a worker: ``{"op": "ready", "task", "backend": BackendChoice,
-  "imgsz", "model", "load_ms"}`` or ``{"op": "failed", "message": "..."}`` (it then exits)
+  "imgsz", "model", "load_ms"}`` (also ``"device"``, ``"pid"`` and ``"start_ms"``: process
+  start to ready) or ``{"op": "failed", "message": "..."}`` (it then exits 1); a ``failed``
+  caused by the request itself (a missing model, a backend that cannot run it) has
+  ``"status": 400``
 * ``{"op": "result", "id": N, "images": [ImagePrediction ...], "timing": {"preprocess_ms",
-  "inference_ms", "postprocess_ms"}}``
-* ``{"op": "error", "id": N, "status": 400|422|500, "message": "..."}``: this request failed
-  (a corrupt image ...); the worker goes on serving
+  "inference_ms", "postprocess_ms"}}``; sums over the images of ultralytics' ``speed``, image
+  decoding counted in preprocess, conversion to the contract's shapes in postprocess; also
+  ``"worker_ms"``: the worker's whole handling of the request, frame read to answer built
+* ``{"op": "error", "id": N, "status": 400|413|422|500, "message": "..."}``: this request
+  failed (a corrupt image: 400, an image over the pixel limit: 413 ...); the worker goes on
+  serving
 * ``{"op": "pong", "id": N, "rss_bytes": int}``
 """
 

@@ -2,9 +2,10 @@
 
 Every task fills what it predicts: boxes (detect), polygons and RLE masks (segment), keypoints
 (pose), rotated boxes (obb), top-5 classes (classify), a class-index PNG (semantic) or a depth
-PNG in millimetres (depth), the last two saved beside the results. A :class:`PredictionTally`
-condenses a prediction run into the job's result one image at a time, so a long folder or video
-is summed up without keeping its entries.
+PNG in millimetres (depth), the last two saved beside a job's results
+(:func:`image_prediction`) or inline as base64 PNG (:func:`inline_prediction`, for the warm
+inference workers). A :class:`PredictionTally` condenses a prediction run into the job's result
+one image at a time, so a long folder or video is summed up without keeping its entries.
 
 Every float passes :func:`~jupyter_yolo.runner.journal.number` (finite or None), so an entry is
 always strict JSON; masks are upscaled to the image a few instances at a time.
@@ -12,6 +13,8 @@ always strict JSON; masks are upscaled to the image a few instances at a time.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,14 +151,12 @@ def _dense(value: Any, shape: tuple[int, int], *, nearest: bool) -> Any:
     return array
 
 
-def _pixel_map(
-    result: Any, task: str, out: Path, workspace: Path, shape: tuple[int, int]
-) -> PixelMap | None:
+def _pixel_png(
+    result: Any, task: str, shape: tuple[int, int]
+) -> tuple[bytes, dict[str, Any]] | None:
+    """The per-pixel map of a semantic or depth result as PNG bytes, and its summary figures."""
     import cv2
 
-    from ..contract.files import write_atomic
-
-    height, width = shape
     if task == "semantic" and getattr(result, "semantic_mask", None) is not None:
         classes = _dense(result.semantic_mask, shape, nearest=True).astype(np.int64)
         image = np.clip(classes, 0, 255).astype(np.uint8)
@@ -183,18 +184,46 @@ def _pixel_map(
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         return None
-    write_atomic(out, encoded.tobytes())
+    return encoded.tobytes(), summary
+
+
+def _pixel_map(
+    result: Any, task: str, out: Path, workspace: Path, shape: tuple[int, int]
+) -> PixelMap | None:
+    """The map written to ``out`` (a job's entry names the file, workspace-relative)."""
+    from ..contract.files import write_atomic
+
+    made = _pixel_png(result, task, shape)
+    if made is None:
+        return None
+    png, summary = made
+    write_atomic(out, png)
     try:
         shown = out.resolve().relative_to(workspace.resolve()).as_posix()
     except ValueError:
         shown = str(out)
+    height, width = shape
     return {"file": shown, "width": int(width), "height": int(height), "summary": summary}
 
 
-def image_prediction(
-    result: Any, task: str, name: str, *, run_dir: Path, workspace: Path, number_: int
+def _inline_map(result: Any, task: str, shape: tuple[int, int]) -> PixelMap | None:
+    """The map as base64 PNG inside the entry (a ``POST /yolo/predict`` answer: no job folder)."""
+    made = _pixel_png(result, task, shape)
+    if made is None:
+        return None
+    png, summary = made
+    height, width = shape
+    return {
+        "png_base64": base64.b64encode(png).decode("ascii"),
+        "width": int(width),
+        "height": int(height),
+        "summary": summary,
+    }
+
+
+def _entry(
+    result: Any, task: str, name: str, pixel_map: Callable[[tuple[int, int]], PixelMap | None]
 ) -> ImagePrediction:
-    """What one image produced, in the contract's shape for ``task``."""
     height, width = (int(x) for x in result.orig_shape[:2])
     entry: ImagePrediction = {
         "file": name,
@@ -222,12 +251,28 @@ def image_prediction(
     elif task == "classify":
         entry["classes"] = _classes(result)
     elif task in ("semantic", "depth"):
-        stem = Path(name).stem or "image"
-        out = run_dir / MAPS_DIR / f"{number_:05d}-{stem}.png"
-        pixel_map = _pixel_map(result, task, out, workspace, (height, width))
-        if pixel_map is not None:
-            entry["pixel_map"] = pixel_map
+        made = pixel_map((height, width))
+        if made is not None:
+            entry["pixel_map"] = made
     return entry
+
+
+def image_prediction(
+    result: Any, task: str, name: str, *, run_dir: Path, workspace: Path, number_: int
+) -> ImagePrediction:
+    """What one image produced, in the contract's shape for ``task``.
+
+    A semantic or depth map is written to ``run_dir/maps/<number_>-<stem>.png`` and the entry
+    names it relative to ``workspace`` (``PixelMap.file``).
+    """
+    stem = Path(name).stem or "image"
+    out = run_dir / MAPS_DIR / f"{number_:05d}-{stem}.png"
+    return _entry(result, task, name, lambda shape: _pixel_map(result, task, out, workspace, shape))
+
+
+def inline_prediction(result: Any, task: str, name: str) -> ImagePrediction:
+    """:func:`image_prediction` with nothing written: a map comes as ``PixelMap.png_base64``."""
+    return _entry(result, task, name, lambda shape: _inline_map(result, task, shape))
 
 
 class PredictionTally:

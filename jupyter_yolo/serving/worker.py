@@ -1,0 +1,221 @@
+"""A warm inference worker: ``python -m jupyter_yolo.serving.worker --workspace W --model M``.
+
+One model on one backend, answering :mod:`jupyter_yolo.serving.protocol` frames on stdin/stdout
+until stdin ends (exit 0) or SIGTERM (default action: the process ends at once).
+
+Start-up, in order:
+
+1. The real stdout is kept for frames only (a private duplicate of fd 1); fd 1 then points at
+   stderr, so anything printed (ultralytics' LOGGER, a stray ``print``) lands in the log, never
+   inside a frame.
+2. :func:`jupyter_yolo.runner.offline.prepare`, like a job runner, before ultralytics is imported:
+   offline, fonts and settings in the workspace, the socket guard, thread variables. OpenCV's own
+   pixel limit (``OPENCV_IO_MAX_IMAGE_PIXELS``) is set to the worker's.
+3. The model on its backend (:mod:`.warm`: the choice a predict job makes), one warm-up
+   inference, then ``ready`` (or ``failed`` with a message a person can act on, exit 1).
+
+Each ``predict`` is answered by :class:`~jupyter_yolo.serving.answer.Answerer`; a refused or
+failed request gets an ``error`` frame and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from .answer import DEFAULT_MAX_PIXELS, Answerer, RequestError
+from .protocol import ProtocolError, encode, read_sync
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BROKEN_STREAM = 2
+
+
+class _ArgumentError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # a `failed` frame, not usage text on stdout
+        raise _ArgumentError(message)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The worker's command line (the pool builds it)."""
+    parser = _Parser(prog="python -m jupyter_yolo.serving.worker", add_help=False)
+    parser.add_argument("--workspace", required=True, type=Path)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--imgsz", type=int, default=0, help="0: the model's own")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cpus", type=int, default=0, help="0: the CPUs usable here")
+    parser.add_argument("--task", default=None)
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    """One line on stderr (the worker's log)."""
+    print(f"jupyter-yolo worker {os.getpid()}: {message}", file=sys.stderr, flush=True)
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now."""
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class Channel:
+    """The frame stream to the server (the private duplicate of the real stdout)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+
+    def send(self, header: dict[str, Any]) -> None:
+        """Write one header-only frame and flush it."""
+        self.out.write(encode(header))
+        self.out.flush()
+
+
+def take_stdout() -> IO[bytes]:
+    """The real stdout for frames only; fd 1 (and ``print``) go to stderr from now on."""
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    os.dup2(2, 1)
+    return out
+
+
+def _start_message(exc: BaseException, workspace: Path | None) -> tuple[str, int | None]:
+    from .warm import WorkerStartError
+
+    if isinstance(exc, (WorkerStartError, _ArgumentError)):
+        return str(exc), 400
+    from ..runner.main import describe_error
+
+    return describe_error(exc), None
+
+
+def start(args: argparse.Namespace) -> Answerer:
+    """Prepare the process like a job runner, load and warm the model; the request answerer."""
+    from ..runner import offline
+    from ..runner.resources import usable_cpus
+    from .warm import load
+
+    cpus = args.cpus if args.cpus > 0 else usable_cpus()
+    workspace: Path = args.workspace.absolute()
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(max(1, args.max_pixels))
+    offline.prepare(workspace, cpus)
+    import ultralytics  # noqa: F401 - after prepare(): settings, env and fonts are in place
+
+    offline.after_import(cpus, lambda code, text: log(f"warning {code}: {text}"))
+    model_path = Path(args.model)
+    if not model_path.is_absolute():
+        model_path = workspace / model_path
+    warm = load(
+        model_path,
+        workspace=workspace,
+        backend=args.backend,
+        imgsz=args.imgsz or None,
+        device=args.device,
+        cpus=cpus,
+        task=args.task,
+        log=log,
+    )
+    log(
+        f"ready: {warm.task} model {args.model} on {warm.backend['name']} at {warm.imgsz} px "
+        f"({warm.device}), loaded in {warm.load_ms:.0f} ms"
+    )
+    return Answerer(warm, args.max_pixels)
+
+
+def serve(stdin: IO[bytes], channel: Channel, answerer: Answerer) -> int:
+    """Answer frames until stdin ends; the exit code."""
+    while True:
+        try:
+            frame = read_sync(stdin)
+        except ProtocolError as exc:
+            log(f"the server sent a broken frame, stopping: {exc}")
+            return EXIT_BROKEN_STREAM
+        if frame is None:
+            return EXIT_OK
+        header, blobs = frame
+        op = header.get("op")
+        rid = header.get("id")
+        if op == "ping":
+            channel.send({"op": "pong", "id": rid, "rss_bytes": rss_bytes()})
+            continue
+        if op != "predict":
+            channel.send({"op": "error", "id": rid, "status": 400, "message": f"unknown op {op!r}"})
+            continue
+        try:
+            answer = answerer.predict(header, blobs)
+        except RequestError as exc:
+            answer = {"op": "error", "id": rid, "status": exc.status, "message": exc.message}
+        except Exception as exc:  # the request failed; the worker goes on serving
+            traceback.print_exc()
+            from ..runner.main import describe_error
+
+            message = f"prediction failed: {describe_error(exc)}"
+            answer = {"op": "error", "id": rid, "status": 500, "message": message}
+        del blobs
+        channel.send(answer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry; the process exit code."""
+    started = time.perf_counter()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    channel = Channel(take_stdout())
+    stdin = sys.stdin.buffer
+    workspace: Path | None = None
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        workspace = args.workspace
+        os.umask(0o077)
+        answerer = start(args)
+    except BaseException as exc:  # every start failure is a `failed` frame and exit 1
+        traceback.print_exc()
+        message, status = _start_message(exc, workspace)
+        failed: dict[str, Any] = {"op": "failed", "message": message}
+        if status is not None:
+            failed["status"] = status
+        with contextlib.suppress(OSError):
+            channel.send(failed)
+        return EXIT_FAILED
+    warm = answerer.warm
+    channel.send(
+        {
+            "op": "ready",
+            "task": warm.task,
+            "backend": warm.backend,
+            "imgsz": warm.imgsz,
+            "model": args.model,
+            "device": warm.device,
+            "load_ms": round(warm.load_ms, 1),
+            "start_ms": round((time.perf_counter() - started) * 1000.0, 1),
+            "pid": os.getpid(),
+        }
+    )
+    try:
+        return serve(stdin, channel, answerer)
+    except BrokenPipeError:  # the server is gone
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    code = main()
+    from ..runner.main import exit_process
+
+    exit_process(code)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..contract.files import EVENTS_FILE
 from ..contract.payloads import BatchFields, EpochFields
+from ..contract.serving import PROGRESS_EVENT
 from ..jobs.events import EventWriter
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -55,6 +56,21 @@ class Journal:
     def epoch(self, fields: EpochFields) -> dict[str, Any]:
         """Append an ``epoch`` event (its fields typed by the contract)."""
         return self.emit("epoch", **fields)
+
+    def progress(
+        self,
+        *,
+        unit: str,
+        done: int,
+        total: int | None,
+        fps: float | None,
+        eta_s: float | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Append a ``progress`` event (:class:`~jupyter_yolo.contract.serving.ProgressEvent`)."""
+        return self.emit(
+            PROGRESS_EVENT, unit=unit, done=done, total=total, fps=fps, eta_s=eta_s, **extra
+        )
 
     def status(self, status: str, **fields: Any) -> None:
         """Append a ``status`` event."""

@@ -11,24 +11,36 @@ JSON text, so a long folder or video costs memory for that prefix only.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from ..contract.files import PREDICTIONS_FILE, write_atomic
 from ..contract.payloads import ImagePrediction
-from .common import (
-    JobContext,
-    JobInputError,
-    load_model,
-    resolve_model,
-    stop_checker,
-)
+from ..contract.serving import MEDIA_VIDEO_SUFFIXES
+from ..jobs.media_source import KIND_PATH, KIND_STREAM, source_kind
+from .common import JobContext, JobInputError, load_model, resolve_model
+from .media import IMAGE_SUFFIXES, STREAM_FPS, Frame, FrameSource, LiveSource, open_source
 from .outputs import PredictionTally, image_prediction
+from .throughput import (
+    PREDICTIONS_LINES,
+    JsonLines,
+    LoopCounts,
+    MediaOptions,
+    ProgressMeter,
+    batches,
+    count_entry,
+    default_batch,
+    infer,
+    source_summary,
+    track_ids,
+)
+from .video_out import Mp4Writer
 
 
 # -- predict -------------------------------------------------------------------------------------
 def _predict_backend(
-    ctx: JobContext, model_arg: str, params: dict[str, Any], source: Path
+    ctx: JobContext, model_arg: str, params: dict[str, Any], source: Path | None
 ) -> tuple[Any, dict[str, Any]]:
     """The model to predict with, on the requested backend, and what to report about it."""
     from ..inference import backends as table
@@ -130,70 +142,45 @@ class StoredPredictions:
 
 
 def run_predict(ctx: JobContext) -> dict[str, Any]:
-    """Predict on an image or a folder; write ``run/predictions.json`` and annotated images.
+    """Predict on an image, a folder, a video, a stream or a device.
 
-    Each entry carries what the job's task predicts (see :mod:`.outputs`).
+    Writes ``run/predictions.json`` (the first entries, for the widgets), ``run/predictions.jsonl``
+    (every frame's entry as it comes), annotated images (image sources) or an H.264 mp4 (videos,
+    streams, devices) and ``progress`` events; see :mod:`.throughput` and :mod:`.media`. Each
+    entry carries what the job's task predicts (see :mod:`.outputs`).
 
     The model runs on the job's ``backend``: ``auto`` (the measured choice, see
     :mod:`jupyter_yolo.inference.trial`) or a backend by name; the result says which, with the
     measured latencies and the agreement figures.
     """
-    from ultralytics.data.utils import VID_FORMATS
-
     params = dict(ctx.spec.params)
     model_arg = resolve_model(ctx, params.pop("model", None))
-    source = params.get("source")
-    if not isinstance(source, str) or not source:
-        raise JobInputError("the job has no 'source' (an image or a folder of images)")
-    source_path = Path(source)
-    if not source_path.exists():
-        raise JobInputError(f"prediction source {source} does not exist")
-    model, backend = _predict_backend(ctx, model_arg, params, source_path)
+    source_value = params.pop("source", None)
+    if not isinstance(source_value, str) or not source_value:
+        raise JobInputError("the job has no 'source' (an image, a folder, a video or a stream)")
+    live = source_kind(source_value) != KIND_PATH
+    if not live and not Path(source_value).exists():
+        raise JobInputError(f"prediction source {source_value} does not exist")
+    media = MediaOptions.take(params)
+    is_images = not live and Path(source_value).suffix.lower() not in MEDIA_VIDEO_SUFFIXES
+    trial_source = Path(source_value) if is_images else None
+    model, backend = _predict_backend(ctx, model_arg, params, trial_source)
     ctx.stop.check()
-    params.setdefault("save", True)
-    params.update(ctx.output_args(), stream=True)
-    model.add_callback("on_predict_batch_end", stop_checker(ctx))
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    stored = StoredPredictions(ctx.spec.task)
-    frames: dict[str, int] = {}
-    is_video = source_path.is_file() and source_path.suffix.lower().lstrip(".") in VID_FORMATS
-    failure: BaseException | None = None
-    try:
-        for result in model.predict(**params):
-            path = Path(result.path)
-            name = (
-                path.relative_to(source_path).as_posix()
-                if source_path.is_dir() and source_path in path.parents
-                else path.name
-            )
-            entry = image_prediction(
-                result,
-                ctx.spec.task,
-                name,
-                run_dir=ctx.run_dir,
-                workspace=ctx.spec.workspace,
-                number_=stored.tally.images + 1,
-            )
-            frames[name] = frames.get(name, 0) + 1
-            if is_video or frames[name] > 1:
-                entry["frame"] = frames[name]
-            stored.add(entry)
-            del entry, result  # the next frame's masks do not share memory with this one's
-            ctx.stop.check()
-    except BaseException as exc:
-        failure = exc
-        raise
-    finally:
-        try:  # what was predicted before a stop or an error is still written
-            _write_predictions(ctx, stored)
-        except (OSError, ValueError) as exc:
-            if failure is None:
-                raise
-            ctx.journal.warning(  # the real failure goes on; this one is only reported
-                "predictions_not_written", f"{PREDICTIONS_FILE} could not be written: {exc}"
-            )
-        ctx.partial_result = {**_prediction_summary(ctx, stored), "backend": backend}
-    return ctx.partial_result
+    source = open_source(
+        source_value,
+        stride=media.vid_stride,
+        limit=media.max_frames,
+        reconnects=media.reconnects,
+        wait=lambda seconds: _wait(ctx, seconds),
+        log=ctx.journal.log,
+    )
+    batch = media.batch or default_batch(backend.get("name"), params.get("device"), media.track)
+    ctx.journal.log(
+        f"predicting {source.unit} of {source.shown} "
+        + (f"tracked with {media.tracker}" if media.track else f"{batch} per inference call")
+    )
+    return run_frames(ctx, model, source, params, media, batch=batch, backend=backend)
 
 
 def _write_predictions(ctx: JobContext, stored: StoredPredictions) -> None:
@@ -238,3 +225,151 @@ def _prediction_summary(ctx: JobContext, stored: StoredPredictions) -> dict[str,
         "predictions_left_out": stored.left_out,
         "save_dir": ctx.rel(ctx.run_dir),
     }
+
+
+def _wait(ctx: JobContext, seconds: float) -> None:
+    """Sleep ``seconds`` (a reconnect's backoff), answering a stop request within 0.1 s."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ctx.stop.check()
+        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _video_name(source: FrameSource) -> str:
+    if isinstance(source, LiveSource):
+        return "stream.mp4" if source.kind == KIND_STREAM else f"{Path(source.value).name}.mp4"
+    return f"{Path(source.shown).stem or 'video'}.mp4"
+
+
+class Annotator:
+    """Annotated output: frames into the mp4, or images beside the results."""
+
+    def __init__(self, ctx: JobContext, source: FrameSource, save: bool) -> None:
+        self.ctx = ctx
+        self.enabled = save
+        self.video = (
+            Mp4Writer(ctx.run_dir / _video_name(source), source.fps or STREAM_FPS)
+            if save and source.video
+            else None
+        )
+
+    def add(self, frame: Frame, result: Any) -> None:
+        """Draw ``result`` and keep it (a plot that fails turns annotation off, with a warning)."""
+        if not self.enabled:
+            return
+        try:
+            plotted = result.plot()
+        except Exception as exc:  # a task ultralytics cannot draw: the results still count
+            self.enabled = False
+            self.ctx.journal.warning("no_annotation", f"annotated output stops here: {exc}")
+            return
+        if self.video is not None:
+            self.video.write(plotted)
+            return
+        import cv2
+
+        out = self.ctx.run_dir / Path(frame.name).name
+        if out.suffix.lower() not in IMAGE_SUFFIXES:
+            out = out.with_suffix(".jpg")
+        cv2.imwrite(str(out), plotted)
+
+    def close(self, failed: bool) -> Path | None:
+        """Finish the mp4 (on success, stop and failure) and announce it."""
+        if self.video is None:
+            return None
+        try:
+            path = self.video.close()
+        except Exception as exc:
+            self.video.discard()
+            if not failed:
+                raise
+            self.ctx.journal.warning("video_not_written", f"the annotated video failed: {exc}")
+            return None
+        if path is not None:
+            self.ctx.journal.artifact(path, "video")
+        return path
+
+
+def run_frames(
+    ctx: JobContext,
+    model: Any,
+    source: FrameSource,
+    args: dict[str, Any],
+    media: MediaOptions,
+    *,
+    batch: int,
+    backend: dict[str, Any],
+) -> dict[str, Any]:
+    """Predict every frame of ``source``; results, annotated output and progress as it goes."""
+    task = ctx.spec.task
+    args = {**args, "verbose": False, "save": False}
+    stored = StoredPredictions(task)
+    lines = JsonLines(ctx.run_dir / PREDICTIONS_LINES)
+    annotator = Annotator(ctx, source, media.save)
+    meter = ProgressMeter(ctx.journal.progress, source.unit, source.total, source.shown)
+    counts = LoopCounts()
+    tracker = media.tracker if media.track else None
+    failure: BaseException | None = None
+    try:
+        for group in batches(iter(source), batch, ctx.stop.check):
+            results = infer(model, group, args, tracker)
+            for frame, result in zip(group, results, strict=True):
+                entry = image_prediction(
+                    result,
+                    task,
+                    frame.name,
+                    run_dir=ctx.run_dir,
+                    workspace=ctx.spec.workspace,
+                    number_=stored.tally.images + 1,
+                )
+                if source.video:
+                    entry["frame"] = frame.number
+                if tracker is not None:
+                    for detection, track_id in zip(
+                        entry["detections"], track_ids(result), strict=False
+                    ):
+                        if track_id is not None:
+                            detection["track_id"] = track_id
+                stored.add(entry)
+                lines.add(entry)
+                count_entry(counts, entry)
+                annotator.add(frame, result)
+            del results, group  # the next batch's masks do not share memory with this one's
+            lines.flush()
+            meter.update(counts.frames, reconnects=source.reconnects)
+            ctx.stop.check()
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:  # what was predicted before a stop or an error is still written
+        source.close()
+        lines.close()
+        video = annotator.close(failure is not None)
+        meter.update(counts.frames, reconnects=source.reconnects, final=True)
+        if lines.lines:
+            ctx.journal.artifact(lines.path, "results", again=True)
+        try:
+            _write_predictions(ctx, stored)
+        except (OSError, ValueError) as exc:
+            if failure is None:
+                raise
+            ctx.journal.warning(  # the real failure goes on; this one is only reported
+                "predictions_not_written", f"{PREDICTIONS_FILE} could not be written: {exc}"
+            )
+        ctx.partial_result = {
+            **_prediction_summary(ctx, stored),
+            **source_summary(source),
+            "frames": counts.frames,
+            "per_class": dict(counts.per_class),
+            "fps": meter.overall_fps(),
+            "batch": batch,
+            "lines": ctx.rel(lines.path),
+            "lines_written": lines.lines,
+            "lines_left_out": lines.left_out,
+            "backend": backend,
+        }
+        if tracker is not None:
+            ctx.partial_result.update(tracker=tracker, tracks=len(counts.tracks))
+        if video is not None:
+            ctx.partial_result["video"] = ctx.rel(video)
+    return ctx.partial_result

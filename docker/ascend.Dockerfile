@@ -48,6 +48,8 @@ LABEL org.opencontainers.image.title="jupyter-yolo (ascend)" \
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # The image runs as its user with uid 1000, a member of HwHiAiUser (the group of the Ascend
 # device nodes) when the base defines it; a base user that has uid 1000 already is renamed.
+# Video: opencv-python and av (PyAV, H.264 encoding with libx264) bundle FFmpeg in their
+# wheels; the user is in `video` for cameras mapped in (/dev/video*, docker/CONTRACT.md).
 # sshd's package host keys are removed (they are made per workspace); libGL and GLib for
 # OpenCV. apt versions follow the pinned base release
 # hadolint ignore=DL3008
@@ -61,6 +63,7 @@ RUN apt-get update \
       useradd --uid 1000 --user-group --create-home --shell /bin/bash yolo; \
     fi \
  && if getent group HwHiAiUser >/dev/null; then usermod --append --groups HwHiAiUser yolo; fi \
+ && usermod --append --groups video yolo \
  && install -d -o 1000 -g 1000 /opt/venv /workspace /opt/jupyter-yolo /opt/jupyter-yolo/weights \
  && echo "export PATH=/opt/venv/bin:\$PATH" > /etc/profile.d/jupyter-yolo.sh
 

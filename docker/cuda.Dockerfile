@@ -44,6 +44,8 @@ LABEL org.opencontainers.image.title="jupyter-yolo (cuda)" \
       io.jupyter-yolo.variant="cuda" \
       io.jupyter-yolo.contract="1"
 
+# Video: opencv-python and av (PyAV, H.264 encoding with libx264) bundle FFmpeg in their
+# wheels; the user is in `video` for cameras mapped in (/dev/video*, docker/CONTRACT.md).
 # sshd (started only with SSH_AUTHORIZED_KEYS; its host keys are made per workspace, so the
 # package's are removed); libGL and GLib for OpenCV. The NVIDIA container toolkit mounts the
 # driver (libcuda, nvidia-smi) at run time. apt versions follow the pinned base release
@@ -53,7 +55,7 @@ RUN apt-get update \
  && rm -f /etc/ssh/ssh_host_* \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1000 yolo \
- && useradd --uid 1000 --gid 1000 --create-home --shell /bin/bash yolo \
+ && useradd --uid 1000 --gid 1000 --groups video --create-home --shell /bin/bash yolo \
  && install -d -o 1000 -g 1000 /opt/venv /workspace /opt/jupyter-yolo /opt/jupyter-yolo/weights \
  && echo "export PATH=/opt/venv/bin:\$PATH" > /etc/profile.d/jupyter-yolo.sh
 

@@ -49,6 +49,8 @@ LABEL org.opencontainers.image.title="jupyter-yolo (jetson)" \
       io.jupyter-yolo.variant="jetson" \
       io.jupyter-yolo.contract="1"
 
+# Video: opencv-python and av (PyAV, H.264 encoding with libx264) bundle FFmpeg in their
+# wheels; the user is in `video` for cameras mapped in (/dev/video*, docker/CONTRACT.md).
 # sshd (started only with SSH_AUTHORIZED_KEYS; its host keys are made per workspace, so the
 # package's are removed); libGL and GLib for OpenCV. apt versions follow the pinned base release
 # hadolint ignore=DL3008

@@ -571,6 +571,76 @@ def test_dockerfile_parser_joins_continuations_and_substitutes() -> None:
     assert stages[1].all("ENV")[0].args == "C=$A", "ENV does not cross stages"
 
 
+# --------------------------------------------------------------------------- video and cameras
+
+MEDIA_PACKAGES = ("av", "lap", "opencv-python")
+"""Decoding (OpenCV's bundled FFmpeg), H.264 encoding (PyAV's) and tracking (lap)."""
+
+
+def pinned(text: str) -> dict[str, str]:
+    """``name==version`` lines of a constraints file."""
+    pins = {}
+    for line in text.splitlines():
+        name, sep, version = line.split("#")[0].strip().partition("==")
+        if sep:
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def check_media(text: str) -> list[str]:
+    """Findings of one Dockerfile: the media packages reach the image, the user can use cameras."""
+    findings: list[str] = []
+    _, stages = parse_dockerfile(text)
+    runs = [i.args for i in stages[-1].all("RUN")]
+    pins = pinned((REPO_ROOT / "constraints.txt").read_text())
+    for run in runs:  # constraints derived by filtering constraints.txt must keep the pins
+        for pattern in re.findall(r"grep -vE '([^']+)'\s+\S*constraints\.txt", run):
+            dropped = [n for n in MEDIA_PACKAGES if re.search(pattern, f"{n}=={pins.get(n)}")]
+            if dropped:
+                findings.append(f"the derived constraints drop {dropped}")
+    if not any(re.search(r"(useradd|usermod)\b[^&]*--groups\s+\S*\bvideo\b", r) for r in runs):
+        findings.append("the user is not in the group video (cameras)")
+    return findings
+
+
+def test_media_packages_are_dependencies_and_pinned() -> None:
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    pins = pinned((REPO_ROOT / "constraints.txt").read_text())
+    for name in MEDIA_PACKAGES:
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+    for name in ("av", "lap"):  # opencv-python comes with ultralytics
+        assert re.search(rf'^\s*"{name}[<>=]', pyproject, re.MULTILINE), name
+
+
+@pytest.mark.parametrize("variant", sorted(dockerfiles()))
+def test_every_image_decodes_encodes_and_reaches_cameras(variant: str) -> None:
+    assert check_media(dockerfiles()[variant].read_text()) == []
+
+
+def test_media_checker_finds_a_dropped_pin_and_a_missing_group() -> None:
+    text = dockerfiles()["jetson"].read_text()
+    broken = text.replace("'^(torch|", "'^(av|lap|torch|").replace("--groups video", "--groups x")
+    assert broken != text
+    findings = check_media(broken)
+    assert any("drop ['av', 'lap']" in f for f in findings), findings
+    assert any("group video" in f for f in findings), findings
+
+
+def test_camera_override_maps_a_camera_into_every_variant(contract: Contract) -> None:
+    base = yaml.safe_load(COMPOSE.read_text())
+    environment = base["x-common"]["environment"]
+    assert "YOLO_ALLOWED_STREAM_SOURCES" in environment, "passed through from the shell"
+    assert contract.env["YOLO_ALLOWED_STREAM_SOURCES"] == "(empty)"
+    override = yaml.safe_load((DOCKER / "compose.camera.yaml").read_text())
+    assert set(override["services"]) == set(contract.variants)
+    for name, service in override["services"].items():
+        assert "/dev/video0:/dev/video0" in service["devices"], name
+        assert any("video" in str(g).lower() for g in service["group_add"]), name
+        assert set(service) == {"devices", "group_add"}, f"{name}: the override adds only those"
+    text = CONTRACT.read_text()
+    assert "## Cameras and streams" in text and "compose.camera.yaml" in text
+
+
 # --------------------------------------------------------------------------- hadolint
 
 

@@ -32,6 +32,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar("YOLO_WORKSPACE", "/workspace", "datasets, weights, jobs; the mounted volume"),
     EnvVar("YOLO_WEIGHTS_DIR", "/opt/jupyter-yolo/weights", "weights baked into the image"),
     EnvVar("YOLO_STOP_TIMEOUT", "50", "seconds to wait for JupyterLab after a stop signal"),
+    EnvVar(
+        "YOLO_ALLOWED_STREAM_SOURCES",
+        "(empty)",
+        "comma-separated hosts (host or host:port) whose streams predict jobs may read",
+    ),
 )
 
 DEFAULT_WORKSPACE = "/workspace"
@@ -46,6 +51,18 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ContainerError(f"{name} must be a port number from 1 to 65535, not {raw!r}.")
     return int(raw)
+
+
+def _stream_sources(raw: str) -> tuple[str, ...]:
+    """``YOLO_ALLOWED_STREAM_SOURCES`` as hosts; a URL, a path or a user name is refused."""
+    hosts = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for host in hosts:
+        if any(c in host for c in "/@?#\\ \t"):
+            raise ContainerError(
+                "YOLO_ALLOWED_STREAM_SOURCES must be hosts separated by commas, each a name or "
+                f"an IP address with an optional port (camera1.local,10.0.0.7:554), not {host!r}."
+            )
+    return hosts
 
 
 def _base_url(raw: str) -> str:
@@ -70,6 +87,7 @@ class ContainerConfig:
     ssh_listen: str
     weights_dir: Path
     stop_timeout: float
+    allowed_stream_sources: tuple[str, ...] = ()
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> ContainerConfig:
@@ -99,7 +117,12 @@ class ContainerConfig:
             ssh_listen=env.get("SSH_LISTEN", "").strip(),
             weights_dir=Path(env.get("YOLO_WEIGHTS_DIR", "").strip() or DEFAULT_WEIGHTS_DIR),
             stop_timeout=stop_timeout,
+            allowed_stream_sources=_stream_sources(env.get("YOLO_ALLOWED_STREAM_SOURCES", "")),
         )
+
+    def server_arguments(self) -> list[str]:
+        """The server extension's settings from the environment, as JupyterLab arguments."""
+        return [f"--YoloApp.allowed_stream_sources={host}" for host in self.allowed_stream_sources]
 
     @property
     def local_host(self) -> str:

@@ -120,7 +120,7 @@ def lab_arguments(config: ContainerConfig, extra: Sequence[str]) -> list[str]:
     ]
     if os.geteuid() == 0:
         args.append("--allow-root")
-    return [*args, *extra, "--ServerApp.disable_check_xsrf=False"]
+    return [*args, *config.server_arguments(), *extra, "--ServerApp.disable_check_xsrf=False"]
 
 
 def lab_environment(config: ContainerConfig, token: str, base: dict[str, str]) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from jupyter_yolo.widgets.media import progress_text, video_artifact
 from jupyter_yolo.widgets.predict_service import LatestOnly, timing_html
 
 
@@ -96,3 +97,24 @@ def test_timing_line_names_every_stage_and_the_backend() -> None:
     assert "backend <b>openvino</b> (auto)" in line
     assert "(forced)" in timing_html({"total_ms": 1.0}, {"name": "pytorch", "requested": "pytorch"})
     assert timing_html(None, None) == ""
+
+
+def test_progress_text_reads_well_for_videos_folders_and_streams() -> None:
+    video = {"unit": "frames", "done": 120, "total": 300, "fps": 24.46, "eta_s": 7.4}
+    assert progress_text(video) == "frames 120/300 \u00b7 24.5 frames/s \u00b7 ETA 7 s"
+    folder = {"unit": "images", "done": 3, "total": 200, "fps": None, "eta_s": None}
+    assert progress_text(folder) == "images 3/200"
+    stream = {"unit": "frames", "done": 50, "total": None, "fps": 10.0, "reconnects": 2}
+    assert (
+        progress_text(stream) == "frames 50 (live) \u00b7 10.0 frames/s \u00b7 reconnected 2\u00d7"
+    )
+
+
+def test_the_annotated_video_is_the_run_folders_mp4() -> None:
+    artifacts = [
+        {"path": "run/predictions.jsonl", "size": 10},
+        {"path": "run/frames/clip.mp4", "size": 5},
+        {"path": "run/clip.mp4", "size": 100},
+    ]
+    assert video_artifact(artifacts) == {"path": "run/clip.mp4", "size": 100}
+    assert video_artifact(artifacts[:1]) is None

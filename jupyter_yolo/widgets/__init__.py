@@ -19,10 +19,18 @@ _PANELS = {
     "DatasetsPanel": "datasets",
     "TrainingPanel": "training",
     "DetectionPanel": "detection",
+    "MediaPanel": "media",
     "Dashboard": "dashboard",
 }
 
-__all__ = ["AcceleratorsPanel", "Dashboard", "DatasetsPanel", "DetectionPanel", "TrainingPanel"]
+__all__ = [
+    "AcceleratorsPanel",
+    "Dashboard",
+    "DatasetsPanel",
+    "DetectionPanel",
+    "MediaPanel",
+    "TrainingPanel",
+]
 
 
 def __getattr__(name: str) -> Any:

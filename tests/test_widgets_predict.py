@@ -1,13 +1,28 @@
-"""The prediction panel's request queue to the warm service, without a server or a browser:
-the latest request wins, stale answers are never drawn, an error leaves the next request
-working; and the timing line it shows."""
+"""The prediction panel's request queue to the warm service: the latest request wins, stale
+answers are never drawn, an error leaves the next request working; the timing line it shows; the
+media panel's progress text. And the panel on a real server with the trained detector: moving
+the threshold redraws from the service with no job, a bad image shows a clear message and the
+next image draws."""
 
 from __future__ import annotations
 
+import shutil
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+from jupyter_yolo.client import YoloClient
+from jupyter_yolo.widgets.detection import DetectionPanel
 from jupyter_yolo.widgets.media import progress_text, video_artifact
 from jupyter_yolo.widgets.predict_service import LatestOnly, timing_html
+
+from .conftest import install_dataset
+from .inference_models import trained_model
+from .server_process import ServerProcess, serving
+
+MODEL = "shapes-n.pt"
 
 
 def test_latest_request_wins_and_stale_answers_are_dropped() -> None:
@@ -118,3 +133,58 @@ def test_the_annotated_video_is_the_run_folders_mp4() -> None:
     ]
     assert video_artifact(artifacts) == {"path": "run/clip.mp4", "size": 100}
     assert video_artifact(artifacts[:1]) is None
+
+
+# ------------------------------------------------------------------ on a real server
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, shapes_template: Path
+) -> Iterator[ServerProcess]:
+    model = trained_model(tmp_path_factory.getbasetemp())
+    workspace = tmp_path_factory.mktemp("widgets-predict") / "workspace"
+    install_dataset(shapes_template, workspace / "datasets" / "shapes")
+    (workspace / "weights").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(model.weights, workspace / "weights" / MODEL)
+    with serving(workspace) as process:
+        yield process
+
+
+@pytest.mark.slow
+def test_panel_redraws_from_the_service_and_recovers_from_a_bad_image(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    client = YoloClient(server.url, server.token, timeout=60)
+    val = trained_model(tmp_path_factory.getbasetemp()).data.parent / "images" / "val"
+    photo = sorted(val.iterdir())[0]
+    jobs_before = len(client.jobs())
+    panel = DetectionPanel(client, model=MODEL, conf=0.01)
+    try:
+        panel.add_image("uploads/photo.jpg", photo.read_bytes(), select=False)
+        low = panel.predict("uploads/photo.jpg")
+        assert panel.last_error is None, panel.status_w.value
+        assert low and panel.figure.layout.meta["shown"] == len(low)
+        assert "inference" in panel.backend_info_w.value
+        assert "backend <b>" in panel.backend_info_w.value
+        assert "warm service" in panel.status_w.value
+
+        panel.conf_w.value = 0.9  # the observer sends the request in the background
+        assert panel.idle(300)
+        high = panel.detections
+        assert len(high) < len(low) and all(float(d["conf"]) >= 0.9 for d in high)
+        assert panel.figure.layout.meta["conf"] == 0.9
+
+        redraws = panel.redraws
+        panel.add_image("uploads/broken.jpg", photo.read_bytes()[:300])  # a truncated JPEG
+        assert panel.idle(300)
+        assert panel.last_error is not None
+        assert "yolo-note-error" in panel.status_w.value
+        assert panel.redraws == redraws  # nothing drawn from a failed request
+        panel.image_w.value = "uploads/photo.jpg"  # the next action works
+        assert panel.idle(300)
+        assert panel.last_error is None and panel.redraws == redraws + 1
+        assert len(panel.detections) == len(high)
+        assert len(client.jobs()) == jobs_before, "the panel made a job"
+    finally:
+        panel.close()

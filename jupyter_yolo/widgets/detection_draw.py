@@ -159,7 +159,7 @@ class PredictionDrawing:
                 self.figure.layout.yaxis.range = [height, 0]
             # a counter the page can watch: the browser test times input -> redraw with it
             self.redraws += 1
-            self.figure.layout.meta = {"redraw": self.redraws, "shown": len(shown)}
+            self.figure.layout.meta = {"redraw": self.redraws, "shown": len(shown), "conf": conf}
         self.figure.add_traces(traces)
         self._draw_scores(entry.get("classes") or [])
         self.detections = shown

@@ -69,6 +69,33 @@ PARAM_EXTRAS: dict[str, dict[str, Any]] = {
     },
     # batch 0 is no batch size: -1 is ultralytics' automatic batch
     "batch": {"not": {"enum": [0]}},
+    # predict jobs on media (see jupyter_yolo.jobs.media_source and runner.throughput)
+    "source": {
+        "maxLength": MAX_PATH_BYTES,
+        "pattern": TEXT_PATTERN,
+        "description": "predict: a workspace-relative image, folder of images or video file "
+        "(.mp4 .avi .mkv .webm .mov .m4v); a stream URL (rtsp, rtmp, http(s) MJPEG or HLS) "
+        "whose host is listed in the server setting allowed_stream_sources (else 400); or a "
+        "capture device /dev/videoN mapped into the container",
+    },
+    "track": {
+        "description": "predict: follow objects across frames (ultralytics' trackers); "
+        "each detection gets a track_id; frames go one by one"
+    },
+    "tracker": {"description": "predict with track: the tracker (ByteTrack or BoT-SORT)"},
+    "save": {
+        "description": "predict: write annotated output (default true): an H.264 mp4 "
+        "for videos, streams and devices, annotated images for images and folders"
+    },
+    "vid_stride": {"description": "predict on videos and streams: every Nth frame"},
+    "max_frames": {
+        "description": "predict: stop (succeeded) after this many images or "
+        "frames; a live stream otherwise runs until stopped"
+    },
+    "reconnects": {
+        "description": "predict on streams and devices: reconnect attempts in a "
+        "row before the job fails (default 5)"
+    },
 }
 #: Strings without a tighter rule: workspace-relative paths, names and references.
 PATH_STRING: dict[str, Any] = {

@@ -25,7 +25,14 @@ from .base import YoloHandler
 from .headers import content_disposition
 
 # Served inline only when the browser cannot run them; anything else is a download.
-INLINE_TYPES = {"image/png", "image/jpeg", "text/csv", "application/json", "text/plain"}
+INLINE_TYPES = {
+    "image/png",
+    "image/jpeg",
+    "text/csv",
+    "application/json",
+    "text/plain",
+    "video/mp4",  # a predict job's annotated video, played (and seeked with Range) in the browser
+}
 CHUNK = 1024 * 1024
 MODELS_THREADS = 2
 MAX_ARTIFACT_PATH_BYTES = 4096
@@ -197,8 +204,20 @@ class JobArtifactHandler(YoloHandler):
             self.set_header("Content-Type", content_type)
             self.set_header("X-Content-Type-Options", "nosniff")
             self.set_header("Content-Security-Policy", "sandbox; default-src 'none'")
-            self.set_header("Content-Length", str(size))
-            remaining = size
+            self.set_header("Accept-Ranges", "bytes")
+            wanted = byte_range(self.request.headers.get("Range"), size)
+            if wanted == "unsatisfiable":
+                self.set_status(416)
+                self.set_header("Content-Range", f"bytes */{size}")
+                return
+            start, remaining = 0, size
+            if isinstance(wanted, tuple):  # a seek (browsers' video elements use them)
+                start, end = wanted
+                remaining = end - start + 1
+                self.set_status(206)
+                self.set_header("Content-Range", f"bytes {start}-{end}/{size}")
+                await asyncio.to_thread(handle.seek, start)
+            self.set_header("Content-Length", str(remaining))
             while remaining > 0:
                 chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
                 if not chunk:
@@ -209,6 +228,31 @@ class JobArtifactHandler(YoloHandler):
         finally:
             await asyncio.to_thread(handle.close)
         self.finish()
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """The inclusive (start, end) of a single ``Range: bytes=`` request, clamped to ``size``.
+
+    None: serve the whole file (no header, or one this handler does not take, such as several
+    ranges: a plain 200 is a valid answer to those); ``"unsatisfiable"``: answer 416.
+    """
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, dash, last = header[len("bytes=") :].strip().partition("-")
+    if not dash or not (first.isdigit() or last.isdigit()):
+        return None
+    if not (first == "" or first.isdigit()) or not (last == "" or last.isdigit()):
+        return None
+    if first == "":  # the last N bytes
+        count = int(last)
+        if count == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - count), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return start, end
 
 
 def _open_sized(path: Path) -> tuple[BinaryIO, int]:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contract.serving import PROGRESS_EVENT
 from ..contract.tasks import higher_is_better
 
 METRIC_KEYS = ("precision", "recall", "mAP50", "mAP50-95", "fitness")
@@ -32,6 +33,11 @@ class Progress:
     headline_best: float | None = None
     headline_best_epoch: int | None = None
     warnings: int = 0
+    unit: str | None = None
+    done: int | None = None
+    total: int | None = None
+    fps: float | None = None
+    reconnects: int = 0
 
     def consume(self, events: list[dict[str, Any]]) -> None:
         """Fold events (in seq order) into the progress; a malformed event is skipped."""
@@ -62,8 +68,20 @@ class Progress:
             self.batch = self.batches
             self.metrics = _numbers({k: event.get(k) for k in METRIC_KEYS})
             self._headline(event)
+        elif kind == PROGRESS_EVENT:
+            self._media(event)
         elif kind == "warning":
             self.warnings += 1
+
+    def _media(self, event: dict[str, Any]) -> None:
+        """A predict job's ``progress`` (images or frames done, total, rate, ETA, reconnects)."""
+        unit = event.get("unit")
+        self.unit = unit if isinstance(unit, str) else self.unit
+        self.done = _count(event.get("done"), self.done)
+        self.total = _count(event.get("total"), None)  # None: a live stream
+        self.fps = _number(event.get("fps"), None)
+        self.eta_s = _number(event.get("eta_s"), None)
+        self.reconnects = _count(event.get("reconnects"), None) or self.reconnects
 
     def _headline(self, event: dict[str, Any]) -> None:
         """The task's headline metric: its latest value and the best so far.
@@ -86,8 +104,10 @@ class Progress:
 
     @property
     def fraction(self) -> float | None:
-        """Share of the training done, from 0 to 1, when it is known."""
+        """Share of the training (or of a folder or video) done, from 0 to 1, when known."""
         if not self.epochs:
+            if self.total and self.done is not None:
+                return round(min(1.0, self.done / self.total), 4)
             return None
         done = float(self.epochs_done)
         if self.epoch and self.batch and self.batches and self.epoch > self.epochs_done:
@@ -118,6 +138,16 @@ class Progress:
             else None,
             "warnings": self.warnings,
             "last_seq": self.last_seq,
+            "media": {
+                "unit": self.unit,
+                "done": self.done,
+                "total": self.total,
+                "fps": self.fps,
+                "eta_s": self.eta_s,
+                "reconnects": self.reconnects,
+            }
+            if self.unit
+            else None,
         }
 
 

@@ -1,0 +1,182 @@
+"""Stream predict jobs: an MJPEG stream served by the test on 127.0.0.1, allowed by the server's
+``allowed_stream_sources``, predicted live and stopped mid-stream; refused without the setting;
+a stream that dies is reconnected, then the job fails with a clear reason and keeps its results.
+And the runner's socket guard lets exactly the allowed host through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import REPO_ROOT, all_events, expect_error, fetch_json, post_json, wait_for_job
+from .inference_models import TrainedModel, runner_env, trained_model
+from .media_frames import MjpegServer
+from .test_predict_media import decode_video, read_lines
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    return trained_model(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def yolo_workspace(shared: TrainedModel) -> Path:
+    return shared.workspace
+
+
+@pytest.fixture
+def yolo_config() -> dict[str, Any]:
+    return {"allowed_stream_sources": ["127.0.0.1"]}
+
+
+def stream_job(shared: TrainedModel, url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "predict",
+        "model": shared.model_ref,
+        "source": url,
+        "imgsz": 128,
+        "device": "cpu",
+        "backend": "pytorch",
+        "conf": 0.25,
+        **extra,
+    }
+
+
+async def wait_for_progress(jp_fetch: Any, job_id: str, done: int) -> list[dict[str, Any]]:
+    """The job's progress events once one says at least ``done`` frames (or the job ended)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        events = await all_events(jp_fetch, job_id)
+        progress = [e for e in events if e["type"] == "progress"]
+        if progress and progress[-1]["done"] >= done:
+            return progress
+        ended = [e for e in events if e["type"] == "status" and e["status"] in ("failed",)]
+        assert not ended, (await jp_fetch("yolo", "jobs", job_id, "log")).body.decode()[-3000:]
+        await asyncio.sleep(0.5)
+    raise AssertionError("no progress")
+
+
+@pytest.mark.slow
+async def test_allowed_stream_runs_live_and_stops(jp_fetch: Any, shared: TrainedModel) -> None:
+    with MjpegServer(fps=15) as server:
+        job = await post_json(jp_fetch, "yolo", "jobs", body=stream_job(shared, server.url))
+        progress = await wait_for_progress(jp_fetch, job["id"], 8)
+        assert all(p["total"] is None and p["unit"] == "frames" for p in progress)
+        assert progress[-1]["source"] == server.url
+        live = await fetch_json(jp_fetch, "yolo", "jobs", job["id"])
+        assert live["status"] == "running" and server.sent > 0
+        await jp_fetch("yolo", "jobs", job["id"], "stop", method="POST", body=b"")
+        done = await wait_for_job(jp_fetch, job["id"], {"stopped", "succeeded", "failed"}, 120)
+    assert done["status"] == "stopped", done
+    run = shared.workspace / "jobs" / job["id"] / "run"
+    result = done["result"]
+    assert result["frames"] >= 8 and result["unit"] == "frames"
+    lines = read_lines(run / "predictions.jsonl")
+    assert len(lines) == result["frames"]
+    assert [line["frame"] for line in lines] == list(range(1, len(lines) + 1))
+    codec, _, frames, duration, _ = decode_video(run / "stream.mp4")
+    assert codec == "h264" and frames == result["frames"] and duration > 0
+    assert sum(1 for line in lines if line["detections"]) >= len(lines) * 0.5
+
+
+async def test_stream_not_allowed_is_refused(jp_fetch: Any, shared: TrainedModel) -> None:
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "jobs",
+        method="POST",
+        body=json.dumps(stream_job(shared, "http://192.0.2.7:8080/cam.mjpg")),
+    )
+    message = body["message"]
+    assert "allowed_stream_sources" in message and "offline" in message
+    assert 'c.YoloApp.allowed_stream_sources = ["192.0.2.7"]' in message
+    assert "--YoloApp.allowed_stream_sources=192.0.2.7" in message
+
+
+@pytest.mark.parametrize("yolo_config", [{}])
+async def test_stream_refused_without_the_setting(
+    jp_fetch: Any, shared: TrainedModel, yolo_config: dict[str, Any]
+) -> None:
+    body = await expect_error(
+        jp_fetch,
+        400,
+        "yolo",
+        "jobs",
+        method="POST",
+        body=json.dumps(stream_job(shared, "http://127.0.0.1:9/stream.mjpg")),
+    )
+    assert "allowed_stream_sources" in body["message"] and "127.0.0.1" in body["message"]
+
+
+@pytest.mark.slow
+async def test_dying_stream_reconnects_then_fails_keeping_results(
+    jp_fetch: Any, shared: TrainedModel
+) -> None:
+    with MjpegServer(fps=15, die_after=12) as server:
+        job = await post_json(
+            jp_fetch, "yolo", "jobs", body=stream_job(shared, server.url, reconnects=2, batch=2)
+        )
+        done = await wait_for_job(jp_fetch, job["id"], {"stopped", "succeeded", "failed"}, 300)
+    assert done["status"] == "failed", done
+    error = done["error"]
+    assert f"the stream at {server.url} stopped sending frames" in error, error
+    assert "reconnected 2 times, giving up" in error
+    run = shared.workspace / "jobs" / job["id"] / "run"
+    lines = read_lines(run / "predictions.jsonl")
+    assert 1 <= len(lines) <= 12
+    _, _, frames, _, _ = decode_video(run / "stream.mp4")
+    assert frames == len(lines), "the mp4 was finalised with what was predicted"
+    events = await all_events(jp_fetch, job["id"])
+    logs = [e["message"] for e in events if e["type"] == "log"]
+    assert sum("reconnecting" in m for m in logs) == 2, logs
+
+
+GUARD_CHECK = """
+import json, socket
+from jupyter_yolo.runner.offline import NetworkBlocked, install_socket_guard
+assert install_socket_guard(("192.0.2.10",))
+out = {}
+for host in ("192.0.2.10", "192.0.2.11"):
+    sock = socket.socket()
+    sock.settimeout(0.2)
+    try:
+        sock.connect((host, 9))
+        out[host] = "connected"
+    except NetworkBlocked:
+        out[host] = "blocked"
+    except OSError:
+        out[host] = "let through"
+    finally:
+        sock.close()
+try:
+    socket.getaddrinfo("other.example", 80)
+    out["lookup"] = "resolved"
+except socket.gaierror as exc:
+    out["lookup"] = "offline" if "offline" in str(exc) else "failed"
+print(json.dumps(out))
+"""
+
+
+def test_socket_guard_lets_exactly_the_stream_host_through() -> None:
+    env = {k: v for k, v in runner_env().items() if k != "JUPYTER_YOLO_ALLOW_NETWORK"}
+    found = subprocess.run(
+        [sys.executable, "-c", GUARD_CHECK],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    out = json.loads(found)
+    assert out["192.0.2.10"] in ("let through", "connected"), out
+    assert out["192.0.2.11"] == "blocked" and out["lookup"] == "offline", out

@@ -11,6 +11,7 @@ in the notebook (an ``ipywidgets.Video`` holding the mp4's bytes, up to a size l
 from __future__ import annotations
 
 import threading
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -257,6 +258,19 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
         finally:
             self.ended.set()
 
+    def served_video_html(self, job_id: str, path: str) -> str:
+        """A ``<video>`` streaming the artifact from the server by its path on the page's origin.
+
+        The page's own login cookie authenticates it (no token is put into the page).
+        """
+        base = urllib.parse.urlparse(self.client.url).path or "/"
+        quoted = urllib.parse.quote(path, safe="/")
+        src = f"{base}yolo/jobs/{urllib.parse.quote(job_id, safe='')}/artifacts/{quoted}"
+        return (
+            f'<video class="yolo-media-served" controls preload="metadata" '
+            f'style="max-width: 720px" src="{esc(src)}"></video>'
+        )
+
     def show_video(self, job_id: str) -> bool:
         """Play the job's annotated mp4 in the panel; False (with a message) when it cannot."""
         found = video_artifact(self.client.artifacts(job_id))
@@ -269,10 +283,13 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
                     note(
                         "warning",
                         f"The annotated video {path} is {fmt_bytes(size)}, more than this "
-                        f"panel sends to the page ({fmt_bytes(self.max_video_bytes)}). Download "
-                        f"it with client.artifact({job_id!r}, {path!r}), or open the panel "
-                        "with a larger max_video_bytes.",
+                        f"panel sends through the kernel ({fmt_bytes(self.max_video_bytes)}). "
+                        "Below it streams from the server, which works when this page is "
+                        "served by the same Jupyter server; else download it with "
+                        f"client.artifact({job_id!r}, {path!r}), or open the panel with a "
+                        "larger max_video_bytes.",
                     )
+                    + self.served_video_html(job_id, path)
                 )
             ]
             return False

@@ -10,15 +10,19 @@ Sections, run in this order, each measuring its two sides side by side with medi
 * ``footprint``: JupyterLab start time and resident memory with and without the extension
   (``server.*``);
 * ``eventloop``: REST latency while ``GET /yolo/models`` hashes 20 large weights files, and the
-  cold, warm and after-restart durations of that call (``eventloop.*``).
+  cold, warm and after-restart durations of that call (``eventloop.*``);
+* ``serving``: ``POST /yolo/predict`` on a warm worker against its own inference time and a
+  predict job, folder jobs against plain ``yolo predict``, video frames/s, 20 concurrent
+  clients, the backend's raw limit (``serving.*``, ``bench/serving.py``).
 
 A table goes to stdout, progress to stderr, and the JSON report (figures as flat dotted keys,
 then ``targets``, ``sections``, ``machine`` and ``run``) to ``--out``. The targets (training
 overhead at most 3 %, ``auto`` at least 0.95x the best backend and 2.5x plain PyTorch, REST p99
-under 20 ms while ``/yolo/models`` runs) are shown
-as pass/fail; they do not change the exit status. Exit status: 0 when every section that ran
-finished (a section whose module does not exist is reported as ``missing``), 1 when one crashed
-(what was measured is still written), 2 for bad arguments.
+under 20 ms while ``/yolo/models`` runs; the REST predict round trip at most 25 % over the
+worker's inference, folder jobs at least 2x plain ``yolo predict``, no error with 20 concurrent
+clients) are shown as pass/fail; they do not change the exit status. Exit status: 0 when every
+section that ran finished (a section whose module does not exist is reported as ``missing``),
+1 when one crashed (what was measured is still written), 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ SECTIONS = (
     Section("live", "bench.live", quick_budget_s=70),
     Section("footprint", "bench.startup", quick_budget_s=40),
     Section("eventloop", "bench.eventloop", quick_budget_s=60),
+    Section("serving", "bench.serving", group="serving", quick_budget_s=150),
 )
 SECTION_NAMES = tuple(s.name for s in SECTIONS)
 
@@ -133,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="jupyter-yolo benchmarks: training overhead, inference backends, live "
-        "metrics and REST latency, server footprint, REST latency while /yolo/models hashes. "
+        "metrics and REST latency, server footprint, REST latency while /yolo/models hashes, "
+        "inference as a service (warm workers, folders, video, concurrent clients). "
         "Table on stdout, JSON to --out.",
     )
     parser.add_argument(

@@ -22,6 +22,9 @@ REQUIRED_KEYS = (
     "rest.p99_ms_under_load",
     "server.startup_delta_s",
     "server.rss_delta_mb",
+    "serving.rest_over_inference_p50",
+    "serving.folder_over_cli",
+    "serving.concurrent_errors",
 )
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -56,6 +59,14 @@ TARGETS = (
     Target("inference.auto_over_best", ">=", 0.95, "auto within 5 % of the best backend"),
     Target("inference.auto_over_pytorch", ">=", 2.5, "auto at least 2.5x plain PyTorch"),
     Target("eventloop.rest_p99_ms", "<", 20.0, "REST p99 under 20 ms while /yolo/models hashes"),
+    Target(
+        "serving.rest_over_inference_p50",
+        "<=",
+        1.25,
+        "POST /yolo/predict round trip at most 25 % over the worker's inference (p50)",
+    ),
+    Target("serving.folder_over_cli", ">=", 2.0, "folder job at least 2x plain yolo predict"),
+    Target("serving.concurrent_errors", "<=", 0, "20 concurrent predict clients without an error"),
 )
 
 #: The figures the table shows, in order, with a label; every figure is in the JSON.
@@ -98,6 +109,31 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("eventloop.models_warm_median_ms", "warm /yolo/models (digest cache), median ms"),
     ("eventloop.models_after_restart_ms", "first /yolo/models after a restart, ms"),
     ("eventloop.hash_mb_per_s", "weights hashed per second in a cold call, MB/s"),
+    ("serving.backend", "backend of the warm worker and the predict jobs"),
+    ("serving.rest_p50_ms", "POST /yolo/predict, 640 px JPEG, round trip p50 ms"),
+    ("serving.rest_p99_ms", "POST /yolo/predict, round trip p99 ms"),
+    ("serving.worker_inference_p50_ms", "worker's own inference (timing.inference_ms) p50 ms"),
+    ("serving.worker_compute_p50_ms", "worker's preprocess + inference + postprocess p50 ms"),
+    ("serving.rest_over_inference_p50", "REST round trip / worker inference, p50"),
+    ("serving.rest_over_compute_p50", "REST round trip / worker pre+inference+post, p50"),
+    ("serving.worker_start_ms", "first request: worker start (load, backend, warm-up) ms"),
+    ("serving.job_one_image_s", "predict job on one image: POST to terminal record, s"),
+    ("serving.job_over_rest", "predict job on one image / REST p50"),
+    ("serving.folder_job_images_per_s", "folder job (throughput mode), images/s end to end"),
+    ("serving.folder_job_fps", "folder job's own rate (model loaded), images/s"),
+    ("serving.folder_latency_mode_images_per_s", "folder job, batch 1, images/s end to end"),
+    ("serving.folder_cli_images_per_s", "plain yolo predict source=<folder>, images/s"),
+    ("serving.folder_over_cli", "folder job / plain yolo predict (end to end)"),
+    ("serving.folder_over_latency_mode", "folder job / the same in latency mode"),
+    ("serving.video_fps", "video predict job's own rate, frames/s"),
+    ("serving.video_frames_per_s_end_to_end", "video predict job, frames/s end to end"),
+    ("serving.concurrent_errors", "20 concurrent clients: failed requests"),
+    ("serving.concurrent_p99_ms", "20 concurrent clients: p99 ms they saw"),
+    ("serving.concurrent.requests_per_s", "20 concurrent clients: requests/s served"),
+    ("serving.raw_fps", "backend's raw limit on this CPU (random input), frames/s"),
+    ("serving.raw.method", "how the raw limit was measured"),
+    ("serving.folder_over_raw", "folder job's own rate / raw limit"),
+    ("serving.folder_end_to_end_over_raw", "folder job end to end / raw limit"),
 )
 #: Prefixes of further figures shown in the table when present (the inference section's own).
 HEADLINE_PREFIXES = ("inference.images_per_s.", "inference.int8_")

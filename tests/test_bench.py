@@ -114,6 +114,7 @@ def test_selected_keeps_the_fixed_order() -> None:
         "live",
         "footprint",
         "eventloop",
+        "serving",
     ]
 
 
@@ -155,6 +156,9 @@ def test_run_writes_json_and_table(
         "inference.auto_over_best": True,
         "inference.auto_over_pytorch": False,
         "eventloop.rest_p99_ms": None,
+        "serving.rest_over_inference_p50": None,
+        "serving.folder_over_cli": None,
+        "serving.concurrent_errors": None,
     }
     table = capsys.readouterr().out
     assert "training.overhead_ratio" in table and "PASS" in table and "FAIL" in table
@@ -262,7 +266,14 @@ def test_list_sections_from_the_command_line() -> None:
         timeout=60,
         check=True,
     )
-    assert done.stdout.split()[::2] == ["training", "inference", "live", "footprint", "eventloop"]
+    assert done.stdout.split()[::2] == [
+        "training",
+        "inference",
+        "live",
+        "footprint",
+        "eventloop",
+        "serving",
+    ]
 
 
 @pytest.mark.benchmarks
@@ -293,8 +304,102 @@ def test_quick_benchmark_run(tmp_path: Path, request: pytest.FixtureRequest) -> 
             "live": "live",
             "rest": "live",
             "server": "footprint",
+            "serving": "serving",
         }[key.split(".")[0]]
         if data["sections"][section]["status"] == "ok":
             assert data[key] is not None, key
     assert all(s["status"] in ("ok", "missing") for s in data["sections"].values())
     assert "training.overhead_ratio" in done.stdout
+
+
+#: What the serving section must measure in every mode (null would mean a path was skipped).
+SERVING_KEYS = (
+    "backend",
+    "rest_p50_ms",
+    "rest_p99_ms",
+    "worker_inference_p50_ms",
+    "worker_compute_p50_ms",
+    "rest_over_inference_p50",
+    "rest_over_compute_p50",
+    "worker_start_ms",
+    "job_one_image_s",
+    "job_over_rest",
+    "folder_job_images_per_s",
+    "folder_job_fps",
+    "folder_latency_mode_images_per_s",
+    "folder_cli_images_per_s",
+    "folder_over_cli",
+    "folder_over_latency_mode",
+    "video_fps",
+    "video_frames_per_s_end_to_end",
+    "concurrent_p99_ms",
+    "raw_fps",
+    "folder_over_raw",
+    "folder_end_to_end_over_raw",
+)
+
+
+def test_serving_targets_are_reported() -> None:
+    figures = {
+        "serving.rest_over_inference_p50": 1.4,
+        "serving.folder_over_cli": 2.6,
+        "serving.concurrent_errors": 0,
+    }
+    document = build_document(figures, sections={}, machine={}, run={})
+    passed = {t["key"]: t["pass"] for t in document["targets"] if t["key"].startswith("serving")}
+    assert passed == {
+        "serving.rest_over_inference_p50": False,
+        "serving.folder_over_cli": True,
+        "serving.concurrent_errors": True,
+    }
+    table = format_table(document)
+    assert "serving.folder_over_cli" in table and "<= 1.25" in table
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_serving_section_quick(tmp_path: Path) -> None:
+    """``python -m bench --quick --only serving`` for real: every measurement path gives a figure.
+
+    A real server, warm worker, predict jobs on a folder and a generated video, plain
+    ``yolo predict``, 20 concurrent clients and OpenVINO's raw limit, on small inputs; the targets
+    are reported, not asserted (they are figures of the machine, not of correctness).
+    """
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--only",
+            "serving",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=850,
+        check=False,
+    )
+    data = json.loads(out.read_text())
+    section = data["sections"]["serving"]
+    assert done.returncode == 0 and section["status"] == "ok", (
+        section.get("traceback") or done.stderr[-5000:]
+    )
+    for key in SERVING_KEYS:
+        assert data[f"serving.{key}"] is not None, key
+    assert data["serving.concurrent_errors"] == 0, data["serving.concurrent.error_examples"]
+    assert data["serving.concurrent.requests"] == 40
+    assert data["serving.requests"] == 12
+    assert data["serving.video_frames"] == 20
+    assert data["serving.folder_images"] == 8
+    assert data["serving.backend"].startswith("openvino")
+    assert data["serving.raw.infer_requests"] >= 1
+    targets = {t["key"]: t["pass"] for t in data["targets"]}
+    assert targets["serving.folder_over_cli"] is not None
+    assert targets["serving.rest_over_inference_p50"] is not None
+    assert "serving.rest_p50_ms" in done.stdout

@@ -10,6 +10,7 @@ among the arguments that make ultralytics build a new predictor).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,9 @@ class Answerer:
     def __init__(self, warm: WarmModel, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.warm = warm
         self.max_pixels = max_pixels
+        self.rebuilds = 0
+        """Times ultralytics built a new predictor after the warm-up (expected: never)."""
+        self._predictor = getattr(warm.model, "predictor", None)
         from ..runner.outputs import inline_prediction
 
         self._convert = inline_prediction
@@ -143,6 +147,15 @@ class Answerer:
             verbose=False,
             save=False,
         )
+        predictor = getattr(self.warm.model, "predictor", None)
+        if predictor is not self._predictor:  # a per-request set-up would cost every request
+            self._predictor = predictor
+            self.rebuilds += 1
+            print(
+                f"jupyter-yolo worker: ultralytics built a new predictor ({self.rebuilds})",
+                file=sys.stderr,
+                flush=True,
+            )
         return results[0]
 
     def predict(self, header: dict[str, Any], blobs: list[bytes]) -> dict[str, Any]:

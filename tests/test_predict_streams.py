@@ -180,3 +180,34 @@ def test_socket_guard_lets_exactly_the_stream_host_through() -> None:
     out = json.loads(found)
     assert out["192.0.2.10"] in ("let through", "connected"), out
     assert out["192.0.2.11"] == "blocked" and out["lookup"] == "offline", out
+
+
+def test_allow_list_matches_host_or_host_port_and_masks_credentials() -> None:
+    from jupyter_yolo.jobs.media_source import is_allowed, mask_url
+
+    assert is_allowed("rtsp://cam.local:554/live", ("cam.local",))
+    assert is_allowed("rtsp://cam.local:554/live", ("CAM.local:554",))
+    assert not is_allowed("rtsp://cam.local:8554/live", ("cam.local:554",))
+    assert not is_allowed("rtsp://cam.local.evil.example/live", ("cam.local",))
+    assert is_allowed("http://[::1]:8080/x", ("[::1]:8080",))
+    assert not is_allowed("http://user@/x", ("user",))
+    assert mask_url("rtsp://admin:s3cret@cam:554/a") == "rtsp://***@cam:554/a"
+    assert (
+        mask_url("see http://a:b@h/x and rtmp://c@d/y") == "see http://***@h/x and rtmp://***@d/y"
+    )
+
+
+def test_byte_ranges() -> None:
+    from jupyter_yolo.handlers.jobs import byte_range
+
+    assert byte_range(None, 100) is None
+    assert byte_range("bytes=0-9", 100) == (0, 9)
+    assert byte_range("bytes=90-", 100) == (90, 99)
+    assert byte_range("bytes=90-500", 100) == (90, 99)
+    assert byte_range("bytes=-10", 100) == (90, 99)
+    assert byte_range("bytes=-500", 100) == (0, 99)
+    assert byte_range("bytes=100-", 100) == "unsatisfiable"
+    assert byte_range("bytes=5-2", 100) == "unsatisfiable"
+    assert byte_range("bytes=0-1,5-6", 100) is None  # several ranges: the whole file
+    assert byte_range("bytes=a-b", 100) is None
+    assert byte_range("items=0-1", 100) is None

@@ -175,7 +175,9 @@ def run_predict(ctx: JobContext) -> dict[str, Any]:
         wait=lambda seconds: _wait(ctx, seconds),
         log=ctx.journal.log,
     )
-    batch = media.batch or default_batch(backend.get("name"), params.get("device"), media.track)
+    batch = default_batch(backend.get("name"), params.get("device"), media.track)
+    if media.batch and not media.track:  # a tracker sees the frames one by one, in order
+        batch = media.batch
     ctx.journal.log(
         f"predicting {source.unit} of {source.shown} "
         + (f"tracked with {media.tracker}" if media.track else f"{batch} per inference call")

@@ -211,3 +211,30 @@ def test_byte_ranges() -> None:
     assert byte_range("bytes=0-1,5-6", 100) is None  # several ranges: the whole file
     assert byte_range("bytes=a-b", 100) is None
     assert byte_range("items=0-1", 100) is None
+
+
+def test_progress_events_at_most_once_a_second_and_folded_into_the_job() -> None:
+    from jupyter_yolo.jobs.progress import Progress
+    from jupyter_yolo.runner.throughput import ProgressMeter
+
+    now = [100.0]
+    sent: list[dict[str, Any]] = []
+    meter = ProgressMeter(
+        lambda **fields: sent.append(fields), "frames", 200, "v.mp4", clock=lambda: now[0]
+    )
+    for step in range(1, 21):  # 5 frames every 0.25 s: 20 frames a second, for 5 seconds
+        now[0] += 0.25
+        meter.update(step * 5)
+    assert 5 <= len(sent) <= 6, sent
+    last = sent[-1]
+    assert last["unit"] == "frames" and last["total"] == 200 and last["fps"] == 20.0
+    assert last["eta_s"] == round((200 - last["done"]) / 20.0, 1)
+    meter.update(100, final=True)
+    assert sent[-1]["done"] == 100
+
+    progress = Progress()
+    events = [{"seq": i + 1, "type": "progress", **fields} for i, fields in enumerate(sent)]
+    progress.consume(events)
+    media = progress.summary()["media"]
+    assert media["done"] == 100 and media["total"] == 200 and media["fps"] == 20.0
+    assert progress.fraction == 0.5

@@ -28,6 +28,7 @@ from .inference_models import trained_model
 from .server_process import ServerProcess, serving
 
 MODEL = "shapes-n.pt"
+IMAGES = "uploads/shapes-val"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,8 @@ def server(
     install_dataset(shapes_template, workspace / "datasets" / "shapes")
     (workspace / "weights").mkdir(parents=True, exist_ok=True)
     shutil.copy2(model.weights, workspace / "weights" / MODEL)
+    # images like those it was trained on (128 px), where a plateau-trained model finds shapes
+    shutil.copytree(model.data.parent / "images" / "val", workspace / IMAGES)
     with serving(workspace) as process:
         yield process
 
@@ -51,7 +54,7 @@ def client(server: ServerProcess) -> YoloClient:
 
 @pytest.fixture(scope="module")
 def val_images(server: ServerProcess) -> list[Path]:
-    folder = server.workspace / "datasets" / "shapes" / "images" / "val"
+    folder = server.workspace / IMAGES
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png"))[:3]
 
 

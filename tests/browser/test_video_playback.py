@@ -76,7 +76,11 @@ def test_a_predicted_video_plays_in_jupyterlab(
         "from jupyter_yolo.widgets import MediaPanel\n"
         f"panel = MediaPanel(model={MODEL!r}, source={SOURCE!r}, conf=0.25)\npanel"
     )
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    # a video over the panel's limit streams from the server (the page's cookie, Range requests)
+    served = "panel.max_video_bytes = 1\npanel.show_video(panel.job_id)"
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(code), nbformat.v4.new_code_cell(served)]
+    )
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(notebook, lab.root / "media.ipynb")
     page.set_viewport_size({"width": 1400, "height": 1400})
@@ -107,6 +111,16 @@ def test_a_predicted_video_plays_in_jupyterlab(
     assert played["after"]["time"] > played["before"]["time"], "the video did not advance"
     assert played["after"]["frames"] > played["before"]["frames"], "no frame was decoded"
     panel_screenshot(page, MEDIA, "panel-media-video")
+
+    run_code_cell(page, 1)
+    streamed = f"{MEDIA} video.yolo-media-served"
+    page.wait_for_selector(streamed, timeout=60_000)
+    wait_for_text(page, MEDIA, "streams from the server")
+    played = page.evaluate(PLAY, streamed)
+    print(f"video streamed from the server: {played}")
+    assert played["error"] is None, played
+    assert abs(played["duration"] - FRAMES / FPS) < 0.5, played
+    assert played["after"]["time"] > played["before"]["time"], "the video did not advance"
 
 
 def lab_artifact(lab: ServerProcess, job_id: str, path: str) -> bytes:

@@ -356,6 +356,29 @@ def test_serving_targets_are_reported() -> None:
     assert "serving.folder_over_cli" in table and "<= 1.25" in table
 
 
+def test_serving_inputs_are_640_jpegs_and_an_h264_video(tmp_path: Path) -> None:
+    import av
+    from PIL import Image
+
+    from bench.media import make_images, make_video
+    from bench.serving import ServingConfig
+
+    images = make_images(tmp_path / "folder", 2)
+    assert [Image.open(p).size for p in images] == [(640, 640), (640, 640)]
+    assert make_images(tmp_path / "folder", 2) == images  # kept, not drawn again
+    video = make_video(tmp_path / "clip.mp4", 12)
+    assert not list(tmp_path.glob(".*partial*")), "written then renamed"
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    assert len(frames) == 12 and frames[0].shape == (480, 640, 3)
+    assert (frames[0] != frames[-1]).any(), "the shapes move"
+    quick, full = ServingConfig.for_mode(True), ServingConfig.for_mode(False)
+    assert full.folder_images == 200 and full.backend == "auto"
+    assert quick.requests < full.requests and quick.video_frames < full.video_frames
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_serving_section_quick(tmp_path: Path) -> None:

@@ -144,7 +144,10 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         )
         self.add_class("yolo-detection-panel")
         self._service: LatestOnly[ServiceRequest, PredictResponse] = LatestOnly(
-            self._send, self._answered, self._service_error, on_start=self._sending
+            self._ask_service,
+            self._service_answered,
+            self._service_error,
+            on_start=self._service_sending,
         )
         self.refresh_models(select=model, backend=backend)
         self._load_datasets(dataset)

@@ -127,7 +127,7 @@ class ServicePrediction:
         """Answers not drawn because a newer request had been made meanwhile."""
         return self._service.dropped
 
-    def _sending(self, wanted: ServiceRequest) -> None:
+    def _service_sending(self, wanted: ServiceRequest) -> None:
         cold = " (the first request on new weights starts a worker and may measure backends)"
         with self._lock:
             warm = self._current is not None and self._current[1].model == wanted.model
@@ -137,7 +137,7 @@ class ServicePrediction:
             f"({wanted.backend})" + ("" if warm else cold) + "\u2026",
         )
 
-    def _send(self, wanted: ServiceRequest) -> PredictResponse:
+    def _ask_service(self, wanted: ServiceRequest) -> PredictResponse:
         params: dict[str, Any] = {
             "model": wanted.model,
             "conf": wanted.conf,
@@ -150,7 +150,7 @@ class ServicePrediction:
             return self.client.predict_images(wanted.choice.data, **params)
         return self.client.predict_images(paths=[wanted.choice.path], **params)
 
-    def _answered(self, wanted: ServiceRequest, answer: PredictResponse) -> None:
+    def _service_answered(self, wanted: ServiceRequest, answer: PredictResponse) -> None:
         images = answer.get("images") or []
         entry: dict[str, Any] = dict(images[0]) if images else {"detections": []}
         entry.setdefault("task", answer.get("task"))

@@ -193,133 +193,176 @@ def concurrent(server: Any, query: dict[str, Any], images: list[bytes], per_clie
     }
 
 
-def run(*, quick: bool, workdir: Path, log: Log) -> dict[str, Any]:
-    """Measure the serving figures; a flat JSON-able dict (``python -m bench`` section)."""
-    cfg = ServingConfig.for_mode(quick)
-    started = time.monotonic()
+@dataclass(frozen=True)
+class Inputs:
+    """The model and the media of one run, in the server's workspace."""
+
+    workspace: Path
+    weights: Path
+    folder: list[Path]
+    video: Path
+
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the workspace (what job requests name)."""
+        return path.relative_to(self.workspace).as_posix()
+
+    @property
+    def model(self) -> str:
+        """The weights as a workspace path (a model reference jobs and requests take)."""
+        return self.rel(self.weights)
+
+    def requests(self) -> list[bytes]:
+        """The JPEGs the interactive and concurrent requests send, in turn."""
+        return [p.read_bytes() for p in self.folder[:8]]
+
+
+def prepare(cfg: ServingConfig, workdir: Path, log: Log) -> Inputs:
+    """The shapes detector (the inference section's when it is there) and the media."""
     shared = workdir.parent / "inference"  # the inference section's model and backend choice
     trained = shared / "workspace" / "jobs" / f"{JOB_ID[:-2]}{EPOCHS:02d}" / "run" / "weights"
     epochs = EPOCHS if (trained / "last.pt").exists() else cfg.epochs
     workspace, weights, _ = ensure_model(shared, epochs, log)
-    model = weights.relative_to(workspace).as_posix()
     media = workspace / "bench-serving"
-    folder_paths = make_images(media / f"folder-{cfg.folder_images}", cfg.folder_images)
-    folder = folder_paths[0].parent.relative_to(workspace).as_posix()
-    one = folder_paths[0].relative_to(workspace).as_posix()
+    folder = make_images(media / f"folder-{cfg.folder_images}", cfg.folder_images)
     video = make_video(media / f"video-{cfg.video_frames}.mp4", cfg.video_frames)
-    images = [p.read_bytes() for p in folder_paths[:8]]
-    cpus = usable_cpus()
-    threads = thread_env(cpus)
-    common = {"kind": "predict", "model": model, "imgsz": IMGSZ, "device": "cpu"}
-    backend_arg = {"backend": cfg.backend}
-    root = workdir / "server"
-    root.mkdir(parents=True, exist_ok=True)
-    server = start_server(root, workspace, threads)
+    return Inputs(workspace, weights, folder, video)
+
+
+def folder_rounds(
+    rest: Rest, inputs: Inputs, job: dict[str, Any], rounds: int, workdir: Path
+) -> dict[str, Any]:
+    """Throughput-mode job, latency-mode job and plain CLI on the folder, shuffled per round."""
+    walls: dict[str, list[float]] = {"job": [], "latency_mode": [], "cli": []}
+    fps: dict[str, list[float]] = {"job": [], "latency_mode": []}
+    batch = None
+    env = plain_env(workdir)
+    project = workdir / "cli-runs"
+    project.mkdir(parents=True, exist_ok=True)
+    folder = inputs.folder[0].parent
+    for index in range(rounds):
+        order = list(walls)
+        random.Random(index).shuffle(order)  # no side always follows the same one
+        for side in order:
+            if side == "cli":
+                walls[side].append(plain_cli(inputs.weights, folder, IMGSZ, env, project)["wall_s"])
+                continue
+            extra = {"batch": 1} if side == "latency_mode" else {}
+            wall, done = _job(
+                rest, inputs.workspace, {**job, "source": inputs.rel(folder), **extra}
+            )
+            walls[side].append(wall)
+            fps[side].append(float(done["result"]["fps"] or 0.0))
+            batch = done["result"]["batch"] if side == "job" else batch
+    n = len(inputs.folder)
+    per_s = {side: n / median(values) for side, values in walls.items()}
+    return {
+        "folder_images": n,
+        "folder_batch": batch,
+        "folder_job_images_per_s": rounded(per_s["job"]),
+        "folder_job_fps": rounded(median(fps["job"])),
+        "folder_latency_mode_images_per_s": rounded(per_s["latency_mode"]),
+        "folder_latency_mode_fps": rounded(median(fps["latency_mode"])),
+        "folder_cli_images_per_s": rounded(per_s["cli"]),
+        "folder_over_cli": rounded(per_s["job"] / per_s["cli"]),
+        "folder_over_latency_mode": rounded(per_s["job"] / per_s["latency_mode"]),
+        "folder_walls_s": {k: [rounded(v, 2) for v in vs] for k, vs in walls.items()},
+    }
+
+
+def video_runs(rest: Rest, inputs: Inputs, job: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """Predict jobs on the generated video (annotated H.264 mp4 written, as by default)."""
+    runs = [
+        _job(rest, inputs.workspace, {**job, "source": inputs.rel(inputs.video)})
+        for _ in range(repeats)
+    ]
+    frames = runs[0][1]["result"]["frames"]
+    return {
+        "video_frames": frames,
+        "video_fps": rounded(median(float(done["result"]["fps"] or 0.0) for _, done in runs)),
+        "video_frames_per_s_end_to_end": rounded(frames / median(wall for wall, _ in runs)),
+        "video_written": runs[0][1]["result"].get("video"),
+    }
+
+
+def measure(server: Any, cfg: ServingConfig, inputs: Inputs, workdir: Path, log: Log) -> Any:
+    """Every figure that needs the server: (figures, the backend's report)."""
     rest = Rest(server.url, server.token, timeout=600)
     client = PredictClient(server.url, server.token, timeout=600)
+    common = {"kind": "predict", "model": inputs.model, "imgsz": IMGSZ, "device": "cpu"}
+    images = inputs.requests()
+    one = inputs.rel(inputs.folder[0])
     try:
         log(f"serving: first predict job ({cfg.backend}: chooses and prepares the backend)")
-        _, first = _job(rest, workspace, {**common, **backend_arg, "source": one})
-        chosen = first["result"]["backend"]
+        _, first = _job(rest, inputs.workspace, {**common, "backend": cfg.backend, "source": one})
+        chosen: dict[str, Any] = first["result"]["backend"]
         name = str(chosen["name"])
+        job = {**common, "backend": name}  # every later job and request: the same backend
+        query = {"model": inputs.model, "imgsz": IMGSZ, "backend": name, "device": "cpu"}
         log(f"serving: backend {name}; warm worker, {cfg.requests} sequential requests")
-        query = {"model": model, "imgsz": IMGSZ, "backend": name, "device": "cpu"}
         cold, answer = client.predict(query, images[0])
-        worker_start_ms = answer["timing"].get("worker_start_ms")
         for image in images[:5]:
             client.predict(query, image)
         latency = interactive(client, query, images, cfg.requests)
-        job_one = [
-            _job(rest, workspace, {**common, "backend": name, "source": one})[0]
-            for _ in range(cfg.rounds)
-        ]
+        one_job = median(
+            _job(rest, inputs.workspace, {**job, "source": one})[0] for _ in range(cfg.rounds)
+        )
         log(f"serving: folder of {cfg.folder_images} images, {cfg.rounds} round(s)")
-        walls: dict[str, list[float]] = {"job": [], "latency_mode": [], "cli": []}
-        fps: dict[str, list[float]] = {"job": [], "latency_mode": []}
-        batch = None
-        env = plain_env(workdir)
-        for index in range(cfg.rounds):
-            order = list(walls)
-            random.Random(index).shuffle(order)
-            for side in order:
-                if side == "cli":
-                    project = workdir / "cli-runs"
-                    project.mkdir(parents=True, exist_ok=True)
-                    walls[side].append(
-                        plain_cli(weights, folder_paths[0].parent, IMGSZ, env, project)["wall_s"]
-                    )
-                    continue
-                extra = {"batch": 1} if side == "latency_mode" else {}
-                wall, job = _job(
-                    rest, workspace, {**common, "backend": name, "source": folder, **extra}
-                )
-                walls[side].append(wall)
-                fps[side].append(float(job["result"]["fps"] or 0.0))
-                batch = job["result"]["batch"] if side == "job" else batch
+        folder = folder_rounds(rest, inputs, job, cfg.rounds, workdir)
         log(f"serving: video of {cfg.video_frames} frames")
-        video_runs = [
-            _job(
-                rest,
-                workspace,
-                {**common, "backend": name, "source": video.relative_to(workspace).as_posix()},
-            )
-            for _ in range(max(1, cfg.rounds - 1))
-        ]
+        video = video_runs(rest, inputs, job, max(1, cfg.rounds - 1))
         log(f"serving: {CLIENTS} concurrent clients, {cfg.per_client} requests each")
         crowd = concurrent(server, query, images, cfg.per_client)
     finally:
         rest.close()
         client.close()
-        server.stop()
-    log("serving: the backend's raw limit on random input")
-    raw_model = workspace / str(chosen.get("model") or weights)
-    raw = raw_limit(
-        {
-            "backend": name,
-            "model": str(raw_model),
-            "imgsz": IMGSZ,
-            "seconds": cfg.raw_seconds,
-            "cpus": cpus,
-        },
-        workdir,
-        _clean_env(),
-    )
-    n = cfg.folder_images
-    job_per_s = n / median(walls["job"])
-    cli_per_s = n / median(walls["cli"])
-    latency_per_s = n / median(walls["latency_mode"])
-    job_fps = median(fps["job"])
-    raw_fps = raw.get("frames_per_s")
-    video_fps = median(float(job["result"]["fps"] or 0.0) for _, job in video_runs)
-    frames = video_runs[0][1]["result"]["frames"]
     return {
         "backend": name,
         "requested_backend": cfg.backend,
         "imgsz": IMGSZ,
         **latency,
-        "worker_start_ms": rounded(worker_start_ms, 1),
+        "worker_start_ms": rounded(answer["timing"].get("worker_start_ms"), 1),
         "first_request_ms": rounded(cold * 1000, 1),
-        "job_one_image_s": rounded(median(job_one), 3),
-        "job_over_rest": rounded(median(job_one) / (latency["rest_p50_ms"] / 1000), 1),
-        "folder_images": n,
-        "folder_batch": batch,
-        "folder_job_images_per_s": rounded(job_per_s),
-        "folder_job_fps": rounded(job_fps),
-        "folder_latency_mode_images_per_s": rounded(latency_per_s),
-        "folder_latency_mode_fps": rounded(median(fps["latency_mode"])),
-        "folder_cli_images_per_s": rounded(cli_per_s),
-        "folder_over_cli": rounded(job_per_s / cli_per_s),
-        "folder_over_latency_mode": rounded(job_per_s / latency_per_s),
-        "folder_walls_s": {k: [rounded(v, 2) for v in vs] for k, vs in walls.items()},
-        "video_frames": frames,
-        "video_fps": rounded(video_fps),
-        "video_frames_per_s_end_to_end": rounded(frames / median(wall for wall, _ in video_runs)),
+        "job_one_image_s": rounded(one_job, 3),
+        "job_over_rest": rounded(one_job / (latency["rest_p50_ms"] / 1000), 1),
+        **folder,
+        **video,
         "concurrent": crowd,
         "concurrent_errors": crowd["errors"],
         "concurrent_p99_ms": crowd["p99_ms"],
+    }, chosen
+
+
+def run(*, quick: bool, workdir: Path, log: Log) -> dict[str, Any]:
+    """Measure the serving figures; a flat JSON-able dict (``python -m bench`` section)."""
+    cfg = ServingConfig.for_mode(quick)
+    started = time.monotonic()
+    inputs = prepare(cfg, workdir, log)
+    cpus = usable_cpus()
+    threads = thread_env(cpus)
+    root = workdir / "server"
+    root.mkdir(parents=True, exist_ok=True)
+    server = start_server(root, inputs.workspace, threads)
+    try:
+        figures, chosen = measure(server, cfg, inputs, workdir, log)
+    finally:
+        server.stop()
+    log("serving: the backend's raw limit on random input (server stopped)")
+    raw_config = {
+        "backend": figures["backend"],
+        "model": str(inputs.workspace / str(chosen.get("model") or inputs.weights)),
+        "imgsz": IMGSZ,
+        "seconds": cfg.raw_seconds,
+        "cpus": cpus,
+    }
+    raw = raw_limit(raw_config, workdir, _clean_env())
+    raw_fps = raw.get("frames_per_s")
+    job_fps = figures["folder_job_fps"]
+    job_per_s = figures["folder_job_images_per_s"]
+    return {
+        **figures,
         "raw": raw,
         "raw_fps": rounded(raw_fps),
-        "folder_over_raw": rounded(job_fps / raw_fps) if raw_fps else None,
+        "folder_over_raw": rounded(job_fps / raw_fps) if raw_fps and job_fps else None,
         "folder_end_to_end_over_raw": rounded(job_per_s / raw_fps) if raw_fps else None,
         "rounds": cfg.rounds,
         "threads": threads,

@@ -18,6 +18,9 @@ from .errors import YoloError
 from .jobs.manager import JobManager
 from .jobs.schema import HardwareView, device_problem
 from .ownership import WorkspaceOwnership
+from .runner.resources import usable_cpus
+from .serving.pool import PoolSettings, WorkerPool
+from .serving.service import PredictLimits, PredictService
 from .workspace import Workspace
 
 PROBE_RETRY_S = 60.0  # a failed hardware probe is not run again for every job request
@@ -247,7 +250,40 @@ class YoloApp(ExtensionApp):
         )
         for message in moved:
             self.jobs.report_problem("workspace", message)
+        self.predict_service = self._build_predict_service()
         self.log.info("jupyter_yolo %s: workspace %s", __version__, self.yolo_workspace.root)
+
+    def _build_predict_service(self) -> PredictService:
+        """The warm inference workers of POST /yolo/predict (none starts before a request)."""
+        pool = WorkerPool(
+            PoolSettings(
+                workspace=self.yolo_workspace.root,
+                python=self.probe_python,
+                cpus=usable_cpus(),
+                max_workers=self.max_predict_workers,
+                idle_timeout=self.predict_idle_timeout,
+                memory_limit=self.predict_memory_limit,
+                queue_size=self.predict_queue_size,
+                timeout=self.predict_timeout,
+                start_timeout=self.predict_start_timeout,
+                kill_grace=self.kill_grace_period,
+                max_pixels=self.max_image_pixels,
+            ),
+            log=self.log,
+        )
+        return PredictService(
+            self.yolo_workspace,
+            self.jobs.validator,
+            pool,
+            PredictLimits(
+                max_body_bytes=self.max_predict_body_bytes,
+                max_images=self.max_predict_images,
+                max_pixels=self.max_image_pixels,
+            ),
+            default_device=self._checked_default_device(),
+            hardware=self._hardware_view,
+            cuda_available=self._cuda_available,
+        )
 
     def _checked_default_device(self) -> str | None:
         """``default_device`` when ultralytics knows it; a bad value is logged and ignored."""
@@ -283,7 +319,16 @@ class YoloApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Register the REST API under ``/yolo/``."""
-        from .handlers import accelerators, datasets, jobs, notebooks, openapi, tasks, workspace
+        from .handlers import (
+            accelerators,
+            datasets,
+            jobs,
+            notebooks,
+            openapi,
+            predict,
+            tasks,
+            workspace,
+        )
 
         self.handlers.extend(
             [
@@ -291,6 +336,7 @@ class YoloApp(ExtensionApp):
                 *datasets.HANDLERS,
                 *jobs.HANDLERS,
                 *openapi.HANDLERS,
+                *predict.HANDLERS,
                 *tasks.HANDLERS,
             ]
         )
@@ -312,5 +358,6 @@ class YoloApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Shut down cleanly: running jobs are stopped gracefully when configured to."""
+        await self.predict_service.pool.shutdown()
         await self.jobs.shutdown(stop_jobs=self.stop_jobs_on_shutdown)
         self.ownership.release()

@@ -66,7 +66,7 @@ async def test_job_request_schema_follows_the_validator(jp_fetch: Any, kind: str
 
 # ---------------------------------------------------------------------------- the spec's bounds
 
-ERROR_CODES = {"400", "403", "404", "409", "413", "415", "502", "504", "507"}
+ERROR_CODES = {"400", "403", "404", "409", "413", "415", "429", "502", "503", "504", "507"}
 
 
 def test_every_operation_lists_its_error_codes_with_the_error_shape() -> None:

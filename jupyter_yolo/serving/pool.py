@@ -1,0 +1,446 @@
+"""Warm inference workers for ``POST /yolo/predict``: one per :class:`WorkerKey`, reused, evicted.
+
+A worker is a process (:mod:`jupyter_yolo.serving.process`), never the server: it holds one
+model on one backend at one image size on one device. The pool
+
+* starts a worker on the first request for its key (the request waits, and its timing says
+  ``worker_start_ms``) and reuses it while it is warm;
+* lets one request at a time use a worker, the others wait in FIFO order (``asyncio.Lock``
+  wakes waiters in order) in a queue of at most ``queue_size``; one more is refused with
+  :class:`~jupyter_yolo.errors.TooManyRequests` (429, ``Retry-After``);
+* stops workers idle longer than ``idle_timeout`` (a periodic task), and the least recently used
+  idle ones when starting another would exceed ``max_workers`` or the workers' summed resident
+  memory is over ``memory_limit`` (a busy worker is never evicted; when all are busy and no more
+  may start, the request gets 503 with ``Retry-After``);
+* kills a worker that dies mid-request (end of its output, a broken frame) or takes longer than
+  ``timeout`` on one request: that request gets
+  :class:`~jupyter_yolo.errors.WorkerUnavailable` (503, ``Retry-After``) saying so, and the next
+  request starts a fresh worker. Requests queued behind it move to the fresh worker.
+
+A worker that cannot start: when it says why (its ``failed`` message) and gives a 4xx
+``status``, the model itself is unusable (not loadable, wrong format): the request gets that
+status with the worker's message, since retrying cannot help. Without a status, or when it exits
+without a word or overruns ``start_timeout``, the request gets 503 with the worker's last stderr
+lines. Requests queued behind a failed start get the same answer (no start storm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..contract.payloads import ImagePrediction
+from ..contract.serving import (
+    BackendChoice,
+    PredictResponse,
+    PredictTiming,
+    WorkerInfo,
+    WorkerKey,
+)
+from ..errors import TooManyRequests, WorkerUnavailable, YoloError
+from .process import WorkerGone, WorkerProcess
+
+LOG_FOLDER = ".predict-workers"
+WORKER_MODULE = "jupyter_yolo.serving.worker"
+
+
+class ModelRefused(YoloError):
+    """The worker could not use the model (its ``failed`` or ``error`` message, its status)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The pool's limits (the app's ``predict_*`` traits) and how to start a worker."""
+
+    workspace: Path
+    python: str = sys.executable
+    cpus: int = 1
+    max_workers: int = 2
+    idle_timeout: float = 600.0
+    memory_limit: int = 4 * 1024**3
+    queue_size: int = 32
+    timeout: float = 120.0
+    start_timeout: float = 300.0
+    kill_grace: float = 5.0
+    log_max_bytes: int = 1024 * 1024
+    max_pixels: int = 40_000_000
+
+
+@dataclass
+class PredictCall:
+    """One request, checked and ready for a worker."""
+
+    key: WorkerKey
+    model_path: Path
+    model_ref: str
+    """The reference as the request gave it."""
+    blobs: list[bytes]
+    names: list[str]
+    conf: float
+    iou: float
+    classes: list[int] | None
+    arrived: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` when the request reached the server."""
+
+
+class _Worker:
+    """A pool entry: the process plus the pool's bookkeeping."""
+
+    def __init__(self, key: WorkerKey, model: str, process: WorkerProcess) -> None:
+        self.key = key
+        self.model = model
+        self.process = process
+        self.lock = asyncio.Lock()
+        self.waiting = 0
+        self.requests = 0
+        self.busy = False
+        self.ready: dict[str, Any] | None = None
+        self.failure: YoloError | None = None
+        self.gone = False
+        self.last_used = time.monotonic()
+        self.started = time.time()
+
+    @property
+    def idle(self) -> bool:
+        return self.ready is not None and not self.lock.locked() and self.waiting == 0
+
+    def info(self) -> WorkerInfo:
+        ready = self.ready or {}
+        backend = ready.get("backend")
+        name = backend.get("name") if isinstance(backend, dict) else None
+        state = (
+            "stopped" if self.gone else "busy" if self.busy else "ready" if ready else "starting"
+        )
+        return WorkerInfo(
+            key=self.key.label(),
+            model=self.model,
+            task=str(ready.get("task") or ""),
+            backend=str(name or self.key.backend),
+            imgsz=int(ready.get("imgsz") or self.key.imgsz),
+            device=self.key.device,
+            pid=self.process.pid,
+            state=state,
+            requests=self.requests,
+            queued=self.waiting,
+            rss_bytes=self.process.rss_bytes(),
+            idle_s=0.0 if self.busy else round(time.monotonic() - self.last_used, 3),
+            started=self.started,
+        )
+
+
+def _file_label(key: WorkerKey) -> str:
+    text = f"{key.digest[:16]}-{key.backend}-{key.imgsz}-{key.device}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+class WorkerPool:
+    """Warm inference workers keyed by :class:`WorkerKey` (see the module docstring)."""
+
+    def __init__(self, settings: PoolSettings, log: logging.Logger | None = None) -> None:
+        self.settings = settings
+        self.log = log or logging.getLogger(__name__)
+        self._workers: dict[WorkerKey, _Worker] = {}
+        self._ids = itertools.count(1)
+        self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._shut = False
+
+    # ------------------------------------------------------------------ public
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every worker the pool holds, oldest first."""
+        return [w.info() for w in self._workers.values()]
+
+    async def predict(self, call: PredictCall) -> PredictResponse:
+        """Run ``call`` on its warm worker (starting one if needed) and build the answer."""
+        self._ensure_reaper()
+        for attempt in range(3):
+            worker = self._worker_for(call)
+            if worker.waiting >= self.settings.queue_size:
+                raise TooManyRequests(
+                    f"{worker.waiting} requests already wait for the inference worker of this "
+                    f"model (predict_queue_size = {self.settings.queue_size}); retry shortly."
+                )
+            worker.waiting += 1
+            try:
+                await worker.lock.acquire()
+            finally:
+                worker.waiting -= 1
+            try:
+                if worker.failure is not None:
+                    raise worker.failure
+                if worker.gone:  # it crashed or was stopped while this request waited
+                    if attempt < 2:
+                        continue  # go to a fresh one
+                    raise WorkerUnavailable(
+                        "The inference workers for this model keep stopping; retry later."
+                    )
+                start_ms = await self._start(worker) if worker.ready is None else None
+                return await self._run(worker, call, start_ms)
+            finally:
+                worker.lock.release()
+        raise WorkerUnavailable("The inference workers for this model keep failing; retry later.")
+
+    async def stop_all(self) -> int:
+        """Stop every worker (in flight requests get 503); how many there were."""
+        workers = list(self._workers.values())
+        self._workers.clear()
+        for worker in workers:
+            worker.gone = True
+        await asyncio.gather(*(w.process.close(self.settings.kill_grace) for w in workers))
+        return len(workers)
+
+    async def shutdown(self) -> None:
+        """Stop the reaper and close every worker (stdin, then SIGTERM, then SIGKILL)."""
+        self._shut = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.stop_all()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # ------------------------------------------------------------------ workers
+
+    def _worker_for(self, call: PredictCall) -> _Worker:
+        """The key's live worker, or a new (not yet started) one after making room.
+
+        Synchronous from lookup to insertion, so concurrent requests share one new worker.
+        """
+        worker = self._workers.get(call.key)
+        if worker is not None and not worker.gone:
+            return worker
+        if self._shut:
+            raise WorkerUnavailable("The server is shutting down.")
+        self._make_room(extra=1)
+        if len(self._workers) >= self.settings.max_workers:
+            raise WorkerUnavailable(
+                f"All {len(self._workers)} inference workers are busy (max_predict_workers = "
+                f"{self.settings.max_workers}); retry shortly."
+            )
+        key = call.key
+        log_path = self.settings.workspace / LOG_FOLDER / f"{_file_label(key)}.log"
+        command = [
+            self.settings.python,
+            "-m",
+            WORKER_MODULE,
+            "--workspace",
+            str(self.settings.workspace),
+            "--model",
+            str(call.model_path),
+            "--backend",
+            key.backend,
+            "--imgsz",
+            str(key.imgsz),
+            "--device",
+            key.device,
+            "--cpus",
+            str(self.settings.cpus),
+            "--max-pixels",
+            str(self.settings.max_pixels),
+        ]
+        process = WorkerProcess(command, log_path, self.settings.log_max_bytes)
+        worker = _Worker(key, self._relative(call.model_path), process)
+        self._workers[key] = worker
+        return worker
+
+    def _relative(self, path: Path) -> str:
+        root = self.settings.workspace.resolve()
+        resolved = path.resolve()
+        return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(path)
+
+    def _make_room(self, extra: int) -> None:
+        """Evict least recently used idle workers over the count or memory budget."""
+        idle = sorted((w for w in self._workers.values() if w.idle), key=lambda w: w.last_used)
+        while idle and len(self._workers) + extra > self.settings.max_workers:
+            self._evict(idle.pop(0), "to make room for another model (max_predict_workers)")
+        if idle and self._rss_total() > self.settings.memory_limit:
+            while idle and self._rss_total() > self.settings.memory_limit:
+                self._evict(idle.pop(0), "over predict_memory_limit")
+
+    def _rss_total(self) -> int:
+        return sum(w.process.rss_bytes() or 0 for w in self._workers.values())
+
+    def _evict(self, worker: _Worker, why: str) -> None:
+        self.log.info("jupyter_yolo: stopping inference worker %s: %s", worker.key.label(), why)
+        self._drop(worker)
+        task = asyncio.ensure_future(worker.process.close(self.settings.kill_grace))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _drop(self, worker: _Worker) -> None:
+        worker.gone = True
+        if self._workers.get(worker.key) is worker:
+            del self._workers[worker.key]
+
+    async def _start(self, worker: _Worker) -> float:
+        """Start the worker's process; on failure remember why for the requests queued on it."""
+        began = time.monotonic()
+        try:
+            worker.ready = await worker.process.start(self.settings.start_timeout)
+        except WorkerGone as exc:
+            worker.failure = self._start_error(worker, exc)
+            self._drop(worker)
+            with contextlib.suppress(Exception):
+                await worker.process.close(self.settings.kill_grace)
+            raise worker.failure from None
+        except BaseException:
+            worker.process.kill()
+            self._drop(worker)
+            raise
+        started_ms = (time.monotonic() - began) * 1000
+        self.log.info(
+            "jupyter_yolo: inference worker %s ready (pid %s) in %.0f ms",
+            worker.key.label(),
+            worker.process.pid,
+            started_ms,
+        )
+        watcher = asyncio.ensure_future(self._watch(worker))
+        self._closing.add(watcher)
+        watcher.add_done_callback(self._closing.discard)
+        return started_ms
+
+    def _start_error(self, worker: _Worker, exc: WorkerGone) -> YoloError:
+        if exc.status is not None and 400 <= exc.status < 500:
+            return ModelRefused(f"Model {worker.model!r}: {exc.message}.", exc.status)
+        return WorkerUnavailable(
+            f"The inference worker for {worker.model!r} could not start: {exc.message}. "
+            f"Last lines of its log ({self._relative(worker.process.log_path)}):\n"
+            f"{worker.process.stderr_tail()}"
+        )
+
+    async def _watch(self, worker: _Worker) -> None:
+        """Forget a worker whose process exits while idle, so the next request starts anew."""
+        process = worker.process.process
+        if process is None:
+            return
+        await process.wait()
+        if not worker.gone:
+            self.log.warning(
+                "jupyter_yolo: inference worker %s (pid %s) exited with code %s",
+                worker.key.label(),
+                process.pid,
+                process.returncode,
+            )
+            self._drop(worker)
+
+    async def _run(
+        self, worker: _Worker, call: PredictCall, start_ms: float | None
+    ) -> PredictResponse:
+        queue_ms = (time.monotonic() - call.arrived) * 1000 - (start_ms or 0.0)
+        request_id = next(self._ids)
+        header = {
+            "op": "predict",
+            "id": request_id,
+            "conf": call.conf,
+            "iou": call.iou,
+            "classes": call.classes,
+            "names": call.names,
+        }
+        worker.busy = True
+        try:
+            answer = await worker.process.exchange(header, call.blobs, self.settings.timeout)
+        except WorkerGone as exc:
+            self._drop(worker)
+            what = "hung" if exc.hung else "crashed"
+            raise WorkerUnavailable(
+                f"The inference worker for {worker.model!r} {what} on this request "
+                f"({exc.message}) and was stopped; the next request starts a fresh one. Last "
+                f"lines of its log:\n{worker.process.stderr_tail()}"
+            ) from None
+        finally:
+            worker.busy = False
+            worker.last_used = time.monotonic()
+        worker.requests += 1
+        return self._response(
+            worker, call, request_id=request_id, answer=answer, queue_ms=queue_ms, start_ms=start_ms
+        )
+
+    def _response(
+        self,
+        worker: _Worker,
+        call: PredictCall,
+        *,
+        request_id: int,
+        answer: dict[str, Any],
+        queue_ms: float,
+        start_ms: float | None,
+    ) -> PredictResponse:
+        op = answer.get("op")
+        if op == "error" and answer.get("id") == request_id:
+            status = answer.get("status")
+            code = status if isinstance(status, int) and 400 <= status < 600 else 500
+            raise ModelRefused(str(answer.get("message") or "the worker refused the request"), code)
+        images = answer.get("images")
+        if op != "result" or answer.get("id") != request_id or not isinstance(images, list):
+            worker.process.kill()
+            self._drop(worker)
+            raise WorkerUnavailable(
+                f"The inference worker for {worker.model!r} answered out of step ({op!r}) and "
+                f"was stopped; the next request starts a fresh one."
+            )
+        ready = worker.ready or {}
+        raw = answer.get("timing") if isinstance(answer.get("timing"), dict) else {}
+        assert isinstance(raw, dict)
+        timing = PredictTiming(
+            queue_ms=round(max(queue_ms, 0.0), 3),
+            preprocess_ms=float(raw.get("preprocess_ms") or 0.0),
+            inference_ms=float(raw.get("inference_ms") or 0.0),
+            postprocess_ms=float(raw.get("postprocess_ms") or 0.0),
+            total_ms=round((time.monotonic() - call.arrived) * 1000, 3),
+        )
+        if start_ms is not None:
+            timing["worker_start_ms"] = round(start_ms, 3)
+        backend = ready.get("backend")
+        choice = (
+            BackendChoice(**backend)  # type: ignore[typeddict-item]
+            if isinstance(backend, dict)
+            else BackendChoice(name=call.key.backend, requested=call.key.backend)
+        )
+        predictions: Sequence[ImagePrediction] = images
+        return PredictResponse(
+            task=str(ready.get("task") or ""),
+            model=call.model_ref,
+            backend=choice,
+            imgsz=int(ready.get("imgsz") or call.key.imgsz),
+            images=list(predictions),
+            timing=timing,
+            worker=worker.info(),
+        )
+
+    # ------------------------------------------------------------------ eviction
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.ensure_future(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        interval = max(0.1, min(self.settings.idle_timeout / 4, 30.0))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.reap()
+            except Exception:  # the reaper must outlive any one bad worker
+                self.log.exception("jupyter_yolo: inference worker eviction failed")
+
+    def reap(self) -> None:
+        """Evict workers idle past ``idle_timeout`` and idle ones over the memory budget."""
+        now = time.monotonic()
+        for worker in list(self._workers.values()):
+            if worker.idle and now - worker.last_used > self.settings.idle_timeout:
+                self._evict(worker, f"idle for over {self.settings.idle_timeout:g} s")
+        self._make_room(extra=0)

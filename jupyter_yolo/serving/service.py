@@ -1,0 +1,126 @@
+"""``POST /yolo/predict`` without tornado: check a request, find its worker, answer.
+
+The handler hands over the query (a getter) and the images it took from the body; everything
+that touches the disk (resolving the model, hashing it, reading named images, the hardware
+report for a GPU device) runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..contract.serving import PredictResponse, WorkerInfo, WorkerKey
+from ..errors import InvalidRequest
+from ..inference.backends import refusal
+from ..jobs.devices import absence, needs_report
+from ..jobs.schema import HardwareView, JobValidator
+from ..workspace import Workspace
+from .digest import DigestCache
+from .pool import PredictCall, WorkerPool
+from .requests import (
+    ImageInput,
+    PredictParams,
+    check_images,
+    parse_params,
+    read_workspace_images,
+)
+
+
+@dataclass(frozen=True)
+class PredictLimits:
+    """What one request may carry (the app's ``max_predict_*`` and ``max_image_pixels``)."""
+
+    max_body_bytes: int
+    max_images: int
+    max_pixels: int
+
+
+class PredictService:
+    """Checks requests and runs them on the :class:`WorkerPool`."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        validator: JobValidator,
+        pool: WorkerPool,
+        limits: PredictLimits,
+        *,
+        default_device: str | None,
+        hardware: Callable[[], HardwareView],
+        cuda_available: Callable[[], bool],
+    ) -> None:
+        self.workspace = workspace
+        self.validator = validator
+        self.pool = pool
+        self.limits = limits
+        self.default_device = default_device
+        self._hardware = hardware
+        self._cuda = cuda_available
+        self._digests = DigestCache()
+
+    def params(self, get: Callable[[str], str | None]) -> PredictParams:
+        """The request's query, checked (400 naming the bad argument)."""
+        return parse_params(
+            get,
+            default_device=self.default_device,
+            backend_refusal=lambda backend, device: refusal(
+                backend, cuda=self._cuda(), device=device
+            ),
+        )
+
+    def check(self, images: list[ImageInput]) -> None:
+        """Refuse a request without images, with too many, or with one too large or no image."""
+        check_images(images, max_images=self.limits.max_images, max_pixels=self.limits.max_pixels)
+
+    async def named_images(self, paths: object) -> list[ImageInput]:
+        """The workspace images a JSON body's ``paths`` names, read in a thread."""
+        return await asyncio.to_thread(
+            read_workspace_images,
+            self.workspace,
+            paths,
+            max_images=self.limits.max_images,
+            max_bytes=self.limits.max_body_bytes,
+        )
+
+    def _model_path(self, params: PredictParams) -> Path:
+        if needs_report(params.device):
+            report, probe_error = self._hardware()
+            problem = absence(params.device, report, probe_error)
+            if problem:
+                raise InvalidRequest(f"Query argument 'device': {problem}")
+        resolved = self.validator.resolve_model(params.model, "predict")
+        path = Path(resolved)
+        if not path.is_absolute() or not path.exists():
+            raise InvalidRequest(f"Model {params.model!r} is not a trained weights file or export.")
+        return path
+
+    async def predict(
+        self, params: PredictParams, images: list[ImageInput], arrived: float
+    ) -> PredictResponse:
+        """Run the checked request on its warm worker (``arrived``: ``time.monotonic()``)."""
+        self.check(images)
+        path = await asyncio.to_thread(self._model_path, params)
+        digest = await self._digests.digest_async(path)
+        call = PredictCall(
+            key=WorkerKey(digest, params.backend, params.imgsz, params.device),
+            model_path=path,
+            model_ref=params.model,
+            blobs=[image.data for image in images],
+            names=[image.name for image in images],
+            conf=params.conf,
+            iou=params.iou,
+            classes=params.classes,
+            arrived=arrived,
+        )
+        return await self.pool.predict(call)
+
+    def workers(self) -> list[WorkerInfo]:
+        """The pool's workers."""
+        return self.pool.workers()
+
+    async def stop_workers(self) -> int:
+        """Stop every worker; how many there were."""
+        return await self.pool.stop_all()

@@ -7,6 +7,14 @@ entry is appended to ``run/predictions.jsonl`` (flushed as it goes, within a byt
 which frames are only counted), kept in ``predictions.json``'s prefix, and its annotated image
 goes to the mp4 (:mod:`.video_out`) or beside the results. A ``progress`` event at most once a
 second says how far it is. The stop request is checked between batches.
+
+What "throughput mode" is on each backend (ultralytics 8.4): PyTorch runs the batch as one
+tensor (the gain is on a GPU, where the default batch is larger). ultralytics' OpenVINO backend
+is synchronous only (its ``AsyncInferQueue`` path was removed because it can hang on Intel and
+AMD CPUs, ultralytics issue 25923) and ``AutoBackend`` splits a batch for static batch-1
+exports (what the export cache makes), so there the batch saves per-call overhead and the
+pre/post-processing is vectorised; the ``THROUGHPUT`` hint is not set, because with one
+synchronous request at a time it would split the CPU into streams and slow each request.
 """
 
 from __future__ import annotations

@@ -389,13 +389,12 @@ class TestQueue:
 
     @pytest.fixture
     def yolo_config(self) -> dict[str, Any]:
-        return {"predict_queue_size": 1}
+        return {"predict_queue_size": 1, "predict_timeout": 10.0}
 
-    async def test_a_full_queue_is_refused_with_429(
+    async def test_a_full_queue_gets_429_and_a_hung_worker_503(
         self, jp_fetch: Any, shared: TrainedModel
     ) -> None:
         model = {"model": shared.model_ref}
-
         warm = await predict(jp_fetch, jpeg(0), **model)
         pid = warm["worker"]["pid"]
 
@@ -409,25 +408,38 @@ class TestQueue:
                 assert time.monotonic() < deadline, await state()
                 await asyncio.sleep(0.05)
 
-        # the worker is paused: one request is in flight on it, one more waits, the next is
-        # refused at once (no timing involved: the pause holds them until it ends)
+        # the worker hangs (it is paused and never resumed): one request is in flight on it,
+        # one more waits, the next is refused at once; no timing is involved, the pause holds
+        # them until predict_timeout ends the one in flight
         os.kill(pid, signal.SIGSTOP)
-        try:
-            running = asyncio.ensure_future(predict(jp_fetch, jpeg(1), **model))
-            await until(lambda w: w["state"] == "busy")
-            waiting = asyncio.ensure_future(predict(jp_fetch, jpeg(2), **model))
-            await until(lambda w: w["queued"] == 1)
-            with pytest.raises(HTTPClientError) as info:
-                await predict(jp_fetch, jpeg(3), **model)
-            assert info.value.code == 429
-            assert info.value.response is not None
-            assert info.value.response.headers["Retry-After"] == "2"
-            assert "predict_queue_size" in json.loads(info.value.response.body)["message"]
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        answers = [await running, await waiting]
-        assert [a["worker"]["pid"] for a in answers] == [pid, pid]
-        assert answers[1]["timing"]["queue_ms"] > 0
+        running = asyncio.ensure_future(predict(jp_fetch, jpeg(1), **model))
+        await until(lambda w: w["state"] == "busy")
+        waiting = asyncio.ensure_future(predict(jp_fetch, jpeg(2), **model))
+        await until(lambda w: w["queued"] == 1)
+        with pytest.raises(HTTPClientError) as info:
+            await predict(jp_fetch, jpeg(3), **model)
+        assert info.value.code == 429
+        assert info.value.response is not None
+        assert info.value.response.headers["Retry-After"] == "2"
+        assert "predict_queue_size" in json.loads(info.value.response.body)["message"]
+
+        # the one in flight: 503 with Retry-After once predict_timeout passes, the worker killed
+        with pytest.raises(HTTPClientError) as info:
+            await running
+        assert info.value.code == 503
+        assert info.value.response is not None
+        assert info.value.response.headers["Retry-After"] == "2"
+        message = json.loads(info.value.response.body)["message"]
+        assert "hung" in message and "predict_timeout" in message
+        # the one that waited moves to a fresh worker
+        moved = await waiting
+        assert moved["worker"]["pid"] != pid and "worker_start_ms" in moved["timing"]
+        assert moved["timing"]["queue_ms"] > 0
+        for _ in range(200):
+            if not os.path.exists(f"/proc/{pid}"):
+                break
+            await asyncio.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}")
 
 
 @pytest.mark.slow

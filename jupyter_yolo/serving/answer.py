@@ -102,14 +102,19 @@ def _too_many(name: str, width: int, height: int, limit: int) -> RequestError:
     )
 
 
+def check_size(blob: bytes, name: str, max_pixels: int) -> None:
+    """413 when the image's header says it has more than ``max_pixels`` (nothing decoded)."""
+    size = image_size(blob)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise _too_many(name, size[0], size[1], max_pixels)
+
+
 def decode_image(blob: bytes, name: str, max_pixels: int) -> Any:
     """The image as a BGR array; 413 over the pixel limit (by its header), 400 if not an image."""
     import cv2
     import numpy as np
 
-    size = image_size(blob)
-    if size is not None and size[0] * size[1] > max_pixels:
-        raise _too_many(name, size[0], size[1], max_pixels)
+    check_size(blob, name, max_pixels)
     array = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
     if array is None or array.size == 0:
         raise RequestError(
@@ -162,15 +167,16 @@ class Answerer:
         """The ``result`` header for a ``predict`` request; :class:`RequestError` if refused."""
         started = time.perf_counter()
         request = parse_request(header, blobs, self.max_pixels)
-        arrays = [
-            decode_image(blob, name, request.max_pixels)
-            for blob, name in zip(blobs, request.names, strict=True)
-        ]
-        decode_ms = (time.perf_counter() - started) * 1000.0
-        pre = inference = post = 0.0
+        for blob, name in zip(blobs, request.names, strict=True):  # refuse before any work
+            check_size(blob, name, request.max_pixels)
+        decode_ms = pre = inference = post = 0.0
         images: list[ImagePrediction] = []
-        for array, name in zip(arrays, request.names, strict=True):
+        for blob, name in zip(blobs, request.names, strict=True):  # one decoded image at a time
+            decoding = time.perf_counter()
+            array = decode_image(blob, name, request.max_pixels)
+            decode_ms += (time.perf_counter() - decoding) * 1000.0
             result = self._run(array, request)
+            del array
             speed = getattr(result, "speed", None) or {}
             pre += float(speed.get("preprocess") or 0.0)
             inference += float(speed.get("inference") or 0.0)

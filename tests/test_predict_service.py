@@ -380,6 +380,21 @@ class TestWarmWorker:
         log_folder = shared.workspace / ".predict-workers"
         assert any(p.stat().st_size > 0 for p in log_folder.glob("*.log"))
 
+        # weights that do not load: the worker says so and exits; the request gets the
+        # worker's reason (4xx when the worker says the model is unusable, else 503 with
+        # Retry-After), and no worker is left behind
+        broken = shared.workspace / "weights" / "broken.pt"
+        broken.parent.mkdir(exist_ok=True)
+        broken.write_bytes(b"not a checkpoint" * 64)
+        with pytest.raises(HTTPClientError) as info:
+            await predict(jp_fetch, jpeg(0), model="broken.pt")
+        assert info.value.response is not None
+        assert info.value.code in (400, 422, 503), info.value.response.body
+        assert "broken.pt" in json.loads(info.value.response.body)["message"]
+        if info.value.code == 503:
+            assert info.value.response.headers["Retry-After"] == "2"
+        assert await workers(jp_fetch) == []
+
 
 @pytest.mark.slow
 class TestQueue:

@@ -53,7 +53,7 @@ LOG_FOLDER = ".predict-workers"
 WORKER_MODULE = "jupyter_yolo.serving.worker"
 
 
-class ModelRefused(YoloError):
+class WorkerRefused(YoloError):
     """The worker could not use the model (its ``failed`` or ``error`` message, its status)."""
 
     def __init__(self, message: str, status: int) -> None:
@@ -316,10 +316,10 @@ class WorkerPool:
 
     def _start_error(self, worker: _Worker, exc: WorkerGone) -> YoloError:
         if exc.status is not None and 400 <= exc.status < 500:
-            return ModelRefused(f"Model {worker.model!r}: {exc.message}.", exc.status)
+            return WorkerRefused(f"Model {worker.model!r}: {exc.message}.", exc.status)
+        log = self._relative(worker.process.log_path)
         return WorkerUnavailable(
-            f"The inference worker for {worker.model!r} could not start: {exc.message}. "
-            f"Last lines of its log ({self._relative(worker.process.log_path)}):\n"
+            f"Model {worker.model!r}: {exc.message}. Last lines of its log ({log}):\n"
             f"{worker.process.stderr_tail()}"
         )
 
@@ -384,7 +384,9 @@ class WorkerPool:
         if op == "error" and answer.get("id") == request_id:
             status = answer.get("status")
             code = status if isinstance(status, int) and 400 <= status < 600 else 500
-            raise ModelRefused(str(answer.get("message") or "the worker refused the request"), code)
+            raise WorkerRefused(
+                str(answer.get("message") or "the worker refused the request"), code
+            )
         images = answer.get("images")
         if op != "result" or answer.get("id") != request_id or not isinstance(images, list):
             worker.process.kill()

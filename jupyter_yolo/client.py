@@ -506,20 +506,24 @@ class YoloClient(PredictServiceMixin):
         """Start a training on ``data`` (a dataset name or a workspace-relative data.yaml)."""
         return self.create_job("train", data=data, **params)
 
-    def predict(self, model: Any = None, source: str | None = None, **params: Any) -> Any:
+    def predict(self, *args: Any, **params: Any) -> Any:
         """A predict job, or with ``model=`` as keyword an answer of the warm service.
 
         ``predict(model, source, **params)`` starts a predict JOB on a workspace image, folder,
-        video or stream and returns the job. ``predict(images, model=..., conf=...)`` (images
-        first, ``model`` by keyword, no ``source``) is :meth:`predict_images`: the parsed answer
-        of ``POST /yolo/predict``. The two forms cannot be confused: the job form never took
-        ``model`` twice. ``predict(paths=[...], model=...)`` names workspace images.
+        video or stream and returns the job. ``predict(images, model=..., conf=...)`` (only the
+        images positional, ``model`` by keyword, no ``source``) and ``predict(paths=[...],
+        model=...)`` are :meth:`predict_images`: the parsed answer of ``POST /yolo/predict``.
+        The forms cannot be confused: the job form never took one positional plus ``model=``.
         """
-        if "model" in params and source is None and (model is not None or "paths" in params):
-            return self.predict_images(model, **params)
-        if model is None:
-            model = params.pop("model", None)
-        return self.create_job("predict", model=model, source=source, **params)
+        if "model" in params and "source" not in params and (len(args) == 1 or "paths" in params):
+            return self.predict_images(*args, **params)
+        named = dict(zip(("model", "source"), args, strict=False))
+        if len(args) > 2 or set(named) & set(params):
+            raise TypeError(
+                "predict(model, source, **params) starts a job; predict(images, model=...) "
+                "asks the warm service"
+            )
+        return self.create_job("predict", **named, **params)
 
     def stop(self, job_id: str) -> dict[str, Any]:
         """Ask a job to stop (a training finishes its batch and saves a resumable last.pt)."""

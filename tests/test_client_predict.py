@@ -175,11 +175,13 @@ class Overloaded(http.server.BaseHTTPRequestHandler):
 
     statuses: ClassVar[list[int]] = []
     seen: ClassVar[list[str]] = []
+    paths: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         self.seen.append(self.headers.get("Content-Type") or "")
+        self.paths.append(self.path.split("?")[0])
         status = self.statuses.pop(0) if self.statuses else 200
         if status == 200:
             body: dict[str, Any] = {"task": "detect", "images": [], "timing": {}}
@@ -200,7 +202,7 @@ class Overloaded(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub() -> Iterator[str]:
-    Overloaded.statuses, Overloaded.seen = [], []
+    Overloaded.statuses, Overloaded.seen, Overloaded.paths = [], [], []
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Overloaded)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -227,6 +229,18 @@ def test_one_retry_on_429_or_503_then_the_servers_message(stub: str) -> None:
     with pytest.raises(ServerUnavailable):
         client.predict_images([PNG, PNG], model="m")
     assert all(kind.startswith("multipart/form-data; boundary=") for kind in Overloaded.seen)
+
+
+def test_predict_dispatches_by_its_arguments(stub: str) -> None:
+    client = YoloClient(stub, "t")
+    client.predict(PNG, model="m", conf=0.5)  # images first, model by keyword: the service
+    client.predict(paths=["a.jpg"], model="m")
+    client.predict("m", "videos/a.mp4", conf=0.5)  # the job form, unchanged
+    client.predict(model="m", source="videos/a.mp4")
+    assert Overloaded.paths == ["/yolo/predict", "/yolo/predict", "/yolo/jobs", "/yolo/jobs"]
+    assert Overloaded.seen[:2] == ["image/png", "application/json"]
+    with pytest.raises(TypeError, match="starts a job"):
+        client.predict("m", "s", model="other")
 
 
 def test_inline_pixel_maps_decode_to_png() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +61,7 @@ class ServicePrediction:
     _current: tuple[ImageChoice, Prediction] | None
     _service: LatestOnly[ServiceRequest, PredictResponse]
     _last_request: ServiceRequest | None = None
-
-    def _redraw(self) -> None:
-        raise NotImplementedError
+    _redraw: Callable[[], None]  # drawing (PredictionDrawing)
 
     def _show_error(self, exc: BaseException) -> None:
         self.status_w.value = note("error", error_text(exc))

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from .answer import DEFAULT_MAX_PIXELS, Answerer, RequestError
-from .protocol import ProtocolError, encode, read_sync
+from .protocol import MAX_HEADER_BYTES, ProtocolError, encode, read_sync
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -40,6 +40,10 @@ EXIT_BROKEN_STREAM = 2
 
 class _ArgumentError(Exception):
     pass
+
+
+class AnswerTooLarge(Exception):
+    """An answer over the frame limit (many full-size masks): refused, the worker goes on."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,8 +88,14 @@ class Channel:
         self.out = out
 
     def send(self, header: dict[str, Any]) -> None:
-        """Write one header-only frame and flush it."""
-        self.out.write(encode(header))
+        """Write one header-only frame and flush it (nothing is written if it cannot be built)."""
+        frame = encode(header)
+        if len(frame) - 4 > MAX_HEADER_BYTES:
+            raise AnswerTooLarge(
+                f"the answer has {len(frame) - 4} bytes of JSON, more than the "
+                f"{MAX_HEADER_BYTES} a frame may carry: send fewer or smaller images"
+            )
+        self.out.write(frame)
         self.out.flush()
 
 
@@ -151,6 +161,7 @@ def serve(stdin: IO[bytes], channel: Channel, answerer: Answerer) -> int:
         if frame is None:
             return EXIT_OK
         header, blobs = frame
+        del frame  # the blobs are freed once answered
         op = header.get("op")
         rid = header.get("id")
         if op == "ping":
@@ -170,7 +181,13 @@ def serve(stdin: IO[bytes], channel: Channel, answerer: Answerer) -> int:
             message = f"prediction failed: {describe_error(exc)}"
             answer = {"op": "error", "id": rid, "status": 500, "message": message}
         del blobs
-        channel.send(answer)
+        try:
+            channel.send(answer)
+        except (TypeError, ValueError, AnswerTooLarge) as exc:  # nothing was written
+            traceback.print_exc()
+            status = 413 if isinstance(exc, AnswerTooLarge) else 500
+            message = f"the answer could not be sent: {exc}"
+            channel.send({"op": "error", "id": rid, "status": status, "message": message})
 
 
 def main(argv: list[str] | None = None) -> int:

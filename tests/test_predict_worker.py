@@ -308,6 +308,71 @@ def test_a_model_that_does_not_exist_fails_with_a_reason(
     assert worker.process.wait(timeout=60) == 1
 
 
+def agreement(reference: dict[str, Any], images: list[dict[str, Any]], min_conf: float) -> float:
+    """Share of the reference's confident boxes another backend finds (same class, IoU >= 0.8)."""
+
+    def iou(a: list[float], b: list[float]) -> float:
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+        return w * h / union if union > 0 else 0.0
+
+    wanted = found = 0
+    for image in images:
+        for det in reference[image["file"]]["detections"]:
+            if det["conf"] < min_conf:
+                continue
+            wanted += 1
+            found += any(
+                o["cls"] == det["cls"] and iou(o["box_xyxy"], det["box_xyxy"]) >= 0.8
+                for o in image["detections"]
+            )
+    assert wanted, "nothing confident to compare"
+    return found / wanted
+
+
+@pytest.mark.slow
+def test_export_backends_run_like_a_job_runs_them(
+    shared: TrainedModel, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    files = sorted((shared.workspace / VAL).iterdir())[:8]
+    blobs = [path.read_bytes() for path in files]
+    request = {"op": "predict", "conf": 0.01, "names": [path.name for path in files]}
+    forced = Worker(
+        shared.workspace, shared.weights, tmp_path / "onnx.log", "--backend", "onnxruntime"
+    )
+    try:
+        ready = forced.read()
+        assert ready["op"] == "ready", forced.log_text()
+        assert ready["backend"]["name"] == "onnxruntime"
+        exported = str(ready["backend"]["report"]["model"])
+        assert exported.endswith(".onnx") and not Path(exported).is_absolute()
+        answer = forced.call(request, blobs)
+        assert agreement(reference, answer["images"], 0.3) >= 0.9
+    finally:
+        forced.close()
+
+    as_is = Worker(shared.workspace, Path(exported), tmp_path / "as-is.log", "--backend", "auto")
+    try:
+        ready = as_is.read()
+        assert ready["op"] == "ready", as_is.log_text()
+        assert ready["backend"]["name"] == "onnxruntime"
+        assert ready["backend"]["requested"] == "auto"
+        assert (ready["task"], ready["imgsz"]) == ("detect", IMGSZ)
+        again = as_is.call(request, blobs)
+        assert [i["detections"] for i in again["images"]] == [
+            i["detections"] for i in answer["images"]
+        ]
+    finally:
+        as_is.close()
+
+    wrong = Worker(shared.workspace, Path(exported), tmp_path / "wrong.log")  # pytorch asked
+    failed = wrong.read()
+    assert failed["op"] == "failed" and failed["status"] == 400
+    assert "already a onnxruntime model" in failed["message"]
+    assert wrong.process.wait(timeout=60) == 1
+
+
 @pytest.fixture(scope="module")
 def task_models(shared: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A tiny segment model and an (untrained) depth model, made in a helper process."""
@@ -404,3 +469,35 @@ def test_job_entries_keep_their_map_files(tmp_path: Path) -> None:
         "sky": 0.5,
         "road": 0.5,
     }
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True}),
+        ("PNG", {}),
+        ("WEBP", {"lossless": False}),
+        ("WEBP", {"lossless": True}),
+    ],
+)
+def test_image_size_reads_the_header(fmt: str, options: dict[str, Any]) -> None:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (37, 23), (200, 10, 10)).save(buffer, fmt, **options)
+    data = buffer.getvalue()
+    assert image_size(data) == (37, 23)
+    if fmt == "WEBP":  # the extended header (VP8X) of an image with alpha
+        buffer = io.BytesIO()
+        Image.new("RGBA", (37, 23), (200, 10, 10, 128)).save(buffer, fmt, **options)
+        assert image_size(buffer.getvalue()) == (37, 23)
+    assert image_size(data[:8]) is None
+    assert image_size(b"GIF89a" + data) is None
+
+
+def test_image_size_of_a_bomb_header() -> None:
+    assert image_size(png_header(50_000, 40_000)) == (50_000, 40_000)
+    assert image_size(b"\xff\xd8\xff\xe0\x00\x01") is None  # a length below 2: not a JPEG

@@ -288,10 +288,14 @@ class TestWarmWorker:
         return {"max_predict_workers": 2}
 
     async def test_answers_reuses_and_survives_a_kill(
-        self, jp_fetch: Any, shared: TrainedModel
+        self, jp_fetch: Any, shared: TrainedModel, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "server-secret")
+        monkeypatch.setenv("OMP_API_TOKEN", "server-secret")
         model = {"model": shared.model_ref, "backend": "pytorch"}
         first = await predict(jp_fetch, jpeg(0), **model)
+        environ = Path(f"/proc/{first['worker']['pid']}/environ").read_bytes()
+        assert b"server-secret" not in environ  # the jobs' environment: no secrets
         assert first["task"] == "detect" and first["model"] == shared.model_ref
         assert first["imgsz"] == 128  # the model's training size: no imgsz was given
         (image,) = first["images"]

@@ -7,6 +7,7 @@ workspace paths); checking, the worker pool and the answer live in
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from jupyter_server.auth.decorator import authorized
@@ -56,8 +57,8 @@ class PredictHandler(_PredictBase):
         body = bytes(self._body or b"")
         if content_type in PREDICT_IMAGE_TYPES:
             return [ImageInput("image", body)]
-        if content_type == MULTIPART_TYPE:
-            return self._parts(full_type, body)
+        if content_type == MULTIPART_TYPE:  # up to max_predict_body_bytes: off the loop
+            return await asyncio.to_thread(self._parts, full_type, body)
         if content_type == JSON_TYPE:
             if len(body) > MAX_JSON_BODY:
                 raise PayloadTooLarge(f"A JSON body may have {MAX_JSON_BODY} bytes at most.")

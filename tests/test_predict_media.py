@@ -186,6 +186,8 @@ async def test_bad_sources_are_refused(jp_fetch: Any, shared: TrainedModel) -> N
     assert "/dev/video99" in (message := await refused("/dev/video99"))
     assert "does not exist" in message and "--device" in message
     assert "not a capture device" in (await refused("/dev/null"))
+    (shared.workspace / "media" / "notes.txt").write_text("not an image")
+    assert "neither an image" in (await refused("media/notes.txt"))
     message = await refused("file:///etc/passwd")
     assert "'file'" in message and "workspace-relative" in message
     message = await refused("rtsp://admin:hunter2@camera.example:554/live")

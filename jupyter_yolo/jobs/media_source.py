@@ -29,6 +29,8 @@ from ..workspace import Workspace
 DEVICE_PATH = re.compile(rf"^{re.escape(DEVICE_SOURCE_PREFIX)}(\d{{1,3}})$")
 URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 SETTING = "allowed_stream_sources"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".dng", ".mpo")
+"""Image files a predict job reads (alone, or in a folder: other files there are skipped)."""
 
 KIND_PATH = "path"
 KIND_STREAM = "stream"
@@ -136,6 +138,11 @@ def check_source(value: str, workspace: Workspace, allowed: tuple[str, ...]) -> 
     path = workspace.resolve(value, what="source", missing=InvalidRequest)
     if path.is_file() and path.suffix.lower() in MEDIA_VIDEO_SUFFIXES:
         return Source(KIND_PATH, str(path), value)
+    if path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InvalidRequest(
+            f"The source {value!r} is neither an image ({' '.join(IMAGE_SUFFIXES)}) nor a "
+            f"video ({' '.join(MEDIA_VIDEO_SUFFIXES)})."
+        )
     if not (path.is_file() or path.is_dir()):
         raise InvalidRequest(f"The source {value!r} is neither a file nor a folder.")
     return Source(KIND_PATH, str(path), value)

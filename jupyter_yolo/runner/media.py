@@ -18,9 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.serving import MEDIA_VIDEO_SUFFIXES
-from ..jobs.media_source import KIND_DEVICE, KIND_STREAM, mask_url, source_kind
+from ..jobs.media_source import (
+    IMAGE_SUFFIXES,
+    KIND_DEVICE,
+    KIND_STREAM,
+    mask_url,
+    source_kind,
+)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".dng", ".mpo")
 STREAM_FPS = 25.0
 """The frame rate of a stream's annotated video (a live source's own figure is unreliable)."""
 OPEN_TIMEOUT_MS = 10_000
@@ -30,6 +35,10 @@ MAX_BACKOFF_S = 5.0
 
 class StreamLost(RuntimeError):
     """A stream or device stopped giving frames and the reconnects were used up."""
+
+
+class SourceEmpty(ValueError):
+    """A folder without images: nothing to predict on."""
 
 
 @dataclass
@@ -81,6 +90,10 @@ class ImageFiles(FrameSource):
             )
         else:
             self.files = [path]
+        if not self.files:
+            raise SourceEmpty(
+                f"the folder {shown} has no images ({' '.join(IMAGE_SUFFIXES)}) to predict on"
+            )
         self.total = len(self.files)
 
     def __iter__(self) -> Iterator[Frame]:

@@ -18,9 +18,9 @@ from typing import Any
 from ..contract.files import PREDICTIONS_FILE, write_atomic
 from ..contract.payloads import ImagePrediction
 from ..contract.serving import MEDIA_VIDEO_SUFFIXES
-from ..jobs.media_source import KIND_PATH, KIND_STREAM, source_kind
+from ..jobs.media_source import IMAGE_SUFFIXES, KIND_PATH, KIND_STREAM, source_kind
 from .common import JobContext, JobInputError, load_model, resolve_model
-from .media import IMAGE_SUFFIXES, STREAM_FPS, Frame, FrameSource, LiveSource, open_source
+from .media import STREAM_FPS, Frame, FrameSource, LiveSource, open_source
 from .outputs import PredictionTally, image_prediction
 from .throughput import (
     PREDICTIONS_LINES,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from jupyter_yolo.client import YoloClient
 from jupyter_yolo.widgets.detection import DetectionPanel
-from jupyter_yolo.widgets.media import progress_text, video_artifact
+from jupyter_yolo.widgets.media import MediaPanel, progress_text, video_artifact
 from jupyter_yolo.widgets.predict_service import LatestOnly, timing_html
 
 from .conftest import install_dataset
@@ -23,6 +24,8 @@ from .inference_models import trained_model
 from .server_process import ServerProcess, serving
 
 MODEL = "shapes-n.pt"
+LONG_VIDEO = "videos/long.mp4"
+LONG_FRAMES = 3000  # far more than a job predicts between its first progress event and Stop
 
 
 def test_latest_request_wins_and_stale_answers_are_dropped() -> None:
@@ -186,5 +189,51 @@ def test_panel_redraws_from_the_service_and_recovers_from_a_bad_image(
         assert panel.last_error is None and panel.redraws == redraws + 1
         assert len(panel.detections) == len(high)
         assert len(client.jobs()) == jobs_before, "the panel made a job"
+    finally:
+        panel.close()
+
+
+def write_long_video(path: Path, frames: int = LONG_FRAMES) -> None:
+    """A 64 px H.264 video of a square moving over grey (PyAV; small and quick to write)."""
+    import av
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for index in range(frames):
+            image = np.full((64, 64, 3), 120, np.uint8)
+            x = index % 40
+            image[20:40, x : x + 20] = (230, 40, 40)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.mark.slow
+def test_media_panel_follows_progress_stops_and_keeps_the_video(server: ServerProcess) -> None:
+    client = YoloClient(server.url, server.token, timeout=60)
+    write_long_video(server.workspace / LONG_VIDEO)
+    panel = MediaPanel(client, model=MODEL, source=LONG_VIDEO)
+    try:
+        job_id = panel.run()
+        assert job_id is not None and not panel.stop_button.disabled
+        deadline = time.monotonic() + 600
+        while panel.last_progress is None and not panel.ended.is_set():
+            assert time.monotonic() < deadline, "no progress event came"
+            time.sleep(0.1)
+        panel.stop()
+        assert panel.ended.wait(600)
+        assert client.job(job_id)["status"] == "stopped"
+        progress = panel.last_progress or {}
+        assert progress.get("total") == LONG_FRAMES and 0 < int(progress["done"]) < LONG_FRAMES
+        assert f"/{LONG_FRAMES}" in panel.progress_text_w.value
+        assert (
+            "stopped" in panel.status_w.value and "annotated video is below" in panel.status_w.value
+        )
+        assert panel.video is not None and panel.video.value[4:8] == b"ftyp"  # an mp4, kept
+        assert panel.run_button.disabled is False and panel.stop_button.disabled is True
     finally:
         panel.close()

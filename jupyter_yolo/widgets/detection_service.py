@@ -129,11 +129,18 @@ class ServicePrediction:
     def _service_sending(self, wanted: ServiceRequest) -> None:
         cold = " (the first request on new weights starts a worker and may measure backends)"
         with self._lock:
-            warm = self._current is not None and self._current[1].model == wanted.model
+            previous = self._current[1] if self._current is not None else None
+        if (
+            previous is not None
+            and previous.model == wanted.model
+            and (previous.backend or {}).get("requested") == wanted.backend
+            and self.last_error is None
+        ):
+            return  # a warm worker answers within the blink of an eye: no flashing notice
         self.status_w.value = note(
             "info",
             f"Predicting {posixpath.basename(wanted.choice.path)} with {wanted.model} "
-            f"({wanted.backend})" + ("" if warm else cold) + "\u2026",
+            f"({wanted.backend}){cold}\u2026",
         )
 
     def _ask_service(self, wanted: ServiceRequest) -> PredictResponse:

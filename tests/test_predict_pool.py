@@ -194,3 +194,16 @@ async def test_the_same_weights_under_two_names_share_a_worker(workspace: Path) 
     one, two, three = (cache.digest(workspace / f"{n}.pt") for n in ("one", "two", "three"))
     assert one == two != three
     assert cache.digest(workspace / "one.pt") == one  # cached by size and mtime
+
+
+async def test_over_the_memory_budget_idle_workers_make_room(workspace: Path) -> None:
+    pool = make_pool(workspace, max_workers=4, memory_limit=1)  # any worker is over it
+    try:
+        a = await pool.predict(call(workspace, "a"))
+        assert a["worker"]["rss_bytes"] > 1
+        b = await pool.predict(call(workspace, "b"))
+        assert [w["model"] for w in pool.workers()] == ["b.pt"]
+        assert await gone(a["worker"]["pid"])
+        assert alive(b["worker"]["pid"])
+    finally:
+        await pool.shutdown()

@@ -948,6 +948,15 @@ def predict_paths() -> dict[str, Any]:
     }
 
 
+RETRY_AFTER = {
+    "headers": {
+        "Retry-After": {
+            "description": "seconds after which the request may be retried",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    }
+}
+
 PREDICT_SCHEMAS: dict[str, Any] = {
     "PredictPathsRequest": {
         "type": "object",
@@ -1057,7 +1066,11 @@ def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str,
                 }
             },
             "responses": {
-                name: {"description": description, "content": _json(_ref("Error"))}
+                name: {
+                    "description": description,
+                    "content": _json(_ref("Error")),
+                    **(RETRY_AFTER if name in ("TooManyRequests", "ServiceUnavailable") else {}),
+                }
                 for name, description in ERRORS.values()
             },
             "schemas": {

@@ -233,6 +233,7 @@ class YoloApp(ExtensionApp):
         self.accelerators = AcceleratorService(
             python=self.probe_python, timeout=self.probe_timeout, log=self.log
         )
+        default_device = self._checked_default_device()
         self.jobs = JobManager(
             self.yolo_workspace,
             python=self.probe_python,
@@ -243,17 +244,17 @@ class YoloApp(ExtensionApp):
             log=self.log,
             cuda_available=self._cuda_available,
             dataset_check=self.datasets.check_for_training,
-            default_device=self._checked_default_device(),
+            default_device=default_device,
             hardware=self._hardware_view,
             owner=owner,
             allowed_stream_sources=tuple(self.allowed_stream_sources),
         )
         for message in moved:
             self.jobs.report_problem("workspace", message)
-        self.predict_service = self._build_predict_service()
+        self.predict_service = self._build_predict_service(default_device)
         self.log.info("jupyter_yolo %s: workspace %s", __version__, self.yolo_workspace.root)
 
-    def _build_predict_service(self) -> PredictService:
+    def _build_predict_service(self, default_device: str | None) -> PredictService:
         """The warm inference workers of POST /yolo/predict (none starts before a request)."""
         pool = WorkerPool(
             PoolSettings(
@@ -280,7 +281,7 @@ class YoloApp(ExtensionApp):
                 max_images=self.max_predict_images,
                 max_pixels=self.max_image_pixels,
             ),
-            default_device=self._checked_default_device(),
+            default_device=default_device,
             hardware=self._hardware_view,
             cuda_available=self._cuda_available,
         )

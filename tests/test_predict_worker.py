@@ -12,11 +12,9 @@ import base64
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from jupyter_yolo.serving.protocol import encode, read_sync
 
 from .conftest import REPO_ROOT
 from .inference_models import TrainedModel, runner_env, trained_model
+from .test_serving_imagesize import png_header
 
 VAL = "datasets/shapes/images/val"
 IMGSZ = 128
@@ -173,14 +172,6 @@ def same_detections(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
         and all(abs(p - q) <= 0.02 for p, q in zip(x["box_xyxy"], y["box_xyxy"], strict=True))
         for x, y in zip(a, b, strict=True)
     )
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that claims ``width`` x ``height`` pixels (a decompression bomb's header)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    crc = struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + crc
 
 
 @pytest.mark.slow
@@ -469,35 +460,3 @@ def test_job_entries_keep_their_map_files(tmp_path: Path) -> None:
         "sky": 0.5,
         "road": 0.5,
     }
-
-
-@pytest.mark.parametrize(
-    ("fmt", "options"),
-    [
-        ("JPEG", {}),
-        ("JPEG", {"progressive": True}),
-        ("PNG", {}),
-        ("WEBP", {"lossless": False}),
-        ("WEBP", {"lossless": True}),
-    ],
-)
-def test_image_size_reads_the_header(fmt: str, options: dict[str, Any]) -> None:
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (37, 23), (200, 10, 10)).save(buffer, fmt, **options)
-    data = buffer.getvalue()
-    assert image_size(data) == (37, 23)
-    if fmt == "WEBP":  # the extended header (VP8X) of an image with alpha
-        buffer = io.BytesIO()
-        Image.new("RGBA", (37, 23), (200, 10, 10, 128)).save(buffer, fmt, **options)
-        assert image_size(buffer.getvalue()) == (37, 23)
-    assert image_size(data[:8]) is None
-    assert image_size(b"GIF89a" + data) is None
-
-
-def test_image_size_of_a_bomb_header() -> None:
-    assert image_size(png_header(50_000, 40_000)) == (50_000, 40_000)
-    assert image_size(b"\xff\xd8\xff\xe0\x00\x01") is None  # a length below 2: not a JPEG

@@ -167,6 +167,7 @@ class WorkerPool:
     async def predict(self, call: PredictCall) -> PredictResponse:
         """Run ``call`` on its warm worker (starting one if needed) and build the answer."""
         self._ensure_reaper()
+        entered = time.monotonic()
         for attempt in range(3):
             worker = self._worker_for(call)
             if worker.waiting >= self.settings.queue_size:
@@ -189,7 +190,8 @@ class WorkerPool:
                         "The inference workers for this model keep stopping; retry later."
                     )
                 start_ms = await self._start(worker) if worker.ready is None else None
-                return await self._run(worker, call, start_ms)
+                queue_ms = (time.monotonic() - entered) * 1000 - (start_ms or 0.0)
+                return await self._run(worker, call, start_ms, queue_ms)
             finally:
                 worker.lock.release()
         raise WorkerUnavailable("The inference workers for this model keep failing; retry later.")
@@ -339,9 +341,9 @@ class WorkerPool:
             self._drop(worker)
 
     async def _run(
-        self, worker: _Worker, call: PredictCall, start_ms: float | None
+        self, worker: _Worker, call: PredictCall, start_ms: float | None, queue_ms: float
     ) -> PredictResponse:
-        queue_ms = (time.monotonic() - call.arrived) * 1000 - (start_ms or 0.0)
+        """One exchange with the worker; ``queue_ms``: the wait for it, its start not counted."""
         request_id = next(self._ids)
         header = {
             "op": "predict",

@@ -155,6 +155,8 @@ class WorkerProcess:
         try:
             header, _blobs = await read_async(process.stdout)
         except asyncio.IncompleteReadError:
+            with contextlib.suppress(TimeoutError):  # its exit code makes a better message
+                await asyncio.wait_for(process.wait(), 2.0)
             raise WorkerGone(self._exit_text()) from None
         except ProtocolError as exc:
             raise WorkerGone(f"the inference worker wrote a broken frame ({exc})") from None

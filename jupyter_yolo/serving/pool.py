@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ from ..contract.serving import (
     WorkerKey,
 )
 from ..errors import TooManyRequests, WorkerUnavailable, YoloError
+from .entry import PoolEntry, file_label
 from .process import WorkerGone, WorkerProcess
 
 LOG_FOLDER = ".predict-workers"
@@ -96,63 +96,13 @@ class PredictCall:
     """``time.monotonic()`` when the request reached the server."""
 
 
-class _Worker:
-    """A pool entry: the process plus the pool's bookkeeping."""
-
-    def __init__(self, key: WorkerKey, model: str, process: WorkerProcess) -> None:
-        self.key = key
-        self.model = model
-        self.process = process
-        self.lock = asyncio.Lock()
-        self.waiting = 0
-        self.requests = 0
-        self.busy = False
-        self.ready: dict[str, Any] | None = None
-        self.failure: YoloError | None = None
-        self.gone = False
-        self.last_used = time.monotonic()
-        self.started = time.time()
-
-    @property
-    def idle(self) -> bool:
-        return self.ready is not None and not self.lock.locked() and self.waiting == 0
-
-    def info(self) -> WorkerInfo:
-        ready = self.ready or {}
-        backend = ready.get("backend")
-        name = backend.get("name") if isinstance(backend, dict) else None
-        state = (
-            "stopped" if self.gone else "busy" if self.busy else "ready" if ready else "starting"
-        )
-        return WorkerInfo(
-            key=self.key.label(),
-            model=self.model,
-            task=str(ready.get("task") or ""),
-            backend=str(name or self.key.backend),
-            imgsz=int(ready.get("imgsz") or self.key.imgsz),
-            device=self.key.device,
-            pid=self.process.pid,
-            state=state,
-            requests=self.requests,
-            queued=self.waiting,
-            rss_bytes=self.process.rss_bytes(),
-            idle_s=0.0 if self.busy else round(time.monotonic() - self.last_used, 3),
-            started=self.started,
-        )
-
-
-def _file_label(key: WorkerKey) -> str:
-    text = f"{key.digest[:16]}-{key.backend}-{key.imgsz}-{key.device}"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
-
-
 class WorkerPool:
     """Warm inference workers keyed by :class:`WorkerKey` (see the module docstring)."""
 
     def __init__(self, settings: PoolSettings, log: logging.Logger | None = None) -> None:
         self.settings = settings
         self.log = log or logging.getLogger(__name__)
-        self._workers: dict[WorkerKey, _Worker] = {}
+        self._workers: dict[WorkerKey, PoolEntry] = {}
         self._ids = itertools.count(1)
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -218,7 +168,7 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ workers
 
-    def _worker_for(self, call: PredictCall) -> _Worker:
+    def _worker_for(self, call: PredictCall) -> PoolEntry:
         """The key's live worker, or a new (not yet started) one after making room.
 
         Synchronous from lookup to insertion, so concurrent requests share one new worker.
@@ -235,7 +185,7 @@ class WorkerPool:
                 f"{self.settings.max_workers}); retry shortly."
             )
         key = call.key
-        log_path = self.settings.workspace / LOG_FOLDER / f"{_file_label(key)}.log"
+        log_path = self.settings.workspace / LOG_FOLDER / f"{file_label(key)}.log"
         command = [
             self.settings.python,
             "-m",
@@ -256,7 +206,7 @@ class WorkerPool:
             str(self.settings.max_pixels),
         ]
         process = WorkerProcess(command, log_path, self.settings.log_max_bytes)
-        worker = _Worker(key, self._relative(call.model_path), process)
+        worker = PoolEntry(key, self._relative(call.model_path), process)
         self._workers[key] = worker
         return worker
 
@@ -277,19 +227,19 @@ class WorkerPool:
     def _rss_total(self) -> int:
         return sum(w.process.rss_bytes() or 0 for w in self._workers.values())
 
-    def _evict(self, worker: _Worker, why: str) -> None:
+    def _evict(self, worker: PoolEntry, why: str) -> None:
         self.log.info("jupyter_yolo: stopping inference worker %s: %s", worker.key.label(), why)
         self._drop(worker)
         task = asyncio.ensure_future(worker.process.close(self.settings.kill_grace))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def _drop(self, worker: _Worker) -> None:
+    def _drop(self, worker: PoolEntry) -> None:
         worker.gone = True
         if self._workers.get(worker.key) is worker:
             del self._workers[worker.key]
 
-    async def _start(self, worker: _Worker) -> float:
+    async def _start(self, worker: PoolEntry) -> float:
         """Start the worker's process; on failure remember why for the requests queued on it."""
         began = time.monotonic()
         try:
@@ -316,7 +266,7 @@ class WorkerPool:
         watcher.add_done_callback(self._closing.discard)
         return started_ms
 
-    def _start_error(self, worker: _Worker, exc: WorkerGone) -> YoloError:
+    def _start_error(self, worker: PoolEntry, exc: WorkerGone) -> YoloError:
         if exc.status is not None and 400 <= exc.status < 500:
             return WorkerRefused(f"Model {worker.model!r}: {exc.message}.", exc.status)
         log = self._relative(worker.process.log_path)
@@ -325,7 +275,7 @@ class WorkerPool:
             f"{worker.process.stderr_tail()}"
         )
 
-    async def _watch(self, worker: _Worker) -> None:
+    async def _watch(self, worker: PoolEntry) -> None:
         """Forget a worker whose process exits while idle, so the next request starts anew."""
         process = worker.process.process
         if process is None:
@@ -341,7 +291,7 @@ class WorkerPool:
             self._drop(worker)
 
     async def _run(
-        self, worker: _Worker, call: PredictCall, start_ms: float | None, queue_ms: float
+        self, worker: PoolEntry, call: PredictCall, start_ms: float | None, queue_ms: float
     ) -> PredictResponse:
         """One exchange with the worker; ``queue_ms``: the wait for it, its start not counted."""
         request_id = next(self._ids)
@@ -374,7 +324,7 @@ class WorkerPool:
 
     def _response(
         self,
-        worker: _Worker,
+        worker: PoolEntry,
         call: PredictCall,
         *,
         request_id: int,

@@ -130,6 +130,8 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("serving.concurrent_errors", "20 concurrent clients: failed requests"),
     ("serving.concurrent_p99_ms", "20 concurrent clients: p99 ms they saw"),
     ("serving.concurrent.requests_per_s", "20 concurrent clients: requests/s served"),
+    ("serving.concurrent.queue_p99_ms", "20 concurrent clients: p99 ms waiting for the worker"),
+    ("serving.concurrent.client_spread", "20 concurrent clients: slowest / fastest client"),
     ("serving.raw_fps", "backend's raw limit on this CPU (random input), frames/s"),
     ("serving.raw.method", "how the raw limit was measured"),
     ("serving.folder_over_raw", "folder job's own rate / raw limit"),

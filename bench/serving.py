@@ -152,10 +152,16 @@ def interactive(client: PredictClient, query: dict[str, Any], images: list[bytes
     }
 
 
-def concurrent(server: Any, query: dict[str, Any], images: list[bytes], per_client: int) -> Any:
-    """``CLIENTS`` threads at once, each ``per_client`` requests on its own connection."""
+def concurrent(server: Any, query: dict[str, Any], images: list[bytes], requests: int) -> Any:
+    """``CLIENTS`` threads at once, each ``requests`` requests on its own connection.
+
+    ``client_spread``: the slowest client's time for its requests over the fastest one's (near
+    1 when the queue serves the clients fairly).
+    """
     start = threading.Barrier(CLIENTS)
     latencies: list[float] = []
+    queued: list[float] = []
+    per_client: dict[int, float] = {}  # seconds each client took for all its requests
     errors: list[str] = []
     lock = threading.Lock()
 
@@ -163,15 +169,18 @@ def concurrent(server: Any, query: dict[str, Any], images: list[bytes], per_clie
         rest = PredictClient(server.url, server.token, timeout=600)
         try:
             start.wait()
-            for index in range(per_client):
+            began = time.perf_counter()
+            for index in range(requests):
                 try:
-                    took, _ = rest.predict(query, images[(number + index) % len(images)])
+                    took, answer = rest.predict(query, images[(number + index) % len(images)])
                 except Exception as exc:
                     with lock:
                         errors.append(f"{type(exc).__name__}: {exc}"[:300])
                 else:
                     with lock:
                         latencies.append(took)
+                        queued.append(answer["timing"]["queue_ms"] / 1000)
+            per_client[number] = time.perf_counter() - began
         finally:
             rest.close()
 
@@ -184,12 +193,17 @@ def concurrent(server: Any, query: dict[str, Any], images: list[bytes], per_clie
     wall = time.perf_counter() - began
     return {
         "clients": CLIENTS,
-        "requests": CLIENTS * per_client,
+        "requests": CLIENTS * requests,
         "errors": len(errors),
         "error_examples": errors[:3],
         "p50_ms": _ms(latencies, 50),
         "p99_ms": _ms(latencies, 99),
+        "queue_p50_ms": _ms(queued, 50),
+        "queue_p99_ms": _ms(queued, 99),
         "requests_per_s": rounded(len(latencies) / wall),
+        "client_spread": rounded(max(per_client.values()) / min(per_client.values()))
+        if per_client and min(per_client.values()) > 0
+        else None,
     }
 
 

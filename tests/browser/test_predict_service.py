@@ -20,7 +20,7 @@ from ..server_process import ServerProcess
 from .notebook_ui import open_notebook, panel_screenshot, run_code_cell
 
 PANEL = ".yolo-detection-panel"
-FIGURE = ".yolo-prediction-figure .js-plotly-plot"
+FIGURE = ".yolo-prediction-figure.js-plotly-plot, .yolo-prediction-figure .js-plotly-plot"
 MODEL = "shapes-n.pt"
 IMAGES = "uploads/shapes-val"
 THRESHOLDS = (0.9, 0.01, 0.5, 0.05, 0.95, 0.2)

@@ -3,8 +3,9 @@
 The workers here are a small stand-in process (``STAND_IN`` below, given to the pool as its
 "python") that speaks the real framing of :mod:`jupyter_yolo.serving.protocol` and behaves as
 its model file says: ``ok`` answers each image with its size, ``slow`` waits for a release file
-first, ``refuse`` says the model is unusable (``failed`` with status 400), ``broken`` fails
-without a status, ``mute`` exits without a word. No torch: the real worker is exercised by
+first (the mode is read again on each request), ``refuse`` says the model is unusable
+(``failed`` with status 400), ``broken`` fails without a status, ``mute`` exits without a
+word. No torch: the real worker is exercised by
 tests/test_predict_service.py; here only the pool's bookkeeping is.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from jupyter_yolo.errors import TooManyRequests, WorkerUnavailable, YoloError
 from jupyter_yolo.serving.pool import PoolSettings, PredictCall, WorkerPool, WorkerRefused
 
 STAND_IN = f"""#!{sys.executable}
-import sys, time
+import os, sys, time
 from pathlib import Path
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
 from jupyter_yolo.serving.protocol import encode, read_sync
@@ -34,6 +36,8 @@ out = sys.stdout.buffer
 def send(header):
     out.write(encode(header)); out.flush()
 print("stand-in worker starting", mode, file=sys.stderr, flush=True)
+with open(model.with_suffix(".pids"), "a") as pids:
+    print(os.getpid(), file=pids)
 if mode == "mute":
     sys.exit(3)
 if mode == "refuse":
@@ -48,6 +52,7 @@ while True:
     if frame is None:
         sys.exit(0)
     header, blobs = frame
+    mode = model.read_text().strip()  # read per request: a test may slow a warm worker
     if mode == "slow":
         release = model.with_suffix(".go")
         while not release.exists():
@@ -205,5 +210,97 @@ async def test_over_the_memory_budget_idle_workers_make_room(workspace: Path) ->
         assert [w["model"] for w in pool.workers()] == ["b.pt"]
         assert await gone(a["worker"]["pid"])
         assert alive(b["worker"]["pid"])
+    finally:
+        await pool.shutdown()
+
+
+def stand_ins(workspace: Path) -> list[int]:
+    """Every stand-in worker ever started for this workspace (they write their pid)."""
+    return [int(line) for f in workspace.glob("*.pids") for line in f.read_text().split()]
+
+
+def spawned_children(workspace: Path) -> list[int]:
+    """Live child processes of this test started with this workspace on their command line."""
+    import psutil
+
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if str(workspace) in " ".join(child.cmdline()) and alive(child.pid):
+                found.append(child.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+async def test_stop_all_while_a_worker_starts_leaks_nothing(workspace: Path) -> None:
+    pool = make_pool(workspace)
+    request = asyncio.ensure_future(pool.predict(call(workspace, "a")))
+    await asyncio.sleep(0)  # the request is now spawning its worker
+    assert await pool.stop_all() == 1
+    with pytest.raises(WorkerUnavailable) as info:
+        await request
+    assert "stopped while it started" in info.value.message and info.value.retry_after == 2
+    assert pool.workers() == []
+    await asyncio.wait_for(pool.shutdown(), 60)  # before the fix: hung on the leaked worker
+    for pid in stand_ins(workspace) + spawned_children(workspace):
+        assert await gone(pid)
+
+
+async def test_shutdown_while_a_worker_starts_and_no_reaper_after_it(workspace: Path) -> None:
+    pool = make_pool(workspace)
+    request = asyncio.ensure_future(pool.predict(call(workspace, "a")))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(pool.shutdown(), 60)
+    with pytest.raises(WorkerUnavailable):
+        await request
+    with pytest.raises(WorkerUnavailable) as info:
+        await pool.predict(call(workspace, "b"))
+    assert "shutting down" in info.value.message
+    reapers = [t for t in asyncio.all_tasks() if "_reap_forever" in repr(t.get_coro())]
+    assert not [t for t in reapers if not t.done()]
+    for pid in stand_ins(workspace) + spawned_children(workspace):
+        assert await gone(pid)
+
+
+async def test_a_zero_queue_serves_an_idle_worker_and_refuses_a_busy_one(workspace: Path) -> None:
+    pool = make_pool(workspace, queue_size=0)
+    try:
+        first = await pool.predict(call(workspace, "s"))
+        assert first["worker"]["requests"] == 1
+        again = await pool.predict(call(workspace, "s"))  # idle: no queue needed
+        assert again["worker"]["pid"] == first["worker"]["pid"]
+        (workspace / "s.pt").write_text("slow")  # the stand-in reads its mode per request
+        busy = asyncio.ensure_future(pool.predict(call(workspace, "s")))
+        while pool.workers()[0]["state"] != "busy":
+            await asyncio.sleep(0.02)
+        with pytest.raises(TooManyRequests) as info:
+            await pool.predict(call(workspace, "s"))
+        assert "predict_queue_size = 0" in info.value.message
+        (workspace / "s.go").touch()
+        assert (await busy)["worker"]["requests"] == 3
+    finally:
+        await pool.shutdown()
+
+
+async def test_a_worker_killed_mid_request_is_503_and_the_next_gets_a_fresh_one(
+    workspace: Path,
+) -> None:
+    pool = make_pool(workspace)
+    try:
+        request = asyncio.ensure_future(pool.predict(call(workspace, "s", "slow")))
+        while not pool.workers() or pool.workers()[0]["state"] != "busy":
+            await asyncio.sleep(0.02)
+        killed = pool.workers()[0]["pid"]
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        with pytest.raises(WorkerUnavailable) as info:
+            await request
+        assert "crashed" in info.value.message and "SIGKILL" in info.value.message
+        assert info.value.retry_after == 2
+        (workspace / "s.go").touch()
+        after = await pool.predict(call(workspace, "s"))
+        assert after["worker"]["pid"] != killed and after["worker"]["requests"] == 1
+        assert "worker_start_ms" in after["timing"]
     finally:
         await pool.shutdown()

@@ -53,7 +53,7 @@ class PoolEntry:
             state=state,
             requests=self.requests,
             queued=self.waiting,
-            rss_bytes=self.process.rss_bytes(),
+            rss_bytes=self.process.rss if self.process.alive else None,
             idle_s=0.0 if self.busy else round(time.monotonic() - self.last_used, 3),
             started=self.started,
         )

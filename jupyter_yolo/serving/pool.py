@@ -106,6 +106,9 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        """Closes of evicted workers (each bounded by ``kill_grace``)."""
+        self._watchers: set[asyncio.Task[None]] = set()
+        """One per started worker, waiting for its exit (cancelled at shutdown)."""
         self._shut = False
 
     # ------------------------------------------------------------------ public
@@ -120,7 +123,8 @@ class WorkerPool:
         entered = time.monotonic()
         for attempt in range(3):
             worker = self._worker_for(call)
-            if worker.waiting >= self.settings.queue_size:
+            in_use = worker.lock.locked() or worker.waiting > 0
+            if in_use and worker.waiting >= self.settings.queue_size:
                 raise TooManyRequests(
                     f"{worker.waiting} requests already wait for the inference worker of this "
                     f"model (predict_queue_size = {self.settings.queue_size}); retry shortly."
@@ -163,8 +167,9 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         await self.stop_all()
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        for watcher in list(self._watchers):  # its worker is closed; never wait on its exit
+            watcher.cancel()
+        await asyncio.gather(*self._watchers, *self._closing, return_exceptions=True)
 
     # ------------------------------------------------------------------ workers
 
@@ -225,7 +230,8 @@ class WorkerPool:
                 self._evict(idle.pop(0), "over predict_memory_limit")
 
     def _rss_total(self) -> int:
-        return sum(w.process.rss_bytes() or 0 for w in self._workers.values())
+        """The workers' summed resident memory as last measured (after start, by the reaper)."""
+        return sum(w.process.rss or 0 for w in self._workers.values() if w.process.alive)
 
     def _evict(self, worker: PoolEntry, why: str) -> None:
         self.log.info("jupyter_yolo: stopping inference worker %s: %s", worker.key.label(), why)
@@ -243,8 +249,13 @@ class WorkerPool:
         """Start the worker's process; on failure remember why for the requests queued on it."""
         began = time.monotonic()
         try:
-            worker.ready = await worker.process.start(self.settings.start_timeout)
+            ready = await worker.process.start(self.settings.start_timeout)
         except WorkerGone as exc:
+            if worker.gone or self._shut:  # stopped (stop_all, shutdown) while it started
+                self._drop(worker)
+                with contextlib.suppress(Exception):
+                    await worker.process.close(self.settings.kill_grace)
+                raise self._stopped_while_starting(worker) from None
             worker.failure = self._start_error(worker, exc)
             self._drop(worker)
             with contextlib.suppress(Exception):
@@ -254,7 +265,13 @@ class WorkerPool:
             worker.process.kill()
             self._drop(worker)
             raise
+        if worker.gone or self._shut:  # stopped while it started: it was nobody's to close
+            self._drop(worker)
+            await worker.process.close(self.settings.kill_grace)
+            raise self._stopped_while_starting(worker)
+        worker.ready = ready
         started_ms = (time.monotonic() - began) * 1000
+        await worker.process.measure_rss()
         self.log.info(
             "jupyter_yolo: inference worker %s ready (pid %s) in %.0f ms",
             worker.key.label(),
@@ -262,9 +279,16 @@ class WorkerPool:
             started_ms,
         )
         watcher = asyncio.ensure_future(self._watch(worker))
-        self._closing.add(watcher)
-        watcher.add_done_callback(self._closing.discard)
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
         return started_ms
+
+    def _stopped_while_starting(self, worker: PoolEntry) -> WorkerUnavailable:
+        why = "the server is shutting down" if self._shut else "the workers were stopped"
+        return WorkerUnavailable(
+            f"The inference worker for {worker.model!r} was stopped while it started ({why}); "
+            f"retry shortly."
+        )
 
     def _start_error(self, worker: PoolEntry, exc: WorkerGone) -> YoloError:
         if exc.status is not None and 400 <= exc.status < 500:
@@ -379,6 +403,8 @@ class WorkerPool:
     # ------------------------------------------------------------------ eviction
 
     def _ensure_reaper(self) -> None:
+        if self._shut:  # never outlive shutdown()
+            return
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.ensure_future(self._reap_forever())
 
@@ -387,6 +413,9 @@ class WorkerPool:
         while True:
             await asyncio.sleep(interval)
             try:
+                for worker in list(self._workers.values()):
+                    if worker.ready is not None and not worker.gone:
+                        await worker.process.measure_rss()
                 self.reap()
             except Exception:  # the reaper must outlive any one bad worker
                 self.log.exception("jupyter_yolo: inference worker eviction failed")

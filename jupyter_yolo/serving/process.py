@@ -55,6 +55,9 @@ class WorkerProcess:
         self._stderr_task: asyncio.Task[None] | None = None
         self._log: IO[bytes] | None = None
         self._log_size = 0
+        self._stopped = False
+        self.rss: int | None = None
+        """Resident memory as last measured by :meth:`measure_rss` (never on the event loop)."""
 
     @property
     def pid(self) -> int | None:
@@ -75,7 +78,13 @@ class WorkerProcess:
     # ------------------------------------------------------------------ start
 
     async def start(self, timeout: float) -> dict[str, Any]:
-        """Spawn the worker and wait for its ``ready`` header; :class:`WorkerGone` otherwise."""
+        """Spawn the worker and wait for its ``ready`` header; :class:`WorkerGone` otherwise.
+
+        A :meth:`close` that comes before the process exists (while it is being spawned) is
+        honoured here: the process is killed as soon as it exists and nothing is served.
+        """
+        if self._stopped:
+            raise WorkerGone("the inference worker was stopped before it started")
         self._open_log()
         self.process = await asyncio.create_subprocess_exec(
             *self.command,
@@ -88,6 +97,10 @@ class WorkerProcess:
             env=runner_environment(os.environ),
         )
         self._stderr_task = asyncio.create_task(self._copy_stderr())
+        if self._stopped:  # closed while it was being spawned
+            self.kill()
+            await self._settle()
+            raise WorkerGone("the inference worker was stopped while it started")
         try:
             header = await asyncio.wait_for(self._read(), timeout)
         except TimeoutError:
@@ -189,7 +202,12 @@ class WorkerProcess:
             signal_session(self.process.pid, signal.SIGKILL)
 
     async def close(self, grace: float) -> None:
-        """Close stdin (the worker exits by itself), then SIGTERM, then SIGKILL its session."""
+        """Close stdin (the worker exits by itself), then SIGTERM, then SIGKILL its session.
+
+        Before the process exists this only marks it stopped: :meth:`start` then kills it as soon
+        as it is spawned (or does not spawn it at all).
+        """
+        self._stopped = True
         process = self.process
         if process is None:
             return
@@ -207,6 +225,11 @@ class WorkerProcess:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._stderr_task, 1.0)
         self._close_log()
+
+    async def measure_rss(self) -> int | None:
+        """Measure :meth:`rss_bytes` in a thread (psutil walks /proc) and keep it in ``rss``."""
+        self.rss = await asyncio.to_thread(self.rss_bytes)
+        return self.rss
 
     def rss_bytes(self) -> int | None:
         """Resident memory of the worker and its children, None when it is gone."""

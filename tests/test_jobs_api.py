@@ -323,3 +323,73 @@ async def test_job_environment_and_log_carry_no_token(
         if path.is_file() and path.suffix in (".txt", ".json", ".jsonl", ".yaml", ".csv"):
             text = path.read_text(errors="replace")
             assert server_token not in text and "must-not-leak" not in text, path
+
+
+# --------------------------------------------------------------------------- artifacts: run/ only
+
+SECRET_JOB = "5ec4e75ec4e7"
+SECRET_SOURCE = "rtsp://admin:s3cret@cam.local/live?pwd=t0ken"
+
+
+class TestArtifactsServeOnlyResults:
+    """The artifacts route serves what the artifacts listing lists (run/), nothing else."""
+
+    @pytest.fixture
+    def secret_job(self, yolo_workspace: Path) -> Path:
+        """A finished stream predict job (adopted at start) whose request holds credentials."""
+        folder = yolo_workspace / "jobs" / SECRET_JOB
+        (folder / "run").mkdir(parents=True)
+        request = {"kind": "predict", "model": "best.pt", "source": SECRET_SOURCE}
+        job = {
+            "id": SECRET_JOB,
+            "kind": "predict",
+            "params": {"model": "best.pt", "source": SECRET_SOURCE},
+            "request": request,
+            "workspace": str(yolo_workspace),
+        }
+        (folder / "job.json").write_text(json.dumps(job))
+        status = {"status": "succeeded", "pid": 0, "started": 1.0, "ended": 2.0}
+        (folder / "status.json").write_text(json.dumps({**status, "exit_reason": "finished"}))
+        (folder / "events.jsonl").write_text(json.dumps({"seq": 1, "type": "log"}) + "\n")
+        (folder / "log.txt").write_text(f"opening {SECRET_SOURCE}\n")
+        (folder / "run" / "predictions.jsonl").write_text("{}\n")
+        (folder / "run" / "leak.json").symlink_to("../job.json")
+        return folder
+
+    @pytest.fixture
+    def yolo_config(self, secret_job: Path) -> dict[str, Any]:
+        """The job folder exists before the server starts."""
+        return {}
+
+    async def test_job_records_are_not_artifacts(self, jp_fetch: Any, secret_job: Path) -> None:
+        listing = await fetch_json(jp_fetch, "yolo", "jobs", SECRET_JOB, "artifacts")
+        assert [a["path"] for a in listing["artifacts"]] == ["run/predictions.jsonl"]
+        served = await jp_fetch("yolo", "jobs", SECRET_JOB, "artifacts", "run/predictions.jsonl")
+        assert served.body == b"{}\n"
+        for name in ("job.json", "status.json", "events.jsonl", "log.txt", "run"):
+            error = await expect_error(jp_fetch, 404, "yolo", "jobs", SECRET_JOB, "artifacts", name)
+            assert "only files under run/" in error["message"], name
+        # a link under run/ to the job's records is no way around it
+        response = await jp_fetch(
+            "yolo", "jobs", SECRET_JOB, "artifacts", "run/leak.json", raise_error=False
+        )
+        assert 400 <= response.code < 500 and b"s3cret" not in response.body
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            "bytes=\u00b2-",
+            "bytes=0-\u00b3",
+            "bytes=" + "9" * 5000 + "-",
+            "bytes=0-1,3-4",
+            "bytes=-",
+        ],
+    )
+    async def test_an_unreadable_range_gets_the_whole_file(
+        self, jp_fetch: Any, secret_job: Path, header: str
+    ) -> None:
+        response = await jp_fetch(
+            "yolo", "jobs", SECRET_JOB, "artifacts", "run/predictions.jsonl",
+            headers={"Range": header},
+        )  # fmt: skip
+        assert response.code == 200 and response.body == b"{}\n"

@@ -195,6 +195,23 @@ def test_allow_list_matches_host_or_host_port_and_masks_credentials() -> None:
     assert (
         mask_url("see http://a:b@h/x and rtmp://c@d/y") == "see http://***@h/x and rtmp://***@d/y"
     )
+    # the user part ends at the last "@", as urlsplit and FFmpeg read it
+    assert mask_url("rtsp://admin:p@ss@cam:554/a") == "rtsp://***@cam:554/a"
+    assert mask_url("'rtsp://u:p/w@cam/a'") == "'rtsp://***@cam/a'"  # no URL urlsplit reads
+    assert mask_url("rtsp://cam/a?user=bob&pwd=s3c&channel=1") == (
+        "rtsp://cam/a?user=***&pwd=***&channel=1"
+    )
+    assert (
+        mask_url("http://h/x?Password=a&token=b&sig=c")
+        == "http://h/x?Password=***&token=***&sig=***"
+    )
+    assert mask_url("http://[::1]:8080/x?fps=5") == "http://[::1]:8080/x?fps=5"
+    # an entry with a port matches a URL that leaves out its scheme's default port
+    assert is_allowed("rtsp://cam/x", ("cam:554",))
+    assert is_allowed("rtmp://cam/x", ("cam:1935",))
+    assert is_allowed("http://cam/x", ("cam:80",)) and is_allowed("https://cam/x", ("cam:443",))
+    assert not is_allowed("rtsp://cam/x", ("cam:8554",))
+    assert not is_allowed("https://cam/x", ("cam:80",))
 
 
 def test_byte_ranges() -> None:
@@ -211,6 +228,11 @@ def test_byte_ranges() -> None:
     assert byte_range("bytes=0-1,5-6", 100) is None  # several ranges: the whole file
     assert byte_range("bytes=a-b", 100) is None
     assert byte_range("items=0-1", 100) is None
+    assert byte_range("bytes=\u00b2-", 100) is None  # a digit to str.isdigit, not to int()
+    assert byte_range("bytes=-\u0663", 100) is None
+    assert byte_range("bytes=" + "9" * 5000 + "-", 100) is None  # beyond int()'s digit limit
+    assert byte_range("bytes=-", 100) is None
+    assert byte_range(" bytes=0-9 ", 100) == (0, 9)
 
 
 def test_progress_events_at_most_once_a_second_and_folded_into_the_job() -> None:

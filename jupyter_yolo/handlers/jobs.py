@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import mimetypes
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -230,18 +231,21 @@ class JobArtifactHandler(YoloHandler):
         self.finish()
 
 
+BYTE_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
+"""One ``Range: bytes=`` request in ASCII digits (at most 18: no number beyond what a file has)."""
+
+
 def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """The inclusive (start, end) of a single ``Range: bytes=`` request, clamped to ``size``.
 
     None: serve the whole file (no header, or one this handler does not take, such as several
     ranges: a plain 200 is a valid answer to those); ``"unsatisfiable"``: answer 416.
     """
-    if not header or not header.startswith("bytes=") or "," in header:
+    match = BYTE_RANGE.fullmatch(header.strip()) if header else None
+    if match is None:  # no header, several ranges, or one this handler cannot read
         return None
-    first, dash, last = header[len("bytes=") :].strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()):
-        return None
-    if not (first == "" or first.isdigit()) or not (last == "" or last.isdigit()):
+    first, last = match.groups()
+    if first == "" and last == "":
         return None
     if first == "":  # the last N bytes
         count = int(last)

@@ -543,11 +543,22 @@ class JobManager:
         return files
 
     def artifact_path(self, job_id: str, relative: str) -> Path:
-        """Resolve an artifact path, confined to the job's folder."""
+        """Resolve an artifact path, confined to the job's result folder ``run/``.
+
+        Only what :meth:`artifacts` lists is served: the job's own records (``job.json`` with
+        the request, which may hold a stream URL's credentials, ``status.json``, the events
+        and the log) have routes of their own that show them masked or paged.
+        """
         self.record(job_id)
         folder = (self.workspace.jobs / job_id).resolve()
         jail = Workspace(folder)
         path = jail.resolve(relative, what="artifact")
+        if not path.is_relative_to(folder / "run") or path == folder / "run":
+            raise NotFound(
+                f"The artifact {relative!r} is not a result file of job {job_id}: only files "
+                f"under run/ (those GET /yolo/jobs/{job_id}/artifacts lists) are served here; "
+                f"the job's request, status, events and log have routes of their own."
+            )
         if not path.is_file():
             raise NotFound(f"The artifact {relative!r} is not a file of job {job_id}.")
         return path

@@ -11,7 +11,8 @@ A source is one of:
 * a local capture device ``/dev/videoN`` that exists and is a character device (mapped into the
   container with ``--device /dev/video0``).
 
-Credentials in a URL (``user:pass@``) never appear in messages: :func:`mask_url` hides them.
+Credentials in a URL (``user:pass@``, ``?pwd=``) never appear in messages: :func:`mask_url` hides
+them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from ..contract.serving import DEVICE_SOURCE_PREFIX, MEDIA_VIDEO_SUFFIXES, STREAM_SCHEMES
 from ..errors import InvalidRequest
@@ -49,9 +50,46 @@ class Source:
     """The value with any credentials masked: the only form written to messages and logs."""
 
 
+URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+SECRET_QUERY_KEY = re.compile(
+    r"user|pass|pwd|token|auth|key|secret|sig|cred|session|login", re.IGNORECASE
+)
+"""Query parameters whose values are credentials (``?user=…&pwd=…``, ``token=``, ``sig=``)."""
+DEFAULT_PORTS = {"rtsp": 554, "rtmp": 1935, "http": 80, "https": 443}
+"""The port a stream URL that names none connects to (for ``host:port`` allow-list entries)."""
+MASK = "***"
+
+
+def _mask_query(query: str) -> str:
+    pieces = []
+    for piece in query.split("&"):
+        name, eq, _ = piece.partition("=")
+        pieces.append(f"{name}={MASK}" if eq and SECRET_QUERY_KEY.search(unquote(name)) else piece)
+    return "&".join(pieces)
+
+
+def _mask_one(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:  # not a URL urlsplit reads: hide everything up to the last "@"
+        return re.sub(r"(?<=://)\S*@", f"{MASK}@", url)
+    _, at, place = parts.netloc.rpartition("@")  # like urlsplit and FFmpeg: the last "@"
+    netloc = f"{MASK}@{place}" if at else place
+    query = _mask_query(parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def mask_url(text: str) -> str:
-    """``text`` with the ``user:password@`` part of a URL replaced by ``***@``."""
-    return re.sub(r"(?<=://)[^/@\s]*@", "***@", text)
+    """``text`` with every URL's credentials hidden: ``user:password@`` becomes ``***@``.
+
+    The user part ends at the netloc's last ``@`` (as ``urlsplit`` and FFmpeg read it), and
+    the values of credential-like query parameters (``user``, ``pwd``, ``password``,
+    ``token``, ``key``, ``sig``…) become ``***`` too.
+    """
+    return URL_IN_TEXT.sub(lambda match: _mask_one(match.group(0)), text)
 
 
 def _split(url: str) -> SplitResult:
@@ -70,10 +108,12 @@ def stream_host(url: str) -> tuple[str, int | None]:
 
 
 def is_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    """Whether ``url``'s host, or its ``host:port``, is listed in ``allowed``."""
+    """Whether ``url``'s host, or its ``host:port`` (default port of its scheme), is allowed."""
     host, port = stream_host(url)
     if not host:
         return False
+    if port is None:  # rtsp://cam/x connects to cam:554, so "cam:554" allows it
+        port = DEFAULT_PORTS.get(_split(url).scheme.lower())
     names = {entry.strip().lower().strip("/") for entry in allowed}
     bracketed = f"[{host}]" if ":" in host else host
     candidates = {host, bracketed}

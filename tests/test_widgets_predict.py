@@ -11,12 +11,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jupyter_yolo.client import YoloClient
+from jupyter_yolo.client import YoloClient, YoloClientError
 from jupyter_yolo.widgets.detection import DetectionPanel
-from jupyter_yolo.widgets.media import MediaPanel, progress_text, video_artifact
+from jupyter_yolo.widgets.media import MediaPanel, progress_text, video_artifact, video_width
 from jupyter_yolo.widgets.predict_service import LatestOnly, timing_html
 
 from .conftest import install_dataset
@@ -136,6 +137,97 @@ def test_the_annotated_video_is_the_run_folders_mp4() -> None:
     ]
     assert video_artifact(artifacts) == {"path": "run/clip.mp4", "size": 100}
     assert video_artifact(artifacts[:1]) is None
+
+
+class GatedClient:
+    """The few client calls the media panel makes, with ``predict`` held until released.
+
+    It stands in for the server only to hold the moment between a click and the job's
+    creation open (what two quick clicks race through); the real-server tests below run
+    the panel against jupyter_server and ultralytics.
+    """
+
+    url = "http://127.0.0.1:8888/"
+
+    def __init__(self, video: bytes = b"", fail: bool = False) -> None:
+        self.video = video
+        self.fail = fail
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.predicts: list[str] = []
+
+    def models(self) -> dict[str, Any]:
+        return {"trained": [], "weights": [{"model": MODEL}]}
+
+    def predict(self, model: str, source: str, **params: Any) -> dict[str, Any]:
+        self.predicts.append(source)
+        self.started.set()
+        assert self.release.wait(60)
+        if self.fail:
+            raise YoloClientError(400, f"The source {source!r} does not exist in the workspace.")
+        return {"id": f"job{len(self.predicts)}", "status": "queued"}
+
+    def iter_pages(self, job_id: str, after: int, **_: Any) -> Iterator[dict[str, Any]]:
+        yield {"events": [{"seq": 1, "type": "status", "status": "succeeded"}], "more": False}
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return {"id": job_id, "status": "succeeded"}
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        return [{"path": "run/clip.mp4", "size": len(self.video)}] if self.video else []
+
+    def artifact(self, job_id: str, path: str) -> bytes:
+        return self.video
+
+
+def wait_until(condition: Any) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "the panel never got there"
+        time.sleep(0.02)
+
+
+def test_two_quick_clicks_start_one_job_and_stop_is_grey_when_idle(tmp_path: Path) -> None:
+    write_long_video(tmp_path / "small.mp4", frames=5)  # 64 px wide
+    client = GatedClient((tmp_path / "small.mp4").read_bytes())
+    panel = MediaPanel(client, model=MODEL, source="videos/clip.mp4")  # type: ignore[arg-type]
+    try:
+        assert panel.stop_button.disabled and panel.stop_button.button_style == ""
+        panel.run_button.click()
+        panel.run_button.click()  # before the first job exists
+        assert panel.run_button.disabled and panel.stop_button.disabled
+        assert panel.run() is None and "Stop it first" in panel.status_w.value
+        assert client.started.wait(60)
+        client.release.set()
+        assert panel.ended.wait(60)
+        assert client.predicts == ["videos/clip.mp4"]
+        assert panel.run_button.disabled is False
+        assert panel.stop_button.disabled is True and panel.stop_button.button_style == ""
+        # a small video is shown at its own size, not scaled up to the panel's 720 px
+        assert panel.video is not None and panel.video.layout.width == "64px"
+        assert panel.video.layout.max_width == "720px"
+    finally:
+        panel.close()
+
+
+def test_a_job_that_fails_to_start_leaves_run_enabled_and_stop_grey() -> None:
+    client = GatedClient(fail=True)
+    client.release.set()
+    panel = MediaPanel(client, model=MODEL, source="missing.mp4")  # type: ignore[arg-type]
+    try:
+        panel.run_button.click()
+        wait_until(lambda: "does not exist" in panel.status_w.value)
+        wait_until(lambda: not panel.run_button.disabled)
+        assert panel.stop_button.disabled and panel.stop_button.button_style == ""
+        assert client.predicts == ["missing.mp4"]
+    finally:
+        panel.close()
+
+
+def test_video_width_reads_the_mp4_or_gives_up(tmp_path: Path) -> None:
+    write_long_video(tmp_path / "small.mp4", frames=3)
+    assert video_width((tmp_path / "small.mp4").read_bytes()) == 64
+    assert video_width(b"not a video") is None
 
 
 # ------------------------------------------------------------------ on a real server

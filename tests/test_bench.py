@@ -156,7 +156,7 @@ def test_run_writes_json_and_table(
         "inference.auto_over_best": True,
         "inference.auto_over_pytorch": False,
         "eventloop.rest_p99_ms": None,
-        "serving.rest_over_inference_p50": None,
+        "serving.rest_over_compute_p50": None,
         "serving.folder_over_cli": None,
         "serving.concurrent_errors": None,
     }
@@ -341,14 +341,14 @@ SERVING_KEYS = (
 
 def test_serving_targets_are_reported() -> None:
     figures = {
-        "serving.rest_over_inference_p50": 1.4,
+        "serving.rest_over_compute_p50": 1.4,
         "serving.folder_over_cli": 2.6,
         "serving.concurrent_errors": 0,
     }
     document = build_document(figures, sections={}, machine={}, run={})
     passed = {t["key"]: t["pass"] for t in document["targets"] if t["key"].startswith("serving")}
     assert passed == {
-        "serving.rest_over_inference_p50": False,
+        "serving.rest_over_compute_p50": False,
         "serving.folder_over_cli": True,
         "serving.concurrent_errors": True,
     }
@@ -424,5 +424,5 @@ def test_serving_section_quick(tmp_path: Path) -> None:
     assert data["serving.raw.infer_requests"] >= 1
     targets = {t["key"]: t["pass"] for t in data["targets"]}
     assert targets["serving.folder_over_cli"] is not None
-    assert targets["serving.rest_over_inference_p50"] is not None
+    assert targets["serving.rest_over_compute_p50"] is not None
     assert "serving.rest_p50_ms" in done.stdout

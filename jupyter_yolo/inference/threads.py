@@ -73,6 +73,18 @@ def settings_for(cpus: int) -> ThreadSettings:
     )
 
 
+def throughput_settings(settings: ThreadSettings, streams: int) -> ThreadSettings:
+    """``settings`` with OpenVINO in its ``THROUGHPUT`` mode: ``streams`` parallel requests.
+
+    For predict jobs on folders and videos (see :mod:`jupyter_yolo.runner.openvino_lanes`);
+    the threads are shared among the streams. Installed after the backend choice, whose cached
+    record is keyed by the latency settings.
+    """
+    from dataclasses import replace
+
+    return replace(settings, openvino_hint="THROUGHPUT", openvino_streams=max(1, streams))
+
+
 _ACTIVE: dict[str, ThreadSettings] = {}
 PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 

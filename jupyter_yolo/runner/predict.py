@@ -22,6 +22,7 @@ from ..jobs.media_source import IMAGE_SUFFIXES, KIND_PATH, KIND_STREAM, source_k
 from .common import JobContext, JobInputError, load_model, resolve_model
 from .media import STREAM_FPS, Frame, FrameSource, LiveSource, open_source
 from .outputs import PredictionTally, image_prediction
+from .pipeline import Behind, ReadAhead
 from .throughput import (
     PREDICTIONS_LINES,
     JsonLines,
@@ -33,6 +34,7 @@ from .throughput import (
     default_batch,
     infer,
     source_summary,
+    throughput_lanes,
     track_ids,
 )
 from .video_out import Mp4Writer
@@ -178,11 +180,19 @@ def run_predict(ctx: JobContext) -> dict[str, Any]:
     batch = default_batch(backend.get("name"), params.get("device"), media.track)
     if media.batch and not media.track:  # a tracker sees the frames one by one, in order
         batch = media.batch
+    lanes = throughput_lanes(backend.get("name"), params.get("device"), batch, ctx.cpus)
+    if lanes > 1:  # OpenVINO compiles in THROUGHPUT mode when the predictor loads the model
+        from ..inference.threads import active, install, throughput_settings
+
+        settings = active()
+        if settings is not None:
+            install(throughput_settings(settings, lanes))
     ctx.journal.log(
         f"predicting {source.unit} of {source.shown} "
         + (f"tracked with {media.tracker}" if media.track else f"{batch} per inference call")
+        + (f" on {lanes} parallel OpenVINO requests" if lanes > 1 else "")
     )
-    return run_frames(ctx, model, source, params, media, batch=batch, backend=backend)
+    return run_frames(ctx, model, source, params, media, batch=batch, backend=backend, lanes=lanes)
 
 
 def _write_predictions(ctx: JobContext, stored: StoredPredictions) -> None:
@@ -301,8 +311,14 @@ def run_frames(
     *,
     batch: int,
     backend: dict[str, Any],
+    lanes: int = 1,
 ) -> dict[str, Any]:
-    """Predict every frame of ``source``; results, annotated output and progress as it goes."""
+    """Predict every frame of ``source``; results, annotated output and progress as it goes.
+
+    Files and videos are read ahead and annotated behind on helper threads (:mod:`.pipeline`);
+    with ``lanes > 1`` an OpenVINO model runs each batch's images on parallel infer requests
+    (:mod:`.openvino_lanes`), set up after the first batch (which sets the predictor up).
+    """
     task = ctx.spec.task
     args = {**args, "verbose": False, "save": False}
     stored = StoredPredictions(task)
@@ -312,9 +328,17 @@ def run_frames(
     counts = LoopCounts()
     tracker = media.tracker if media.track else None
     failure: BaseException | None = None
+    ahead = None if isinstance(source, LiveSource) else ReadAhead(iter(source), 2 * batch)
+    behind = Behind(lambda item: annotator.add(*item), 2 * batch) if annotator.enabled else None
+    weights = str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", "") or "")
     try:
-        for group in batches(iter(source), batch, ctx.stop.check):
+        for group in batches(iter(ahead) if ahead else iter(source), batch, ctx.stop.check):
             results = infer(model, group, args, tracker)
+            if lanes > 1:
+                from .openvino_lanes import enable_lanes
+
+                backend["lanes"] = enable_lanes(model, weights, ctx.cpus, lanes)
+                lanes = 1
             for frame, result in zip(group, results, strict=True):
                 entry = image_prediction(
                     result,
@@ -335,7 +359,8 @@ def run_frames(
                 stored.add(entry)
                 lines.add(entry)
                 count_entry(counts, entry)
-                annotator.add(frame, result)
+                if behind is not None:
+                    behind.put((frame, result))
             del results, group  # the next batch's masks do not share memory with this one's
             lines.flush()
             meter.update(counts.frames, reconnects=source.reconnects)
@@ -344,9 +369,14 @@ def run_frames(
         failure = exc
         raise
     finally:  # what was predicted before a stop or an error is still written
+        if ahead is not None:
+            ahead.close()  # the reader has left the source before it is closed
         source.close()
         lines.close()
-        video = annotator.close(failure is not None)
+        late = behind.close() if behind is not None else None  # every frame drawn and written
+        if late is not None and failure is None:
+            ctx.journal.warning("annotation_failed", f"annotated output failed: {late}")
+        video = annotator.close(failure is not None or late is not None)
         meter.update(counts.frames, reconnects=source.reconnects, final=True)
         if lines.lines:
             ctx.journal.artifact(lines.path, "results", again=True)
@@ -374,4 +404,6 @@ def run_frames(
             ctx.partial_result.update(tracker=tracker, tracks=len(counts.tracks))
         if video is not None:
             ctx.partial_result["video"] = ctx.rel(video)
+    if late is not None:
+        raise late
     return ctx.partial_result

@@ -224,3 +224,22 @@ def default_batch(backend: Any, device: Any, track: bool) -> int:
     if backend in ("pytorch", "tensorrt", None) and not is_cpu_device(device):
         return DEFAULT_GPU_BATCH
     return DEFAULT_CPU_BATCH
+
+
+MAX_LANES = 4
+
+
+def throughput_lanes(backend: Any, device: Any, batch: int, cpus: int) -> int:
+    """Parallel OpenVINO infer requests for a job's batches on the CPU (1: none).
+
+    Two on a 2-CPU box (one thread each), one per two CPUs beyond that, at most
+    :data:`MAX_LANES`; none for other backends, a GPU, batch 1 (latency mode) or tracking
+    (whose batch is 1).
+    """
+    from .common import is_cpu_device
+
+    if batch < 2 or not str(backend or "").startswith("openvino") or not is_cpu_device(device):
+        return 1
+    if cpus < 2:
+        return 1
+    return max(2, min(MAX_LANES, cpus // 2, batch))

@@ -182,6 +182,89 @@ def test_socket_guard_lets_exactly_the_stream_host_through() -> None:
     assert out["192.0.2.11"] == "blocked" and out["lookup"] == "offline", out
 
 
+REDIRECT_CHECK = """
+import json, os, sys
+from pathlib import Path
+from jupyter_yolo.runner.offline import prepare
+prepare(Path(sys.argv[1]), 1, allow_hosts=("127.0.0.1",))  # what a stream job's runner does
+import cv2
+out = {"options": os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"]}
+for name, url in (("direct", sys.argv[2]), ("redirected", sys.argv[3])):
+    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+    frames = 0
+    while capture.isOpened() and frames < 100:
+        ok, _ = capture.read()
+        if not ok:
+            break
+        frames += 1
+    out[name] = frames
+print(json.dumps(out))
+"""
+
+
+def test_a_stream_jobs_decoder_follows_no_redirect_off_the_allowed_host(tmp_path: Path) -> None:
+    """FFmpeg's sockets do not pass the runner's guard: max_redirects;0 keeps it on the host."""
+    import functools
+    import http.server
+    import threading
+
+    from .test_widgets_predict import write_long_video
+
+    write_long_video(tmp_path / "clip.mp4", frames=10)
+    files = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)),
+    )
+    elsewhere = f"http://localhost:{files.server_address[1]}/clip.mp4"  # another host
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", elsewhere)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    redirect = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (files, redirect):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        found = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                REDIRECT_CHECK,
+                str(tmp_path / "workspace"),
+                f"http://127.0.0.1:{files.server_address[1]}/clip.mp4",
+                f"http://127.0.0.1:{redirect.server_address[1]}/live",
+            ],
+            cwd=REPO_ROOT,
+            env={k: v for k, v in runner_env().items() if k != "JUPYTER_YOLO_ALLOW_NETWORK"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    finally:
+        files.shutdown()
+        redirect.shutdown()
+    out = json.loads(found.strip().splitlines()[-1])
+    assert "max_redirects;0" in out["options"] and "rtsp_transport;tcp" in out["options"]
+    assert out["direct"] == 10, out  # the allowed host itself is read
+    assert out["redirected"] == 0, out  # its redirect to another host is not followed
+
+
+def test_capture_options_keep_an_explicit_value_and_force_no_redirects() -> None:
+    from jupyter_yolo.runner.offline import stream_capture_options
+
+    assert stream_capture_options(None) == "rtsp_transport;tcp|max_redirects;0"
+    assert stream_capture_options("rtsp_transport;udp|max_redirects;5|stimeout;5000000") == (
+        "rtsp_transport;udp|max_redirects;0|stimeout;5000000"
+    )
+
+
 def test_allow_list_matches_host_or_host_port_and_masks_credentials() -> None:
     from jupyter_yolo.jobs.media_source import is_allowed, mask_url
 

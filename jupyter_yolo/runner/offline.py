@@ -20,6 +20,13 @@ What it does, and why:
   gave. The guard sees Python's sockets only: FFmpeg's own C sockets inside OpenCV (how a
   stream is actually read) do not pass it, so the server's ``allowed_stream_sources`` check of
   the job's source is the real gate; the guard keeps everything else in the runner offline.
+* For a stream job, ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` gets ``max_redirects;0`` (an option of
+  FFmpeg's http protocol in the FFmpeg 8 OpenCV's wheels bundle; an older FFmpeg ignores it): an
+  allowed host that answers with a redirect to another host is refused, not followed
+  (``rtsp_transport;tcp``, OpenCV's default that the variable replaces, is kept). The limit that
+  stays: an HLS playlist on an allowed host may name variant playlists and segments on *other*
+  hosts, and FFmpeg fetches them (its HLS demuxer neither passes ``max_redirects`` on nor has a
+  host allow-list), so allow an HLS source only when you trust what its playlists point to.
 * ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` default to the CPUs usable
   under the cgroup quota (``import ultralytics`` would otherwise set OMP to 1); an explicit value
   in the environment is kept.
@@ -214,6 +221,26 @@ def block_module(name: str) -> None:
         sys.modules[name] = None  # type: ignore[assignment]
 
 
+CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+STREAM_CAPTURE_OPTIONS = {"rtsp_transport": "tcp", "max_redirects": "0"}
+"""FFmpeg options OpenCV opens a stream with: RTSP over TCP (OpenCV's default), no redirects."""
+
+
+def stream_capture_options(existing: str | None) -> str:
+    """The ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` value (``key;value|key;value``) of a stream job.
+
+    An explicit value is kept, with ``max_redirects`` forced to 0; without one, OpenCV's own
+    default (``rtsp_transport;tcp``) is written out since the variable replaces it.
+    """
+    options = {} if existing else dict(STREAM_CAPTURE_OPTIONS)
+    for item in (existing or "").split("|"):
+        key, sep, value = item.partition(";")
+        if sep and key.strip():
+            options[key.strip()] = value
+    options["max_redirects"] = "0"
+    return "|".join(f"{key};{value}" for key, value in options.items())
+
+
 def prepare(workspace: Path, cpus: int, allow_hosts: tuple[str, ...] = ()) -> dict[str, Any]:
     """Set up the offline environment. Call before importing ultralytics; return what was set.
 
@@ -234,6 +261,8 @@ def prepare(workspace: Path, cpus: int, allow_hosts: tuple[str, ...] = ()) -> di
     for folder in ("weights", "datasets", "runs"):
         (workspace / folder).mkdir(parents=True, exist_ok=True)
     block_module("openvino_telemetry")
+    if allow_hosts:  # a stream job: FFmpeg follows no redirect off the allowed host
+        os.environ[CAPTURE_OPTIONS] = stream_capture_options(os.environ.get(CAPTURE_OPTIONS))
     guarded = install_socket_guard(allow_hosts)
     return {
         "threads": threads,

@@ -7,12 +7,16 @@ allocated. Both the server and the inference worker can use it.
 
 from __future__ import annotations
 
+import re
 import struct
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_SCAN_LIMIT = 4 * 2**20
 """A JPEG whose frame header is not within this many bytes is not one we size."""
+_JPEG_MAX_SEGMENTS = 1024
+"""Nor one whose frame header comes after this many marker segments (real files: a dozen)."""
+_FILL = re.compile(rb"\xff+")
 
 
 def _png(data: bytes) -> tuple[int, int] | None:
@@ -23,15 +27,20 @@ def _png(data: bytes) -> tuple[int, int] | None:
 
 
 def _jpeg(data: bytes) -> tuple[int, int] | None:
+    """The size in the JPEG's frame header (SOF), found in at most :data:`_JPEG_MAX_SEGMENTS` steps.
+
+    A crafted file of endless tiny segments or fill bytes costs next to nothing.
+    """
     i = 2
     end = min(len(data), _JPEG_SCAN_LIMIT)
-    while i + 4 <= end:
-        if data[i] != 0xFF:
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        if i + 4 > end or data[i] != 0xFF:
+            return None
+        fill = _FILL.match(data, i, end)  # any run of 0xFF fill bytes, skipped in C
+        i = (fill.end() if fill else i + 1) - 1  # at the marker's last 0xFF
+        if i + 4 > end:
             return None
         marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
             i += 2
             continue

@@ -72,7 +72,10 @@ class PredictService:
         )
 
     def check(self, images: list[ImageInput]) -> None:
-        """Refuse a request without images, with too many, or with one too large or no image."""
+        """Refuse a request without images, with too many, or with one too large or no image.
+
+        Reads every image's header (blocking for a large body: call it in a thread).
+        """
         check_images(images, max_images=self.limits.max_images, max_pixels=self.limits.max_pixels)
 
     async def named_images(self, paths: object) -> list[ImageInput]:
@@ -101,7 +104,7 @@ class PredictService:
         self, params: PredictParams, images: list[ImageInput], arrived: float
     ) -> PredictResponse:
         """Run the checked request on its warm worker (``arrived``: ``time.monotonic()``)."""
-        self.check(images)
+        await asyncio.to_thread(self.check, images)  # headers of up to 64 MiB: off the loop
         path = await asyncio.to_thread(self._model_path, params)
         digest = await self._digests.digest_async(path)
         call = PredictCall(

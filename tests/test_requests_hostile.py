@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from pathlib import Path
@@ -287,3 +288,47 @@ async def test_a_workspace_data_yaml_naming_impossible_paths_is_400(
     write_yaml(yolo_workspace / "mine" / "d.yaml", content)
     message = await refused(jp_fetch, yolo_workspace, {**TRAIN, "data": "mine/d.yaml"})
     assert len(message) < 600
+
+
+async def _unauthenticated_body_answer(port: int, path: str, framing: str) -> bytes:
+    """Send a request's head and a first 1 MiB of its body, never the rest; read the answer.
+
+    No token, but a matching ``_xsrf`` cookie and header, so jupyter_server's XSRF check passes
+    and only the extension's own check stands between the stranger and the body.
+    """
+    import asyncio
+
+    xsrf = "00112233445566778899aabbccddeeff"
+    piece = b"\xff" * 2**20
+    if framing == "chunked":
+        head, first = "Transfer-Encoding: chunked", f"{len(piece):x}\r\n".encode() + piece
+    else:
+        head, first = f"Content-Length: {40 * 2**20}", piece  # declared under the 64 MiB limit
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        lines = [
+            f"POST {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{port}",
+            "Content-Type: image/jpeg",
+            head,
+            f"Cookie: _xsrf={xsrf}",
+            f"X-XSRFToken: {xsrf}",
+        ]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + first)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        # the server must answer although the body never ends (before the fix it waited for it)
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 120)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("framing", ["chunked", "declared"])
+async def test_an_unauthenticated_body_is_refused_before_it_is_read(
+    jp_fetch: Any, jp_base_url: str, jp_http_port: int, framing: str
+) -> None:
+    for route in ("yolo/predict?model=x.pt", "yolo/jobs", "yolo/datasets?name=x"):
+        path = jp_base_url.rstrip("/") + "/" + route
+        answer = await _unauthenticated_body_answer(jp_http_port, path, framing)
+        assert answer.startswith(b"HTTP/1.1 403"), (route, answer[:200])
+    await assert_routes_answer_async(jp_fetch_request(jp_fetch))

@@ -69,10 +69,20 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         """Authenticate as jupyter_server does, then refuse an oversize body before reading it.
 
-        A handler that streams its body itself (overrides :meth:`data_received`) checks it there.
+        A request that carries a body (POST, PUT, PATCH, or any with a declared length or a
+        chunked encoding) from a client that is not authenticated is refused (403) here, before
+        a byte of its body is read: otherwise a stranger could make the server buffer a body of
+        up to the limit before ``@web.authenticated`` refuses it.
+
+        A handler that streams its body itself (overrides :meth:`data_received`) checks its size
+        there.
         """
         await super().prepare()
-        if self._finished or type(self).data_received is not YoloHandler.data_received:
+        if self._finished:
+            return
+        if self._carries_body() and not self.current_user:
+            raise web.HTTPError(403, log_message="Authentication is required.")
+        if type(self).data_received is not YoloHandler.data_received:
             return
         connection = self.request.connection
         if isinstance(connection, HTTP1Connection):
@@ -85,12 +95,18 @@ class YoloHandler(ExtensionHandlerMixin, APIHandler):
             except ValueError:
                 raise InvalidRequest("The Content-Length header is not a number.") from None
             if length > self.max_body_bytes:
-                if not self.current_user:
-                    raise web.HTTPError(403, log_message="Authentication is required.")
                 raise PayloadTooLarge(
                     f"A request body may have {self.max_body_bytes} bytes at most; this one "
                     f"declares {length}."
                 )
+
+    def _carries_body(self) -> bool:
+        request = self.request
+        return (
+            request.method in ("POST", "PUT", "PATCH")
+            or "Content-Length" in request.headers
+            or "Transfer-Encoding" in request.headers
+        )
 
     def data_received(self, chunk: bytes) -> None:
         """Collect the body, answering 413 as soon as it passes :attr:`max_body_bytes`."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, List, Unicode, default
+from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
 from . import __version__
 from .accelerators.service import AcceleratorService
@@ -201,6 +201,35 @@ class YoloApp(ExtensionApp):
             "larger one (or a decompression bomb) is refused with 413 before it is decoded."
         ),
     ).tag(config=True)
+
+    @validate("max_predict_workers", "predict_queue_size")
+    def _check_predict_counts(self, proposal: Any) -> int:
+        """Refuse a worker count under 1 or a negative queue at start-up, naming the setting."""
+        name, value = proposal["trait"].name, proposal["value"]
+        lowest = 1 if name == "max_predict_workers" else 0
+        if value < lowest:
+            raise TraitError(
+                f"YoloApp.{name} must be at least {lowest}, got {value}"
+                + (" (0 lets a request wait for no busy worker)." if lowest == 0 else ".")
+            )
+        return int(value)
+
+    @validate(
+        "predict_idle_timeout",
+        "predict_timeout",
+        "predict_start_timeout",
+        "predict_memory_limit",
+        "max_predict_body_bytes",
+        "max_predict_images",
+        "max_image_pixels",
+    )
+    def _check_predict_limits(self, proposal: Any) -> float:
+        """Refuse a timeout or limit that is not above 0 (or not a number), naming the setting."""
+        name, value = proposal["trait"].name, proposal["value"]
+        if not value > 0:  # also NaN
+            what = "seconds" if "timeout" in name else "a limit"
+            raise TraitError(f"YoloApp.{name} must be above 0 ({what}), got {value}.")
+        return value  # type: ignore[no-any-return]
 
     @default("workspace")
     def _default_workspace(self) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_server.auth.authorizer import Authorizer
 from tornado.httpclient import HTTPClientError
 
 from .conftest import expect_error, fetch_json
@@ -203,6 +204,19 @@ async def test_bad_requests_are_refused_before_any_worker(
         headers={**JPEG},
         params=model,
     )
+    # crafted JPEG headers that used to cost a Python loop per byte: refused, and quickly
+    for crafted in (b"\xff" * 2**20, b"\xff\xe0\x00\x02" * 2**18):
+        body = await expect_error(
+            jp_fetch,
+            400,
+            "yolo",
+            "predict",
+            method="POST",
+            body=b"\xff\xd8" + crafted,
+            headers={**JPEG},
+            params=model,
+        )
+        assert "broken or truncated image header" in body["message"]
     # workspace paths: outside, through a link out, missing, not an image, unknown keys
     outside = yolo_workspace.parent / "secret.jpg"
     outside.write_bytes(image)
@@ -241,21 +255,84 @@ async def test_bad_requests_are_refused_before_any_worker(
     assert not (yolo_workspace / ".predict-workers").exists()
 
 
-async def test_predict_needs_authentication(jp_fetch: Any) -> None:
-    for method, parts, body in [
-        ("POST", ("yolo", "predict"), jpeg(width=64)),
-        ("GET", ("yolo", "predict", "workers"), None),
-        ("DELETE", ("yolo", "predict", "workers"), None),
-    ]:
+XSRF = "00112233445566778899aabbccddeeff"
+PASSES_XSRF = {"Cookie": f"_xsrf={XSRF}", "X-XSRFToken": XSRF}
+"""A matching cookie and header: jupyter_server's XSRF check passes, the route's auth decides."""
+ROUTES = [
+    ("POST", ("yolo", "predict")),
+    ("GET", ("yolo", "predict", "workers")),
+    ("DELETE", ("yolo", "predict", "workers")),
+]
+
+
+async def test_predict_needs_authentication(jp_fetch: Any, yolo_workspace: Path) -> None:
+    for method, parts in ROUTES:
         with pytest.raises(HTTPClientError) as info:
             await jp_fetch(
                 *parts,
                 method=method,
-                body=body,
+                body=jpeg(width=64) if method == "POST" else None,
                 params={"model": "job:0123456789ab"},
-                headers={"Authorization": "token nope", **JPEG},
+                headers={"Authorization": "token nope", **PASSES_XSRF, **JPEG},
             )
         assert info.value.code == 403, (method, parts)
+        assert info.value.response is not None
+        message = json.loads(info.value.response.body)["message"]
+        assert "xsrf" not in message.lower(), message  # refused by auth, not by the XSRF check
+    assert not (yolo_workspace / ".predict-workers").exists()
+
+
+class NoPredict(Authorizer):
+    """Lets everything through except the predict service."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return resource != "jupyter_yolo:predict"
+
+
+@pytest.mark.parametrize("server_app_config", [{"authorizer_class": NoPredict}])
+async def test_predict_needs_authorization(jp_fetch: Any, yolo_workspace: Path) -> None:
+    for method, parts in ROUTES:
+        with pytest.raises(HTTPClientError) as info:
+            await jp_fetch(
+                *parts,
+                method=method,
+                body=jpeg(width=64) if method == "POST" else None,
+                params={"model": "job:0123456789ab"},
+                headers={**JPEG},
+            )
+        assert info.value.code == 403, (method, parts)
+        assert info.value.response is not None
+        message = json.loads(info.value.response.body)["message"]
+        assert "not authorized" in message and "jupyter_yolo:predict" in message, message
+    assert (await fetch_json(jp_fetch, "yolo", "jobs"))["jobs"] == []  # the rest still works
+    assert not (yolo_workspace / ".predict-workers").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "text"),
+    [
+        ("max_predict_workers", 0, "at least 1"),
+        ("predict_queue_size", -1, "at least 0"),
+        ("predict_timeout", 0.0, "above 0"),
+        ("predict_start_timeout", -5.0, "above 0"),
+        ("predict_idle_timeout", float("nan"), "above 0"),
+        ("predict_memory_limit", 0, "above 0"),
+        ("max_predict_body_bytes", -1, "above 0"),
+        ("max_predict_images", 0, "above 0"),
+        ("max_image_pixels", 0, "above 0"),
+    ],
+)
+def test_predict_settings_out_of_bounds_are_refused(name: str, value: Any, text: str) -> None:
+    from traitlets import TraitError
+
+    from jupyter_yolo.app import YoloApp
+
+    app = YoloApp()
+    with pytest.raises(TraitError) as info:
+        setattr(app, name, value)
+    assert f"YoloApp.{name}" in str(info.value) and text in str(info.value)
+    app.predict_queue_size = 0  # no waiting room is a valid choice
+    assert app.predict_queue_size == 0
 
 
 # ---------------------------------------------------------------------------- warm workers

@@ -1,13 +1,21 @@
-"""One entry of the worker pool: a worker process and what the pool knows about it."""
+"""One entry of the worker pool: a worker process, what the pool knows about it, its answers."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from ..contract.serving import WorkerInfo, WorkerKey
+from ..contract.payloads import ImagePrediction
+from ..contract.serving import (
+    BackendChoice,
+    PredictResponse,
+    PredictTiming,
+    WorkerInfo,
+    WorkerKey,
+)
 from ..errors import YoloError
 from .process import WorkerProcess
 
@@ -63,3 +71,41 @@ def file_label(key: WorkerKey) -> str:
     """The key as a file name (the worker's log file)."""
     text = f"{key.digest[:16]}-{key.backend}-{key.imgsz}-{key.device}"
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+def build_response(
+    worker: PoolEntry,
+    *,
+    model_ref: str,
+    arrived: float,
+    images: Sequence[ImagePrediction],
+    worker_timing: dict[str, Any],
+    queue_ms: float,
+    start_ms: float | None,
+) -> PredictResponse:
+    """The ``PredictResponse`` for a worker's ``result`` (``arrived``: ``time.monotonic()``)."""
+    ready = worker.ready or {}
+    timing = PredictTiming(
+        queue_ms=round(max(queue_ms, 0.0), 3),
+        preprocess_ms=float(worker_timing.get("preprocess_ms") or 0.0),
+        inference_ms=float(worker_timing.get("inference_ms") or 0.0),
+        postprocess_ms=float(worker_timing.get("postprocess_ms") or 0.0),
+        total_ms=round((time.monotonic() - arrived) * 1000, 3),
+    )
+    if start_ms is not None:
+        timing["worker_start_ms"] = round(start_ms, 3)
+    backend = ready.get("backend")
+    choice = (
+        BackendChoice(**backend)  # type: ignore[typeddict-item]
+        if isinstance(backend, dict)
+        else BackendChoice(name=worker.key.backend, requested=worker.key.backend)
+    )
+    return PredictResponse(
+        task=str(ready.get("task") or ""),
+        model=model_ref,
+        backend=choice,
+        imgsz=int(ready.get("imgsz") or worker.key.imgsz),
+        images=list(images),
+        timing=timing,
+        worker=worker.info(),
+    )

@@ -32,21 +32,17 @@ import itertools
 import logging
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contract.payloads import ImagePrediction
 from ..contract.serving import (
-    BackendChoice,
     PredictResponse,
-    PredictTiming,
     WorkerInfo,
     WorkerKey,
 )
 from ..errors import TooManyRequests, WorkerUnavailable, YoloError
-from .entry import PoolEntry, file_label
+from .entry import PoolEntry, build_response, file_label
 from .process import WorkerGone, WorkerProcess
 
 LOG_FOLDER = ".predict-workers"
@@ -371,33 +367,15 @@ class WorkerPool:
                 f"The inference worker for {worker.model!r} answered out of step ({op!r}) and "
                 f"was stopped; the next request starts a fresh one."
             )
-        ready = worker.ready or {}
-        raw = answer.get("timing") if isinstance(answer.get("timing"), dict) else {}
-        assert isinstance(raw, dict)
-        timing = PredictTiming(
-            queue_ms=round(max(queue_ms, 0.0), 3),
-            preprocess_ms=float(raw.get("preprocess_ms") or 0.0),
-            inference_ms=float(raw.get("inference_ms") or 0.0),
-            postprocess_ms=float(raw.get("postprocess_ms") or 0.0),
-            total_ms=round((time.monotonic() - call.arrived) * 1000, 3),
-        )
-        if start_ms is not None:
-            timing["worker_start_ms"] = round(start_ms, 3)
-        backend = ready.get("backend")
-        choice = (
-            BackendChoice(**backend)  # type: ignore[typeddict-item]
-            if isinstance(backend, dict)
-            else BackendChoice(name=call.key.backend, requested=call.key.backend)
-        )
-        predictions: Sequence[ImagePrediction] = images
-        return PredictResponse(
-            task=str(ready.get("task") or ""),
-            model=call.model_ref,
-            backend=choice,
-            imgsz=int(ready.get("imgsz") or call.key.imgsz),
-            images=list(predictions),
-            timing=timing,
-            worker=worker.info(),
+        timing = answer.get("timing")
+        return build_response(
+            worker,
+            model_ref=call.model_ref,
+            arrived=call.arrived,
+            images=images,
+            worker_timing=timing if isinstance(timing, dict) else {},
+            queue_ms=queue_ms,
+            start_ms=start_ms,
         )
 
     # ------------------------------------------------------------------ eviction

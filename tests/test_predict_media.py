@@ -216,3 +216,37 @@ async def test_bad_sources_are_refused(jp_fetch: Any, shared: TrainedModel) -> N
     jobs = await fetch_json(jp_fetch, "yolo", "jobs")
     assert "hunter2" not in json.dumps(jobs)
     assert not os.path.exists("/dev/video99")
+
+
+@pytest.mark.slow
+async def test_openvino_folder_on_parallel_requests_matches_latency_mode(
+    jp_fetch: Any, shared: TrainedModel
+) -> None:
+    """Throughput mode on OpenVINO: a batch's images on 2 parallel infer requests (THROUGHPUT
+    hint), annotated behind on a thread; the same detections as batch 1 (LATENCY, one request)."""
+    base = {
+        "kind": "predict",
+        "model": shared.model_ref,
+        "source": "media/folder",
+        "imgsz": 128,
+        "device": "cpu",
+        "backend": "openvino",
+        "conf": 0.25,
+    }
+    single = await run_job(jp_fetch, {**base, "batch": 1})
+    batched = await run_job(jp_fetch, {**base, "batch": 4})
+    assert single["result"]["images"] == batched["result"]["images"] == 12
+    assert batched["result"]["backend"]["lanes"] == 2
+    assert "lanes" not in single["result"]["backend"]
+    runs = shared.workspace / "jobs"
+    one = boxes(read_lines(runs / single["id"] / "run" / "predictions.jsonl"))
+    many = boxes(read_lines(runs / batched["id"] / "run" / "predictions.jsonl"))
+    assert one.keys() == many.keys() and len(one) == 12
+    for name, found in one.items():
+        other = many[name]
+        assert [c for c, _, _ in found] == [c for c, _, _ in other], name
+        for (_, a, ca), (_, b, cb) in zip(found, other, strict=True):
+            assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1.0, name
+            assert abs(ca - cb) <= 0.01, name
+    annotated = sorted(p.name for p in (runs / batched["id"] / "run").glob("img*.png"))
+    assert annotated == sorted(one), "every annotated image written, none half-written"

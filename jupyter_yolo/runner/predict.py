@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .common import JobContext, JobInputError, load_model, resolve_model
 from .media import STREAM_FPS, Frame, FrameSource, LiveSource, open_source
 from .outputs import PredictionTally, image_prediction
 from .pipeline import Behind, ReadAhead
+from .staged import predicted_batches
 from .throughput import (
     PREDICTIONS_LINES,
     JsonLines,
@@ -302,6 +304,46 @@ class Annotator:
         return path
 
 
+def _results(
+    ctx: JobContext,
+    model: Any,
+    source: FrameSource,
+    args: dict[str, Any],
+    *,
+    batch: int,
+    tracker: str | None,
+    lanes: int,
+    backend: dict[str, Any],
+) -> Generator[tuple[list[Frame], list[Any]], None, None]:
+    """(frames, results) per batch: staged for files and videos, else batch by batch."""
+    weights = str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", "") or "")
+
+    def primed() -> None:  # the predictor is set up: OpenVINO's parallel requests can start
+        if lanes > 1:
+            from .openvino_lanes import enable_lanes
+
+            backend["lanes"] = enable_lanes(model, weights, ctx.cpus, lanes)
+
+    live = isinstance(source, LiveSource)  # its reconnect waits answer stops: the loop's thread
+    if tracker is None and not live:
+        yield from predicted_batches(
+            model, iter(source), batch, args, check=ctx.stop.check, primed=primed
+        )
+        return
+    ahead = None if live else ReadAhead(iter(source), 2 * batch)
+    try:
+        first = True
+        for group in batches(iter(ahead) if ahead else iter(source), batch, ctx.stop.check):
+            results = infer(model, group, args, tracker)
+            if first:
+                primed()
+                first = False
+            yield group, results
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
 def run_frames(
     ctx: JobContext,
     model: Any,
@@ -316,7 +358,8 @@ def run_frames(
     """Predict every frame of ``source``; results, annotated output and progress as it goes.
 
     Files and videos are read ahead and annotated behind on helper threads (:mod:`.pipeline`);
-    with ``lanes > 1`` an OpenVINO model runs each batch's images on parallel infer requests
+    untracked files and videos are preprocessed ahead too (:mod:`.staged`); with ``lanes > 1``
+    an OpenVINO model runs each batch's images on parallel infer requests
     (:mod:`.openvino_lanes`), set up after the first batch (which sets the predictor up).
     """
     task = ctx.spec.task
@@ -328,17 +371,12 @@ def run_frames(
     counts = LoopCounts()
     tracker = media.tracker if media.track else None
     failure: BaseException | None = None
-    ahead = None if isinstance(source, LiveSource) else ReadAhead(iter(source), 2 * batch)
     behind = Behind(lambda item: annotator.add(*item), 2 * batch) if annotator.enabled else None
-    weights = str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", "") or "")
+    produced = _results(
+        ctx, model, source, args, batch=batch, tracker=tracker, lanes=lanes, backend=backend
+    )
     try:
-        for group in batches(iter(ahead) if ahead else iter(source), batch, ctx.stop.check):
-            results = infer(model, group, args, tracker)
-            if lanes > 1:
-                from .openvino_lanes import enable_lanes
-
-                backend["lanes"] = enable_lanes(model, weights, ctx.cpus, lanes)
-                lanes = 1
+        for group, results in produced:
             for frame, result in zip(group, results, strict=True):
                 entry = image_prediction(
                     result,
@@ -369,8 +407,7 @@ def run_frames(
         failure = exc
         raise
     finally:  # what was predicted before a stop or an error is still written
-        if ahead is not None:
-            ahead.close()  # the reader has left the source before it is closed
+        produced.close()  # the read-ahead thread has left the source before it is closed
         source.close()
         lines.close()
         late = behind.close() if behind is not None else None  # every frame drawn and written

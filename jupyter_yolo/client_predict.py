@@ -12,12 +12,14 @@ in a worker process (no job, no model load per call once warm)::
 
 Images are sent as the request body: one image as it is (``image/jpeg|png|webp``), several as
 ``multipart/form-data``; workspace paths (``paths=``) as JSON, read by the server. Only the
-standard library is needed; numpy arrays are encoded with OpenCV (or Pillow) when given.
+standard library is needed; numpy arrays are encoded with OpenCV (or Pillow) when given, and an
+image in another format (BMP, TIFF, GIF...) is converted to PNG with them before it is sent.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import time
@@ -27,15 +29,25 @@ from pathlib import Path
 from typing import Any, cast
 
 from .contract.payloads import ImagePrediction
-from .contract.serving import MULTIPART_TYPE, PREDICT_IMAGE_TYPES, RETRY_AFTER_S, PredictResponse
+from .contract.serving import MULTIPART_TYPE, RETRY_AFTER_S, PredictResponse
 
-__all__ = ["MAX_RETRY_WAIT_S", "PredictServiceMixin", "encode_image", "pixel_map_png"]
+__all__ = [
+    "MAX_RETRY_WAIT_S",
+    "SERVICE_IMAGE_SUFFIXES",
+    "PredictServiceMixin",
+    "encode_image",
+    "pixel_map_png",
+    "service_reads",
+    "to_png",
+]
 
 MAX_RETRY_WAIT_S = 10.0
 """The longest ``Retry-After`` the client honours before its one retry."""
 PREDICT_TIMEOUT_S = 300.0
 """A first request may start the worker (model load, backend measurement): it may take long."""
 RETRIED = (429, 503)
+SERVICE_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+"""Files the service reads as they are (``paths=``); others are sent converted to PNG."""
 
 ImageInput = Any
 """bytes, a local file (``str`` or :class:`pathlib.Path`) or a numpy array (H x W [x C])."""
@@ -50,6 +62,60 @@ def _sniff(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def service_reads(path: str) -> bool:
+    """Whether the service reads the image file ``path`` itself (JPEG, PNG, WebP by suffix)."""
+    return path.lower().endswith(SERVICE_IMAGE_SUFFIXES)
+
+
+def _decode_with_opencv(data: bytes) -> bytes | None:
+    """PNG bytes of ``data`` decoded as ultralytics reads a file (3 channels); None if it can't."""
+    try:
+        import cv2
+        import numpy as np
+    except ImportError:
+        return None
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+    if decoded is None:
+        return None
+    ok, buffer = cv2.imencode(".png", decoded)
+    return bytes(buffer.tobytes()) if ok else None
+
+
+def _decode_with_pillow(data: bytes) -> bytes | None:
+    """PNG bytes of ``data``'s first frame as RGB (GIF, which OpenCV may not read); or None."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            out = io.BytesIO()
+            image.convert("RGB").save(out, format="PNG")
+            return out.getvalue()
+    except Exception:  # not an image Pillow reads (or a decompression bomb): the caller says so
+        return None
+
+
+def to_png(data: bytes, name: str = "image") -> bytes:
+    """``data`` (a BMP, TIFF, GIF... image) as PNG bytes the service takes.
+
+    Decoded with OpenCV as ultralytics reads an image file (so the predictions are those a
+    job on the file gives), else with Pillow. Raises ``ValueError`` naming ``name`` when
+    neither can read it.
+    """
+    png = _decode_with_opencv(data) or _decode_with_pillow(data)
+    if png is None:
+        raise ValueError(
+            f"{name}: not an image this client can read. JPEG, PNG and WebP are sent as they "
+            "are; BMP, TIFF, GIF and other formats OpenCV or Pillow decode are converted to PNG "
+            "first (is the file complete, and is opencv-python or Pillow installed?)."
+        )
+    return png
 
 
 def _encode_array(array: Any) -> bytes:
@@ -108,11 +174,8 @@ def encode_image(image: ImageInput) -> tuple[str, bytes, str]:
             "or a numpy array."
         )
     kind = _sniff(data)
-    if kind is None:
-        raise ValueError(
-            f"{name}: not a JPEG, PNG or WebP image (the service takes "
-            f"{', '.join(PREDICT_IMAGE_TYPES)})."
-        )
+    if kind is None:  # the service takes PREDICT_IMAGE_TYPES: anything else goes as PNG
+        data, kind = to_png(data, name), "image/png"
     return name, data, kind
 
 
@@ -193,7 +256,8 @@ class PredictServiceMixin:
     ) -> PredictResponse:
         """Predict with ``model`` on images, on a warm worker; return the parsed answer.
 
-        ``images``: one image or a list; each bytes (JPEG, PNG, WebP), a *local* file path
+        ``images``: one image or a list; each bytes (JPEG, PNG, WebP as they are; BMP, TIFF, GIF
+        and other formats converted to PNG first), a *local* file path
         (``str`` or :class:`~pathlib.Path`, read here and sent) or a numpy array (BGR, uint8).
         ``paths``: instead, workspace-relative image paths the server reads itself (a dataset
         image, an upload). ``model`` is any reference jobs take (``job:<id>:best``, a weights

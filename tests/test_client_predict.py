@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from jupyter_yolo.client import BadRequestError, ServerUnavailable, YoloClient, YoloClientError
-from jupyter_yolo.client_predict import encode_image, pixel_map_png
+from jupyter_yolo.client_predict import encode_image, pixel_map_png, service_reads, to_png
 from jupyter_yolo.contract.payloads import ImagePrediction
 
 from .conftest import install_dataset
@@ -147,7 +147,7 @@ def test_bad_input_is_a_clear_error_and_the_next_request_works(
     assert answer["images"][0]["detections"]
 
     # refused before anything is sent: not an image, a missing local file, a bad array
-    with pytest.raises(ValueError, match="not a JPEG, PNG or WebP"):
+    with pytest.raises(ValueError, match="not an image this client can read"):
         client.predict_images(b"GIF89a...", model=MODEL)
     with pytest.raises(FileNotFoundError, match="paths="):
         client.predict_images(tmp_path / "missing.jpg", model=MODEL)
@@ -259,3 +259,45 @@ def test_inline_pixel_maps_decode_to_png() -> None:
     }
     assert pixel_map_png(image) == png
     assert pixel_map_png({"file": "b", "width": 1, "height": 1, "detections": []}) is None
+
+
+# ------------------------------------------------------------------ other image formats
+
+
+def pixels_of(png: bytes) -> np.ndarray:
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def image_bytes(array: np.ndarray, kind: str) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format=kind)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["BMP", "TIFF", "GIF"])
+def test_other_formats_are_sent_as_png_with_the_same_pixels(
+    stub: str, kind: str, tmp_path: Path
+) -> None:
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[1:4, 2:6] = (255, 0, 0) if kind != "GIF" else (255, 255, 255)  # GIF: a palette
+    data = image_bytes(rgb, kind)
+    _, sent, content_type = encode_image(data)
+    assert content_type == "image/png" and sent[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(pixels_of(sent), rgb)
+    local = tmp_path / f"photo.{kind.lower()}"
+    local.write_bytes(data)
+    assert encode_image(local)[0] == local.name and encode_image(local)[2] == "image/png"
+    client = YoloClient(stub, "t")
+    client.predict_images(local, model="m")
+    assert Overloaded.seen == ["image/png"]
+
+
+def test_service_reads_its_own_formats_and_an_unreadable_image_is_named() -> None:
+    assert service_reads("datasets/a/images/val/x.JPG") and service_reads("u/x.webp")
+    assert not service_reads("datasets/a/images/val/x.bmp") and not service_reads("x.tiff")
+    with pytest.raises(ValueError, match=r"^scan\.tif: not an image this client can read"):
+        to_png(b"II*\x00 truncated", "scan.tif")

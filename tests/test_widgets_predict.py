@@ -6,6 +6,7 @@ next image draws."""
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import threading
 import time
@@ -281,6 +282,65 @@ def test_panel_redraws_from_the_service_and_recovers_from_a_bad_image(
         assert panel.last_error is None and panel.redraws == redraws + 1
         assert len(panel.detections) == len(high)
         assert len(client.jobs()) == jobs_before, "the panel made a job"
+    finally:
+        panel.close()
+
+
+@pytest.mark.slow
+def test_panel_predicts_bmp_and_tiff_uploads_and_dataset_images(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The service reads JPEG, PNG, WebP: the panel sends other formats converted to PNG."""
+    import io
+
+    from PIL import Image
+
+    client = YoloClient(server.url, server.token, timeout=60)
+    val = trained_model(tmp_path_factory.getbasetemp()).data.parent / "images" / "val"
+    photo = sorted(val.iterdir())[0]
+    pixels = Image.open(photo).convert("RGB")
+    lossless = io.BytesIO()
+    pixels.save(lossless, format="PNG")
+    other: dict[str, bytes] = {}
+    for kind, suffix in (("BMP", "bmp"), ("TIFF", "tif")):
+        out = io.BytesIO()
+        pixels.save(out, format=kind)
+        other[suffix] = out.getvalue()
+    extra = server.workspace / "datasets" / "shapes" / "extra"
+    extra.mkdir(exist_ok=True)
+    for suffix, data in other.items():
+        (extra / f"photo.{suffix}").write_bytes(data)
+    panel = DetectionPanel(client, model=MODEL, conf=0.25)
+    try:
+        panel.add_image("uploads/photo.png", lossless.getvalue(), select=False)
+        reference = panel.predict("uploads/photo.png")
+        assert panel.last_error is None and reference, panel.status_w.value
+        boxes = sorted((d["name"], round(float(d["conf"]), 3)) for d in reference)
+        panel.upload_w.value = tuple(
+            {
+                "name": f"photo.{s}",
+                "type": "",
+                "size": len(d),
+                "content": memoryview(d),
+                "last_modified": datetime.datetime.now(datetime.timezone.utc),
+            }
+            for s, d in other.items()
+        )  # the upload widget's own form, handled in the background
+        wait_until(lambda: "upload:photo.tif" in {v for _, v in panel.image_w.options})
+        assert panel.idle(300)
+        for path in ("upload:photo.bmp", "upload:photo.tif", *(
+            f"datasets/shapes/extra/photo.{s}" for s in other
+        )):  # fmt: skip
+            if path.startswith("datasets/"):
+                panel.add_image(path, select=False)
+            found = panel.predict(path)
+            assert panel.last_error is None, (path, panel.status_w.value)
+            assert sorted((d["name"], round(float(d["conf"]), 3)) for d in found) == boxes, path
+        (extra / "broken.tif").write_bytes(other["tif"][:40])
+        panel.add_image("datasets/shapes/extra/broken.tif", select=False)
+        panel.predict("datasets/shapes/extra/broken.tif")
+        assert panel.last_error is not None
+        assert "broken.tif: not an image this client can read" in panel.status_w.value
     finally:
         panel.close()
 

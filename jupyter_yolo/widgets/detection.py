@@ -23,6 +23,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..client import YoloClient
+from ..client_predict import service_reads, to_png
 from ..contract.serving import PredictResponse
 from .common import STYLE, esc, get_client, in_background
 from .detection_draw import ImageChoice, Prediction, PredictionDrawing, detection_figure
@@ -320,6 +321,12 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         for item in files:
             name = posixpath.basename(str(item["name"])).replace(" ", "_")
             content = bytes(item["content"])
+            if not service_reads(name):  # a BMP, TIFF, GIF...: the service takes it as PNG
+                try:
+                    content = to_png(content, name)
+                except ValueError as exc:
+                    self._show_error(exc)
+                    continue
             path = f"{UPLOAD_PREFIX}{name}"  # sent as bytes: nothing is written on the server
             with self._lock:
                 self._images[path] = ImageChoice(path=path, label=f"upload: {name}", data=content)

@@ -19,6 +19,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from ..client import YoloClient, YoloClientError
+from ..client_predict import to_png
 from .common import esc, note
 from .detection_views import NO_OBJECTS, results_table, title_text
 from .drawing import (
@@ -45,6 +46,17 @@ class Prediction:
     backend: dict[str, Any] | None = None
     timing: dict[str, Any] | None = None
     model: str | None = None
+
+
+BROWSER_IMAGE_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/bmp",
+    "image/x-ms-bmp",
+)
+"""Image types every browser shows in the figure as they are."""
 
 
 @dataclass
@@ -115,6 +127,8 @@ class PredictionDrawing:
         else:
             raise YoloClientError(None, f"No way to fetch {choice.path}.")
         mime = mimetypes.guess_type(choice.path)[0] or "image/jpeg"
+        if mime not in BROWSER_IMAGE_TYPES:  # a TIFF...: browsers show it as PNG
+            content, mime = to_png(content, choice.path), "image/png"
         uri = f"data:{mime};base64," + base64.b64encode(content).decode("ascii")
         with self._lock:
             self._pixels[choice.path] = uri

@@ -17,6 +17,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..client import YoloClient
+from ..client_predict import service_reads, to_png
 from ..contract.serving import PredictResponse
 from .common import error_text, note
 from .detection_draw import ImageChoice, Prediction
@@ -154,6 +155,10 @@ class ServicePrediction:
         }
         if wanted.choice.data is not None:
             return self.client.predict_images(wanted.choice.data, **params)
+        if wanted.choice.dataset and not service_reads(wanted.choice.path):
+            # BMP, TIFF, GIF...: the service reads JPEG, PNG and WebP files only; sent as PNG
+            data = self.client.dataset_file(wanted.choice.dataset, wanted.choice.dataset_path or "")
+            return self.client.predict_images(to_png(data, wanted.choice.path), **params)
         return self.client.predict_images(paths=[wanted.choice.path], **params)
 
     def _service_answered(self, wanted: ServiceRequest, answer: PredictResponse) -> None:

@@ -11,7 +11,8 @@ trained here), 640 px images; side by side in one run, medians over repeats:
   postprocess_ms``; ``rest_over_compute_p50``, target at most 1.25: what REST adds), and
   against ``inference_ms`` alone (``rest_over_inference_p50``, an extra figure), and a
   predict job on that one image (POST to terminal record; ``job_over_rest``);
-* **folder**: a predict job on a folder (throughput mode: the backend's batched calls) against
+* **folder**: a predict job on a folder (throughput mode: batches read and letterboxed ahead,
+  annotated behind, OpenVINO on parallel infer requests: :mod:`jupyter_yolo.runner.staged`) against
   plain ``yolo predict source=<folder>`` in a fresh process (``folder_over_cli``, target at
   least 2x, both end to end, both saving annotated images as they do by default) and against the
   same job in latency mode (``batch=1``); images/s end to end and the job's own steady rate;

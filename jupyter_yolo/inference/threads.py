@@ -77,12 +77,16 @@ def throughput_settings(settings: ThreadSettings, streams: int) -> ThreadSetting
     """``settings`` with OpenVINO in its ``THROUGHPUT`` mode: ``streams`` parallel requests.
 
     For predict jobs on folders and videos (see :mod:`jupyter_yolo.runner.openvino_lanes`);
-    the threads are shared among the streams. Installed after the backend choice, whose cached
-    record is keyed by the latency settings.
+    the threads are shared among the streams. PyTorch, which then only letterboxes and runs
+    NMS (on the job's helper threads, beside the streams), gets one thread: a team per calling
+    thread on every CPU would oversubscribe the cores the streams use. Installed after the
+    backend choice, whose cached record is keyed by the latency settings.
     """
     from dataclasses import replace
 
-    return replace(settings, openvino_hint="THROUGHPUT", openvino_streams=max(1, streams))
+    return replace(
+        settings, openvino_hint="THROUGHPUT", openvino_streams=max(1, streams), torch_threads=1
+    )
 
 
 _ACTIVE: dict[str, ThreadSettings] = {}

@@ -19,9 +19,10 @@ from typing import Any
 from ..contract.files import PREDICTIONS_FILE, write_atomic
 from ..contract.payloads import ImagePrediction
 from ..contract.serving import MEDIA_VIDEO_SUFFIXES
-from ..jobs.media_source import IMAGE_SUFFIXES, KIND_PATH, KIND_STREAM, source_kind
+from ..jobs.media_source import KIND_PATH, source_kind
+from .annotate import Annotator
 from .common import JobContext, JobInputError, load_model, resolve_model
-from .media import STREAM_FPS, Frame, FrameSource, LiveSource, open_source
+from .media import Frame, FrameSource, LiveSource, open_source
 from .outputs import PredictionTally, image_prediction
 from .pipeline import Behind, ReadAhead
 from .staged import predicted_batches
@@ -39,7 +40,6 @@ from .throughput import (
     throughput_lanes,
     track_ids,
 )
-from .video_out import Mp4Writer
 
 
 # -- predict -------------------------------------------------------------------------------------
@@ -247,61 +247,6 @@ def _wait(ctx: JobContext, seconds: float) -> None:
     while time.monotonic() < deadline:
         ctx.stop.check()
         time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-
-
-def _video_name(source: FrameSource) -> str:
-    if isinstance(source, LiveSource):
-        return "stream.mp4" if source.kind == KIND_STREAM else f"{Path(source.value).name}.mp4"
-    return f"{Path(source.shown).stem or 'video'}.mp4"
-
-
-class Annotator:
-    """Annotated output: frames into the mp4, or images beside the results."""
-
-    def __init__(self, ctx: JobContext, source: FrameSource, save: bool) -> None:
-        self.ctx = ctx
-        self.enabled = save
-        self.video = (
-            Mp4Writer(ctx.run_dir / _video_name(source), source.fps or STREAM_FPS)
-            if save and source.video
-            else None
-        )
-
-    def add(self, frame: Frame, result: Any) -> None:
-        """Draw ``result`` and keep it (a plot that fails turns annotation off, with a warning)."""
-        if not self.enabled:
-            return
-        try:
-            plotted = result.plot()
-        except Exception as exc:  # a task ultralytics cannot draw: the results still count
-            self.enabled = False
-            self.ctx.journal.warning("no_annotation", f"annotated output stops here: {exc}")
-            return
-        if self.video is not None:
-            self.video.write(plotted)
-            return
-        import cv2
-
-        out = self.ctx.run_dir / Path(frame.name).name
-        if out.suffix.lower() not in IMAGE_SUFFIXES:
-            out = out.with_suffix(".jpg")
-        cv2.imwrite(str(out), plotted)
-
-    def close(self, failed: bool) -> Path | None:
-        """Finish the mp4 (on success, stop and failure) and announce it."""
-        if self.video is None:
-            return None
-        try:
-            path = self.video.close()
-        except Exception as exc:
-            self.video.discard()
-            if not failed:
-                raise
-            self.ctx.journal.warning("video_not_written", f"the annotated video failed: {exc}")
-            return None
-        if path is not None:
-            self.ctx.journal.artifact(path, "video")
-        return path
 
 
 def _results(

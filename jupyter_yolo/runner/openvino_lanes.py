@@ -33,11 +33,19 @@ class _RequestPerThread:
     def __init__(self, compiled: Any) -> None:
         self.compiled = compiled
         self._local = threading.local()
+        self._first = threading.Lock()
 
     def __call__(self, inputs: Any) -> Any:
         request = getattr(self._local, "request", None)
         if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
+            # A thread's first call runs alone: OpenVINO's Python bindings register some types
+            # lazily, and two threads doing it at once failed ("Object of type 'iterator' is not
+            # an instance of 'iterator'").
+            with self._first:
+                request = self.compiled.create_infer_request()
+                result = request.infer(inputs)
+            self._local.request = request
+            return result
         return request.infer(inputs)  # an OVDict of copies: the request may run again at once
 
     def __getattr__(self, name: str) -> Any:  # input(), get_property() ...: the compiled model's

@@ -885,69 +885,6 @@ HOST_SCHEMAS: dict[str, Any] = {
 }
 
 
-def predict_paths() -> dict[str, Any]:
-    """The ``/yolo/predict`` routes (warm inference workers)."""
-    from .contract.serving import MULTIPART_TYPE, PREDICT_IMAGE_TYPES
-
-    binary = {"type": "string", "format": "binary"}
-    body = {
-        **{media: {"schema": binary} for media in PREDICT_IMAGE_TYPES},
-        MULTIPART_TYPE: {
-            "schema": {"type": "object", "additionalProperties": binary},
-        },
-        "application/json": {"schema": _ref("PredictPathsRequest")},
-    }
-    fraction = {"type": "number", "minimum": 0, "maximum": 1}
-    parameters = [
-        {
-            **_query(
-                "model",
-                "'job:<id>[:best|:last]', a .pt file in the weights folder, or a "
-                "workspace-relative weights file or export",
-                {**QUERY_TEXT, "minLength": 1},
-            ),
-            "required": True,
-        },
-        _query("conf", "confidence threshold (default 0.25)", fraction),
-        _query("iou", "NMS IoU threshold (default 0.7)", fraction),
-        _query(
-            "imgsz",
-            "inference size, a multiple of 32 (default: the model's training size, else 640)",
-            {"type": "integer", "minimum": 32, "maximum": 4096, "multipleOf": 32},
-        ),
-        _query(
-            "classes",
-            "comma-separated class indices to keep, e.g. '0,2'",
-            {"type": "string", "maxLength": MAX_QUERY_BYTES, "pattern": r"^\d{1,4}(,\d{1,4})*$"},
-        ),
-        _query("backend", "'auto' (default) or a backend name", {"enum": list(BACKEND_CHOICES)}),
-        _query("device", "ultralytics device (default: the server's, else cpu)", QUERY_TEXT),
-    ]
-    return {
-        "/yolo/predict": {
-            "post": _op(
-                "Predict images on a warm inference worker: one image body, a multipart of "
-                "several (max_predict_images), or JSON naming workspace images; bodies up to "
-                "max_predict_body_bytes, images up to max_image_pixels (checked from headers)",
-                {"200": _ok("results per image and a timing breakdown", _ref("PredictResponse"))},
-                ("404", "415", "429", "503"),
-                parameters=parameters,
-                requestBody={"required": True, "content": body},
-            )
-        },
-        "/yolo/predict/workers": {
-            "get": _op(
-                "The warm inference workers",
-                {"200": _ok("the workers", _ref("WorkerList"))},
-            ),
-            "delete": _op(
-                "Stop every warm inference worker",
-                {"200": _ok("how many were stopped", _object(["stopped"], stopped=INTEGER))},
-            ),
-        },
-    }
-
-
 RETRY_AFTER = {
     "headers": {
         "Retry-After": {
@@ -957,85 +894,11 @@ RETRY_AFTER = {
     }
 }
 
-PREDICT_SCHEMAS: dict[str, Any] = {
-    "PredictPathsRequest": {
-        "type": "object",
-        "required": ["paths"],
-        "additionalProperties": False,
-        "properties": {
-            "paths": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_BYTES},
-            }
-        },
-    },
-    "WorkerInfo": _object(
-        [
-            "key",
-            "model",
-            "task",
-            "backend",
-            "imgsz",
-            "device",
-            "pid",
-            "state",
-            "requests",
-            "queued",
-            "rss_bytes",
-            "idle_s",
-            "started",
-        ],
-        key=STRING,
-        model=STRING,
-        task=STRING,
-        backend=STRING,
-        imgsz=INTEGER,
-        device=STRING,
-        pid=_nullable(INTEGER),
-        state={"enum": ["starting", "ready", "busy", "stopped"]},
-        requests=INTEGER,
-        queued=INTEGER,
-        rss_bytes=_nullable(INTEGER),
-        idle_s=NUMBER,
-        started=NUMBER,
-    ),
-    "WorkerList": _object(["workers"], workers={"type": "array", "items": _ref("WorkerInfo")}),
-    "PredictResponse": _object(
-        ["task", "model", "backend", "imgsz", "images", "timing", "worker"],
-        task=STRING,
-        model=STRING,
-        backend=_object(["name", "requested"], name=STRING, requested=STRING, report=OBJECT),
-        imgsz=INTEGER,
-        images={
-            "type": "array",
-            "items": _object(
-                ["file", "width", "height", "detections"],
-                file=STRING,
-                width=INTEGER,
-                height=INTEGER,
-                detections={"type": "array", "items": OBJECT},
-                task=STRING,
-                classes={"type": "array", "items": OBJECT},
-                pixel_map=OBJECT,
-            ),
-        },
-        timing=_object(
-            ["queue_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "total_ms"],
-            queue_ms=NUMBER,
-            preprocess_ms=NUMBER,
-            inference_ms=NUMBER,
-            postprocess_ms=NUMBER,
-            total_ms=NUMBER,
-            worker_start_ms=NUMBER,
-        ),
-        worker=_ref("WorkerInfo"),
-    ),
-}
-
 
 def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str, Any]:
     """The OpenAPI 3 document of everything under ``/yolo/`` (the server's own limits)."""
+    from .openapi_predict import PREDICT_SCHEMAS, predict_paths  # it builds on this module
+
     requests = job_request_schemas()
     return {
         "openapi": "3.0.3",

@@ -81,6 +81,16 @@ async def wait_for_job(
         await asyncio.sleep(0.3)
 
 
+async def run_job(jp_fetch: Any, body: dict[str, Any], status: str = "succeeded") -> dict[str, Any]:
+    """Create a job, wait until it ends, and fail with its log unless it ended in ``status``."""
+    job = await post_json(jp_fetch, "yolo", "jobs", body=body)
+    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"}, 400)
+    if final["status"] != status:
+        log = (await jp_fetch("yolo", "jobs", job["id"], "log")).body.decode()[-4000:]
+        raise AssertionError(f"{final}\n{log}")
+    return final
+
+
 async def all_events(jp_fetch: Any, job_id: str) -> list[dict[str, Any]]:
     """Every event of a job, read page by page through the REST API."""
     events: list[dict[str, Any]] = []

@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from .conftest import REPO_ROOT, all_events, expect_error, fetch_json, post_json, wait_for_job
+from .conftest import (
+    REPO_ROOT,
+    all_events,
+    expect_error,
+    fetch_json,
+    run_job,
+)
 from .inference_models import TrainedModel, runner_env, trained_model
 
 VAL = "datasets/shapes/images/val"
@@ -78,15 +84,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
 @pytest.fixture
 def yolo_workspace(shared: TrainedModel) -> Path:
     return shared.workspace
-
-
-async def run_job(jp_fetch: Any, body: dict[str, Any], status: str = "succeeded") -> dict[str, Any]:
-    job = await post_json(jp_fetch, "yolo", "jobs", body=body)
-    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"}, 400)
-    if final["status"] != status:
-        log = (await jp_fetch("yolo", "jobs", job["id"], "log")).body.decode()[-4000:]
-        raise AssertionError(f"{final}\n{log}")
-    return final
 
 
 def predictions(workspace: Path, job: dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from .conftest import all_events, expect_error, fetch_json, post_json, wait_for_job
+from .conftest import all_events, expect_error, fetch_json, run_job
 from .inference_models import TrainedModel, trained_model
 from .media_frames import write_images, write_video
 
@@ -38,15 +38,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
 @pytest.fixture
 def yolo_workspace(shared: TrainedModel) -> Path:
     return shared.workspace
-
-
-async def run_job(jp_fetch: Any, body: dict[str, Any], status: str = "succeeded") -> dict[str, Any]:
-    job = await post_json(jp_fetch, "yolo", "jobs", body=body)
-    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"}, 400)
-    if final["status"] != status:
-        log = (await jp_fetch("yolo", "jobs", job["id"], "log")).body.decode()[-4000:]
-        raise AssertionError(f"{final}\n{log}")
-    return final
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

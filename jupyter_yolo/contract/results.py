@@ -167,3 +167,5 @@ class RunResults(TypedDict):
     epochs: int
     final: ValidatorResults | None
     usage: list[UsageFields]
+    history: NotRequired[list[EpochSummary]]
+    """Every completed epoch in order (the curves to overlay when runs are compared)."""

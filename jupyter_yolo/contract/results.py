@@ -54,6 +54,8 @@ class UsageFields(TypedDict):
     memory_bytes: int | None
     memory_limit_bytes: int | None
     gpus: list[GpuUsage]
+    time: NotRequired[float]
+    """When the sample was taken (epoch seconds; set in ``RunResults.usage``)."""
 
 
 class UsageEvent(EventBase, UsageFields):

@@ -23,8 +23,11 @@ class JobActions(TypedDict):
 
 
 def job_actions(kind: str, status: str, supervising: bool = True) -> JobActions:
-    """The actions a job of ``kind`` in ``status`` allows on a server (``supervising``: it runs
-    the jobs; a server that only shows another one's jobs accepts neither)."""
+    """The actions a job of ``kind`` in ``status`` allows.
+
+    ``supervising``: whether the server runs the jobs; one that only shows another server's jobs
+    accepts neither.
+    """
     return {
         "stop": supervising and status in STOPPABLE,
         "resume": supervising and kind == "train" and status in RESUMABLE,

@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 from .client_predict import PredictServiceMixin
+from .contract.results import RunResults
 from .contract.status import TERMINAL
 
 DEFAULT_TIMEOUT = 30.0
@@ -533,6 +534,11 @@ class YoloClient(PredictServiceMixin):
     def resume(self, job_id: str) -> dict[str, Any]:
         """Queue a stopped or interrupted training again; it continues from last.pt."""
         result: dict[str, Any] = self.request("POST", f"yolo/jobs/{_quote(job_id)}/resume")
+        return result
+
+    def results(self, job_id: str) -> RunResults:
+        """A run's results: best and last epoch, validator results once final, system usage."""
+        result: RunResults = self.request("GET", f"yolo/jobs/{_quote(job_id)}/results")
         return result
 
     def events(

@@ -898,6 +898,7 @@ RETRY_AFTER = {
 def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str, Any]:
     """The OpenAPI 3 document of everything under ``/yolo/`` (the server's own limits)."""
     from .openapi_predict import PREDICT_SCHEMAS, predict_paths  # it builds on this module
+    from .openapi_results import RESULTS_SCHEMAS, results_paths
 
     requests = job_request_schemas()
     return {
@@ -918,6 +919,7 @@ def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str,
             **lab_paths(),
             **job_paths(),
             **predict_paths(),
+            **results_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -942,6 +944,7 @@ def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str,
                 **JOB_SCHEMAS,
                 **HOST_SCHEMAS,
                 **PREDICT_SCHEMAS,
+                **RESULTS_SCHEMAS,
                 "Error": {
                     "type": "object",
                     "required": ["message", "reason"],

@@ -22,6 +22,7 @@ from tornado import web
 
 from ..errors import InvalidRequest, YoloError
 from ..jobs.devices import needs_report
+from ..jobs.results import run_results
 from .base import YoloHandler
 from .headers import content_disposition
 
@@ -147,6 +148,18 @@ class JobLogHandler(YoloHandler):
         size = self.query_int("bytes", 65536, 1, 4 * 1024 * 1024)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(await asyncio.to_thread(self.yolo.jobs.log_tail, job_id, size))
+
+
+class JobResultsHandler(YoloHandler):
+    """``GET /yolo/jobs/{id}/results``: best and last epoch, validator results, system usage."""
+
+    auth_resource = "jupyter_yolo:jobs"
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        """The job's results as far as they exist (partial while it runs or after a stop)."""
+        self.write_json(await asyncio.to_thread(run_results, self.yolo.jobs, job_id))
 
 
 class JobArtifactsHandler(YoloHandler):
@@ -290,6 +303,7 @@ HANDLERS = [
     (rf"/yolo/jobs/{JOB_ID}/resume", JobResumeHandler),
     (rf"/yolo/jobs/{JOB_ID}/events", JobEventsHandler),
     (rf"/yolo/jobs/{JOB_ID}/log", JobLogHandler),
+    (rf"/yolo/jobs/{JOB_ID}/results", JobResultsHandler),
     (rf"/yolo/jobs/{JOB_ID}/artifacts", JobArtifactsHandler),
     (rf"/yolo/jobs/{JOB_ID}/artifacts/(?P<relative>.+)", JobArtifactHandler),
     (r"/yolo/models", ModelsHandler),

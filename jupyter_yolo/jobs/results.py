@@ -1,0 +1,209 @@
+"""A job's results as far as they exist now (``GET /yolo/jobs/{id}/results``).
+
+Merges three sources of the job folder: the registry row (kind, status, times, parameters), the
+event file (``epoch`` events give the best and last epoch and the metric history, ``usage``
+events the system usage over the run) and the runner's :data:`RESULTS_FILE` (its final
+validation; ``final`` stays None until it exists). Everything here is blocking file work: call it
+in a thread. No tornado.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from ..contract.files import EVENTS_FILE
+from ..contract.results import (
+    RESULTS_FILE,
+    USAGE_EVENT,
+    EpochSummary,
+    GpuUsage,
+    RunResults,
+    UsageFields,
+    ValidatorResults,
+)
+from ..contract.tasks import headline, higher_is_better
+
+if TYPE_CHECKING:
+    from .manager import JobManager
+    from .registry import JobRecord
+
+MAX_USAGE_SAMPLES = 500
+"""Usage samples answered at most (a long run's are decimated evenly, the last one kept)."""
+MAX_RESULTS_BYTES = 32 * 1024 * 1024
+"""A results file larger than this is not read (the runner writes a few hundred KiB)."""
+
+_EPOCH_MARK = b'"type": "epoch"'
+_USAGE_MARK = b'"type": "' + USAGE_EVENT.encode() + b'"'
+
+
+def _finite(value: Any) -> float | None:
+    """A finite float, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _events(path: Path) -> Iterator[dict[str, Any]]:
+    """The ``epoch`` and ``usage`` events of an event file, in order (others are not parsed)."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        for line in handle:
+            if _EPOCH_MARK not in line and _USAGE_MARK not in line:
+                continue
+            try:
+                event = json.loads(line)
+            except (ValueError, RecursionError):
+                continue  # a line being written, or damaged
+            if isinstance(event, dict) and event.get("type") in ("epoch", USAGE_EVENT):
+                yield event
+
+
+def epoch_summary(event: dict[str, Any]) -> EpochSummary | None:
+    """The headline figures of one ``epoch`` event (None when it has no epoch number)."""
+    epoch = _int_or_none(event.get("epoch"))
+    if epoch is None:
+        return None
+    raw = event.get("metrics")
+    metrics = (
+        {str(k): _finite(v) for k, v in raw.items() if isinstance(k, str)}
+        if isinstance(raw, dict)
+        else {}
+    )
+    return {
+        "epoch": epoch,
+        "metrics": metrics,
+        "fitness": _finite(event.get("fitness")),
+        "time": _finite(event.get("time")) or 0.0,
+    }
+
+
+def usage_sample(event: dict[str, Any]) -> UsageFields:
+    """The usage fields of one ``usage`` event (anything malformed becomes None)."""
+    gpus: list[GpuUsage] = []
+    raw = event.get("gpus")
+    for gpu in raw if isinstance(raw, list) else []:
+        if not isinstance(gpu, dict):
+            continue
+        gpus.append(
+            {
+                "index": _int_or_none(gpu.get("index")) or 0,
+                "name": str(gpu.get("name") or ""),
+                "util_percent": _finite(gpu.get("util_percent")),
+                "memory_used_bytes": _int_or_none(gpu.get("memory_used_bytes")),
+                "memory_total_bytes": _int_or_none(gpu.get("memory_total_bytes")),
+            }
+        )
+    sample: UsageFields = {
+        "cpu_percent": _finite(event.get("cpu_percent")),
+        "memory_bytes": _int_or_none(event.get("memory_bytes")),
+        "memory_limit_bytes": _int_or_none(event.get("memory_limit_bytes")),
+        "gpus": gpus,
+    }
+    when = _finite(event.get("time"))
+    if when is not None:
+        sample["time"] = when  # the sample's moment: the x axis of a usage chart
+    return sample
+
+
+def decimate(items: list[Any], limit: int = MAX_USAGE_SAMPLES) -> list[Any]:
+    """At most ``limit`` items, evenly spaced, always with the first and the last."""
+    if len(items) <= limit:
+        return items
+    if limit < 2:
+        return items[-limit:] if limit > 0 else []
+    step = (len(items) - 1) / (limit - 1)
+    return [items[round(i * step)] for i in range(limit)]
+
+
+def best_epoch(history: list[EpochSummary], task: str) -> EpochSummary | None:
+    """The epoch ultralytics keeps as ``best.pt``: highest fitness (else the headline metric)."""
+    if not history:
+        return None
+    if all(item["fitness"] is not None for item in history):
+        return max(history, key=lambda item: (item["fitness"] or 0.0, -item["epoch"]))
+    key = headline(task)
+    scored = [item for item in history if item["metrics"].get(key) is not None]
+    if not scored:
+        return None
+    sign = 1.0 if higher_is_better(key) else -1.0
+    return max(scored, key=lambda item: (sign * (item["metrics"][key] or 0.0), -item["epoch"]))
+
+
+def read_validator_results(folder: Path) -> ValidatorResults | None:
+    """The runner's :data:`RESULTS_FILE` in ``folder``, or None when absent or unreadable."""
+    path = folder / RESULTS_FILE
+    try:
+        if path.stat().st_size > MAX_RESULTS_BYTES:
+            return None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    try:
+        data = json.loads(text, parse_constant=refuse)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("names"), list):
+        return None
+    return cast(ValidatorResults, data)
+
+
+def build_results(record: JobRecord, folder: Path, task: str) -> RunResults:
+    """A job's :class:`RunResults` from its registry row and its folder."""
+    history: list[EpochSummary] = []
+    usage: list[UsageFields] = []
+    planned = 0
+    for event in _events(folder / EVENTS_FILE):
+        if event["type"] == "epoch":
+            summary = epoch_summary(event)
+            if summary is None:
+                continue
+            if history and summary["epoch"] <= history[-1]["epoch"]:
+                # a resumed run redoes the interrupted epoch: the later event replaces it
+                history = [item for item in history if item["epoch"] < summary["epoch"]]
+            history.append(summary)
+            planned = _int_or_none(event.get("epochs")) or planned
+        else:
+            usage.append(usage_sample(event))
+    if not planned:
+        planned = _int_or_none(record.params.get("epochs")) or 0
+    final = read_validator_results(folder)
+    return {
+        "job_id": record.id,
+        "kind": record.kind,
+        "status": record.status,
+        "task": task,
+        "name": record.name,
+        "created": record.created,
+        "started": record.started,
+        "ended": record.ended,
+        "params": dict(record.params),
+        "headline": headline(task),
+        "best": best_epoch(history, task),
+        "last": history[-1] if history else None,
+        "epochs": planned,
+        "final": final,
+        "usage": decimate(usage),
+        "history": history,
+    }
+
+
+def run_results(jobs: JobManager, job_id: str) -> RunResults:
+    """The results of job ``job_id`` (a :class:`~jupyter_yolo.errors.NotFound` when unknown)."""
+    record = jobs.record(job_id)
+    return build_results(record, jobs.workspace.jobs / record.id, jobs.task_of(record.id))

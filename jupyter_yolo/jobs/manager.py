@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ..contract.actions import job_actions
 from ..contract.architectures import architectures
 from ..contract.files import (
     ALREADY_RUNNING_EXIT,
@@ -451,6 +452,7 @@ class JobManager:
             "error": record.error,
             "exit_reason": record.exit_reason,
             "resumable": record.kind == "train" and record.status in RESUMABLE,
+            "actions": job_actions(record.kind, record.status, self.supervising),
             "folder": self.workspace.relative(self.workspace.jobs / record.id),
         }
 
@@ -486,13 +488,20 @@ class JobManager:
     # ------------------------------------------------------------------ events, log, artifacts
 
     async def events(self, job_id: str, after: int, limit: int, timeout: float) -> dict[str, Any]:
-        """Events after ``after``; waits up to ``timeout`` seconds for new ones (long poll)."""
+        """Events after ``after``; waits up to ``timeout`` seconds for new ones (long poll).
+
+        The wait also ends when the job's status changes (a stop asked elsewhere marks it
+        ``stopping`` without an event), so a follower sees every status within one poll.
+        """
         record = self.record(job_id)
+        first_status = record.status
         index = self._index(job_id)
         deadline = time.monotonic() + timeout
         while True:
             events = index.read_after(after, limit)
-            if events or record.terminal or time.monotonic() >= deadline:
+            if events or record.terminal or record.status != first_status:
+                break
+            if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
             record = self.record(job_id)
@@ -501,6 +510,7 @@ class JobManager:
             "events": events,
             "last_seq": index.last_seq,
             "status": record.status,
+            "actions": job_actions(record.kind, record.status, self.supervising),
             "more": bool(events) and events[-1]["seq"] < index.last_seq,
         }
 

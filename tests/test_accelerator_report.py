@@ -24,7 +24,7 @@ EXPECTED: dict[str, tuple[str, str, str, int, int, bool, set[str], int]] = {
     "rocm_mi300x_x8": ("rocm", "0,1,2,3,4,5,6,7", "yolov8x.yaml", 256, 8, True, set(), 0),
     "ascend_910b": ("npu", "npu:0,1", "yolov8x.yaml", 64, 8, True, set(), 0),
     "jetson_orin_nx": ("cuda", "0", "yolov8n.yaml", 8, 2, True, set(), 0),
-    "cpu_openvino": ("cpu", "cpu", "yolov8n.yaml", 8, 3, False, {"no_accelerator"}, 0),
+    "cpu_openvino": ("cpu", "cpu", "yolov8n.yaml", 16, 3, False, {"no_accelerator"}, 0),
     "nvidia_nodes_cpu_torch": (
         "cpu",
         "cpu",
@@ -39,7 +39,7 @@ EXPECTED: dict[str, tuple[str, str, str, int, int, bool, set[str], int]] = {
         "cpu",
         "cpu",
         "yolov8n.yaml",
-        8,
+        16,
         0,
         False,
         {"no_accelerator", "small_shm", "cpu_quota"},

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contract.training_defaults import hardware_defaults
+
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -21,9 +23,6 @@ MODEL_TIERS: tuple[tuple[float, str], ...] = ((5.5, "n"), (10.0, "s"), (20.0, "m
 
 #: Shared memory one dataloader worker may need for its prefetched batches.
 SHM_PER_WORKER = 256 * MIB
-
-#: Dataloader workers per device never go above this (ultralytics' own default is 8).
-MAX_WORKERS = 8
 
 #: GPUs on which ultralytics itself turns AMP off (mirrors ultralytics.utils.checks.check_amp).
 AMP_BROKEN = re.compile(
@@ -209,37 +208,33 @@ def recommend(
     cpus = int(host.get("cpus_usable") or 1)
     memory = host.get("memory_effective_bytes")
     per_device = choice.memory_bytes
-    devices = max(choice.count, 1)
+    sizes = hardware_defaults(
+        {
+            "kind": choice.kind,
+            "cpus": cpus,
+            "memory_bytes": memory,
+            "devices": choice.count,
+            "device_memory_bytes": per_device,
+            "jetson": choice.jetson,
+        }
+    )
+    batch, workers, devices = sizes["batch"], sizes["workers"], max(choice.count, 1)
     if choice.kind == "cpu":
         size = "n"
-        batch = 16 if cpus >= 8 and (memory or 0) >= 16 * GIB else 8
-        workers = min(4, max(0, (cpus - 1) // 2))
         device, amp = "cpu", False
         plural = "s" if cpus != 1 else ""
         why = f"training on {cpus} CPU core{plural}, where the nano model keeps epochs short"
     elif choice.kind == "mps":
         size = "s" if (memory or 0) >= 16 * GIB else "n"
-        batch, workers, device, amp = 16, min(4, max(0, cpus // 2)), "mps", False
+        device, amp = "mps", False
         why = "Apple GPU through MPS (AMP is not used on MPS)"
     else:
         size = _size_for(per_device)
-        per_batch = 32 if (per_device or 0) >= 48 * GIB else 16
-        if (per_device or 0) < 5.5 * GIB:
-            per_batch = 8
-        workers = min(MAX_WORKERS, max(1, cpus // devices - 1))
         if choice.jetson:
             size = "s" if (per_device or 0) >= 30 * GIB else "n"
-            per_batch = 16 if size == "s" else 8
-            workers = min(2, workers)
-        batch = per_batch * devices
         device = _device_string(choice)
         amp = not (choice.kind == "cuda" and AMP_BROKEN.search(str(choice.devices[0].get("name"))))
-        why = _accelerator_reason(choice, per_batch)
-    if memory is not None:
-        memory_cap = max(0, int(memory / GIB) - 2) // devices
-        workers = min(workers, memory_cap)
-        if memory < 4 * GIB:
-            batch = min(batch, 4 * devices)
+        why = _accelerator_reason(choice, batch // devices)
     shm = host.get("shm")
     if shm and shm.get("free_bytes") is not None:
         shm_cap = int(shm["free_bytes"]) // (SHM_PER_WORKER * devices)
@@ -264,6 +259,7 @@ def recommend(
         "model": f"yolov8{size}.yaml",
         "batch": batch,
         "workers": workers,
+        "imgsz": sizes["imgsz"],
         "amp": bool(amp),
         "reason": (
             f"{why[:1].upper()}{why[1:]}. Recommended: yolov8{size}, batch {batch}, "

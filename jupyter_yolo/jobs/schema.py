@@ -139,6 +139,13 @@ TRAIN: dict[str, Param] = {
     "cos_lr": Param(bool),
     "close_mosaic": Param(int, 0, 10000),
     "mosaic": Param(float, 0.0, 1.0),
+    "fliplr": Param(float, 0.0, 1.0),
+    "hsv_h": Param(float, 0.0, 1.0),
+    "hsv_s": Param(float, 0.0, 1.0),
+    "hsv_v": Param(float, 0.0, 1.0),
+    # weights to start from (transferred into the architecture's layers that match): a .pt in
+    # the weights folder or 'job:<id>[:best|:last]', resolved like 'model'
+    "pretrained": Param(str),
     # classification augmentations: random erasing share, and the policy ("" for none)
     "erasing": Param(float, 0.0, 0.9),
     "auto_augment": Param(str, choices=("randaugment", "autoaugment", "augmix", "")),
@@ -299,6 +306,8 @@ class JobValidator:
 
         reference = params["model"]
         params["model"] = self.resolve_model(reference, kind)
+        if "pretrained" in params:
+            params["pretrained"] = self.resolve_pretrained(params["pretrained"])
         task = model_task(reference, params["model"], self.workspace.jobs)
         if kind == "train":
             check_offline(task, reference)
@@ -345,6 +354,20 @@ class JobValidator:
     def backends(self, device: str | None = None) -> list[dict[str, Any]]:
         """Every inference backend with whether it can run here (for listings and panels)."""
         return [a.as_dict() for a in all_availability(cuda=self._cuda_available(), device=device)]
+
+    def resolve_pretrained(self, reference: str) -> str:
+        """Map ``pretrained`` (weights to start a training from) to an absolute .pt path."""
+        if reference in architectures_by_name() or not (
+            reference.endswith(".pt") or JOB_REFERENCE.match(reference)
+        ):
+            raise InvalidRequest(
+                f"'pretrained': {reference!r} is not trained weights; use a .pt file in the "
+                f"weights folder or 'job:<id>:best' of a finished training."
+            )
+        try:
+            return self.resolve_model(reference, "train")
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"'pretrained': {exc}") from exc
 
     def resolve_model(self, model: str, kind: str) -> str:
         """Map a model reference to an architecture name or an absolute weights path."""

@@ -809,6 +809,16 @@ JOB_SCHEMAS: dict[str, Any] = {
                 model=STRING,
                 job=STRING,
                 task={"type": "string", "enum": list(TASK_NAMES)},
+                dataset={"type": ["string", "null"]},
+                metric={"type": ["string", "null"], "description": "the headline metric key"},
+                metric_label={"type": ["string", "null"]},
+                metric_value={
+                    "type": ["number", "null"],
+                    "description": "the headline metric of the final validation (best.pt)",
+                },
+                higher_is_better={"type": "boolean"},
+                created={"type": ["string", "null"], "format": "date-time"},
+                ended={"type": ["string", "null"], "format": "date-time"},
             ),
         },
         backends={

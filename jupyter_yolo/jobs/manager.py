@@ -56,6 +56,7 @@ from .process import (
 from .progress import Progress
 from .registry import JobRecord, JobRegistry
 from .schema import HardwareView, JobValidator, ValidatedJob
+from .trained_weights import trained_entry
 from .weights_task import task_of_weights
 
 RESUMABLE = frozenset({"stopped", "interrupted"})
@@ -680,17 +681,9 @@ class JobManager:
             folder = self.workspace.jobs / record.id / "run" / "weights"
             for which in ("best", "last"):
                 if (folder / f"{which}.pt").is_file():
-                    trained.append(
-                        {
-                            "model": f"job:{record.id}:{which}",
-                            "job": record.id,
-                            "task": self.task_of(record.id),
-                            "name": record.name,
-                            "status": record.status,
-                            "weights": which,
-                            "inference": self._inference_choices(folder / f"{which}.pt"),
-                        }
-                    )
+                    entry = trained_entry(record, which, self.task_of(record.id))
+                    entry["inference"] = self._inference_choices(folder / f"{which}.pt")
+                    trained.append(entry)
         return {
             "architectures": names,
             "architecture_tasks": {arch.name: arch.task for arch in architectures()},

@@ -15,6 +15,7 @@ SCALES = ("n", "s", "m", "l", "x")
 FAMILY_ORDER = ("v8", "11", "26", "12", "rt-detr")
 ALL_TASKS = ""
 """The task dropdown's value that lists every architecture."""
+DOT = " \u00b7 "
 _VARIANT = re.compile(r"-(p2|p6|ghost)")
 
 
@@ -89,3 +90,74 @@ def device_options(report: dict[str, Any]) -> list[tuple[str, str]]:
         options.append(("Apple MPS", "mps"))
     options.append(("CPU", "cpu"))
     return options
+
+
+def weights_label(entry: dict[str, Any]) -> str:
+    """How a weights picker names one entry of ``GET /yolo/models``.
+
+    A training job's weights read ``run · dataset · mAP50-95 0.71 · 2026-12-01 14:02 (job
+    3f2a…)`` (the run name only when it has one, ``last`` weights marked); a weights-folder file
+    ``name.pt (pretrained · detect)``.
+    """
+    model = str(entry.get("model") or "")
+    if not entry.get("job"):
+        task = entry.get("task") or task_from_name(model)
+        return f"{model} (pretrained \u00b7 {task})"
+    parts = [str(entry["name"])] if entry.get("name") else []
+    if entry.get("dataset"):
+        parts.append(str(entry["dataset"]).rsplit("/", 1)[-1])
+    value = entry.get("metric_value")
+    if isinstance(value, int | float):
+        parts.append(f"{entry.get('metric_label') or entry.get('metric') or 'metric'} {value:.2f}")
+    else:
+        parts.append("no metric yet")
+    when = str(entry.get("ended") or entry.get("created") or "")
+    if when:
+        parts.append(when[:16].replace("T", " "))
+    which = "" if entry.get("weights", "best") == "best" else ", last"
+    return f"{DOT.join(parts)} (job {str(entry['job'])[:4]}\u2026{which})"
+
+
+def _when(entry: dict[str, Any]) -> str:
+    return str(entry.get("ended") or entry.get("created") or "")
+
+
+def _rank(entry: dict[str, Any]) -> tuple[int, int, float]:
+    """Sort key: best weights before last, a metric before none, the better metric first."""
+    value = entry.get("metric_value")
+    score = float(value) if isinstance(value, int | float) else None
+    if score is not None and entry.get("higher_is_better") is False:
+        score = -score
+    best = 0 if entry.get("weights", "best") == "best" else 1
+    return (best, 0 if score is not None else 1, -(score or 0.0))
+
+
+def weights_choices(
+    models: dict[str, Any], task: str | None = None
+) -> tuple[list[tuple[str, str]], str | None]:
+    """The weights picker of ``GET /yolo/models``: (options, the value to preselect).
+
+    Training jobs' weights come first, ``best.pt`` by headline metric (best first; newest first
+    among those without one), then ``last.pt``, then the weights folder's files. With ``task``
+    only that task's weights are listed. The preselected value is the best run's weights (not the
+    newest), or the first option.
+    """
+    trained = [
+        dict(m)
+        for m in models.get("trained") or []
+        if isinstance(m, dict) and (not task or m.get("task") == task)
+    ]
+    ranked = sorted(trained, key=_rank)
+    # newest first among equals: sort by date descending inside each (weights, measured, score)
+    ranked = sorted(
+        ranked, key=lambda e: str(e.get("ended") or e.get("created") or ""), reverse=True
+    )
+    ranked.sort(key=lambda e: _rank(e)[:3])
+    files = [
+        m
+        for m in models.get("weights") or []
+        if isinstance(m, dict)
+        and (not task or (m.get("task") or task_from_name(str(m.get("model")))) == task)
+    ]
+    options = [(weights_label(e), str(e["model"])) for e in [*ranked, *files]]
+    return options, options[0][1] if options else None

@@ -39,6 +39,7 @@ from .job import (
 from .journal import EventLogHandler, Journal, strip_ansi
 from .logcap import LogCapture
 from .stop import StopController, StopRequested
+from .usage_sampler import UsageSampler
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -177,6 +178,7 @@ def run(job_dir: Path) -> int:
     spec: JobFile | None = None
     end = Outcome()
     ctx: Any = None
+    sampler: UsageSampler | None = None
     try:
         try:
             spec = JobFile.load(job_dir)
@@ -191,6 +193,7 @@ def run(job_dir: Path) -> int:
             flush=True,
         )
         journal.status("running", pid=os.getpid(), resume=spec.resume)
+        sampler = UsageSampler(journal).start()
         active_journal = journal
         stop.install(on_request=lambda reason: active_journal.status("stopping", reason=reason))
         stop.check()
@@ -226,14 +229,20 @@ def run(job_dir: Path) -> int:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else "exception"
         end = Outcome("failed", reason, error=describe_error(exc), error_type=type(exc).__name__)
     finally:
-        _finish(capture, journal, status, end)
+        _finish(capture, journal, status, end, sampler)
     return EXIT_OK if end.status in {"succeeded", "stopped"} else EXIT_FAILED
 
 
 def _finish(
-    capture: LogCapture | None, journal: Journal | None, status: StatusFile, end: Outcome
+    capture: LogCapture | None,
+    journal: Journal | None,
+    status: StatusFile,
+    end: Outcome,
+    sampler: UsageSampler | None = None,
 ) -> None:
     """End leftovers, then write the closing events and the terminal status.json."""
+    if sampler is not None:
+        sampler.stop()  # no usage event after the terminal status
     for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)  # nothing may interrupt the closing writes
     try:

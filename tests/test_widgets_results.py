@@ -1,0 +1,218 @@
+"""The run results view and the run comparison in the notebook.
+
+Fast tests draw constructed :class:`RunResults` payloads (what ``GET /yolo/jobs/{id}/results``
+answers); the slow test trains a tiny detector through a real server and shows its results and
+a comparison of two runs from the real endpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import pytest
+
+from jupyter_yolo.contract.results import CURVE_POINTS, RunResults, ValImage
+from jupyter_yolo.widgets.results_data import (
+    class_table_html,
+    confusion_cells,
+    console_text,
+    curve_kinds,
+    header_html,
+    sorted_classes,
+    usage_series,
+)
+from jupyter_yolo.widgets.results_figures import (
+    confusion_figure,
+    curves_figure,
+    usage_figure,
+    val_image_figure,
+)
+
+NAMES = ["circle", "square", "triangle"]
+HEAD = "metrics/mAP50-95(B)"
+
+
+def _curve(name: str, kind: str = "B") -> dict[str, Any]:
+    x = [i / (CURVE_POINTS - 1) for i in range(CURVE_POINTS)]
+    per_class = {n: [max(0.0, 1 - xi * (j + 1) / 3) for xi in x] for j, n in enumerate(NAMES)}
+    mean = [sum(v[i] for v in per_class.values()) / len(NAMES) for i in range(len(x))]
+    labels = {"PR": ("Recall", "Precision"), "F1": ("Confidence", "F1")}
+    x_label, y_label = labels.get(name, ("Confidence", name))
+    return {
+        "name": name,
+        "kind": kind,
+        "x_label": x_label,
+        "y_label": y_label,
+        "x": x,
+        "per_class": per_class,
+        "mean": mean,
+    }
+
+
+def _image() -> ValImage:
+    return {
+        "image": "datasets/shapes/images/val/a.png",
+        "width": 64,
+        "height": 48,
+        "truth": [
+            {"cls": 0, "name": "circle", "conf": None, "box_xyxy": [1, 2, 20, 22]},
+            {"cls": 2, "name": "triangle", "conf": None, "box_xyxy": [30, 5, 60, 40]},
+        ],
+        "predicted": [{"cls": 0, "name": "circle", "conf": 0.91, "box_xyxy": [2, 2, 21, 23]}],
+    }
+
+
+def sample_results(**changes: Any) -> RunResults:
+    """A finished detection run's results as the endpoint answers them."""
+    epoch = {
+        "epoch": 3,
+        "metrics": {HEAD: 0.61, "metrics/mAP50(B)": 0.88},
+        "fitness": 0.61,
+        "time": 1.0,
+    }
+    results: dict[str, Any] = {
+        "job_id": "0123456789ab",
+        "kind": "train",
+        "status": "succeeded",
+        "task": "detect",
+        "name": "shapes-run",
+        "created": 1_764_633_600.0,
+        "started": 1_764_633_605.0,
+        "ended": 1_764_633_725.0,
+        "params": {"data": "shapes", "model": "yolov8n.yaml", "epochs": 4, "lr0": 0.003},
+        "headline": HEAD,
+        "best": epoch,
+        "last": {**epoch, "epoch": 4, "metrics": {HEAD: 0.55, "metrics/mAP50(B)": 0.8}},
+        "epochs": 4,
+        "history": [epoch],
+        "final": {
+            "task": "detect",
+            "names": NAMES,
+            "weights": "jobs/0123456789ab/run/weights/best.pt",
+            "metrics": {HEAD: 0.62, "metrics/mAP50(B)": 0.9, "metrics/precision(B)": 0.8},
+            "per_class": [
+                {
+                    "cls": i,
+                    "name": n,
+                    "images": 4,
+                    "instances": 10 - i,
+                    "metrics": {HEAD: 0.5 + i / 10, "metrics/mAP50(B)": 0.8},
+                }
+                for i, n in enumerate(NAMES)
+            ],
+            "curves": [_curve(n) for n in ("PR", "F1", "Precision", "Recall")],
+            "confusion": {
+                "names": [*NAMES, "background"],
+                "matrix": [[8, 0, 1, 1], [0, 9, 0, 0], [1, 0, 7, 2], [1, 0, 0, 0]],
+            },
+            "val_images": [_image()],
+            "speed_ms": {"preprocess": 0.3, "inference": 12.0, "postprocess": 1.1},
+        },
+        "usage": [
+            {
+                "time": 100.0 + 5 * i,
+                "cpu_percent": 50.0 + i,
+                "memory_bytes": 2**30 + i,
+                "memory_limit_bytes": 8 * 2**30,
+                "gpus": [],
+            }
+            for i in range(4)
+        ],
+    }
+    results.update(changes)
+    return results  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------- pure parts
+
+
+def test_header_names_the_run_and_labels_the_headline_metric() -> None:
+    html = header_html(sample_results(), "Object detection")
+    assert "shapes-run" in html and "Object detection" in html and "shapes" in html
+    assert "3 of 4" in html and "box mAP50-95 0.610" in html  # best epoch, headline labelled
+    assert "4 of 4" in html and "0.550" in html  # last epoch
+    assert "<b>box mAP50-95 0.620</b>" in html  # final validation, headline first and bold
+    assert "2 min 00 s" in html  # duration from started to ended
+    running = sample_results(status="running", final=None, ended=None)
+    assert "after the last epoch" in header_html(running, "Object detection")
+    stopped = sample_results(status="stopped", final=None)
+    assert "ended before its final validation" in header_html(stopped, "Object detection")
+
+
+def test_per_class_table_rows_and_orders() -> None:
+    results = sample_results()
+    html = class_table_html(results)
+    assert html.count("<tr>") == 1 + len(NAMES)
+    assert "yolo-classes" in html and "<b>0.700</b>" in html
+    assert [r["name"] for r in sorted_classes(results, "headline")] == NAMES[::-1]
+    assert [r["name"] for r in sorted_classes(results, "instances")] == NAMES
+    assert "final validation" in class_table_html(sample_results(final=None))
+
+
+def test_confusion_cells_normalize_per_true_class_and_keep_counts() -> None:
+    matrix = sample_results()["final"]["confusion"]  # type: ignore[index]
+    names, values, texts = confusion_cells(matrix, normalized=False)
+    assert names[-1] == "background" and values[0][0] == 8 and texts[0][1] == ""
+    _, shares, texts = confusion_cells(matrix, normalized=True)
+    for j in range(3):  # every true class with objects sums to 1
+        assert math.isclose(sum(row[j] or 0 for row in shares), 1.0)
+    assert shares[0][0] == pytest.approx(0.8) and texts[0][0] == "8"
+    empty = {"names": ["a", "b"], "matrix": [[1, 0], [0, 0]]}
+    assert confusion_cells(empty, normalized=True)[1][0][1] is None  # no invented share
+
+
+def test_figures_have_the_validator_data() -> None:
+    final = sample_results()["final"]
+    assert final is not None
+    fig = curves_figure(final["curves"], "B")
+    pr = [t for t in fig.data if t.meta["curve"] == "PR"]
+    assert {t.meta["class"] for t in pr} == {*NAMES, "all"}
+    mean = next(t for t in pr if t.meta["class"] == "all")
+    assert len(mean.x) == CURVE_POINTS and "area" in mean.name
+    assert len(fig.data) == 4 * (len(NAMES) + 1)
+    assert curve_kinds([_curve("PR", "M"), _curve("PR", "B")]) == ["B", "M"]
+
+    heat = confusion_figure(final["confusion"], normalized=False).data[0]
+    assert list(heat.x) == [*NAMES, "background"] and heat.z[1][1] == 9
+    assert confusion_figure(None, False).data == ()
+
+    image = val_image_figure(final["val_images"][0], "data:image/png;base64,AAAA", "box")
+    sides = [t.meta.get("side") for t in image.data if t.type == "scatter" and t.name != "halo"]
+    assert sides.count("truth") == 2 and sides.count("predicted") == 1
+    labels = [a.text for a in image.layout.annotations]
+    assert "circle" in labels and "circle 0.91" in labels  # truth has no score
+
+    usage = usage_figure(sample_results()["usage"])
+    assert list(usage.data[0].x) == [0.0, 5.0, 10.0, 15.0] and usage.data[0].y[3] == 53.0
+    gpu = {"index": 0, "name": "H200", "util_percent": 40.0, "memory_used_bytes": 2**31}
+    series = usage_series([{"cpu_percent": 1.0, "gpus": [gpu]}])  # type: ignore[list-item]
+    assert series["gpu0 util"] == [40.0] and series["gpu0 mem_gib"] == [2.0]
+
+
+def test_console_is_clean_and_workspace_relative() -> None:
+    log = (
+        "\x1b[34mStarting\x1b[0m\n"
+        "  1/3  0.1G  1.2: 10%|#   \r  1/3  0.1G  1.1: 100%|####\n"
+        "Results saved to /tmp/pytest-1/ws/jobs/0123/run\n"
+        "weights /home/u/workspace/jobs/0123/run/weights/best.pt, 6.2MB\n"
+    )
+    text = console_text(log)
+    assert "\x1b" not in text and "10%" not in text and "100%" in text
+    assert "weights jobs/0123/run/weights/best.pt, 6.2MB" in text and "/home/u" not in text
+    assert "Results saved to jobs/0123/run" in text
+    assert (
+        console_text("see /usr/lib/x.so and http://a/jobs/b")
+        == "see /usr/lib/x.so and http://a/jobs/b"
+    )
+
+
+def test_results_shape_is_not_mutated_by_drawing() -> None:
+    results = sample_results()
+    before = copy.deepcopy(results)
+    header_html(results, "x")
+    class_table_html(results, "headline")
+    assert results["final"] is not None
+    val_image_figure(results["final"]["val_images"][0], None, "box")
+    assert results == before

@@ -28,6 +28,7 @@ from .common import (
     note,
     table,
 )
+from .figure import live_figure
 from .samples import samples_figure
 
 SAMPLE_COLUMNS = 4
@@ -97,7 +98,7 @@ def report_html(dataset: dict[str, Any]) -> str:
 
 def histogram_figure() -> go.FigureWidget:
     """An empty stacked bar chart: boxes per class and split."""
-    fig = go.FigureWidget()
+    fig = live_figure()
     fig.update_layout(
         barmode="stack",
         height=280,
@@ -343,7 +344,7 @@ class DatasetsPanel(widgets.VBox):  # type: ignore[misc]
         samples = self.client.dataset_samples(
             name, split=split, count=self.sample_count, thumbnail=THUMBNAIL
         )
-        figure = go.FigureWidget(samples_figure(samples))
+        figure = live_figure(samples_figure(samples))
         old = self.samples_figure
         self.samples_figure = figure
         self.samples_box.children = [figure]

@@ -33,6 +33,7 @@ from .drawing import (
     polygon_traces,
     rotated_traces,
 )
+from .figure import LiveFigure, live_figure
 from .tasks import TaskFacts
 
 
@@ -70,13 +71,15 @@ class ImageChoice:
     data: bytes | None = None  # uploaded bytes, sent to the service as they are
 
 
-def detection_figure() -> go.FigureWidget:
+def detection_figure() -> LiveFigure:
     """An empty image figure with the y axis pointing down and square pixels."""
-    fig = go.FigureWidget(
-        data=[
-            go.Image(source=None, hoverinfo="skip", name="image"),
-            go.Image(source=None, hoverinfo="skip", name="overlay"),
-        ]
+    fig = live_figure(
+        go.Figure(
+            data=[
+                go.Image(source=None, hoverinfo="skip", name="image"),
+                go.Image(source=None, hoverinfo="skip", name="overlay"),
+            ]
+        )
     )
     fig.update_layout(
         height=460,

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from ..contract.payloads import ClassScore, Detection, EncodedMask
 from ..rle import decode as _decode_checked
+from .figure import LiveFigure, live_figure
 
 PALETTE = (
     "#e6194b",
@@ -385,9 +386,9 @@ def class_bars(classes: Sequence[ClassScore]) -> go.Bar:
     )
 
 
-def scores_figure() -> go.FigureWidget:
+def scores_figure() -> LiveFigure:
     """The classification figure: empty bars, probability axis 0-1."""
-    fig = go.FigureWidget(data=[go.Bar(x=[], y=[], orientation="h", name="classes")])
+    fig = live_figure(go.Figure(data=[go.Bar(x=[], y=[], orientation="h", name="classes")]))
     fig.update_layout(
         height=220,
         margin={"l": 110, "r": 20, "t": 30, "b": 30},

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..contract.tasks import metric_label
+from .figure import LiveFigure, live_figure
 from .history import LOSS_KEYS
 
 LOSS_COLORS = (
@@ -177,7 +178,7 @@ def validation_title(spec: FigureSpec) -> str:
     return "Validation"
 
 
-def training_figure(spec: FigureSpec | None = None) -> go.FigureWidget:
+def training_figure(spec: FigureSpec | None = None) -> LiveFigure:
     """The empty figure for ``spec`` (detection's curves by default)."""
     spec = spec or FigureSpec()
     fig = make_subplots(
@@ -198,7 +199,7 @@ def training_figure(spec: FigureSpec | None = None) -> go.FigureWidget:
         margin={"l": 50, "r": 20, "t": 40, "b": 40},
         legend={"orientation": "v", "x": 1.02, "y": 1, "font": {"size": 11}},
     )
-    return go.FigureWidget(fig)
+    return live_figure(fig)
 
 
 def apply_spec(figure: go.FigureWidget, spec: FigureSpec) -> None:

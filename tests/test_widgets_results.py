@@ -14,6 +14,14 @@ from typing import Any
 import pytest
 
 from jupyter_yolo.contract.results import CURVE_POINTS, RunResults, ValImage
+from jupyter_yolo.widgets.results_compare import (
+    ComparedRun,
+    best_table_html,
+    compare_figure,
+    fold_losses,
+    job_label,
+    params_table_html,
+)
 from jupyter_yolo.widgets.results_data import (
     class_table_html,
     confusion_cells,
@@ -216,3 +224,58 @@ def test_results_shape_is_not_mutated_by_drawing() -> None:
     assert results["final"] is not None
     val_image_figure(results["final"]["val_images"][0], None, "box")
     assert results == before
+
+
+def _epoch_event(epoch: int, box: float, cls: float) -> dict[str, Any]:
+    return {"type": "epoch", "epoch": epoch, "loss": {"box": box, "cls": cls, "dfl": None}}
+
+
+def test_compare_overlays_runs_and_highlights_differing_parameters() -> None:
+    a = sample_results()
+    b = sample_results(
+        job_id="ba9876543210",
+        name="other-run",
+        params={**a["params"], "lr0": 0.01, "workers": 2},
+        history=[
+            {"epoch": e, "metrics": {HEAD: e / 10}, "fitness": e / 10, "time": 1.0}
+            for e in (1, 2, 3, 4)
+        ],
+    )
+    epochs, totals = fold_losses(
+        [
+            _epoch_event(1, 2.0, 1.0),
+            {"type": "batch"},
+            _epoch_event(2, 1.0, 1.0),
+            _epoch_event(2, 0.5, 0.5),  # epoch 2 done again after a resume replaces the first
+        ]
+    )
+    assert epochs == [1, 2] and totals == [3.0, 1.0]
+    runs = [ComparedRun(a, epochs, totals), ComparedRun(b, [1], [4.0])]
+
+    fig = compare_figure(runs)
+    heads = [t for t in fig.data if t.meta["series"] == "headline"]
+    assert [t.meta["run"] for t in heads] == ["0123456789ab", "ba9876543210"]
+    assert list(heads[1].y) == [0.1, 0.2, 0.3, 0.4] and heads[0].line.color != heads[1].line.color
+    assert "box mAP50-95" in fig.layout.annotations[0].text  # the shared headline, labelled
+
+    best = best_table_html(runs)
+    assert best.count("<tr>") == 3 and "other-run" in best and "<b>0.610</b>" in best
+    params = params_table_html(runs)
+    differing = [row for row in params.split("<tr") if "yolo-differs" in row]
+    assert len(differing) == 1 and "lr0" in differing[0]  # workers differ but say nothing
+    assert params.index(">lr0<") < params.index(">data<")  # differing rows first
+    assert "1 parameter(s) differ" in params
+
+    label = job_label(
+        {
+            "id": "0123456789ab",
+            "name": "shapes-run",
+            "task": "detect",
+            "data": "shapes",
+            "status": "succeeded",
+            "started": 1_764_633_605.0,
+            "progress": {"headline": {"key": HEAD, "best": 0.61234}},
+        }
+    )
+    assert label.startswith("shapes-run") and "shapes" in label and "box mAP50-95 0.612" in label
+    assert "2025-12-02" in label

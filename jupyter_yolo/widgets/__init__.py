@@ -7,6 +7,8 @@ costs nothing)::
 
     TrainingPanel(epochs=3, imgsz=64)        # finds the server by itself inside JupyterLab
     TrainingPanel.attach("0123456789ab")     # picks a running or finished job up again
+    ResultsPanel("0123456789ab")             # a run's results: metrics, curves, images, usage
+    CompareRuns(["0123456789ab", "ba9876543210"])  # runs' curves and parameters side by side
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ _PANELS = {
     "DetectionPanel": "detection",
     "MediaPanel": "media",
     "Dashboard": "dashboard",
+    "ResultsPanel": "results",
+    "CompareRuns": "compare",
 }
 
 __all__ = [
     "AcceleratorsPanel",
+    "CompareRuns",
     "Dashboard",
     "DatasetsPanel",
     "DetectionPanel",
     "MediaPanel",
+    "ResultsPanel",
     "TrainingPanel",
 ]
 

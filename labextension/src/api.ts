@@ -373,3 +373,167 @@ export function getWorkspaceLocation(): Promise<IWorkspaceLocation> {
 export function copyNotebook(name: string): Promise<INotebookCopy> {
   return postJSON<INotebookCopy>(['yolo', 'notebooks', name]);
 }
+
+// ---- run results (`GET /yolo/jobs/{id}/results`, mirrors jupyter_yolo/contract/results.py)
+
+/** A number the server may not know (null). */
+export type MaybeNumber = number | null;
+
+/** One accelerator in a usage sample. */
+export interface IRunGpuUsage {
+  index: number;
+  name: string;
+  util_percent: MaybeNumber;
+  memory_used_bytes: MaybeNumber;
+  memory_total_bytes: MaybeNumber;
+}
+
+/** One system usage sample of a running job (`usage` events). */
+export interface IUsageSample {
+  cpu_percent: MaybeNumber;
+  memory_bytes: MaybeNumber;
+  memory_limit_bytes: MaybeNumber;
+  gpus: IRunGpuUsage[];
+  /** When the sample was taken (epoch seconds). */
+  time?: number;
+}
+
+/** One class's row of the final validation, under ultralytics' metric keys. */
+export interface IClassMetrics {
+  cls: number;
+  name: string;
+  images: MaybeNumber;
+  instances: MaybeNumber;
+  metrics: Record<string, MaybeNumber>;
+}
+
+/** A validator curve (`PR`, `F1`, `Precision`, `Recall`) of boxes (B), masks (M) or poses (P). */
+export interface ICurve {
+  name: string;
+  kind: string;
+  x_label: string;
+  y_label: string;
+  x: number[];
+  per_class: Record<string, number[]>;
+  mean: number[];
+}
+
+/** `matrix[predicted][true]`; detection tasks add `background` last. */
+export interface IConfusionMatrix {
+  names: string[];
+  matrix: number[][];
+}
+
+/** A detection as the runner writes it (boxes in pixels of the original image). */
+export interface IDetection {
+  cls: number;
+  name: string;
+  conf: number | null;
+  box_xyxy: (number | null)[];
+  polygon?: number[][];
+  keypoints?: number[][];
+  corners?: number[][];
+}
+
+/** A validation image with its ground truth and the final model's predictions. */
+export interface IValImage {
+  image: string;
+  width: number;
+  height: number;
+  truth: IDetection[];
+  predicted: IDetection[];
+  truth_class?: string;
+  predicted_classes?: string[];
+}
+
+/** The final validation of a run (the runner's results file). */
+export interface IValidatorResults {
+  task: string;
+  names: string[];
+  weights: string | null;
+  metrics: Record<string, MaybeNumber>;
+  per_class: IClassMetrics[];
+  curves: ICurve[];
+  confusion: IConfusionMatrix | null;
+  val_images: IValImage[];
+  speed_ms: Record<string, MaybeNumber>;
+}
+
+/** One epoch's headline figures. */
+export interface IEpochSummary {
+  epoch: number;
+  metrics: Record<string, MaybeNumber>;
+  fitness: MaybeNumber;
+  time: number;
+}
+
+/** `GET /yolo/jobs/{id}/results`: a job's results as far as they exist now. */
+export interface IRunResults {
+  job_id: string;
+  kind: string;
+  status: JobStatus;
+  task: string;
+  name: string | null;
+  created: number | null;
+  started: number | null;
+  ended: number | null;
+  params: Record<string, unknown>;
+  headline: string;
+  best: IEpochSummary | null;
+  last: IEpochSummary | null;
+  epochs: number;
+  final: IValidatorResults | null;
+  usage: IUsageSample[];
+  /** Every completed epoch in order (newer servers). */
+  history?: IEpochSummary[];
+}
+
+/** A training epoch as its `epoch` event says it (the fields the charts read). */
+export interface IEpochEvent extends IJobEvent {
+  epoch: number;
+  epochs?: number;
+  loss?: Record<string, number>;
+  val_loss?: Record<string, MaybeNumber> | null;
+  metrics?: Record<string, MaybeNumber>;
+  headline?: string;
+  fitness?: MaybeNumber;
+}
+
+export function getResults(id: string): Promise<IRunResults> {
+  return getJSON<IRunResults>(['yolo', 'jobs', id, 'results']);
+}
+
+export function getJob(id: string): Promise<IJob> {
+  return getJSON<IJob>(['yolo', 'jobs', id]);
+}
+
+/** Every event of a job of one type, page after page (bounded by `maxPages`). */
+export async function allEvents(id: string, type: string, maxPages = 20): Promise<IJobEvent[]> {
+  const found: IJobEvent[] = [];
+  let after = 0;
+  for (let page = 0; page < maxPages; page++) {
+    const batch = await getEvents(id, after, 2000);
+    found.push(...batch.events.filter(event => event.type === type));
+    if (!batch.more || !batch.events.length) {
+      break;
+    }
+    after = batch.events[batch.events.length - 1].seq;
+  }
+  return found;
+}
+
+/**
+ * A workspace file (a validation image) as an object URL, read through the Jupyter server's
+ * files route with the page's token or XSRF header. `serverPath` is the workspace's place in the
+ * server root (`GET /yolo/workspace`); the caller revokes the URL when done with it.
+ */
+export async function workspaceFileUrl(serverPath: string, path: string): Promise<string> {
+  const parts = [serverPath, path]
+    .filter(Boolean)
+    .join('/')
+    .split('/')
+    .filter(Boolean)
+    .map(encodeURIComponent);
+  const response = await send(['files', ...parts], { method: 'GET' });
+  return URL.createObjectURL(await response.blob());
+}

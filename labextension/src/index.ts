@@ -13,9 +13,11 @@ import { Widget } from '@lumino/widgets';
 
 import { IJob, IWorkspaceLocation, getWorkspaceLocation } from './api';
 import { yoloIcon } from './icons';
+import { CompareView } from './compare';
 import { ArtifactsView, LogView } from './jobviews';
 import { CATEGORY, addQuickstart } from './launcher';
 import { ReportView } from './report';
+import { ResultsView } from './results';
 import { JobsPanel } from './sidebar';
 import { AcceleratorStatus } from './statusbar';
 
@@ -76,6 +78,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     let workspace: Promise<IWorkspaceLocation> | null = null;
     const panel = new JobsPanel({
       openLog: (job: IJob) => openLog(app, job),
+      openResults: (job: IJob) => openResults(app, job),
+      openCompare: (ids: string[]) => openCompare(app, ids),
       openFolder: async (job: IJob) => {
         workspace ??= getWorkspaceLocation().catch(error => {
           workspace = null;
@@ -113,6 +117,23 @@ function openLog(app: JupyterFrontEnd, job: IJob): void {
   openOnce(app, `jp-yolo-log-${job.id}`, `Log ${job.id}`, () => {
     const view = new LogView(job.id);
     void view.load().catch(() => undefined);
+    return view;
+  });
+}
+
+function openResults(app: JupyterFrontEnd, job: IJob): void {
+  const label = job.name ? `Results: ${job.name}` : `Results ${job.id}`;
+  openOnce(app, `jp-yolo-results-${job.id}`, label, () => {
+    const view = new ResultsView(job.id);
+    void view.load().catch(() => undefined);
+    return view;
+  });
+}
+
+function openCompare(app: JupyterFrontEnd, ids: string[]): void {
+  openOnce(app, `jp-yolo-compare-${ids.join('-')}`, `Compare ${ids.length} runs`, () => {
+    const view = new CompareView(ids);
+    void view.load();
     return view;
   });
 }

@@ -26,6 +26,7 @@ from .common import (
 from .export import run_export
 from .journal import number
 from .predict import run_predict
+from .results import ResultsCollector
 from .stop import StopRequested
 
 __all__ = ["TASKS", "JobContext", "JobInputError", "run_export", "run_predict"]
@@ -114,12 +115,15 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
         ctx.journal, ctx.stop, ctx.job_dir, on_epoch_done=epoch_done, task=ctx.spec.task
     )
     reporter.attach(model)
+    collector = ResultsCollector(ctx)
+    collector.attach(model)
     try:
         model.train(**train_args)
     except StopRequested:
         _after_stop(ctx, model, reporter)
         raise
     trainer: Any = model.trainer
+    collector.write(Path(trainer.best) if Path(trainer.best).exists() else None, model)
     final = _validator_metrics(trainer) or reporter.final_metrics or {}
     ctx.status.epochs_done = reporter.epochs_done
     return {
@@ -186,8 +190,11 @@ def _finish_completed(
     """Resume of a run whose epochs had all completed: validate last.pt and report it."""
     model = load_model(str(last))
     model.add_callback("on_val_batch_end", stop_checker(ctx))
+    collector = ResultsCollector(ctx)
+    collector.attach(model)
     args = {k: params[k] for k in ("imgsz", "batch", "device", "workers") if k in params}
     metrics = model.val(data=data, **args, **ctx.output_args(), plots=False)
+    collector.write(last, model)
     state = _checkpoint_epochs(last)
     epochs = state[1] if state else 0
     ctx.status.epochs_done = epochs
@@ -212,13 +219,17 @@ def _finish_completed(
 def run_val(ctx: JobContext) -> dict[str, Any]:
     """Validate a model on a dataset; returns the metrics."""
     params = dict(ctx.spec.params)
-    model = load_model(resolve_model(ctx, params.pop("model", None)))
+    weights = resolve_model(ctx, params.pop("model", None))
+    model = load_model(weights)
     params["data"] = check_data(params.get("data"))
     apply_worker_plan(ctx, params)
     params.update(ctx.output_args())
     model.add_callback("on_val_start", stop_checker(ctx))
     model.add_callback("on_val_batch_end", stop_checker(ctx))
+    collector = ResultsCollector(ctx)
+    collector.attach(model)
     metrics = model.val(**params)
+    collector.write(Path(weights), model)
     results = dict(metrics.results_dict)
     names = getattr(metrics, "names", None) or {}
     per_class: dict[str, float | None] = {}

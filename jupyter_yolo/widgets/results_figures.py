@@ -3,7 +3,7 @@
 A validation image shows its ground truth beside the final model's predictions.
 
 Figures are built as plain ``go.Figure`` by pure functions of the contract's shapes (tests read
-them without a browser); :func:`live` turns one into the widget the panel shows and
+them without a browser); :func:`live` turns one into the (reconnect-safe) widget the panel shows and
 :func:`replace` puts a new figure's content into a shown widget. Trace ``meta`` says what a
 trace is (``{"curve": "PR", "kind": "B", "class": "all"}``, ``{"confusion": true}``...), which
 is what the browser test reads from the page.
@@ -28,6 +28,7 @@ from .drawing import (
     polygon_traces,
     rotated_traces,
 )
+from .figure import live_figure
 from .results_data import confusion_cells, kind_label, usage_series
 
 MEAN_COLOR = "#111111"
@@ -36,24 +37,15 @@ MAX_CLASS_CURVES = 30
 
 
 def live(figure: go.Figure) -> go.FigureWidget:
-    """The widget that shows ``figure`` (reconnect-safe where the package has one)."""
-    try:
-        from . import figure as reconnect  # H1's reconnect-safe figures, once they exist
-    except ImportError:
-        return go.FigureWidget(figure)
-    maker = getattr(reconnect, "figure_widget", None) or getattr(reconnect, "FigureWidget", None)
-    if maker is None:
-        return go.FigureWidget(figure)
-    widget: go.FigureWidget = maker(figure)
-    return widget
+    """The widget that shows ``figure``: one that renders fully whenever a view (re)connects."""
+    return live_figure(figure)
 
 
 def replace(widget: go.FigureWidget, figure: go.Figure) -> None:
-    """Show ``figure``'s traces and layout in ``widget`` (one batch for the layout)."""
+    """Show ``figure``'s layout and traces in ``widget`` (the layout first: its axes)."""
     widget.data = ()
+    widget.layout = figure.layout
     widget.add_traces(list(figure.data))
-    with widget.batch_update():
-        widget.layout = figure.layout
 
 
 def _base_layout(fig: go.Figure, height: int) -> None:

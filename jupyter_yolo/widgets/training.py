@@ -33,6 +33,7 @@ from .common import (
     note,
 )
 from .history import LOSS_KEYS, TrainingHistory
+from .results_section import ResultsSection
 from .tasks import TaskFacts, metric_label, task_facts
 from .training_controls import TrainingForm
 from .training_figure import (
@@ -89,6 +90,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         self._task: str | None = None
         self._spec = FigureSpec()
         self.figure = training_figure()
+        self.results_w = ResultsSection(self.client)
         self._build_form(
             data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, amp=amp
         )
@@ -115,6 +117,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
                 widgets.HBox([self.progress_w, self.status_w]),
                 self.warnings_w,
                 self.figure,
+                self.results_w,
             ]
         )
         self.add_class("yolo-training-panel")
@@ -389,6 +392,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         self.start_button.disabled = status in UNFINISHED
         self.stop_button.disabled = status not in ("queued", "running")
         self.resume_button.disabled = status not in RESUMABLE
+        self.results_w.update(self._job_id, self._job_status, len(self._history.epochs))
 
     # ------------------------------------------------------------------------------- queries
 
@@ -458,8 +462,13 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
             self._drawn["info"] = -1
         self._render()
 
+    def results(self) -> Any:
+        """The run's :class:`~.results.ResultsPanel`, opened under the panel."""
+        return self.results_w.open()
+
     def close(self) -> None:
         """Stop following and close the widgets."""
+        self.results_w.close()
         if self._follower is not None:
             self._follower.stop()
         self._throttle.close()

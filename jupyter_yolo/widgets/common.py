@@ -17,13 +17,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..client import NotFoundError, ServerUnavailable, YoloClient, YoloClientError
+from ..client import END_GRACE, NotFoundError, ServerUnavailable, YoloClient, YoloClientError
+from ..contract.status import TERMINAL
 
 log = logging.getLogger("jupyter_yolo.widgets")
 
 DEFAULT_MAX_RATE = 5.0
 PAGE_LIMIT = 5000
 RUN_STARTS_KEPT = 10000
+END_POLL_INTERVAL = 1.0
+"""Seconds between two checks of an ended job that a panel keeps watching (resumed elsewhere?)."""
+MAX_RETRY_PAUSE = 2.0
+"""Most seconds between two tries while the server does not answer."""
 
 STYLE = """
 <style>
@@ -39,6 +44,8 @@ STYLE = """
 .yolo-status { font-size: 13px; font-family: var(--jp-code-font-family, monospace); }
 .yolo-muted { color: var(--jp-ui-font-color2, #777); font-size: 12px; }
 .yolo-h { font-weight: 600; font-size: 14px; margin: 6px 0 2px 0; }
+.yolo-button:disabled, .yolo-button.mod-disabled { opacity: 0.35 !important;
+  cursor: not-allowed !important; filter: grayscale(1); box-shadow: none !important; }
 </style>
 """
 
@@ -189,7 +196,18 @@ class Follower:
     """Follows one job's events in a daemon thread and hands each page to ``on_page``.
 
     It replays the job's whole history first (pages of up to 5000 events), then long-polls
-    until the job has ended. Connection problems are retried with a growing pause.
+    while the job runs (the server answers at once on a new event or a status change). Each page
+    carries the job's ``status`` and ``actions`` (what the server would accept now).
+
+    ``on_end`` is called when the job has ended (its final status event read). Without
+    ``watch_after_end`` the thread then stops. With it, the thread keeps asking every
+    ``end_poll_interval`` seconds (a cheap request that returns at once) so a job resumed
+    elsewhere (the sidebar, the REST API, another notebook) is picked up, and ``on_end`` is
+    called again when it ends again; only :meth:`stop` (or the job disappearing) ends it.
+
+    A server that does not answer (restarting) is retried every ``max_pause`` seconds at most;
+    ``on_error`` gets each failure and ``on_reconnect`` the first answer after them. A job the
+    server no longer knows (404) is reported to ``on_error`` and ends the thread (:attr:`gone`).
     """
 
     def __init__(
@@ -202,6 +220,10 @@ class Follower:
         poll_timeout: float = 10.0,
         on_error: Callable[[BaseException], None] | None = None,
         on_end: Callable[[], None] | None = None,
+        watch_after_end: bool = False,
+        end_poll_interval: float = END_POLL_INTERVAL,
+        on_reconnect: Callable[[], None] | None = None,
+        max_pause: float = MAX_RETRY_PAUSE,
     ) -> None:
         self.client = client
         self.job_id = job_id
@@ -210,6 +232,14 @@ class Follower:
         self.poll_timeout = poll_timeout
         self.on_error = on_error
         self.on_end = on_end
+        self.on_reconnect = on_reconnect
+        self.watch_after_end = watch_after_end
+        self.end_poll_interval = end_poll_interval
+        self.max_pause = max_pause
+        self.status: str | None = None
+        self.gone = False
+        self.failing = False
+        self._ended = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"yolo-follow-{job_id}", daemon=True)
 
@@ -227,41 +257,99 @@ class Follower:
         """Whether the thread still follows the job."""
         return self._thread.is_alive() and not self._stop.is_set()
 
+    @property
+    def ended(self) -> bool:
+        """Whether the job was last seen ended (it may be resumed later)."""
+        return self._ended
+
     def join(self, timeout: float | None = None) -> None:
         """Wait for the thread to end."""
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        pause = 1.0
         try:
-            while not self._stop.is_set():
-                try:
-                    for page in self.client.iter_pages(
-                        self.job_id, self.after, timeout=self.poll_timeout, limit=PAGE_LIMIT
-                    ):
-                        if self._stop.is_set():
-                            return
-                        if page["events"]:
-                            self.after = page["events"][-1]["seq"]
-                        self.on_page(page)
-                        pause = 1.0
-                    return
-                except NotFoundError as exc:
-                    self._report(exc)
-                    return
-                except (ServerUnavailable, YoloClientError) as exc:
-                    self._report(exc)
-                    self._stop.wait(pause)
-                    pause = min(pause * 2, 15.0)
+            self._follow()
         finally:
-            if self.on_end is not None and not self._stop.is_set():
-                self.on_end()
+            if self.on_end is not None and not self._stop.is_set() and not self._ended:
+                self.on_end()  # the job is gone, or the thread ends for another reason
+
+    def _follow(self) -> None:
+        pause = min(1.0, self.max_pause)
+        catching_up = True
+        last_event_status: str | None = None
+        ended_at: float | None = None
+        while not self._stop.is_set():
+            wait = 0.0 if catching_up or self._ended or ended_at is not None else self.poll_timeout
+            try:
+                page = self.client.events(
+                    self.job_id, after=self.after, timeout=wait, limit=PAGE_LIMIT
+                )
+            except NotFoundError as exc:
+                self.gone = True
+                self._report(exc)
+                return
+            except (ServerUnavailable, YoloClientError) as exc:
+                self.failing = True
+                self._report(exc)
+                self._stop.wait(pause)
+                pause = min(pause * 2, self.max_pause)
+                continue
+            if self._stop.is_set():
+                return
+            pause = min(1.0, self.max_pause)
+            if self.failing:
+                self.failing = False
+                if self.on_reconnect is not None:
+                    self.on_reconnect()
+            events = page["events"]
+            for event in events:
+                if event.get("type") == "status":
+                    last_event_status = event.get("status")
+            if events:
+                self.after = events[-1]["seq"]
+            self.status = page.get("status")
+            self.on_page(page)
+            catching_up = bool(page.get("more"))
+            if catching_up:
+                continue
+            if self.status not in TERMINAL:
+                self._ended = False
+                ended_at = None
+                continue
+            if not self._ended:
+                # the server may append the final status event just after its registry says so
+                ended_at = ended_at or time.monotonic()
+                if last_event_status not in TERMINAL and time.monotonic() - ended_at <= END_GRACE:
+                    self._stop.wait(0.25)
+                    continue
+                self._ended = True
+                ended_at = None
+                if self.on_end is not None:
+                    self.on_end()
+                if not self.watch_after_end:
+                    return
+            self._stop.wait(self.end_poll_interval)
 
     def _report(self, exc: BaseException) -> None:
         if self.on_error is not None:
             self.on_error(exc)
         else:
             log.warning("jupyter_yolo: following job %s: %s", self.job_id, exc)
+
+
+def follow_error_text(job_id: str, exc: BaseException) -> tuple[str, str]:
+    """The note kind and text a panel shows when following ``job_id`` failed with ``exc``."""
+    if isinstance(exc, NotFoundError):
+        return "error", (
+            f"Job {job_id} no longer exists on the server (it was deleted, or the server now "
+            f"uses another workspace). Start a new job or attach to another one."
+        )
+    if isinstance(exc, ServerUnavailable):
+        return "warning", (
+            "Server unreachable, retrying every few seconds (restarting or stopped?). The job "
+            "itself goes on if the server was only restarted."
+        )
+    return "warning", f"Following job {job_id} failed, retrying: {error_text(exc)}"
 
 
 class Ticker:

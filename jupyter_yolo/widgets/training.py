@@ -11,6 +11,7 @@ so a restarted kernel (or another notebook, or another machine) picks the run up
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -19,7 +20,8 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..client import YoloClient, YoloClientError
+from ..client import ConflictError, NotFoundError, YoloClient, YoloClientError
+from ..contract.actions import JobActions, job_actions
 from ..contract.status import TERMINAL, UNFINISHED
 from . import training_status
 from .common import (
@@ -28,6 +30,7 @@ from .common import (
     Throttle,
     error_text,
     esc,
+    follow_error_text,
     get_client,
     in_background,
     note,
@@ -43,7 +46,8 @@ from .training_figure import (
     training_figure,
 )
 
-RESUMABLE = frozenset({"stopped", "interrupted"})
+#: the buttons' colours while enabled (a disabled button is grey and faded)
+BUTTON_STYLES = {"start": "success", "stop": "danger", "resume": "info"}
 
 #: detection's per-batch loss traces (names are shown in the legend and used by tests)
 BATCH_TRACES = tuple(batch_trace(k) for k in LOSS_KEYS)
@@ -58,7 +62,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         *,
         data: str | None = None,
         model: str | None = None,
-        epochs: int = 10,
+        epochs: int | None = None,
         imgsz: int | None = None,
         batch: int | None = None,
         device: str | None = None,
@@ -80,6 +84,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         self._drawn = {"batch": -1, "epoch": -1, "info": -1}
         self._job_id: str | None = None
         self._job_status: str | None = None
+        self._actions: JobActions | None = None
         self._follower: Follower | None = None
         self._recommended_workers: int | None = None
         self._follow_failed = False
@@ -98,12 +103,15 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         self.stop_button.on_click(lambda _: self._action(self.stop))
         self.resume_button.on_click(lambda _: self._action(self.resume))
         self.attach_button.on_click(lambda _: self._action(self._attach_clicked))
+        for button in (self.start_button, self.stop_button, self.resume_button):
+            button.add_class("yolo-button")
         super().__init__(
             children=[
                 widgets.HTML(STYLE + '<div class="yolo-h">Training</div>'),
                 widgets.HBox([self.task_w, self.model_w, self.data_w]),
                 widgets.HBox([self.epochs_w, self.imgsz_w, self.batch_w, self.device_w]),
                 widgets.HBox([self.amp_w, self.task_info_w]),
+                self.advanced_w,
                 widgets.HBox(
                     [
                         self.start_button,
@@ -165,6 +173,14 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         in_background(fn, self._show_error)
 
     def _show_error(self, exc: BaseException) -> None:
+        if isinstance(exc, ConflictError) and self._job_id is not None:
+            # the job changed elsewhere since the buttons were drawn: show it as it is now
+            self.message_w.value = note(
+                "warning", f"{exc.message} The panel now shows the job as the server has it."
+            )
+            with contextlib.suppress(YoloClientError):
+                self._set_job(self.client.job(self._job_id))
+            return
         self.message_w.value = note("error", error_text(exc))
 
     def _attach_clicked(self) -> None:
@@ -187,14 +203,13 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
     def stop(self) -> None:
         """Ask the job to stop: the batch finishes and a resumable last.pt is saved."""
         job_id = self._require_job()
-        job = self.client.stop(job_id)
-        self._set_job_status(job["status"])
+        self._set_job(self.client.stop(job_id))
 
     def resume(self) -> None:
         """Resume the stopped or interrupted job from its last.pt; the curves continue."""
         job_id = self._require_job()
-        job = self.client.resume(job_id)
-        self._set_job_status(job["status"])
+        self._set_job(self.client.resume(job_id))
+        self._ended.clear()
         if self._follower is None or not self._follower.alive:
             self._start_follower(job_id, after=self._history.last_seq)
 
@@ -214,6 +229,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
             self._drawn = {"batch": -1, "epoch": -1, "info": -1}
             self._job_id = job_id
             self._job_status = job.get("status")
+            self._actions = job.get("actions")
             request = job.get("request") or {}
             task = job.get("task") or self.facts.task_of_model(str(request.get("model") or ""))
             self._task = str(task)
@@ -237,6 +253,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
             self._history.consume(sorted(events, key=lambda e: int(e.get("seq") or 0)))
             self._drawn = {"batch": -1, "epoch": -1, "info": -1}
             self._job_id = None
+            self._actions = None
             self._job_status = status or self._history.status
             if task is not None:
                 self._task = task
@@ -252,6 +269,8 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
             after=after,
             on_error=self._follow_error,
             on_end=self._on_end,
+            on_reconnect=self._follow_reconnected,
+            watch_after_end=True,
         )
         with self._lock:
             self._follower = follower
@@ -260,36 +279,57 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
     # ------------------------------------------------------------------------------- events
 
     def _follow_error(self, exc: BaseException) -> None:
-        self._follow_failed = True
-        self._show_error(exc)
+        """Following failed: the server is unreachable (retried) or the job is gone."""
+        job_id = self._job_id or "?"
+        kind, text = follow_error_text(job_id, exc)
+        with self._lock:
+            self._follow_failed = True
+            if isinstance(exc, NotFoundError):  # nothing can be done with it any more
+                self._actions = {"stop": False, "resume": False}
+                self._drawn["info"] = -1
+        self.message_w.value = note(kind, text)
+        self._throttle.poke()
+
+    def _follow_reconnected(self) -> None:
+        """The server answers again: the retry notice goes."""
+        with self._lock:
+            self._follow_failed = False
+        self.message_w.value = ""
 
     def _on_page(self, page: dict[str, Any]) -> None:
-        if self._follow_failed:  # the connection is back
-            self._follow_failed = False
-            self.message_w.value = ""
         with self._lock:
             if self._job_id != page.get("id"):
                 return
+            status = page.get("status", self._job_status)
+            actions = page.get("actions")
+            changed = bool(page["events"]) or status != self._job_status or actions != self._actions
             self._history.consume(page["events"])
-            self._job_status = page.get("status", self._job_status)
+            if status != self._job_status:
+                self._drawn["info"] = -1
+            self._job_status = status
+            if actions is not None:
+                self._actions = actions
             caught_up = not page.get("more")
+        if status not in TERMINAL:
+            self._ended.clear()  # running again: resumed here or elsewhere
         if caught_up:
             self._caught_up.set()
-        self._throttle.poke()
+        if changed:
+            self._throttle.poke()
 
     def _on_end(self) -> None:
-        job_id = self._job_id
-        if job_id is not None:
-            try:
-                self._set_job_status(self.client.job(job_id)["status"])
-            except YoloClientError as exc:
-                self._show_error(exc)
+        """The job ended (the follower goes on watching, in case it is resumed elsewhere)."""
         self._ended.set()
         self._throttle.poke()
 
-    def _set_job_status(self, status: str | None) -> None:
+    def _set_job(self, job: dict[str, Any]) -> None:
+        """Show a job payload's status and actions (an answer to stop, resume or GET)."""
         with self._lock:
-            self._job_status = status
+            if job.get("id") not in (None, self._job_id):
+                return
+            self._job_status = job.get("status")
+            if job.get("actions") is not None:
+                self._actions = job["actions"]
             self._drawn["info"] = -1
         self._throttle.poke()
 
@@ -387,11 +427,32 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         else:
             self.figure.layout.yaxis2.update(autorange=False, range=[0, 1.02])
 
+    @property
+    def actions(self) -> JobActions:
+        """What the server accepts for the shown job now (as last seen): stop, resume."""
+        with self._lock:
+            if self._actions is not None:
+                return self._actions
+            if self._job_id is None or self._job_status is None:
+                return {"stop": False, "resume": False}
+            return job_actions("train", self._job_status)
+
     def _update_buttons(self) -> None:
-        status = self._job_status
-        self.start_button.disabled = status in UNFINISHED
-        self.stop_button.disabled = status not in ("queued", "running")
-        self.resume_button.disabled = status not in RESUMABLE
+        """Enable Stop and Resume exactly when the server would accept them."""
+        actions = self.actions
+        enabled = {
+            "start": self._job_status not in UNFINISHED,
+            "stop": actions["stop"],
+            "resume": actions["resume"],
+        }
+        buttons = (
+            ("start", self.start_button),
+            ("stop", self.stop_button),
+            ("resume", self.resume_button),
+        )
+        for name, button in buttons:
+            button.disabled = not enabled[name]
+            button.button_style = BUTTON_STYLES[name] if enabled[name] else ""
         self.results_w.update(self._job_id, self._job_status, len(self._history.epochs))
 
     # ------------------------------------------------------------------------------- queries

@@ -31,20 +31,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..contract.training_defaults import EMBEDDED_RECIPES
+
 __all__ = ["RECOMMENDED_TRAIN_ARGS", "SHAPES", "generate_shapes"]
 
 #: Training arguments that take yolov8n from scratch (``yolov8n.yaml``) to mAP50 > 0.9 on the
-#: default dataset (96 train / 24 val images at 128 px) in about 2 minutes on 2 CPU cores
-#: (mAP50 > 0.5 from epoch 18, after ~75 s). ultralytics' defaults (optimizer "auto", nbs 64)
-#: reach only ~0.16 in 40 epochs here: with 6 batches an epoch, nbs 64 accumulates 4 batches per
-#: step and the automatic learning rate is low for training from scratch.
+#: default dataset (96 train / 24 val images at 128 px) in about 2 minutes on 2 CPU cores: the
+#: detect recipe of :data:`jupyter_yolo.contract.training_defaults.EMBEDDED_RECIPES` (the one
+#: source the panels, the quickstart and the hardware report read), without its model.
 RECOMMENDED_TRAIN_ARGS: dict[str, object] = {
-    "epochs": 30,
-    "imgsz": 128,
-    "batch": 16,
-    "nbs": 16,
-    "optimizer": "AdamW",
-    "lr0": 0.003,
+    key: value for key, value in EMBEDDED_RECIPES["detect"].items() if key != "model"
 }
 
 _Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .synthetic import RECOMMENDED_TRAIN_ARGS, _regular_polygon, generate_shapes
+from ..contract.training_defaults import EMBEDDED_RECIPES
+from .synthetic import _regular_polygon, generate_shapes
 from .synthetic_depth import DEPTH_SCALE, render_depth_scene
 from .synthetic_scenes import (
     HOUSE_FLIP_IDX,
@@ -95,81 +96,11 @@ DEFAULT_SIZES: dict[str, tuple[int, int, int]] = {
 }
 
 #: ultralytics training arguments that take each task's YAML architecture from scratch to a useful
-#: metric on its default dataset in a few minutes on 2 CPU cores. Pass with ``workers=0,
-#: device="cpu"``. Figures below: last epochs, seeds 0 / 1 (dataset and trainer), measured on 2
-#: CPU cores shared with other work (times are upper bounds). ``nbs`` equal to ``batch`` and a
-#: fixed AdamW learning rate: ultralytics' defaults accumulate 4 of the few batches per step.
+#: metric on its default dataset in a few minutes on 2 CPU cores (pass with ``workers=0,
+#: device="cpu"``): :data:`jupyter_yolo.contract.training_defaults.EMBEDDED_RECIPES`, where the
+#: measured figures are noted. Every key is one ``POST /yolo/jobs`` accepts.
 TRAIN_RECIPES: dict[str, dict[str, object]] = {
-    "detect": {"model": "yolov8n.yaml", **RECOMMENDED_TRAIN_ARGS},
-    # mask mAP50 0.60-0.75 over epochs 31-40, mAP50-95 0.54 (seed 1, ~165 s idle; seed 0 had
-    # 0.58 / 0.38 at epoch 30 of 30, still rising).
-    "segment": {
-        "model": "yolov8n-seg.yaml",
-        "epochs": 40,
-        "imgsz": 128,
-        "batch": 16,
-        "nbs": 16,
-        "optimizer": "AdamW",
-        "lr0": 0.003,
-    },
-    # pose mAP50 0.89-0.99 / 0.92-0.97 over epochs 23-30, mAP50-95 0.77 / 0.78; ~140 s idle.
-    "pose": {
-        "model": "yolov8n-pose.yaml",
-        "epochs": 30,
-        "imgsz": 128,
-        "batch": 16,
-        "nbs": 16,
-        "optimizer": "AdamW",
-        "lr0": 0.003,
-    },
-    # box mAP50 0.68-0.83 / 0.62-0.72 over epochs 23-30 (still rising), mAP50-95 0.59 / 0.54;
-    # ~130 s on idle cores.
-    "obb": {
-        "model": "yolov8n-obb.yaml",
-        "epochs": 30,
-        "imgsz": 128,
-        "batch": 16,
-        "nbs": 16,
-        "optimizer": "AdamW",
-        "lr0": 0.003,
-    },
-    "classify": {
-        # top-1 0.98-0.99 / 0.83-1.0 over epochs 11-15 (chance 0.33); ~90 s.
-        # AdamW at 0.003 or SGD at 0.01 stay at chance: lr0 0.001 and no random erasing or
-        # RandAugment (which blot out most of a 64 px shape; "" is no policy) learn it in 8-11
-        # epochs. Every key is one POST /yolo/jobs accepts.
-        "model": "yolov8n-cls.yaml",
-        "epochs": 15,
-        "imgsz": 64,
-        "batch": 16,
-        "nbs": 16,
-        "optimizer": "AdamW",
-        "lr0": 0.001,
-        "erasing": 0.0,
-        "auto_augment": "",
-    },
-    # mIoU 0.48-0.51 / 0.42-0.43 over epochs 36-40 (all-background is 0.20-0.22; learning
-    # starts at epoch 13 / 25), pixel accuracy 0.89; ~4-5 min.
-    "semantic": {
-        "model": "yolo26n-sem.yaml",
-        "epochs": 40,
-        "imgsz": 128,
-        "batch": 16,
-        "nbs": 16,
-        "optimizer": "AdamW",
-        "lr0": 0.003,
-    },
-    # delta1 0.73-0.84 / 0.73-0.81 over epochs 13-20 (0.39 after epoch 1), abs_rel 0.13 / 0.14;
-    # ~190 s on idle cores.
-    "depth": {
-        "model": "yolo26n-depth.yaml",
-        "epochs": 20,
-        "imgsz": 128,
-        "batch": 16,
-        "nbs": 16,
-        "optimizer": "AdamW",
-        "lr0": 0.003,
-    },
+    task: dict(recipe) for task, recipe in EMBEDDED_RECIPES.items()
 }
 
 _TASK_IDS = {task: number for number, task in enumerate(SYNTHETIC_NAMES, start=1)}

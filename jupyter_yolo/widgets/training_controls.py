@@ -1,5 +1,8 @@
 """The training panel's form: task, architecture, dataset, epochs, image size, batch, device.
 
+Its defaults come from :func:`~jupyter_yolo.contract.training_defaults.train_defaults` (the
+embedded dataset's tuned recipe, the hardware's sizes), like the quickstart's and the report's.
+
 A mixin of :class:`~jupyter_yolo.widgets.training.TrainingPanel`: it builds the controls from
 what the server lists (choices in :mod:`.training_form`), turns them into a training request,
 and fills them from a followed job's request.
@@ -12,7 +15,10 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..client import YoloClient, YoloClientError
+from ..contract.tasks import DEFAULT_TASK
+from ..contract.training_defaults import EMBEDDED_DATASETS, embedded_task, train_defaults
 from .tasks import TaskFacts
+from .training_advanced import AdvancedSection
 from .training_form import (
     ALL_TASKS,
     dataset_options,
@@ -38,7 +44,7 @@ class TrainingForm:
         *,
         data: str | None,
         model: str | None,
-        epochs: int,
+        epochs: int | None,
         imgsz: int | None,
         batch: int | None,
         device: str | None,
@@ -46,20 +52,32 @@ class TrainingForm:
     ) -> None:
         report = self._load_report()
         rec = report.get("recommendation") or {}
+        self._recommendation: dict[str, Any] = dict(rec)
+        self._filling = False
+        self._models = self._load_models()
+        self._weights = list(self._models.get("weights") or [])
+        datasets = self._dataset_options()
+        listed = [value for _, value in datasets]
+        wanted_task = self.facts.task_of_model(model) if model else DEFAULT_TASK
+        embedded = EMBEDDED_DATASETS.get(wanted_task)
+        chosen_data = data or (
+            embedded if embedded in listed else (datasets[0][1] if datasets else None)
+        )
+        defaults = train_defaults(chosen_data, rec)
         self._recommended_workers = rec.get("workers")
         devices = device_options(report)
-        rec_device = str(rec.get("device") or "cpu")
-        chosen_device = device or rec_device
+        chosen_device = device or str(defaults["device"])
         if chosen_device not in [value for _, value in devices]:
             devices.append((chosen_device, chosen_device))
-        rec_model = str(rec.get("model") or "yolov8n.yaml")
-        chosen_model = model or rec_model
+        chosen_model = model or str(defaults["model"])
         chosen_task = self.facts.task_of_model(chosen_model)
-        self._weights = self._load_weights()
         models = model_options(self.facts, chosen_task, self._weights)
         if chosen_model not in [value for _, value in models]:
             models.append((chosen_model, chosen_model))
-        datasets = self._dataset_options()
+        epochs = epochs if epochs is not None else int(str(defaults["epochs"]))
+        imgsz = imgsz or int(str(defaults["imgsz"]))
+        batch = batch or int(str(defaults["batch"]))
+        amp = bool(defaults["amp"]) if amp is None else amp
         self.task_w = widgets.Dropdown(
             options=task_options(self.facts),
             value=chosen_task if chosen_task in self.facts.tasks else ALL_TASKS,
@@ -67,11 +85,8 @@ class TrainingForm:
             layout=widgets.Layout(width="280px"),
         )
         self.task_info_w = widgets.HTML()
-        chosen_data = data or (datasets[0][1] if datasets else None)
         if chosen_data is not None and chosen_data not in [value for _, value in datasets]:
             datasets.append((chosen_data, chosen_data))
-        if imgsz is None:
-            imgsz = 320 if rec_device == "cpu" else 640
         sizes = sorted({*IMAGE_SIZES, imgsz})
         small = widgets.Layout(width="200px")
         self.model_w = widgets.Dropdown(
@@ -93,7 +108,7 @@ class TrainingForm:
             options=sizes, value=imgsz, description="image size", layout=small
         )
         self.batch_w = widgets.BoundedIntText(
-            value=batch or int(rec.get("batch") or 16),
+            value=batch,
             min=-1,
             max=1024,
             description="batch",
@@ -105,9 +120,10 @@ class TrainingForm:
             description="device",
             layout=widgets.Layout(width="280px"),
         )
-        self.amp_w = widgets.Checkbox(
-            value=bool(rec.get("amp")) if amp is None else amp, description="AMP (mixed precision)"
-        )
+        self.amp_w = widgets.Checkbox(value=amp, description="AMP (mixed precision)")
+        self.advanced_w = AdvancedSection()
+        self.advanced_w.set_defaults(defaults)
+        self.advanced_w.set_pretrained_options(self._models, chosen_task)
         self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
         self.resume_button = widgets.Button(description="Resume", icon="redo", button_style="info")
@@ -126,6 +142,7 @@ class TrainingForm:
             value=0, min=0, max=1, layout=widgets.Layout(width="180px")
         )
         self.warnings_w = widgets.HTML()
+        self.data_w.observe(lambda _: self._data_chosen(), names="value")
 
     def _load_report(self) -> dict[str, Any]:
         try:
@@ -133,11 +150,36 @@ class TrainingForm:
         except YoloClientError:
             return {}
 
-    def _load_weights(self) -> list[dict[str, Any]]:
+    def _load_models(self) -> dict[str, Any]:
         try:
-            return list(self.client.models().get("weights") or [])
+            return dict(self.client.models())
         except YoloClientError:
-            return []
+            return {}
+
+    def _data_chosen(self) -> None:
+        """A dataset picked by hand: show its defaults (an embedded one: its tuned recipe)."""
+        if self._filling:
+            return
+        data = self.data_w.value
+        defaults = train_defaults(data, self._recommendation)
+        task = embedded_task(data)
+        if task is not None and task in self.facts.tasks:
+            self.task_w.value = task
+            self._set_option(self.model_w, str(defaults["model"]))
+        self.epochs_w.value = int(str(defaults["epochs"]))
+        self._set_option(self.imgsz_w, int(str(defaults["imgsz"])))
+        self.batch_w.value = int(str(defaults["batch"]))
+        self.advanced_w.set_defaults(defaults)
+
+    @staticmethod
+    def _set_option(widget: widgets.Dropdown, value: Any) -> None:
+        values = [v[1] if isinstance(v, tuple) else v for v in widget.options]
+        if value not in values:
+            if widget.options and isinstance(widget.options[0], tuple):
+                widget.options = [*widget.options, (str(value), value)]
+            else:
+                widget.options = sorted({*widget.options, value})
+        widget.value = value
 
     def _dataset_options(self) -> list[tuple[str, str]]:
         try:
@@ -155,6 +197,7 @@ class TrainingForm:
         values = [v for _, v in options]
         self.model_w.options = options
         self.model_w.value = current if current in values else values[0]
+        self.advanced_w.set_pretrained_options(self._models, task or None)
 
     def _job_options(self) -> list[str]:
         try:
@@ -175,11 +218,20 @@ class TrainingForm:
         }
         if self._recommended_workers is not None:
             body["workers"] = int(self._recommended_workers)
+        body.update(self.advanced_w.values())
         body.update(self.extra)
         body.update(overrides)
         return body
 
     def _fill_form(self, request: dict[str, Any]) -> None:
+        self._filling = True
+        try:
+            self._fill_controls(request)
+            self.advanced_w.fill(request)
+        finally:
+            self._filling = False
+
+    def _fill_controls(self, request: dict[str, Any]) -> None:
         model = request.get("model")
         if isinstance(model, str):
             task = self.facts.task_of_model(model)

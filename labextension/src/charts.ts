@@ -194,9 +194,9 @@ export class LineChart {
         class: 'jp-yolo-Chart-line',
         points: coords.join(' '),
         fill: 'none',
-        stroke: s.color,
         'stroke-width': s.bold ? 3 : 1.5
       });
+      line.style.stroke = s.color;
       line.dataset.series = s.name;
       line.dataset.points = String(coords.length);
       if (s.dashed) {
@@ -205,7 +205,9 @@ export class LineChart {
       parts.push(line);
       if (coords.length === 1) {
         const [cx, cy] = coords[0].split(',');
-        parts.push(svg('circle', { cx, cy, r: 3, fill: s.color }));
+        const dot = svg('circle', { cx, cy, r: 3 });
+        dot.style.fill = s.color;
+        parts.push(dot);
       }
     }
     this.cursor.setAttribute('y2', String(MARGIN.top + h));

@@ -28,9 +28,14 @@ def _px(value: Any, scale: float) -> float:
     return number(float(value) * scale, 1) or 0.0
 
 
-def truth_objects(label: dict[str, Any], task: str, names: list[str]) -> list[Detection]:
-    """The ground-truth objects of one cached ultralytics label, in pixels."""
-    height, width = (int(v) for v in label["shape"][:2])
+def truth_objects(
+    label: dict[str, Any], task: str, names: list[str], width: int, height: int
+) -> list[Detection]:
+    """The ground-truth objects of one cached ultralytics label, in pixels.
+
+    ``width`` x ``height`` is the original image's size (the validation loader drops the
+    label's own shape when it batches by aspect ratio).
+    """
     classes = np.asarray(label.get("cls", []), dtype=np.float64).reshape(-1)
     boxes = np.asarray(label.get("bboxes", []), dtype=np.float64).reshape(-1, 4)
     segments = label.get("segments") or []
@@ -124,7 +129,7 @@ def val_images(
             image["truth_class"] = names[truth] if 0 <= truth < len(names) else str(truth)
             image["predicted_classes"] = [c["name"] for c in entry.get("classes", [])]
         else:
-            image["truth"] = truth_objects(truth, task, names)
+            image["truth"] = truth_objects(truth, task, names, entry["width"], entry["height"])
             predicted = entry["detections"]
             for det in predicted:
                 det.pop("mask", None)  # the polygon draws it; an RLE mask would weigh MBs

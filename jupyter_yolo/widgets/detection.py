@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import posixpath
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ipywidgets as widgets
@@ -27,6 +29,7 @@ from ..client_predict import service_reads, to_png
 from ..contract.serving import PredictResponse
 from .common import STYLE, esc, get_client, in_background
 from .detection_draw import ImageChoice, Prediction, PredictionDrawing, detection_figure
+from .detection_gallery import GalleryPrediction
 from .detection_service import ServicePrediction, ServiceRequest
 from .detection_views import NO_OBJECTS, backend_html
 from .drawing import (
@@ -34,6 +37,8 @@ from .drawing import (
     box_traces,
     scores_figure,
 )
+from .gallery import Gallery
+from .labels_draw import THUMB
 from .predict_service import LatestOnly
 from .tasks import task_facts
 
@@ -42,8 +47,13 @@ __all__ = ["MAX_BOXES_DRAWN", "DetectionPanel", "backend_html", "box_traces", "d
 UPLOAD_PREFIX = "upload:"
 
 
-class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # type: ignore[misc]
-    """Run a trained model on images and look at the boxes."""
+class DetectionPanel(
+    ServicePrediction,
+    PredictionDrawing,
+    GalleryPrediction,
+    widgets.VBox,  # type: ignore[misc]
+):
+    """Run a trained model on images (a gallery, one shown large) and look at the boxes."""
 
     def __init__(
         self,
@@ -62,12 +72,15 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         self.device = device
         self.samples = samples
         self._class_ids: dict[str, int] = {}
+        self.class_names: dict[int, str] = {}
+        self.gallery_results: dict[str, dict[str, Any]] = {}
         self.last_error: BaseException | None = None
         self._stored: dict[str, list[dict[str, Any]]] = {}
         self._model_tasks: dict[str, str] = {}
         self._images: dict[str, ImageChoice] = {}
         self._pixels: dict[str, str] = {}
         self._lock = threading.RLock()
+        self._quiet = 0
         self._current: tuple[ImageChoice, Prediction] | None = None
         self.detections: list[dict[str, Any]] = []
         self.facts = task_facts(self.client)
@@ -128,16 +141,32 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         )
         self.status_w = widgets.HTML()
         self.table_w = widgets.HTML()
+        self.truth_w = widgets.Checkbox(
+            value=False, description="ground truth (dashed)", indent=False
+        )
+        self.legend_w = widgets.HTML()
+        self.gallery = Gallery(self._gallery_pick)
+        self.gallery_button = widgets.Button(
+            description="Predict all", icon="th", tooltip="predict every image of the gallery"
+        )
+        self.gallery_status_w = widgets.HTML()
         super().__init__(
             children=[
                 self.header_w,
                 widgets.HBox([self.model_w, self.backend_w, self.dataset_w, self.split_w]),
                 widgets.HBox([self.image_w, self.upload_w]),
                 widgets.HBox(
-                    [widgets.VBox([self.conf_w, self.iou_w]), self.classes_w, self.detect_button]
+                    [
+                        widgets.VBox([self.conf_w, self.iou_w, self.truth_w]),
+                        self.classes_w,
+                        widgets.VBox([self.detect_button, self.gallery_button]),
+                    ]
                 ),
+                self.gallery_status_w,
+                self.gallery,
                 self.status_w,
                 self.backend_info_w,
+                self.legend_w,
                 self.figure,
                 self.scores_box,
                 self.table_w,
@@ -157,17 +186,46 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         self.split_w.observe(lambda _: self._run(self.load_samples), names="value")
         self.model_w.observe(lambda _: self._show_stored(), names="value")
         self.model_w.observe(lambda _: self._show_task(), names="value")
-        for control in (
-            self.image_w,
-            self.conf_w,
-            self.iou_w,
-            self.model_w,
-            self.backend_w,
-            self.classes_w,
-        ):
-            control.observe(lambda _: self.request(), names="value")
+        self.image_w.observe(self._image_picked, names="value")
+        for control in (self.conf_w, self.iou_w, self.model_w, self.backend_w, self.classes_w):
+            control.observe(self._control_moved, names="value")
         self.upload_w.observe(lambda _: self._run(self._uploaded), names="value")
         self.detect_button.on_click(lambda _: self.request(force=True))
+        self.gallery_button.on_click(lambda _: self._run(self.predict_gallery))
+        self.truth_w.observe(lambda _: self._run(self._truth_toggled), names="value")
+        self.model_w.observe(lambda _: self._run(self.load_classes), names="value")
+        self.load_classes()
+        self.show_gallery()
+
+    # ------------------------------------------------------------------ who asks for a prediction
+
+    @contextmanager
+    def _programmatic(self) -> Iterator[None]:
+        """Changes the panel makes to its own controls (filling lists): they predict nothing."""
+        with self._lock:
+            self._quiet += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._quiet -= 1
+
+    def _image_picked(self, _: Any) -> None:
+        """The person picked an image: predict it (filling the list does not)."""
+        self.gallery.mark(self.image_w.value)
+        if not self._quiet:
+            self.request()
+
+    def _truth_toggled(self) -> None:
+        """Ground truth on or off: the gallery and the large image are drawn again (no request)."""
+        for path in self.gallery.paths:
+            self._draw_tile(path)
+        self._redraw()
+
+    def _control_moved(self, _: Any) -> None:
+        """A slider, the weights, backend or classes moved: predict again once asked before."""
+        if not self._quiet and self.asked:
+            self.request()
 
     def close(self) -> None:
         """Close the panel and its request thread."""
@@ -194,8 +252,9 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         wanted = backend or self.backend_w.value or "auto"
         if wanted not in [v for _, v in backends]:
             backends.append((f"{wanted} (not available)", wanted))
-        self.backend_w.options = backends
-        self.backend_w.value = wanted
+        with self._programmatic():
+            self.backend_w.options = backends
+            self.backend_w.value = wanted
         listed = [*(models.get("trained") or []), *(models.get("weights") or [])]
         self._model_tasks = {
             str(m["model"]): str(m.get("task") or self.facts.task_of_model(str(m["model"])))
@@ -220,9 +279,13 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         )
         if select and select not in [v for _, v in options]:
             options.insert(0, (select, select))
-        self.model_w.options = options
-        if options:
-            self.model_w.value = select or options[0][1]
+        current = self.model_w.value
+        with self._programmatic():
+            self.model_w.options = options
+            if options:
+                self.model_w.value = select or (
+                    current if current in [v for _, v in options] else options[0][1]
+                )
         self._show_stored()
         self._show_task()
 
@@ -262,12 +325,13 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         names = [str(d["name"]) for d in usable]
         if dataset and dataset not in names:
             names.insert(0, dataset)
-        self.dataset_w.options = names
         if not dataset:
             task = self.model_task(str(self.model_w.value or ""))
             dataset = next((str(d["name"]) for d in usable if d.get("task") == task), None)
-        if names:
-            self.dataset_w.value = dataset or names[0]
+        with self._programmatic():
+            self.dataset_w.options = names
+            if names:
+                self.dataset_w.value = dataset or names[0]
 
     def load_samples(self) -> None:
         """List sample images of the chosen dataset split (uploads stay in the list)."""
@@ -275,22 +339,28 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
         choices = [c for c in self._images.values() if c.data is not None]
         if name:
             samples = self.client.dataset_samples(
-                name, split=self.split_w.value, count=self.samples
+                name, split=self.split_w.value, count=self.samples, thumbnail=THUMB
             )
             for sample in sorted(samples["samples"], key=lambda s: s["path"]):
+                width, height = sample.get("width"), sample.get("height")
                 choices.append(
                     ImageChoice(
                         path=f"datasets/{name}/{sample['path']}",
                         label=f"{name}: {sample['path']}",
                         dataset=name,
                         dataset_path=sample["path"],
+                        truth=list(sample.get("boxes") or []),
+                        thumbnail=sample.get("thumbnail"),
+                        size=(int(width), int(height)) if width and height else None,
                     )
                 )
         with self._lock:
             self._images = {c.path: c for c in choices}
         first = next((c.path for c in choices if c.data is None), None)
-        self.image_w.options = [(c.label, c.path) for c in choices]
-        self.image_w.value = first or (choices[-1].path if choices else None)
+        with self._programmatic():
+            self.image_w.options = [(c.label, c.path) for c in choices]
+            self.image_w.value = first or (choices[-1].path if choices else None)
+        self.show_gallery()
 
     def add_image(self, path: str, data: bytes | None = None, *, select: bool = True) -> None:
         """Offer the workspace image ``path`` (its bytes ``data`` for the preview) and show it.
@@ -311,9 +381,9 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
             raise ValueError(f"{path}: give its bytes, or a path under datasets/<name>/.")
         with self._lock:
             self._images[path] = choice
-        self.image_w.options = [(c.label, c.path) for c in self._images.values()]
+        self._list_images(path if select else None)
         if select:
-            self.image_w.value = path
+            self.request()
 
     def _uploaded(self) -> None:
         files = list(self.upload_w.value or ())
@@ -332,8 +402,20 @@ class DetectionPanel(ServicePrediction, PredictionDrawing, widgets.VBox):  # typ
                 self._images[path] = ImageChoice(path=path, label=f"upload: {name}", data=content)
             last = path
         if last is not None:
-            self.image_w.options = [(c.label, c.path) for c in self._images.values()]
-            self.image_w.value = last  # runs predict through the observer
+            self._list_images(last)
+            self.request()  # choosing files is asking for their prediction
+
+    def _list_images(self, select: str | None) -> None:
+        """Show the image list; choose ``select`` (None: keep the choice). Predicts nothing."""
+        current = self.image_w.value
+        with self._lock:
+            choices = list(self._images.values())
+        values = [c.path for c in choices]
+        chosen = next((v for v in (select, current) if v in values), values[0] if values else None)
+        with self._programmatic():
+            self.image_w.options = [(c.label, c.path) for c in choices]
+            self.image_w.value = chosen
+        self.show_gallery()
 
     # ------------------------------------------------------------------------------ predict
 

@@ -12,6 +12,7 @@ import base64
 import mimetypes
 import posixpath
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from .detection_views import NO_OBJECTS, results_table, title_text
 from .drawing import (
     box_traces,
     class_bars,
+    color,
     halo_traces,
     keypoint_traces,
     label_annotations,
@@ -34,6 +36,7 @@ from .drawing import (
     rotated_traces,
 )
 from .figure import LiveFigure, live_figure
+from .labels_draw import truth_boxes
 from .tasks import TaskFacts
 
 
@@ -69,6 +72,9 @@ class ImageChoice:
     dataset: str | None = None
     dataset_path: str | None = None  # relative to the dataset folder
     data: bytes | None = None  # uploaded bytes, sent to the service as they are
+    truth: list[dict[str, Any]] | None = None  # a dataset sample's labels (xywhn, class_id)
+    thumbnail: str | None = None  # a dataset sample's thumbnail (data URI)
+    size: tuple[int, int] | None = None  # the original image's width, height
 
 
 def detection_figure() -> LiveFigure:
@@ -109,6 +115,10 @@ class PredictionDrawing:
     _lock: threading.RLock
     _current: tuple[ImageChoice, Prediction] | None
     _pixels: dict[str, str]
+    truth_w: widgets.Checkbox
+    class_names: dict[int, str]
+    set_classes: Callable[[dict[int, str]], None]  # GalleryPrediction's
+    show_legend: Callable[..., None]
     redraws: int = 0
 
     def model_task(self, model: str) -> str:
@@ -149,11 +159,13 @@ class PredictionDrawing:
         geometry = self.facts.geometry(task)
         conf = float(self.conf_w.value)
         everything = entry.get("detections") or []
-        names = sorted({str(d.get("name")) for d in everything})
-        if set(names) - set(self.classes_w.options):
-            selected = self.classes_w.value
-            self.classes_w.options = sorted({*self.classes_w.options, *names})
-            self.classes_w.value = tuple(v for v in selected if v in self.classes_w.options)
+        seen = {
+            int(d["cls"]): str(d.get("name"))
+            for d in everything
+            if isinstance(d.get("cls"), int) and int(d["cls"]) not in self.class_names
+        }
+        if seen:  # classes the listing did not know (weights of another dataset)
+            self.set_classes(seen)
         wanted = set(self.classes_w.value)
         shown = [
             d
@@ -165,6 +177,8 @@ class PredictionDrawing:
         width, height = entry.get("width"), entry.get("height")
         overlay = self._overlay(entry, shown, geometry, prediction.job_id)
         traces = self._traces(shown, geometry, masked=overlay is not None)
+        truth = self._truth_traces(choice, entry, geometry)
+        self.show_legend({int(d["cls"]) for d in shown if isinstance(d.get("cls"), int)})
         self.figure.data = self.figure.data[:2]
         with self.figure.batch_update():
             self.figure.data[0].source = uri
@@ -177,23 +191,39 @@ class PredictionDrawing:
             # a counter the page can watch: the browser test times input -> redraw with it
             self.redraws += 1
             self.figure.layout.meta = {"redraw": self.redraws, "shown": len(shown), "conf": conf}
-        self.figure.add_traces(traces)
+        self.figure.add_traces(truth + traces)
         self._draw_scores(entry.get("classes") or [])
         self.detections = shown
         self.table_w.value = results_table(entry, shown, geometry)
         total = (prediction.timing or {}).get("total_ms")
+        by = esc(prediction.model or self.model_w.value)
         if prediction.job_id is not None:
             job = f"predict job {esc(prediction.job_id)} at {prediction.conf:.3g}"
         elif isinstance(total, int | float):
             job = f"warm service, {float(total):.0f} ms"
         else:
             job = "warm service"
+        started = (prediction.timing or {}).get("worker_start_ms")
+        if isinstance(started, int | float):
+            job += f"; the model started in {float(started) / 1000:.1f} s"
+        image = esc(posixpath.basename(choice.path))
         if geometry in NO_OBJECTS:
-            image = esc(posixpath.basename(choice.path))
-            text = f"{esc(self.facts.title(task))} of {image} ({job})"
+            text = f"{esc(self.facts.title(task))} of {image} by <b>{by}</b> ({job})"
+        elif not shown:
+            text = (
+                f"No objects found in {image} at confidence &ge; {conf:.3g} by <b>{by}</b> "
+                f"({job}). A lower confidence shows weaker guesses."
+            )
         else:
-            text = f"{len(shown)} detection(s) at confidence \u2265 {conf:.3g} ({job})"
-        self.status_w.value = note("ok", text, raw=True)
+            text = (
+                f"{len(shown)} object{'s' if len(shown) != 1 else ''} in {image} at confidence "
+                f"&ge; {conf:.3g} by <b>{by}</b> ({job})"
+            )
+        empty = not shown and geometry not in NO_OBJECTS  # a neutral note, not a success
+        html = note("info" if empty else "ok", text, raw=True)
+        self.status_w.value = (
+            html.replace('"yolo-note ', '"yolo-note yolo-empty ') if empty else html
+        )
 
     @staticmethod
     def _traces(shown: list[dict[str, Any]], geometry: str, *, masked: bool) -> list[Any]:
@@ -207,6 +237,41 @@ class PredictionDrawing:
         else:
             traces = list(box_traces(shown))  # type: ignore[arg-type]
         return halo_traces(traces) + traces
+
+    def _truth_traces(
+        self, choice: ImageChoice, entry: dict[str, Any], geometry: str
+    ) -> list[go.Scatter]:
+        """The dataset's labels as dashed boxes over a dark halo (when ground truth is on)."""
+        if not self.truth_w.value or not choice.truth or geometry in NO_OBJECTS:
+            return []
+        width = entry.get("width") or (choice.size or (0, 0))[0]
+        height = entry.get("height") or (choice.size or (0, 0))[1]
+        if not width or not height:
+            return []
+        traces = []
+        for box in truth_boxes(choice.truth, float(width), float(height)):
+            x0, y0, x1, y1 = box["box_xyxy"]
+            xs, ys = [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0]
+            label = f"truth: {box['name']}"
+            for hue, width_px, dash in (
+                ("#141414", 5.0, "solid"),
+                (color(box["cls"]), 2.5, "dash"),
+            ):
+                traces.append(
+                    go.Scatter(
+                        x=xs,
+                        y=ys,
+                        mode="lines",
+                        line={"color": hue, "width": width_px, "dash": dash},
+                        opacity=0.55 if dash == "solid" else 1.0,
+                        name=label,
+                        text=label,
+                        hoverinfo="text",
+                        showlegend=False,
+                        meta={"kind": "truth"},
+                    )
+                )
+        return traces
 
     def _overlay(
         self, entry: dict[str, Any], shown: list[dict[str, Any]], geometry: str, job_id: str | None

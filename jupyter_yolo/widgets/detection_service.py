@@ -62,6 +62,8 @@ class ServicePrediction:
     _current: tuple[ImageChoice, Prediction] | None
     _service: LatestOnly[ServiceRequest, PredictResponse]
     _last_request: ServiceRequest | None = None
+    asked: bool = False
+    """True once the person (or code) asked for a prediction: then moving a control predicts."""
     _redraw: Callable[[], None]  # drawing (PredictionDrawing)
 
     def _show_error(self, exc: BaseException) -> None:
@@ -96,6 +98,7 @@ class ServicePrediction:
             self.status_w.value = note("info", "Choose weights and an image first.")
             return None
         with self._lock:
+            self.asked = True
             if not force and wanted == self._last_request and self.last_error is None:
                 return None
             self._last_request = wanted
@@ -107,7 +110,7 @@ class ServicePrediction:
         It goes through the same queue as the controls, so the latest request still wins.
         """
         if image is not None and image != self.image_w.value:
-            self.image_w.value = image  # the observer submits it
+            self.image_w.value = image
         if self.request(force=True) is None:
             return []
         self._service.idle(timeout)

@@ -19,6 +19,7 @@ import pytest
 from jupyter_yolo.client import YoloClient
 from jupyter_yolo.contract.actions import job_actions
 from jupyter_yolo.widgets import TrainingPanel
+from jupyter_yolo.workspace import Workspace
 
 from .conftest import install_dataset
 from .server_process import ServerProcess, serving
@@ -168,7 +169,7 @@ def test_panel_rides_out_a_server_restart_and_names_a_deleted_job(
         # the job deleted while the server was down: the panel says so and offers nothing
         server.stop()
         shutil.rmtree(server.workspace / "jobs" / job_id)
-        with sqlite3.connect(server.workspace / "jobs.sqlite") as db:
+        with sqlite3.connect(Workspace(server.workspace).registry) as db:
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         server.start()
         wait_for(lambda: "no longer exists on the server" in panel.message_w.value, "the 404")

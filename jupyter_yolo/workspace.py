@@ -10,6 +10,9 @@ from typing import IO, Any
 from .errors import InvalidRequest, NotFound, YoloError
 from .strict import describe_text, path_problem
 
+REGISTRY_NAME = "jobs.sqlite"
+"""The job registry's file name, in :attr:`Workspace.state`."""
+
 
 class Workspace:
     """The folder holding datasets, weights, jobs and the registry.
@@ -43,13 +46,33 @@ class Workspace:
 
     @property
     def state(self) -> Path:
-        """The server's own files: the workspace lock (and the container's token)."""
+        """The server's own files: job registry, workspace lock (and the container's token)."""
         return self.root / ".jupyter-yolo"
 
     @property
     def registry(self) -> Path:
-        """The SQLite job registry."""
-        return self.root / "jobs.sqlite"
+        """The SQLite job registry, in the hidden state folder (the root stays the person's)."""
+        return self.state / REGISTRY_NAME
+
+    def migrate_registry(self) -> bool:
+        """Move a registry left at the root by an older version into the state folder.
+
+        The database and its ``-wal`` / ``-shm`` / ``-journal`` companions move together (the
+        write-ahead log is replayed when the moved database opens, so nothing is lost); the
+        database itself moves last, so an interrupted move finishes at the next start. Nothing
+        happens when the state folder already has a registry. True when something moved.
+        """
+        old = self.root / REGISTRY_NAME
+        new = self.registry
+        if new.exists() or old.is_symlink() or not old.is_file():
+            return False
+        self.state.mkdir(parents=True, exist_ok=True)
+        for suffix in ("-wal", "-shm", "-journal", ""):
+            source = Path(f"{old}{suffix}")
+            target = Path(f"{new}{suffix}")
+            if source.is_file() and not source.is_symlink() and not target.exists():
+                os.replace(source, target)
+        return True
 
     def create(self) -> list[str]:
         """Create the workspace layout if it is missing; return what had to be moved aside.
@@ -69,6 +92,7 @@ class Workspace:
                 )
             folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o700)
+        self.migrate_registry()
         return moved
 
     def contains(self, path: Path) -> bool:

@@ -334,8 +334,11 @@ def test_job_files_are_private_whatever_the_umask(tmp_path: Path, shapes_templat
         server.stop()
     folder = workspace / "jobs" / job["id"]
     assert mode(workspace / "jobs") == 0o700
-    assert mode(workspace / "jobs.sqlite") == 0o600
-    for wal in (workspace / "jobs.sqlite-wal", workspace / "jobs.sqlite-shm"):
+    assert mode(workspace / ".jupyter-yolo" / "jobs.sqlite") == 0o600
+    for wal in (
+        workspace / ".jupyter-yolo" / "jobs.sqlite-wal",
+        workspace / ".jupyter-yolo" / "jobs.sqlite-shm",
+    ):
         if wal.exists():
             assert mode(wal) == 0o600
     for path in [folder, *folder.rglob("*")]:

@@ -108,7 +108,7 @@ def write_settings(workspace: Path) -> dict[str, Any]:
         "api_key": "",
         "weights_dir": str(workspace / "weights"),
         "datasets_dir": str(workspace / "datasets"),
-        "runs_dir": str(workspace / "runs"),
+        "runs_dir": str(config_dir(workspace) / "runs"),  # unused (jobs name their folder)
         "vscode_msg": False,
         "openvino_msg": False,
         **dict.fromkeys(INTEGRATIONS_OFF, False),
@@ -258,7 +258,7 @@ def prepare(workspace: Path, cpus: int, allow_hosts: tuple[str, ...] = ()) -> di
     threads = set_thread_env(cpus)
     missing_fonts = install_fonts(user_config_dir(workspace))
     settings = write_settings(workspace)
-    for folder in ("weights", "datasets", "runs"):
+    for folder in ("weights", "datasets"):  # no runs/ at the root: jobs write in jobs/<id>/run
         (workspace / folder).mkdir(parents=True, exist_ok=True)
     block_module("openvino_telemetry")
     if allow_hosts:  # a stream job: FFmpeg follows no redirect off the allowed host

@@ -53,7 +53,7 @@ class ResultsSection(widgets.VBox):  # type: ignore[misc]
                 return None
             return self._open_locked()
 
-    def open(self) -> Any:
+    def open_results(self) -> Any:
         """The results view of the job (opened when it is not yet)."""
         with self._lock:
             return self.panel if self.panel is not None else self._open_locked()

@@ -525,7 +525,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
 
     def results(self) -> Any:
         """The run's :class:`~.results.ResultsPanel`, opened under the panel."""
-        return self.results_w.open()
+        return self.results_w.open_results()
 
     def close(self) -> None:
         """Stop following and close the widgets."""

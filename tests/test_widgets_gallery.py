@@ -89,3 +89,128 @@ def test_a_panel_without_weights_asks_for_them(client: YoloClient) -> None:
         assert panel.requests_sent == 0
     finally:
         panel.close()
+
+
+def test_labels_read_on_any_background_and_truth_is_dashed() -> None:
+    import io
+
+    from PIL import Image
+
+    from jupyter_yolo.widgets.drawing import color, text_color
+    from jupyter_yolo.widgets.labels_draw import annotate, legend_html, truth_boxes
+
+    hue = color(1)  # a box of class 1 on an image of its own colour, on black, on white
+    rgb = tuple(int(hue[i : i + 2], 16) for i in (1, 3, 5))
+    det = {"cls": 1, "name": "square", "conf": 0.87, "box_xyxy": [40, 60, 140, 150]}
+    for background in (rgb, (0, 0, 0), (255, 255, 255)):
+        source = io.BytesIO()
+        Image.new("RGB", (176, 176), background).save(source, format="PNG")
+        drawn = Image.open(io.BytesIO(annotate(source.getvalue(), [det]))).convert("RGB")
+        edge = {drawn.getpixel((x, 100)) for x in range(36, 45)}
+        assert any(max(p) < 40 for p in edge), "no dark halo along the box"
+        assert rgb in edge or any(abs(p[0] - rgb[0]) < 8 for p in edge)
+        label = {drawn.getpixel((x, y)) for x in range(40, 100) for y in range(46, 59)}
+        assert rgb in label, "no filled label in the class colour"
+        text = (0, 0, 0) if text_color(hue) == "#000000" else (255, 255, 255)
+        assert text in label, "no contrasting text in the label"
+    truth = truth_boxes(
+        [{"class_id": 2, "class_name": "t", "xywhn": [0.5, 0.5, 0.5, 0.5]}], 176, 176
+    )
+    assert truth[0]["box_xyxy"] == [44.0, 44.0, 132.0, 132.0]
+    source = io.BytesIO()
+    Image.new("RGB", (176, 176), (255, 255, 255)).save(source, format="PNG")
+    drawn = Image.open(io.BytesIO(annotate(source.getvalue(), [], truth=truth))).convert("RGB")
+    top = [drawn.getpixel((x, 44)) for x in range(50, 126)]
+    assert (255, 255, 255) in top and any(p != (255, 255, 255) for p in top), "not dashed"
+    legend = legend_html({0: "circle", 1: "square"}, {1})
+    assert "circle" in legend and "<b>square</b>" in legend and color(0) in legend
+
+
+@pytest.mark.slow
+def test_gallery_truth_legend_classes_and_the_empty_note(
+    client: YoloClient, server: ServerProcess
+) -> None:
+    import io
+
+    from PIL import Image
+
+    jobs_before = len(client.jobs())
+    names = list(client.dataset("shapes")["report"]["names"].values())
+    panel = DetectionPanel(client, model=MODEL, dataset="shapes", conf=0.25, samples=8)
+    try:
+        # every class of the model, before anything was predicted
+        assert list(panel.classes_w.options) == names and panel.requests_sent == 0
+        assert all(name in panel.legend_w.value for name in names)
+        assert len(panel.gallery.paths) == 8
+        assert all(panel.gallery.tiles[p][0].value for p in panel.gallery.paths)  # thumbnails
+
+        found = panel.predict_gallery()
+        assert set(found) == set(panel.gallery.paths)
+        assert sum(len(v) for v in found.values()) > 0
+        assert all(
+            panel.gallery.captions[p].endswith(("object", "objects", "found")) for p in found
+        )
+
+        picked = panel.gallery.paths[2]
+        panel.gallery.tiles[picked][1].click()  # a tile's button: the image large
+        assert panel.idle(300) and panel.image_w.value == picked
+        assert panel.last_error is None, panel.status_w.value
+        truth_kind = [t for t in panel.figure.data if (t.meta or {}).get("kind") == "truth"]
+        assert truth_kind == []
+        panel.truth_w.value = True  # drawn again, nothing asked of the service
+        sent = panel.requests_sent
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            kinds = [(t.meta or {}).get("kind") for t in panel.figure.data]
+            if "truth" in kinds:
+                break
+            time.sleep(0.1)
+        dashed = [t for t in panel.figure.data if (t.meta or {}).get("kind") == "truth"]
+        assert dashed and any(t.line.dash == "dash" for t in dashed)
+        assert panel.requests_sent == sent
+
+        blank = io.BytesIO()
+        Image.new("RGB", (128, 128), (128, 128, 128)).save(blank, format="PNG")
+        panel.add_image("uploads/blank.png", blank.getvalue())
+        assert panel.idle(300) and panel.last_error is None
+        assert panel.detections == []
+        assert "yolo-note-ok" not in panel.status_w.value
+        assert "No objects found" in panel.status_w.value and MODEL in panel.status_w.value
+        assert len(client.jobs()) == jobs_before
+    finally:
+        panel.close()
+
+
+class ListingClient:
+    """Answers the datasets panel's listing calls with nothing (no server needed to name files)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: {} if name != "datasets" else []
+
+
+def chosen(name: str) -> dict[str, Any]:
+    import datetime
+
+    return {
+        "name": name,
+        "type": "application/zip",
+        "size": 4,
+        "content": memoryview(b"PK\x05\x06"),
+        "last_modified": datetime.datetime.now(datetime.timezone.utc),
+    }
+
+
+def test_each_file_chosen_for_upload_names_its_own_dataset() -> None:
+    from jupyter_yolo.widgets.datasets import DatasetsPanel
+
+    panel = DatasetsPanel(ListingClient())  # type: ignore[arg-type]
+    try:
+        panel.upload_w.value = (chosen("birds.zip"),)
+        assert panel.name_w.value == "birds"
+        panel.upload_w.value = (chosen("cars-2024.zip"),)  # a second file: its own name
+        assert panel.name_w.value == "cars-2024"
+        panel.name_w.value = "mine"  # typed by the person: kept for the next file
+        panel.upload_w.value = (chosen("boats.zip"),)
+        assert panel.name_w.value == "mine"
+    finally:
+        panel.close()

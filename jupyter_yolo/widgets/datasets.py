@@ -124,6 +124,7 @@ class DatasetsPanel(widgets.VBox):  # type: ignore[misc]
         self.sample_count = samples
         self._lock = threading.Lock()
         self.dataset: dict[str, Any] | None = None
+        self._named_after = ""  # the name filled in from the last file chosen
         self.upload_w = widgets.FileUpload(accept=".zip", multiple=False, description="Choose .zip")
         self.name_w = widgets.Text(
             description="name", placeholder="dataset name", layout=widgets.Layout(width="260px")
@@ -208,9 +209,11 @@ class DatasetsPanel(widgets.VBox):  # type: ignore[misc]
         return sorted(options)
 
     def _archive_chosen(self, _: Any) -> None:
+        """A file chosen: the name follows it, unless the person typed a name of their own."""
         files = list(self.upload_w.value or ())
-        if files and not self.name_w.value:
-            self.name_w.value = dataset_name_for(str(files[0]["name"]))
+        if files and self.name_w.value.strip() in ("", self._named_after):
+            self._named_after = dataset_name_for(str(files[0]["name"]))
+            self.name_w.value = self._named_after
 
     def _watch_operation(self, name: str) -> Ticker:
         def poll() -> None:

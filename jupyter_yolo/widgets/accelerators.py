@@ -79,7 +79,7 @@ def report_html(report: dict[str, Any]) -> str:
             )
         )
     for warning in report.get("warnings") or []:
-        parts.append(note("warning", f"\u26a0 {warning.get('message')} ({warning.get('code')})"))
+        parts.append(note("warning", f"{warning.get('message')} ({warning.get('code')})"))
     shm = host.get("shm") or {}
     memory_limit = host.get("memory_limit_bytes")
     parts.append('<div class="yolo-h">Host</div>')

@@ -58,7 +58,7 @@ def status_html(
 def warnings_html(history: TrainingHistory) -> str:
     """The run's latest warnings and errors (with their log tail) as notes."""
     boxes = [
-        note("warning", f"\u26a0 {w.get('message')} ({w.get('code')})")
+        note("warning", f"{w.get('message')} ({w.get('code')})")
         for w in history.warnings[-5:]
     ]
     for error in history.errors[-2:]:

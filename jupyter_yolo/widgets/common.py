@@ -44,7 +44,8 @@ STYLE = """
 .yolo-status { font-size: 13px; font-family: var(--jp-code-font-family, monospace); }
 .yolo-muted { color: var(--jp-ui-font-color2, #777); font-size: 12px; }
 .yolo-h { font-weight: 600; font-size: 14px; margin: 6px 0 2px 0; }
-.yolo-button:disabled, .yolo-button.mod-disabled { opacity: 0.35 !important;
+.yolo-button:disabled, [class*="yolo-"][class*="-panel"] .jupyter-button:disabled {
+  opacity: 0.35 !important;
   cursor: not-allowed !important; filter: grayscale(1); box-shadow: none !important; }
 </style>
 """

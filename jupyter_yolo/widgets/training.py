@@ -105,6 +105,7 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         self.attach_button.on_click(lambda _: self._action(self._attach_clicked))
         for button in (self.start_button, self.stop_button, self.resume_button):
             button.add_class("yolo-button")
+        self.progress_w.layout.flex = "0 0 auto"  # a long status line does not squeeze the bar
         super().__init__(
             children=[
                 widgets.HTML(STYLE + '<div class="yolo-h">Training</div>'),

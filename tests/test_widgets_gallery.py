@@ -214,3 +214,27 @@ def test_each_file_chosen_for_upload_names_its_own_dataset() -> None:
         assert panel.name_w.value == "mine"
     finally:
         panel.close()
+
+
+def test_training_warnings_and_log_tails_read_cleanly() -> None:
+    from types import SimpleNamespace
+
+    from jupyter_yolo.widgets.training_status import warnings_html
+
+    history = SimpleNamespace(
+        warnings=[
+            {"message": "\x1b[33mlabels at /srv/ws/datasets/shapes/labels\x1b[0m", "code": "w"}
+        ],
+        errors=[
+            {
+                "message": "failed",
+                "log_tail": "Epoch 1/3:  10%\r Epoch 1/3: 100%|###|\n"
+                "Saved /srv/ws/jobs/abcabcabcabc/run/weights/best.pt\n",
+            }
+        ],
+    )
+    html = warnings_html(history)  # type: ignore[arg-type]
+    assert "\x1b" not in html and "/srv/ws" not in html and "\u26a0" not in html
+    assert "labels at datasets/shapes/labels" in html
+    assert "10%" not in html and "Epoch 1/3: 100%" in html  # the bar's last state only
+    assert "Saved jobs/abcabcabcabc/run/weights/best.pt" in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .common import esc, fmt_seconds, note
 from .history import TrainingHistory
+from .results_data import console_text
 from .tasks import metric_label
 
 
@@ -58,11 +59,12 @@ def status_html(
 def warnings_html(history: TrainingHistory) -> str:
     """The run's latest warnings and errors (with their log tail) as notes."""
     boxes = [
-        note("warning", f"{w.get('message')} ({w.get('code')})")
+        note("warning", f"{console_text(str(w.get('message')))} ({w.get('code')})")
         for w in history.warnings[-5:]
     ]
     for error in history.errors[-2:]:
         tail = error.get("log_tail")
-        detail = f"<details><summary>log</summary><pre>{esc(tail)}</pre></details>" if tail else ""
+        clean = esc(console_text(str(tail))) if tail else ""  # bars resolved, relative paths
+        detail = f"<details><summary>log</summary><pre>{clean}</pre></details>" if tail else ""
         boxes.append(note("error", f"{esc(error.get('message'))}{detail}", raw=True))
     return "".join(boxes)

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from jupyter_yolo.client import YoloClient
 from jupyter_yolo.contract.results import CURVE_POINTS, RunResults, ValImage
+from jupyter_yolo.widgets.compare import CompareRuns
+from jupyter_yolo.widgets.results import ResultsPanel
 from jupyter_yolo.widgets.results_compare import (
     ComparedRun,
     best_table_html,
@@ -37,6 +43,9 @@ from jupyter_yolo.widgets.results_figures import (
     usage_figure,
     val_image_figure,
 )
+
+from .conftest import install_dataset
+from .server_process import ServerProcess, serving
 
 NAMES = ["circle", "square", "triangle"]
 HEAD = "metrics/mAP50-95(B)"
@@ -145,6 +154,12 @@ def test_header_names_the_run_and_labels_the_headline_metric() -> None:
     assert "2 min 00 s" in html  # duration from started to ended
     running = sample_results(status="running", final=None, ended=None)
     assert "after the last epoch" in header_html(running, "Object detection")
+    copy_of_data = {"data": "/srv/ws/jobs/0123456789ab/data.yaml", "model": "yolov8n.yaml"}
+    own = sample_results(params=copy_of_data)
+    assert "jobs/0123456789ab/data.yaml" in header_html(own, "x") and "/srv" not in header_html(
+        own, "x"
+    )
+    assert "<td>shapes</td>" in header_html(own, "x", job={"data": "shapes"})
     stopped = sample_results(status="stopped", final=None)
     assert "ended before its final validation" in header_html(stopped, "Object detection")
 
@@ -203,13 +218,15 @@ def test_console_is_clean_and_workspace_relative() -> None:
     log = (
         "\x1b[34mStarting\x1b[0m\n"
         "  1/3  0.1G  1.2: 10%|#   \r  1/3  0.1G  1.1: 100%|####\n"
-        "Results saved to /tmp/pytest-1/ws/jobs/0123/run\n"
+        "Results saved to /home/u/workspace/jobs/0123/run\n"
         "weights /home/u/workspace/jobs/0123/run/weights/best.pt, 6.2MB\n"
+        "settings at '/home/u/workspace/.ultralytics/settings.json' \U0001f680 ready \u2705\n"
     )
-    text = console_text(log)
+    text = console_text(log, job_id="0123")
     assert "\x1b" not in text and "10%" not in text and "100%" in text
     assert "weights jobs/0123/run/weights/best.pt, 6.2MB" in text and "/home/u" not in text
     assert "Results saved to jobs/0123/run" in text
+    assert "settings at '.ultralytics/settings.json'  ready" in text  # the root read off jobs/
     assert (
         console_text("see /usr/lib/x.so and http://a/jobs/b")
         == "see /usr/lib/x.so and http://a/jobs/b"
@@ -250,7 +267,7 @@ def test_compare_overlays_runs_and_highlights_differing_parameters() -> None:
         ]
     )
     assert epochs == [1, 2] and totals == [3.0, 1.0]
-    runs = [ComparedRun(a, epochs, totals), ComparedRun(b, [1], [4.0])]
+    runs = [ComparedRun(a, None, epochs, totals), ComparedRun(b, None, [1], [4.0])]
 
     fig = compare_figure(runs)
     heads = [t for t in fig.data if t.meta["series"] == "headline"]
@@ -279,3 +296,90 @@ def test_compare_overlays_runs_and_highlights_differing_parameters() -> None:
     )
     assert label.startswith("shapes-run") and "shapes" in label and "box mAP50-95 0.612" in label
     assert "2025-12-02" in label
+
+
+# ------------------------------------------------------------------------------- real server
+
+TINY = {"imgsz": 64, "batch": 8, "device": "cpu", "workers": 0, "plots": False}
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, shapes_template: Path
+) -> Iterator[ServerProcess]:
+    """A jupyter server whose workspace has the shapes dataset."""
+    workspace = tmp_path_factory.mktemp("results") / "workspace"
+    install_dataset(shapes_template, workspace / "datasets" / "shapes")
+    with serving(workspace) as process:
+        yield process
+
+
+def _until(predicate: Callable[[], Any], timeout: float, why: Callable[[], Any] = str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met: {why()}")
+
+
+@pytest.mark.slow
+def test_results_and_comparison_of_real_runs(server: ServerProcess) -> None:
+    client = YoloClient(server.url, server.token)
+    a = client.train("shapes", model="yolov8n.yaml", epochs=2, lr0=0.01, **TINY)["id"]
+    b = client.train("shapes", model="yolov8n.yaml", epochs=2, lr0=0.02, **TINY)["id"]
+    following = ResultsPanel(b, client, refresh_s=0.5)  # opened before run b has results
+    headers: list[str] = []
+    following.header_w.observe(lambda change: headers.append(change["new"]), names="value")
+    assert client.wait(a, timeout=600)["status"] == "succeeded"
+
+    panel = ResultsPanel(a, client, refresh_s=0)
+    results = panel.refresh()
+    final = results["final"]
+    assert final is not None and results["status"] == "succeeded"
+    assert "box mAP50-95" in panel.header_w.value and "2 of 2" in panel.header_w.value
+    # the per-class table: one row per class the validator reported
+    assert panel.classes_w.value.count("<tr>") - 1 == len(final["per_class"]) > 0
+    # the confusion matrix heatmap counts every validation object in its true class's column
+    heat = panel.confusion.data[0]
+    assert len(heat.z) == len(final["names"]) + 1 and sum(map(sum, heat.z)) > 0
+    # the PR curve: per class and the mean, CURVE_POINTS points each
+    pr = [t for t in panel.curves.data if t.meta["curve"] == "PR"]
+    assert {t.meta["class"] for t in pr} == {*final["curves"][0]["per_class"], "all"}
+    assert all(len(t.y) == CURVE_POINTS for t in pr)
+    # a validation image from the dataset route, truth beside predictions
+    assert final["val_images"], "no validation images in the results"
+    _until(
+        lambda: panel.images.data and panel.images.data[0].source,
+        60,
+        lambda: (panel.image_note_w.value, panel.message_w.value, panel.image_w.options),
+    )
+    assert panel.images.data[0].source.startswith("data:image/")
+    first = final["val_images"][0]
+    truth = [t for t in panel.images.data if (t.meta or {}).get("side") == "truth"]
+    assert len([t for t in truth if t.name != "halo"]) == len(first["truth"]) > 0
+    # the console: the log's tail, no absolute workspace path
+    assert "epoch" in panel.console_w.value.lower() or "Epoch" in panel.console_w.value
+    assert str(server.workspace.resolve()) not in panel.console_w.value
+    # usage over the run
+    assert len(panel.usage.data[0].x) == len(results["usage"]) >= 1
+    panel.close()
+
+    # the panel opened on run b followed it to its final results, then stopped refreshing
+    _until(lambda: following.complete and following.results["final"] is not None, 600)
+    assert any("running" in h for h in headers) and "succeeded" in following.header_w.value
+    _until(lambda: not following._ticker._thread.is_alive(), 30)  # type: ignore[union-attr]
+    following.close()
+
+    compare = CompareRuns([a, b], client, refresh_s=0)
+    _until(lambda: compare.loads >= 1 and len(compare.runs) == 2, 120)
+    heads = [t for t in compare.figure.data if t.meta["series"] == "headline"]
+    assert [t.meta["run"] for t in heads] == [a, b]
+    assert all(list(t.x) == [1, 2] for t in heads)
+    losses = [t for t in compare.figure.data if t.meta["series"] == "loss"]
+    assert all(len(t.y) == 2 and all(v > 0 for v in t.y) for t in losses)
+    assert compare.best_w.value.count("<tr>") == 3
+    differing = [r for r in compare.params_w.value.split("<tr") if "yolo-differs" in r]
+    assert len(differing) == 1 and ">lr0<" in differing[0]
+    compare.close()

@@ -45,6 +45,7 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
         self.client = get_client(client)
         self._lock = threading.RLock()
         self._runs: dict[str, ComparedRun] = {}
+        self._jobs: dict[str, dict[str, Any]] = {}
         self._closed = False
         self.loads = 0
         self.select_w = widgets.SelectMultiple(
@@ -105,6 +106,7 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
         jobs = [j for j in self.client.jobs() if j.get("kind") == "train"]
         options = [(job_label(j), str(j["id"])) for j in jobs]
         with self._lock:
+            self._jobs = {str(j["id"]): j for j in jobs}
             chosen = tuple(v for v in self.select_w.value if v in {o[1] for o in options})
             self.select_w.options = options
             self.select_w.value = chosen
@@ -123,7 +125,8 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
                 events.extend(e for e in page["events"] if e.get("type") == "epoch")
             epochs, totals = fold_losses(events)
             with self._lock:
-                self._runs[job_id] = ComparedRun(results, epochs, totals)
+                job = self._jobs.get(job_id)
+                self._runs[job_id] = ComparedRun(results, job, epochs, totals)
         self._draw()
         self.loads += 1
         return self.runs

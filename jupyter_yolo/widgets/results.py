@@ -91,6 +91,7 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
         self.refreshes = 0
         self._lock = threading.RLock()
         self._facts: TaskFacts | None = None
+        self._job: dict[str, Any] | None = None
         self._shown: tuple[Any, ...] | None = None
         self._pixels: dict[str, str] = {}
         self._closed = False
@@ -158,6 +159,8 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
     def refresh(self) -> RunResults:
         """Fetch the results now and redraw what changed; returns them."""
         results = fetch_results(self.client, self.job_id)
+        if self._job is None:
+            self._job = self.client.job(self.job_id)  # the dataset's name is in its request
         log = self._log()
         with self._lock:
             if self._closed:
@@ -204,11 +207,11 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
     def _render(self, results: RunResults, log: str) -> None:
         final = results.get("final")
         title = self.facts.title(results.get("task"))
-        self.header_w.value = STYLE + header_html(results, title, now=time.time())
+        self.header_w.value = STYLE + header_html(results, title, now=time.time(), job=self._job)
         self.console_w.value = (
             '<pre class="yolo-console" style="max-height:420px;overflow:auto;'
             'font-size:11px;white-space:pre-wrap">'
-            f"{esc(console_text(log))}</pre>"
+            f"{esc(console_text(log, job_id=self.job_id))}</pre>"
         )
         usage = results.get("usage") or []
         last = results.get("last")

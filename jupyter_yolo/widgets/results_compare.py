@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from ..contract.results import EpochSummary, RunResults
 from ..contract.tasks import metric_label
 from .common import Raw, esc, table
-from .results_data import dataset_of, metric_keys, number, run_title, when
+from .results_data import dataset_of, metric_keys, number, run_title, shown_params, when
 
 RUN_COLORS = (
     "#1f77b4",
@@ -44,6 +44,8 @@ class ComparedRun:
     """One run in a comparison: its results and total training loss per epoch."""
 
     results: RunResults
+    job: dict[str, Any] | None = None
+    """The job as ``GET /yolo/jobs`` lists it (the dataset's name is in its request)."""
     loss_epochs: list[int] = field(default_factory=list)
     loss_totals: list[float | None] = field(default_factory=list)
 
@@ -182,7 +184,7 @@ def best_table_html(runs: Sequence[ComparedRun]) -> str:
         cells: list[Any] = [
             run.title,
             run.results.get("task"),
-            dataset_of(run.results.get("params") or {}),
+            dataset_of(run.results, run.job),
             run.results.get("status"),
             f"{best['epoch']} of {run.results.get('epochs')}" if best else None,
         ]
@@ -197,7 +199,7 @@ def params_table_html(runs: Sequence[ComparedRun]) -> str:
     """The runs' parameters side by side; rows whose values differ come first, highlighted."""
     if not runs:
         return ""
-    params = [run.results.get("params") or {} for run in runs]
+    params = [shown_params(run.results, run.job) for run in runs]
     keys = sorted({k for p in params for k in p})
     differing = [k for k in keys if len({_shown(p.get(k)) for p in params}) > 1]
     ordered = sorted(keys, key=lambda k: (k in HIDDEN_PARAMS, k not in differing, k))

@@ -99,23 +99,46 @@ def run_title(results: RunResults) -> str:
     return str(name) if name else f"{results.get('kind') or 'train'} job {results.get('job_id')}"
 
 
-def dataset_of(params: dict[str, Any]) -> str | None:
-    """The dataset a run trained on (a registered name or a data.yaml path)."""
-    value = params.get("data")
-    return str(value) if value else None
+def dataset_of(results: RunResults, job: dict[str, Any] | None = None) -> str | None:
+    """The dataset a run trained on, as the person named it (a registered name or a data.yaml).
+
+    The job's request has the name; the parameters only the job's own data.yaml copy, shown
+    workspace-relative when the request is not at hand.
+    """
+    if job and job.get("data"):
+        return str(job["data"])
+    value = (results.get("params") or {}).get("data")
+    return _ABSOLUTE.sub(_relative, str(value)) if value else None
 
 
-def header_html(results: RunResults, task_title: str, now: float | None = None) -> str:
-    """The view's header: the run, its state and its headline figures (best, last, final)."""
+def shown_params(results: RunResults, job: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's parameters for people: the dataset by its name, paths workspace-relative."""
+    shown: dict[str, Any] = {}
+    for key, value in (results.get("params") or {}).items():
+        shown[key] = _ABSOLUTE.sub(_relative, value) if isinstance(value, str) else value
+    if "data" in shown:
+        shown["data"] = dataset_of(results, job)
+    return shown
+
+
+def header_html(
+    results: RunResults,
+    task_title: str,
+    now: float | None = None,
+    job: dict[str, Any] | None = None,
+) -> str:
+    """The view's header: the run, its state and its headline figures (best, last, final).
+
+    ``job`` (``GET /yolo/jobs/{id}``) names the dataset as the run's request did.
+    """
     best, last = results.get("best"), results.get("last")
     epochs = results.get("epochs") or 0
-    params = results.get("params") or {}
     head = results.get("headline") or ""
     rows: list[list[Any]] = [
         ["Run", run_title(results)],
         ["Task", task_title],
-        ["Dataset", dataset_of(params)],
-        ["Model", params.get("model")],
+        ["Dataset", dataset_of(results, job)],
+        ["Model", shown_params(results).get("model")],
         ["Status", results.get("status")],
         ["Started", when(results.get("started") or results.get("created"))],
         ["Duration", fmt_seconds(duration(results, now))],
@@ -348,21 +371,29 @@ def _finite(value: Any) -> float | None:
 _ABSOLUTE = re.compile(r"(?<![\w./:])/[^\s'\"(),:]+")
 _WORKSPACE_PART = re.compile(r"/(?:jobs|datasets|weights)/")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
 
 
-def console_text(log: str, lines: int = CONSOLE_LINES) -> str:
+def console_text(log: str, lines: int = CONSOLE_LINES, job_id: str | None = None) -> str:
     """The log's last ``lines`` lines, cleaned for reading.
 
-    No terminal colours, progress bars' carriage returns resolved to their last state, absolute
-    workspace paths made workspace-relative.
+    No terminal colours, progress bars' carriage returns resolved to their last state, no emoji
+    (Debian has no font for them), absolute workspace paths made workspace-relative: the
+    workspace root is read off the job's own folder (``<root>/jobs/<job_id>/``) and any path
+    into ``jobs/``, ``datasets/`` or ``weights/`` is cut there.
     """
-    cleaned = _ANSI.sub("", log)
+    cleaned = _EMOJI.sub("", _ANSI.sub("", log))
     out = []
     for line in cleaned.split("\n"):
         out.append(line.rstrip("\r").rsplit("\r", 1)[-1])
     while out and not out[-1]:
         out.pop()
-    return _ABSOLUTE.sub(_relative, "\n".join(out[-lines:]))
+    text = "\n".join(out[-lines:])
+    if job_id:
+        found = re.search(r"(/[^\s'\"(),:]*?)/jobs/" + re.escape(job_id) + r"\b", cleaned)
+        if found and found.group(1):
+            text = text.replace(found.group(1) + "/", "")
+    return _ABSOLUTE.sub(_relative, text)
 
 
 def _relative(found: re.Match[str]) -> str:

@@ -28,7 +28,11 @@ export class CompareView extends Widget {
   private runs: IRun[] = [];
   private tasks: ITaskTable | null = null;
 
-  constructor(readonly jobIds: string[]) {
+  /** `datasets`: each job's dataset as the job list names it (its parameters hold a path). */
+  constructor(
+    readonly jobIds: string[],
+    private readonly datasets: Record<string, string | null> = {}
+  ) {
     super();
     this.addClass('jp-yolo-Results');
     this.addClass('jp-yolo-Compare');
@@ -220,7 +224,11 @@ export class CompareView extends Widget {
     }
     const paramKeys = [...new Set(results.flatMap(r => Object.keys(r.params)))].sort();
     for (const key of paramKeys) {
-      const values = results.map(r => paramText(r.params[key]));
+      const values = results.map(r =>
+        key === 'data'
+          ? (this.datasets[r.job_id] ?? paramText(r.params.data))
+          : paramText(r.params[key])
+      );
       add(key, values, 'param', new Set(values).size > 1);
     }
     this.table.replaceChildren(table);

@@ -79,7 +79,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const panel = new JobsPanel({
       openLog: (job: IJob) => openLog(app, job),
       openResults: (job: IJob) => openResults(app, job),
-      openCompare: (ids: string[]) => openCompare(app, ids),
+      openCompare: (jobs: IJob[]) => openCompare(app, jobs),
       openFolder: async (job: IJob) => {
         workspace ??= getWorkspaceLocation().catch(error => {
           workspace = null;
@@ -124,15 +124,16 @@ function openLog(app: JupyterFrontEnd, job: IJob): void {
 function openResults(app: JupyterFrontEnd, job: IJob): void {
   const label = job.name ? `Results: ${job.name}` : `Results ${job.id}`;
   openOnce(app, `jp-yolo-results-${job.id}`, label, () => {
-    const view = new ResultsView(job.id);
+    const view = new ResultsView(job.id, job.data);
     void view.load().catch(() => undefined);
     return view;
   });
 }
 
-function openCompare(app: JupyterFrontEnd, ids: string[]): void {
+function openCompare(app: JupyterFrontEnd, jobs: IJob[]): void {
+  const ids = jobs.map(job => job.id);
   openOnce(app, `jp-yolo-compare-${ids.join('-')}`, `Compare ${ids.length} runs`, () => {
-    const view = new CompareView(ids);
+    const view = new CompareView(ids, Object.fromEntries(jobs.map(job => [job.id, job.data])));
     void view.load();
     return view;
   });

@@ -73,7 +73,14 @@ export class ResultsView extends Widget {
   private finalKey = '';
   private epochKey = '';
 
-  constructor(readonly jobId: string) {
+  /**
+   * `dataset` is the job's dataset as the job list names it (its parameters hold the resolved
+   * data.yaml path).
+   */
+  constructor(
+    readonly jobId: string,
+    private readonly datasetName: string | null = null
+  ) {
     super();
     this.addClass('jp-yolo-Results');
     this.node.dataset.jobId = jobId;
@@ -190,7 +197,7 @@ export class ResultsView extends Widget {
     const rows: [string, string][] = [
       ['status', r.status],
       ['task', r.task],
-      ['dataset', paramText(r.params.data)],
+      ['dataset', this.datasetName ?? paramText(r.params.data)],
       ['model', paramText(r.params.model)],
       ['started', formatTime(r.started ?? r.created)],
       ['duration', runDuration(r.started, r.ended) || '—']

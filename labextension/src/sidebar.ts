@@ -42,8 +42,8 @@ export interface IJobActions {
   openLog(job: IJob): void;
   openFolder(job: IJob): Promise<void>;
   openResults(job: IJob): void;
-  /** Compare these runs (job ids, in the list's order). */
-  openCompare(ids: string[]): void;
+  /** Compare these runs (in the list's order). */
+  openCompare(jobs: IJob[]): void;
 }
 
 export class JobsPanel extends Widget implements IRowHost {
@@ -224,9 +224,11 @@ export class JobsPanel extends Widget implements IRowHost {
   }
 
   private compare(): void {
-    const ids = Array.from(this.rows.keys()).filter(id => this.picked.has(id));
-    if (ids.length >= 2) {
-      this.actions.openCompare(ids);
+    const jobs = Array.from(this.rows.values())
+      .filter(row => this.picked.has(row.id))
+      .map(row => row.current);
+    if (jobs.length >= 2) {
+      this.actions.openCompare(jobs);
     }
   }
 

@@ -171,6 +171,10 @@ class GatedClient:
     def iter_pages(self, job_id: str, after: int, **_: Any) -> Iterator[dict[str, Any]]:
         yield {"events": [{"seq": 1, "type": "status", "status": "succeeded"}], "more": False}
 
+    def events(self, job_id: str, after: int = 0, **_: Any) -> dict[str, Any]:
+        ended = [{"seq": 1, "type": "status", "status": "succeeded"}] if after < 1 else []
+        return {"id": job_id, "events": ended, "status": "succeeded", "more": False}
+
     def job(self, job_id: str) -> dict[str, Any]:
         return {"id": job_id, "status": "succeeded"}
 

@@ -21,7 +21,17 @@ import ipywidgets as widgets
 from ..client import YoloClient, YoloClientError
 from ..contract.serving import PROGRESS_EVENT
 from ..contract.status import TERMINAL
-from .common import STYLE, Follower, error_text, esc, fmt_bytes, fmt_seconds, get_client, note
+from .common import (
+    STYLE,
+    Follower,
+    error_text,
+    esc,
+    fmt_bytes,
+    fmt_seconds,
+    follow_error_text,
+    get_client,
+    note,
+)
 
 __all__ = ["MAX_VIDEO_BYTES", "MediaPanel", "progress_text", "video_artifact", "video_width"]
 
@@ -234,7 +244,9 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
                 self.client,
                 job_id,
                 self._on_page,
-                on_error=self._show_error,
+                on_error=lambda exc: setattr(
+                    self.status_w, "value", note(*follow_error_text(job_id, exc))
+                ),
                 on_end=lambda: self._ended(job_id),
             ).start()
         self._set_stoppable(True)
@@ -274,6 +286,9 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
     # ------------------------------------------------------------------------------ events
 
     def _on_page(self, page: dict[str, Any]) -> None:
+        actions = page.get("actions")
+        if isinstance(actions, dict) and page.get("status") not in TERMINAL:
+            self._set_stoppable(bool(actions.get("stop")))  # a stop made elsewhere greys it
         progress = [e for e in page["events"] if e.get("type") == PROGRESS_EVENT]
         if progress:
             self.show_progress(progress[-1])

@@ -270,3 +270,18 @@ def test_a_default_run_lists_its_metric_and_starts_another_from_it(
         assert second.wait(timeout=600) == "succeeded", time.monotonic() - started
     finally:
         second.close()
+
+
+def test_the_notebook_hardware_report_reads_as_a_report() -> None:
+    from jupyter_yolo.widgets.accelerators import report_html
+
+    cpu = report_html(build_report(json.loads((FIXTURES / "cpu_openvino.json").read_text())))
+    for raw in ("memory_total_bytes", "tegra_release", "_bytes", "None", "Jetson"):
+        assert raw not in cpu, raw
+    # what matters first: the recommendation before the summary, the details folded after it
+    assert cpu.index("Recommended: device <b>cpu</b>") < cpu.index("Memory") < cpu.index("<details")
+    assert "image size <b>320 px</b>" in cpu and "batch <b>16</b>" in cpu
+    assert "Memory</td><td>15.4 GiB" in cpu and "none (CPU only)" in cpu
+    assert "Devices (2)" in cpu  # OpenVINO's CPU and iGPU
+    jetson = report_html(build_report(json.loads((FIXTURES / "jetson_orin_nx.json").read_text())))
+    assert "L4T release" in jetson and "<summary><b>Jetson</b>" in jetson

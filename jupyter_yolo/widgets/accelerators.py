@@ -1,4 +1,4 @@
-"""The accelerators panel: the hardware report as readable tables with its warnings.
+"""The accelerators panel: the hardware report for people (what matters first, details folded).
 
 A live usage line (CPU, memory, GPUs) is refreshed every couple of seconds in the background.
 """
@@ -57,98 +57,151 @@ def _device_rows(report: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def report_html(report: dict[str, Any]) -> str:
-    """The accelerator report as HTML: primary device, recommendation, warnings, details."""
+def _recommendation_html(rec: dict[str, Any]) -> str:
+    items = [
+        f"device <b>{esc(rec.get('device'))}</b>",
+        f"model <b>{esc(rec.get('model'))}</b>",
+        f"batch <b>{esc(rec.get('batch'))}</b>",
+    ]
+    if rec.get("imgsz"):
+        items.append(f"image size <b>{esc(rec.get('imgsz'))} px</b>")
+    workers = rec.get("workers")
+    items.append(f"<b>{esc(workers)}</b> dataloader worker{'' if workers == 1 else 's'}")
+    items.append(f"AMP <b>{_yes(rec.get('amp'))}</b>")
+    reason = f'<div class="yolo-muted">{esc(rec.get("reason"))}</div>' if rec.get("reason") else ""
+    return note("ok", f"Recommended: {', '.join(items)}.{reason}", raw=True)
+
+
+def _summary_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """The facts a person looks for first: CPU, memory, accelerators, PyTorch build."""
     host = report.get("host") or {}
+    torch = report.get("torch") or {}
+    devices = report.get("devices") or {}
+    usable, cores = host.get("cpus_usable"), host.get("cpu_count")
+    count = f"{usable}" if usable == cores or cores is None else f"{usable} of {cores}"
+    rows: list[list[Any]] = [["CPU", f"{host.get('cpu_model') or 'CPU'} ({count} usable)"]]
+    memory = host.get("memory_effective_bytes") or host.get("memory_total_bytes")
+    if memory:
+        limited = " (container limit)" if host.get("memory_limit_bytes") else ""
+        rows.append(["Memory", fmt_bytes(memory) + limited])
+    accelerators = []
+    for backend in ("cuda", "rocm", "xpu", "npu"):
+        for device in devices.get(backend) or []:
+            if isinstance(device, dict):
+                size = (
+                    f", {fmt_bytes(device['memory_bytes'])}" if device.get("memory_bytes") else ""
+                )
+                accelerators.append(f"{device.get('name') or backend.upper()}{size}")
+    if devices.get("mps"):
+        accelerators.append("Apple GPU (MPS)")
+    rows.append(["Accelerators", "; ".join(accelerators) or "none (CPU only)"])
+    if torch.get("version"):
+        rows.append(["PyTorch", f"{torch['version']} ({_torch_build(torch)})"])
+    return rows
+
+
+def _torch_build(torch: dict[str, Any]) -> str:
+    if torch.get("cuda"):
+        build = f"CUDA {torch['cuda']}"
+    elif torch.get("hip"):
+        build = f"ROCm {torch['hip']}"
+    else:
+        return "CPU build"
+    return build + (f", cuDNN {torch['cudnn']}" if torch.get("cudnn") else "")
+
+
+def _folded(title: str, body: str) -> str:
+    return f'<details class="yolo-details"><summary><b>{esc(title)}</b></summary>{body}</details>'
+
+
+def _host_rows(host: dict[str, Any]) -> list[list[Any]]:
+    shm = host.get("shm") or {}
+    platform = host.get("platform") or {}
+    rows: list[list[Any]] = [
+        ["CPU", host.get("cpu_model")],
+        [
+            "CPUs usable",
+            f"{host.get('cpus_usable')} of {host.get('cpu_count')}"
+            + (f" (quota {host.get('cpu_quota')})" if host.get("cpu_quota") else ""),
+        ],
+        ["Memory", fmt_bytes(host.get("memory_total_bytes"))],
+        ["Memory available", fmt_bytes(host.get("memory_available_bytes"))],
+    ]
+    if host.get("memory_limit_bytes"):
+        rows.append(["Memory limit (container)", fmt_bytes(host["memory_limit_bytes"])])
+    if shm.get("size_bytes") is not None:
+        free = f" ({fmt_bytes(shm.get('free_bytes'))} free)" if shm.get("free_bytes") else ""
+        rows.append(["Shared memory (/dev/shm)", fmt_bytes(shm.get("size_bytes")) + free])
+    if isinstance(platform, dict) and platform.get("system"):
+        rows.append(
+            [
+                "Operating system",
+                f"{platform.get('system')} {platform.get('release') or ''} "
+                f"({platform.get('machine') or '?'})",
+            ]
+        )
+    if host.get("board_model"):
+        rows.append(["Board", host["board_model"]])
+    if host.get("tegra_release"):
+        rows.append(["L4T release", host["tegra_release"]])
+    return [row for row in rows if row[1] not in (None, "", "\u2014")]
+
+
+def report_html(report: dict[str, Any]) -> str:
+    """The accelerator report for people: what matters first, details folded.
+
+    The recommended training settings and the warnings come first, then a summary (CPU, memory,
+    accelerators, PyTorch), then folded sections (host, PyTorch, devices, runtimes, Jetson, device
+    nodes torch cannot use) with human labels and units; sections that do not apply are left out.
+    """
     torch = report.get("torch") or {}
     devices = report.get("devices") or {}
     primary = report.get("primary") or {}
     rec = report.get("recommendation") or {}
     parts = [f'<div class="yolo-h">{esc(primary.get("label") or "No accelerator report")}</div>']
     if rec:
-        parts.append(
-            note(
-                "ok",
-                (
-                    f"Recommended: device <b>{esc(rec.get('device'))}</b>, model "
-                    f"<b>{esc(rec.get('model'))}</b>, batch <b>{esc(rec.get('batch'))}</b>, "
-                    f"<b>{esc(rec.get('workers'))}</b> dataloader workers, AMP "
-                    f"<b>{_yes(rec.get('amp'))}</b>. {esc(rec.get('reason'))}"
-                ),
-                raw=True,
-            )
-        )
+        parts.append(_recommendation_html(rec))
     for warning in report.get("warnings") or []:
         parts.append(note("warning", f"{warning.get('message')} ({warning.get('code')})"))
-    shm = host.get("shm") or {}
-    memory_limit = host.get("memory_limit_bytes")
-    parts.append('<div class="yolo-h">Host</div>')
-    parts.append(
-        table(
-            [
-                ["CPU", host.get("cpu_model")],
-                [
-                    "CPUs usable",
-                    f"{esc(host.get('cpus_usable'))} of {esc(host.get('cpu_count'))}"
-                    + (f" (quota {esc(host.get('cpu_quota'))})" if host.get("cpu_quota") else ""),
-                ],
-                [
-                    "Memory",
-                    fmt_bytes(host.get("memory_effective_bytes"))
-                    + (f" (container limit {fmt_bytes(memory_limit)})" if memory_limit else ""),
-                ],
-                [
-                    "/dev/shm",
-                    f"{fmt_bytes(shm.get('size_bytes'))} ({fmt_bytes(shm.get('free_bytes'))} free)",
-                ],
-            ]
-        )
-    )
-    backend = (
-        f"CUDA {torch['cuda']}"
-        if torch.get("cuda")
-        else f"HIP {torch['hip']}"
-        if torch.get("hip")
-        else "CPU build"
-    )
-    parts.append('<div class="yolo-h">torch</div>')
-    parts.append(
-        table(
-            [
-                ["version", torch.get("version")],
-                ["build", backend + (f", cuDNN {torch['cudnn']}" if torch.get("cudnn") else "")],
-                ["devices visible", torch.get("device_count")],
-            ]
-        )
-    )
+    parts.append(table(_summary_rows(report)))
+    parts.append(_folded("Host", table(_host_rows(report.get("host") or {}))))
+    if torch:
+        torch_rows: list[list[Any]] = [
+            ["Version", torch.get("version")],
+            ["Build", _torch_build(torch)],
+            ["Devices visible", torch.get("device_count")],
+        ]
+        if torch.get("arch_list"):
+            torch_rows.append(["GPU architectures built for", ", ".join(torch["arch_list"])])
+        parts.append(_folded("PyTorch", table(torch_rows)))
     rows = _device_rows(report)
-    parts.append('<div class="yolo-h">Devices</div>')
-    parts.append(
-        table(rows, ["backend", "index", "name", "memory", "details"])
-        if rows
-        else '<div class="yolo-muted">No GPU, NPU or OpenVINO device.</div>'
-    )
+    if rows:
+        header = ["backend", "index", "name", "memory", "details"]
+        parts.append(_folded(f"Devices ({len(rows)})", table(rows, header)))
     runtimes: list[list[Any]] = []
     onnx = devices.get("onnxruntime")
     if isinstance(onnx, dict):
-        runtimes.append(
-            ["ONNX Runtime", f"{onnx.get('version')}: " + ", ".join(onnx.get("providers") or [])]
-        )
+        providers = ", ".join(onnx.get("providers") or [])
+        runtimes.append(["ONNX Runtime", f"{onnx.get('version')} ({providers})"])
     if isinstance(devices.get("openvino"), dict):
         runtimes.append(["OpenVINO", devices["openvino"].get("version")])
-    runtimes.append(["TensorRT", str(devices.get("tensorrt") or "not installed")])
+    if devices.get("tensorrt"):
+        runtimes.append(["TensorRT", str(devices["tensorrt"])])
+    if runtimes:
+        parts.append(_folded("Inference runtimes", table(runtimes)))
     jetson = devices.get("jetson")
     if isinstance(jetson, dict):
-        runtimes.append(["Jetson", jetson.get("board") or jetson.get("tegra_release")])
-    parts.append('<div class="yolo-h">Inference runtimes</div>')
-    parts.append(table(runtimes))
+        jetson_rows = [[k.replace("_", " ").capitalize(), v] for k, v in jetson.items() if v]
+        parts.append(_folded("Jetson", table(jetson_rows)))
     unusable = report.get("unusable_device_nodes") or []
     if unusable:
-        parts.append('<div class="yolo-h">Device nodes torch cannot use</div>')
         parts.append(
-            table(
-                [[n.get("path"), n.get("family"), n.get("cause")] for n in unusable],
-                ["node", "family", "cause"],
+            _folded(
+                "Device nodes torch cannot use",
+                table(
+                    [[n.get("path"), n.get("family"), n.get("cause")] for n in unusable],
+                    ["node", "family", "cause"],
+                ),
             )
         )
     return STYLE + "".join(parts)

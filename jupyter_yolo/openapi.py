@@ -719,6 +719,11 @@ DATASET_SCHEMAS: dict[str, Any] = {
     ),
 }
 
+JOB_ACTIONS = {
+    **_object(["stop", "resume"], stop={"type": "boolean"}, resume={"type": "boolean"}),
+    "description": "whether POST .../stop and .../resume would be accepted now",
+}
+
 JOB_SCHEMAS: dict[str, Any] = {
     "Job": _object(
         ["id", "kind", "status"],
@@ -741,6 +746,7 @@ JOB_SCHEMAS: dict[str, Any] = {
         error=_nullable(STRING),
         exit_reason=_nullable(STRING),
         resumable={"type": "boolean"},
+        actions=JOB_ACTIONS,
         folder=_nullable(STRING),
     ),
     "JobList": _object(
@@ -755,6 +761,7 @@ JOB_SCHEMAS: dict[str, Any] = {
         events={"type": "array", "items": _ref("Event")},
         last_seq={"type": "integer", "minimum": 0},
         status={"type": "string", "enum": list(STATUSES)},
+        actions=JOB_ACTIONS,
         more={"type": "boolean"},
     ),
     "Event": _object(

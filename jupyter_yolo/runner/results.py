@@ -14,6 +14,7 @@ what was gathered.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,31 +51,47 @@ def _names(validator: Any) -> list[str]:
     return [str(raw[k]) for k in sorted(raw, key=int)]
 
 
-def _fill_confusion(validator: Any) -> None:
-    """Wrap the validator's ``update_metrics`` so the detection confusion matrix is filled."""
+def _fill_confusion(validator: Any, on_error: Callable[[str], None]) -> None:
+    """Wrap the validator's ``update_metrics`` so the detection confusion matrix is filled.
+
+    Only validators that use ultralytics' detection ``update_metrics`` (detect, segment, pose,
+    obb); classify and semantic fill theirs always, depth has none. The added work can never
+    fail the validation: the first error is reported through ``on_error`` and ends it.
+    """
     if getattr(validator, "_yolo_confusion_wrapped", False):
         return
     from ultralytics.models.yolo.detect.val import DetectionValidator
     from ultralytics.models.yolo.obb.val import OBBValidator
 
-    if not isinstance(validator, DetectionValidator):
-        return  # classify and semantic validators always fill theirs; depth has none
+    if (
+        not isinstance(validator, DetectionValidator)
+        or type(validator).update_metrics is not DetectionValidator.update_metrics
+    ):
+        return
     original = validator.update_metrics
     # segment and pose prepare masks and keypoints too: the matrix needs the boxes only
     prepare = validator._prepare_batch if isinstance(validator, OBBValidator) else None
+    failed = False
 
     def update_metrics(preds: Any, batch: Any) -> None:
+        nonlocal failed
         original(preds, batch)
-        if validator.args.plots:
+        if validator.args.plots or failed:
             return  # ultralytics fills it itself
         matrix: Any = validator.confusion_matrix
-        for si, pred in enumerate(preds):
-            pbatch = (
-                prepare(si, batch)
-                if prepare is not None
-                else DetectionValidator._prepare_batch(validator, si, batch)
-            )
-            matrix.process_batch(validator._prepare_pred(pred), pbatch, conf=validator.args.conf)
+        try:
+            for si, pred in enumerate(preds):
+                pbatch = (
+                    prepare(si, batch)
+                    if prepare is not None
+                    else DetectionValidator._prepare_batch(validator, si, batch)
+                )
+                conf = validator.args.conf
+                matrix.process_batch(validator._prepare_pred(pred), pbatch, conf=conf)
+        except Exception as exc:
+            failed = True
+            matrix.matrix[:] = 0  # a partial count would mislead
+            on_error(f"the confusion matrix cannot be collected: {type(exc).__name__}: {exc}")
 
     setattr(validator, "update_metrics", update_metrics)  # noqa: B010 - this instance only
     setattr(validator, "_yolo_confusion_wrapped", True)  # noqa: B010
@@ -208,6 +225,7 @@ class ResultsCollector:
     def __init__(self, ctx: JobContext) -> None:
         self.ctx = ctx
         self.validator: Any = None
+        self.confusion_failed = False
 
     def attach(self, model: Any) -> None:
         """Register on an ``ultralytics`` model (its trainer and validators share callbacks)."""
@@ -219,11 +237,13 @@ class ResultsCollector:
             return
         self.validator = validator
         try:
-            _fill_confusion(validator)
+            _fill_confusion(validator, self._warn)
         except Exception as exc:  # results must never fail the job
-            self.ctx.journal.warning(
-                "results_incomplete", f"the confusion matrix cannot be collected: {exc}"
-            )
+            self._warn(f"the confusion matrix cannot be collected: {exc}")
+
+    def _warn(self, message: str) -> None:
+        self.confusion_failed = True
+        self.ctx.journal.warning("results_incomplete", message)
 
     def gather(self, weights: Path | None, model: Any) -> ValidatorResults | None:
         """The results of the kept validation (None when no final validation ran)."""
@@ -247,7 +267,7 @@ class ResultsCollector:
             },
         }
         steps = (
-            ("confusion", lambda: confusion(validator, names)),
+            ("confusion", lambda: None if self.confusion_failed else confusion(validator, names)),
             ("per_class", lambda: self._rows(task, metrics, names, results["confusion"])),
             (
                 "curves",

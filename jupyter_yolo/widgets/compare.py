@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
+import plotly.graph_objects as go
 
 from ..client import YoloClient, YoloClientError
 from .common import STYLE, Ticker, error_text, get_client, in_background, note
@@ -26,7 +27,7 @@ from .results_compare import (
     params_table_html,
 )
 from .results_data import TERMINAL, fetch_results
-from .results_figures import live, replace
+from .results_figures import FigureSlot
 
 REFRESH_S = 5.0
 """Seconds between two refreshes while a compared run is still running."""
@@ -53,7 +54,7 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
         )
         self.reload_button = widgets.Button(description="Reload list", icon="refresh")
         self.message_w = widgets.HTML()
-        self.figure = live(compare_figure([]))
+        self.figure_slot = FigureSlot(compare_figure([]))
         self.best_w = widgets.HTML()
         self.params_w = widgets.HTML()
         super().__init__(
@@ -65,7 +66,7 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
                 ),
                 widgets.HBox([self.select_w, self.reload_button]),
                 self.message_w,
-                self.figure,
+                self.figure_slot,
                 widgets.HTML('<div class="yolo-h">Best epoch</div>'),
                 self.best_w,
                 widgets.HTML('<div class="yolo-h">Parameters</div>'),
@@ -161,9 +162,14 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             if self._closed:
                 return
-            replace(self.figure, compare_figure(runs))
+            self.figure_slot.show(compare_figure(runs))
             self.best_w.value = STYLE + best_table_html(runs)
             self.params_w.value = STYLE + params_table_html(runs)
+
+    @property
+    def figure(self) -> go.FigureWidget:
+        """The comparison chart shown now."""
+        return self.figure_slot.figure
 
     # ----------------------------------------------------------------------------- lifetime
 
@@ -172,5 +178,5 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
         self._closed = True
         if self._ticker is not None:
             self._ticker.stop()
-        self.figure.close()
+        self.figure_slot.close()
         super().close()

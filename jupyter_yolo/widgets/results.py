@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import ipywidgets as widgets
+import plotly.graph_objects as go
 
 from ..client import YoloClient, YoloClientError
 from ..client_predict import to_png
@@ -36,10 +37,9 @@ from .results_data import (
     usage_html,
 )
 from .results_figures import (
+    FigureSlot,
     confusion_figure,
     curves_figure,
-    live,
-    replace,
     usage_figure,
     val_image_figure,
 )
@@ -107,23 +107,23 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
         )
         self.classes_w = widgets.HTML()
         self.kind_w = widgets.ToggleButtons(options=[("box", "B")], value="B")
-        self.curves = live(curves_figure([], "B"))
+        self.curves_slot = FigureSlot(curves_figure([], "B"))
         self.normalized_w = widgets.Checkbox(value=False, description="normalized per true class")
-        self.confusion = live(confusion_figure(None, False))
+        self.confusion_slot = FigureSlot(confusion_figure(None, False))
         self.image_w = widgets.Dropdown(description="image", layout=widgets.Layout(width="460px"))
         self.image_note_w = widgets.HTML()
-        self.images = live(val_image_figure(_EMPTY_IMAGE, None, "box"))
+        self.images_slot = FigureSlot(val_image_figure(_EMPTY_IMAGE, None, "box"))
         self.console_w = widgets.HTML()
         self.usage_note_w = widgets.HTML()
-        self.usage = live(usage_figure([]))
+        self.usage_slot = FigureSlot(usage_figure([]))
         self.tabs = widgets.Tab(
             children=[
                 widgets.VBox([self.sort_w, self.classes_w]),
-                widgets.VBox([self.kind_w, self.curves]),
-                widgets.VBox([self.normalized_w, self.confusion]),
-                widgets.VBox([self.image_w, self.image_note_w, self.images]),
+                widgets.VBox([self.kind_w, self.curves_slot]),
+                widgets.VBox([self.normalized_w, self.confusion_slot]),
+                widgets.VBox([self.image_w, self.image_note_w, self.images_slot]),
                 self.console_w,
-                widgets.VBox([self.usage_note_w, self.usage]),
+                widgets.VBox([self.usage_note_w, self.usage_slot]),
             ]
         )
         for index, title in enumerate(TAB_TITLES):
@@ -229,7 +229,7 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
         final_changed = self._shown is None or self._shown[3] != (final is not None)
         self._shown = key
         if usage_changed:
-            replace(self.usage, usage_figure(usage))
+            self.usage_slot.show(usage_figure(usage))
         self._draw_classes()
         if final_changed:
             kinds = curve_kinds(final["curves"] if final else []) or ["B"]
@@ -262,12 +262,12 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
     def _draw_curves(self) -> None:
         final = self._final()
         curves = final["curves"] if final else []
-        replace(self.curves, curves_figure(curves, str(self.kind_w.value or "B")))
+        self.curves_slot.show(curves_figure(curves, str(self.kind_w.value or "B")))
 
     def _draw_confusion(self) -> None:
         final = self._final()
         matrix = final["confusion"] if final else None
-        replace(self.confusion, confusion_figure(matrix, bool(self.normalized_w.value)))
+        self.confusion_slot.show(confusion_figure(matrix, bool(self.normalized_w.value)))
 
     def _draw_image(self) -> None:
         final = self._final()
@@ -283,7 +283,7 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
         else:
             self.image_note_w.value = ""
         geometry = self.facts.geometry(self.results["task"] if self.results else None)
-        replace(self.images, val_image_figure(image, uri, geometry))
+        self.images_slot.show(val_image_figure(image, uri, geometry))
 
     def _image_uri(self, path: str) -> str:
         uri = self._pixels.get(path)
@@ -296,6 +296,26 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
             self._pixels[path] = uri
         return uri
 
+    @property
+    def curves(self) -> go.FigureWidget:
+        """The validator's curves figure shown now."""
+        return self.curves_slot.figure
+
+    @property
+    def confusion(self) -> go.FigureWidget:
+        """The confusion matrix figure shown now."""
+        return self.confusion_slot.figure
+
+    @property
+    def images(self) -> go.FigureWidget:
+        """The validation image figure shown now (truth | predictions)."""
+        return self.images_slot.figure
+
+    @property
+    def usage(self) -> go.FigureWidget:
+        """The system usage figure shown now."""
+        return self.usage_slot.figure
+
     # ----------------------------------------------------------------------------- lifetime
 
     def close(self) -> None:
@@ -303,8 +323,8 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
         self._closed = True
         if self._ticker is not None:
             self._ticker.stop()
-        for figure in (self.curves, self.confusion, self.images, self.usage):
-            figure.close()
+        for slot in (self.curves_slot, self.confusion_slot, self.images_slot, self.usage_slot):
+            slot.close()
         super().close()
 
 

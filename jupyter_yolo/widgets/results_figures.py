@@ -3,10 +3,10 @@
 A validation image shows its ground truth beside the final model's predictions.
 
 Figures are built as plain ``go.Figure`` by pure functions of the contract's shapes (tests read
-them without a browser); :func:`live` turns one into the (reconnect-safe) widget the panel shows and
-:func:`replace` puts a new figure's content into a shown widget. Trace ``meta`` says what a
-trace is (``{"curve": "PR", "kind": "B", "class": "all"}``, ``{"confusion": true}``...), which
-is what the browser test reads from the page.
+them without a browser); :class:`FigureSlot` shows one in the panel (a reconnect-safe widget,
+replaced as a whole when the content changes). Trace ``meta`` says what a trace is
+(``{"curve": "PR", "kind": "B", "class": "all"}``, ``{"confusion": true}``...), which is what
+the browser test reads from the page.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -41,11 +42,42 @@ def live(figure: go.Figure) -> go.FigureWidget:
     return live_figure(figure)
 
 
-def replace(widget: go.FigureWidget, figure: go.Figure) -> None:
-    """Show ``figure``'s layout and traces in ``widget`` (the layout first: its axes)."""
-    widget.data = ()
-    widget.layout = figure.layout
-    widget.add_traces(list(figure.data))
+class FigureSlot(widgets.Box):  # type: ignore[misc]
+    """A place for one figure whose content is replaced as a whole.
+
+    :meth:`show` puts a new widget built from the figure in the slot and closes the old one: a
+    new widget's views draw its whole state when they are created, which a wholesale change of
+    an existing figure's layout and traces (subplots added, traces replaced) does not do
+    reliably in plotly's widget front end. The results view changes a figure's content a few
+    times per run (status changes, the final validation, new usage samples), so this costs
+    little.
+    """
+
+    def __init__(self, figure: go.Figure) -> None:
+        super().__init__(children=[live(figure)], layout=widgets.Layout(width="100%"))
+        self.shown = 1
+
+    @property
+    def figure(self) -> go.FigureWidget:
+        """The figure widget shown now."""
+        children: tuple[go.FigureWidget, ...] = tuple(getattr(self, "children", ()))
+        return children[0]
+
+    def show(self, figure: go.Figure) -> go.FigureWidget:
+        """Show ``figure`` instead of what the slot shows now; returns its widget."""
+        old: tuple[Any, ...] = tuple(getattr(self, "children", ()))
+        widget = live(figure)
+        self.children = [widget]
+        self.shown += 1
+        for child in old:
+            child.close()
+        return widget
+
+    def close(self) -> None:
+        """Close the figure and the slot."""
+        for child in tuple(getattr(self, "children", ())):
+            child.close()
+        super().close()
 
 
 def _base_layout(fig: go.Figure, height: int) -> None:

@@ -55,6 +55,8 @@ export interface ILineChartOptions {
   /** Fixed x range; else the data's range. */
   xRange?: [number, number];
   formatX?: (x: number) => string;
+  /** Ticks on whole numbers only (epochs). */
+  integerX?: boolean;
   formatY?: (y: number) => string;
 }
 
@@ -113,7 +115,12 @@ export class LineChart {
       });
     }
     const [x0, x1] = this.options.xRange ?? range(xs);
-    const [y0, y1] = this.options.yRange ?? padded(range(ys));
+    const [y0, y1] =
+      this.options.yRange ??
+      padded(
+        range(ys),
+        ys.every(y => y >= 0)
+      );
     const w = this.width - MARGIN.left - MARGIN.right;
     const h = this.height - MARGIN.top - MARGIN.bottom;
     this.scaleX = x => MARGIN.left + ((x - x0) / (x1 - x0 || 1)) * w;
@@ -143,7 +150,7 @@ export class LineChart {
       label.textContent = fy(t);
       parts.push(label);
     }
-    for (const t of ticks(x0, x1)) {
+    for (const t of ticks(x0, x1, this.options.integerX)) {
       const x = this.scaleX(t);
       const label = svg('text', {
         class: 'jp-yolo-Chart-tick',
@@ -224,6 +231,7 @@ export class LineChart {
         swatch.style.background = s.color;
         if (s.dashed) {
           swatch.classList.add('jp-yolo-mod-dashed');
+          swatch.style.borderTopColor = s.color;
         }
         item.append(swatch, document.createTextNode(s.name));
         if (s.bold) {
@@ -379,20 +387,25 @@ function range(values: number[]): [number, number] {
   return low === high ? [low - 0.5, high + 0.5] : [low, high];
 }
 
-function padded([low, high]: [number, number]): [number, number] {
+/** A range with 5% room at both ends; from zero when every value is positive. */
+function padded([low, high]: [number, number], positive: boolean): [number, number] {
+  if (positive) {
+    return [0, high > 0 ? high * 1.05 : 1];
+  }
   const pad = (high - low) * 0.05;
   return [low - pad, high + pad];
 }
 
 /** About five round tick values covering [low, high]. */
-export function ticks(low: number, high: number): number[] {
+export function ticks(low: number, high: number, integer = false): number[] {
   const span = high - low;
   if (!(span > 0) || !Number.isFinite(span)) {
     return [low];
   }
   const raw = span / 5;
   const power = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map(k => k * power).find(s => s >= raw) ?? raw;
+  const found = [1, 2, 5, 10].map(k => k * power).find(s => s >= raw) ?? raw;
+  const step = integer ? Math.max(1, Math.round(found)) : found;
   const out: number[] = [];
   for (let t = Math.ceil(low / step) * step; t <= high + step * 1e-9; t += step) {
     out.push(Math.round(t / step) * step);

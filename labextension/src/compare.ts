@@ -106,6 +106,7 @@ export class CompareView extends Widget {
     const metric = new LineChart({
       title: metricLabel(key, this.tasks),
       xLabel: 'epoch',
+      integerX: true,
       yLabel: metricLabel(key, this.tasks),
       width: 460,
       height: 260
@@ -121,6 +122,7 @@ export class CompareView extends Widget {
     const loss = new LineChart({
       title: 'Total loss (dashed: validation)',
       xLabel: 'epoch',
+      integerX: true,
       yLabel: 'loss',
       width: 460,
       height: 260

@@ -326,6 +326,7 @@ function drawDetection(d: IDetection, scale: number): SVGGElement {
 
 function setOptions(select: HTMLSelectElement, options: [string, string][]): void {
   const keep = select.value;
+  const had = select.dataset.options !== undefined;
   const key = JSON.stringify(options);
   if (select.dataset.options !== key) {
     select.dataset.options = key;
@@ -336,7 +337,7 @@ function setOptions(select: HTMLSelectElement, options: [string, string][]): voi
         return option;
       })
     );
-    if (options.some(([value]) => value === keep)) {
+    if (had && options.some(([value]) => value === keep)) {
       select.value = keep;
     }
   }

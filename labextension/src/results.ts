@@ -140,7 +140,7 @@ export class ResultsView extends Widget {
   }
 
   private section(key: string, title: string, body: HTMLElement): void {
-    const node = el('section', `jp-yolo-Results-section jp-yolo-Results-${key}`);
+    const node = el('section', 'jp-yolo-Results-section');
     node.dataset.section = key;
     node.append(el('h3', '', title), body);
     this.sections.set(key, node);
@@ -252,7 +252,12 @@ export class ResultsView extends Widget {
     this.epochKey = key;
     const x = epochs.map(e => e.epoch);
     const metricKeys = [...new Set(epochs.flatMap(e => Object.keys(e.metrics ?? {})))];
-    const metrics = new LineChart({ title: 'Metrics', xLabel: 'epoch', yLabel: 'value' });
+    const metrics = new LineChart({
+      title: 'Metrics',
+      xLabel: 'epoch',
+      integerX: true,
+      yLabel: 'value'
+    });
     metrics.draw(
       metricKeys.map((k, i) => ({
         name: metricLabel(k, this.tasks),
@@ -266,6 +271,7 @@ export class ResultsView extends Widget {
     const losses = new LineChart({
       title: 'Losses (dashed: validation)',
       xLabel: 'epoch',
+      integerX: true,
       yLabel: 'loss'
     });
     losses.draw(

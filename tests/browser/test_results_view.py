@@ -160,5 +160,8 @@ def test_results_view_and_comparison_of_two_runs(browser: Any, lab: ServerProces
         expect(table.locator("thead th")).to_have_count(3)
         element_shot(page, ".jp-yolo-Compare", "results-compare")
         screenshot(page, "results-compare-lab")
+    except BaseException:
+        screenshot(page, "FAILED-results-view")
+        raise
     finally:
         context.close()

@@ -16,7 +16,6 @@ with hover labels, and listed in a table. Folders, videos and streams run as pre
 
 from __future__ import annotations
 
-import posixpath
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +24,11 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..client import YoloClient
-from ..client_predict import service_reads, to_png
 from ..contract.serving import PredictResponse
 from .common import STYLE, esc, get_client, in_background
 from .detection_draw import ImageChoice, Prediction, PredictionDrawing, detection_figure
 from .detection_gallery import GalleryPrediction
+from .detection_images import ImageChoices
 from .detection_service import ServicePrediction, ServiceRequest
 from .detection_views import NO_OBJECTS, backend_html
 from .drawing import (
@@ -38,19 +37,17 @@ from .drawing import (
     scores_figure,
 )
 from .gallery import Gallery
-from .labels_draw import THUMB
 from .predict_service import LatestOnly
 from .tasks import task_facts
 
 __all__ = ["MAX_BOXES_DRAWN", "DetectionPanel", "backend_html", "box_traces", "detection_figure"]
-
-UPLOAD_PREFIX = "upload:"
 
 
 class DetectionPanel(
     ServicePrediction,
     PredictionDrawing,
     GalleryPrediction,
+    ImageChoices,
     widgets.VBox,  # type: ignore[misc]
 ):
     """Run a trained model on images (a gallery, one shown large) and look at the boxes."""
@@ -229,6 +226,7 @@ class DetectionPanel(
 
     def close(self) -> None:
         """Close the panel and its request thread."""
+        self._stop_ticking()
         self._service.close()
         super().close()
 
@@ -316,106 +314,6 @@ class DetectionPanel(
             )
         else:
             self.backend_info_w.value = ""
-
-    def _load_datasets(self, dataset: str | None) -> None:
-        """List the datasets; choose ``dataset``, else the first of the weights' task."""
-        usable = [
-            d for d in self.client.datasets() if d.get("status") not in ("preparing", "error")
-        ]
-        names = [str(d["name"]) for d in usable]
-        if dataset and dataset not in names:
-            names.insert(0, dataset)
-        if not dataset:
-            task = self.model_task(str(self.model_w.value or ""))
-            dataset = next((str(d["name"]) for d in usable if d.get("task") == task), None)
-        with self._programmatic():
-            self.dataset_w.options = names
-            if names:
-                self.dataset_w.value = dataset or names[0]
-
-    def load_samples(self) -> None:
-        """List sample images of the chosen dataset split (uploads stay in the list)."""
-        name = self.dataset_w.value
-        choices = [c for c in self._images.values() if c.data is not None]
-        if name:
-            samples = self.client.dataset_samples(
-                name, split=self.split_w.value, count=self.samples, thumbnail=THUMB
-            )
-            for sample in sorted(samples["samples"], key=lambda s: s["path"]):
-                width, height = sample.get("width"), sample.get("height")
-                choices.append(
-                    ImageChoice(
-                        path=f"datasets/{name}/{sample['path']}",
-                        label=f"{name}: {sample['path']}",
-                        dataset=name,
-                        dataset_path=sample["path"],
-                        truth=list(sample.get("boxes") or []),
-                        thumbnail=sample.get("thumbnail"),
-                        size=(int(width), int(height)) if width and height else None,
-                    )
-                )
-        with self._lock:
-            self._images = {c.path: c for c in choices}
-        first = next((c.path for c in choices if c.data is None), None)
-        with self._programmatic():
-            self.image_w.options = [(c.label, c.path) for c in choices]
-            self.image_w.value = first or (choices[-1].path if choices else None)
-        self.show_gallery()
-
-    def add_image(self, path: str, data: bytes | None = None, *, select: bool = True) -> None:
-        """Offer the workspace image ``path`` (its bytes ``data`` for the preview) and show it.
-
-        Selecting it runs the prediction, as choosing it in the dropdown does. Without ``data``
-        the image must be a dataset's file (``datasets/<name>/...``).
-        """
-        parts = path.split("/")
-        dataset = parts[1] if len(parts) > 2 and parts[0] == "datasets" else None
-        choice = ImageChoice(
-            path=path,
-            label=f"image: {path}",
-            dataset=dataset,
-            dataset_path="/".join(parts[2:]) if dataset else None,
-            data=data,
-        )
-        if data is None and dataset is None:
-            raise ValueError(f"{path}: give its bytes, or a path under datasets/<name>/.")
-        with self._lock:
-            self._images[path] = choice
-        self._list_images(path if select else None)
-        if select:
-            self.request()
-
-    def _uploaded(self) -> None:
-        files = list(self.upload_w.value or ())
-        last = None
-        for item in files:
-            name = posixpath.basename(str(item["name"])).replace(" ", "_")
-            content = bytes(item["content"])
-            if not service_reads(name):  # a BMP, TIFF, GIF...: the service takes it as PNG
-                try:
-                    content = to_png(content, name)
-                except ValueError as exc:
-                    self._show_error(exc)
-                    continue
-            path = f"{UPLOAD_PREFIX}{name}"  # sent as bytes: nothing is written on the server
-            with self._lock:
-                self._images[path] = ImageChoice(path=path, label=f"upload: {name}", data=content)
-            last = path
-        if last is not None:
-            self._list_images(last)
-            self.request()  # choosing files is asking for their prediction
-
-    def _list_images(self, select: str | None) -> None:
-        """Show the image list; choose ``select`` (None: keep the choice). Predicts nothing."""
-        current = self.image_w.value
-        with self._lock:
-            choices = list(self._images.values())
-        values = [c.path for c in choices]
-        chosen = next((v for v in (select, current) if v in values), values[0] if values else None)
-        with self._programmatic():
-            self.image_w.options = [(c.label, c.path) for c in choices]
-            self.image_w.value = chosen
-        self.show_gallery()
 
     # ------------------------------------------------------------------------------ predict
 

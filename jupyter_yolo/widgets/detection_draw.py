@@ -117,7 +117,7 @@ class PredictionDrawing:
     _pixels: dict[str, str]
     truth_w: widgets.Checkbox
     class_names: dict[int, str]
-    set_classes: Callable[[dict[int, str]], None]  # GalleryPrediction's
+    set_classes: Callable[..., None]  # GalleryPrediction's
     show_legend: Callable[..., None]
     redraws: int = 0
 

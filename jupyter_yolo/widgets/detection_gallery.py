@@ -75,14 +75,19 @@ class GalleryPrediction:
             names = {int(k): str(v) for k, v in dict(found).items()}
             if names:
                 break
-        self.set_classes(names)
+        self.set_classes(names, replace=True)
         return names
 
-    def set_classes(self, names: dict[int, str]) -> None:
-        """Offer ``names`` (class index: name) in the filter (keeps the selection) and legend."""
+    def set_classes(self, names: dict[int, str], *, replace: bool = False) -> None:
+        """Offer ``names`` (class index: name) in the filter (keeps the selection) and legend.
+
+        ``replace``: these are all the classes (other weights chosen); else they are added.
+        """
         with self._lock:
-            merged = {**self.class_names, **names} if names else dict(self.class_names)
+            merged = dict(names) if replace else {**self.class_names, **names}
             self.class_names = merged
+            if replace:
+                self._class_ids.clear()
             self._class_ids.update({v: k for k, v in merged.items()})
         ordered = [merged[k] for k in sorted(merged)]
         if list(self.classes_w.options) != ordered:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,27 @@ from .common import error_text, note
 from .detection_draw import ImageChoice, Prediction
 from .detection_views import backend_html
 from .predict_service import LatestOnly, timing_html
+
+TICK_S = 1.0
+"""How often the status line of a cold request (a worker starting) says how long it has been."""
+STARTING = {
+    "auto": "loading the weights, exporting to ONNX and OpenVINO, measuring each backend",
+    "openvino": "loading the weights, exporting to OpenVINO",
+    "openvino-int8": "loading the weights, exporting to OpenVINO INT8 (calibrating)",
+    "onnxruntime": "loading the weights, exporting to ONNX",
+    "tensorrt": "loading the weights, building the TensorRT engine",
+}
+"""What a worker does before its first answer, by the backend asked for (once per weights)."""
+
+
+def starting_text(wanted: ServiceRequest, elapsed: float) -> str:
+    """The status line while ``wanted`` waits for a worker to start: stages and elapsed time."""
+    stages = STARTING.get(wanted.backend, "loading the weights")
+    return (
+        f"Starting the model {wanted.model} ({stages}; done once, later answers take "
+        f"milliseconds)... {elapsed:.0f} s"
+    )
+
 
 SERVICE_WAIT_S = 600.0
 """How long :meth:`ServicePrediction.predict` waits for its answer (a cold worker measures)."""
@@ -62,6 +84,7 @@ class ServicePrediction:
     _current: tuple[ImageChoice, Prediction] | None
     _service: LatestOnly[ServiceRequest, PredictResponse]
     _last_request: ServiceRequest | None = None
+    _waiting: object | None = None
     asked: bool = False
     """True once the person (or code) asked for a prediction: then moving a control predicts."""
     _redraw: Callable[[], None]  # drawing (PredictionDrawing)
@@ -146,6 +169,30 @@ class ServicePrediction:
             f"Predicting {posixpath.basename(wanted.choice.path)} with {wanted.model} "
             f"({wanted.backend}){cold}\u2026",
         )
+        self._tick_while_starting(wanted)
+
+    def _tick_while_starting(self, wanted: ServiceRequest) -> None:
+        """While a cold request waits, say what the server is doing and for how long."""
+        token = object()
+        started = time.monotonic()
+        with self._lock:
+            self._waiting = token
+
+        def tick() -> None:
+            while True:
+                time.sleep(TICK_S)
+                with self._lock:
+                    if self._waiting is not token:
+                        return
+                self.status_w.value = note(
+                    "info", starting_text(wanted, time.monotonic() - started)
+                )
+
+        threading.Thread(target=tick, name="yolo-predict-wait", daemon=True).start()
+
+    def _stop_ticking(self) -> None:
+        with self._lock:
+            self._waiting = None
 
     def _ask_service(self, wanted: ServiceRequest) -> PredictResponse:
         params: dict[str, Any] = {
@@ -165,6 +212,7 @@ class ServicePrediction:
         return self.client.predict_images(paths=[wanted.choice.path], **params)
 
     def _service_answered(self, wanted: ServiceRequest, answer: PredictResponse) -> None:
+        self._stop_ticking()
         images = answer.get("images") or []
         entry: dict[str, Any] = dict(images[0]) if images else {"detections": []}
         entry.setdefault("task", answer.get("task"))
@@ -192,5 +240,6 @@ class ServicePrediction:
         self._redraw()
 
     def _service_error(self, exc: BaseException) -> None:
+        self._stop_ticking()
         self.last_error = exc
         self._show_error(exc)

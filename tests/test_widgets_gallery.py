@@ -234,3 +234,16 @@ def test_training_warnings_and_log_tails_read_cleanly() -> None:
     assert "labels at datasets/shapes/labels" in html
     assert "10%" not in html and "Epoch 1/3: 100%" in html  # the bar's last state only
     assert "Saved jobs/abcabcabcabc/run/weights/best.pt" in html
+
+
+def test_media_panel_warnings_show_workspace_relative_paths() -> None:
+    from jupyter_yolo.widgets.media import MediaPanel
+
+    panel = MediaPanel(ListingClient())  # type: ignore[arg-type]
+    try:
+        message = "\x1b[33mcannot read /srv/ws/jobs/abcabcabcabc/run/frame.jpg\x1b[0m"
+        panel._on_page({"events": [{"seq": 1, "type": "warning", "message": message}]})
+        assert "cannot read jobs/abcabcabcabc/run/frame.jpg" in panel.status_w.value
+        assert "/srv/ws" not in panel.status_w.value and "\x1b" not in panel.status_w.value
+    finally:
+        panel.close()

@@ -32,6 +32,7 @@ from .common import (
     get_client,
     note,
 )
+from .results_data import console_text
 
 __all__ = ["MAX_VIDEO_BYTES", "MediaPanel", "progress_text", "video_artifact", "video_width"]
 
@@ -299,7 +300,8 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
                 )
             elif event.get("type") in ("warning", "error"):
                 kind = "warning" if event["type"] == "warning" else "error"
-                self.status_w.value = note(kind, str(event.get("message") or event))
+                message = console_text(str(event.get("message") or event))  # relative paths
+                self.status_w.value = note(kind, message)
 
     def show_progress(self, event: Mapping[str, Any]) -> None:
         """Show a ``progress`` event: the bar (when the total is known) and its text."""

@@ -25,6 +25,7 @@ from jupyter_yolo.contract.results import (
     RESULTS_FILE,
     USAGE_EVENT,
 )
+from jupyter_yolo.datasets.synthetic_tasks import generate_task_dataset
 from jupyter_yolo.jobs.results import best_epoch, decimate
 
 from .conftest import all_events, expect_error, fetch_json, post_json, wait_for_job
@@ -150,6 +151,7 @@ async def test_results_of_finished_runs(
     datasets = yolo_workspace / "datasets"
     make_dataset("classify", datasets / "cls", train=8, val=6)
     segment = make_dataset("segment", datasets / "seg", train=8, val=4)
+    semantic = generate_task_dataset("semantic", datasets / "sem", train=8, val=4, imgsz=64)
     bodies = {
         "detect": {"kind": "train", "model": "yolov8n.yaml", "data": shapes_dataset, "epochs": 2},
         "classify": {"kind": "train", "model": "yolov8n-cls.yaml", "data": "datasets/cls"},
@@ -158,10 +160,27 @@ async def test_results_of_finished_runs(
             "model": "yolov8n-seg.yaml",
             "data": str(segment.relative_to(yolo_workspace)),
         },
+        "semantic": {
+            "kind": "train",
+            "model": "yolo26n-sem.yaml",
+            "data": str(semantic.relative_to(yolo_workspace)),
+        },
     }
     jobs = {}
     for task, body in bodies.items():
         jobs[task] = await post_json(jp_fetch, "yolo", "jobs", body={"epochs": 1, **TINY, **body})
+    await wait_for_job(jp_fetch, jobs["detect"]["id"], ENDED, 400)
+    jobs["val"] = await post_json(  # a val job of the trained detector writes results too
+        jp_fetch,
+        "yolo",
+        "jobs",
+        body={
+            "kind": "val",
+            "model": f"job:{jobs['detect']['id']}:best",
+            "data": shapes_dataset,
+            **TINY,
+        },
+    )
     for task, job in jobs.items():
         final_job = await wait_for_job(jp_fetch, job["id"], ENDED, 400)
         if final_job["status"] != "succeeded":
@@ -188,6 +207,12 @@ async def test_results_of_finished_runs(
     assert set(answer["final"]["speed_ms"]) >= {"preprocess", "inference", "postprocess"}
     _check_usage(events, answer)
     assert not list((yolo_workspace / "jobs" / job_id / "run").glob("*confusion*.png"))
+
+    # -- val job: the same figures from the val job's own validation of best.pt ---------------
+    val = await _results(jp_fetch, jobs["val"]["id"])
+    assert val["kind"] == "val" and val["best"] is None and val["history"] == []
+    _check_detect_final(val["final"], yolo_workspace, labels)
+    assert val["final"]["metrics"] == answer["final"]["metrics"]  # same weights, data, imgsz
 
     # -- classify: top-1/top-5, a class x class matrix, no AP; images with their true class ----
     final = (await _results(jp_fetch, jobs["classify"]["id"]))["final"]
@@ -217,6 +242,16 @@ async def test_results_of_finished_runs(
     for image in final["val_images"]:
         assert image["truth"] and all(len(t["polygon"]) >= 3 for t in image["truth"])
         assert all("mask" not in det for det in image["predicted"])
+
+    # -- semantic: per-class IoU over ground-truth pixels, a class x class pixel matrix --------
+    final = (await _results(jp_fetch, jobs["semantic"]["id"]))["final"]
+    assert set(final["metrics"]) == {"metrics/mIoU", "metrics/pixel_acc"}
+    assert final["curves"] == [] and final["val_images"] == []
+    matrix = final["confusion"]["matrix"]
+    assert len(matrix) == len(final["confusion"]["names"]) and final["per_class"]
+    for row in final["per_class"]:  # columns are the true classes: their pixels
+        assert sum(line[row["cls"]] for line in matrix) == row["instances"] > 0
+        assert 0 <= row["metrics"]["metrics/mIoU"] <= 1
 
 
 @pytest.mark.slow

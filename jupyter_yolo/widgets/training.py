@@ -11,7 +11,6 @@ so a restarted kernel (or another notebook, or another machine) picks the run up
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import deque
@@ -20,20 +19,17 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..client import ConflictError, NotFoundError, YoloClient, YoloClientError
-from ..contract.actions import JobActions, job_actions
+from ..client import YoloClient
+from ..contract.actions import JobActions
 from ..contract.status import TERMINAL, UNFINISHED
 from . import training_status
 from .common import (
     STYLE,
     Follower,
     Throttle,
-    error_text,
     esc,
-    follow_error_text,
     get_client,
     in_background,
-    note,
 )
 from .history import LOSS_KEYS, TrainingHistory
 from .results_section import ResultsSection
@@ -45,15 +41,13 @@ from .training_figure import (
     batch_trace,
     training_figure,
 )
-
-#: the buttons' colours while enabled (a disabled button is grey and faded)
-BUTTON_STYLES = {"start": "success", "stop": "danger", "resume": "info"}
+from .training_follow import JobFollowing
 
 #: detection's per-batch loss traces (names are shown in the legend and used by tests)
 BATCH_TRACES = tuple(batch_trace(k) for k in LOSS_KEYS)
 
 
-class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
+class TrainingPanel(JobFollowing, TrainingForm, widgets.VBox):  # type: ignore[misc]
     """Start, watch, stop and resume a training; attach to any existing job by id."""
 
     def __init__(
@@ -173,17 +167,6 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         self.message_w.value = ""
         in_background(fn, self._show_error)
 
-    def _show_error(self, exc: BaseException) -> None:
-        if isinstance(exc, ConflictError) and self._job_id is not None:
-            # the job changed elsewhere since the buttons were drawn: show it as it is now
-            self.message_w.value = note(
-                "warning", f"{exc.message} The panel now shows the job as the server has it."
-            )
-            with contextlib.suppress(YoloClientError):
-                self._set_job(self.client.job(self._job_id))
-            return
-        self.message_w.value = note("error", error_text(exc))
-
     def _attach_clicked(self) -> None:
         job_id = (self.attach_w.value or "").strip()
         if not job_id:
@@ -200,24 +183,6 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         options = list(self.attach_w.options)
         self.attach_w.options = [job["id"], *[o for o in options if o != job["id"]]][:20]
         return str(job["id"])
-
-    def stop(self) -> None:
-        """Ask the job to stop: the batch finishes and a resumable last.pt is saved."""
-        job_id = self._require_job()
-        self._set_job(self.client.stop(job_id))
-
-    def resume(self) -> None:
-        """Resume the stopped or interrupted job from its last.pt; the curves continue."""
-        job_id = self._require_job()
-        self._set_job(self.client.resume(job_id))
-        self._ended.clear()
-        if self._follower is None or not self._follower.alive:
-            self._start_follower(job_id, after=self._history.last_seq)
-
-    def _require_job(self) -> str:
-        if self._job_id is None:
-            raise RuntimeError("There is no job: start one or attach to one by its id.")
-        return self._job_id
 
     def follow(self, job_id: str, job: dict[str, Any] | None = None) -> None:
         """Show ``job_id``: replay all its events into the figure, then follow it live."""
@@ -259,80 +224,6 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
             if task is not None:
                 self._task = task
         self.refresh()
-
-    def _start_follower(self, job_id: str, after: int) -> None:
-        self._caught_up.clear()
-        self._ended.clear()
-        follower = Follower(
-            self.client,
-            job_id,
-            self._on_page,
-            after=after,
-            on_error=self._follow_error,
-            on_end=self._on_end,
-            on_reconnect=self._follow_reconnected,
-            watch_after_end=True,
-        )
-        with self._lock:
-            self._follower = follower
-        follower.start()
-
-    # ------------------------------------------------------------------------------- events
-
-    def _follow_error(self, exc: BaseException) -> None:
-        """Following failed: the server is unreachable (retried) or the job is gone."""
-        job_id = self._job_id or "?"
-        kind, text = follow_error_text(job_id, exc)
-        with self._lock:
-            self._follow_failed = True
-            if isinstance(exc, NotFoundError):  # nothing can be done with it any more
-                self._actions = {"stop": False, "resume": False}
-                self._drawn["info"] = -1
-        self.message_w.value = note(kind, text)
-        self._throttle.poke()
-
-    def _follow_reconnected(self) -> None:
-        """The server answers again: the retry notice goes."""
-        with self._lock:
-            self._follow_failed = False
-        self.message_w.value = ""
-
-    def _on_page(self, page: dict[str, Any]) -> None:
-        with self._lock:
-            if self._job_id != page.get("id"):
-                return
-            status = page.get("status", self._job_status)
-            actions = page.get("actions")
-            changed = bool(page["events"]) or status != self._job_status or actions != self._actions
-            self._history.consume(page["events"])
-            if status != self._job_status:
-                self._drawn["info"] = -1
-            self._job_status = status
-            if actions is not None:
-                self._actions = actions
-            caught_up = not page.get("more")
-        if status not in TERMINAL:
-            self._ended.clear()  # running again: resumed here or elsewhere
-        if caught_up:
-            self._caught_up.set()
-        if changed:
-            self._throttle.poke()
-
-    def _on_end(self) -> None:
-        """The job ended (the follower goes on watching, in case it is resumed elsewhere)."""
-        self._ended.set()
-        self._throttle.poke()
-
-    def _set_job(self, job: dict[str, Any]) -> None:
-        """Show a job payload's status and actions (an answer to stop, resume or GET)."""
-        with self._lock:
-            if job.get("id") not in (None, self._job_id):
-                return
-            self._job_status = job.get("status")
-            if job.get("actions") is not None:
-                self._actions = job["actions"]
-            self._drawn["info"] = -1
-        self._throttle.poke()
 
     # ------------------------------------------------------------------------------- drawing
 
@@ -428,32 +319,8 @@ class TrainingPanel(TrainingForm, widgets.VBox):  # type: ignore[misc]
         else:
             self.figure.layout.yaxis2.update(autorange=False, range=[0, 1.02])
 
-    @property
-    def actions(self) -> JobActions:
-        """What the server accepts for the shown job now (as last seen): stop, resume."""
-        with self._lock:
-            if self._actions is not None:
-                return self._actions
-            if self._job_id is None or self._job_status is None:
-                return {"stop": False, "resume": False}
-            return job_actions("train", self._job_status)
-
     def _update_buttons(self) -> None:
-        """Enable Stop and Resume exactly when the server would accept them."""
-        actions = self.actions
-        enabled = {
-            "start": self._job_status not in UNFINISHED,
-            "stop": actions["stop"],
-            "resume": actions["resume"],
-        }
-        buttons = (
-            ("start", self.start_button),
-            ("stop", self.stop_button),
-            ("resume", self.resume_button),
-        )
-        for name, button in buttons:
-            button.disabled = not enabled[name]
-            button.button_style = BUTTON_STYLES[name] if enabled[name] else ""
+        self._update_action_buttons()
         self.results_w.update(self._job_id, self._job_status, len(self._history.epochs))
 
     # ------------------------------------------------------------------------------- queries

@@ -32,7 +32,6 @@ from .candidates import (
     torch_device,
 )
 from .export import Calibration
-from .loader import checkpoint_facts, load_yolo
 from .measure import (
     AGREEMENT_IMAGES,
     CONF_FLOOR,
@@ -45,6 +44,7 @@ from .measure import (
     run_trial,
     trial_images,
 )
+from .reference import Reference
 from .threads import ThreadSettings, install, settings_for
 
 __all__ = [
@@ -126,12 +126,12 @@ def select_backend(
     backend cannot run here.
     """
     settings = install(settings_for(cpus))
-    reference = load_yolo(weights)
-    facts = checkpoint_facts(reference)
+    cache = WeightsCache.for_weights(workspace, weights)
+    reference = Reference(weights, cache)
+    facts = reference.facts()
     task = facts["task"]
     size = int(imgsz or facts["imgsz"] or 640)
     dev = torch_device(device)
-    cache = WeightsCache.for_weights(workspace, weights)
     calibration, no_calibration = calibration_source(data, facts["data"], workspace)
     exported: list[str] = []
 
@@ -195,7 +195,7 @@ def select_backend(
             record, loaded = run_trial(
                 weights,
                 cache,
-                reference=reference,
+                reference=reference.model(),
                 candidates=candidates,
                 skipped=skipped,
                 imgsz=size,
@@ -219,7 +219,7 @@ def select_backend(
     if choice in loaded:
         chosen = loaded[choice]
     elif choice == "pytorch":
-        chosen = Loaded(table.get("pytorch"), reference, weights)
+        chosen = Loaded(table.get("pytorch"), reference.model(), weights)
     else:
         chosen = load_backend(
             table.get(choice),
@@ -263,7 +263,7 @@ def _latencies(latency_ms: dict[str, Any]) -> str:
 def _forced(
     requested: str,
     weights: Path,
-    reference: Any,
+    reference: Reference,
     cache: WeightsCache,
     *,
     size: int,
@@ -302,7 +302,7 @@ def _forced(
             log=log,
         )
     else:
-        chosen = Loaded(backend, reference, weights)
+        chosen = Loaded(backend, reference.model(), weights)
     made = chosen.export is not None and chosen.export.exported
     stored = read_json(cache.choice_file(size, device, task)) or {}
     report = {

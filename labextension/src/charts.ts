@@ -210,11 +210,15 @@ export class LineChart {
         line.setAttribute('stroke-dasharray', '5 3');
       }
       parts.push(line);
-      if (coords.length === 1) {
-        const [cx, cy] = coords[0].split(',');
-        const dot = svg('circle', { cx, cy, r: 3 });
-        dot.style.fill = s.color;
-        parts.push(dot);
+      if (coords.length <= 30) {
+        // few points (epochs): mark each, so runs drawn over each other still show
+        for (const coord of coords) {
+          const [cx, cy] = coord.split(',');
+          const dot = svg('circle', { class: 'jp-yolo-Chart-dot', cx, cy, r: s.bold ? 4 : 3 });
+          dot.style.fill = s.dashed ? 'none' : s.color;
+          dot.style.stroke = s.color;
+          parts.push(dot);
+        }
       }
     }
     this.cursor.setAttribute('y2', String(MARGIN.top + h));
@@ -299,7 +303,7 @@ export class Heatmap {
     const cell = Math.max(22, Math.min(44, Math.floor(480 / Math.max(n, m, 1))));
     const left = 12 + 7 * Math.max(...rows.map(r => r.length), 4);
     const top = 12 + 7 * Math.max(...columns.map(c => c.length), 4);
-    const width = left + cell * m + 8;
+    const width = left + cell * m + top; // room for the last rotated column label
     const height = top + cell * n + 24;
     const plot = svg('svg', {
       class: 'jp-yolo-Heatmap-plot',

@@ -149,7 +149,7 @@ export class ConfusionPart {
   constructor() {
     this.toggle.type = 'checkbox';
     this.toggle.className = 'jp-yolo-Results-normalize';
-    const label = el('label', 'jp-yolo-Results-toolbar');
+    const label = el('label', 'jp-yolo-Results-toolbar jp-yolo-mod-tight');
     label.append(this.toggle, document.createTextNode(' normalized (share of each true class)'));
     this.node.append(label, this.heatmap.node);
     this.toggle.addEventListener('change', () => this.draw());

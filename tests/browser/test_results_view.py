@@ -1,10 +1,10 @@
 """The run results and run comparison views of the JupyterLab extension, in Chromium.
 
-Two real tiny trainings (the shapes dataset, imgsz 64, 2 epochs, different ``lr0``) run through
+Two real tiny trainings (the shapes dataset, imgsz 64, 2 epochs, different batch sizes) run through
 the REST API of the test's JupyterLab; then the sidebar opens the results view of one (per-class
 rows, a confusion matrix with cells, a PR curve with points, validation images with boxes, the
 summary's name, start and duration) and compares both (one line per run on the metric chart, the
-differing ``lr0`` highlighted in the table). Everything checked on the page is also checked
+differing ``batch`` highlighted in the table). Everything checked on the page is also checked
 against the server's own answer (``GET /yolo/jobs/{id}/results``).
 """
 
@@ -26,12 +26,13 @@ TRAIN = {
     "data": "shapes",
     "epochs": 2,
     "imgsz": 64,
-    "batch": 8,
     "device": "cpu",
     "workers": 0,
     "plots": False,
 }
-RUNS = {"run A": 0.01, "run B": 0.003}
+RUNS = {"run A": 8, "run B": 4}
+"""Each run's batch size: the loss curves of the two differ (``lr0`` would not show in two
+warm-up epochs)."""
 SLOW_MS = 180_000
 
 
@@ -48,8 +49,8 @@ def element_shot(page: Any, selector: str, name: str) -> Path:
 def train_two_runs(lab: ServerProcess) -> dict[str, dict[str, Any]]:
     """Start both trainings, wait for both; return each run's results answer by name."""
     started = {
-        name: api(lab, "POST", "/yolo/jobs", {**TRAIN, "name": name, "lr0": lr0})
-        for name, lr0 in RUNS.items()
+        name: api(lab, "POST", "/yolo/jobs", {**TRAIN, "name": name, "batch": batch})
+        for name, batch in RUNS.items()
     }
     answers = {}
     for name, job in started.items():
@@ -153,7 +154,7 @@ def test_results_view_and_comparison_of_two_runs(browser: Any, lab: ServerProces
             line = chart.locator(f'polyline[data-series="{answer["name"]} ({answer["job_id"]})"]')
             expect(line).to_have_attribute("data-points", "2")
         table = page.locator(".jp-yolo-Compare-table")
-        expect(table.locator('tr[data-row="lr0"]')).to_have_class(
+        expect(table.locator('tr[data-row="batch"]')).to_have_class(
             "jp-yolo-mod-param jp-yolo-mod-differs"
         )
         expect(table.locator('tr[data-row="epochs"]')).to_have_class("jp-yolo-mod-param")

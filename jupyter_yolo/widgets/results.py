@@ -208,10 +208,12 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
         final = results.get("final")
         title = self.facts.title(results.get("task"))
         self.header_w.value = STYLE + header_html(results, title, now=time.time(), job=self._job)
+        # a column-reverse box opens scrolled to its end: the log's latest lines show first
         self.console_w.value = (
-            '<pre class="yolo-console" style="max-height:420px;overflow:auto;'
-            'font-size:11px;white-space:pre-wrap">'
-            f"{esc(console_text(log, job_id=self.job_id))}</pre>"
+            '<div style="max-height:420px;overflow:auto;display:flex;'
+            'flex-direction:column-reverse"><pre class="yolo-console" style="font-size:11px;'
+            f'white-space:pre-wrap;margin:0">{esc(console_text(log, job_id=self.job_id))}'
+            "</pre></div>"
         )
         usage = results.get("usage") or []
         last = results.get("last")

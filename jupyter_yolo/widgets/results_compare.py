@@ -33,6 +33,9 @@ RUN_COLORS = (
     "#7f7f7f",
     "#bcbd22",
 )
+RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
+RUN_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x")
+"""Runs whose curves coincide (the same values) stay apart by their dash and marker."""
 DIFFERS = "background: #fff4c2;"
 """Style of a parameter row whose value differs between the compared runs."""
 HIDDEN_PARAMS = frozenset({"workers", "device", "exist_ok", "project", "name", "verbose"})
@@ -126,6 +129,8 @@ def compare_figure(runs: Sequence[ComparedRun]) -> go.Figure:
     )
     for index, run in enumerate(runs):
         hue = RUN_COLORS[index % len(RUN_COLORS)]
+        dash = RUN_DASHES[index % len(RUN_DASHES)]
+        marker = {"symbol": RUN_SYMBOLS[index % len(RUN_SYMBOLS)], "size": 8}
         epochs, values = run.headline_curve()
         label = run.title if head else f"{run.title} ({metric_label(run.results['headline'])})"
         fig.add_trace(
@@ -135,7 +140,8 @@ def compare_figure(runs: Sequence[ComparedRun]) -> go.Figure:
                 mode="lines+markers",
                 name=label,
                 legendgroup=run.job_id,
-                line={"color": hue, "width": 3},
+                line={"color": hue, "width": 3, "dash": dash},
+                marker=marker,
                 meta={"run": run.job_id, "series": "headline"},
             ),
             row=1,
@@ -149,7 +155,8 @@ def compare_figure(runs: Sequence[ComparedRun]) -> go.Figure:
                 name=f"{run.title} loss",
                 legendgroup=run.job_id,
                 showlegend=False,
-                line={"color": hue, "width": 2},
+                line={"color": hue, "width": 2, "dash": dash},
+                marker=marker,
                 meta={"run": run.job_id, "series": "loss"},
             ),
             row=1,

@@ -457,12 +457,6 @@ def job_paths() -> dict[str, Any]:
                     _query("after", "return events with seq > after", _int(0, 2**62)),
                     _query("limit", "most events in one answer (default 1000)", _int(1, 10000)),
                     _query("timeout", "seconds to wait for a new event (default 0)", _int(0, 60)),
-                    _query(
-                        "status",
-                        "the status last seen: the wait ends when the job's differs, and an "
-                        "ended job is waited on too (without it an ended job answers at once)",
-                        {"type": "string", "enum": list(STATUSES)},
-                    ),
                 ],
             )
         },
@@ -532,26 +526,6 @@ def lab_paths() -> dict[str, Any]:
                         },
                     )
                 },
-            )
-        },
-        "/yolo/static/plotly-widget.js": {
-            "get": _op(
-                "plotly's FigureWidget front end (a JavaScript module), imported once per page "
-                "by the panels' figures instead of travelling in each figure's state",
-                {
-                    "200": {
-                        "description": "the module",
-                        "content": {"text/javascript": {"schema": {"type": "string"}}},
-                    }
-                },
-                ("404",),
-                parameters=[
-                    _query(
-                        "v",
-                        "plotly version the kernel has; another version than the server's is 404",
-                        {"type": "string"},
-                    )
-                ],
             )
         },
         "/yolo/notebooks/{name}": {

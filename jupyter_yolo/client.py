@@ -542,14 +542,22 @@ class YoloClient(PredictServiceMixin):
         return result
 
     def events(
-        self, job_id: str, after: int = 0, timeout: float = 0, limit: int | None = None
+        self,
+        job_id: str,
+        after: int = 0,
+        timeout: float = 0,
+        limit: int | None = None,
+        status: str | None = None,
     ) -> dict[str, Any]:
         """Events after seq ``after``; ``timeout`` seconds of long poll when there are none.
 
-        Returns ``{"events": [...], "last_seq": N, "status": "...", "more": bool}``.
+        The long poll also ends when the job's status changes; with ``status`` (the one last
+        seen) it ends at once when the job's differs, and an ended job is waited on too.
+        Returns ``{"events": [...], "last_seq": N, "status": "...", "actions": {...},
+        "more": bool}``.
         """
         wait = max(0, min(60, round(timeout)))
-        params = {"after": after, "timeout": wait, "limit": limit}
+        params = {"after": after, "timeout": wait, "limit": limit, "status": status}
         result: dict[str, Any] = self.request(
             "GET", f"yolo/jobs/{_quote(job_id)}/events", params=params, timeout=self.timeout + wait
         )

@@ -457,6 +457,12 @@ def job_paths() -> dict[str, Any]:
                     _query("after", "return events with seq > after", _int(0, 2**62)),
                     _query("limit", "most events in one answer (default 1000)", _int(1, 10000)),
                     _query("timeout", "seconds to wait for a new event (default 0)", _int(0, 60)),
+                    _query(
+                        "status",
+                        "the status last seen: the wait ends when the job's differs, and an "
+                        "ended job is waited on too (without it an ended job answers at once)",
+                        {"type": "string", "enum": list(STATUSES)},
+                    ),
                 ],
             )
         },

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_yolo.client import YoloClient
+from jupyter_yolo.client import BadRequestError, YoloClient
 from jupyter_yolo.contract.actions import job_actions
 from jupyter_yolo.widgets import TrainingPanel
 from jupyter_yolo.workspace import Workspace
@@ -148,6 +148,20 @@ def test_panel_rides_out_a_server_restart_and_names_a_deleted_job(
     job_id = job["id"]
     client.stop(job_id)  # stopped before or just after it started: stopped either way
     assert client.wait(job_id, timeout=SLOW)["status"] == "stopped"
+
+    # the long poll with the status last seen: an ended job is waited on; another status, or
+    # a bad one, answers at once
+    last = client.events(job_id)["last_seq"]
+    asked = time.monotonic()
+    page = client.events(job_id, after=last, timeout=2, status="stopped")
+    assert page["events"] == [] and page["status"] == "stopped"
+    assert time.monotonic() - asked >= 1.9
+    asked = time.monotonic()
+    page = client.events(job_id, after=last, timeout=30, status="running")
+    assert page["status"] == "stopped" and time.monotonic() - asked < 25
+    assert page["actions"] == {"stop": False, "resume": True}
+    with pytest.raises(BadRequestError, match="status must be one of"):
+        client.events(job_id, after=last, status="asleep")
 
     panel = TrainingPanel.attach(job_id, client)
     try:

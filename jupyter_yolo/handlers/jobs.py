@@ -20,6 +20,7 @@ from typing import BinaryIO
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..contract.status import STATUSES
 from ..errors import InvalidRequest, YoloError
 from ..jobs.devices import needs_report
 from ..jobs.results import run_results
@@ -119,9 +120,10 @@ class JobResumeHandler(YoloHandler):
 
 
 class JobEventsHandler(YoloHandler):
-    """``GET /yolo/jobs/{id}/events?after=N&limit=L&timeout=S``: events after seq N.
+    """``GET /yolo/jobs/{id}/events?after=N&limit=L&timeout=S&status=X``: events after seq N.
 
-    With ``timeout`` the request waits up to that many seconds for a new event (long poll).
+    With ``timeout`` the request waits up to that many seconds for a new event or a change of
+    status (long poll); ``status`` (the one the caller last saw) makes an ended job wait too.
     """
 
     auth_resource = "jupyter_yolo:jobs"
@@ -133,7 +135,10 @@ class JobEventsHandler(YoloHandler):
         after = self.query_int("after", 0, 0, 2**62)
         limit = self.query_int("limit", 1000, 1, 10000)
         timeout = self.query_int("timeout", 0, 0, 60)
-        self.write_json(await self.yolo.jobs.events(job_id, after, limit, timeout))
+        status = self.get_query_argument("status", None)
+        if status is not None and status not in STATUSES:
+            raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}, not {status!r}.")
+        self.write_json(await self.yolo.jobs.events(job_id, after, limit, timeout, status))
 
 
 class JobLogHandler(YoloHandler):

@@ -488,19 +488,24 @@ class JobManager:
 
     # ------------------------------------------------------------------ events, log, artifacts
 
-    async def events(self, job_id: str, after: int, limit: int, timeout: float) -> dict[str, Any]:
+    async def events(
+        self, job_id: str, after: int, limit: int, timeout: float, status: str | None = None
+    ) -> dict[str, Any]:
         """Events after ``after``; waits up to ``timeout`` seconds for new ones (long poll).
 
         The wait also ends when the job's status changes (a stop asked elsewhere marks it
-        ``stopping`` without an event), so a follower sees every status within one poll.
+        ``stopping`` without an event). ``status`` is the status the caller last saw: the wait
+        ends at once when the job's differs, and an ended job is waited on too (a follower of an
+        ended job learns of a resume made elsewhere at once, one request per ``timeout``);
+        without it an ended job answers at once.
         """
         record = self.record(job_id)
-        first_status = record.status
+        known = record.status if status is None else status
         index = self._index(job_id)
         deadline = time.monotonic() + timeout
         while True:
             events = index.read_after(after, limit)
-            if events or record.terminal or record.status != first_status:
+            if events or record.status != known or (record.terminal and status is None):
                 break
             if time.monotonic() >= deadline:
                 break

@@ -26,7 +26,8 @@ DEFAULT_MAX_RATE = 5.0
 PAGE_LIMIT = 5000
 RUN_STARTS_KEPT = 10000
 END_POLL_INTERVAL = 1.0
-"""Seconds between two checks of an ended job that a panel keeps watching (resumed elsewhere?)."""
+"""Least seconds between two requests about an ended job that a panel keeps watching, against a
+server that answers those at once (one that long-polls them is asked once per poll timeout)."""
 MAX_RETRY_PAUSE = 2.0
 """Most seconds between two tries while the server does not answer."""
 
@@ -196,15 +197,16 @@ class Throttle:
 class Follower:
     """Follows one job's events in a daemon thread and hands each page to ``on_page``.
 
-    It replays the job's whole history first (pages of up to 5000 events), then long-polls
-    while the job runs (the server answers at once on a new event or a status change). Each page
-    carries the job's ``status`` and ``actions`` (what the server would accept now).
+    It replays the job's whole history first (pages of up to 5000 events), then long-polls with
+    the status it last saw (the server answers at once on a new event or another status). Each
+    page carries the job's ``status`` and ``actions`` (what the server would accept now).
 
     ``on_end`` is called when the job has ended (its final status event read). Without
-    ``watch_after_end`` the thread then stops. With it, the thread keeps asking every
-    ``end_poll_interval`` seconds (a cheap request that returns at once) so a job resumed
-    elsewhere (the sidebar, the REST API, another notebook) is picked up, and ``on_end`` is
-    called again when it ends again; only :meth:`stop` (or the job disappearing) ends it.
+    ``watch_after_end`` the thread then stops. With it, the thread keeps long-polling the ended
+    job (one request per ``poll_timeout`` seconds; never more than one per ``end_poll_interval``
+    against a server that answers an ended job at once), so a job resumed elsewhere (the
+    sidebar, the REST API, another notebook) is picked up at once, and ``on_end`` is called
+    again when it ends again; only :meth:`stop` (or the job disappearing) ends it.
 
     A server that does not answer (restarting) is retried every ``max_pause`` seconds at most;
     ``on_error`` gets each failure and ``on_reconnect`` the first answer after them. A job the
@@ -280,10 +282,15 @@ class Follower:
         last_event_status: str | None = None
         ended_at: float | None = None
         while not self._stop.is_set():
-            wait = 0.0 if catching_up or self._ended or ended_at is not None else self.poll_timeout
+            quick = catching_up or ended_at is not None
+            asked = time.monotonic()
             try:
                 page = self.client.events(
-                    self.job_id, after=self.after, timeout=wait, limit=PAGE_LIMIT
+                    self.job_id,
+                    after=self.after,
+                    timeout=0.0 if quick else self.poll_timeout,
+                    limit=PAGE_LIMIT,
+                    status=None if quick else self.status,
                 )
             except NotFoundError as exc:
                 self.gone = True
@@ -303,6 +310,7 @@ class Follower:
                 if self.on_reconnect is not None:
                     self.on_reconnect()
             events = page["events"]
+            changed = bool(events) or page.get("status") != self.status
             for event in events:
                 if event.get("type") == "status":
                     last_event_status = event.get("status")
@@ -329,7 +337,8 @@ class Follower:
                     self.on_end()
                 if not self.watch_after_end:
                     return
-            self._stop.wait(self.end_poll_interval)
+            elif not changed:  # a server that answers an ended job at once is asked less often
+                self._stop.wait(self.end_poll_interval - (time.monotonic() - asked))
 
     def _report(self, exc: BaseException) -> None:
         if self.on_error is not None:

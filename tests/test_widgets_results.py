@@ -298,6 +298,108 @@ def test_compare_overlays_runs_and_highlights_differing_parameters() -> None:
     assert "2025-12-02" in label
 
 
+class PayloadClient(YoloClient):
+    """A client whose answers are constructed payloads (the panels' drawing without a server).
+
+    ``answers`` is what ``GET /yolo/jobs/{id}/results`` says now; a test changes it to play a
+    run going on. Every other request the panels make is answered here too, so nothing leaves
+    the process.
+    """
+
+    def __init__(self, answers: dict[str, RunResults]) -> None:
+        super().__init__("http://127.0.0.1:9/", "unused")
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def results(self, job_id: str) -> RunResults:
+        self.calls.append(job_id)
+        return copy.deepcopy(self.answers[job_id])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        answer = self.answers[job_id]
+        return {"id": job_id, "kind": "train", "data": "shapes", "status": answer["status"]}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return [
+            self.job(j) | {"name": a["name"], "task": "detect"} for j, a in self.answers.items()
+        ]
+
+    def log(self, job_id: str, max_bytes: int | None = None) -> str:
+        return f"Starting training\nResults saved to /srv/ws/jobs/{job_id}/run\n"
+
+    def tasks(self) -> dict[str, Any]:
+        from jupyter_yolo.contract.table import task_table
+
+        return dict(task_table())
+
+    def dataset_file(self, name: str, path: str) -> bytes:
+        return PNG_1PX
+
+    def iter_pages(self, job_id: str, after: int = 0, **_: Any) -> Iterator[dict[str, Any]]:
+        events = [_epoch_event(e, 2.0 / e, 1.0) for e in (1, 2, 3, 4)]
+        yield {"events": events, "last_seq": 4, "status": "succeeded", "more": False}
+
+
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360f8cfc0f01f0005000201a5f5c5d30000000049454e44ae426082"
+)
+
+
+def test_results_panel_follows_a_run_to_its_final_results_and_stops_on_close() -> None:
+    running = sample_results(status="running", ended=None, final=None, usage=[])
+    client = PayloadClient({"0123456789ab": running})
+    panel = ResultsPanel("0123456789ab", client, refresh_s=0.05)
+    _until(lambda: panel.refreshes >= 2, 30)
+    assert "after the last epoch" in panel.header_w.value and "running" in panel.header_w.value
+    assert "final validation" in panel.classes_w.value
+    assert panel.confusion.data == () and not panel.image_w.options
+    assert "jobs/0123456789ab/run" in panel.console_w.value and "/srv" not in panel.console_w.value
+
+    client.answers["0123456789ab"] = sample_results()  # the run ended with its validation
+    assert panel._ticker is not None
+    # the ticker ends after the refresh that found the run complete (drawn by then)
+    _until(lambda: not panel._ticker._thread.is_alive(), 30)  # type: ignore[union-attr]
+    assert panel.classes_w.value.count("<tr>") == 1 + len(NAMES)
+    assert len(panel.confusion.data[0].z) == len(NAMES) + 1
+    _until(lambda: panel.images.data[0].source, 30)
+    assert panel.images.data[0].source.startswith("data:image/png;base64,")
+    assert len(panel.usage.data[0].x) == 4 and panel.complete
+    calls = len(client.calls)
+    panel.normalized_w.value = True  # a toggle redraws from what the panel has
+    assert panel.confusion.data[0].zmax == 1 and len(client.calls) == calls
+    panel.sort_w.value = "headline"
+    assert panel.classes_w.value.index("triangle") < panel.classes_w.value.index("circle")
+    panel.close()
+
+    still = PayloadClient({"0123456789ab": running})
+    closing = ResultsPanel("0123456789ab", still, refresh_s=0.05)
+    _until(lambda: closing.refreshes >= 1, 30)
+    closing.close()
+    assert closing._ticker is not None
+    _until(lambda: not closing._ticker._thread.is_alive(), 30)
+    asked = len(still.calls)
+    time.sleep(0.3)  # no refresh after close (it would ask the client again)
+    assert len(still.calls) == asked
+
+
+def test_compare_runs_panel_draws_picked_runs() -> None:
+    a = sample_results()
+    b = sample_results(job_id="ba9876543210", name="other-run", params={**a["params"], "lr0": 0.1})
+    client = PayloadClient({"0123456789ab": a, "ba9876543210": b})
+    compare = CompareRuns(["0123456789ab", "ba9876543210", "000000000000"], client, refresh_s=0)
+    _until(lambda: len(compare.runs) == 2 and compare.loads, 30)
+    heads = [t for t in compare.figure.data if t.meta["series"] == "headline"]
+    assert [t.meta["run"] for t in heads] == ["0123456789ab", "ba9876543210"]
+    losses = [t for t in compare.figure.data if t.meta["series"] == "loss"]
+    assert list(losses[0].y) == [3.0, 2.0, 2.0 / 3 + 1, 1.5]
+    assert "000000000000" in compare.message_w.value  # not a train job of this server
+    assert "yolo-differs" in compare.params_w.value and "shapes" in compare.best_w.value
+    compare.select_w.value = ("ba9876543210",)
+    _until(lambda: len(compare.runs) == 1 and len(compare.figure.data) == 2, 30)
+    compare.close()
+
+
 # ------------------------------------------------------------------------------- real server
 
 TINY = {"imgsz": 64, "batch": 8, "device": "cpu", "workers": 0, "plots": False}

@@ -15,13 +15,15 @@ import nbformat
 import pytest
 from playwright.sync_api import expect
 
+from jupyter_yolo.widgets.training_form import weights_choices
+
 from ..server_process import ServerProcess
 from .conftest import screenshot
 from .notebook_ui import dismiss_news, open_notebook, panel_screenshot, run_code_cell, wait_until
 
 TRAINING = ".yolo-training-panel"
 ACCELERATORS = ".yolo-accelerators-panel"
-# two tiny runs that differ in quality (1 epoch vs 3), so the picker has a best one to preselect
+# two tiny runs (3 epochs and 1), so the picker has runs to rank
 RUN = {"kind": "train", "data": "shapes", "imgsz": 64, "batch": 8, "workers": 0, "device": "cpu"}
 SETUP = """\
 from jupyter_yolo.client import YoloClient
@@ -55,11 +57,18 @@ def test_advanced_section_weights_picker_and_notebook_report(page: Any, lab: Ser
     ]
     for job_id in jobs:
         wait_until(lambda job_id=job_id: finished(lab, job_id), 600, f"job {job_id} never ended")
-    trained = api(lab, "GET", "/yolo/models")["trained"]
-    values = {m["job"]: m["metric_value"] for m in trained if m["weights"] == "best"}
-    best_job = max(jobs, key=lambda j: values[j] or 0.0)
+    # the picker's order is weights_choices' (tested on its own with distinct metrics): best
+    # mAP50-95 first, the newest first among equal ones (tiny runs may all score 0.00)
+    _, best = weights_choices(api(lab, "GET", "/yolo/models"), "detect")
+    assert best is not None
+    best_job = best.split(":")[1]
 
     notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
     notebook.cells = [
         nbformat.v4.new_code_cell(SETUP),
         nbformat.v4.new_code_cell("panel = TrainingPanel(client)\npanel"),
@@ -80,7 +89,8 @@ def test_advanced_section_weights_picker_and_notebook_report(page: Any, lab: Ser
     expect(optimizer).to_be_visible(timeout=30_000)
     expect(optimizer).to_have_value("AdamW")  # the embedded dataset's tuned recipe
     picker = advanced.locator("select").first
-    labels = [str(t) for t in picker.locator("option").all_text_contents()]
+    # ipywidgets writes the options' spaces as no-break spaces
+    labels = [str(t).replace("\xa0", " ") for t in picker.locator("option").all_text_contents()]
     # none first, then the best run (by mAP50-95), each with dataset, metric and date
     assert labels[0].startswith("none"), labels
     assert f"job {best_job[:4]}" in labels[1] and "mAP50-95" in labels[1], labels

@@ -232,7 +232,7 @@ def usage_html(usage: dict[str, Any]) -> str:
             text += f" {gpu['temperature_c']:.0f}\u00b0C"
         items.append(text)
     line = " \u00b7 ".join(items) or "no reading"
-    return f'<div class="yolo-status">\u23f1 {line}</div>'
+    return f'<div class="yolo-status">Now: {line}</div>'
 
 
 class AcceleratorsPanel(widgets.VBox):  # type: ignore[misc]

@@ -43,6 +43,7 @@ from jupyter_yolo.widgets.results_figures import (
     usage_figure,
     val_image_figure,
 )
+from jupyter_yolo.widgets.results_section import ResultsSection
 
 from .conftest import install_dataset
 from .server_process import ServerProcess, serving
@@ -398,6 +399,49 @@ def test_compare_runs_panel_draws_picked_runs() -> None:
     compare.select_w.value = ("ba9876543210",)
     _until(lambda: len(compare.runs) == 1 and len(compare.figure.data) == 2, 30)
     compare.close()
+
+
+def test_training_panel_results_section_opens_the_runs_results() -> None:
+    client = PayloadClient({"0123456789ab": sample_results(), "ba9876543210": sample_results()})
+    section = ResultsSection(client)
+    section.update(None, None)
+    assert section.button.disabled and section.toggle() is None
+    section.update("0123456789ab", "running", epochs_done=0)
+    assert section.button.disabled  # nothing to show before the first epoch
+    section.update("0123456789ab", "succeeded")
+    assert not section.button.disabled
+    panel = section.toggle()
+    assert isinstance(panel, ResultsPanel) and section.holder.children == (panel,)
+    assert section.open_results() is panel and section.button.description == "Hide results"
+    section.update("ba9876543210", "stopped")  # the training panel shows another job now
+    assert section.panel is None and section.holder.children == ()
+    assert panel._closed and section.button.description == "Results"
+    section.close()
+
+
+def test_other_tasks_draw_from_their_shapes() -> None:
+    classify: ValImage = {
+        "image": "datasets/c/val/cat/1.png",
+        "width": 32,
+        "height": 32,
+        "truth": [],
+        "predicted": [],
+        "truth_class": "cat",
+        "predicted_classes": ["dog", "cat"],
+    }
+    fig = val_image_figure(classify, None, "class-scores")
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["truth: cat", "predicted: dog, cat"]
+    empty = curves_figure([], "B")  # classify has no curves: an empty grid, no error
+    assert empty.data == ()
+    masks = [_curve("PR", "M"), _curve("F1", "M"), _curve("PR", "B")]
+    assert {t.meta["kind"] for t in curves_figure(masks, "M").data} == {"M"}
+    assert "mask" in curves_figure(masks, "M").layout.title.text
+    square = {"names": ["cat", "dog"], "matrix": [[3, 1], [0, 2]]}  # classify: no background
+    assert list(confusion_figure(square, True).data[0].x) == ["cat", "dog"]
+    results = sample_results(task="classify", headline="metrics/accuracy_top1", final=None)
+    html = header_html(results, "Image classification")
+    assert "headline metric: accuracy top1" in html
 
 
 # ------------------------------------------------------------------------------- real server

@@ -355,6 +355,7 @@ class YoloApp(ExtensionApp):
             jobs,
             notebooks,
             openapi,
+            plotly_widget,
             predict,
             tasks,
             workspace,
@@ -372,6 +373,8 @@ class YoloApp(ExtensionApp):
         )
         # for the JupyterLab front end: example notebook copies, the workspace's place in the root
         self.handlers.extend([*notebooks.HANDLERS, *workspace.HANDLERS])
+        # plotly's widget front end, imported once per page by the panels' figures
+        self.handlers.extend(plotly_widget.HANDLERS)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Once the event loop runs: supervise jobs; clean dataset leftovers, make 'shapes'."""

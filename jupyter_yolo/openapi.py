@@ -534,6 +534,26 @@ def lab_paths() -> dict[str, Any]:
                 },
             )
         },
+        "/yolo/static/plotly-widget.js": {
+            "get": _op(
+                "plotly's FigureWidget front end (a JavaScript module), imported once per page "
+                "by the panels' figures instead of travelling in each figure's state",
+                {
+                    "200": {
+                        "description": "the module",
+                        "content": {"text/javascript": {"schema": {"type": "string"}}},
+                    }
+                },
+                ("404",),
+                parameters=[
+                    _query(
+                        "v",
+                        "plotly version the kernel has; another version than the server's is 404",
+                        {"type": "string"},
+                    )
+                ],
+            )
+        },
         "/yolo/notebooks/{name}": {
             "post": _op(
                 "Copy a shipped example notebook (e.g. quickstart) into the workspace, or the "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,14 +20,15 @@ import plotly.graph_objects as go
 import pytest
 
 from jupyter_yolo.client import YoloClient
+from jupyter_yolo.plotly_bundle import ROUTE, bundle_path, bundle_version
 from jupyter_yolo.widgets.datasets import histogram_figure
 from jupyter_yolo.widgets.detection_draw import detection_figure
 from jupyter_yolo.widgets.drawing import scores_figure
-from jupyter_yolo.widgets.figure import LiveFigure, live_figure, state_size
+from jupyter_yolo.widgets.figure import BUNDLE_EVENT, LiveFigure, live_figure, state_size
 from jupyter_yolo.widgets.training import TrainingPanel
 from jupyter_yolo.widgets.training_figure import training_figure
 
-from .server_process import serving
+from .server_process import ServerProcess, serving
 
 PIXEL = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8Bw"
@@ -144,12 +147,57 @@ def test_a_view_reading_while_another_thread_draws_gets_whole_figures() -> None:
     assert len(view_state(figure)[0][0]["x"]) == 300
 
 
+def test_the_state_carries_a_small_loader_and_the_kernel_answers_with_the_bundle() -> None:
+    figure = training_figure()
+    state = figure.get_state()
+    bundle = bundle_path()
+    assert bundle is not None
+    assert len(state["_esm"]) < 4000 < bundle.stat().st_size  # not plotly's 5 MB
+    assert ROUTE in state["_esm"] and f'"{bundle_version()}"' in state["_esm"]
+    sent: list[dict[str, Any]] = []
+    figure.send = sent.append  # what would go to the view that asked
+    figure._answer_bundle(figure, {"event": "something else"}, [])
+    assert sent == []
+    figure._answer_bundle(figure, {"event": BUNDLE_EVENT}, [])
+    assert sent == [{"event": BUNDLE_EVENT, "source": bundle.read_text("utf-8")}]
+
+
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YoloClient]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     workspace = tmp_path_factory.mktemp("figure-reconnect") / "workspace"
     workspace.mkdir()
-    with serving(workspace) as server:
-        yield YoloClient(server.url, server.token)
+    with serving(workspace) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> YoloClient:
+    return YoloClient(server.url, server.token)
+
+
+def fetch(url: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_the_server_serves_plotly_widget_bundle(server: ServerProcess) -> None:
+    bundle = bundle_path()
+    assert bundle is not None
+    url = f"{server.url}{ROUTE}?v={bundle_version()}"
+    status, headers, body = fetch(url, server.token)
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/javascript")
+    assert "max-age" in headers["Cache-Control"]
+    assert body == bundle.read_bytes()
+    status, _, body = fetch(f"{server.url}{ROUTE}?v=0.0.1", server.token)
+    assert status == 404 and b"not 0.0.1" in body
+    status, _, _ = fetch(url, None)
+    assert status == 403
 
 
 def batch_events(first_seq: int, epoch: int, batches: int) -> list[dict[str, Any]]:

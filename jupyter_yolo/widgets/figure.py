@@ -14,6 +14,13 @@ a log of updates: it is as large as the figure itself (for the training figure, 
 curves), and it is replaced, never mutated, so a kernel thread that answers a new view while a
 panel's thread draws reads one whole figure.
 
+Its front end is plotly's own, loaded by a small module (:data:`LOADER`) instead of the 5 MB
+bundle plotly puts in every figure's state: the page imports the bundle once, from the Jupyter
+server (:data:`jupyter_yolo.plotly_bundle.ROUTE`), or, where there is no such server or it has
+another plotly, the first figure asks the kernel for it. A reloaded page then restores its
+widgets from kilobytes instead of megabytes (with five figures, 25 MB made JupyterLab's widget
+restore fail now and then: "model not found").
+
 Build every panel figure with :func:`live_figure`.
 """
 
@@ -23,8 +30,81 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from ..plotly_bundle import ROUTE, bundle_version, read_bundle
+
 STATE_TRAITS = ("_widget_data", "_widget_layout")
 """The synced traits a (re)connecting view draws the figure from."""
+BUNDLE_EVENT = "yolo-plotly-bundle"
+"""The custom message a view sends to get plotly's bundle from the kernel, and the answer's."""
+
+LOADER = """
+const VERSION = "__VERSION__";
+const ROUTE = "__ROUTE__";
+const KEY = Symbol.for("jupyter-yolo.plotly-widget." + VERSION);
+
+function serverBase() {
+  const node = document.getElementById("jupyter-config-data");
+  if (!node) return null;
+  try {
+    return JSON.parse(node.textContent || "{}").baseUrl || null;
+  } catch (error) {
+    return null;
+  }
+}
+
+async function fromServer() {
+  const base = serverBase();
+  if (!base) throw new Error("not in a Jupyter server's page");
+  const path = base.replace(/\\/?$/, "") + ROUTE + "?v=" + encodeURIComponent(VERSION);
+  return await import(/* webpackIgnore: true */ new URL(path, window.location.href).href);
+}
+
+function fromKernel(model) {
+  return new Promise((resolve, reject) => {
+    const listen = (message) => {
+      if (!message || message.event !== "__EVENT__") return;
+      model.off("msg:custom", listen);
+      if (typeof message.source !== "string") {
+        reject(new Error(message.error || "the kernel has no plotly widget bundle"));
+        return;
+      }
+      const url = URL.createObjectURL(new Blob([message.source], { type: "text/javascript" }));
+      import(/* webpackIgnore: true */ url)
+        .then(resolve, reject)
+        .finally(() => URL.revokeObjectURL(url));
+    };
+    model.on("msg:custom", listen);
+    model.send({ event: "__EVENT__" });
+  });
+}
+
+function plotly(model) {
+  let loading = globalThis[KEY];
+  if (!loading) {
+    loading = fromServer().catch(() => fromKernel(model));
+    globalThis[KEY] = loading;
+    loading.catch(() => {
+      if (globalThis[KEY] === loading) delete globalThis[KEY];
+    });
+  }
+  return loading;
+}
+
+export default () => {
+  let widget = null;
+  return {
+    async initialize({ model }) {
+      const bundle = await plotly(model);
+      widget = bundle.default();
+      return widget.initialize({ model });
+    },
+    render({ model, el }) {
+      return widget.render({ model, el });
+    },
+  };
+};
+"""
+"""The figures' front end: plotly's, imported once per page (see the module docstring)."""
 
 
 def copy_tree(value: Any) -> Any:
@@ -40,8 +120,37 @@ def copy_tree(value: Any) -> Any:
     return value
 
 
+def loader_source() -> str:
+    """:data:`LOADER` for this kernel's plotly."""
+    return (
+        LOADER.replace("__VERSION__", bundle_version() or "")
+        .replace("__ROUTE__", ROUTE)
+        .replace("__EVENT__", BUNDLE_EVENT)
+    )
+
+
 class LiveFigure(go.FigureWidget):  # type: ignore[misc]
-    """A ``FigureWidget`` whose synced state is always the current figure (see the module)."""
+    """A ``FigureWidget`` whose synced state is always the current figure (see the module).
+
+    Its front end is plotly's, loaded once per page by :data:`LOADER`.
+    """
+
+    _esm = loader_source()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_msg(self._answer_bundle)
+
+    def _answer_bundle(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """Send plotly's bundle to a view that could not import it from the server."""
+        if not isinstance(content, dict) or content.get("event") != BUNDLE_EVENT:
+            return
+        try:
+            source = read_bundle().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            self.send({"event": BUNDLE_EVENT, "error": f"no plotly widget bundle: {error}"})
+            return
+        self.send({"event": BUNDLE_EVENT, "source": source})
 
     def sync_state(self) -> None:
         """Store the current traces and layout in the state traits, without sending them."""

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from tornado.httpclient import HTTPClientError
 
+from jupyter_yolo.client import NotFoundError, YoloClient
 from jupyter_yolo.contract.results import (
     CURVE_POINTS,
     MAX_VAL_IMAGES,
@@ -256,7 +257,12 @@ async def test_results_of_finished_runs(
 
 @pytest.mark.slow
 async def test_results_of_a_stopped_run(
-    jp_fetch: Any, yolo_workspace: Path, shapes_dataset: str
+    jp_fetch: Any,
+    yolo_workspace: Path,
+    shapes_dataset: str,
+    jp_http_port: int,
+    jp_base_url: str,
+    jp_serverapp: Any,
 ) -> None:
     body = {"kind": "train", "model": "yolov8n.yaml", "data": shapes_dataset, **TINY}
     job = await post_json(jp_fetch, "yolo", "jobs", body={**body, "epochs": 30})
@@ -279,6 +285,14 @@ async def test_results_of_a_stopped_run(
     assert answer["best"] is not None and answer["usage"]
     events = await all_events(jp_fetch, job_id)
     _check_usage(events, answer)
+    # the Python client answers the same (a blocking client: in a thread beside the server)
+    client = YoloClient(
+        f"http://localhost:{jp_http_port}{jp_base_url}",
+        token=jp_serverapp.identity_provider.token,
+    )
+    assert await asyncio.to_thread(client.results, job_id) == answer
+    with pytest.raises(NotFoundError):
+        await asyncio.to_thread(client.results, "0123456789ab")
 
 
 async def test_results_route_refusals(jp_fetch: Any) -> None:

@@ -44,6 +44,7 @@ from jupyter_yolo.widgets.results_figures import (
     val_image_figure,
 )
 from jupyter_yolo.widgets.results_section import ResultsSection
+from jupyter_yolo.widgets.training import TrainingPanel
 
 from .conftest import install_dataset
 from .server_process import ServerProcess, serving
@@ -517,6 +518,16 @@ def test_results_and_comparison_of_real_runs(server: ServerProcess) -> None:
     assert any("running" in h for h in headers) and "succeeded" in following.header_w.value
     _until(lambda: not following._ticker._thread.is_alive(), 30)  # type: ignore[union-attr]
     following.close()
+
+    # the training panel of run a offers its results
+    training = TrainingPanel.attach(a, client)
+    _until(lambda: not training.results_w.button.disabled, 60)
+    shown = training.results()
+    assert isinstance(shown, ResultsPanel) and shown.job_id == a
+    _until(lambda: shown.refreshes >= 1, 60)
+    assert shown.results is not None and shown.results["final"] is not None
+    training.close()
+    assert shown._closed
 
     compare = CompareRuns([a, b], client, refresh_s=0)
     _until(lambda: compare.loads >= 1 and len(compare.runs) == 2, 120)

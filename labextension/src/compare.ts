@@ -218,7 +218,8 @@ export class CompareView extends Widget {
       const top = finite.length ? Math.max(...finite) : null;
       const tr = add(`best ${metricLabel(key, this.tasks)}`, values.map(metricText), 'metric');
       values.forEach((v, i) => {
-        if (v === top && finite.length > 1 && key === results[0].headline) {
+        const unique = values.filter(other => other === top).length === 1;
+        if (v === top && unique && key === results[0].headline) {
           tr.cells[i + 1].classList.add('jp-yolo-mod-best');
           tr.cells[i + 1].title = 'the best of these runs';
         }

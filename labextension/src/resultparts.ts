@@ -15,6 +15,7 @@ import {
   workspaceFileUrl
 } from './api';
 import { Heatmap, LineChart, PALETTE } from './charts';
+import { relativePaths } from './consoletext';
 import { el } from './format';
 import { messageOf } from './notify';
 
@@ -348,5 +349,5 @@ export function paramText(value: unknown): string {
   if (value === undefined || value === null) {
     return '—';
   }
-  return typeof value === 'string' ? value : JSON.stringify(value);
+  return typeof value === 'string' ? relativePaths(value) : JSON.stringify(value);
 }

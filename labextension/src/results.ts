@@ -28,6 +28,7 @@ import {
 } from './api';
 import { LineChart, PALETTE } from './charts';
 import { el, formatBytes, formatDuration } from './format';
+import { consoleText } from './consoletext';
 import { messageOf } from './notify';
 import {
   ConfusionPart,
@@ -185,7 +186,7 @@ export class ResultsView extends Widget {
     if (log !== this.console.textContent) {
       const follow =
         this.console.scrollTop + this.console.clientHeight >= this.console.scrollHeight - 20;
-      this.console.textContent = log || '(the log is empty)';
+      this.console.textContent = consoleText(log, this.jobId) || '(the log is empty)';
       if (follow) {
         this.console.scrollTop = this.console.scrollHeight;
       }

@@ -132,7 +132,13 @@ def test_results_view_and_comparison_of_two_runs(browser: Any, lab: ServerProces
         metrics = view.locator('.jp-yolo-Chart[data-chart="metrics"]')
         headline = metrics.locator('polyline[data-series="box mAP50-95"]')
         expect(headline).to_have_attribute("data-points", "2")
-        expect(view.locator(".jp-yolo-Results-console")).to_contain_text("epoch", ignore_case=True)
+        console = view.locator("pre.jp-yolo-Results-console")
+        expect(console).to_contain_text("epoch", ignore_case=True)
+        # clean lines: workspace-relative paths, no glyph that needs an emoji font
+        expect(console).to_contain_text(f"jobs/{first['job_id']}/")
+        text = console.text_content() or ""
+        assert str(lab.workspace) not in text
+        assert not any(ord(c) >= 0x1F000 for c in text), text
         element_shot(page, f'.jp-yolo-Results[data-job-id="{first["job_id"]}"]', "results-view")
         view.locator('[data-section="confusion"] .jp-yolo-Results-normalize').check()
         expect(heatmap.locator(".jp-yolo-Heatmap-count").first).to_contain_text(".")
@@ -140,6 +146,14 @@ def test_results_view_and_comparison_of_two_runs(browser: Any, lab: ServerProces
         element_shot(page, '.jp-yolo-Results [data-section="curves"]', "results-view-curves")
         element_shot(page, '.jp-yolo-Results [data-section="confusion"]', "results-view-confusion")
         element_shot(page, '.jp-yolo-Results [data-section="images"]', "results-view-images")
+        # system usage over the run: one CPU point per sample that knows it
+        cpu = [u for u in first["usage"] if u["cpu_percent"] is not None]
+        if cpu:
+            usage = view.locator('.jp-yolo-Chart[data-chart="usage-percent"]')
+            line = usage.locator('polyline[data-series="CPU %"]')
+            expect(line).to_have_attribute("data-points", str(len(cpu)))
+            element_shot(page, '.jp-yolo-Results [data-section="usage"]', "results-view-usage")
+        element_shot(page, '.jp-yolo-Results [data-section="console"]', "results-view-console")
 
         # ---- compare both runs
         compare = page.locator(".jp-yolo-JobsPanel-compare")

@@ -27,7 +27,7 @@ from jupyter_yolo.contract.results import (
     USAGE_EVENT,
 )
 from jupyter_yolo.datasets.synthetic_tasks import generate_task_dataset
-from jupyter_yolo.jobs.results import best_epoch, decimate
+from jupyter_yolo.jobs.results import best_epoch, decimate, scan_events
 
 from .conftest import all_events, expect_error, fetch_json, post_json, wait_for_job
 from .task_data import make_dataset
@@ -323,3 +323,29 @@ def test_best_epoch_and_decimation() -> None:
     assert len(kept) == 500 and kept[0] == 0 and kept[-1] == 1233
     assert kept == sorted(set(kept))
     assert decimate(items[:10], 500) == items[:10]
+
+
+def test_event_scan_reads_what_was_appended(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+
+    def line(seq: int, kind: str, **fields: Any) -> str:
+        return json.dumps({"seq": seq, "time": float(seq), "type": kind, **fields}) + "\n"
+
+    usage = {"cpu_percent": 50.0, "memory_bytes": 1, "memory_limit_bytes": None, "gpus": []}
+    epoch = {"epochs": 3, "metrics": {"metrics/mAP50-95(B)": 0.5}, "fitness": 0.5}
+    path.write_text(line(1, "batch", epoch=1) + line(2, "epoch", epoch=1, **epoch))
+    history, samples, planned = scan_events(path)
+    assert [h["epoch"] for h in history] == [1] and samples == [] and planned == 3
+    with path.open("a") as handle:  # a usage sample, then a line still being written
+        handle.write(line(3, USAGE_EVENT, **usage) + line(4, "epoch", epoch=2, **epoch)[:20])
+    history, samples, _ = scan_events(path)
+    assert [h["epoch"] for h in history] == [1] and [s["time"] for s in samples] == [3.0]
+    with path.open("a") as handle:
+        handle.write(line(4, "epoch", epoch=2, **epoch)[20:] + line(5, "epoch", epoch=2, **epoch))
+    history, samples, _ = scan_events(path)
+    # a redone epoch (a resumed run) replaces the earlier event of that epoch
+    assert [(h["epoch"], h["time"]) for h in history] == [(1, 2.0), (2, 5.0)]
+    path.unlink()  # a replaced file is read from its start
+    path.write_text(line(1, "epoch", epoch=7, **epoch))
+    history, samples, _ = scan_events(path)
+    assert [h["epoch"] for h in history] == [7] and samples == []

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 
 MAX_USAGE_SAMPLES = 500
 """Usage samples answered at most (a long run's are decimated evenly, the last one kept)."""
+MAX_SCANS = 32
+"""Event files whose reading position is kept (the most recently asked for)."""
+READ_CHUNK = 4 * 1024 * 1024
 MAX_RESULTS_BYTES = 32 * 1024 * 1024
 """A results file larger than this is not read (the runner writes a few hundred KiB)."""
 
@@ -52,22 +57,89 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _events(path: Path) -> Iterator[dict[str, Any]]:
-    """The ``epoch`` and ``usage`` events of an event file, in order (others are not parsed)."""
+def _event(line: bytes) -> dict[str, Any] | None:
+    """An ``epoch`` or ``usage`` event line parsed; None for any other line (not parsed)."""
+    if _EPOCH_MARK not in line and _USAGE_MARK not in line:
+        return None
     try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        return
-    with handle:
-        for line in handle:
-            if _EPOCH_MARK not in line and _USAGE_MARK not in line:
-                continue
-            try:
-                event = json.loads(line)
-            except (ValueError, RecursionError):
-                continue  # a line being written, or damaged
-            if isinstance(event, dict) and event.get("type") in ("epoch", USAGE_EVENT):
-                yield event
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None  # a damaged line
+    if isinstance(event, dict) and event.get("type") in ("epoch", USAGE_EVENT):
+        return event
+    return None
+
+
+@dataclass
+class EventScan:
+    """What a job's results need from its event file, read incrementally.
+
+    Each :meth:`refresh` reads only the bytes appended since the last one (complete lines), so
+    a results view polling a long run does not re-read its whole event file.
+    """
+
+    inode: int | None = None
+    offset: int = 0
+    history: list[EpochSummary] = field(default_factory=list)
+    usage: list[UsageFields] = field(default_factory=list)
+    planned: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _add(self, event: dict[str, Any]) -> None:
+        if event["type"] != "epoch":
+            self.usage.append(usage_sample(event))
+            return
+        summary = epoch_summary(event)
+        if summary is None:
+            return
+        if self.history and summary["epoch"] <= self.history[-1]["epoch"]:
+            # a resumed run redoes the interrupted epoch: the later event replaces it
+            self.history = [h for h in self.history if h["epoch"] < summary["epoch"]]
+        self.history.append(summary)
+        self.planned = _int_or_none(event.get("epochs")) or self.planned
+
+    def refresh(self, path: Path) -> None:
+        """Read the lines appended to ``path`` since the last call (from the start if replaced)."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return
+        if self.inode is not None and (stat.st_ino != self.inode or stat.st_size < self.offset):
+            self.offset, self.history, self.usage, self.planned = 0, [], [], 0
+        self.inode = stat.st_ino
+        if stat.st_size <= self.offset:
+            return
+        with path.open("rb") as handle:
+            handle.seek(self.offset)
+            pending = b""
+            while chunk := handle.read(min(READ_CHUNK, stat.st_size - self.offset - len(pending))):
+                data = pending + chunk
+                end = data.rfind(b"\n")
+                if end < 0:
+                    pending = data
+                    continue
+                for line in data[:end].split(b"\n"):
+                    event = _event(line)
+                    if event is not None:
+                        self._add(event)
+                self.offset += end + 1
+                pending = data[end + 1 :]
+
+
+_scans: OrderedDict[Path, EventScan] = OrderedDict()
+_scans_lock = threading.Lock()
+
+
+def scan_events(path: Path) -> tuple[list[EpochSummary], list[UsageFields], int]:
+    """(epoch history, usage samples, planned epochs) of an event file, as of now."""
+    with _scans_lock:
+        scan = _scans.pop(path, None) or EventScan()
+        _scans[path] = scan  # most recently used last
+        while len(_scans) > MAX_SCANS:
+            _scans.popitem(last=False)
+    with scan.lock:
+        scan.refresh(path)
+        return list(scan.history), list(scan.usage), scan.planned
 
 
 def epoch_summary(event: dict[str, Any]) -> EpochSummary | None:
@@ -165,21 +237,7 @@ def read_validator_results(folder: Path) -> ValidatorResults | None:
 
 def build_results(record: JobRecord, folder: Path, task: str) -> RunResults:
     """A job's :class:`RunResults` from its registry row and its folder."""
-    history: list[EpochSummary] = []
-    usage: list[UsageFields] = []
-    planned = 0
-    for event in _events(folder / EVENTS_FILE):
-        if event["type"] == "epoch":
-            summary = epoch_summary(event)
-            if summary is None:
-                continue
-            if history and summary["epoch"] <= history[-1]["epoch"]:
-                # a resumed run redoes the interrupted epoch: the later event replaces it
-                history = [item for item in history if item["epoch"] < summary["epoch"]]
-            history.append(summary)
-            planned = _int_or_none(event.get("epochs")) or planned
-        else:
-            usage.append(usage_sample(event))
+    history, usage, planned = scan_events(folder / EVENTS_FILE)
     if not planned:
         planned = _int_or_none(record.params.get("epochs")) or 0
     final = read_validator_results(folder)

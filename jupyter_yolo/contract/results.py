@@ -43,8 +43,8 @@ class GpuUsage(TypedDict):
     memory_total_bytes: int | None
 
 
-class UsageFields(TypedDict):
-    """What the runner writes for a ``usage`` event (the journal adds seq, time and type).
+class UsageReading(TypedDict):
+    """The measured part of a usage sample: what a ``usage`` event and a results sample share.
 
     ``cpu_percent`` is the share of the CPUs the container may use (0-100); ``memory_bytes`` the
     resident memory of the runner and its children.
@@ -54,11 +54,16 @@ class UsageFields(TypedDict):
     memory_bytes: int | None
     memory_limit_bytes: int | None
     gpus: list[GpuUsage]
+
+
+class UsageFields(UsageReading):
+    """What the runner writes for a ``usage`` event (the journal adds seq, time and type)."""
+
     time: NotRequired[float]
     """When the sample was taken (epoch seconds; set in ``RunResults.usage``)."""
 
 
-class UsageEvent(EventBase, UsageFields):
+class UsageEvent(EventBase, UsageReading):
     """One system usage sample of a running job."""
 
 

@@ -169,7 +169,7 @@ export class ResultsView extends Widget {
       this.showMessage('');
     } else if (live) {
       this.showMessage(
-        r.epochs
+        r.last
           ? `The run is going on: the per-class metrics, curves, confusion matrix and validation images come with its final validation.`
           : `No results yet: the job is ${r.status}. This view fills in as it runs.`
       );
@@ -183,10 +183,11 @@ export class ResultsView extends Widget {
     this.renderFinal(r);
     this.renderUsage(r.usage);
     this.showSection('console', true);
-    if (log !== this.console.textContent) {
+    const text = consoleText(log, this.jobId) || '(the log is empty)';
+    if (text !== this.console.textContent) {
       const follow =
         this.console.scrollTop + this.console.clientHeight >= this.console.scrollHeight - 20;
-      this.console.textContent = consoleText(log, this.jobId) || '(the log is empty)';
+      this.console.textContent = text;
       if (follow) {
         this.console.scrollTop = this.console.scrollHeight;
       }
@@ -200,7 +201,7 @@ export class ResultsView extends Widget {
       ['task', r.task],
       ['dataset', this.datasetName ?? paramText(r.params.data)],
       ['model', paramText(r.params.model)],
-      ['started', formatTime(r.started ?? r.created)],
+      ['started', r.started ? formatTime(r.started) : `not yet (created ${formatTime(r.created)})`],
       ['duration', runDuration(r.started, r.ended) || '—']
     ];
     const epochText = (e: IEpochSummary | null): string =>

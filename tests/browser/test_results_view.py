@@ -1,7 +1,8 @@
 """The run results and run comparison views of the JupyterLab extension, in Chromium.
 
 Two real tiny trainings (the shapes dataset, imgsz 64, 2 epochs, different batch sizes) run through
-the REST API of the test's JupyterLab; then the sidebar opens the results view of one (per-class
+the REST API of the test's JupyterLab. The second one's results view, opened before it ends, says
+what is still missing and fills in when it ends; then the sidebar opens the first one's (per-class
 rows, a confusion matrix with cells, a PR curve with points, validation images with boxes, the
 summary's name, start and duration) and compares both (one line per run on the metric chart, the
 differing ``batch`` highlighted in the table). Everything checked on the page is also checked
@@ -10,6 +11,7 @@ against the server's own answer (``GET /yolo/jobs/{id}/results``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,33 +48,32 @@ def element_shot(page: Any, selector: str, name: str) -> Path:
     return path
 
 
-def train_two_runs(lab: ServerProcess) -> dict[str, dict[str, Any]]:
-    """Start both trainings, wait for both; return each run's results answer by name."""
-    started = {
-        name: api(lab, "POST", "/yolo/jobs", {**TRAIN, "name": name, "batch": batch})
+def start_two_runs(lab: ServerProcess) -> dict[str, str]:
+    """Start both trainings; return each job's id by run name."""
+    return {
+        name: api(lab, "POST", "/yolo/jobs", {**TRAIN, "name": name, "batch": batch})["id"]
         for name, batch in RUNS.items()
     }
-    answers = {}
-    for name, job in started.items():
 
-        def ended(job_id: str = job["id"]) -> Any:
+
+def wait_for_runs(lab: ServerProcess, started: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Wait for both trainings to succeed; return each run's results answer by name."""
+    answers = {}
+    for name, job_id in started.items():
+
+        def ended(job_id: str = job_id) -> Any:
             body = api(lab, "GET", f"/yolo/jobs/{job_id}")
             return body if body["status"] in {"succeeded", "failed", "stopped"} else None
 
         done = wait_until(ended, f"training {name} to end", timeout=900)
         assert done["status"] == "succeeded", done.get("error")
-        answers[name] = api(lab, "GET", f"/yolo/jobs/{job['id']}/results")
+        answers[name] = api(lab, "GET", f"/yolo/jobs/{job_id}/results")
     return answers
 
 
 @pytest.mark.slow
 def test_results_view_and_comparison_of_two_runs(browser: Any, lab: ServerProcess) -> None:
-    runs = train_two_runs(lab)
-    first = runs["run A"]
-    final = first["final"]
-    assert final is not None and final["per_class"] and final["confusion"], first
-    pr = next(c for c in final["curves"] if c["name"] == "PR")
-
+    started = start_two_runs(lab)
     # a tall window, so a whole section fits in one screenshot
     context = browser.new_context(viewport={"width": 1500, "height": 1400})
     page = context.new_page()
@@ -81,6 +82,39 @@ def test_results_view_and_comparison_of_two_runs(browser: Any, lab: ServerProces
         page.goto(f"{lab.url}/lab?token={lab.token}")
         page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
         open_jobs_sidebar(page)
+
+        # ---- run B's view opened before it ends: it says what is missing, then fills in
+        results_b = job_row(page, started["run B"]).locator(".jp-yolo-JobRow-results")
+        expect(results_b).to_be_visible(timeout=SLOW_MS)
+        results_b.click()
+        view_b = page.locator(f'.jp-yolo-Results[data-job-id="{started["run B"]}"]')
+        expect(view_b).to_have_attribute("data-status", re.compile(".+"), timeout=SLOW_MS)
+        # status and message read at once, from the same render
+        status, hidden, message = view_b.evaluate(
+            """node => {
+              const message = node.querySelector('.jp-yolo-Results-message');
+              return [node.dataset.status, message.hidden, message.textContent];
+            }"""
+        )
+        if status in {"queued", "running"}:
+            assert not hidden and re.search("No results yet|going on", message), message
+            element_shot(
+                page,
+                f'.jp-yolo-Results[data-job-id="{started["run B"]}"]',
+                "results-view-unfinished",
+            )
+        runs = wait_for_runs(lab, started)
+        final_b = runs["run B"]["final"]
+        assert final_b is not None
+        rows_b = view_b.locator(".jp-yolo-Results-classes tbody tr")
+        expect(rows_b).to_have_count(len(final_b["per_class"]), timeout=SLOW_MS)
+        expect(view_b).to_have_attribute("data-status", "succeeded")
+        expect(view_b.locator(".jp-yolo-Results-message")).to_be_hidden()
+
+        first = runs["run A"]
+        final = first["final"]
+        assert final is not None and final["per_class"] and final["confusion"], first
+        pr = next(c for c in final["curves"] if c["name"] == "PR")
         row = job_row(page, first["job_id"])
         expect(row.locator(".jp-yolo-JobRow-title")).to_have_text("run A", timeout=SLOW_MS)
         # the row: name, start time and duration, the headline metric by its short label
@@ -90,7 +124,8 @@ def test_results_view_and_comparison_of_two_runs(browser: Any, lab: ServerProces
 
         # ---- the results view of run A
         row.locator(".jp-yolo-JobRow-results").click()
-        view = page.locator(f'.jp-yolo-Results[data-job-id="{first["job_id"]}"]')
+        view_a = f'.jp-yolo-Results[data-job-id="{first["job_id"]}"]'
+        view = page.locator(view_a)
         expect(view).to_be_visible()
         expect(view.locator(".jp-yolo-Results-title")).to_contain_text("run A")
         summary = view.locator(".jp-yolo-Results-summary")
@@ -139,21 +174,21 @@ def test_results_view_and_comparison_of_two_runs(browser: Any, lab: ServerProces
         text = console.text_content() or ""
         assert str(lab.workspace) not in text
         assert not any(ord(c) >= 0x1F000 for c in text), text
-        element_shot(page, f'.jp-yolo-Results[data-job-id="{first["job_id"]}"]', "results-view")
+        element_shot(page, view_a, "results-view")
         view.locator('[data-section="confusion"] .jp-yolo-Results-normalize').check()
         expect(heatmap.locator(".jp-yolo-Heatmap-count").first).to_contain_text(".")
-        element_shot(page, '.jp-yolo-Results [data-section="classes"]', "results-view-classes")
-        element_shot(page, '.jp-yolo-Results [data-section="curves"]', "results-view-curves")
-        element_shot(page, '.jp-yolo-Results [data-section="confusion"]', "results-view-confusion")
-        element_shot(page, '.jp-yolo-Results [data-section="images"]', "results-view-images")
+        element_shot(page, f'{view_a} [data-section="classes"]', "results-view-classes")
+        element_shot(page, f'{view_a} [data-section="curves"]', "results-view-curves")
+        element_shot(page, f'{view_a} [data-section="confusion"]', "results-view-confusion")
+        element_shot(page, f'{view_a} [data-section="images"]', "results-view-images")
         # system usage over the run: one CPU point per sample that knows it
         cpu = [u for u in first["usage"] if u["cpu_percent"] is not None]
         if cpu:
             usage = view.locator('.jp-yolo-Chart[data-chart="usage-percent"]')
             line = usage.locator('polyline[data-series="CPU %"]')
             expect(line).to_have_attribute("data-points", str(len(cpu)))
-            element_shot(page, '.jp-yolo-Results [data-section="usage"]', "results-view-usage")
-        element_shot(page, '.jp-yolo-Results [data-section="console"]', "results-view-console")
+            element_shot(page, f'{view_a} [data-section="usage"]', "results-view-usage")
+        element_shot(page, f'{view_a} [data-section="console"]', "results-view-console")
 
         # ---- compare both runs
         compare = page.locator(".jp-yolo-JobsPanel-compare")

@@ -17,7 +17,8 @@ panel's thread draws reads one whole figure.
 Its front end is plotly's own, loaded by a small module (:data:`LOADER`) instead of the 5 MB
 bundle plotly puts in every figure's state: the page imports the bundle once, from the Jupyter
 server (:data:`jupyter_yolo.plotly_bundle.ROUTE`), or, where there is no such server or it has
-another plotly, the first figure asks the kernel for it. A reloaded page then restores its
+another plotly, the figure asks the kernel for plotly's own front end (as plain FigureWidgets
+carry it). A reloaded page then restores its
 widgets from kilobytes instead of megabytes (with five figures, 25 MB made JupyterLab's widget
 restore fail now and then: "model not found").
 
@@ -59,33 +60,11 @@ async function fromServer() {
   return await import(/* webpackIgnore: true */ new URL(path, window.location.href).href);
 }
 
-function fromKernel(model) {
-  return new Promise((resolve, reject) => {
-    const listen = (message) => {
-      if (!message || message.event !== "__EVENT__") return;
-      model.off("msg:custom", listen);
-      if (typeof message.source !== "string") {
-        reject(new Error(message.error || "the kernel has no plotly widget bundle"));
-        return;
-      }
-      const url = URL.createObjectURL(new Blob([message.source], { type: "text/javascript" }));
-      import(/* webpackIgnore: true */ url)
-        .then(resolve, reject)
-        .finally(() => URL.revokeObjectURL(url));
-    };
-    model.on("msg:custom", listen);
-    model.send({ event: "__EVENT__" });
-  });
-}
-
-function plotly(model) {
+function plotly() {
   let loading = globalThis[KEY];
   if (!loading) {
-    loading = fromServer().catch(() => fromKernel(model));
+    loading = fromServer();
     globalThis[KEY] = loading;
-    loading.catch(() => {
-      if (globalThis[KEY] === loading) delete globalThis[KEY];
-    });
   }
   return loading;
 }
@@ -94,12 +73,20 @@ export default () => {
   let widget = null;
   return {
     async initialize({ model }) {
-      const bundle = await plotly(model);
+      let bundle;
+      try {
+        bundle = await plotly();
+      } catch (error) {
+        // no Jupyter server page, or another plotly there: the kernel puts plotly's own
+        // front end in this figure's _esm, and anywidget loads that instead
+        model.send({ event: "__EVENT__" });
+        return;
+      }
       widget = bundle.default();
       return widget.initialize({ model });
     },
     render({ model, el }) {
-      return widget.render({ model, el });
+      return widget ? widget.render({ model, el }) : undefined;
     },
   };
 };
@@ -142,15 +129,15 @@ class LiveFigure(go.FigureWidget):  # type: ignore[misc]
         self.on_msg(self._answer_bundle)
 
     def _answer_bundle(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        """Send plotly's bundle to a view that could not import it from the server."""
+        """A view could not import plotly's front end: give this figure plotly's own ``_esm``."""
         if not isinstance(content, dict) or content.get("event") != BUNDLE_EVENT:
             return
         try:
             source = read_bundle().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            self.send({"event": BUNDLE_EVENT, "error": f"no plotly widget bundle: {error}"})
-            return
-        self.send({"event": BUNDLE_EVENT, "source": source})
+        except (OSError, UnicodeDecodeError):
+            return  # nothing better to offer: the figure stays blank, as plotly's would
+        if self._esm != source:
+            self._esm = source
 
     def sync_state(self) -> None:
         """Store the current traces and layout in the state traits, without sending them."""

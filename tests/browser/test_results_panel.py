@@ -200,3 +200,33 @@ def test_results_panel_and_comparison_in_the_notebook(page: Any, lab: ServerProc
     assert "lr0" in page.locator(f"{COMPARE} .yolo-differs").first.inner_text()
     assert page.locator(f"{COMPARE} .yolo-best tr").count() == 3
     panel_screenshot(page, COMPARE, "notebook-compare-runs")
+
+    # a browser reload: the views are drawn again from the kernel's state, figures included
+    # (saved first: the notebook's outputs hold the widget views)
+    page.locator(".jp-Notebook .jp-Cell").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    page.wait_for_function(
+        "() => !document.querySelector('.lm-TabBar-tab.jp-mod-current.jp-mod-dirty')",
+        timeout=30_000,
+    )
+    page.reload()
+    # attached, maybe hidden: the tab chosen last (System) is still the one shown
+    page.wait_for_selector(f"{RESULTS} .yolo-classes", state="attached", timeout=120_000)
+    wait_until(
+        lambda: (
+            len(
+                [t for t in _traces(page, COMPARE) if (t["meta"] or {}).get("series") == "headline"]
+            )
+            == 2
+        ),
+        60,
+        "the comparison chart came back empty after a reload",
+    )
+    _tab(page, "Confusion matrix")
+    wait_until(
+        lambda: [t for t in _traces(page, RESULTS) if t["type"] == "heatmap" and t["cells"]],
+        60,
+        "the confusion matrix came back empty after a reload",
+    )
+    panel_screenshot(page, RESULTS, "notebook-results-after-reload")

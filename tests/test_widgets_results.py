@@ -366,6 +366,7 @@ def test_results_panel_follows_a_run_to_its_final_results_and_stops_on_close() -
     assert len(panel.confusion.data[0].z) == len(NAMES) + 1
     _until(lambda: panel.images.data[0].source, 30)
     assert panel.images.data[0].source.startswith("data:image/png;base64,")
+    assert panel.image_w.options[0][0] == "a.png \u00b7 2 true \u00b7 1 predicted"
     assert len(panel.usage.data[0].x) == 4 and panel.complete
     calls = len(client.calls)
     panel.normalized_w.value = True  # a toggle redraws from what the panel has

@@ -33,6 +33,7 @@ from .results_data import (
     curve_kinds,
     fetch_results,
     header_html,
+    image_label,
     kind_label,
     usage_html,
 )
@@ -240,7 +241,7 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
             try:
                 self.kind_w.options = [(kind_label(k), k) for k in kinds]
                 self.kind_w.value = kinds[0]
-                self.image_w.options = [(image["image"], i) for i, image in enumerate(images)]
+                self.image_w.options = [(image_label(image), i) for i, image in enumerate(images)]
                 self.image_w.value = 0 if images else None
             finally:
                 self._quiet = False

@@ -23,6 +23,7 @@ from ..contract.results import (
     GpuUsage,
     RunResults,
     UsageFields,
+    ValImage,
 )
 from ..contract.tasks import metric_label
 from .common import Raw, esc, fmt_bytes, fmt_seconds, table
@@ -245,6 +246,16 @@ def class_table_html(results: RunResults, order: str = "class") -> str:
             cells.append(Raw(f"<b>{esc(text)}</b>") if key == head else text)
         body.append(cells)
     return table(body, header).replace('class="yolo-table"', 'class="yolo-table yolo-classes"', 1)
+
+
+def image_label(image: ValImage) -> str:
+    """A validation image as the picker lists it: its name and what it holds."""
+    name = str(image.get("image") or "").rsplit("/", 1)[-1]
+    if "truth_class" in image:
+        top = (image.get("predicted_classes") or ["\u2014"])[0]
+        return f"{name} \u00b7 truth {image.get('truth_class')} \u00b7 predicted {top}"
+    truth, predicted = len(image.get("truth") or []), len(image.get("predicted") or [])
+    return f"{name} \u00b7 {truth} true \u00b7 {predicted} predicted"
 
 
 # ----------------------------------------------------------------------------- curves

@@ -356,6 +356,7 @@ def test_results_panel_follows_a_run_to_its_final_results_and_stops_on_close() -
     assert "after the last epoch" in panel.header_w.value and "running" in panel.header_w.value
     assert "final validation" in panel.classes_w.value
     assert panel.confusion.data == () and not panel.image_w.options
+    assert "come with the final validation" in panel.image_note_w.value
     assert "jobs/0123456789ab/run" in panel.console_w.value and "/srv" not in panel.console_w.value
 
     client.answers["0123456789ab"] = sample_results()  # the run ended with its validation
@@ -444,6 +445,28 @@ def test_other_tasks_draw_from_their_shapes() -> None:
     results = sample_results(task="classify", headline="metrics/accuracy_top1", final=None)
     html = header_html(results, "Image classification")
     assert "headline metric: accuracy top1" in html
+
+
+def test_a_task_without_objects_says_what_it_lacks() -> None:
+    final = {
+        "task": "semantic",
+        "names": NAMES,
+        "weights": None,
+        "metrics": {"metrics/mIoU": 0.4, "metrics/pixel_acc": 0.8},
+        "per_class": [],
+        "curves": [],
+        "confusion": None,
+        "val_images": [],
+        "speed_ms": {},
+    }
+    semantic = sample_results(task="semantic", headline="metrics/mIoU", final=final)
+    panel = ResultsPanel("0123456789ab", PayloadClient({"0123456789ab": semantic}), refresh_s=0)
+    panel.refresh()
+    assert "<b>mIoU 0.400</b>" in panel.header_w.value and "Semantic" in panel.header_w.value
+    assert "reports no per-class metrics" in panel.classes_w.value
+    assert "no images with objects" in panel.image_note_w.value
+    assert panel.confusion.data == () and panel.curves.data == ()
+    panel.close()
 
 
 # ------------------------------------------------------------------------------- real server

@@ -249,6 +249,11 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
             self._draw_confusion()
             if images:
                 self._draw_image()
+            elif final:  # semantic and depth: their truth is a map, not objects
+                self.image_note_w.value = (
+                    '<div class="yolo-muted">This task\'s validation gives no images with '
+                    "objects to show.</div>"
+                )
             else:
                 self.image_note_w.value = (
                     '<div class="yolo-muted">Validation images come with the final '

@@ -85,7 +85,7 @@ def annotate(
     truth: Sequence[dict[str, Any]] = (),
     longest: int = THUMB,
 ) -> bytes:
-    """``image`` scaled to ``longest`` px with ``detections`` and ``truth`` boxes drawn; PNG.
+    """``image`` scaled to ``longest`` px (up or down) with its boxes and labels drawn; PNG.
 
     Boxes are in pixels of the original image, whose ``size`` (width, height) defaults to
     ``image``'s own (give it when ``image`` is already a thumbnail).
@@ -95,7 +95,10 @@ def annotate(
     with Image.open(io.BytesIO(image)) as opened:
         picture = opened.convert("RGB")
     original = size or picture.size
-    picture.thumbnail((longest, longest))
+    scale = longest / max(picture.size)  # small images grow too: labels keep their pixel size
+    resized = (max(round(picture.size[0] * scale), 1), max(round(picture.size[1] * scale), 1))
+    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BILINEAR
+    picture = picture.resize(resized, resample)
     scale_x = picture.size[0] / max(float(original[0]), 1.0)
     scale_y = picture.size[1] / max(float(original[1]), 1.0)
     draw = ImageDraw.Draw(picture)

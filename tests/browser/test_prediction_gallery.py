@@ -125,14 +125,14 @@ def test_gallery_truth_labels_and_no_prediction_unasked(
         panel_screenshot(page, DETECTION, "gallery-truth-legend")
         page.locator(f"{DETECTION} button[title^='open upload:dark.png']").click()
         wait_until(
-            lambda: "dark.png" in page.locator(f"{DETECTION} .yolo-note").first.inner_text(),
+            lambda: page.locator(f"{DETECTION} .yolo-note", has_text="dark.png").count(),
             120,
             "clicking a tile did not show it large",
         )
         panel_screenshot(page, f"{DETECTION} .js-plotly-plot", "gallery-dark-image-labels")
         page.locator(f"{DETECTION} button[title^='open upload:light.png']").click()
         wait_until(
-            lambda: "light.png" in page.locator(f"{DETECTION} .yolo-note").first.inner_text(),
+            lambda: page.locator(f"{DETECTION} .yolo-note", has_text="light.png").count(),
             120,
             "the light image was not shown large",
         )

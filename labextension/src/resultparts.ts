@@ -14,7 +14,8 @@ import {
   getWorkspaceLocation,
   workspaceFileUrl
 } from './api';
-import { Heatmap, LineChart, PALETTE } from './charts';
+import { LineChart, PALETTE } from './charts';
+import { Heatmap } from './heatmap';
 import { relativePaths } from './consoletext';
 import { el } from './format';
 import { messageOf } from './notify';

@@ -18,7 +18,8 @@ Its front end is plotly's own, loaded by a small module (:data:`LOADER`) instead
 bundle plotly puts in every figure's state: the page imports the bundle once, from the Jupyter
 server (:data:`jupyter_yolo.plotly_bundle.ROUTE`), or, where there is no such server or it has
 another plotly, the figure asks the kernel for plotly's own front end (as plain FigureWidgets
-carry it). A reloaded page then restores its
+carry it) and gets its whole current state first; a change made while that 5 MB front end is
+still loading shows with the figure's next change (the panels redraw whole traces). A reloaded page then restores its
 widgets from kilobytes instead of megabytes (with five figures, 25 MB made JupyterLab's widget
 restore fail now and then: "model not found").
 
@@ -136,6 +137,10 @@ class LiveFigure(go.FigureWidget):  # type: ignore[misc]
             source = read_bundle().decode("utf-8")
         except (OSError, UnicodeDecodeError):
             return  # nothing better to offer: the figure stays blank, as plotly's would
+        # changes sent while no plotly front end listened were lost: the whole figure first,
+        # then the front end (which draws what the model holds when it loads)
+        self.sync_state()
+        self.send_state(list(STATE_TRAITS))
         if self._esm != source:
             self._esm = source
 

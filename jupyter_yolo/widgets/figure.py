@@ -19,9 +19,9 @@ bundle plotly puts in every figure's state: the page imports the bundle once, fr
 server (:data:`jupyter_yolo.plotly_bundle.ROUTE`), or, where there is no such server or it has
 another plotly, the figure asks the kernel for plotly's own front end (as plain FigureWidgets
 carry it) and gets its whole current state first; a change made while that 5 MB front end is
-still loading shows with the figure's next change (the panels redraw whole traces). A reloaded page then restores its
-widgets from kilobytes instead of megabytes (with five figures, 25 MB made JupyterLab's widget
-restore fail now and then: "model not found").
+still loading shows with the figure's next change (the panels redraw whole traces). A reloaded
+page then restores its widgets from kilobytes instead of megabytes (with five figures, 25 MB made
+JupyterLab's widget restore fail now and then: "model not found").
 
 Build every panel figure with :func:`live_figure`.
 """

@@ -399,6 +399,12 @@ def test_compare_runs_panel_draws_picked_runs() -> None:
     assert list(losses[0].y) == [3.0, 2.0, 2.0 / 3 + 1, 1.5]
     assert "000000000000" in compare.message_w.value  # not a train job of this server
     assert "yolo-differs" in compare.params_w.value and "shapes" in compare.best_w.value
+    assert compare.metric_w.options[0] == ("headline", "")
+    assert ("box mAP50", "metrics/mAP50(B)") in compare.metric_w.options
+    compare.metric_w.value = "metrics/mAP50(B)"
+    _until(lambda: "box mAP50<" in compare.figure.layout.annotations[0].text, 30)
+    heads = [t for t in compare.figure.data if t.meta["series"] == "headline"]
+    assert list(heads[0].y) == [0.88]  # the history's epoch 3 mAP50
     compare.select_w.value = ("ba9876543210",)
     _until(lambda: len(compare.runs) == 1 and len(compare.figure.data) == 2, 30)
     compare.close()

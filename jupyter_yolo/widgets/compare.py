@@ -24,10 +24,12 @@ from .results_compare import (
     compare_figure,
     fold_losses,
     job_label,
+    metric_choices,
     params_table_html,
 )
 from .results_data import TERMINAL, fetch_results
 from .results_figures import FigureSlot
+from .tasks import metric_label
 
 REFRESH_S = 5.0
 """Seconds between two refreshes while a compared run is still running."""
@@ -53,6 +55,12 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
             description="runs", rows=6, layout=widgets.Layout(width="760px")
         )
         self.reload_button = widgets.Button(description="Reload list", icon="refresh")
+        self.metric_w = widgets.Dropdown(
+            description="metric",
+            options=[("headline", "")],
+            value="",
+            layout=widgets.Layout(width="320px"),
+        )
         self.message_w = widgets.HTML()
         self.figure_slot = FigureSlot(compare_figure([]))
         self.best_w = widgets.HTML()
@@ -66,6 +74,7 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
                 ),
                 widgets.HBox([self.select_w, self.reload_button]),
                 self.message_w,
+                self.metric_w,
                 self.figure_slot,
                 widgets.HTML('<div class="yolo-h">Best epoch</div>'),
                 self.best_w,
@@ -76,6 +85,7 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
         self.add_class("yolo-compare-runs")
         self._wanted = [str(j) for j in job_ids or []]
         self.select_w.observe(self._chosen, names="value")
+        self.metric_w.observe(lambda _: self._background(self._draw), names="value")
         self.reload_button.on_click(lambda _: self._background(self.reload_list))
         self._ticker: Ticker | None = None
         self._refresh_s = refresh_s
@@ -162,7 +172,13 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             if self._closed:
                 return
-            self.figure_slot.show(compare_figure(runs))
+            keys = metric_choices(runs)
+            options = [("headline", "")] + [(metric_label(k), k) for k in keys]
+            chosen = self.metric_w.value if self.metric_w.value in keys else ""
+            if list(self.metric_w.options) != options:
+                self.metric_w.options = options
+            self.metric_w.value = chosen
+            self.figure_slot.show(compare_figure(runs, chosen or None))
             self.best_w.value = STYLE + best_table_html(runs)
             self.params_w.value = STYLE + params_table_html(runs)
 

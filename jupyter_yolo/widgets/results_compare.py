@@ -62,9 +62,9 @@ class ComparedRun:
         """The run's name (or ``train job <id>``)."""
         return run_title(self.results)
 
-    def headline_curve(self) -> tuple[list[int], list[float | None]]:
+    def headline_curve(self, key: str | None = None) -> tuple[list[int], list[float | None]]:
         """The run's headline metric per epoch (from its history; best and last otherwise)."""
-        head = self.results.get("headline") or ""
+        head = key or self.results.get("headline") or ""
         history: list[EpochSummary] = list(self.results.get("history") or [])
         if not history:
             history = [s for s in (self.results.get("best"), self.results.get("last")) if s]
@@ -120,9 +120,20 @@ def same_headline(runs: Sequence[ComparedRun]) -> str | None:
     return str(next(iter(keys))) if len(keys) == 1 and None not in keys else None
 
 
-def compare_figure(runs: Sequence[ComparedRun]) -> go.Figure:
-    """Each run's headline metric (left) and total training loss (right) per epoch."""
-    head = same_headline(runs)
+def metric_choices(runs: Sequence[ComparedRun]) -> list[str]:
+    """The metric keys every compared run has epochs of (the shared headline first)."""
+    keys: list[str] | None = None
+    for run in runs:
+        own = metric_keys(run.results)
+        for summary in run.results.get("history") or []:
+            own += [k for k in summary.get("metrics") or {} if k not in own]
+        keys = own if keys is None else [k for k in keys if k in own]
+    return keys or []
+
+
+def compare_figure(runs: Sequence[ComparedRun], metric: str | None = None) -> go.Figure:
+    """Each run's ``metric`` (its headline by default, left) and total training loss (right)."""
+    head = metric or same_headline(runs)
     left = f"Validation: <b>{metric_label(head)}</b>" if head else "Validation: headline metric"
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=(left, "Total training loss"), horizontal_spacing=0.1
@@ -131,7 +142,7 @@ def compare_figure(runs: Sequence[ComparedRun]) -> go.Figure:
         hue = RUN_COLORS[index % len(RUN_COLORS)]
         dash = RUN_DASHES[index % len(RUN_DASHES)]
         marker = {"symbol": RUN_SYMBOLS[index % len(RUN_SYMBOLS)], "size": 8}
-        epochs, values = run.headline_curve()
+        epochs, values = run.headline_curve(metric)
         label = run.title if head else f"{run.title} ({metric_label(run.results['headline'])})"
         fig.add_trace(
             go.Scatter(

@@ -39,6 +39,7 @@ from .drawing import (
 from .gallery import Gallery
 from .predict_service import LatestOnly
 from .tasks import task_facts
+from .training_form import weights_choices
 
 __all__ = ["MAX_BOXES_DRAWN", "DetectionPanel", "backend_html", "box_traces", "detection_figure"]
 
@@ -258,23 +259,7 @@ class DetectionPanel(
             str(m["model"]): str(m.get("task") or self.facts.task_of_model(str(m["model"])))
             for m in listed
         }
-        options = [
-            (
-                f"{m['model']}"
-                + (f" ({m['name']})" if m.get("name") else "")
-                + f" \u00b7 {self._model_tasks[str(m['model'])]}",
-                str(m["model"]),
-            )
-            for m in models.get("trained") or []
-        ]
-        options.sort(key=lambda o: (not o[1].endswith(":best"),))
-        options.extend(
-            (
-                f"{w['model']} (pretrained \u00b7 {self._model_tasks[str(w['model'])]})",
-                str(w["model"]),
-            )
-            for w in models.get("weights") or []
-        )
+        options, best = weights_choices(models)  # best run first, labelled with its metric
         if select and select not in [v for _, v in options]:
             options.insert(0, (select, select))
         current = self.model_w.value
@@ -282,7 +267,7 @@ class DetectionPanel(
             self.model_w.options = options
             if options:
                 self.model_w.value = select or (
-                    current if current in [v for _, v in options] else options[0][1]
+                    current if current in [v for _, v in options] else best or options[0][1]
                 )
         self._show_stored()
         self._show_task()

@@ -27,7 +27,7 @@ from jupyter_yolo.contract.results import (
     USAGE_EVENT,
 )
 from jupyter_yolo.datasets.synthetic_tasks import generate_task_dataset
-from jupyter_yolo.jobs.results import best_epoch, decimate, scan_events
+from jupyter_yolo.jobs.results import best_epoch, decimate, scan_events, shown_params
 
 from .conftest import all_events, expect_error, fetch_json, post_json, wait_for_job
 from .task_data import make_dataset
@@ -349,3 +349,22 @@ def test_event_scan_reads_what_was_appended(tmp_path: Path) -> None:
     path.write_text(line(1, "epoch", epoch=7, **epoch))
     history, samples, _ = scan_events(path)
     assert [h["epoch"] for h in history] == [7] and samples == []
+
+
+def test_results_show_no_credentials_or_server_paths(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    params = {
+        "source": "rtsp://admin:secret@cam.local:554/stream?token=abc",
+        "model": f"{workspace}/jobs/0123456789ab/run/weights/best.pt",
+        "data": f"{workspace}/datasets/shapes/data.yaml",
+        "epochs": 3,
+        "elsewhere": "/opt/weights/x.pt",
+    }
+
+    shown = shown_params(params, workspace)
+
+    assert "secret" not in json.dumps(shown) and "abc" not in json.dumps(shown)
+    assert "cam.local" in str(shown["source"])
+    assert shown["model"] == "jobs/0123456789ab/run/weights/best.pt"
+    assert shown["data"] == "datasets/shapes/data.yaml"
+    assert shown["epochs"] == 3 and shown["elsewhere"] == "/opt/weights/x.pt"

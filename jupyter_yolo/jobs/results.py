@@ -28,6 +28,7 @@ from ..contract.results import (
     ValidatorResults,
 )
 from ..contract.tasks import headline, higher_is_better
+from .media_source import mask_url
 
 if TYPE_CHECKING:
     from .manager import JobManager
@@ -235,7 +236,23 @@ def read_validator_results(folder: Path) -> ValidatorResults | None:
     return cast(ValidatorResults, data)
 
 
-def build_results(record: JobRecord, folder: Path, task: str) -> RunResults:
+def shown_params(params: dict[str, Any], workspace: Path) -> dict[str, object]:
+    """A job's parameters as the results show them: no credentials, no server paths.
+
+    A stream URL's credentials are masked (as job descriptions mask the request), and absolute
+    paths inside the workspace become workspace-relative.
+    """
+    root = str(workspace).rstrip("/") + "/"
+    shown: dict[str, object] = dict(params)
+    for key, value in params.items():
+        if isinstance(value, str) and key == "source":
+            shown[key] = mask_url(value)
+        elif isinstance(value, str) and value.startswith(root):
+            shown[key] = value[len(root) :]
+    return shown
+
+
+def build_results(record: JobRecord, folder: Path, task: str, workspace: Path) -> RunResults:
     """A job's :class:`RunResults` from its registry row and its folder."""
     history, usage, planned = scan_events(folder / EVENTS_FILE)
     if not planned:
@@ -250,7 +267,7 @@ def build_results(record: JobRecord, folder: Path, task: str) -> RunResults:
         "created": record.created,
         "started": record.started,
         "ended": record.ended,
-        "params": dict(record.params),
+        "params": shown_params(record.params, workspace),
         "headline": headline(task),
         "best": best_epoch(history, task),
         "last": history[-1] if history else None,
@@ -264,4 +281,5 @@ def build_results(record: JobRecord, folder: Path, task: str) -> RunResults:
 def run_results(jobs: JobManager, job_id: str) -> RunResults:
     """The results of job ``job_id`` (a :class:`~jupyter_yolo.errors.NotFound` when unknown)."""
     record = jobs.record(job_id)
-    return build_results(record, jobs.workspace.jobs / record.id, jobs.task_of(record.id))
+    place = jobs.workspace
+    return build_results(record, place.jobs / record.id, jobs.task_of(record.id), place.root)

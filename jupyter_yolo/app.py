@@ -246,11 +246,14 @@ class YoloApp(ExtensionApp):
     def initialize_settings(self) -> None:
         """Build the core services once; nothing here imports torch or ultralytics."""
         self.yolo_workspace = Workspace(Path(self.workspace))
-        moved = self.yolo_workspace.create()
-        for message in moved:
-            self.log.warning("jupyter_yolo: %s", message)
+        moved = self.yolo_workspace.create(migrate=False)
         self.ownership = WorkspaceOwnership(self.yolo_workspace.root)
         owner = self.ownership.acquire()
+        if owner is None:  # never under a server that still uses the registry where it was
+            problem = self.yolo_workspace.try_migrate_registry()
+            moved += [problem] if problem else []
+        for message in moved:
+            self.log.warning("jupyter_yolo: %s", message)
         self.datasets = DatasetStore(
             self.yolo_workspace,
             max_upload_bytes=self.max_upload_bytes,

@@ -74,8 +74,11 @@ class Workspace:
                 os.replace(source, target)
         return True
 
-    def create(self) -> list[str]:
+    def create(self, *, migrate: bool = True) -> list[str]:
         """Create the workspace layout if it is missing; return what had to be moved aside.
+
+        ``migrate``: also move an older version's root registry (see :meth:`migrate_registry`);
+        a server does that itself once it holds the workspace lock.
 
         A file or a link where one of the layout's folders belongs is renamed to
         ``<name>.not-a-folder-<time>`` (nothing is deleted), so the server can still start.
@@ -92,8 +95,26 @@ class Workspace:
                 )
             folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state, 0o700)
-        self.migrate_registry()
+        if migrate:
+            problem = self.try_migrate_registry()
+            if problem:
+                moved.append(problem)
         return moved
+
+    def try_migrate_registry(self) -> str | None:
+        """:meth:`migrate_registry`, or why it could not (the server starts all the same).
+
+        The jobs stay in their folders: a registry that could not move is rebuilt from them.
+        """
+        try:
+            self.migrate_registry()
+        except OSError as exc:
+            return (
+                f"the job registry {REGISTRY_NAME} at the workspace root could not be moved "
+                f"into {self.state.name}/ ({exc.strerror or exc}); the job list is rebuilt from "
+                f"the job folders"
+            )
+        return None
 
     def contains(self, path: Path) -> bool:
         """Whether ``path`` (resolved) lies inside the workspace."""

@@ -112,3 +112,20 @@ def test_a_runner_leaves_no_runs_folder_at_the_root(tmp_path: Path) -> None:
     assert not (root / "runs").exists()
     runs_dir = Path(done.stdout.strip().splitlines()[-1])
     assert runs_dir.is_relative_to(root) and runs_dir.relative_to(root).parts[0].startswith(".")
+
+
+def test_a_registry_that_cannot_move_is_reported(tmp_path: Path, monkeypatch: Any) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    old_registry_with_wal(root)
+    workspace = Workspace(root)
+
+    def refuse(source: Any, target: Any) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("jupyter_yolo.workspace.os.replace", refuse)
+    problems = workspace.create()
+
+    assert len(problems) == 1 and "could not be moved" in problems[0]
+    assert "cross-device" in problems[0]
+    assert (root / REGISTRY_NAME).is_file()  # left where it was, nothing lost

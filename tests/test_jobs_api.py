@@ -153,6 +153,17 @@ async def test_unknown_job_is_404(jp_fetch: Any) -> None:
     await expect_error(jp_fetch, 404, "yolo", "jobs", "nonsense", "events")
 
 
+async def test_event_polls_are_no_activity_of_the_person(jp_fetch: Any, jp_serverapp: Any) -> None:
+    """Open panels poll events: that must not keep an idle server from being culled."""
+    settings = jp_serverapp.web_app.settings
+    await fetch_json(jp_fetch, "yolo", "jobs")
+    before = settings["api_last_activity"]
+    await expect_error(jp_fetch, 404, "yolo", "jobs", "0123456789ab", "events")
+    assert settings["api_last_activity"] == before
+    await fetch_json(jp_fetch, "yolo", "jobs")  # any other request still counts
+    assert settings["api_last_activity"] > before
+
+
 # --------------------------------------------------------------------------- real training
 
 

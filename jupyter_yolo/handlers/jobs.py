@@ -124,9 +124,12 @@ class JobEventsHandler(YoloHandler):
 
     With ``timeout`` the request waits up to that many seconds for a new event or a change of
     status (long poll); ``status`` (the one the caller last saw) makes an ended job wait too.
+    Panels keep polling while they are open, so these requests are no activity of the person:
+    a forgotten notebook must not keep an idle server from being culled.
     """
 
     auth_resource = "jupyter_yolo:jobs"
+    _track_activity = False
 
     @web.authenticated
     @authorized

@@ -89,6 +89,8 @@ class EventScan:
     def _add(self, event: dict[str, Any]) -> None:
         if event["type"] != "epoch":
             self.usage.append(usage_sample(event))
+            if len(self.usage) > 4 * MAX_USAGE_SAMPLES:  # a long run: memory stays bounded
+                self.usage = decimate(self.usage, 2 * MAX_USAGE_SAMPLES)
             return
         summary = epoch_summary(event)
         if summary is None:

@@ -109,8 +109,9 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
             )
         if wanted:
             self.select_w.value = tuple(wanted)  # draws through _chosen
-        if self._refresh_s > 0:
-            self._ticker = Ticker(self._tick, self._refresh_s).start()
+        with self._lock:
+            if self._refresh_s > 0 and not self._closed:  # close() may have come first
+                self._ticker = Ticker(self._tick, self._refresh_s).start()
 
     def reload_list(self) -> None:
         """Read the server's train jobs again (newest first) into the picker."""
@@ -191,8 +192,10 @@ class CompareRuns(widgets.VBox):  # type: ignore[misc]
 
     def close(self) -> None:
         """Stop refreshing and close the widgets."""
-        self._closed = True
-        if self._ticker is not None:
-            self._ticker.stop()
+        with self._lock:
+            self._closed = True
+            ticker = self._ticker
+        if ticker is not None:
+            ticker.stop()
         self.figure_slot.close()
         super().close()

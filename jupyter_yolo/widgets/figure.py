@@ -66,6 +66,10 @@ function plotly() {
   if (!loading) {
     loading = fromServer();
     globalThis[KEY] = loading;
+    // a failed load (the server restarting) is not remembered: the next figure tries again
+    loading.catch(() => {
+      if (globalThis[KEY] === loading) delete globalThis[KEY];
+    });
   }
   return loading;
 }

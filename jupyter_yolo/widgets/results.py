@@ -224,11 +224,11 @@ class ResultsPanel(widgets.VBox):  # type: ignore[misc]
             results.get("epochs"),
             last["epoch"] if last else None,
             final is not None,
-            len(usage),
+            (len(usage), usage[-1].get("time") if usage else None),  # the server keeps 500 at most
         )
         if key == self._shown:
             return
-        usage_changed = self._shown is None or self._shown[4] != len(usage)
+        usage_changed = self._shown is None or self._shown[4] != key[4]
         final_changed = self._shown is None or self._shown[3] != (final is not None)
         self._shown = key
         if usage_changed:

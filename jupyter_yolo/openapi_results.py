@@ -43,6 +43,8 @@ RESULTS_SCHEMAS: dict[str, Any] = {
         metrics=METRICS,
         fitness=NULLABLE_NUMBER,
         time=NUMBER,
+        loss=METRICS,
+        val_loss=_nullable(METRICS),
     ),
     "GpuUsage": _object(
         ["index", "name", "util_percent", "memory_used_bytes", "memory_total_bytes"],

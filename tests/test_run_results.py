@@ -332,10 +332,19 @@ def test_event_scan_reads_what_was_appended(tmp_path: Path) -> None:
         return json.dumps({"seq": seq, "time": float(seq), "type": kind, **fields}) + "\n"
 
     usage = {"cpu_percent": 50.0, "memory_bytes": 1, "memory_limit_bytes": None, "gpus": []}
-    epoch = {"epochs": 3, "metrics": {"metrics/mAP50-95(B)": 0.5}, "fitness": 0.5}
+    epoch = {
+        "epochs": 3,
+        "metrics": {"metrics/mAP50-95(B)": 0.5},
+        "fitness": 0.5,
+        "loss": {"box": 1.5, "cls": None},
+        "val_loss": None,
+    }
     path.write_text(line(1, "batch", epoch=1) + line(2, "epoch", epoch=1, **epoch))
     history, samples, planned = scan_events(path)
     assert [h["epoch"] for h in history] == [1] and samples == [] and planned == 3
+    # the losses per epoch too, so views draw a long run's curves without reading its events
+    assert history[0].get("loss") == {"box": 1.5, "cls": None}
+    assert history[0].get("val_loss") is None
     with path.open("a") as handle:  # a usage sample, then a line still being written
         handle.write(line(3, USAGE_EVENT, **usage) + line(4, "epoch", epoch=2, **epoch)[:20])
     history, samples, _ = scan_events(path)

@@ -149,6 +149,9 @@ class EpochSummary(TypedDict):
     metrics: dict[str, Number]
     fitness: Number
     time: float
+    loss: NotRequired[dict[str, Number]]
+    """The epoch's mean training losses (``box``, ``cls`` ...), as its event has them."""
+    val_loss: NotRequired[dict[str, Number] | None]
 
 
 class RunResults(TypedDict):

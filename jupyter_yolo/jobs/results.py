@@ -23,6 +23,7 @@ from ..contract.results import (
     USAGE_EVENT,
     EpochSummary,
     GpuUsage,
+    Number,
     RunResults,
     UsageFields,
     ValidatorResults,
@@ -161,7 +162,16 @@ def epoch_summary(event: dict[str, Any]) -> EpochSummary | None:
         "metrics": metrics,
         "fitness": _finite(event.get("fitness")),
         "time": _finite(event.get("time")) or 0.0,
+        "loss": _numbers(event.get("loss")) or {},
+        "val_loss": _numbers(event.get("val_loss")),
     }
+
+
+def _numbers(raw: Any) -> dict[str, Number] | None:
+    """A ``{name: number}`` of an event (non-finite values None), or None when it is not one."""
+    if not isinstance(raw, dict):
+        return None
+    return {str(k): _finite(v) for k, v in raw.items() if isinstance(k, str)}
 
 
 def usage_sample(event: dict[str, Any]) -> UsageFields:

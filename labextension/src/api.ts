@@ -465,6 +465,8 @@ export interface IEpochSummary {
   metrics: Record<string, MaybeNumber>;
   fitness: MaybeNumber;
   time: number;
+  loss?: Record<string, MaybeNumber>;
+  val_loss?: Record<string, MaybeNumber> | null;
 }
 
 /** `GET /yolo/jobs/{id}/results`: a job's results as far as they exist now. */
@@ -508,6 +510,29 @@ export function getJob(id: string): Promise<IJob> {
 }
 
 /** Every event of a job of one type, page after page (bounded by `maxPages`). */
+/**
+ * A run's epochs: from its results' `history` (losses included; the server keeps it as the run
+ * goes, so a long run is not read event by event at every refresh), else, from a server whose
+ * history has no losses yet, from its events.
+ */
+export async function runEpochs(id: string, results: IRunResults): Promise<IEpochEvent[]> {
+  const history = results.history;
+  if (history && history.every(h => h.loss !== undefined)) {
+    return history.map(h => ({
+      seq: Math.round(h.time * 1000), // a key only: a redone epoch has a later time
+      time: h.time,
+      type: 'epoch',
+      epoch: h.epoch,
+      epochs: results.epochs,
+      metrics: h.metrics,
+      fitness: h.fitness,
+      loss: h.loss as Record<string, number>,
+      val_loss: h.val_loss ?? null
+    }));
+  }
+  return (await allEvents(id, 'epoch')) as IEpochEvent[];
+}
+
 export async function allEvents(id: string, type: string, maxPages = 20): Promise<IJobEvent[]> {
   const found: IJobEvent[] = [];
   let after = 0;

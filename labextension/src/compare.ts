@@ -5,7 +5,7 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { IEpochEvent, IRunResults, ITaskTable, allEvents, getResults, tasksOnce } from './api';
+import { IEpochEvent, IRunResults, ITaskTable, getResults, runEpochs, tasksOnce } from './api';
 import { LineChart, PALETTE } from './charts';
 import { el, totalLoss } from './format';
 import { messageOf } from './notify';
@@ -65,10 +65,8 @@ export class CompareView extends Widget {
           error: null
         };
         try {
-          [run.results, run.epochs] = await Promise.all([
-            getResults(id),
-            allEvents(id, 'epoch') as Promise<IEpochEvent[]>
-          ]);
+          run.results = await getResults(id);
+          run.epochs = await runEpochs(id, run.results);
         } catch (error) {
           run.error = messageOf(error);
         }

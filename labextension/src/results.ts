@@ -20,7 +20,7 @@ import {
   ITaskTable,
   IUsageSample,
   YoloApiError,
-  allEvents,
+  runEpochs,
   getLog,
   getResults,
   isLive,
@@ -129,7 +129,7 @@ export class ResultsView extends Widget {
       throw error; // the poll backs off
     }
     const [epochs, log] = await Promise.all([
-      allEvents(this.jobId, 'epoch').catch(() => [] as IEpochEvent[]) as Promise<IEpochEvent[]>,
+      runEpochs(this.jobId, results).catch(() => [] as IEpochEvent[]),
       getLog(this.jobId).catch(error => `The log cannot be read: ${messageOf(error)}`)
     ]);
     this.render(results, epochs, log);

@@ -33,6 +33,7 @@ from .common import (
     note,
 )
 from .results_data import console_text
+from .training_form import weights_choices
 
 __all__ = ["MAX_VIDEO_BYTES", "MediaPanel", "progress_text", "video_artifact", "video_width"]
 
@@ -146,15 +147,12 @@ class MediaPanel(widgets.VBox):  # type: ignore[misc]
     # ------------------------------------------------------------------------------ actions
 
     def _fill_models(self, select: str | None) -> None:
-        models = self.client.models()
-        options = [str(m["model"]) for m in models.get("trained") or []]
-        options.sort(key=lambda m: not m.endswith(":best"))
-        options += [str(w["model"]) for w in models.get("weights") or []]
-        if select and select not in options:
-            options.insert(0, select)
+        options, best = weights_choices(self.client.models())  # best run first, labelled
+        if select and select not in [value for _, value in options]:
+            options.insert(0, (select, select))
         self.model_w.options = options
         if options:
-            self.model_w.value = select or options[0]
+            self.model_w.value = select or best or options[0][1]
 
     def _on_run_click(self, _: Any) -> None:
         # claimed here, synchronously: a second click before the job exists finds it taken

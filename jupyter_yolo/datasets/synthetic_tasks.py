@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract.training_defaults import EMBEDDED_RECIPES
+from ..contract.training_defaults import EMBEDDED_DATASETS, EMBEDDED_RECIPES
 from .synthetic import _regular_polygon, generate_shapes
 from .synthetic_depth import DEPTH_SCALE, render_depth_scene
 from .synthetic_scenes import (
@@ -62,16 +62,8 @@ __all__ = [
     "main",
 ]
 
-#: The built-in dataset name of each task.
-SYNTHETIC_NAMES: dict[str, str] = {
-    "detect": "shapes",
-    "segment": "shapes-seg",
-    "pose": "shapes-pose",
-    "obb": "shapes-obb",
-    "classify": "shapes-cls",
-    "semantic": "shapes-sem",
-    "depth": "shapes-depth",
-}
+#: The built-in dataset name of each task (the contract's table).
+SYNTHETIC_NAMES: dict[str, str] = dict(EMBEDDED_DATASETS)
 
 #: Class names of each task's dataset, in class-id order.
 TASK_CLASSES: dict[str, tuple[str, ...]] = {

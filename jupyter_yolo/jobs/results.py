@@ -151,15 +151,9 @@ def epoch_summary(event: dict[str, Any]) -> EpochSummary | None:
     epoch = _int_or_none(event.get("epoch"))
     if epoch is None:
         return None
-    raw = event.get("metrics")
-    metrics = (
-        {str(k): _finite(v) for k, v in raw.items() if isinstance(k, str)}
-        if isinstance(raw, dict)
-        else {}
-    )
     return {
         "epoch": epoch,
-        "metrics": metrics,
+        "metrics": _numbers(event.get("metrics")) or {},
         "fitness": _finite(event.get("fitness")),
         "time": _finite(event.get("time")) or 0.0,
         "loss": _numbers(event.get("loss")) or {},

@@ -3,7 +3,7 @@
 Every :data:`~jupyter_yolo.contract.results.USAGE_INTERVAL_S` seconds (the first sample after a
 second, so a short job has one): the container's CPU share and memory limit and the GPUs
 (:class:`~jupyter_yolo.accelerators.usage.UsageReader`: cgroups, /proc, NVML or sysfs, no torch),
-and the resident memory of the runner and its children (dataloader workers) from /proc. A
+and the resident memory of the runner and its session (dataloader workers) from /proc. A
 failed reading never touches the job: the sampler logs nothing and tries again next time.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 from ..accelerators.usage import UsageReader
 from ..contract.results import USAGE_EVENT, USAGE_INTERVAL_S, GpuUsage, UsageFields
+from ..jobs.process import session_members
 from .journal import Journal, number
 
 FIRST_SAMPLE_S = 1.0
@@ -30,30 +31,16 @@ def _page_size() -> int:
         return 4096
 
 
-def tree_rss_bytes(root_pid: int | None = None, proc: Path = PROC) -> int | None:
-    """Resident memory of ``root_pid`` (default: this process) and all its descendants."""
-    root = os.getpid() if root_pid is None else root_pid
-    parents: dict[int, int] = {}
-    for entry in proc.iterdir() if proc.is_dir() else ():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (entry / "stat").read_bytes().decode("utf-8", "replace")
-            parents[int(entry.name)] = int(stat[stat.rfind(")") + 2 :].split()[1])
-    members = {root}
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in members:
-                members.add(pid)
-                frontier.append(pid)
+def tree_rss_bytes() -> int | None:
+    """Resident memory of the runner and everything it started (its session, which it leads)."""
+    me = os.getpid()
+    members = session_members(me) if os.getsid(0) == me else [me]  # started by hand: itself
     page = _page_size()
     total = 0
     found = False
     for pid in members:
         with contextlib.suppress(OSError, ValueError, IndexError):
-            total += int((proc / str(pid) / "statm").read_text().split()[1]) * page
+            total += int((PROC / str(pid) / "statm").read_text().split()[1]) * page
             found = True
     return total if found else None
 

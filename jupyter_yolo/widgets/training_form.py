@@ -111,7 +111,7 @@ def weights_label(entry: dict[str, Any]) -> str:
         parts.append(f"{entry.get('metric_label') or entry.get('metric') or 'metric'} {value:.2f}")
     else:
         parts.append("no metric yet")
-    when = str(entry.get("ended") or entry.get("created") or "")
+    when = _when(entry)
     if when:
         parts.append(when[:16].replace("T", " "))
     which = "" if entry.get("weights", "best") == "best" else ", last"
@@ -147,12 +147,8 @@ def weights_choices(
         for m in models.get("trained") or []
         if isinstance(m, dict) and (not task or m.get("task") == task)
     ]
-    ranked = sorted(trained, key=_rank)
-    # newest first among equals: sort by date descending inside each (weights, measured, score)
-    ranked = sorted(
-        ranked, key=lambda e: str(e.get("ended") or e.get("created") or ""), reverse=True
-    )
-    ranked.sort(key=lambda e: _rank(e)[:3])
+    ranked = sorted(trained, key=_when, reverse=True)  # newest first among equals (stable sort)
+    ranked.sort(key=_rank)
     files = [
         m
         for m in models.get("weights") or []

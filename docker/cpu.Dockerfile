@@ -75,12 +75,13 @@ COPY --chown=1000:1000 constraints.txt /opt/jupyter-yolo/constraints.txt
 # the wheel stays in the image (a few hundred kB): what was installed, reinstallable
 COPY --from=wheel /wheels /opt/jupyter-yolo/wheels
 USER 1000:1000
+# the ray extra (ray[default,tune], pinned): the image is also a Ray node (docker/kuberay)
 # versions come from constraints.txt (-c); torch's +cpu builds satisfy its torch pins
 # hadolint ignore=DL3013
 RUN python -m venv /opt/venv \
  && pip install --no-cache-dir -c /opt/jupyter-yolo/constraints.txt \
       --index-url "${TORCH_INDEX_URL}" --extra-index-url https://pypi.org/simple \
-      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl[cpu]" \
+      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl[cpu,ray]" \
  && opt_in_out --opt_out
 
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/jupyter-yolo-entrypoint

@@ -79,13 +79,14 @@ COPY --chown=1000:1000 constraints.txt docker/constraints/cuda.txt /opt/jupyter-
 # the wheel stays in the image (a few hundred kB): what was installed, reinstallable
 COPY --from=wheel /wheels /opt/jupyter-yolo/wheels
 USER 1000:1000
+# the ray extra (ray[default,tune], pinned): the image is also a Ray node (docker/kuberay)
 # versions come from constraints.txt and cuda.txt (-c); PyPI's torch 2.14.1 is the CUDA 13 build
 # hadolint ignore=DL3013
 RUN python -m venv /opt/venv \
  && pip install --no-cache-dir \
       -c /opt/jupyter-yolo/constraints.txt -c /opt/jupyter-yolo/cuda.txt \
       --extra-index-url "${TENSORRT_INDEX_URL}" \
-      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl[nvidia]" onnx tensorrt-cu13
+      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl[nvidia,ray]" onnx tensorrt-cu13
 
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/jupyter-yolo-entrypoint
 WORKDIR /workspace

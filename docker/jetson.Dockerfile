@@ -87,6 +87,7 @@ COPY --chown=1000:1000 constraints.txt docker/constraints/jetson.txt /opt/jupyte
 # the wheel stays in the image (a few hundred kB): what was installed, reinstallable
 COPY --from=wheel /wheels /opt/jupyter-yolo/wheels
 USER 1000:1000
+# the ray extra (ray[default,tune], pinned): the image is also a Ray node (docker/kuberay)
 # versions come from constraints.txt (-c) with its torch lines replaced by jetson.txt
 # hadolint ignore=DL3013
 RUN grep -vE '^(torch|torchvision|triton|nvidia-|cuda-)' /opt/jupyter-yolo/constraints.txt \
@@ -95,7 +96,7 @@ RUN grep -vE '^(torch|torchvision|triton|nvidia-|cuda-)' /opt/jupyter-yolo/const
  && pip install --no-cache-dir -c /opt/jupyter-yolo/constraints-jetson.txt \
       --index-url "${TORCH_INDEX_URL}" torch torchvision \
  && pip install --no-cache-dir -c /opt/jupyter-yolo/constraints-jetson.txt \
-      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl" onnx
+      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl[ray]" onnx
 
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/jupyter-yolo-entrypoint
 WORKDIR /workspace

@@ -78,13 +78,14 @@ COPY --chown=1000:1000 constraints.txt /opt/jupyter-yolo/constraints.txt
 # the wheel stays in the image (a few hundred kB): what was installed, reinstallable
 COPY --from=wheel /wheels /opt/jupyter-yolo/wheels
 USER 1000:1000
+# the ray extra (ray[default,tune], pinned): the image is also a Ray node (docker/kuberay)
 # versions come from constraints.txt (-c); the +rocm builds of torch 2.14.1 and torchvision
 # 0.29.1 satisfy its torch pins (their triton comes with them)
 # hadolint ignore=DL3013
 RUN python -m venv /opt/venv \
  && pip install --no-cache-dir -c /opt/jupyter-yolo/constraints.txt \
       --index-url "${TORCH_INDEX_URL}" --extra-index-url https://pypi.org/simple \
-      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl" onnx
+      "/opt/jupyter-yolo/wheels/jupyter_yolo-${VERSION}-py3-none-any.whl[ray]" onnx
 
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/jupyter-yolo-entrypoint
 WORKDIR /workspace

@@ -11,6 +11,7 @@ shared workspace at the same path on every node, uid 1000, no secret inline.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,10 @@ from jupyter_yolo.app import YoloApp
 from jupyter_yolo.container import ContainerError
 from jupyter_yolo.container.config import ContainerConfig
 from jupyter_yolo.container.supervisor import lab_arguments
+from jupyter_yolo.contract.executors import RAY_VERSION
 
 from .conftest import REPO_ROOT
+from .test_container_contract import parse_dockerfile, pinned
 
 DOCKER = REPO_ROOT / "docker"
 KUBERAY = DOCKER / "kuberay"
@@ -131,3 +134,26 @@ def test_credentials_in_the_address_are_refused_and_never_echoed(
         _config(tmp_path, YOLO_EXECUTOR="ray", YOLO_RAY_ADDRESS=address)
     assert "no user name, password, query or fragment" in refused.value.message
     assert "hunter2" not in refused.value.message
+
+
+# --------------------------------------------------------------------------- the images
+
+
+def test_every_image_installs_the_ray_extra_with_the_pinned_ray() -> None:
+    pins = pinned((REPO_ROOT / "constraints.txt").read_text())
+    assert pins["ray"] == RAY_VERSION, "constraints.txt and the contract pin one Ray"
+    assert re.search(
+        r'^ray = \["ray\[default,tune\]', (REPO_ROOT / "pyproject.toml").read_text(), re.M
+    )
+    for path in sorted(DOCKER.glob("*.Dockerfile")):
+        _, stages = parse_dockerfile(path.read_text())
+        wheel = re.compile(r"jupyter_yolo-\$\{VERSION\}-py3-none-any\.whl\[([a-z,]+)\]")
+        extras = [
+            set(m.group(1).split(","))
+            for run in stages[-1].all("RUN")
+            for m in wheel.finditer(run.args)
+        ]
+        assert extras and all("ray" in e for e in extras), f"{path.name}: {extras}"
+    for path in sorted((DOCKER / "constraints").glob("*.txt")):
+        other = pinned(path.read_text()).get("ray")
+        assert other in (None, RAY_VERSION), f"{path.name} pins ray {other}"

@@ -9,7 +9,10 @@ type, and fit the documented schema; requests that break the document must be re
 Nothing heavy can start: the workspace has no datasets (the built-in one is off), no weights and
 no jobs, so no job request can name anything to train on, and the hardware probe (also the
 jobs' interpreter) is a shell script that prints a recorded CPU-only report, so even
-``/yolo/accelerators?refresh=1`` costs a few milliseconds and never imports torch.
+``/yolo/accelerators?refresh=1`` costs a few milliseconds and never imports torch. A positive case
+of ``POST /yolo/datasets`` may generate a small synthetic dataset (which cases hypothesis draws
+depends on what ran before in the session): the fuzzer records each dataset it created, and the
+final check allows exactly those, still no job and no weights.
 """
 
 from __future__ import annotations
@@ -76,9 +79,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         process.stop()
 
 
-def _nothing_to_run(server: ServerProcess) -> None:
-    """No dataset, weights file or job exists, so no job request can start any work."""
-    assert server.request("GET", "/yolo/datasets")["datasets"] == []
+def _nothing_to_run(server: ServerProcess, created: frozenset[str] = frozenset()) -> None:
+    """No job or weights file exists, and no dataset but the ``created`` ones the fuzzer made."""
+    names = {dataset["name"] for dataset in server.request("GET", "/yolo/datasets")["datasets"]}
+    assert names == created
     assert server.request("GET", "/yolo/jobs")["jobs"] == []
     assert server.request("GET", "/yolo/models")["weights"] == []
     jobs = server.workspace / "jobs"
@@ -103,6 +107,8 @@ class Fuzzer:
         self.session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         self.statuses: Counter[int] = Counter()
         self.failures: dict[str, str] = {}
+        # names of the datasets a positive POST /yolo/datasets case created (201)
+        self.created: set[str] = set()
 
     def run(self, operation: Any, mode: GenerationMode) -> None:
         """Send ``EXAMPLES`` generated requests to one operation and check every answer."""
@@ -120,6 +126,9 @@ class Fuzzer:
         def send(case: Any) -> None:
             response = case.call(base_url=self.url, session=self.session)
             self.statuses[response.status_code] += 1
+            created = response.status_code == 201 and case.method.upper() == "POST"
+            if created and case.path == "/yolo/datasets":
+                self.created.add(response.json()["name"])
             try:
                 case.validate_response(response, checks=CHECKS, headers=self.auth)
             except (Failure, FailureGroup) as exc:
@@ -157,7 +166,7 @@ def test_fuzz_every_operation(server: ServerProcess, capsys: pytest.CaptureFixtu
         print(summary)
         for label, message in failures.items():
             print(f"\n--- {label}\n{message}")
-    _nothing_to_run(server)
+    _nothing_to_run(server, frozenset(fuzzer.created))
     assert server_errors == 0, summary
     assert not failures, summary + "\n" + json.dumps(failures, indent=1)
 

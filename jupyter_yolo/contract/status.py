@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-JobKind = Literal["train", "val", "predict", "export"]
+JobKind = Literal["train", "val", "predict", "export", "tune"]
 JobStatus = Literal[
     "queued", "running", "stopping", "succeeded", "failed", "stopped", "interrupted"
 ]
 
-KINDS: tuple[JobKind, ...] = ("train", "val", "predict", "export")
+KINDS: tuple[JobKind, ...] = ("train", "val", "predict", "export", "tune")
 STATUSES: tuple[JobStatus, ...] = (
     "queued",
     "running",

@@ -13,9 +13,11 @@ from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, vali
 
 from . import __version__
 from .accelerators.service import AcceleratorService
+from .contract.executors import EXECUTORS, RAY_VERSION
 from .datasets.store import DatasetStore
 from .errors import YoloError
 from .jobs.manager import JobManager
+from .jobs.ray_api import check_address
 from .jobs.schema import HardwareView, device_problem
 from .ownership import WorkspaceOwnership
 from .runner.resources import usable_cpus
@@ -84,6 +86,53 @@ class YoloApp(ExtensionApp):
             "survive a crash of the server and are re-attached at the next start."
         ),
     ).tag(config=True)
+
+    executor = Unicode(
+        "local",
+        help=(
+            "Where jobs run by default: 'local' (a process of this machine) or 'ray' (submitted "
+            "to the Ray cluster at ray_address through its Jobs API). With ray_address set, a "
+            "job request may choose either with its 'executor' field."
+        ),
+    ).tag(config=True)
+
+    ray_address = Unicode(
+        "",
+        help=(
+            "The http(s) URL of the Ray head's Jobs API (its dashboard, e.g. "
+            "http://ray-head:8265). Empty: no Ray cluster. The workspace must be shared storage "
+            "mounted at the same path on every Ray node; the cluster must run Ray "
+            f"{RAY_VERSION}."
+        ),
+    ).tag(config=True)
+
+    ray_python = Unicode(
+        "python3",
+        help=(
+            "The Python interpreter on the Ray nodes that runs the job runner "
+            "(python -m jupyter_yolo.runner.ray_entry): it must have jupyter-yolo and Ray "
+            f"{RAY_VERSION} installed (the product's images do)."
+        ),
+    ).tag(config=True)
+
+    @validate("executor")
+    def _check_executor(self, proposal: Any) -> str:
+        value = str(proposal["value"]).strip()
+        if value not in EXECUTORS:
+            raise TraitError(
+                f"YoloApp.executor must be one of {', '.join(EXECUTORS)}, got {value!r}."
+            )
+        return value
+
+    @validate("ray_address")
+    def _check_ray_address(self, proposal: Any) -> str:
+        value = str(proposal["value"]).strip()
+        if not value:
+            return ""
+        try:
+            return check_address(value)
+        except ValueError as exc:
+            raise TraitError(f"YoloApp.ray_address: {exc}") from None
 
     job_log_max_bytes = Int(
         2 * 1024 * 1024, help="Size at which a job's log file is rotated (one old file is kept)."

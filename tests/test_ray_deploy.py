@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from jupyter_server.serverapp import ServerApp
 from traitlets.config import Config
 
@@ -25,7 +27,13 @@ from jupyter_yolo.container.supervisor import lab_arguments
 from jupyter_yolo.contract.executors import RAY_VERSION
 
 from .conftest import REPO_ROOT
-from .test_container_contract import parse_dockerfile, pinned
+from .test_container_contract import (
+    CONTRACT,
+    Contract,
+    load_contract,
+    parse_dockerfile,
+    pinned,
+)
 
 DOCKER = REPO_ROOT / "docker"
 KUBERAY = DOCKER / "kuberay"
@@ -157,3 +165,209 @@ def test_every_image_installs_the_ray_extra_with_the_pinned_ray() -> None:
     for path in sorted((DOCKER / "constraints").glob("*.txt")):
         other = pinned(path.read_text()).get("ray")
         assert other in (None, RAY_VERSION), f"{path.name} pins ray {other}"
+
+
+# --------------------------------------------------------------------------- KubeRay
+
+SECRET_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|(^|_)KEY(S)?$|AUTHORIZED_KEYS", re.IGNORECASE)
+IMAGE = re.compile(rf"^(?:[^/]+/)*{IMAGE_FAMILY}:([a-z]+)$")
+
+
+def manifests() -> list[dict[str, Any]]:
+    """Every document of docker/kuberay/*.yaml."""
+    return [
+        doc
+        for path in sorted(KUBERAY.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+
+
+def inline_secrets(node: Any, where: str = "") -> list[str]:
+    """Environment entries whose name looks like a credential and whose value is inline."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        name = node.get("name")
+        if isinstance(name, str) and SECRET_NAME.search(name) and "value" in node:
+            found.append(f"{where}: {name} has an inline value")
+        for key, value in node.items():
+            found += inline_secrets(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += inline_secrets(value, f"{where}[{i}]")
+    return found
+
+
+def check_pod(where: str, pod: dict[str, Any], claim: str, contract: Contract) -> list[str]:
+    """Findings of one pod template: the product's image, the shared workspace, uid 1000."""
+    findings: list[str] = []
+    spec = pod.get("spec") or {}
+    security = spec.get("securityContext") or {}
+    uid = f"{security.get('runAsUser')}:{security.get('runAsGroup')}"
+    if uid != contract.user or security.get("runAsNonRoot") is not True:
+        findings.append(f"{where}: runs as {uid}, not as the non-root {contract.user}")
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for container in spec.get("containers") or []:
+        name = f"{where}/{container.get('name')}"
+        match = IMAGE.match(str(container.get("image")))
+        if match is None or match.group(1) not in contract.variants:
+            findings.append(f"{name}: image {container.get('image')} is not a {IMAGE_FAMILY} one")
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts") or []}
+        source = volumes.get(mounts.get(WORKSPACE, ""), {}).get("persistentVolumeClaim") or {}
+        if source.get("claimName") != claim:
+            findings.append(f"{name}: {WORKSPACE} is not the shared claim {claim}")
+        shm = volumes.get(mounts.get("/dev/shm", ""), {}).get("emptyDir") or {}
+        if shm.get("medium") != "Memory":
+            findings.append(f"{name}: no memory-backed /dev/shm")
+        context = container.get("securityContext") or {}
+        if context.get("allowPrivilegeEscalation") is not False:
+            findings.append(f"{name}: privilege escalation is allowed")
+    return findings
+
+
+def check_kuberay(docs: list[dict[str, Any]], contract: Contract) -> list[str]:
+    """Findings of the KubeRay manifests against the Ray executor's contract."""
+    findings: list[str] = [f"inline secret {s}" for s in inline_secrets(docs)]
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    findings += [f"a {kind} in the manifests" for kind in by_kind if kind == "Secret"]
+    claims = by_kind.get("PersistentVolumeClaim", [])
+    if len(claims) != 1 or claims[0]["spec"].get("accessModes") != ["ReadWriteMany"]:
+        return [*findings, "the workspace is not one ReadWriteMany PersistentVolumeClaim"]
+    claim = claims[0]["metadata"]["name"]
+    (cluster,) = by_kind["RayCluster"]
+    if cluster.get("apiVersion") != "ray.io/v1":
+        findings.append(f"RayCluster apiVersion {cluster.get('apiVersion')} is not ray.io/v1")
+    spec = cluster["spec"]
+    if spec.get("rayVersion") != RAY_VERSION:
+        findings.append(f"rayVersion {spec.get('rayVersion')} is not the pinned {RAY_VERSION}")
+    head = spec["headGroupSpec"]
+    params = head.get("rayStartParams") or {}
+    if params.get("dashboard-host") != "0.0.0.0":
+        findings.append("the head's dashboard (Jobs API) does not listen on 0.0.0.0")
+    dashboard_port = int(params.get("dashboard-port", 8265))
+    groups = {"head": head, **{g["groupName"]: g for g in spec.get("workerGroupSpecs") or []}}
+    for name, group in groups.items():
+        params = group.get("rayStartParams") or {}
+        findings += [
+            f"{name}: rayStartParams {key} is not a string (KubeRay wants strings)"
+            for key, value in params.items()
+            if not isinstance(value, str)
+        ]
+        findings += check_pod(name, group["template"], claim, contract)
+        (container,) = group["template"]["spec"]["containers"]
+        variant = IMAGE.match(str(container["image"]))
+        resources = container.get("resources") or {}
+        gpus = {
+            str(resources.get(part, {}).get("nvidia.com/gpu", 0)) for part in ("requests", "limits")
+        }
+        if name == "head":
+            continue
+        if variant is None or variant.group(1) != name:
+            findings.append(f"{name}: the group does not run the {name} image")
+        if gpus != {params.get("num-gpus", "0")}:
+            findings.append(f"{name}: num-gpus {params.get('num-gpus')} is not the pod's {gpus}")
+    if not {"cpu", "cuda"} <= set(groups):
+        findings.append(f"worker groups {sorted(set(groups) - {'head'})} lack cpu or cuda")
+    elif groups["cuda"]["rayStartParams"].get("num-gpus", "0") == "0":
+        findings.append("cuda: no GPU")
+    address = f"http://{cluster['metadata']['name']}-head-svc:{dashboard_port}"
+    for deployment in by_kind.get("Deployment", []):
+        template = deployment["spec"]["template"]
+        findings += check_pod("jupyterlab", template, claim, contract)
+        (container,) = template["spec"]["containers"]
+        env = {e["name"]: e for e in container.get("env") or []}
+        values = {k: str(e["value"]) for k, e in env.items() if "value" in e}
+        if values.get("YOLO_EXECUTOR") != "ray" or values.get("YOLO_RAY_ADDRESS") != address:
+            findings.append(f"jupyterlab: not YOLO_EXECUTOR=ray with YOLO_RAY_ADDRESS={address}")
+        token = (env.get("JUPYTER_TOKEN") or {}).get("valueFrom") or {}
+        if "secretKeyRef" not in token and "JUPYTER_TOKEN_FILE" not in env:
+            findings.append("jupyterlab: the token does not come from a Secret")
+        findings += [f"jupyterlab: {k} is not documented" for k in env if k not in contract.env]
+        try:
+            ContainerConfig.from_environ({"YOLO_WORKSPACE": WORKSPACE, **values})
+        except ContainerError as exc:
+            findings.append(f"jupyterlab: the entrypoint refuses it: {exc.message}")
+        labels = template["metadata"]["labels"]
+        services = [s for s in by_kind.get("Service", []) if s["spec"]["selector"] == labels]
+        if not services:
+            findings.append("jupyterlab: no Service selects the JupyterLab pod")
+        for policy in by_kind.get("NetworkPolicy", []):
+            allowed = [r for r in policy["spec"]["ingress"] for p in r["from"]]
+            lab = [
+                r
+                for r in allowed
+                if any(p.get("podSelector", {}).get("matchLabels") == labels for p in r["from"])
+            ]
+            if not any(dashboard_port in [p["port"] for p in r.get("ports", [])] for r in lab):
+                findings.append("the NetworkPolicy keeps JupyterLab from the Jobs API")
+    if not by_kind.get("Deployment"):
+        findings.append("no JupyterLab Deployment")
+    return findings
+
+
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    return load_contract(CONTRACT.read_text())
+
+
+def test_kuberay_manifests_keep_the_ray_contract(contract: Contract) -> None:
+    docs = manifests()
+    assert {d["kind"] for d in docs} >= {
+        "RayCluster",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+    }
+    assert sorted(p.name for p in KUBERAY.glob("*.yaml")) == [
+        "jupyterlab.yaml",
+        "raycluster.yaml",
+        "workspace-pvc.yaml",
+    ]
+    assert check_kuberay(docs, contract) == []
+
+
+def test_kuberay_checker_finds_what_broken_manifests_break(contract: Contract) -> None:
+    docs = manifests()
+    by_kind = {d["kind"]: d for d in docs}
+    by_kind["PersistentVolumeClaim"]["spec"]["accessModes"] = ["ReadWriteOnce"]
+    assert check_kuberay(docs, contract) == [
+        "the workspace is not one ReadWriteMany PersistentVolumeClaim"
+    ]
+    docs = manifests()
+    by_kind = {d["kind"]: d for d in docs}
+    cluster = by_kind["RayCluster"]["spec"]
+    cluster["rayVersion"] = "2.9.0"
+    head = cluster["headGroupSpec"]
+    head["rayStartParams"]["dashboard-host"] = "127.0.0.1"
+    head["template"]["spec"]["securityContext"]["runAsUser"] = 0
+    cuda = next(g for g in cluster["workerGroupSpecs"] if g["groupName"] == "cuda")
+    cuda["rayStartParams"]["num-gpus"] = 4
+    (worker,) = cuda["template"]["spec"]["containers"]
+    worker["image"] = "rayproject/ray:2.60.0-gpu"
+    worker["volumeMounts"] = [m for m in worker["volumeMounts"] if m["mountPath"] != WORKSPACE]
+    lab = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    lab["env"] = [
+        {"name": "JUPYTER_TOKEN", "value": "hunter2hunter2"},
+        {"name": "YOLO_EXECUTOR", "value": "ray"},
+        {"name": "YOLO_RAY_ADDRESS", "value": "ray-head:6379"},
+    ]
+    by_kind["NetworkPolicy"]["spec"]["ingress"] = by_kind["NetworkPolicy"]["spec"]["ingress"][:1]
+    findings = "\n".join(check_kuberay(docs, contract))
+    for fragment in [
+        "JUPYTER_TOKEN has an inline value",
+        "rayVersion 2.9.0 is not the pinned",
+        "does not listen on 0.0.0.0",
+        "head: runs as 0:1000",
+        "cuda: rayStartParams num-gpus is not a string",
+        "cuda/ray-worker: image rayproject/ray:2.60.0-gpu is not a jupyter-yolo one",
+        "cuda/ray-worker: /workspace is not the shared claim",
+        "cuda: the group does not run the cuda image",
+        "jupyterlab: not YOLO_EXECUTOR=ray",
+        "the token does not come from a Secret",
+        "the entrypoint refuses it",
+        "keeps JupyterLab from the Jobs API",
+    ]:
+        assert fragment in findings, f"{fragment!r} not found in:\n{findings}"

@@ -4,6 +4,9 @@ They also poll the stop controller: a request noticed during an epoch (a trainin
 validation batch) raises :class:`StopRequested` and the epoch counts as not completed; a request
 noticed at the end of a completed epoch raises after that epoch's event and checkpoint.
 :func:`save_interrupted_checkpoint` then writes a resumable ``last.pt`` for the mid-epoch case.
+
+The reporter pickles (ultralytics' multi-GPU launch carries the callbacks to its DDP ranks): see
+:mod:`jupyter_yolo.runner.ddp` for what it becomes in each rank and how a stop is agreed there.
 """
 
 from __future__ import annotations
@@ -106,6 +109,28 @@ class TrainingReporter:
         self._nonfinite_warned = False
         self._validated = False
         self._epoch_times: list[float] = []
+        self.ddp_rank: int | None = None
+        """Set in a DDP rank (0 writes the events); None in the runner process."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(journal=None, on_epoch_done=None)  # an open file; the runner's status.json
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from .ddp import attach_worker
+
+        self.__dict__.update(state)
+        attach_worker(self)
+
+    def _check(self, trainer: Any) -> None:
+        """Honour a stop request at a point every DDP rank passes in lockstep."""
+        if self.ddp_rank is None:
+            self.stop.check()
+        else:
+            from .ddp import collective_stop
+
+            collective_stop(self, trainer)
 
     def attach(self, model: Any) -> None:
         """Register the callbacks on an ``ultralytics.YOLO`` model."""
@@ -127,29 +152,24 @@ class TrainingReporter:
 
     # -- setup ---------------------------------------------------------------------------------
     def on_pretrain_routine_start(self, trainer: Any) -> None:
-        """Before the dataset and model are set up."""
-        if getattr(trainer, "ddp", False):
-            self.journal.warning(
-                "multi_device",
-                "multi-device (DDP) training runs in ultralytics subprocesses: batch and epoch "
-                "events are not reported and stop requests end it without a mid-epoch checkpoint.",
-            )
-        self.stop.check()
+        """Before the dataset and model are set up (in DDP: rank 0 only, so no stop check)."""
+        if self.ddp_rank is None:
+            self.stop.check()
 
     def on_pretrain_routine_end(self, trainer: Any) -> None:
         """After setup: the start epoch is known (resume)."""
         self.start_epoch = int(getattr(trainer, "start_epoch", 0) or 0)
         self.epochs_done = self.start_epoch
-        self.stop.check()
+        self._check(trainer)
 
     def on_train_start(self, trainer: Any) -> None:
         """Training loop about to start."""
-        self.stop.check()
+        self._check(trainer)
 
     # -- one epoch -------------------------------------------------------------------------------
     def on_train_epoch_start(self, trainer: Any) -> None:
         """An epoch (or a retry of it after OOM or NaN recovery) begins."""
-        self.stop.check()
+        self._check(trainer)
         self.in_epoch = True
         self._batch = 0
         self._validated = False
@@ -186,21 +206,22 @@ class TrainingReporter:
                 f"non-finite loss (NaN or inf) in epoch {int(trainer.epoch) + 1} "
                 f"batch {self._batch}; lower lr0, check the labels, or disable amp if it persists.",
             )
-        self.stop.check()
+        self._check(trainer)
 
     def on_train_epoch_end(self, trainer: Any) -> None:
         """Training part of the epoch done; validation comes next."""
-        self.stop.check()
+        self._check(trainer)
 
     def on_val_start(self, validator: Any) -> None:
         """Validation starts (during an epoch or the final one with best.pt)."""
         if self.in_epoch:
-            self.stop.check()
+            if self.ddp_rank is None:  # a DDP stop waits for the epoch's end (module docstring)
+                self.stop.check()
             self.journal.emit("phase", phase="validation", epoch=self.epochs_done + 1)
 
     def on_val_batch_end(self, validator: Any) -> None:
         """A validation batch done: a stop during an epoch's validation stops at once."""
-        if self.in_epoch:
+        if self.in_epoch and self.ddp_rank is None:
             self.stop.check()
 
     def on_val_end(self, validator: Any) -> None:
@@ -247,7 +268,7 @@ class TrainingReporter:
         if self.on_epoch_done is not None:
             self.on_epoch_done(epoch)
         if epoch < epochs:  # a stop after the final epoch lets the run finish normally
-            self.stop.check()
+            self._check(trainer)
 
     def on_train_end(self, trainer: Any) -> None:
         """The run finished: announce the result files."""
@@ -258,6 +279,10 @@ class TrainingReporter:
         for pattern in ("*.png", "*.jpg"):
             for plot in sorted(save_dir.glob(pattern)):
                 self.journal.artifact(plot, "plot")
+        if self.ddp_rank == 0:  # the final metrics, for the runner (jupyter_yolo.runner.ddp)
+            from .ddp import write_state
+
+            write_state(self)
 
 
 def save_interrupted_checkpoint(trainer: Any, completed_epoch: int) -> Path | None:

@@ -1,19 +1,30 @@
-"""The runner's side of the event file: thread-safe emits, artifacts, a rate-limited log feed."""
+"""The runner's side of the event file: thread-safe emits, artifacts, a rate-limited log feed.
+
+Several processes may append to one job's event file at once: the runner, and rank 0 of a
+multi-GPU (DDP) training it launched (:mod:`jupyter_yolo.runner.ddp`). Every emit holds an
+exclusive ``flock`` on the file; a writer that finds the file grown since its own last append
+re-reads the last seq (and drops a fragment a killed writer left), so seq stays strictly
+increasing and contiguous whatever the number of writers.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import math
+import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..contract.files import EVENTS_FILE
 from ..contract.payloads import BatchFields, EpochFields
 from ..contract.serving import PROGRESS_EVENT
-from ..jobs.events import EventWriter
+from ..jobs.events import EventWriter, _last_complete_seq
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LEVEL_PREFIX_RE = re.compile(r"^(WARNING|ERROR)\s*(\u26a0\ufe0f|\u274c)?\s*")
@@ -40,14 +51,35 @@ class Journal:
 
     def __init__(self, job_dir: Path) -> None:
         self.job_dir = job_dir
-        self._writer = EventWriter(job_dir / EVENTS_FILE)
+        self.path = job_dir / EVENTS_FILE
         self._lock = threading.Lock()
         self._artifacts: set[str] = set()
+        # a descriptor of its own for the flock: the writer's handle is a different open file
+        self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with self._file_lock():
+            self._writer = EventWriter(self.path)
+            self._end = os.fstat(self._lock_fd).st_size
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
-        """Append one event (seq continues the file's sequence)."""
-        with self._lock:
-            return self._writer.emit(event_type, **fields)
+        """Append one event (seq continues the file's sequence, whoever else appends to it)."""
+        with self._lock, self._file_lock():
+            size = os.fstat(self._lock_fd).st_size
+            if size != self._end:  # another process appended since our last event
+                seq, complete = _last_complete_seq(self.path)
+                if complete != size:  # a writer killed mid-line: its fragment is no event
+                    os.truncate(self.path, complete)
+                self._writer.seq = seq
+            event = self._writer.emit(event_type, **fields)
+            self._end = os.fstat(self._lock_fd).st_size
+            return event
 
     def batch(self, fields: BatchFields) -> dict[str, Any]:
         """Append a ``batch`` event (its fields typed by the contract)."""
@@ -101,6 +133,25 @@ class Journal:
         """Flush and close the event file."""
         with self._lock:
             self._writer.close()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+
+class NullJournal(Journal):
+    """A journal that writes nothing: the DDP ranks other than 0 report through rank 0."""
+
+    def __init__(self, job_dir: Path) -> None:  # no file is opened
+        self.job_dir = job_dir
+        self.path = job_dir / EVENTS_FILE
+        self._artifacts = set()
+
+    def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        """Drop the event."""
+        return {}
+
+    def close(self) -> None:
+        """Nothing to close."""
 
 
 # ultralytics INFO lines worth a ``log`` event; everything at WARNING and above is always sent.

@@ -6,6 +6,10 @@ end-of-training steps (which would strip the optimizer from ``last.pt``).
 
 Dataloader workers are forked from the runner and inherit these handlers; in a worker a signal
 restores the default action and re-raises itself, so the workers die as signals intend.
+
+A controller pickles as its stop file alone (the launcher of a multi-GPU training carries it to
+the DDP worker processes): unpickled, it watches the same file from the new process, with no
+signal handlers and no callback (:mod:`jupyter_yolo.runner.ddp`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
@@ -38,6 +43,9 @@ class StopController:
         self._on_request: Callable[[str], None] | None = None
         self._announced = False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stop_file,))
+
     def install(self, on_request: Callable[[str], None] | None = None) -> None:
         """Install the signal handlers; ``on_request(reason)`` runs once, in the main thread."""
         self._on_request = on_request
@@ -56,6 +64,13 @@ class StopController:
         with self._lock:
             if self._reason is None:
                 self._reason = reason
+
+    def note(self, reason: str) -> None:
+        """Record a stop that another process already announced (no ``on_request`` call)."""
+        with self._lock:
+            if self._reason is None:
+                self._reason = reason
+            self._announced = True
 
     @property
     def reason(self) -> str | None:

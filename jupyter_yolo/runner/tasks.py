@@ -23,6 +23,7 @@ from .common import (
     resolve_model,
     stop_checker,
 )
+from .ddp import device_count, run_ddp_train
 from .export import run_export
 from .journal import number
 from .predict import run_predict
@@ -116,6 +117,8 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     )
     reporter.attach(model)
     collector = ResultsCollector(ctx)
+    if device_count(train_args.get("device")) > 1:  # ultralytics' DDP launch: see runner/ddp.py
+        return run_ddp_train(ctx, model, train_args, reporter, collector)
     collector.attach(model)
     try:
         model.train(**train_args)

@@ -30,9 +30,11 @@ from .conftest import REPO_ROOT
 from .test_container_contract import (
     CONTRACT,
     Contract,
+    check_compose,
     load_contract,
     parse_dockerfile,
     pinned,
+    plain,
 )
 
 DOCKER = REPO_ROOT / "docker"
@@ -369,5 +371,91 @@ def test_kuberay_checker_finds_what_broken_manifests_break(contract: Contract) -
         "the token does not come from a Secret",
         "the entrypoint refuses it",
         "keeps JupyterLab from the Jobs API",
+    ]:
+        assert fragment in findings, f"{fragment!r} not found in:\n{findings}"
+
+
+# --------------------------------------------------------------------------- compose profile ray
+
+
+def flags(entrypoint: list[str]) -> dict[str, str]:
+    """``--name=value`` (and bare ``--name``) arguments of a ``ray start`` command line."""
+    pairs = [a[2:].partition("=") for a in entrypoint if a.startswith("--")]
+    return {name: value for name, _, value in pairs}
+
+
+def check_compose_ray(data: dict[str, Any], contract: Contract) -> list[str]:
+    """Findings of compose.ray.yaml: a head, a worker and JupyterLab on one shared workspace."""
+    findings: list[str] = []
+    services: dict[str, Any] = data.get("services") or {}
+    if set(services) != {"ray-head", "ray-worker", "jupyterlab"}:
+        return [f"services {sorted(services)} are not ray-head, ray-worker and jupyterlab"]
+    if data.get("name") != "jupyter-yolo" or set(data.get("volumes") or {}) != {"workspace"}:
+        findings.append("not the project and workspace volume of compose.yaml")
+    for name, service in services.items():
+        if service.get("profiles") != ["ray"]:
+            findings.append(f"{name}: not in the profile ray (only)")
+        build = service.get("build") or {}
+        if service.get("image") != "jupyter-yolo:cpu" or build.get("dockerfile") != (
+            plain(contract.variants["cpu"]["Dockerfile"])
+        ):
+            findings.append(f"{name}: not the cpu image")
+        if "workspace:/workspace" not in service.get("volumes", []):
+            findings.append(f"{name}: the workspace volume is not at /workspace")
+        if not service.get("shm_size"):
+            findings.append(f"{name}: no shm_size for Ray's object store")
+        published = [str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])]
+        if {"6379", "8265", "10001"} & set(published):
+            findings.append(f"{name}: publishes Ray's ports {published} on the host")
+    head = flags(services["ray-head"].get("entrypoint") or [])
+    worker = flags(services["ray-worker"].get("entrypoint") or [])
+    if services["ray-head"]["entrypoint"][:2] != ["ray", "start"] or "head" not in head:
+        findings.append("ray-head does not run ray start --head")
+    if head.get("dashboard-host") != "0.0.0.0":
+        findings.append("ray-head's Jobs API does not listen on 0.0.0.0")
+    if worker.get("address") != f"ray-head:{head.get('port', '6379')}":
+        findings.append(f"ray-worker joins {worker.get('address')}, not the head")
+    lab = services["jupyterlab"]
+    env = dict(str(e).split("=", 1) for e in lab.get("environment", []) if "=" in str(e))
+    address = f"http://ray-head:{head.get('dashboard-port', '8265')}"
+    if env.get("YOLO_EXECUTOR") != "ray" or env.get("YOLO_RAY_ADDRESS") != address:
+        findings.append(f"jupyterlab: not YOLO_EXECUTOR=ray with YOLO_RAY_ADDRESS={address}")
+    # the JupyterLab service keeps the contract of compose.yaml's services (as the cpu variant)
+    findings += [
+        f.replace("service cpu", "jupyterlab")
+        for f in check_compose({"services": {"cpu": lab}}, contract)
+        if "are not the variants" not in f and "profile" not in f
+    ]
+    return findings
+
+
+def test_compose_profile_ray_runs_a_head_a_worker_and_jupyterlab(contract: Contract) -> None:
+    data = yaml.safe_load(COMPOSE_RAY.read_text())
+    assert check_compose_ray(data, contract) == []
+    lab = data["services"]["jupyterlab"]
+    assert lab["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    assert all(s.get("healthcheck", {}).get("test") for s in data["services"].values())
+    # compose.yaml stays the one service per variant; the profile ray lives beside it
+    assert "ray" not in yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+
+
+def test_compose_ray_checker_finds_what_a_broken_file_breaks(contract: Contract) -> None:
+    data = yaml.safe_load(COMPOSE_RAY.read_text())
+    services = data["services"]
+    services["ray-head"]["ports"] = ["8265:8265"]
+    services["ray-head"]["entrypoint"] = ["ray", "start", "--head", "--dashboard-port=8265"]
+    services["ray-worker"]["volumes"] = ["scratch:/workspace"]
+    services["ray-worker"]["entrypoint"] = ["ray", "start", "--address=localhost:6379"]
+    services["jupyterlab"]["environment"] = ["JUPYTER_TOKEN=x", "YOLO_EXECUTOR=local"]
+    services["jupyterlab"]["profiles"] = ["ray", "cpu"]
+    findings = "\n".join(check_compose_ray(data, contract))
+    for fragment in [
+        "ray-head: publishes Ray's ports",
+        "ray-head's Jobs API does not listen",
+        "ray-worker: the workspace volume is not at /workspace",
+        "ray-worker joins localhost:6379",
+        "jupyterlab: not YOLO_EXECUTOR=ray",
+        "jupyterlab: JUPYTER_TOKEN is not passed",
+        "jupyterlab: not in the profile ray",
     ]:
         assert fragment in findings, f"{fragment!r} not found in:\n{findings}"

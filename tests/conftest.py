@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPClientError
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# tests.ray_cluster: the session fixture ``ray_cluster`` (a real Ray head, workers on demand)
+pytest_plugins = ["pytest_jupyter.jupyter_server", "tests.ray_cluster"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COCO8 = REPO_ROOT.parent / "shared" / "datasets" / "coco8"

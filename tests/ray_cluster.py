@@ -3,9 +3,8 @@
 Each node is ``ray start --block`` in a session of its own, on free ports and a private temp
 folder, so several clusters (other test sessions on the same machine) never meet, and stopping
 one kills exactly its processes (``ray stop`` would kill every Ray process of the machine).
-Use it through the session fixture::
-
-    from tests.ray_cluster import ray_cluster  # noqa: F401  (the fixture)
+Use it through the session fixture ``ray_cluster``, which tests/conftest.py registers (do not
+import it into a test module: a second definition would start a second cluster)::
 
     def test_x(ray_cluster: RayCluster) -> None:
         ray_cluster.address      # http://127.0.0.1:PORT, the Jobs API

@@ -41,7 +41,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     ),
     EnvVar("YOLO_EXECUTOR", "local", "where jobs run: local (this container) or ray"),
     EnvVar("YOLO_RAY_ADDRESS", "(unset)", "Ray Jobs API (dashboard) URL of the head; ray only"),
-    EnvVar("YOLO_RAY_PYTHON", "python3", "the Python on the Ray nodes that runs the runner"),
+    EnvVar("YOLO_RAY_PYTHON", "python3", "the Python on the Ray nodes that runs the job runner"),
 )
 
 DEFAULT_WORKSPACE = "/workspace"

@@ -191,31 +191,42 @@ function workspacePath(): Promise<string | null> {
 export class ImagesPart {
   readonly node = el('div', 'jp-yolo-Results-images');
   private urls: string[] = [];
+  /** Bumped by every update and by dispose: an older update's images are thrown away. */
+  private generation = 0;
 
   async update(images: IValImage[]): Promise<void> {
     this.dispose();
+    const generation = this.generation;
     let root: string | null;
     try {
       root = await workspacePath();
     } catch (error) {
-      this.node.replaceChildren(
-        el('p', 'jp-yolo-Report-error', `The images cannot be shown: ${messageOf(error)}`)
-      );
+      if (generation === this.generation) {
+        this.node.replaceChildren(
+          el('p', 'jp-yolo-Report-error', `The images cannot be shown: ${messageOf(error)}`)
+        );
+      }
       return;
     }
-    const items = await Promise.all(images.map(image => this.item(image, root)));
+    const urls: string[] = [];
+    const items = await Promise.all(images.map(image => this.item(image, root, urls)));
+    if (generation !== this.generation) {
+      // a newer update or a dispose came meanwhile: these URLs would never be released
+      revokeAll(urls);
+      return;
+    }
+    this.urls = urls;
     this.node.replaceChildren(...items);
   }
 
-  /** Release the images' object URLs. */
+  /** Release the images' object URLs (and those of an update still loading). */
   dispose(): void {
-    for (const url of this.urls) {
-      URL.revokeObjectURL(url);
-    }
+    this.generation += 1;
+    revokeAll(this.urls);
     this.urls = [];
   }
 
-  private async item(image: IValImage, root: string | null): Promise<HTMLElement> {
+  private async item(image: IValImage, root: string | null, urls: string[]): Promise<HTMLElement> {
     const figure = el('figure', 'jp-yolo-ValImage');
     figure.dataset.image = image.image;
     let url: string | null = null;
@@ -225,7 +236,7 @@ export class ImagesPart {
     } else {
       try {
         url = await workspaceFileUrl(root, image.image);
-        this.urls.push(url);
+        urls.push(url);
       } catch (error) {
         problem = messageOf(error);
       }
@@ -242,6 +253,12 @@ export class ImagesPart {
       figure.append(el('p', 'jp-yolo-Report-error', `Not shown: ${problem}`));
     }
     return figure;
+  }
+}
+
+function revokeAll(urls: string[]): void {
+  for (const url of urls) {
+    URL.revokeObjectURL(url);
   }
 }
 

@@ -3,7 +3,8 @@
 Every :data:`~jupyter_yolo.contract.results.USAGE_INTERVAL_S` seconds (the first sample after a
 second, so a short job has one): the container's CPU share and memory limit and the GPUs
 (:class:`~jupyter_yolo.accelerators.usage.UsageReader`: cgroups, /proc, NVML or sysfs, no torch),
-and the resident memory of the runner and its session (dataloader workers) from /proc. A
+and the memory of the runner and its session (dataloader workers: proportional set sizes, so
+shared pages count once) from /proc. A
 failed reading never touches the job: the sampler logs nothing and tries again next time.
 """
 
@@ -31,16 +32,29 @@ def _page_size() -> int:
         return 4096
 
 
+def process_memory_bytes(pid: int) -> int:
+    """A process's proportional share of memory (PSS), or its resident size where PSS is unknown.
+
+    Dataloader workers are forked from the runner and share its pages copy-on-write: summing
+    their resident sizes would count those pages once per worker; PSS divides a shared page
+    among its sharers, so the sum over a session is what the session really holds.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in (PROC / str(pid) / "smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return int((PROC / str(pid) / "statm").read_text().split()[1]) * _page_size()
+
+
 def tree_rss_bytes() -> int | None:
-    """Resident memory of the runner and everything it started (its session, which it leads)."""
+    """Memory held by the runner and everything it started (its session, which it leads)."""
     me = os.getpid()
     members = session_members(me) if os.getsid(0) == me else [me]  # started by hand: itself
-    page = _page_size()
     total = 0
     found = False
     for pid in members:
         with contextlib.suppress(OSError, ValueError, IndexError):
-            total += int((PROC / str(pid) / "statm").read_text().split()[1]) * page
+            total += process_memory_bytes(pid)
             found = True
     return total if found else None
 

@@ -11,7 +11,10 @@ shared workspace at the same path on every node, uid 1000, no secret inline.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +86,6 @@ def test_ray_settings_reach_the_server_as_yoloapp_arguments(tmp_path: Path) -> N
         "http://ray-head:8265",
         "/opt/venv/bin/python",
     )
-    if "executor" not in YoloApp.class_traits():
-        pytest.skip("YoloApp has no executor setting yet: the arguments are checked above")
     app = YoloApp(config=_server_config(args))
     assert (app.executor, app.ray_address, app.ray_python) == (
         "ray",
@@ -98,6 +99,8 @@ def test_unset_settings_leave_the_server_defaults(tmp_path: Path) -> None:
         config = _config(tmp_path, **env)
         assert (config.executor, config.ray_address, config.ray_python) == (None, None, None)
         assert not [a for a in lab_arguments(config, []) if "executor" in a or "ray_" in a]
+        app = YoloApp(config=_server_config(lab_arguments(config, [])))
+        assert (app.executor, app.ray_address, app.ray_python) == ("local", "", "python3")
     # local with an address: the server runs jobs locally and offers Ray per job
     both = _config(tmp_path, YOLO_EXECUTOR="local", YOLO_RAY_ADDRESS="https://ray.example:443")
     assert {"--YoloApp.executor=local", "--YoloApp.ray_address=https://ray.example:443"} <= set(
@@ -459,3 +462,87 @@ def test_compose_ray_checker_finds_what_a_broken_file_breaks(contract: Contract)
         "jupyterlab: not in the profile ray",
     ]:
         assert fragment in findings, f"{fragment!r} not found in:\n{findings}"
+
+
+# --------------------------------------------------------------------------- Ray's own CLI
+
+PARSE_RAY_START = """
+import json, sys
+from ray.scripts.scripts import start
+out = {}
+for name, args in json.loads(sys.stdin.read()).items():
+    try:
+        params = start.make_context("start", args).params
+        out[name] = {k: v for k, v in params.items() if isinstance(v, (int, float, str))}
+    except Exception as exc:  # click's usage errors: an option Ray does not have
+        out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+print(json.dumps(out))
+"""
+
+
+def ray_start_lines() -> dict[str, list[str]]:
+    """Every ``ray start`` command line of the compose profile and the RayCluster."""
+    services = yaml.safe_load(COMPOSE_RAY.read_text())["services"]
+    lines = {
+        f"compose {name}": [
+            re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", arg)
+            for arg in services[name]["entrypoint"][2:]
+        ]
+        for name in ("ray-head", "ray-worker")
+    }
+    (cluster,) = [d for d in manifests() if d["kind"] == "RayCluster"]
+    spec = cluster["spec"]
+    groups = [("head", spec["headGroupSpec"], ["--head"])] + [
+        (g["groupName"], g, [f"--address={cluster['metadata']['name']}-head-svc:6379"])
+        for g in spec["workerGroupSpecs"]
+    ]
+    for name, group, base in groups:  # KubeRay turns each rayStartParams entry into --key=value
+        lines[f"kuberay {name}"] = [
+            *base,
+            "--block",
+            *(f"--{k}={v}" for k, v in group["rayStartParams"].items()),
+        ]
+    return lines
+
+
+def test_every_ray_start_line_is_one_ray_accepts() -> None:
+    """Ray's own ``ray start`` parser (the pinned Ray) reads every command line, in a subprocess.
+
+    A misspelt option among them (``broken``) shows that the parser refuses what Ray lacks.
+    """
+    lines = {**ray_start_lines(), "broken": ["--head", "--dashbord-host=0.0.0.0"]}
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_RAY_START],
+        input=json.dumps(lines),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    parsed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "dashbord-host" in parsed.pop("broken").get("error", "")
+    assert [name for name, p in parsed.items() if "error" in p] == [], parsed
+    head = parsed["compose ray-head"]
+    assert (head["dashboard_host"], head["dashboard_port"], head["num_cpus"]) == (
+        "0.0.0.0",
+        8265,
+        0,
+    )
+    assert parsed["compose ray-worker"]["address"] == f"ray-head:{head['port']}"
+    assert parsed["kuberay head"]["dashboard_host"] == "0.0.0.0"
+    assert parsed["kuberay cuda"]["num_gpus"] == 2 and parsed["kuberay cpu"]["num_gpus"] == 0
+
+
+def test_the_jupyterlab_settings_of_both_deployments_reach_the_server(tmp_path: Path) -> None:
+    (deployment,) = [d for d in manifests() if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    kube = {e["name"]: str(e["value"]) for e in container["env"] if "value" in e}
+    lab = yaml.safe_load(COMPOSE_RAY.read_text())["services"]["jupyterlab"]
+    compose = dict(str(e).split("=", 1) for e in lab["environment"] if "=" in str(e))
+    for env, address in (
+        (kube, "http://jupyter-yolo-head-svc:8265"),
+        (compose, "http://ray-head:8265"),
+    ):
+        config = ContainerConfig.from_environ({**env, "YOLO_WORKSPACE": str(tmp_path)})
+        app = YoloApp(config=_server_config(lab_arguments(config, [])))
+        assert (app.executor, app.ray_address, app.ray_python) == ("ray", address, "python3")

@@ -507,6 +507,37 @@ class YoloClient(PredictServiceMixin):
         """Start a training on ``data`` (a dataset name or a workspace-relative data.yaml)."""
         return self.create_job("train", data=data, **params)
 
+    def tune(
+        self,
+        train: dict[str, Any],
+        space: dict[str, Any] | None = None,
+        iterations: int | None = None,
+        epochs: int | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Start a hyperparameter search (a ``tune`` job) over the training request ``train``.
+
+        ``space``: the parameters to search with their bounds (``{"lr0": [0.001, 0.02]}``; the
+        server's default space without it), ``iterations``: how many trials, ``epochs``: per
+        trial; ``executor="ray"`` runs the trials in parallel on the Ray cluster.
+        """
+        return self.create_job(
+            "tune", train=train, space=space, iterations=iterations, epochs=epochs, **params
+        )
+
+    def trials(self, job_id: str) -> dict[str, Any] | None:
+        """A tune job's trials table, best trial and ``best_request`` (a ``TuneResult``).
+
+        None while the job has no table yet.
+        """
+        tune: Any = self.job(job_id).get("result")  # an ended job's own TuneResult
+        if not isinstance(tune, dict) or not isinstance(tune.get("trials"), list):
+            with contextlib.suppress(BadRequestError):
+                tune = self.request("GET", f"yolo/jobs/{_quote(job_id)}/results").get("tune")
+        if isinstance(tune, list):
+            tune = {"trials": tune}
+        return tune if isinstance(tune, dict) and isinstance(tune.get("trials"), list) else None
+
     def predict(self, *args: Any, **params: Any) -> Any:
         """A predict job, or with ``model=`` as keyword an answer of the warm service.
 

@@ -9,6 +9,7 @@ costs nothing)::
     TrainingPanel.attach("0123456789ab")     # picks a running or finished job up again
     ResultsPanel("0123456789ab")             # a run's results: metrics, curves, images, usage
     CompareRuns(["0123456789ab", "ba9876543210"])  # runs' curves and parameters side by side
+    TunePanel(iterations=4, epochs=2)        # a hyperparameter search; "Train with the best"
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _PANELS = {
     "Dashboard": "dashboard",
     "ResultsPanel": "results",
     "CompareRuns": "compare",
+    "TunePanel": "tune",
 }
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "MediaPanel",
     "ResultsPanel",
     "TrainingPanel",
+    "TunePanel",
 ]
 
 

@@ -262,6 +262,9 @@ def check_kuberay(docs: list[dict[str, Any]], contract: Contract) -> list[str]:
         ]
         findings += check_pod(name, group["template"], claim, contract)
         (container,) = group["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        if int(env.get("RAY_JOB_STOP_WAIT_TIME_S") or 3) < 30:
+            findings.append(f"{name}: Ray's stop kills a runner before it saved last.pt")
         variant = IMAGE.match(str(container["image"]))
         resources = container.get("resources") or {}
         gpus = {
@@ -352,6 +355,7 @@ def test_kuberay_checker_finds_what_broken_manifests_break(contract: Contract) -
     cuda["rayStartParams"]["num-gpus"] = 4
     (worker,) = cuda["template"]["spec"]["containers"]
     worker["image"] = "rayproject/ray:2.60.0-gpu"
+    worker["env"] = []
     worker["volumeMounts"] = [m for m in worker["volumeMounts"] if m["mountPath"] != WORKSPACE]
     lab = by_kind["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     lab["env"] = [
@@ -370,6 +374,7 @@ def test_kuberay_checker_finds_what_broken_manifests_break(contract: Contract) -
         "cuda/ray-worker: image rayproject/ray:2.60.0-gpu is not a jupyter-yolo one",
         "cuda/ray-worker: /workspace is not the shared claim",
         "cuda: the group does not run the cuda image",
+        "cuda: Ray's stop kills a runner before it saved last.pt",
         "jupyterlab: not YOLO_EXECUTOR=ray",
         "the token does not come from a Secret",
         "the entrypoint refuses it",
@@ -405,6 +410,8 @@ def check_compose_ray(data: dict[str, Any], contract: Contract) -> list[str]:
             findings.append(f"{name}: not the cpu image")
         if "workspace:/workspace" not in service.get("volumes", []):
             findings.append(f"{name}: the workspace volume is not at /workspace")
+        if name != "jupyterlab" and "RAY_JOB_STOP_WAIT_TIME_S=30" not in service["environment"]:
+            findings.append(f"{name}: Ray's stop kills a runner before it saved last.pt")
         if not service.get("shm_size"):
             findings.append(f"{name}: no shm_size for Ray's object store")
         published = [str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])]

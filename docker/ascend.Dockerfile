@@ -51,7 +51,9 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Video: opencv-python and av (PyAV, H.264 encoding with libx264) bundle FFmpeg in their
 # wheels; the user is in `video` for cameras mapped in (/dev/video*, docker/CONTRACT.md).
 # sshd's package host keys are removed (they are made per workspace); libGL and GLib for
-# OpenCV. apt versions follow the pinned base release
+# OpenCV. Login shells load CANN's environment (profile.d) as the entrypoint does: KubeRay
+# starts `ray start` in `bash -l`, so a Ray node's jobs see the NPUs too. apt versions follow
+# the pinned base release
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends openssh-server libgl1 libglib2.0-0 procps \
@@ -65,7 +67,9 @@ RUN apt-get update \
  && if getent group HwHiAiUser >/dev/null; then usermod --append --groups HwHiAiUser yolo; fi \
  && usermod --append --groups video yolo \
  && install -d -o 1000 -g 1000 /opt/venv /workspace /opt/jupyter-yolo /opt/jupyter-yolo/weights \
- && echo "export PATH=/opt/venv/bin:\$PATH" > /etc/profile.d/jupyter-yolo.sh
+ && echo "export PATH=/opt/venv/bin:\$PATH" > /etc/profile.d/jupyter-yolo.sh \
+ && echo "for f in /usr/local/Ascend/ascend-toolkit/set_env.sh /usr/local/Ascend/nnal/atb/set_env.sh; do if [ -r \"\$f\" ]; then . \"\$f\"; fi; done" \
+      > /etc/profile.d/jupyter-yolo-ascend.sh
 
 ENV PATH=/opt/venv/bin:$PATH \
     YOLO_WORKSPACE=/workspace \

@@ -553,3 +553,22 @@ def test_the_jupyterlab_settings_of_both_deployments_reach_the_server(tmp_path: 
         config = ContainerConfig.from_environ({**env, "YOLO_WORKSPACE": str(tmp_path)})
         app = YoloApp(config=_server_config(lab_arguments(config, [])))
         assert (app.executor, app.ray_address, app.ray_python) == ("ray", address, "python3")
+
+
+def test_a_ray_node_started_by_kuberay_loads_the_vendor_environment() -> None:
+    """KubeRay runs ``ray start`` in ``bash -l``, not through the image's entrypoint: every
+    vendor environment the entrypoint loads (CANN's set_env.sh) is loaded by login shells too.
+    """
+    entrypoint = (DOCKER / "entrypoint.sh").read_text()
+    loop = re.search(r"^for vendor_env in (.+); do$", entrypoint, re.MULTILINE)
+    assert loop is not None
+    vendor_files = loop.group(1).split()
+    _, stages = parse_dockerfile((DOCKER / "ascend.Dockerfile").read_text())
+    profile = [
+        command
+        for run in stages[-1].all("RUN")
+        for command in run.args.split(" && ")
+        if "/etc/profile.d/" in command
+    ]
+    for path in vendor_files:
+        assert any(path in command and '. \\"\\$f\\"' in command for command in profile), path

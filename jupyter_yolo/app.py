@@ -329,6 +329,9 @@ class YoloApp(ExtensionApp):
             hardware=self._hardware_view,
             owner=owner,
             allowed_stream_sources=tuple(self.allowed_stream_sources),
+            executor=self.executor,
+            ray_address=self.ray_address,
+            ray_python=self.ray_python,
         )
         for message in moved:
             self.jobs.report_problem("workspace", message)

@@ -1,8 +1,10 @@
 """The job manager: validates, queues, spawns, watches, stops, resumes and re-attaches jobs.
 
-One runner process per job (``python -m jupyter_yolo.runner JOB_DIR``) in its own session, so a
-job outlives the server. The runner owns its folder's ``status.json`` and ``events.jsonl``; the
-server appends to the event file only while no runner is alive.
+One runner per job (``python -m jupyter_yolo.runner JOB_DIR``): a process of this machine in
+its own session (:mod:`.executor_local`), or a Ray job on a cluster node with the workspace on
+shared storage (:mod:`.executor_ray`); either way a job outlives the server. The runner owns its
+folder's ``status.json`` and ``events.jsonl``; the server appends to the event file only while
+no runner is alive.
 """
 
 from __future__ import annotations
@@ -43,15 +45,15 @@ from ..contract.tasks import DEFAULT_TASK
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..inference.cache import digest_cache, exports_root, stored_choices, weights_digest
 from ..strict import describe_text
-from ..workspace import Workspace, open_private, private_folder
+from ..workspace import Workspace, private_folder
 from .events import EventIndex, append_event
+from .executor_local import LocalExecutor
+from .executor_ray import RayExecutor
+from .placement import Placement, ray_resources, split_placement
 from .process import (
     is_same_process_alive,
     process_start_time,
-    runner_environment,
-    session_members,
     signal_process,
-    signal_session,
 )
 from .progress import Progress
 from .registry import JobRecord, JobRegistry
@@ -83,6 +85,9 @@ class JobManager:
         hardware: Callable[[], HardwareView] | None = None,
         owner: str | None = None,
         allowed_stream_sources: tuple[str, ...] = (),
+        executor: str = "local",
+        ray_address: str = "",
+        ray_python: str = "python3",
     ) -> None:
         self.workspace = workspace
         self.python = python
@@ -99,6 +104,21 @@ class JobManager:
             hardware=hardware,
             allowed_stream_sources=allowed_stream_sources,
         )
+        # a Ray job's device is not this server's: checked syntactically (placement.py) only
+        self.ray_validator = JobValidator(
+            workspace,
+            cuda_available=cuda_available,
+            dataset_check=dataset_check,
+            allowed_stream_sources=allowed_stream_sources,
+        )
+        self.default_executor = executor
+        self.local = LocalExecutor(
+            python,
+            stop_grace_period=stop_grace_period,
+            kill_grace_period=kill_grace_period,
+            log=log,
+        )
+        self.ray = RayExecutor(self, ray_address, ray_python) if ray_address else None
         workspace.create()
         private_folder(workspace.jobs)
         self.owner = owner
@@ -143,6 +163,8 @@ class JobManager:
         found = [{"code": "job_folder", "message": m} for m in list(self._problems.values())]
         found += [{"code": "registry", "message": m} for m in list(self.registry.problems.values())]
         found += self._extra_problems
+        if self.ray is not None and self.ray.problem:
+            found.append({"code": "ray", "message": self.ray.problem})
         if not self.supervising:
             found.insert(0, {"code": "not_supervising", "message": str(self.owner)})
         return found
@@ -164,6 +186,9 @@ class JobManager:
             except Exception as exc:  # a damaged folder must not stop the server
                 self._skip_folder(folder, f"it could not be read ({type(exc).__name__}: {exc})")
         for record in self.registry.with_status(*ACTIVE, "queued"):
+            if record.executor == "ray":
+                self._reattach_ray(record)
+                continue
             try:
                 self._reattach(record)
             except Exception as exc:  # one job's damaged files must not stop the server
@@ -172,6 +197,16 @@ class JobManager:
                     f"{exc}); it is shown as it was."
                 )
                 self.log.exception("jupyter_yolo: %s", self._problems[record.id])
+
+    def _reattach_ray(self, record: JobRecord) -> None:
+        """At start: a Ray job is followed again by asking Ray (the supervisor's next steps)."""
+        if self.ray is None:
+            self._problems[record.id] = (
+                f"Job {record.id} runs on Ray, but this server has no YoloApp.ray_address: it "
+                f"is shown as it was until a server with the Ray cluster follows it."
+            )
+        else:
+            self.log.info("jupyter_yolo: following Ray job %s again", record.id)
 
     def _reattach(self, record: JobRecord) -> None:
         """At start: follow a live runner again, or record the end of one that is gone."""
@@ -283,9 +318,17 @@ class JobManager:
         """
         with self._lock:
             self._tick()
+        if self.ray is not None:
+            ray_jobs = [
+                r for r in self.registry.with_status("queued", *ACTIVE) if r.executor == "ray"
+            ]
+            if ray_jobs:
+                self.ray.follow_all(ray_jobs)
 
     def _tick(self) -> None:
         for record in self.registry.with_status(*ACTIVE):
+            if record.executor == "ray":
+                continue  # followed through Ray (tick)
             child = self._children.get(record.id)
             if child is not None:
                 returncode = child.poll()
@@ -328,7 +371,7 @@ class JobManager:
         into ``jobs/``. If either step fails, neither is left behind.
         """
         self._refuse_unless_supervising()
-        spec = self.validator.validate(body)
+        spec, placement, ray = self._validate(body)
         job_id = secrets.token_hex(6)
         final = self.workspace.jobs / job_id
         staging = Path(os.path.realpath(self.workspace.tmp)) / f"job-{job_id}"
@@ -350,6 +393,8 @@ class JobManager:
                     request=spec.request,
                     params=spec.params,
                     devices=list(spec.devices),
+                    executor=placement.executor,
+                    ray=ray,
                 )
                 try:
                     os.rename(staging, final)
@@ -362,6 +407,29 @@ class JobManager:
         self.log.info("jupyter_yolo: job %s (%s) queued", job_id, spec.kind)
         self._wake()
         return self.describe(record)
+
+    def _validate(
+        self, body: dict[str, Any]
+    ) -> tuple[ValidatedJob, Placement, dict[str, Any] | None]:
+        """Validate a request: where it runs (``executor``, Ray resources), then what it runs.
+
+        A Ray job's device is checked for its syntax only (the GPUs are the node's, not this
+        server's) and re-indexed for the node; the cluster's Ray version is checked (409).
+        """
+        rest, placement = split_placement(
+            body, default=self.default_executor, ray_configured=self.ray is not None
+        )
+        ray: dict[str, Any] | None = None
+        if placement.executor == "ray":
+            spec = self.ray_validator.validate(rest)
+            ray = ray_resources(spec.params, placement, rest.get("workers"))
+            assert self.ray is not None
+            self.ray.check_version()
+        else:
+            spec = self.validator.validate(rest)
+        if placement.executor == "ray" or "executor" in body:
+            spec.request.update(placement.shown())
+        return spec, placement, ray
 
     def _write_job_file(
         self, folder: Path, job_id: str, spec: ValidatedJob, *, resume: bool
@@ -452,10 +520,28 @@ class JobManager:
             "result": record.result,
             "error": record.error,
             "exit_reason": record.exit_reason,
+            "executor": record.executor,
+            "ray": self.ray.view(record) if self.ray is not None and record.ray else None,
+            "queue_reason": self._queue_reason(record, position),
             "resumable": record.kind == "train" and record.status in RESUMABLE,
             "actions": job_actions(record.kind, record.status, self.supervising),
             "folder": self.workspace.relative(self.workspace.jobs / record.id),
         }
+
+    def _queue_reason(self, record: JobRecord, position: int | None) -> str | None:
+        """What a queued job waits for: Ray's placement message, or its turn on its devices."""
+        if record.status != "queued":
+            return None
+        if record.executor == "ray":
+            message = (record.ray or {}).get("message")
+            return str(message) if message else "waiting to be submitted to Ray"
+        devices = ", ".join(record.devices or ["default"])
+        if position is not None and position > 1:
+            return f"waiting for {position - 1} job(s) queued before it ({devices})"
+        return (
+            f"waiting for a free slot on {devices} (at most {self.max_jobs_per_device} job(s) "
+            f"per device)"
+        )
 
     def task_of(self, job_id: str) -> str:
         """The task of a job, from its job.json (read once; detect when it cannot be read)."""
@@ -592,8 +678,16 @@ class JobManager:
     def _stop(self, job_id: str) -> None:
         record = self.record(job_id)
         if record.status == "queued":
+            if record.executor == "ray" and self.ray is not None:
+                write_atomic(self.workspace.jobs / job_id / "stop", str(time.time()))
+                self.ray.cancel(record)
             if self.registry.finish(job_id, "stopped", exit_reason="stopped before it started"):
                 self._append(job_id, "status", status="stopped")
+        elif record.status == "running" and record.executor == "ray":
+            if self.registry.mark_stopping(job_id):
+                write_atomic(self.workspace.jobs / job_id / "stop", str(time.time()))
+                self._stop_requested[job_id] = time.monotonic()
+                self.log.info("jupyter_yolo: stop requested for Ray job %s", job_id)
         elif record.status == "running":
             if self.registry.mark_stopping(job_id):
                 folder = self.workspace.jobs / job_id
@@ -611,13 +705,7 @@ class JobManager:
 
     def _escalate_stop(self, record: JobRecord) -> None:
         asked = self._stop_requested.setdefault(record.id, time.monotonic())
-        waited = time.monotonic() - asked
-        if not record.pid:
-            return
-        if waited > self.stop_grace_period + self.kill_grace_period:
-            signal_session(record.pid, signal.SIGKILL)
-        elif waited > self.stop_grace_period:
-            signal_session(record.pid, signal.SIGTERM)
+        self.local.escalate(record.pid, asked)
 
     def resume(self, job_id: str) -> dict[str, Any]:
         """Queue a stopped or interrupted training again; it continues from ``last.pt``.
@@ -627,14 +715,20 @@ class JobManager:
         """
         self._refuse_unless_supervising()
         record = self._resumable(job_id)
+        body = {**record.request}
+        body.setdefault("executor", record.executor)
         try:  # outside the lock: it may compute a dataset report or probe the hardware
-            spec = self.validator.validate(record.request)
+            spec, placement, ray = self._validate(body)
         except InvalidRequest as exc:
             raise Conflict(
                 f"Job {job_id} cannot be resumed: its request is no longer valid: {exc.message}"
             ) from None
         with self._lock:
-            self._resumable(job_id)  # still stopped or interrupted
+            current = self._resumable(job_id)  # still stopped or interrupted
+            if placement.executor != current.executor:
+                raise Conflict(f"Job {job_id} ran on {current.executor}; it resumes there.")
+            if self.ray is not None and ray is not None:
+                self.ray.prepare_resume(current, ray)
             self._requeue(job_id, spec)
         self._wake()
         return self.get(job_id)
@@ -710,10 +804,12 @@ class JobManager:
     # ------------------------------------------------------------------ internals
 
     def _start_queued(self) -> None:
-        active = self.registry.with_status(*ACTIVE)
+        active = [r for r in self.registry.with_status(*ACTIVE) if r.executor == "local"]
         busy: Counter[str] = Counter(device for r in active for device in r.devices)
         blocked: set[str] = set()
         for record in self.registry.with_status("queued"):
+            if record.executor != "local":
+                continue  # Ray queues Ray jobs
             devices = record.devices or ["default"]
             if any(d in blocked or busy[d] >= self.max_jobs_per_device for d in devices):
                 blocked.update(devices)
@@ -731,22 +827,9 @@ class JobManager:
             busy.update(devices)
 
     def _spawn(self, record: JobRecord) -> None:
-        folder = self.workspace.jobs / record.id
-        (folder / "stop").unlink(missing_ok=True)
-        private_folder(folder)
-        with open_private(folder / LOG_FILE) as log_file:
-            child = subprocess.Popen(
-                [self.python, "-m", "jupyter_yolo.runner", str(folder)],
-                cwd=folder,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=runner_environment(os.environ),
-            )
+        child, start = self.local.spawn(self.workspace.jobs / record.id)
         self._children[record.id] = child
-        self.registry.set_process(record.id, child.pid, process_start_time(child.pid))
+        self.registry.set_process(record.id, child.pid, start)
         self.log.info("jupyter_yolo: job %s started (pid %s)", record.id, child.pid)
 
     def _finalize(self, record: JobRecord, returncode: int | None) -> None:
@@ -758,15 +841,7 @@ class JobManager:
             return  # that runner found another one at work on the job: follow that one
         stopping = record.status == "stopping"
         self._stop_requested.pop(record.id, None)
-        if record.pid:
-            leftovers = session_members(record.pid)
-            if leftovers:
-                self.log.warning(
-                    "jupyter_yolo: killing %d leftover process(es) of job %s",
-                    len(leftovers),
-                    record.id,
-                )
-                signal_session(record.pid, signal.SIGKILL)
+        self.local.kill_leftovers(record.id, record.pid)
         if self._finish_from_status(record.id, self._read_status(record.id) or {}):
             self._wake()
             return

@@ -35,10 +35,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     exit_reason TEXT,
     error TEXT,
     result TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    executor TEXT NOT NULL DEFAULT 'local',
+    ray TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, queued);
 """
+#: Columns added after the first release: ``(name, declaration)``; an older registry gains them
+#: when it is opened (its jobs are local jobs: the defaults say so).
+_ADDED_COLUMNS = (
+    ("executor", "TEXT NOT NULL DEFAULT 'local'"),
+    ("ray", "TEXT"),
+)
 
 
 @dataclass
@@ -62,6 +70,11 @@ class JobRecord:
     error: str | None
     result: dict[str, Any] | None
     attempts: int
+    executor: str = "local"
+    ray: dict[str, Any] | None = None
+    """A Ray job's submission: ``submission_id``, ``attempt``, the resources it asks for
+    (``num_cpus``, ``num_gpus``, ``resources``), and Ray's last word (``status``, ``message``,
+    ``node_id``)."""
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -85,6 +98,8 @@ class JobRecord:
                 error=_optional(row["error"], str),
                 result=_json(row["result"], dict) if row["result"] else None,
                 attempts=int(row["attempts"]),
+                executor=_text(row["executor"]),
+                ray=_json(row["ray"], dict) if row["ray"] else None,
             )
         except Exception as exc:  # anything a hand-edited or damaged row can hold
             raise BadRow(_row_id(row), f"{type(exc).__name__}: {exc}"[:300]) from None
@@ -109,7 +124,7 @@ class BadRow(ValueError):
 
 _COLUMNS = (
     "id, kind, name, status, request, params, devices, created, queued, started, ended, pid,"
-    " pid_start, exit_reason, error, result, attempts"
+    " pid_start, exit_reason, error, result, attempts, executor, ray"
 )
 _DAMAGED_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 
@@ -164,6 +179,14 @@ def _private_file(path: Path) -> None:
         os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Migrate a registry written by an older version: add the columns it lacks."""
+    present = {str(row[1]) for row in db.execute("PRAGMA table_info(jobs)").fetchall()}
+    for name, declaration in _ADDED_COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
 
 
 class JobRegistry:
@@ -222,6 +245,7 @@ class JobRegistry:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
             db.execute(f"SELECT {_COLUMNS} FROM jobs").fetchall()
         except sqlite3.DatabaseError:
             db.close()
@@ -275,12 +299,14 @@ class JobRegistry:
         request: dict[str, Any],
         params: dict[str, Any],
         devices: list[str],
+        executor: str = "local",
+        ray: dict[str, Any] | None = None,
     ) -> JobRecord:
         """Add a new queued job."""
         now = time.time()
         self._execute(
-            "INSERT INTO jobs (id, kind, name, status, request, params, devices, created, queued)"
-            " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, kind, name, status, request, params, devices, created, queued,"
+            " executor, ray) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
             (
                 job_id,
                 kind,
@@ -290,6 +316,8 @@ class JobRegistry:
                 dumps(devices),
                 now,
                 now,
+                executor,
+                dumps(ray) if ray is not None else None,
             ),
         )
         return self.require(job_id)
@@ -333,6 +361,27 @@ class JobRegistry:
         cursor = self._execute(
             "UPDATE jobs SET status = 'running', pid = NULL, pid_start = NULL, started = ?,"
             " ended = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+            (time.time(), job_id),
+        )
+        return cursor.rowcount == 1
+
+    def set_ray(self, job_id: str, ray: dict[str, Any]) -> None:
+        """Record what the server knows of a Ray job's submission (resources, Ray's word)."""
+        self._execute("UPDATE jobs SET ray = ? WHERE id = ?", (dumps(ray), job_id))
+
+    def mark_submitted(self, job_id: str, ray: dict[str, Any]) -> bool:
+        """A queued Ray job gets its next attempt's submission (it stays queued until placed)."""
+        cursor = self._execute(
+            "UPDATE jobs SET attempts = attempts + 1, ray = ? WHERE id = ? AND status = 'queued'",
+            (dumps(ray), job_id),
+        )
+        return cursor.rowcount == 1
+
+    def mark_placed(self, job_id: str) -> bool:
+        """Ray placed a queued job's runner on a node: it is running now."""
+        cursor = self._execute(
+            "UPDATE jobs SET status = 'running', started = ?, ended = NULL WHERE id = ?"
+            " AND status = 'queued'",
             (time.time(), job_id),
         )
         return cursor.rowcount == 1

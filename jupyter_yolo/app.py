@@ -12,6 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
 
 from . import __version__
+from .accelerators.cluster import ClusterService
 from .accelerators.service import AcceleratorService
 from .contract.executors import EXECUTORS, RAY_VERSION
 from .datasets.store import DatasetStore
@@ -314,6 +315,7 @@ class YoloApp(ExtensionApp):
         self.accelerators = AcceleratorService(
             python=self.probe_python, timeout=self.probe_timeout, log=self.log
         )
+        self.cluster = ClusterService(self.ray_address, self.executor)
         default_device = self._checked_default_device()
         self.jobs = JobManager(
             self.yolo_workspace,

@@ -483,7 +483,9 @@ def accelerator_paths() -> dict[str, Any]:
     return {
         "/yolo/accelerators": {
             "get": _op(
-                "Hardware report and recommendation (cached; the first call probes)",
+                "Hardware report and recommendation (cached; the first call probes), the "
+                "executors a job may choose and, with YoloApp.ray_address set, the Ray cluster "
+                "(nodes, CPUs, GPUs by type, use; an unreachable one shows its error)",
                 {"200": _ok("the report", _ref("AcceleratorReport"))},
                 ("502", "504"),
                 parameters=[
@@ -497,7 +499,9 @@ def accelerator_paths() -> dict[str, Any]:
         },
         "/yolo/accelerators/usage": {
             "get": _op(
-                "Live CPU, memory and GPU utilisation", {"200": _ok("a reading", _ref("Usage"))}
+                "Live CPU, memory and GPU utilisation, and the Ray cluster's free and used "
+                "resources when one is configured",
+                {"200": _ok("a reading", _ref("Usage"))},
             )
         },
     }
@@ -694,8 +698,16 @@ HOST_SCHEMAS: dict[str, Any] = {
         warnings={"type": "array", "items": _object(["message"], message=STRING)},
         probe=OBJECT,
         generated_at=_nullable(STRING),
+        executors=_ref("Executors"),
+        cluster={"allOf": [_ref("ClusterReport")], "nullable": True},
     ),
-    "Usage": _object(["time", "cpu", "memory"], time=NUMBER, cpu=OBJECT, memory=OBJECT),
+    "Usage": _object(
+        ["time", "cpu", "memory"],
+        time=NUMBER,
+        cpu=OBJECT,
+        memory=OBJECT,
+        cluster={"allOf": [_ref("ClusterUsage")], "nullable": True},
+    ),
 }
 
 
@@ -711,6 +723,7 @@ RETRY_AFTER = {
 
 def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str, Any]:
     """The OpenAPI 3 document of everything under ``/yolo/`` (the server's own limits)."""
+    from .openapi_cluster import CLUSTER_SCHEMAS
     from .openapi_datasets import DATASET_SCHEMAS, dataset_paths  # they build on this module
     from .openapi_predict import PREDICT_SCHEMAS, predict_paths
     from .openapi_results import RESULTS_SCHEMAS, results_paths
@@ -758,6 +771,7 @@ def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str,
                 **DATASET_SCHEMAS,
                 **JOB_SCHEMAS,
                 **HOST_SCHEMAS,
+                **CLUSTER_SCHEMAS,
                 **PREDICT_SCHEMAS,
                 **RESULTS_SCHEMAS,
                 "Error": {

@@ -1,6 +1,13 @@
-"""``/yolo/accelerators``: the hardware report and a cheap live usage reading."""
+"""``/yolo/accelerators``: the hardware report and a cheap live usage reading.
+
+With ``YoloApp.ray_address`` set both carry the Ray cluster too (``cluster``): asked in a worker
+thread with a short timeout and cached a few seconds, so a cluster that is down shows as an
+``error`` in the report, never as a slow page or a 5xx.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
@@ -16,9 +23,16 @@ class AcceleratorsHandler(YoloHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """Return the accelerator report."""
-        report = await self.yolo.accelerators.report(refresh=self.query_flag("refresh"))
-        self.write_json(report)
+        """Return the accelerator report, the executors offered and the Ray cluster (or null)."""
+        refresh = self.query_flag("refresh")
+        cluster = asyncio.ensure_future(self.yolo.cluster.report(refresh=refresh))
+        try:
+            report = await self.yolo.accelerators.report(refresh=refresh)
+        finally:
+            cluster_report = await cluster
+        self.write_json(
+            {**report, "executors": self.yolo.cluster.executors, "cluster": cluster_report}
+        )
 
 
 class UsageHandler(YoloHandler):
@@ -29,8 +43,9 @@ class UsageHandler(YoloHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """Return CPU, memory and (where NVML exists) GPU utilisation."""
-        self.write_json(self.yolo.accelerators.usage())
+        """Return CPU, memory, GPU utilisation (where NVML exists) and the Ray cluster's use."""
+        usage = self.yolo.accelerators.usage()
+        self.write_json({**usage, "cluster": await self.yolo.cluster.usage()})
 
 
 HANDLERS = [

@@ -12,6 +12,7 @@ from typing import Any
 from ..contract.architectures import by_name as architectures_by_name
 from ..contract.status import KINDS as JOB_KINDS
 from ..contract.tasks import DEFAULT_TASK
+from ..contract.tune import SEARCH_SPACE, TUNE_KIND
 from ..datasets.keys import DATA_YAML_KEYS, FORBIDDEN_DATA_KEYS
 from ..datasets.paths import folder_name_problem
 from ..errors import InvalidRequest, YoloError
@@ -22,6 +23,7 @@ from ..workspace import Workspace
 from .devices import absence, needs_report
 from .media_source import check_source, mask_url
 from .task_check import check_fit, check_offline, dataset_task, is_classify_root, model_task
+from .tune_schema import validate_tune
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 JOB_REFERENCE = re.compile(r"^job:([0-9a-f]{12})(?::(best|last))?$")
@@ -158,6 +160,8 @@ TRAIN: dict[str, Param] = {
     "rect": Param(bool),
     "cache": Param(bool),
 }
+# the rest of what a tune job searches (its best parameters make a valid training request)
+TRAIN.update({k: Param(float, lo, hi) for k, (lo, hi) in SEARCH_SPACE.items() if k not in TRAIN})
 VAL: dict[str, Param] = {
     "data": Param(str),
     "batch": Param(int, 1, 1024),
@@ -281,6 +285,8 @@ class JobValidator:
     def validate(self, body: dict[str, Any]) -> ValidatedJob:
         """Validate a ``POST /yolo/jobs`` body."""
         kind = body.get("kind")
+        if kind == TUNE_KIND:  # a training request plus the search: jobs/tune_schema.py
+            return validate_tune(self, body)
         if kind not in JOB_KINDS:
             raise InvalidRequest(f"'kind' must be one of {', '.join(JOB_KINDS)}, got {kind!r}.")
         schema = SCHEMAS[kind]

@@ -29,6 +29,7 @@ from .journal import number
 from .predict import run_predict
 from .results import ResultsCollector
 from .stop import StopRequested
+from .tune import run_tune
 
 __all__ = ["TASKS", "JobContext", "JobInputError", "run_export", "run_predict"]
 
@@ -260,4 +261,5 @@ TASKS: dict[str, Callable[[JobContext], dict[str, Any]]] = {
     "val": run_val,
     "predict": run_predict,
     "export": run_export,
+    "tune": run_tune,
 }

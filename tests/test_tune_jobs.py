@@ -1,0 +1,197 @@
+"""Tune jobs (issue 16): validation, a local evolution, stop, and parallel trials on Ray."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_yolo.contract.tune import TRIALS_FILE
+from jupyter_yolo.jobs.process import session_members
+
+from .conftest import all_events, expect_error, fetch_json, post_json, wait_for_job
+
+TRAIN = {
+    "model": "yolov8n.yaml",
+    "epochs": 7,
+    "imgsz": 64,
+    "batch": 8,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+}
+SPACE = {"lr0": [0.001, 0.02], "momentum": [0.7, 0.95]}
+
+
+def tune_body(data: str, **extra: Any) -> dict[str, Any]:
+    """A 4 x 2 tune request over the tiny shapes dataset."""
+    return {
+        "kind": "tune",
+        "train": {**TRAIN, "data": data},
+        "space": SPACE,
+        "iterations": 4,
+        "epochs": 2,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"train": None}, "needs 'train'"),
+        ({"train": "shapes"}, "needs 'train'"),
+        ({"colour": "red"}, "Unknown key(s) for a tune job: colour"),
+        ({"iterations": 0}, "'iterations' must be from 1 to 200"),
+        ({"iterations": 201}, "'iterations' must be from 1 to 200"),
+        ({"iterations": "4"}, "'iterations' must be an integer"),
+        ({"iterations": True}, "'iterations' must be an integer"),
+        ({"epochs": 0}, "'epochs' must be from 1 to 1000"),
+        ({"space": {"lr0": [0.02, 0.001]}}, "low (0.02) must be less than high"),
+        ({"space": {"lr0": [0.001, 0.5]}}, "'space.lr0' must lie within [1e-05, 0.1]"),
+        ({"space": {"lr0": [0.001]}}, "'space.lr0' must be [low, high]"),
+        ({"space": {"lr0": ["a", 1]}}, "bounds must be numbers"),
+        ({"space": {"imgsz": [32, 64]}}, "cannot search 'imgsz'"),
+        ({"space": {}}, "'space' must be an object"),
+        ({"space": [1, 2]}, "'space' must be an object"),
+    ],
+)
+async def test_bad_tune_requests_get_400_and_create_nothing(
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path, change: dict[str, Any], fragment: str
+) -> None:
+    body = {**tune_body(shapes_dataset), **change}
+    if change.get("train", 0) is None:
+        del body["train"]
+    error = await expect_error(jp_fetch, 400, "yolo", "jobs", method="POST", body=json.dumps(body))
+    assert fragment in error["message"], error["message"]
+    assert list((yolo_workspace / "jobs").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("train", "fragment"),
+    [
+        ({"epochs": -1}, "'train': 'epochs' must be at least 1"),
+        ({"imgsz": 50}, "'train': 'imgsz'"),
+        ({"data": "nothing"}, "'train': There is no dataset named 'nothing'"),
+        ({"model": "yolov8n.pt"}, "'train': Weights 'yolov8n.pt' are not in the workspace"),
+        ({"kind": "val"}, "'train' must be a training request"),
+        ({"colour": "red"}, "'train': Unknown key(s) for a train job: colour"),
+    ],
+)
+async def test_the_base_request_is_validated_as_a_training(
+    jp_fetch: Any, shapes_dataset: str, train: dict[str, Any], fragment: str
+) -> None:
+    body = tune_body(shapes_dataset)
+    body["train"] = {**body["train"], **train}
+    error = await expect_error(jp_fetch, 400, "yolo", "jobs", method="POST", body=json.dumps(body))
+    assert fragment in error["message"], error["message"]
+
+
+def check_contiguous(events: list[dict[str, Any]]) -> None:
+    """Every event's seq follows the previous one's."""
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+
+
+def trial_spans(events: list[dict[str, Any]]) -> dict[int, tuple[float, float]]:
+    """Each trial's (start, end) time from its first and terminal ``trial`` events."""
+    starts: dict[int, float] = {}
+    ends: dict[int, float] = {}
+    for event in events:
+        if event["type"] != "trial":
+            continue
+        if event["status"] == "running" and "params" in event:
+            starts[event["trial"]] = event["time"]
+        elif event["status"] != "running":
+            ends[event["trial"]] = event["time"]
+    return {t: (starts[t], ends[t]) for t in starts if t in ends}
+
+
+def check_table(job: dict[str, Any], events: list[dict[str, Any]], workspace: Path) -> None:
+    """A finished 4 x 2 tune: four trials, a best, a best_request, the file and the events."""
+    result = job["result"]
+    assert result["metric"] == "metrics/mAP50-95(B)"
+    trials = result["trials"]
+    assert [t["trial"] for t in trials] == [1, 2, 3, 4]
+    for trial in trials:
+        assert set(trial["params"]) == set(SPACE)
+        for name, (low, high) in SPACE.items():
+            assert low <= trial["params"][name] <= high
+    finished = [t for t in trials if t["status"] == "succeeded"]
+    assert finished, trials
+    for trial in finished:
+        assert trial["epochs_done"] == 2
+        assert len(trial["history"]) == 2
+    best = result["best"]
+    assert best is not None and best["trial"] in {t["trial"] for t in trials}
+    request = result["best_request"]
+    assert request["kind"] == "train" and request["epochs"] == TRAIN["epochs"]
+    assert {k: request[k] for k in SPACE} == best["params"]
+    saved = json.loads((workspace / "jobs" / job["id"] / TRIALS_FILE).read_text())
+    assert saved["trials"] == trials
+    check_contiguous(events)
+    kinds = {e["type"] for e in events}
+    assert "trial" in kinds and "batch" not in kinds and "epoch" not in kinds
+    epoch_events = [e for e in events if e["type"] == "trial" and "epoch" in e]
+    assert {e["trial"] for e in epoch_events} == {1, 2, 3, 4}
+
+
+@pytest.mark.slow
+async def test_local_tune_finds_a_best_that_trains(
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    job = await post_json(jp_fetch, "yolo", "jobs", body=tune_body(shapes_dataset))
+    assert job["kind"] == "tune"
+    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"}, 400)
+    assert final["status"] == "succeeded", final
+    events = await all_events(jp_fetch, job["id"])
+    check_table(final, events, yolo_workspace)
+    assert final["result"]["executor"] == "local"
+    spans = sorted(trial_spans(events).values())
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # one at a time
+    assert (yolo_workspace / "jobs" / job["id"] / "run" / "weights" / "best.pt").is_file()
+    results = await fetch_json(jp_fetch, "yolo", "jobs", job["id"], "results")
+    assert results["tune"]["trials"] == final["result"]["trials"]
+    # the best request is a valid training request: it is accepted (and stopped at once)
+    again = await post_json(jp_fetch, "yolo", "jobs", body=final["result"]["best_request"])
+    assert again["kind"] == "train"
+    await post_json(jp_fetch, "yolo", "jobs", again["id"], "stop", body={})
+    await wait_for_job(jp_fetch, again["id"], {"stopped", "succeeded", "failed"})
+
+
+@pytest.mark.slow
+async def test_stop_mid_tune_ends_stopped_with_no_process_left(
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    body = tune_body(shapes_dataset, iterations=20, epochs=5)
+    job = await post_json(jp_fetch, "yolo", "jobs", body=body)
+    deadline = asyncio.get_running_loop().time() + 300
+    while True:  # stop once the second trial has started
+        events = await all_events(jp_fetch, job["id"])
+        if any(e["type"] == "trial" and e["trial"] == 2 for e in events):
+            break
+        assert asyncio.get_running_loop().time() < deadline, events[-5:]
+        await asyncio.sleep(0.3)
+    status = json.loads((yolo_workspace / "jobs" / job["id"] / "status.json").read_text())
+    pid = int(status["pid"])
+    await post_json(jp_fetch, "yolo", "jobs", job["id"], "stop", body={})
+    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"}, 120)
+    assert final["status"] == "stopped", final
+    assert session_members(pid) == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    result = final["result"]
+    statuses = [t["status"] for t in result["trials"]]
+    assert statuses[0] == "succeeded" and statuses[-1] == "stopped", statuses
+    assert len(statuses) < 20
+    events = await all_events(jp_fetch, job["id"])
+    check_contiguous(events)
+    assert final["actions"] == {"stop": False, "resume": False}
+    error = await expect_error(
+        jp_fetch, 409, "yolo", "jobs", job["id"], "resume", method="POST", body="{}"
+    )
+    assert "tune" in error["message"]

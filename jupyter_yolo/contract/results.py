@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import NotRequired, TypedDict
 
 from .payloads import Detection, EventBase
+from .tune import TuneResult
 
 RESULTS_FILE = "results.json"
 """A finished run's validator results (:class:`ValidatorResults`), in the job folder."""
@@ -179,3 +180,5 @@ class RunResults(TypedDict):
     usage: list[UsageFields]
     history: NotRequired[list[EpochSummary]]
     """Every completed epoch in order (the curves to overlay when runs are compared)."""
+    tune: NotRequired[TuneResult | None]
+    """A tune job's trials table (as far as it exists now); absent for other kinds."""

@@ -71,6 +71,8 @@ class TrialEvent(TypedDict, total=False):
     params: dict[str, float]
     epoch: int
     epochs: int
+    iterations: int
+    """How many trials the tune runs (on every ``running`` event that starts a trial)."""
     metrics: dict[str, float | None]
     """The task's headline metric and fitness after ``epoch`` (or at the end)."""
     fitness: float | None

@@ -23,6 +23,8 @@ export interface IRowHost {
 
 /** Kinds of job with results to show and compare. */
 export const RESULT_KINDS = ['train', 'val'];
+/** Kinds of job with a results view (a tune job's trials) but nothing to compare. */
+const VIEW_KINDS = [...RESULT_KINDS, 'tune'];
 
 /** A start time as a person scans a list: `14:05` today, `Mar 3, 14:05` before. */
 export function startText(seconds: number): string {
@@ -157,7 +159,7 @@ export class JobRow {
 
     const hasResults = RESULT_KINDS.includes(job.kind);
     this.check.hidden = !hasResults;
-    this.resultsButton.hidden = !hasResults;
+    this.resultsButton.hidden = !VIEW_KINDS.includes(job.kind);
     const started = job.started ?? null;
     const duration = started ? formatDuration((job.ended ?? Date.now() / 1000) - started) : '';
     this.timeNode.textContent = started

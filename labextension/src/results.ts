@@ -39,6 +39,7 @@ import {
   metricText,
   paramText
 } from './resultparts';
+import { ITuneResult, TunePart, getTune } from './tune';
 
 const LIVE_INTERVAL_MS = 3000;
 const IDLE_INTERVAL_MS = 60_000;
@@ -66,6 +67,7 @@ export class ResultsView extends Widget {
   private readonly curves = new CurvesPart();
   private readonly confusion = new ConfusionPart();
   private readonly images = new ImagesPart();
+  private readonly trials = new TunePart();
   private readonly usageCharts = el('div', 'jp-yolo-Results-chartGrid');
   private readonly console = el('pre', 'jp-yolo-Log-text jp-yolo-Results-console');
   private readonly sections = new Map<string, HTMLElement>();
@@ -92,6 +94,7 @@ export class ResultsView extends Widget {
     header.append(this.titleNode, this.statusNode, refresh);
     this.node.append(header, this.message);
     this.section('summary', 'Summary', this.summary);
+    this.section('tune', 'Trials', this.trials.node);
     this.section('epochs', 'Metrics and losses per epoch', this.epochCharts);
     this.section('classes', 'Per-class metrics', this.classes);
     this.section('curves', 'Curves', this.curves.node);
@@ -128,11 +131,13 @@ export class ResultsView extends Widget {
       );
       throw error; // the poll backs off
     }
-    const [epochs, log] = await Promise.all([
+    const [epochs, log, tune] = await Promise.all([
       runEpochs(this.jobId, results).catch(() => [] as IEpochEvent[]),
-      getLog(this.jobId).catch(error => `The log cannot be read: ${messageOf(error)}`)
+      getLog(this.jobId).catch(error => `The log cannot be read: ${messageOf(error)}`),
+      results.kind === 'tune' ? getTune(this.jobId, results).catch(() => null) : null
     ]);
     this.render(results, epochs, log);
+    this.renderTune(results, tune);
     const live = isLive(results.status, this.tasks);
     const interval = live ? LIVE_INTERVAL_MS : IDLE_INTERVAL_MS;
     if (this.poll.frequency.interval !== interval) {
@@ -243,6 +248,25 @@ export class ResultsView extends Widget {
       node.append(box);
     }
     return node;
+  }
+
+  /** A tune job's trials: table, chart with the best starred, "Train with the best". */
+  private renderTune(r: IRunResults, tune: ITuneResult | null): void {
+    this.showSection('tune', r.kind === 'tune');
+    if (r.kind !== 'tune') {
+      return;
+    }
+    const search = r.params.tune as { iterations?: unknown } | undefined;
+    const iterations = search?.iterations ?? r.params.iterations;
+    this.trials.update(tune, typeof iterations === 'number' ? iterations : null);
+    const live = isLive(r.status, this.tasks);
+    this.showMessage(
+      live
+        ? 'The search is going on: the trials fill in as they run.'
+        : tune
+          ? ''
+          : `Job ${r.status} without trials.`
+    );
   }
 
   private renderEpochs(r: IRunResults, epochs: IEpochEvent[]): void {

@@ -290,3 +290,150 @@ def test_device_helpers() -> None:
         1,
     ]
     assert [first_device(d) for d in ("0,1", "cuda:2,3", [1, 0])] == ["0", "2", "1"]
+
+
+# -- a real two-process DDP launch through ultralytics, on the CPU (tests/ddp_cpu_shim.py) ------
+TESTS = Path(__file__).resolve().parent
+
+
+def run_shimmed_runner(job: Path, **extra_env: str) -> tuple[int, int]:
+    """The runner on ``job`` with ultralytics' DDP on gloo; returns (exit code, its pid)."""
+    env = env_for(job.parent, **extra_env)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("YOLO_CONFIG_DIR")  # the runner sets the workspace's own
+    code = "import sys, ddp_cpu_shim; ddp_cpu_shim.run_runner(sys.argv[1])"
+    with (job / "log.txt").open("ab") as log:
+        proc = subprocess.Popen(
+            [PYTHON, "-c", code, str(job)],
+            cwd=job,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return proc.wait(timeout=900), proc.pid
+
+
+def session_members(sid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if len(fields) > 3 and fields[0] != "Z" and int(fields[3]) == sid:
+                found.append(int(entry))
+    return found
+
+
+CHECKPOINT = r"""
+import json, sys, torch
+ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+print(json.dumps({"epoch": ckpt["epoch"], "optimizer": ckpt.get("optimizer") is not None}))
+"""
+
+
+@pytest.mark.slow
+def test_two_rank_ddp_streams_events_stops_and_resumes(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    data = generate_shapes(ws / "datasets" / "tiny", train=8, val=4, imgsz=64, seed=0)
+    job = ws / "jobs" / "ddp"
+    job.mkdir(parents=True)
+    params = {
+        "model": "yolov8n.yaml",
+        "data": str(data),
+        "epochs": 2,
+        "imgsz": 64,
+        "batch": 4,  # 2 per rank: 2 batches per epoch on each of the 2 ranks
+        "workers": 0,
+        "device": "0,1",
+        "seed": 0,
+        "plots": False,
+    }
+    spec = {"id": "ddp", "kind": "train", "params": params, "workspace": str(ws), "resume": False}
+    (job / "job.json").write_text(json.dumps(spec))
+    append_event(job / "events.jsonl", "status", status="queued")
+
+    # rank 1 writes the stop file before batch 1 of epoch 2: both ranks stop after that batch
+    code, pid = run_shimmed_runner(job, JY_TEST_STOP_AT="2,1")
+    log = (job / "log.txt").read_text(errors="replace")
+    assert code == 0, log[-4000:]
+    status = json.loads((job / "status.json").read_text())
+    assert status["status"] == "stopped", log[-4000:]
+    assert status["exit_reason"] == "stop requested (stop file)"
+    assert status["result"]["epochs_done"] == 1
+    assert status["result"]["last"] == "run/weights/last.pt"
+    evs = events(job)
+    assert_contiguous(evs)
+    batches = [(e["epoch"], e["batch"], e["batches"]) for e in evs if e["type"] == "batch"]
+    assert batches == [(1, 1, 2), (1, 2, 2), (2, 1, 2)]
+    assert [e["epoch"] for e in evs if e["type"] == "epoch"] == [1]
+    tail = [e for e in evs if e["type"] not in {"usage", "log", "artifact"}][-4:]
+    assert [(e["type"], e.get("status")) for e in tail] == [
+        ("batch", None),
+        ("status", "stopping"),
+        ("result", None),
+        ("status", "stopped"),
+    ]
+    assert any("stopped during epoch 2; saved last.pt" in e.get("message", "") for e in evs)
+    ckpt = run_py(CHECKPOINT, [str(job / "run" / "weights" / "last.pt")], env_for(tmp_path), job)
+    assert ckpt.returncode == 0 and ckpt.stdout.strip(), (ckpt.stdout + ckpt.stderr)[-3000:]
+    assert json.loads(ckpt.stdout.strip().splitlines()[-1]) == {"epoch": 0, "optimizer": True}
+    # the launch ended by itself: nothing left to end, no launcher files, no record left
+    assert "leftover process" not in log
+    assert session_members(pid) == []
+    assert list((ws / ".ultralytics").rglob("_temp_*")) == []
+    assert not (job / STATE_FILE).exists()
+
+    spec["resume"] = True
+    (job / "job.json").write_text(json.dumps(spec))
+    (job / "stop").unlink()
+    code, pid = run_shimmed_runner(job)
+    log = (job / "log.txt").read_text(errors="replace")
+    assert code == 0, log[-4000:]
+    status = json.loads((job / "status.json").read_text())
+    assert status["status"] == "succeeded", log[-4000:]
+    result = status["result"]
+    assert result["epochs"] == 2 and result["epochs_done"] == 2
+    assert result["best"] == "run/weights/best.pt"
+    assert set(result["metrics"]) >= {"mAP50", "mAP50-95", "precision", "recall", "fitness"}
+    assert status["epochs_done"] == 2
+    evs = events(job)
+    assert_contiguous(evs)
+    resumed = evs[[e.get("resume") for e in evs].index(True) :]
+    assert [(e["epoch"], e["batch"]) for e in resumed if e["type"] == "batch"] == [(2, 1), (2, 2)]
+    assert [e["epoch"] for e in resumed if e["type"] == "epoch"] == [2]
+    assert (job / "results.json").exists()
+    assert "leftover process" not in log
+    assert session_members(pid) == []
+    assert list((ws / ".ultralytics").rglob("_temp_*")) == []
+    epochs = [
+        int(line.split(",")[0])
+        for line in (job / "run" / "results.csv").read_text().splitlines()[1:]
+    ]
+    assert epochs == [1, 2]
+
+
+def test_a_failed_launch_names_the_workers_error(tmp_path: Path) -> None:
+    from jupyter_yolo.runner.ddp import DdpFailed, worker_error
+
+    log = tmp_path / "log.txt"
+    log.write_text(
+        "Starting training for 3 epochs...\n"
+        "[rank1]: Traceback (most recent call last):\n"
+        '[rank1]:   File "_temp_1.py", line 16, in <module>\n'
+        "[rank1]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+        "subprocess.CalledProcessError: Command '['python', '-m', 'torch.distributed.run']' "
+        "returned non-zero exit status 1.\n"
+    )
+    error = worker_error(log)
+    assert error == "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    message = str(DdpFailed(2, 1, error))
+    assert message.startswith("multi-GPU (DDP) training failed in one of its 2 worker processes")
+    assert "out of memory" in message  # the runner's describe_error turns it into advice
+    assert worker_error(tmp_path / "missing.txt") is None
+    assert "job log" in str(DdpFailed(2, 1, None))

@@ -43,12 +43,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import subprocess
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..contract.files import write_json_atomic
 from ..contract.tasks import headline
+from .job import LOG_FILE
 from .journal import EventLogHandler, Journal, NullJournal, number
 from .stop import StopRequested
 
@@ -66,6 +69,37 @@ class DdpStopped(SystemExit):
 
     def __init__(self) -> None:
         super().__init__(0)
+
+
+class DdpFailed(RuntimeError):
+    """The DDP launch failed in a worker: the message carries the worker's own error line."""
+
+    def __init__(self, devices: int, status: int, error: str | None) -> None:
+        super().__init__(
+            f"multi-GPU (DDP) training failed in one of its {devices} worker processes "
+            f"(exit status {status})"
+            + (f": {error}" if error else "; the job log has the worker's traceback")
+        )
+
+
+WORKER_ERROR = re.compile(r"^(?:\[rank\d+\]:\s*)?((?:\w+\.)*\w*(?:Error|Exception): .+)$")
+IGNORED_ERRORS = ("ChildFailedError", "CalledProcessError", "SignalException")
+
+
+def worker_error(log: Path, tail: int = 256 * 1024) -> str | None:
+    """The last exception line a DDP worker printed into the job log (None when there is none)."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(handle.seek(0, os.SEEK_END) - tail, 0))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    found = None
+    for line in text.splitlines():
+        match = WORKER_ERROR.match(line.strip())
+        if match and not any(name in match.group(1) for name in IGNORED_ERRORS):
+            found = match.group(1)
+    return found[:500] if found else None
 
 
 def device_count(device: Any) -> int:
@@ -217,6 +251,7 @@ def run_ddp_train(
     """Train on several GPUs through ultralytics' DDP launch; the summary as :func:`run_train`."""
     from .callbacks import metric_fields, task_metrics
 
+    ctx.stop.check()
     (ctx.job_dir / STATE_FILE).unlink(missing_ok=True)
     devices = device_count(train_args.get("device"))
     ctx.journal.log(f"multi-GPU training (DDP) on {devices} devices; rank 0 reports the events")
@@ -248,6 +283,8 @@ def run_ddp_train(
             or None,
         }
         raise StopRequested(ctx.stop.reason) from failure
+    if isinstance(failure, subprocess.CalledProcessError):
+        raise DdpFailed(devices, failure.returncode, worker_error(ctx.job_dir / LOG_FILE))
     if failure is not None:
         raise failure
     weights = best if best.exists() else last

@@ -151,6 +151,9 @@ async def test_local_tune_finds_a_best_that_trains(
     events = await all_events(jp_fetch, job["id"])
     check_table(final, events, yolo_workspace)
     assert final["result"]["executor"] == "local"
+    progress = final["progress"]
+    assert progress["fraction"] == 1.0
+    assert (progress["media"]["done"], progress["media"]["total"]) == (4, 4)
     spans = sorted(trial_spans(events).values())
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # one at a time
     assert (yolo_workspace / "jobs" / job["id"] / "run" / "weights" / "best.pt").is_file()

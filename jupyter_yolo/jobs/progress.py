@@ -8,6 +8,7 @@ from typing import Any
 
 from ..contract.serving import PROGRESS_EVENT
 from ..contract.tasks import higher_is_better
+from ..contract.tune import TRIAL_EVENT
 
 METRIC_KEYS = ("precision", "recall", "mAP50", "mAP50-95", "fitness")
 
@@ -38,6 +39,7 @@ class Progress:
     total: int | None = None
     fps: float | None = None
     reconnects: int = 0
+    trials_ended: set[int] = field(default_factory=set)
 
     def consume(self, events: list[dict[str, Any]]) -> None:
         """Fold events (in seq order) into the progress; a malformed event is skipped."""
@@ -72,6 +74,17 @@ class Progress:
             self._media(event)
         elif kind == "warning":
             self.warnings += 1
+        elif kind == TRIAL_EVENT:
+            self._trial(event)
+
+    def _trial(self, event: dict[str, Any]) -> None:
+        """A tune job's ``trial`` event: progress is trials ended out of its iterations."""
+        self.unit = "trials"
+        self.total = _count(event.get("iterations"), self.total)
+        trial = _count(event.get("trial"), None)
+        if trial is not None and event.get("status") not in (None, "running"):
+            self.trials_ended.add(trial)
+        self.done = len(self.trials_ended)
 
     def _media(self, event: dict[str, Any]) -> None:
         """A predict job's ``progress`` (images or frames done, total, rate, ETA, reconnects)."""

@@ -29,7 +29,9 @@ from ..contract.results import (
     ValidatorResults,
 )
 from ..contract.tasks import headline, higher_is_better
+from ..contract.tune import TUNE_KIND
 from .media_source import mask_url
+from .tune_results import tune_table
 
 if TYPE_CHECKING:
     from .manager import JobManager
@@ -264,7 +266,7 @@ def build_results(record: JobRecord, folder: Path, task: str, workspace: Path) -
     if not planned:
         planned = _int_or_none(record.params.get("epochs")) or 0
     final = read_validator_results(folder)
-    return {
+    results: RunResults = {
         "job_id": record.id,
         "kind": record.kind,
         "status": record.status,
@@ -282,6 +284,9 @@ def build_results(record: JobRecord, folder: Path, task: str, workspace: Path) -
         "usage": decimate(usage),
         "history": history,
     }
+    if record.kind == TUNE_KIND:
+        results["tune"] = tune_table(folder, task, record.params, record.result)
+    return results
 
 
 def run_results(jobs: JobManager, job_id: str) -> RunResults:

@@ -95,6 +95,7 @@ def run_tune(ctx: JobContext) -> dict[str, Any]:
         space=search["space"],
         base_request=base_train_request(ctx),
         executor=executor,
+        iterations=search["iterations"],
     )
     if executor == "ray":
         from .tune_ray import run_ray_tune

@@ -62,8 +62,10 @@ class TrialsTable:
         space: dict[str, list[float]],
         base_request: dict[str, Any],
         executor: str,
+        iterations: int,
     ) -> None:
         self.journal = journal
+        self.iterations = iterations
         self.path = job_dir / TRIALS_FILE
         self.metric = headline(task)
         self.space = space
@@ -90,7 +92,15 @@ class TrialsTable:
                 "history": [],
                 "error": None,
             }
-            self._emit({"trial": trial, "status": "running", "params": clean, "epochs": epochs})
+            self._emit(
+                {
+                    "trial": trial,
+                    "status": "running",
+                    "params": clean,
+                    "epochs": epochs,
+                    "iterations": self.iterations,
+                }
+            )
 
     def epoch(
         self, trial: int, epoch: int, epochs: int, metrics: dict[str, Any], fitness: Any

@@ -207,3 +207,42 @@ async def test_a_cluster_of_another_version_shows_why(jp_fetch: Any) -> None:
     assert cluster["reachable"] and not cluster["version_ok"]
     assert cluster["ray_version"] == "2.9.3"
     assert "2.9.3" in cluster["error"] and RAY_VERSION in cluster["error"]
+
+
+def test_the_readable_report_has_a_ray_cluster_section() -> None:
+    from jupyter_yolo.widgets.accelerators import cluster_html, cluster_usage_text, report_html
+
+    head = {"node_id": "a" * 56, "address": "10.0.0.7", "head": True, "state": "ALIVE",
+            "cpus": 2.0, "gpus": 8.0, "gpu_type": "H100", "resources": {}}  # fmt: skip
+    worker = {**head, "address": "10.0.0.8", "head": False, "gpus": 0.0, "gpu_type": None,
+              "resources": {"jy_x": 1.0}}  # fmt: skip
+    report = {"cluster": _report(nodes=[head, worker]), "executors": offered_executors("ray", "x")}
+    html = report_html({"primary": {"label": "CPU"}, **report})
+    assert "Ray cluster" in html and "10.0.0.7 (head)" in html and "8 H100" in html
+    assert "jy_x 1" in html and "2 alive of 2" in html and "local, ray (default ray)" in html
+    broken = cluster_html({"cluster": _report(reachable=False, error="cannot <be> reached")})
+    assert "cannot &lt;be&gt; reached" in broken and "yolo-note-warning" in broken
+    assert cluster_html({"cluster": None}) == ""
+    line = cluster_usage_text({"cluster": live_usage(_report())})
+    assert line is not None and "CPU <b>1</b>/3" in line and "GPU <b>0</b>/8" in line
+    assert cluster_usage_text({"cluster": live_usage(_report(reachable=False))}) == (
+        "Ray <b>unreachable</b>"
+    )
+
+
+def test_the_training_status_line_says_where_a_job_runs() -> None:
+    from jupyter_yolo.widgets.history import TrainingHistory
+    from jupyter_yolo.widgets.training_status import placement, status_html
+
+    queued = {"status": "queued", "executor": "ray", "queue_reason": "no node has a free GPU",
+              "ray": {"submission_id": "s", "status": "PENDING", "node_id": None}}  # fmt: skip
+    where = placement(queued)
+    assert where == ("on Ray", "no node has a free GPU")
+    html = status_html(TrainingHistory(), "abc", "queued", None, where)
+    assert "on Ray" in html and "waiting: no node has a free GPU" in html
+    running = {**queued, "status": "running", "ray": {"node_id": "0123456789abcdef"}}
+    assert placement(running) == ("on Ray node 01234567", None)
+    assert placement({"status": "queued", "executor": "local", "queue_reason": "x"}) == (
+        None,
+        None,
+    )

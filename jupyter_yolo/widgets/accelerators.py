@@ -147,6 +147,81 @@ def _host_rows(host: dict[str, Any]) -> list[list[Any]]:
     return [row for row in rows if row[1] not in (None, "", "\u2014")]
 
 
+def _amount(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "?"
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def _node_row(node: dict[str, Any]) -> list[Any]:
+    gpus = _amount(node.get("gpus") or 0)
+    if node.get("gpus") and node.get("gpu_type"):
+        gpus += f" {node['gpu_type']}"
+    custom = ", ".join(f"{k} {_amount(v)}" for k, v in (node.get("resources") or {}).items())
+    return [
+        str(node.get("address") or "") + (" (head)" if node.get("head") else ""),
+        _amount(node.get("cpus")),
+        gpus,
+        custom or "\u2014",
+        node.get("state"),
+    ]
+
+
+def cluster_html(report: dict[str, Any]) -> str:
+    """The "Ray cluster" section of the report (empty when the server has no Ray cluster)."""
+    cluster = report.get("cluster")
+    if not isinstance(cluster, dict):
+        return ""
+    parts = ['<div class="yolo-h">Ray cluster</div>']
+    rows: list[list[Any]] = [["Address", cluster.get("address")]]
+    executors = report.get("executors") or {}
+    if executors.get("available"):
+        rows.append(
+            [
+                "Executors",
+                f"{', '.join(executors['available'])} (default {executors.get('default')})",
+            ]
+        )
+    rows.append(["Ray version", cluster.get("ray_version") or "unknown"])
+    if cluster.get("error"):
+        return "".join(parts) + table(rows) + note("warning", str(cluster["error"]))
+    nodes = [n for n in cluster.get("nodes") or [] if isinstance(n, dict)]
+    alive = sum(1 for n in nodes if n.get("state") == "ALIVE")
+    rows.append(["Nodes", f"{alive} alive of {len(nodes)}"])
+    for name, use in (cluster.get("usage") or {}).items():
+        total, used = use.get("total") or 0, use.get("used") or 0
+        rows.append(
+            [
+                name,
+                f"{_amount(used)} used, {_amount(max(total - used, 0))} free of {_amount(total)}",
+            ]
+        )
+    types = cluster.get("gpu_types") or {}
+    if types:
+        rows.append(["GPUs by type", ", ".join(f"{n}\u00d7 {t}" for t, n in types.items())])
+    parts.append(table(rows))
+    header = ["node", "CPUs", "GPUs", "custom resources", "state"]
+    parts.append(table([_node_row(n) for n in nodes], header))
+    return "".join(parts)
+
+
+def cluster_usage_text(usage: dict[str, Any]) -> str | None:
+    """The cluster's part of the live line ("Ray 2 nodes, CPU 1/3 free"), or None without one."""
+    cluster = usage.get("cluster")
+    if not isinstance(cluster, dict):
+        return None
+    if not cluster.get("reachable"):
+        return "Ray <b>unreachable</b>"
+    if cluster.get("error"):
+        return "Ray <b>another version</b>"
+    cpu, gpu = cluster.get("cpu") or {}, cluster.get("gpu") or {}
+    return (
+        f"Ray {esc(cluster.get('nodes'))} node(s): CPU <b>{_amount(cpu.get('free'))}</b>/"
+        f"{_amount(cpu.get('total'))}, GPU <b>{_amount(gpu.get('free'))}</b>/"
+        f"{_amount(gpu.get('total'))} free"
+    )
+
+
 def report_html(report: dict[str, Any]) -> str:
     """The accelerator report for people: what matters first, details folded.
 
@@ -164,6 +239,7 @@ def report_html(report: dict[str, Any]) -> str:
     for warning in report.get("warnings") or []:
         parts.append(note("warning", f"{warning.get('message')} ({warning.get('code')})"))
     parts.append(table(_summary_rows(report)))
+    parts.append(cluster_html(report))
     parts.append(_folded("Host", table(_host_rows(report.get("host") or {}))))
     if torch:
         torch_rows: list[list[Any]] = [
@@ -231,6 +307,9 @@ def usage_html(usage: dict[str, Any]) -> str:
         if isinstance(gpu.get("temperature_c"), int | float):
             text += f" {gpu['temperature_c']:.0f}\u00b0C"
         items.append(text)
+    cluster = cluster_usage_text(usage)
+    if cluster:
+        items.append(cluster)
     line = " \u00b7 ".join(items) or "no reading"
     return f'<div class="yolo-status">Now: {line}</div>'
 

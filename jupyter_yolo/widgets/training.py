@@ -78,6 +78,7 @@ class TrainingPanel(JobFollowing, TrainingForm, widgets.VBox):  # type: ignore[m
         self._drawn = {"batch": -1, "epoch": -1, "info": -1}
         self._job_id: str | None = None
         self._job_status: str | None = None
+        self._where: tuple[str | None, str | None] = (None, None)
         self._actions: JobActions | None = None
         self._follower: Follower | None = None
         self._recommended_workers: int | None = None
@@ -195,6 +196,7 @@ class TrainingPanel(JobFollowing, TrainingForm, widgets.VBox):  # type: ignore[m
             self._drawn = {"batch": -1, "epoch": -1, "info": -1}
             self._job_id = job_id
             self._job_status = job.get("status")
+            self._where = training_status.placement(job)
             self._actions = job.get("actions")
             request = job.get("request") or {}
             task = job.get("task") or self.facts.task_of_model(str(request.get("model") or ""))
@@ -263,7 +265,7 @@ class TrainingPanel(JobFollowing, TrainingForm, widgets.VBox):  # type: ignore[m
             seq = history.last_seq
             status_html = (
                 training_status.status_html(
-                    history, self._job_id, self._job_status, self._spec.headline
+                    history, self._job_id, self._job_status, self._spec.headline, self._where
                 )
                 if info_changed
                 else None

@@ -18,6 +18,7 @@ import ipywidgets as widgets
 from ..client import ConflictError, NotFoundError, YoloClient, YoloClientError
 from ..contract.actions import JobActions, job_actions
 from ..contract.status import TERMINAL, UNFINISHED
+from . import training_status
 from .common import Follower, Throttle, error_text, follow_error_text, note
 from .history import TrainingHistory
 
@@ -38,6 +39,7 @@ class JobFollowing:
     _drawn: dict[str, int]
     _job_id: str | None
     _job_status: str | None
+    _where: tuple[str | None, str | None]
     _actions: JobActions | None
     _follower: Follower | None
     _follow_failed: bool
@@ -117,12 +119,18 @@ class JobFollowing:
             actions = page.get("actions")
             changed = bool(page["events"]) or status != self._job_status or actions != self._actions
             self._history.consume(page["events"])
-            if status != self._job_status:
+            moved = status != self._job_status
+            if moved:
                 self._drawn["info"] = -1
             self._job_status = status
             if actions is not None:
                 self._actions = actions
             caught_up = not page.get("more")
+        if moved and self._where[0]:  # a Ray job placed or ended: on which node, Ray's reason
+            with contextlib.suppress(YoloClientError):
+                job = self.client.job(str(page.get("id")))
+                with self._lock:
+                    self._where = training_status.placement(job)
         if status not in TERMINAL:
             self._ended.clear()  # running again: resumed here or elsewhere
         if caught_up:
@@ -141,6 +149,8 @@ class JobFollowing:
             if job.get("id") not in (None, self._job_id):
                 return
             self._job_status = job.get("status")
+            if "executor" in job:
+                self._where = training_status.placement(job)
             if job.get("actions") is not None:
                 self._actions = job["actions"]
             self._drawn["info"] = -1

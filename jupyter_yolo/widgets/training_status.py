@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .common import esc, fmt_seconds, note
 from .history import TrainingHistory
 from .results_data import console_text
@@ -24,12 +27,35 @@ def fraction(history: TrainingHistory) -> float:
     return max(0.0, min(1.0, done / epochs))
 
 
+def placement(job: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """Where a job runs ("on Ray node 1a2b3c4d", "on Ray") and Ray's reason while it is queued.
+
+    (None, None) for a local job or a server without executors: nothing to say.
+    """
+    reason = job.get("queue_reason") if job.get("status") == "queued" else None
+    if job.get("executor") != "ray":
+        return None, None
+    ray = job.get("ray") or {}
+    node = ray.get("node_id") if isinstance(ray, dict) else None
+    where = f"on Ray node {str(node)[:8]}" if node else "on Ray"
+    return where, str(reason) if reason else None
+
+
 def status_html(
-    history: TrainingHistory, job_id: str | None, job_status: str | None, head: str | None
+    history: TrainingHistory,
+    job_id: str | None,
+    job_status: str | None,
+    head: str | None,
+    where: tuple[str | None, str | None] = (None, None),
 ) -> str:
-    """The status line: job, status, epoch and batch, speed, ETA, the headline metric."""
+    """The status line: job, status, where it runs, epoch and batch, speed, ETA, headline metric.
+
+    For a job Ray has not placed yet, Ray's reason comes below it.
+    """
     status = job_status or history.status or "unknown"
     parts = [f"job <b>{esc(job_id)}</b>", f"<b>{esc(status)}</b>"]
+    if where[0]:
+        parts.append(esc(where[0]))
     epochs = history.epoch_total
     batch = history.last_batch
     if batch is not None:
@@ -53,6 +79,8 @@ def status_html(
         parts.append("validating")
     line = " \u00b7 ".join(parts)
     extra = f'<div class="yolo-muted">{esc(history.last_log)}</div>' if history.last_log else ""
+    if where[1] and status == "queued":
+        extra = f'<div class="yolo-muted">waiting: {esc(where[1])}</div>' + extra
     return f'<div class="yolo-status">{line}</div>{extra}'
 
 

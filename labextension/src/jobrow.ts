@@ -4,6 +4,7 @@
  * actions Stop, Resume, Results, Log and Folder, and a checkbox that picks it for comparison.
  */
 import { IJob, ITaskTable, getEvents, isLive } from './api';
+import { IJobPlacement, placementText, queueReason } from './cluster';
 import { el, formatDuration, formatLoss, totalLoss } from './format';
 import { messageOf } from './notify';
 import { Series, Sparkline } from './sparkline';
@@ -55,6 +56,10 @@ export class JobRow {
   private readonly lossNode = el('span', 'jp-yolo-JobRow-loss');
   private readonly chart = el('div', 'jp-yolo-JobRow-chart');
   private readonly errorNode = el('div', 'jp-yolo-JobRow-error');
+  /** Where the job runs (executor, Ray node), on servers that have executors. */
+  private readonly placementNode = el('span', 'jp-yolo-JobRow-placement');
+  /** Why Ray has not placed a queued job yet, in Ray's words. */
+  private readonly queueReasonNode = el('div', 'jp-yolo-JobRow-queueReason');
   private readonly stopButton = button('Stop', 'jp-yolo-JobRow-stop', STOP_TITLE);
   private readonly resumeButton = button('Resume', 'jp-yolo-JobRow-resume', RESUME_TITLE);
   private readonly logButton = button('Log', 'jp-yolo-JobRow-log', "Open the job's log");
@@ -100,6 +105,7 @@ export class JobRow {
       head,
       this.timeNode,
       this.metaNode,
+      this.queueReasonNode,
       this.bar,
       this.progressNode,
       this.chart,
@@ -169,6 +175,16 @@ export class JobRow {
 
     const meta = [job.id, job.data ? `data ${job.data}` : '', job.model ?? ''];
     this.metaNode.textContent = meta.filter(Boolean).join(' · ');
+    const placed = job as IJob & IJobPlacement;
+    const where = placementText(placed);
+    this.placementNode.textContent = where ? ` · ${where}` : '';
+    this.placementNode.title = placed.ray?.submission_id
+      ? `Ray submission ${placed.ray.submission_id}${placed.ray.status ? ` (${placed.ray.status})` : ''}`
+      : '';
+    this.metaNode.append(this.placementNode);
+    const reason = job.status === 'queued' ? queueReason(placed) : null;
+    this.queueReasonNode.textContent = reason ? `waiting: ${reason}` : '';
+    this.queueReasonNode.hidden = !reason;
 
     const fraction = p.fraction ?? (job.status === 'succeeded' ? 1 : null);
     this.bar.hidden = fraction === null;

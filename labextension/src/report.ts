@@ -7,6 +7,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { IAcceleratorReport, IRecommendation } from './api';
+import { IClusterFields, clusterSection } from './cluster';
 import { el } from './format';
 import { notifyError } from './notify';
 
@@ -82,6 +83,7 @@ export class ReportView extends Widget {
 
     parts.push(el('h3', '', 'This machine'));
     parts.push(table(summaryRows(report), 'jp-yolo-Report-summary'));
+    parts.push(...clusterSection(report as IAcceleratorReport & IClusterFields));
 
     const devices = report.devices ?? {};
     const sections: [string, unknown][] = [

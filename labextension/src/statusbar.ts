@@ -9,6 +9,13 @@ import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import { IAcceleratorReport, IUsage, getAccelerators, getUsage } from './api';
+import {
+  IClusterFields,
+  IClusterUsage,
+  clusterLabel,
+  clusterTooltip,
+  rememberCluster
+} from './cluster';
 import { el, formatBytes, formatPercent } from './format';
 import { messageOf, notifyError } from './notify';
 
@@ -18,6 +25,8 @@ export class AcceleratorStatus extends Widget {
   private readonly labelNode = el('span', 'jp-yolo-StatusItem-label', 'YOLO …');
   private readonly usageNode = el('span', 'jp-yolo-StatusItem-usage');
   private readonly warningNode = el('span', 'jp-yolo-StatusItem-warning');
+  /** The Ray cluster of the `ray` executor, hidden when the server has none. */
+  private readonly clusterNode = el('span', 'jp-yolo-StatusItem-cluster');
   private report: IAcceleratorReport | null = null;
   private readonly poll: Poll;
 
@@ -29,7 +38,8 @@ export class AcceleratorStatus extends Widget {
     this.node.tabIndex = 0;
     this.node.title = 'Probing the accelerators…';
     this.warningNode.hidden = true;
-    this.node.append(this.warningNode, this.labelNode, this.usageNode);
+    this.clusterNode.hidden = true;
+    this.node.append(this.warningNode, this.labelNode, this.usageNode, this.clusterNode);
     this.node.addEventListener('click', () => this.openReport());
     this.node.addEventListener('keydown', event => {
       if (event.key === 'Enter' || event.key === ' ') {
@@ -93,12 +103,25 @@ export class AcceleratorStatus extends Widget {
     this.warningNode.title = warnings.map(w => w.message).join('\n\n');
     this.node.classList.toggle('jp-yolo-mod-warning', warnings.length > 0);
     this.node.title = this.tooltip(null);
+    rememberCluster((report as IAcceleratorReport & IClusterFields).cluster);
   }
 
   private async tick(): Promise<void> {
     const usage = await getUsage();
     this.usageNode.textContent = usageText(usage);
     this.node.title = this.tooltip(usage);
+    this.showCluster((usage as IUsage & { cluster?: IClusterUsage | null }).cluster ?? null);
+  }
+
+  /** The cluster's free CPUs and GPUs, or its error in a warning style. */
+  private showCluster(usage: IClusterUsage | null): void {
+    this.clusterNode.hidden = usage === null;
+    if (usage === null) {
+      return;
+    }
+    this.clusterNode.textContent = clusterLabel(usage);
+    this.clusterNode.classList.toggle('jp-yolo-mod-warning', usage.error !== null);
+    this.clusterNode.title = clusterTooltip(usage);
   }
 
   private tooltip(usage: IUsage | null): string {

@@ -46,6 +46,7 @@ LABEL org.opencontainers.image.title="jupyter-yolo (ascend)" \
       io.jupyter-yolo.contract="1"
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# wget: KubeRay's probes of Ray pods run it (the images are Ray nodes too, docker/kuberay).
 # The image runs as its user with uid 1000, a member of HwHiAiUser (the group of the Ascend
 # device nodes) when the base defines it; a base user that has uid 1000 already is renamed.
 # Video: opencv-python and av (PyAV, H.264 encoding with libx264) bundle FFmpeg in their
@@ -56,7 +57,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # the pinned base release
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openssh-server libgl1 libglib2.0-0 procps \
+ && apt-get install -y --no-install-recommends openssh-server libgl1 libglib2.0-0 procps wget \
  && rm -f /etc/ssh/ssh_host_* \
  && rm -rf /var/lib/apt/lists/* \
  && if getent passwd 1000 >/dev/null; then \

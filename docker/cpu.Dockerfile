@@ -43,13 +43,14 @@ LABEL org.opencontainers.image.title="jupyter-yolo (cpu)" \
       io.jupyter-yolo.variant="cpu" \
       io.jupyter-yolo.contract="1"
 
+# wget: KubeRay's probes of Ray pods run it (the images are Ray nodes too, docker/kuberay).
 # Video: opencv-python and av (PyAV, H.264 encoding with libx264) bundle FFmpeg in their
 # wheels; the user is in `video` for cameras mapped in (/dev/video*, docker/CONTRACT.md).
 # sshd (started only with SSH_AUTHORIZED_KEYS; its host keys are made per workspace, so the
 # package's are removed); libGL and GLib for OpenCV. apt versions follow the pinned base release
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openssh-server libgl1 libglib2.0-0 procps \
+ && apt-get install -y --no-install-recommends openssh-server libgl1 libglib2.0-0 procps wget \
  && rm -f /etc/ssh/ssh_host_* \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1000 yolo \

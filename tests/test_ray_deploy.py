@@ -167,6 +167,10 @@ def test_every_image_installs_the_ray_extra_with_the_pinned_ray() -> None:
             for m in wheel.finditer(run.args)
         ]
         assert extras and all("ray" in e for e in extras), f"{path.name}: {extras}"
+        apt = [r.args for r in stages[-1].all("RUN") if "apt-get install" in r.args]
+        assert any(re.search(r"apt-get install [^&]*\bwget\b", a) for a in apt), (
+            f"{path.name}: no wget, which KubeRay's probes of Ray pods run"
+        )
     for path in sorted((DOCKER / "constraints").glob("*.txt")):
         other = pinned(path.read_text()).get("ray")
         assert other in (None, RAY_VERSION), f"{path.name} pins ray {other}"

@@ -449,8 +449,13 @@ def test_compose_profile_ray_runs_a_head_a_worker_and_jupyterlab(contract: Contr
     lab = data["services"]["jupyterlab"]
     assert lab["depends_on"]["ray-head"]["condition"] == "service_healthy"
     assert all(s.get("healthcheck", {}).get("test") for s in data["services"].values())
-    # compose.yaml stays the one service per variant; the profile ray lives beside it
-    assert "ray" not in yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    # compose.yaml stays one service per variant (the profile ray lives beside it) and passes
+    # the executor settings through from the shell, for a cluster of one's own
+    base = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    assert "ray" not in base["services"]
+    assert {"YOLO_EXECUTOR", "YOLO_RAY_ADDRESS", "YOLO_RAY_PYTHON"} <= set(
+        base["x-common"]["environment"]
+    )
 
 
 def test_compose_ray_checker_finds_what_a_broken_file_breaks(contract: Contract) -> None:

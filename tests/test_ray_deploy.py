@@ -251,6 +251,9 @@ def check_kuberay(docs: list[dict[str, Any]], contract: Contract) -> list[str]:
     spec = cluster["spec"]
     if spec.get("rayVersion") != RAY_VERSION:
         findings.append(f"rayVersion {spec.get('rayVersion')} is not the pinned {RAY_VERSION}")
+    autoscaler = (spec.get("autoscalerOptions") or {}).get("securityContext") or {}
+    if spec.get("enableInTreeAutoscaling") and autoscaler.get("runAsNonRoot") is not True:
+        findings.append("the autoscaler sidecar may run as root")
     head = spec["headGroupSpec"]
     params = head.get("rayStartParams") or {}
     if params.get("dashboard-host") != "0.0.0.0":
@@ -276,6 +279,8 @@ def check_kuberay(docs: list[dict[str, Any]], contract: Contract) -> list[str]:
         }
         if name == "head":
             continue
+        if not group.get("minReplicas", 0) <= group.get("replicas", 0) <= group["maxReplicas"]:
+            findings.append(f"{name}: replicas outside [minReplicas, maxReplicas]")
         if variant is None or variant.group(1) != name:
             findings.append(f"{name}: the group does not run the {name} image")
         if gpus != {params.get("num-gpus", "0")}:
@@ -357,6 +362,8 @@ def test_kuberay_checker_finds_what_broken_manifests_break(contract: Contract) -
     head["template"]["spec"]["securityContext"]["runAsUser"] = 0
     cuda = next(g for g in cluster["workerGroupSpecs"] if g["groupName"] == "cuda")
     cuda["rayStartParams"]["num-gpus"] = 4
+    cuda["replicas"] = 99
+    cluster["autoscalerOptions"].pop("securityContext")
     (worker,) = cuda["template"]["spec"]["containers"]
     worker["image"] = "rayproject/ray:2.60.0-gpu"
     worker["env"] = []
@@ -378,6 +385,8 @@ def test_kuberay_checker_finds_what_broken_manifests_break(contract: Contract) -
         "cuda/ray-worker: image rayproject/ray:2.60.0-gpu is not a jupyter-yolo one",
         "cuda/ray-worker: /workspace is not the shared claim",
         "cuda: the group does not run the cuda image",
+        "cuda: replicas outside",
+        "the autoscaler sidecar may run as root",
         "cuda: Ray's stop kills a runner before it saved last.pt",
         "jupyterlab: not YOLO_EXECUTOR=ray",
         "the token does not come from a Secret",

@@ -316,7 +316,7 @@ class TunePanel(SearchControls, TrainingForm, widgets.VBox):  # type: ignore[mis
             changed = board.version != self._drawn
             self._drawn = board.version
             table = trials_html(board, self._params) if changed else None
-            iterations = self._request.get("iterations")
+            iterations = self._request.get("iterations") or board.iterations
             summary = summary_text(board, iterations if isinstance(iterations, int) else None)
             total = iterations if isinstance(iterations, int) and iterations > 0 else None
             fraction = board.done() / total if total else 0.0

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
+from ..contract.tasks import higher_is_better, metric_label
 from ..contract.tune import (
     DEFAULT_SPACE,
     SEARCH_SPACE,
@@ -98,6 +99,8 @@ class TrialBoard:
         self.result: TuneResult | None = None
         self.version = 0
         self.last_seq = 0
+        self.iterations: int | None = None
+        """The number of trials, as the trials' start events say it."""
 
     def consume(self, events: Iterable[Mapping[str, Any]]) -> bool:
         """Fold events (any type; ``trial`` ones count) in; return whether anything changed."""
@@ -129,6 +132,8 @@ class TrialBoard:
                 "error": None,
             }
             self.trials[index] = row
+        if isinstance(event.get("iterations"), int):
+            self.iterations = int(event["iterations"])
         if event.get("status"):
             row["status"] = event["status"]
         if isinstance(event.get("params"), dict):
@@ -167,21 +172,23 @@ class TrialBoard:
         """The trials in order."""
         return [self.trials[k] for k in sorted(self.trials)]
 
-    def score(self, row: TrialRecord) -> float | None:
-        """What ranks a trial: its fitness, else its headline metric."""
+    def score(self, row: TrialRecord) -> tuple[float, float] | None:
+        """What ranks a trial (higher is better): its headline metric, then its fitness."""
+        value = number((row.get("metrics") or {}).get(self.metric or ""))
         fitness = number(row.get("fitness"))
-        if fitness is not None:
-            return fitness
-        return number((row.get("metrics") or {}).get(self.metric or ""))
+        if value is None and fitness is None:
+            return None
+        if value is not None and self.metric and not higher_is_better(self.metric):
+            value = -value
+        return (-math.inf if value is None else value, -math.inf if fitness is None else fitness)
 
     @property
     def best(self) -> TrialRecord | None:
-        """The best trial: the result's own once known, else the highest fitness so far."""
+        """The best trial: the result's own once known, else the best metric so far."""
         if self.result is not None and self.result.get("best"):
             best = self.result["best"]
             return self.trials.get(int(best["trial"]), best) if best else None
-        scored = [(self.score(r), -r["trial"], r) for r in self.rows()]
-        ranked = [(s, t, r) for s, t, r in scored if s is not None]
+        ranked = [(score, -r["trial"], r) for r in self.rows() if (score := self.score(r))]
         return max(ranked, key=lambda item: (item[0], item[1]))[2] if ranked else None
 
     @property
@@ -214,7 +221,7 @@ def trials_html(board: TrialBoard, space: Iterable[str] = ()) -> str:
     best = board.best
     best_trial = best["trial"] if best else None
     metric = board.metric or "metric"
-    head = ["trial", "status", *names, metric, "fitness"]
+    head = ["trial", "status", *names, metric_label(metric), "fitness"]
     out = [TABLE_STYLE, '<table class="yolo-table yolo-trials">']
     out.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
     for row in rows:
@@ -242,5 +249,6 @@ def summary_text(board: TrialBoard, iterations: int | None) -> str:
     best = board.best
     if best is not None:
         value = (best.get("metrics") or {}).get(board.metric or "")
-        text += f" \u00b7 best: trial {best['trial']}, {board.metric or 'metric'} {fmt(value)}"
+        label = metric_label(board.metric) if board.metric else "metric"
+        text += f" \u00b7 best: trial {best['trial']}, {label} {fmt(value)}"
     return text

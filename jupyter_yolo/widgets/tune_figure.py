@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from plotly.subplots import make_subplots
 
+from ..contract.tasks import metric_label
 from .figure import LiveFigure, live_figure
 from .tune_data import BEST_MARK, TrialBoard, number
 
@@ -95,4 +96,6 @@ def draw(figure: LiveFigure, board: TrialBoard, params: list[str]) -> None:
                 star.hovertext = [f"best: trial {best['trial']}"]
             else:
                 star.x, star.y = [], []
-        figure.layout.yaxis.title.text = metric or "metric"
+        label = metric_label(metric) if metric else "metric"
+        figure.layout.yaxis.title.text = label
+        figure.layout.title.text = f"Trials: {label} by parameter ({BEST_MARK} best)"

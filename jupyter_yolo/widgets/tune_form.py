@@ -95,7 +95,9 @@ class SearchControls:
             layout=widgets.Layout(width="200px"),
         )
         names = executor_options(report)
-        chosen = executor if executor in names else (names[0] if names else None)
+        offered = report.get("executors")
+        default = offered.get("default") if isinstance(offered, Mapping) else None
+        chosen = next((e for e in (executor, default) if e in names), names[0] if names else None)
         self.executor_w = widgets.Dropdown(
             options=names or ["local"],
             value=chosen or "local",

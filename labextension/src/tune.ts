@@ -81,6 +81,21 @@ export async function startTraining(request: Record<string, unknown>): Promise<{
   return { id: String(payload.id) };
 }
 
+/** `box mAP50-95` for `metrics/mAP50-95(B)` (as the contract's metric_label). */
+export function metricName(key: string): string {
+  const text = key.replace(/^metrics\//, '');
+  for (const [mark, word] of [
+    ['(B)', 'box '],
+    ['(M)', 'mask '],
+    ['(P)', 'pose ']
+  ]) {
+    if (text.endsWith(mark)) {
+      return word + text.slice(0, -mark.length);
+    }
+  }
+  return text.replace(/_/g, ' ');
+}
+
 function num(value: MaybeNumber | undefined): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
@@ -185,7 +200,9 @@ export class TunePart {
     const total = iterations ?? tune.trials.length;
     this.summary.textContent =
       `${done} of ${total} trials done` +
-      (best ? ` · best: trial ${best.trial}, ${metric} ${numText(best.metrics?.[metric])}` : '');
+      (best
+        ? ` · best: trial ${best.trial}, ${metricName(metric)} ${numText(best.metrics?.[metric])}`
+        : '');
     this.node.dataset.trials = String(tune.trials.length);
     this.node.dataset.best = best ? String(best.trial) : '';
     this.tableBox.replaceChildren(this.table(tune, names, metric, best));
@@ -202,7 +219,7 @@ export class TunePart {
   ): HTMLElement {
     const table = el('table', 'jp-yolo-Table jp-yolo-Tune-trials');
     const head = table.createTHead().insertRow();
-    for (const title of ['trial', 'status', ...names, metric, 'fitness']) {
+    for (const title of ['trial', 'status', ...names, metricName(metric), 'fitness']) {
       head.append(el('th', '', title));
     }
     const body = table.createTBody();
@@ -252,14 +269,15 @@ export class TunePart {
     const figure = el('figure', 'jp-yolo-Chart');
     figure.dataset.chart = `tune-${name}`;
     figure.dataset.points = String(points.length);
-    figure.append(el('figcaption', 'jp-yolo-Chart-title', `${metric} by ${name}`));
+    const caption = `${metricName(metric)} by ${name}`;
+    figure.append(el('figcaption', 'jp-yolo-Chart-title', caption));
     const plot = svg('svg', {
       class: 'jp-yolo-Chart-plot',
       width,
       height,
       viewBox: `0 0 ${width} ${height}`,
       role: 'img',
-      'aria-label': `${metric} by ${name}`
+      'aria-label': caption
     });
     const parts: SVGElement[] = [
       svg('rect', {
@@ -302,7 +320,7 @@ export class TunePart {
       }
       marker.dataset.trial = String(p.t.trial);
       const title = svg('title');
-      title.textContent = `trial ${p.t.trial}: ${name} ${numText(p.x)}, ${metric} ${numText(p.y)}`;
+      title.textContent = `trial ${p.t.trial}: ${name} ${numText(p.x)}, ${metricName(metric)} ${numText(p.y)}`;
       marker.append(title);
       parts.push(marker);
       label(cx, cy - 10, String(p.t.trial));

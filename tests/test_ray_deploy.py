@@ -590,3 +590,51 @@ def test_a_ray_node_started_by_kuberay_loads_the_vendor_environment() -> None:
     ]
     for path in vendor_files:
         assert any(path in command and '. \\"\\$f\\"' in command for command in profile), path
+
+
+def raycluster_validator() -> Any:
+    """KubeRay's RayCluster v1 schema (tests/fixtures/kuberay), strict about unknown fields."""
+    import gzip
+
+    import jsonschema
+
+    def strict(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.pop("x-kubernetes-int-or-string", False):
+                node.pop("type", None)
+                node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+            if (
+                node.get("type") == "object"
+                and "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
+                node["additionalProperties"] = False  # the API server prunes unknown fields
+            for value in node.values():
+                strict(value)
+        elif isinstance(node, list):
+            for value in node:
+                strict(value)
+
+    path = REPO_ROOT / "tests" / "fixtures" / "kuberay" / "raycluster-v1.schema.json.gz"
+    schema = json.loads(gzip.decompress(path.read_bytes()))
+    strict(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_the_raycluster_is_valid_for_kuberay_s_schema() -> None:
+    validator = raycluster_validator()
+    (cluster,) = [d for d in manifests() if d["kind"] == "RayCluster"]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(cluster)
+    ]
+    assert errors == []
+    cluster["spec"]["autoscalerOptions"]["idleTimeoutSeconds"] = "600"
+    cluster["spec"]["headGroupSpec"]["rayStartParam"] = {"num-cpus": "0"}
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(cluster)
+    ]
+    assert any("idleTimeoutSeconds" in e and "integer" in e for e in errors), errors
+    assert any("'rayStartParam' was unexpected" in e for e in errors), errors

@@ -22,11 +22,18 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .contract.executors import EXECUTORS
 from .contract.status import KINDS as JOB_KINDS
 from .contract.status import STATUSES
 from .contract.tasks import TASK_NAMES
 from .handlers.base import MAX_JSON_BODY, MAX_QUERY_BYTES
 from .inference.backends import BACKEND_CHOICES
+from .jobs.placement import (
+    ACCELERATOR_NAME,
+    MAX_CUSTOM_RESOURCES,
+    MAX_RESOURCE_AMOUNT,
+    RESOURCE_NAME,
+)
 from .jobs.schema import (
     DATASET_NAME,
     DEVICE,
@@ -134,12 +141,41 @@ def param_schema(key: str, param: Param) -> dict[str, Any]:
     return schema
 
 
+#: Where a job runs (jobs/placement.py): every job request may carry them.
+PLACEMENT_PROPERTIES: dict[str, Any] = {
+    "executor": {
+        "type": "string",
+        "enum": list(EXECUTORS),
+        "description": "where the job runs (default: YoloApp.executor); 'ray' needs "
+        "YoloApp.ray_address",
+    },
+    "resources": {
+        "type": "object",
+        "description": "Ray jobs: custom Ray resources and amounts the job needs (names "
+        f"match {RESOURCE_NAME.pattern}; CPU, GPU and memory come from workers and device)",
+        "maxProperties": MAX_CUSTOM_RESOURCES,
+        "additionalProperties": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_RESOURCE_AMOUNT,
+            "description": "above 0",
+        },
+    },
+    "accelerator_type": {
+        "type": "string",
+        "description": "Ray jobs: the GPU type the node must have (Ray's accelerator_type)",
+        "pattern": f"^{ACCELERATOR_NAME.pattern}$",
+    },
+}
+
+
 def job_request_schemas() -> dict[str, Any]:
     """One request schema per job kind, built from the same table that validates requests."""
     schemas: dict[str, Any] = {}
     for kind, params in SCHEMAS.items():
         properties = {"kind": {"type": "string", "enum": [kind]}}
         properties.update({key: param_schema(key, param) for key, param in params.items()})
+        properties.update(PLACEMENT_PROPERTIES)
         schemas[f"{kind.capitalize()}JobRequest"] = {
             "type": "object",
             "additionalProperties": False,
@@ -545,6 +581,23 @@ JOB_SCHEMAS: dict[str, Any] = {
         result=_nullable(OBJECT),
         error=_nullable(STRING),
         exit_reason=_nullable(STRING),
+        executor={"type": "string", "enum": list(EXECUTORS)},
+        ray=_nullable(
+            {
+                **_object(
+                    ["submission_id", "status", "message", "node_id"],
+                    submission_id=_nullable(STRING),
+                    status=_nullable(STRING),
+                    message=_nullable(STRING),
+                    node_id=_nullable(STRING),
+                ),
+                "description": "a Ray job's submission and Ray's last word about it",
+            }
+        ),
+        queue_reason={
+            **_nullable(STRING),
+            "description": "what a queued job waits for (for a Ray job: Ray's message)",
+        },
         resumable={"type": "boolean"},
         actions=JOB_ACTIONS,
         folder=_nullable(STRING),

@@ -18,6 +18,7 @@ from openapi_spec_validator import validate
 
 from jupyter_yolo.app import YoloApp
 from jupyter_yolo.errors import InvalidRequest
+from jupyter_yolo.jobs.placement import PLACEMENT_FIELDS
 from jupyter_yolo.jobs.schema import SCHEMAS, Param
 from jupyter_yolo.openapi import build_spec, job_request_schemas
 
@@ -59,7 +60,8 @@ async def test_openapi_needs_authentication(jp_fetch: Any) -> None:
 async def test_job_request_schema_follows_the_validator(jp_fetch: Any, kind: str) -> None:
     spec = await fetch_json(jp_fetch, "yolo", "openapi.json")
     schema = spec["components"]["schemas"][f"{kind.capitalize()}JobRequest"]
-    assert set(schema["properties"]) == {"kind", *SCHEMAS[kind]}
+    # plus where it runs (jobs/placement.py): executor, Ray resources, accelerator type
+    assert set(schema["properties"]) == {"kind", *SCHEMAS[kind], *PLACEMENT_FIELDS}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"kind": kind, "surprise": 1}, schema)
 

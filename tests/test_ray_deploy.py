@@ -592,11 +592,9 @@ def test_a_ray_node_started_by_kuberay_loads_the_vendor_environment() -> None:
         assert any(path in command and '. \\"\\$f\\"' in command for command in profile), path
 
 
-def raycluster_validator() -> Any:
+def raycluster_schema() -> Any:
     """KubeRay's RayCluster v1 schema (tests/fixtures/kuberay), strict about unknown fields."""
     import gzip
-
-    import jsonschema
 
     def strict(node: Any) -> None:
         if isinstance(node, dict):
@@ -619,11 +617,14 @@ def raycluster_validator() -> Any:
     path = REPO_ROOT / "tests" / "fixtures" / "kuberay" / "raycluster-v1.schema.json.gz"
     schema = json.loads(gzip.decompress(path.read_bytes()))
     strict(schema)
-    return jsonschema.Draft7Validator(schema)
+    return schema
 
 
 def test_the_raycluster_is_valid_for_kuberay_s_schema() -> None:
-    validator = raycluster_validator()
+    import jsonschema
+
+    schema = raycluster_schema()
+    validator = jsonschema.Draft7Validator(schema)
     (cluster,) = [d for d in manifests() if d["kind"] == "RayCluster"]
     errors = [
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
@@ -638,3 +639,12 @@ def test_the_raycluster_is_valid_for_kuberay_s_schema() -> None:
     ]
     assert any("idleTimeoutSeconds" in e and "integer" in e for e in errors), errors
     assert any("'rayStartParam' was unexpected" in e for e in errors), errors
+
+    # the JupyterLab pod too: the CRD's pod template is Kubernetes' own PodTemplateSpec schema
+    pod_template = schema["properties"]["spec"]["properties"]["headGroupSpec"]["properties"]
+    pods = jsonschema.Draft7Validator(pod_template["template"])
+    (deployment,) = [d for d in manifests() if d["kind"] == "Deployment"]
+    template = deployment["spec"]["template"]
+    assert [e.message for e in pods.iter_errors(template)] == []
+    template["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/api"
+    assert any("'paht' was unexpected" in e.message for e in pods.iter_errors(template))

@@ -648,3 +648,24 @@ def test_the_raycluster_is_valid_for_kuberay_s_schema() -> None:
     assert [e.message for e in pods.iter_errors(template)] == []
     template["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/api"
     assert any("'paht' was unexpected" in e.message for e in pods.iter_errors(template))
+
+
+def test_every_compose_file_is_valid_for_the_compose_specification() -> None:
+    import gzip
+
+    import jsonschema
+
+    path = REPO_ROOT / "tests" / "fixtures" / "compose" / "compose-spec.schema.json.gz"
+    validator = jsonschema.Draft7Validator(json.loads(gzip.decompress(path.read_bytes())))
+    files = sorted(DOCKER.glob("compose*.yaml"))
+    assert {p.name for p in files} >= {"compose.yaml", "compose.ray.yaml", "compose.camera.yaml"}
+    for compose in files:
+        data = yaml.safe_load(compose.read_text())
+        assert [e.message for e in validator.iter_errors(data)] == [], compose.name
+    data = yaml.safe_load(COMPOSE_RAY.read_text())
+    lab = data["services"]["jupyterlab"]
+    lab["entrypont"] = lab.pop("entrypoint")
+    lab["volumes"] = "workspace:/workspace"
+    messages = [e.message for e in validator.iter_errors(data)]
+    assert any("'entrypont' does not match any of the regexes" in m for m in messages), messages
+    assert any("'workspace:/workspace' is not of type 'array'" in m for m in messages), messages

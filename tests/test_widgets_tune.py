@@ -187,7 +187,9 @@ def client(server: ServerProcess) -> YoloClient:
 
 
 def test_form_prefills_the_default_space_and_builds_the_request(client: YoloClient) -> None:
-    panel = TunePanel(client, imgsz=64, batch=8, iterations=4, epochs=2, extra={"plots": False})
+    panel = TunePanel(
+        client, imgsz=64, batch=8, iterations=4, epochs=2, train_epochs=5, extra={"plots": False}
+    )
     try:
         searched = [n for n, row in panel.space_rows.items() if row.searched_w.value]
         assert searched == list(DEFAULT_SPACE)
@@ -198,7 +200,8 @@ def test_form_prefills_the_default_space_and_builds_the_request(client: YoloClie
         assert (body["iterations"], body["epochs"]) == (4, 2)
         train = body["train"]
         assert train["data"] == "shapes" and train["model"] == "yolov8n.yaml"
-        assert (train["imgsz"], train["batch"], train["epochs"]) == (64, 8, 2)
+        # the base keeps the full training's epochs: best_request is it with the best params
+        assert (train["imgsz"], train["batch"], train["epochs"]) == (64, 8, 5)
         assert train["plots"] is False
         assert not set(train) & set(DEFAULT_SPACE)  # the searched values come from the trials
         # a server that offers one executor (or does not say): no choice shown, none sent
@@ -240,6 +243,8 @@ def test_trials_table_chart_and_train_with_the_best(client: YoloClient) -> None:
         assert list(points.y) == [0.10, 0.42, 0.30]
         star = panel.figure.data[1]
         assert (list(star.x), list(star.y)) == ([0.01], [0.42])
+        low, high = panel.figure.layout.yaxis.range
+        assert low < 0 < 0.42 < high < 1  # from 0, room above the best
         assert list(panel.figure.data[3].x) == [0.9]
         assert "3 of 4" not in panel.status_w.value and "4 of 4 trials done" in panel.status_w.value
 

@@ -57,6 +57,7 @@ class TunePanel(SearchControls, TrainingForm, widgets.VBox):  # type: ignore[mis
         space: dict[str, tuple[float, float] | list[float]] | None = None,
         iterations: int = 4,
         epochs: int = 2,
+        train_epochs: int | None = None,
         executor: str | None = None,
         extra: dict[str, Any] | None = None,
         job_id: str | None = None,
@@ -78,8 +79,17 @@ class TunePanel(SearchControls, TrainingForm, widgets.VBox):  # type: ignore[mis
         self.training: Any = None
         self._throttle = Throttle(self._render, max_rate)
         self._build_form(
-            data=data, model=model, epochs=epochs, imgsz=imgsz, batch=batch, device=device, amp=None
+            data=data,
+            model=model,
+            epochs=train_epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            amp=None,
         )
+        self.epochs_w.description = "final epochs"
+        self.epochs_w.tooltip = "Epochs of the full training that 'Train with the best' starts"
+        self.epochs_w.style = {"description_width": "initial"}
         self._build_search(self._load_report(), space, iterations, epochs, executor)
         self.train_best_button = widgets.Button(
             description="Train with the best",
@@ -103,7 +113,9 @@ class TunePanel(SearchControls, TrainingForm, widgets.VBox):  # type: ignore[mis
                 widgets.HTML(STYLE + '<div class="yolo-h">Hyperparameter tuning</div>'),
                 widgets.HBox([self.task_w, self.model_w, self.data_w]),
                 widgets.HBox([self.imgsz_w, self.batch_w, self.device_w]),
-                widgets.HBox([self.iterations_w, self.trial_epochs_w, self.executor_w]),
+                widgets.HBox(
+                    [self.iterations_w, self.trial_epochs_w, self.epochs_w, self.executor_w]
+                ),
                 self.space_w,
                 widgets.HBox([self.start_button, self.stop_button, self.train_best_button]),
                 self.message_w,
@@ -137,13 +149,14 @@ class TunePanel(SearchControls, TrainingForm, widgets.VBox):  # type: ignore[mis
     def tune_request(self, **overrides: Any) -> dict[str, Any]:
         """The tune request the form describes (without ``kind``)."""
         space = self.space()
-        epochs = int(self.trial_epochs_w.value)
-        train = {k: v for k, v in self.request(epochs=epochs).items() if k not in space}
+        # the base request keeps the full training's epochs ("Train with the best" posts it
+        # with the best parameters); each trial trains the search's epochs
+        train = {k: v for k, v in self.request().items() if k not in space}
         body: dict[str, Any] = {
             "train": train,
             "space": space,
             "iterations": int(self.iterations_w.value),
-            "epochs": epochs,
+            "epochs": int(self.trial_epochs_w.value),
         }
         executor = self.executor()
         if executor is not None:

@@ -31,6 +31,23 @@ def best_trace(param: str) -> str:
     return f"best \u00b7 {param}"
 
 
+def value_range(values: list[float]) -> list[float]:
+    """The metric axis: from 0 for metrics that are never negative, with room for the labels.
+
+    Equal values (every trial at 0 after two epochs from scratch) get a unit range instead of
+    plotly's [-1, 1] around them.
+    """
+    if not values:
+        return [0.0, 1.0]
+    low, high = min(values), max(values)
+    if low >= 0:
+        low = 0.0
+    span = high - low
+    if span <= 0:
+        span = abs(high) or 1.0
+    return [low - 0.05 * span, high + 0.15 * span]
+
+
 def tune_figure(params: list[str], metric: str | None) -> LiveFigure:
     """An empty chart with one panel per parameter (the first :data:`MAX_PANELS`)."""
     shown = params[:MAX_PANELS] or ["parameter"]
@@ -96,6 +113,8 @@ def draw(figure: LiveFigure, board: TrialBoard, params: list[str]) -> None:
                 star.hovertext = [f"best: trial {best['trial']}"]
             else:
                 star.x, star.y = [], []
+        scores = [float(r["metrics"][metric] or 0.0) for r in rows]
+        figure.layout.yaxis.range = value_range(scores)
         label = metric_label(metric) if metric else "metric"
         figure.layout.yaxis.title.text = label
         figure.layout.title.text = f"Trials: {label} by parameter ({BEST_MARK} best)"

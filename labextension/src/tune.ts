@@ -262,7 +262,7 @@ export class TunePart {
       .map(t => ({ t, x: num(t.params?.[name]), y: num(t.metrics?.[metric]) }))
       .filter((p): p is { t: ITrialRecord; x: number; y: number } => p.x !== null && p.y !== null);
     const [x0, x1] = spread(points.map(p => p.x));
-    const [y0, y1] = spread(points.map(p => p.y));
+    const [y0, y1] = metricSpread(points.map(p => p.y));
     const sx = (x: number): number => m.left + ((x - x0) / (x1 - x0)) * (width - m.left - m.right);
     const sy = (y: number): number =>
       m.top + (1 - (y - y0) / (y1 - y0)) * (height - m.top - m.bottom);
@@ -364,6 +364,17 @@ function spread(values: number[]): [number, number] {
   const high = Math.max(...values);
   const pad = (high - low) * 0.08 || Math.abs(low) * 0.1 || 0.5;
   return [low - pad, high + pad];
+}
+
+/** The metric axis: from 0 for metrics never negative, a unit range when all are equal. */
+function metricSpread(values: number[]): [number, number] {
+  if (!values.length) {
+    return [0, 1];
+  }
+  const high = Math.max(...values);
+  const low = Math.min(0, ...values);
+  const span = high - low || Math.abs(high) || 1;
+  return [low - 0.05 * span, high + 0.15 * span];
 }
 
 function starPoints(cx: number, cy: number, r: number): string {

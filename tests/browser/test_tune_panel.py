@@ -36,7 +36,7 @@ TRIALS = 4
 CELL = f"""from jupyter_yolo.widgets import TunePanel
 
 panel = TunePanel(imgsz=64, batch=8, device="cpu", iterations={TRIALS}, epochs=2,
-                  executor="local", extra={{"plots": False, "workers": 0}})
+                  train_epochs=3, executor="local", extra={{"plots": False, "workers": 0}})
 panel"""
 
 
@@ -109,7 +109,7 @@ def test_tune_panel_runs_a_search_and_trains_the_best(page: Any, lab: ServerProc
     train_id = str(note.inner_text()).split("training job ", 1)[1].split(" ", 1)[0]
     try:
         train = lab.request("GET", f"/yolo/jobs/{train_id}")
-        assert train["kind"] == "train"
+        assert train["kind"] == "train" and train["request"]["epochs"] == 3  # the full training
         for name, value in result["best"]["params"].items():
             assert train["request"][name] == pytest.approx(value), name
         page.wait_for_selector(f"{PANEL} .yolo-training-panel", timeout=60_000)

@@ -43,6 +43,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _agent_ports() -> list[str]:
+    """Fixed ports for a node's agents: with port 0 the raylet waits for the agent to write its
+    port to a file and aborts after about 15 s, which a loaded 2-core machine overruns."""
+    return [
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+    ]
+
+
 def _session_members(session_id: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
@@ -170,6 +180,7 @@ class RayCluster:
                 f"--dashboard-port={self.dashboard_port}",
                 f"--ray-client-server-port={free_port()}",
                 f"--dashboard-agent-listen-port={free_port()}",
+                *_agent_ports(),
                 f"--object-store-memory={OBJECT_STORE_BYTES}",
                 f"--temp-dir={self.temp_dir}",
             ],
@@ -193,6 +204,7 @@ class RayCluster:
                 f"--num-cpus={num_cpus}",
                 f"--resources={json.dumps(resources)}",
                 f"--dashboard-agent-listen-port={free_port()}",
+                *_agent_ports(),
                 f"--object-store-memory={OBJECT_STORE_BYTES}",
                 f"--temp-dir={self.temp_dir}",
             ],

@@ -52,9 +52,10 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Video: opencv-python and av (PyAV, H.264 encoding with libx264) bundle FFmpeg in their
 # wheels; the user is in `video` for cameras mapped in (/dev/video*, docker/CONTRACT.md).
 # sshd's package host keys are removed (they are made per workspace); libGL and GLib for
-# OpenCV. Login shells load CANN's environment (profile.d) as the entrypoint does: KubeRay
-# starts `ray start` in `bash -l`, so a Ray node's jobs see the NPUs too. apt versions follow
-# the pinned base release
+# OpenCV. Every bash (login shells through profile.d, others through BASH_ENV) loads CANN's
+# environment as the entrypoint does: KubeRay starts `ray start` in `bash -c` instead of the
+# entrypoint, and a Ray node's jobs must see the NPUs too.
+# apt versions follow the pinned base release
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends openssh-server libgl1 libglib2.0-0 procps wget \
@@ -81,7 +82,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     RAY_USAGE_STATS_ENABLED=0 \
     JUPYTER_PORT=8888 \
     SSH_PORT=22 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    BASH_ENV=/etc/profile.d/jupyter-yolo-ascend.sh
 
 # pretrained weights at build time: nothing is downloaded at run time
 ADD --checksum=sha256:f59b3d833e2ff32e194b5bb8e08d211dc7c5bdf144b90d2c8412c47ccfc83b36 --chown=1000:1000 --chmod=0644 \

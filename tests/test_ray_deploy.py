@@ -22,7 +22,7 @@ from jupyter_yolo.container.supervisor import lab_arguments
 from jupyter_yolo.contract.executors import RAY_VERSION
 
 from .conftest import REPO_ROOT
-from .test_container_contract import parse_dockerfile, pinned
+from .test_container_contract import assignments, parse_dockerfile, pinned
 
 DOCKER = REPO_ROOT / "docker"
 
@@ -157,19 +157,26 @@ def test_every_image_installs_the_ray_extra_with_the_pinned_ray() -> None:
 
 
 def test_a_ray_node_started_by_kuberay_loads_the_vendor_environment() -> None:
-    """KubeRay runs ``ray start`` in ``bash -l``, not through the image's entrypoint: every
-    vendor environment the entrypoint loads (CANN's set_env.sh) is loaded by login shells too.
+    """KubeRay runs ``ray start`` in ``bash -c`` (``-lc`` in older releases), not through the
+    image's entrypoint: every vendor environment the entrypoint loads (CANN's set_env.sh) is
+    loaded by every bash of the ascend image too (``BASH_ENV``, and login shells' profile.d).
     """
     entrypoint = (DOCKER / "entrypoint.sh").read_text()
     loop = re.search(r"^for vendor_env in (.+); do$", entrypoint, re.MULTILINE)
     assert loop is not None
     vendor_files = loop.group(1).split()
     _, stages = parse_dockerfile((DOCKER / "ascend.Dockerfile").read_text())
-    profile = [
+    env: dict[str, str] = {}
+    for instruction in stages[-1].all("ENV"):
+        env.update(assignments(instruction.args))
+    script = env.get("BASH_ENV", "")
+    assert script.startswith("/etc/profile.d/"), "login shells and bash -c read one script"
+    writes = [
         command
         for run in stages[-1].all("RUN")
         for command in run.args.split(" && ")
-        if "/etc/profile.d/" in command
+        if command.rstrip().endswith(f"> {script}")
     ]
+    assert len(writes) == 1, writes
     for path in vendor_files:
-        assert any(path in command and '. \\"\\$f\\"' in command for command in profile), path
+        assert path in writes[0] and '. \\"\\$f\\"' in writes[0], path

@@ -1,8 +1,10 @@
 """Jobs of every YOLO task: the task of a model and of a dataset, events, predictions, exports.
 
-The unit tests read the task of real tiny checkpoints (one short training per task, shared by
-the module) and of a hostile pickle; the REST tests run a real server and real ultralytics
-training on tiny generated datasets (tests/task_data.py) at imgsz 64.
+The REST tests run a real server (one for the module, a subprocess) and real ultralytics
+training on tiny generated datasets (tests/task_data.py) at imgsz 64: the seven trainings are
+submitted together when the module starts (two run at a time on the CPU, the rest queue), and
+each test checks its task's run and runs its own predict (and export) job on it. The unit tests
+read the task of those real checkpoints and of a hostile pickle.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import json
 import os
 import pickle
 import shutil
-import subprocess
-import sys
+import time
+import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,8 @@ from jupyter_yolo.contract.tasks import TASKS, headline
 from jupyter_yolo.jobs.task_check import dataset_task
 from jupyter_yolo.jobs.weights_task import task_in_pickle, task_of_weights
 
-from .conftest import REPO_ROOT, all_events, expect_error, fetch_json, post_json, wait_for_job
+from .conftest import expect_error, post_json, wait_for_job
+from .server_process import ServerProcess
 from .task_data import make_dataset
 
 ARCH = {
@@ -37,43 +41,110 @@ ARCH = {
 TRAIN = {"epochs": 1, "imgsz": 64, "batch": 8, "device": "cpu", "workers": 0, "plots": False}
 
 
-# -- the task of a weights file, without unpickling ---------------------------------------------
-TRAIN_SCRIPT = """
-import sys
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from jupyter_yolo.runner.offline import prepare
-root = Path(sys.argv[2])
-prepare(root, 1)
-from ultralytics import YOLO
-from tests.task_data import make_dataset
-for task, arch in [("segment", "yolov8n-seg.yaml"), ("pose", "yolov8n-pose.yaml"),
-                   ("obb", "yolov8n-obb.yaml"), ("classify", "yolov8n-cls.yaml")]:
-    data = make_dataset(task, root / "data" / task, train=8, val=4)
-    YOLO(arch).train(data=str(data), epochs=1, imgsz=64, batch=8, workers=0, device="cpu",
-                     project=str(root / "runs"), name=task, exist_ok=True, plots=False, val=False)
-"""
+# -- the module's server and its trainings --------------------------------------------------------
+PER_PIXEL = {"semantic": "yolo26n-sem.yaml", "depth": "yolo26n-depth.yaml"}
+#: The one task whose predict job here chooses its backend by measurement ("auto": three
+#: exports, INT8 calibration and timed rounds, 1-2 minutes a task on 2 cores); the others ask for
+#: PyTorch. The choice itself per task, with models that find objects to compare, is
+#: tests/test_inference_tasks.py's subject; "auto" through a predict job, test_jobs_predict_export.
+AUTO_BACKEND_TASK = "segment"
+ENDED = {"succeeded", "failed", "stopped"}
+
+
+class TaskRuns:
+    """One real server for the module and the training job of every task, submitted at once."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.workspace = server.workspace
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.data: dict[str, str] = {}  # task -> the workspace-relative data value
+
+    def get(self, path: str) -> Any:
+        """GET a JSON answer."""
+        return self.server.request("GET", path)
+
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a job; the job as the server answers it."""
+        job: dict[str, Any] = self.server.request("POST", "/yolo/jobs", body)
+        return job
+
+    def log(self, job_id: str) -> str:
+        """A job's log (text)."""
+        request = urllib.request.Request(
+            f"{self.server.url}/yolo/jobs/{job_id}/log",
+            headers={"Authorization": f"token {self.server.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text: str = response.read().decode(errors="replace")
+            return text
+
+    def wait(self, job_id: str, timeout: float = 900.0) -> dict[str, Any]:
+        """Poll a job until it ends; fail with its log unless it succeeded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job: dict[str, Any] = self.get(f"/yolo/jobs/{job_id}")
+            if job["status"] in ENDED:
+                assert job["status"] == "succeeded", f"{job}\n{self.log(job_id)[-3000:]}"
+                return job
+            assert time.monotonic() < deadline, f"{job}\n{self.log(job_id)[-3000:]}"
+            time.sleep(0.5)
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        """Every event of a job, read page by page."""
+        events: list[dict[str, Any]] = []
+        while True:
+            after = events[-1]["seq"] if events else 0
+            page = self.get(f"/yolo/jobs/{job_id}/events?after={after}")
+            events.extend(page["events"])
+            if not page["more"]:
+                return events
+
+    def trained(self, task: str) -> dict[str, Any]:
+        """The task's training job, once it succeeded."""
+        return self.wait(self.jobs[task]["id"])
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One real 1-epoch checkpoint per task (segment, pose, obb, classify)."""
-    root = tmp_path_factory.mktemp("ckpt")
-    env = {k: v for k, v in os.environ.items() if "TOKEN" not in k}
-    env.pop("PYTEST_CURRENT_TEST", None)
-    subprocess.run(
-        [sys.executable, "-c", TRAIN_SCRIPT, str(REPO_ROOT), str(root)],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=900,
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaskRuns]:
+    """The server, with every task's training job submitted (two run at a time)."""
+    from jupyter_yolo.datasets.synthetic_tasks import generate_task_dataset
+
+    root = tmp_path_factory.mktemp("tasks-jobs")
+    workspace = root / "workspace"
+    workspace.mkdir()
+    process = ServerProcess(
+        root,
+        workspace,
+        extra_args=("--YoloApp.builtin_dataset=False", "--YoloApp.max_jobs_per_device=2"),
     )
-    return {task: root / "runs" / task / "weights" / "last.pt" for task in ARCH if task != "detect"}
+    process.start()
+    try:
+        runs = TaskRuns(process)
+        for task, arch in ARCH.items():
+            runs.data[task] = put_dataset(workspace, task, train=16, val=8)
+            runs.jobs[task] = runs.post(
+                {"kind": "train", "model": arch, "data": runs.data[task], **TRAIN}
+            )
+        for task, arch in PER_PIXEL.items():
+            made = generate_task_dataset(
+                task, workspace / "tasks" / task, train=8, val=4, imgsz=64, seed=0
+            )
+            runs.data[task] = made.relative_to(workspace).as_posix()
+            runs.jobs[task] = runs.post(
+                {"kind": "train", "model": arch, "data": runs.data[task], **TRAIN}
+            )
+        yield runs
+    finally:
+        process.stop()
 
 
 @pytest.mark.slow
-def test_pt_task_read_from_pickle_opcodes(checkpoints: dict[str, Path], tmp_path: Path) -> None:
-    for task, path in checkpoints.items():
+def test_pt_task_read_from_pickle_opcodes(runs: TaskRuns, tmp_path: Path) -> None:
+    """Real checkpoints of the module's trainings (segment, pose, obb, classify)."""
+    for task in ("segment", "pose", "obb", "classify"):
+        job_id = runs.trained(task)["id"]
+        path = runs.workspace / "jobs" / job_id / "run" / "weights" / "last.pt"
         # a misleading name: the checkpoint's own metadata decides
         renamed = tmp_path / f"yolov8n-{'pose' if task != 'pose' else 'seg'}-{task}.pt"
         shutil.copy(path, renamed)
@@ -189,16 +260,11 @@ def metric_keys_of(task: str) -> set[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["segment", "pose", "obb", "classify", "detect"])
-async def test_train_and_predict_every_task(jp_fetch: Any, yolo_workspace: Path, task: str) -> None:
-    data = put_dataset(yolo_workspace, task, train=16, val=8)
-    job = await post_json(
-        jp_fetch, "yolo", "jobs", body={"kind": "train", "model": ARCH[task], "data": data, **TRAIN}
-    )
+def test_train_and_predict_every_task(runs: TaskRuns, task: str) -> None:
+    job = runs.jobs[task]
     assert job["task"] == task
-    done = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed"}, timeout=600)
-    log = (await jp_fetch("yolo", "jobs", job["id"], "log")).body.decode()
-    assert done["status"] == "succeeded", log[-3000:]
-    events = await all_events(jp_fetch, job["id"])
+    done = runs.trained(task)
+    events = runs.events(job["id"])
     epochs = [e for e in events if e["type"] == "epoch"]
     batches = [e for e in events if e["type"] == "batch"]
     assert epochs and batches
@@ -212,16 +278,14 @@ async def test_train_and_predict_every_task(jp_fetch: Any, yolo_workspace: Path,
     assert summary["headline"]["key"] == headline(task)
     assert done["result"]["task"] == task
 
-    models = await fetch_json(jp_fetch, "yolo", "models")
+    models = runs.get("/yolo/models")
     trained = [m for m in models["trained"] if m["job"] == job["id"]]
     assert trained and {m["task"] for m in trained} == {task}
 
     source = f"tasks/{task}/val/square" if task == "classify" else f"tasks/{task}/images/val"
-    predict = await post_json(
-        jp_fetch,
-        "yolo",
-        "jobs",
-        body={
+    predict_backend = "auto" if task == AUTO_BACKEND_TASK else "pytorch"
+    predict = runs.post(
+        {
             "kind": "predict",
             "model": f"job:{job['id']}",
             "source": source,
@@ -229,14 +293,14 @@ async def test_train_and_predict_every_task(jp_fetch: Any, yolo_workspace: Path,
             "device": "cpu",
             "conf": 0.0001,
             "max_det": 5,
-        },
+            "backend": predict_backend,
+        }
     )
     assert predict["task"] == task
-    done = await wait_for_job(jp_fetch, predict["id"], {"succeeded", "failed"}, timeout=600)
-    log = (await jp_fetch("yolo", "jobs", predict["id"], "log")).body.decode()
-    assert done["status"] == "succeeded", log[-3000:]
+    done = runs.wait(predict["id"])
     assert done["result"]["task"] == task
-    folder = yolo_workspace / "jobs" / predict["id"] / "run"
+    assert done["result"]["backend"]["requested"] == predict_backend
+    folder = runs.workspace / "jobs" / predict["id"] / "run"
     images = json.loads((folder / "predictions.json").read_text())
     assert images and all(i["task"] == task for i in images)
     first = images[0]
@@ -263,18 +327,13 @@ async def test_train_and_predict_every_task(jp_fetch: Any, yolo_workspace: Path,
         assert isinstance(det["angle"], float)
     assert done["result"]["instances"] == len(found)
     if task == "pose":  # an export keeps the task: the ONNX metadata says it, the result too
-        export = await post_json(
-            jp_fetch,
-            "yolo",
-            "jobs",
-            body={"kind": "export", "model": f"job:{job['id']}", "format": "onnx", "imgsz": 64},
+        export = runs.post(
+            {"kind": "export", "model": f"job:{job['id']}", "format": "onnx", "imgsz": 64}
         )
         assert export["task"] == "pose"
-        done = await wait_for_job(jp_fetch, export["id"], {"succeeded", "failed"}, timeout=600)
-        log = (await jp_fetch("yolo", "jobs", export["id"], "log")).body.decode()
-        assert done["status"] == "succeeded", log[-3000:]
+        done = runs.wait(export["id"])
         assert done["result"]["task"] == "pose"
-        onnx = yolo_workspace / "jobs" / export["id"] / done["result"]["path"]
+        onnx = runs.workspace / "jobs" / export["id"] / done["result"]["path"]
         assert task_of_weights(onnx) == "pose"
 
 
@@ -388,57 +447,39 @@ def test_epoch_and_batch_events_have_the_contracts_shape(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("task", "model"), [("semantic", "yolo26n-sem.yaml"), ("depth", "yolo26n-depth.yaml")]
-)
-async def test_per_pixel_tasks_train_and_predict_maps(
-    jp_fetch: Any, yolo_workspace: Path, task: str, model: str
-) -> None:
+@pytest.mark.parametrize("task", list(PER_PIXEL))
+def test_per_pixel_tasks_train_and_predict_maps(runs: TaskRuns, task: str) -> None:
     """semantic and depth train offline from their YAML and predict a map file with figures."""
     from PIL import Image
 
-    from jupyter_yolo.datasets.synthetic_tasks import generate_task_dataset
-
-    data = generate_task_dataset(
-        task, yolo_workspace / "tasks" / task, train=8, val=4, imgsz=64, seed=0
-    )
-    relative = data.relative_to(yolo_workspace).as_posix()
-    job = await post_json(
-        jp_fetch, "yolo", "jobs", body={"kind": "train", "model": model, "data": relative, **TRAIN}
-    )
+    job = runs.jobs[task]
     assert job["task"] == task
-    done = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed"}, timeout=600)
-    log = (await jp_fetch("yolo", "jobs", job["id"], "log")).body.decode()
-    assert done["status"] == "succeeded", log[-3000:]
-    events = await all_events(jp_fetch, job["id"])
+    runs.trained(task)
+    events = runs.events(job["id"])
     epoch = [e for e in events if e["type"] == "epoch"][-1]
     assert metric_keys_of(task) <= set(epoch["metrics"]), epoch
     assert epoch["headline"] == headline(task) and epoch["mAP50-95"] is None
     batch = [e for e in events if e["type"] == "batch"][-1]
     assert batch["loss"] and all(v is None or v == v for v in batch["loss"].values())
 
-    predict = await post_json(
-        jp_fetch,
-        "yolo",
-        "jobs",
-        body={
+    predict = runs.post(
+        {
             "kind": "predict",
             "model": f"job:{job['id']}",
-            "source": f"{data.parent.relative_to(yolo_workspace).as_posix()}/images/val",
+            "source": f"{Path(runs.data[task]).parent.as_posix()}/images/val",
             "imgsz": 64,
             "device": "cpu",
-        },
+            "backend": "pytorch",
+        }
     )
     assert predict["task"] == task
-    done = await wait_for_job(jp_fetch, predict["id"], {"succeeded", "failed"}, timeout=600)
-    log = (await jp_fetch("yolo", "jobs", predict["id"], "log")).body.decode()
-    assert done["status"] == "succeeded", log[-3000:]
+    runs.wait(predict["id"])
     images = json.loads(
-        (yolo_workspace / "jobs" / predict["id"] / "run" / "predictions.json").read_text()
+        (runs.workspace / "jobs" / predict["id"] / "run" / "predictions.json").read_text()
     )
     assert len(images) == 4 and all(i["task"] == task and i["detections"] == [] for i in images)
     pixel_map = images[0]["pixel_map"]
-    with Image.open(yolo_workspace / pixel_map["file"]) as opened:
+    with Image.open(runs.workspace / pixel_map["file"]) as opened:
         assert (
             opened.size
             == (pixel_map["width"], pixel_map["height"])

@@ -159,7 +159,7 @@ def run_rank(launched: dict[str, Any], rank: int, mode: str) -> subprocess.Compl
     return run_py(RANK, [str(state), str(launched["job"]), mode], env, launched["root"])
 
 
-def test_launcher_state_carries_the_callbacks_and_only_rank_0_reports(
+def test_launcher_state_carries_the_callbacks_rank_0_reports_and_a_stop_ends_every_rank(
     launched: dict[str, Any],
 ) -> None:
     job: Path = launched["job"]
@@ -167,22 +167,28 @@ def test_launcher_state_carries_the_callbacks_and_only_rank_0_reports(
     assert "torch_load" in launcher and '_callbacks=state["callbacks"]' in launcher
     before = events(job)
     assert [e["type"] for e in before] == ["status", "status", "log"]
+    try:
+        # each rank runs an epoch, a batch of the next, writes the stop file, ends its batch
+        rank1 = run_rank(launched, 1, "stop")
+        # DdpStopped is SystemExit(0): torch.distributed.run sees every worker succeed
+        assert rank1.returncode == 0, rank1.stderr[-3000:]
+        assert json.loads(rank1.stdout.splitlines()[0]) == {"rank": 1, "journal": "NullJournal"}
+        assert "no stop" not in rank1.stdout and "Traceback" not in rank1.stderr
+        assert events(job) == before  # rank 1 wrote nothing
+        assert not (job / STATE_FILE).exists()
+        (job / "stop").unlink()
 
-    rank1 = run_rank(launched, 1, "run")
-    assert rank1.returncode == 0, rank1.stderr[-3000:]
-    assert json.loads(rank1.stdout.splitlines()[0]) == {"rank": 1, "journal": "NullJournal"}
-    assert "no stop" in rank1.stdout
-    assert events(job) == before  # rank 1 wrote nothing
-    assert not (job / STATE_FILE).exists()
-
-    rank0 = run_rank(launched, 0, "run")
-    assert rank0.returncode == 0, rank0.stderr[-3000:]
-    assert json.loads(rank0.stdout.splitlines()[0]) == {"rank": 0, "journal": "Journal"}
+        rank0 = run_rank(launched, 0, "stop")
+        assert rank0.returncode == 0, rank0.stderr[-3000:]
+        assert json.loads(rank0.stdout.splitlines()[0]) == {"rank": 0, "journal": "Journal"}
+        assert "no stop" not in rank0.stdout and "Traceback" not in rank0.stderr
+    finally:
+        (job / "stop").unlink(missing_ok=True)
     evs = events(job)
     assert_contiguous(evs)
     new = [e for e in evs[len(before) :] if e["type"] != "log"]
     kinds = [e["type"] for e in new]
-    assert kinds == ["batch"] * 3 + ["phase", "epoch", "batch", "batch"], kinds
+    assert kinds == ["batch"] * 3 + ["phase", "epoch", "batch", "batch", "status"], kinds
     assert [(e["epoch"], e["batch"], e["batches"]) for e in new if e["type"] == "batch"] == [
         (1, 1, 3),
         (1, 2, 3),
@@ -194,36 +200,10 @@ def test_launcher_state_carries_the_callbacks_and_only_rank_0_reports(
     assert epoch["epoch"] == 1 and epoch["epochs"] == 3
     assert epoch["loss"] == {"box": 1.5, "cls": 2.0}
     assert epoch["metrics"]["metrics/mAP50-95(B)"] == 0.125
+    assert (new[-1]["status"], new[-1]["reason"]) == ("stopping", "stop file")
     state = read_state(job)
-    assert state["epochs_done"] == 1 and state["stopped"] is None
+    assert state["epochs_done"] == 1 and state["stopped"] == "stop file"
     assert state["last_epoch"]["seq"] == epoch["seq"]
-
-
-def test_stop_file_ends_every_rank_with_exit_0(launched: dict[str, Any]) -> None:
-    job: Path = launched["job"]
-    (job / STATE_FILE).unlink(missing_ok=True)
-    try:
-        for rank in (1, 0):
-            before = events(job)
-            done = run_rank(launched, rank, "stop")
-            # DdpStopped is SystemExit(0): torch.distributed.run sees every worker succeed
-            assert done.returncode == 0, done.stderr[-3000:]
-            assert "no stop" not in done.stdout
-            assert "Traceback" not in done.stderr, done.stderr[-3000:]
-            new = [e for e in events(job)[len(before) :] if e["type"] != "log"]
-            if rank == 1:
-                assert new == []
-                assert not (job / STATE_FILE).exists()
-            else:
-                assert [e["type"] for e in new][-2:] == ["batch", "status"]
-                assert new[-1]["status"] == "stopping"
-                assert new[-1]["reason"] == "stop file"
-                state = read_state(job)
-                assert state["stopped"] == "stop file" and state["epochs_done"] == 1
-            (job / "stop").unlink()
-    finally:
-        (job / "stop").unlink(missing_ok=True)
-    assert_contiguous(events(job))
 
 
 WRITER = r"""

@@ -165,6 +165,7 @@ def collective_stop(reporter: TrainingReporter, trainer: Any) -> None:
     """The DDP stop check: at a lockstep point, all ranks stop together or none does."""
     if not agree(trainer, reporter.stop.requested()):
         return
+    reporter.stop.requested()  # a rank that looked just before the stop file appeared sees it now
     reason = reporter.stop.reason or "another rank's stop"
     if reporter.ddp_rank in (None, 0):
         from .callbacks import save_interrupted_checkpoint

@@ -278,3 +278,37 @@ def test_attach_refuses_a_job_of_another_kind_and_the_dashboard_has_a_tune_tab(
                 board.tune.follow(train[0]["id"])
     finally:
         board.close()
+
+
+@pytest.mark.slow
+def test_stop_from_the_panel_ends_the_search_with_the_trials_so_far(client: YoloClient) -> None:
+    panel = TunePanel(
+        client,
+        imgsz=64,
+        batch=8,
+        device="cpu",
+        iterations=3,
+        epochs=3,
+        train_epochs=1,
+        extra={"plots": False, "workers": 0},
+    )
+    try:
+        job_id = panel.start()
+        assert client.job(job_id)["kind"] == "tune"
+        wait_for(lambda: not panel.stop_button.disabled, timeout=60)
+        assert panel.start_button.disabled  # one search at a time
+        # a trial has reported an epoch: stop mid-search
+        wait_for(lambda: any(r["epochs_done"] for r in panel.board.rows()), timeout=300)
+        panel.stop_button.click()
+        assert panel.wait(timeout=300) == "stopped"
+        rows = panel.board.rows()
+        assert 1 <= len(rows) < 3 and all(r["status"] != "running" for r in rows)
+        assert panel.table_w.value.count("<tr data-trial=") == len(rows)
+        assert panel.stop_button.disabled and not panel.start_button.disabled
+        assert f"job {job_id}: <b>stopped</b>" in panel.status_w.value
+        # the stopped search's own table is what the panel shows
+        result = client.trials(job_id)
+        assert result is not None and len(result["trials"]) == len(rows)
+        assert panel.train_best_button.disabled is (result.get("best_request") is None)
+    finally:
+        panel.close()

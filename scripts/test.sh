@@ -26,5 +26,6 @@ mkdir -p artifacts
 "$venv/bin/mypy"
 # the JupyterLab extension: ESLint, Prettier and the TypeScript compiler (strict, no emit)
 (cd labextension && npm run --silent lint && npm run --silent typecheck)
-"$venv/bin/pytest" -m "not benchmarks" "$@"
+# the slowest tests in the log, and every test's time in artifacts/ (kept when the log is not)
+"$venv/bin/pytest" -m "not benchmarks" --durations=40 --junit-xml=artifacts/pytest-junit.xml "$@"
 if [ "${CI:-}" = true ]; then as_committed "the test suite"; fi

@@ -6,8 +6,10 @@ How ultralytics (8.4) runs DDP: a trainer whose ``device`` names several GPUs se
 Ultralytics/DDP/_temp_*.pt``, writes a launcher ``.py`` next to it and runs it with
 ``python -m torch.distributed.run --nproc_per_node N``; each rank rebuilds the trainer from
 that state (its callbacks included) and trains; ``ddp_cleanup`` removes both files in a
-``finally``. Our callbacks used to make that launch fail: the reporter's journal holds an open
-file and locks, which do not pickle. What happens now:
+``finally``. Our callbacks used to make that launch fail at once (``TypeError: cannot pickle
+'_thread.lock' object``: the reporter's journal and stop controller hold locks and an open file),
+and ultralytics skips ``on_pretrain_routine_start`` in the launching process, so the warning
+meant for that case never showed. What happens now:
 
 * **Picklable callbacks.** :class:`~jupyter_yolo.runner.callbacks.TrainingReporter` pickles as
   its settings (job folder, stop file, task, counters) without its journal or the runner's
@@ -35,7 +37,12 @@ file and locks, which do not pickle. What happens now:
   ``status.json``'s ``epochs_done``, read after. A completed run is validated once more with
   ``best.pt`` on the first device with the collector attached, which gives ``results.json`` and
   the final metrics as a single-device run's ``final_eval`` would. Resume passes ``resume=last.pt``
-  and the same devices, as for one device.
+  and the same devices, as for one device. A launch that fails in a worker raises
+  :class:`DdpFailed` with the worker's own last exception line from the job log (the workers
+  write to the runner's captured output), so out of memory still reads as out of memory.
+
+Cost: one ``all_reduce`` of one integer per batch on every rank (and the synchronisation its
+``item()`` implies), against the gradient ``all_reduce`` of the whole model that DDP does anyway.
 """
 
 from __future__ import annotations

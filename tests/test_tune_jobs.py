@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,43 @@ async def test_stop_mid_tune_ends_stopped_with_no_process_left(
         jp_fetch, 409, "yolo", "jobs", job["id"], "resume", method="POST", body="{}"
     )
     assert "tune" in error["message"]
+
+
+# ---------------------------------------------------------------------------------- on Ray
+
+
+@pytest.fixture
+def yolo_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The server's settings: executor=ray at the session's cluster for the tests on Ray."""
+    if "ray_cluster" not in request.fixturenames:
+        return {}
+    cluster = request.getfixturevalue("ray_cluster")
+    return {"executor": "ray", "ray_address": cluster.address, "ray_python": sys.executable}
+
+
+@pytest.mark.slow
+async def test_ray_tune_runs_trials_in_parallel(
+    ray_cluster: Any, jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    job = await post_json(jp_fetch, "yolo", "jobs", body=tune_body(shapes_dataset))
+    assert job["request"]["executor"] == "ray"
+    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"}, 600)
+    if final["status"] != "succeeded":
+        log = (await jp_fetch("yolo", "jobs", job["id"], "log")).body.decode()[-4000:]
+        raise AssertionError(f"{final}\n{log}")
+    events = await all_events(jp_fetch, job["id"])
+    result = final["result"]
+    assert result["executor"] == "ray"
+    assert [t["trial"] for t in result["trials"]] == [1, 2, 3, 4]
+    assert {t["status"] for t in result["trials"]} <= {"succeeded", "pruned"}
+    assert result["best"] is not None
+    assert result["best_request"]["executor"] == "ray"
+    check_contiguous(events)
+    spans = sorted(trial_spans(events).values())
+    assert len(spans) == 4
+    overlapping = [
+        (a, b) for a, b in itertools.combinations(spans, 2) if a[0] < b[1] and b[0] < a[1]
+    ]
+    assert overlapping, spans  # at least two trials ran at the same time
+    results = await fetch_json(jp_fetch, "yolo", "jobs", job["id"], "results")
+    assert results["tune"]["trials"] == result["trials"]

@@ -26,8 +26,9 @@ from ..safeyaml import describe
 if TYPE_CHECKING:
     from .schema import JobValidator, ValidatedJob
 
-TUNE_KEYS = ("kind", "name", "train", "space", "iterations", "epochs", "executor")
-"""The keys a tune request accepts (``executor`` is passed on to the base request's check)."""
+TUNE_KEYS = ("kind", "name", "train", "space", "iterations", "epochs")
+"""The keys a tune request accepts, besides where it runs (``executor``, ``resources``,
+``accelerator_type``: :mod:`jupyter_yolo.jobs.placement`, taken out before validation)."""
 TUNE_PARAMS_KEY = "tune"
 """Where the search lies in the runner's parameters (``job.json`` ``params``)."""
 
@@ -113,11 +114,8 @@ def validate_tune(validator: JobValidator, body: dict[str, Any]) -> ValidatedJob
     space = check_space(body.get("space"))
     iterations = _count(body, "iterations", MAX_ITERATIONS)
     epochs = _count(body, "epochs", MAX_TRIAL_EPOCHS)
-    base = {**train, "kind": "train"}
-    if "executor" in body:
-        base["executor"] = body["executor"]
     try:
-        inner = validator.validate(base)
+        inner = validator.validate({**train, "kind": "train"})
     except InvalidRequest as exc:
         raise InvalidRequest(f"'train': {exc.message}") from None
     tune: TuneParams = {"space": space, "iterations": iterations, "epochs": epochs}

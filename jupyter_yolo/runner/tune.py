@@ -35,9 +35,10 @@ TRIALS_DIR = "trials"
 """``run/trials/trial<N>``: each trial's training output."""
 
 
-def executor_here() -> str:
-    """``ray`` when this runner runs as a Ray job, else ``local``."""
-    return "ray" if os.environ.get(RAY_EXECUTOR_ENV) else "local"
+def executor_here(request: dict[str, Any]) -> str:
+    """``ray`` when this runner runs as a Ray job (the request chose Ray), else ``local``."""
+    on_ray = bool(os.environ.get(RAY_EXECUTOR_ENV)) and request.get("executor") == "ray"
+    return "ray" if on_ray else "local"
 
 
 def trial_error(exc: BaseException) -> str:
@@ -87,7 +88,7 @@ def keep_best(ctx: JobContext, table: TrialsTable, trial_dir: Path, trial: int) 
 def run_tune(ctx: JobContext) -> dict[str, Any]:
     """Run a tune job here (one trial at a time) or, as a Ray job, on Ray Tune."""
     model, args, search = trial_args(ctx)
-    executor = executor_here()
+    executor = executor_here(ctx.spec.request)
     table = TrialsTable(
         ctx.journal,
         ctx.job_dir,

@@ -169,6 +169,10 @@ PLACEMENT_PROPERTIES: dict[str, Any] = {
 }
 
 
+REQUEST_KINDS = (*SCHEMAS, "tune")
+"""Every job kind's request schema (a tune request: jupyter_yolo/openapi_tune.py)."""
+
+
 def job_request_schemas() -> dict[str, Any]:
     """One request schema per job kind, built from the same table that validates requests."""
     schemas: dict[str, Any] = {}
@@ -182,6 +186,9 @@ def job_request_schemas() -> dict[str, Any]:
             "required": ["kind", *REQUIRED[kind]],
             "properties": properties,
         }
+    from .openapi_tune import tune_request_schema  # it builds on this module
+
+    schemas["TuneJobRequest"] = tune_request_schema(schemas["TrainJobRequest"])
     return schemas
 
 
@@ -335,7 +342,7 @@ def job_paths() -> dict[str, Any]:
                 "Jobs, newest first, and the queue", {"200": _ok("jobs and queue", _ref("JobList"))}
             ),
             "post": _op(
-                "Create a train, val, predict or export job",
+                "Create a train, val, predict, export or tune job",
                 {"201": _ok("the queued job", job)},
                 ("415", "507"),
                 requestBody={
@@ -345,12 +352,14 @@ def job_paths() -> dict[str, Any]:
                     "characters or lone surrogates in strings",
                     "content": _json(
                         {
-                            "oneOf": [_ref(f"{kind.capitalize()}JobRequest") for kind in SCHEMAS],
+                            "oneOf": [
+                                _ref(f"{kind.capitalize()}JobRequest") for kind in REQUEST_KINDS
+                            ],
                             "discriminator": {
                                 "propertyName": "kind",
                                 "mapping": {
                                     kind: f"#/components/schemas/{kind.capitalize()}JobRequest"
-                                    for kind in SCHEMAS
+                                    for kind in REQUEST_KINDS
                                 },
                             },
                         }
@@ -780,6 +789,7 @@ def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str,
     from .openapi_datasets import DATASET_SCHEMAS, dataset_paths  # they build on this module
     from .openapi_predict import PREDICT_SCHEMAS, predict_paths
     from .openapi_results import RESULTS_SCHEMAS, results_paths
+    from .openapi_tune import TUNE_SCHEMAS
 
     requests = job_request_schemas()
     return {
@@ -827,6 +837,7 @@ def build_spec(*, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> dict[str,
                 **CLUSTER_SCHEMAS,
                 **PREDICT_SCHEMAS,
                 **RESULTS_SCHEMAS,
+                **TUNE_SCHEMAS,
                 "Error": {
                     "type": "object",
                     "required": ["message", "reason"],

@@ -137,5 +137,9 @@ RESULTS_SCHEMAS: dict[str, Any] = {
         final=_nullable(_ref("ValidatorResults")),
         usage={**_list(_ref("UsageSample")), "maxItems": MAX_USAGE_SAMPLES},
         history=_list(_ref("EpochSummary")),
+        tune={
+            **_nullable(_ref("TuneResult")),
+            "description": "a tune job's trials table (absent for other kinds)",
+        },
     ),
 }

@@ -239,3 +239,32 @@ async def test_ray_tune_runs_trials_in_parallel(
     assert overlapping, spans  # at least two trials ran at the same time
     results = await fetch_json(jp_fetch, "yolo", "jobs", job["id"], "results")
     assert results["tune"]["trials"] == result["trials"]
+
+
+def test_openapi_describes_the_tune_request_and_table() -> None:
+    import jsonschema
+
+    from jupyter_yolo.openapi import build_spec
+
+    spec = build_spec()
+    schemas = spec["components"]["schemas"]
+    request = schemas["TuneJobRequest"]
+    jsonschema.validate(tune_body("shapes"), request)
+    for bad in (
+        {**tune_body("shapes"), "iterations": 0},
+        {**tune_body("shapes"), "space": {"imgsz": [32, 64]}},
+        {**tune_body("shapes"), "space": {"lr0": [0.001, 0.5]}},
+        {**tune_body("shapes"), "train": {**TRAIN, "data": "shapes", "colour": 1}},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, request)
+    body = spec["paths"]["/yolo/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["discriminator"]["mapping"]["tune"].endswith("/TuneJobRequest")
+    assert schemas["RunResults"]["properties"]["tune"]["$ref"].endswith("/TuneResult")
+    assert set(schemas["TrialRecord"]["properties"]["status"]["enum"]) == {
+        "running",
+        "succeeded",
+        "failed",
+        "stopped",
+        "pruned",
+    }

@@ -44,7 +44,8 @@ def value_range(values: list[float]) -> list[float]:
         low = 0.0
     span = high - low
     if span <= 0:
-        span = abs(high) or 1.0
+        unit = abs(high) or 1.0
+        return [low - 0.05 * unit, high + unit]
     return [low - 0.05 * span, high + 0.15 * span]
 
 

@@ -305,8 +305,12 @@ export class TunePart {
     });
     axis.textContent = name;
     parts.push(axis);
+    // the best last, so a trial at the same place does not cover its star
+    const isBestPoint = (p: { t: ITrialRecord }): boolean =>
+      best !== null && p.t.trial === best.trial;
+    points.sort((a, b) => Number(isBestPoint(a)) - Number(isBestPoint(b)));
     for (const p of points) {
-      const isBest = best !== null && p.t.trial === best.trial;
+      const isBest = isBestPoint(p);
       const cx = sx(p.x);
       const cy = sy(p.y);
       let marker: SVGElement;
@@ -373,7 +377,11 @@ function metricSpread(values: number[]): [number, number] {
   }
   const high = Math.max(...values);
   const low = Math.min(0, ...values);
-  const span = high - low || Math.abs(high) || 1;
+  const span = high - low;
+  if (span <= 0) {
+    const unit = Math.abs(high) || 1;
+    return [low - 0.05 * unit, high + unit];
+  }
   return [low - 0.05 * span, high + 0.15 * span];
 }
 

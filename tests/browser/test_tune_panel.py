@@ -74,6 +74,8 @@ def test_tune_panel_runs_a_search_and_trains_the_best(page: Any, lab: ServerProc
     )
     job = lab.request("GET", f"/yolo/jobs/{tune_id}")
     assert job["kind"] == "tune"
+    page.wait_for_selector(f"{PANEL} table.yolo-trials tr[data-trial]", timeout=300_000)
+    panel_screenshot(page, PANEL, "panel-tune-running")  # live: the first trials' rows
     wait_for_text(page, f"{PANEL} .yolo-status", "succeeded", timeout=400)
     wait_for_text(page, f"{PANEL} .yolo-status", f"{TRIALS} of {TRIALS} trials done", timeout=30)
 

@@ -268,3 +268,14 @@ def test_openapi_describes_the_tune_request_and_table() -> None:
         "stopped",
         "pruned",
     }
+
+
+def test_trial_resources_share_the_free_cpus() -> None:
+    from jupyter_yolo.runner.tune_ray import trial_cpus, trial_gpus
+
+    assert trial_cpus(1.0, 4) == (0.5, 2)  # two at once even on one free CPU
+    assert trial_cpus(2.0, 4) == (1.0, 2)
+    assert trial_cpus(8.0, 4) == (1.0, 4)
+    assert trial_cpus(3.0, 1) == (1.0, 1)
+    assert trial_cpus(0.0, 4) == (0.25, 2)
+    assert (trial_gpus("cpu"), trial_gpus(None), trial_gpus("0"), trial_gpus("0,1")) == (0, 0, 1, 2)

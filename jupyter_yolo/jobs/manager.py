@@ -42,6 +42,7 @@ from ..contract.files import (
 from ..contract.jobfile import JobFile, JobFileError
 from ..contract.status import ACTIVE, TERMINAL
 from ..contract.tasks import DEFAULT_TASK
+from ..contract.tune import TUNE_KIND
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..inference.cache import digest_cache, exports_root, stored_choices, weights_digest
 from ..strict import describe_text
@@ -423,6 +424,8 @@ class JobManager:
         if placement.executor == "ray":
             spec = self.ray_validator.validate(rest)
             ray = ray_resources(spec.params, placement, rest.get("workers"))
+            if spec.kind == TUNE_KIND:  # the Tune driver: each trial asks Ray for its own GPU
+                ray["num_gpus"] = 0.0
             assert self.ray is not None
             self.ray.check_version()
         else:

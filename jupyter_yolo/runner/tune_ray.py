@@ -43,6 +43,14 @@ def trial_cpus(available: float, iterations: int) -> tuple[float, int]:
     return max(MIN_TRIAL_CPUS, math.floor(share * 4) / 4), at_once
 
 
+def trial_gpus(device: Any) -> int:
+    """GPUs each trial asks Ray for: as many as the base request's ``device`` names."""
+    text = str(device if device is not None else "cpu").strip()
+    if text in ("", "cpu", "-1", "mps"):
+        return 0
+    return len(text.split(",")) if text.replace(",", "").isdigit() else 1
+
+
 def run_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: one trial's training, reported to Tune after each epoch."""
     from ray import tune
@@ -205,7 +213,7 @@ def run_ray_tune(
             "trials_dir": str(trials_dir),
             "cpus": cpus,
         }
-        gpus = 1.0 if str(args.get("device") or "cpu") not in ("cpu", "-1", "mps") else 0.0
+        gpus = float(trial_gpus(args.get("device")))
         trainable = tune.with_resources(run_trial, {"cpu": cpus, "gpu": gpus})
         scheduler = ASHAScheduler(
             time_attr=EPOCH_KEY,

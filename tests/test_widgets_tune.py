@@ -312,3 +312,13 @@ def test_stop_from_the_panel_ends_the_search_with_the_trials_so_far(client: Yolo
         assert panel.train_best_button.disabled is (result.get("best_request") is None)
     finally:
         panel.close()
+    # another kernel picks the ended search up again: the same trials, best and form
+    again = TunePanel.attach(job_id, client)
+    try:
+        again.wait(timeout=60)
+        assert [r["trial"] for r in again.board.rows()] == [r["trial"] for r in rows]
+        assert again.table_w.value.count("<tr data-trial=") == len(rows)
+        assert (again.iterations_w.value, again.trial_epochs_w.value) == (3, 3)
+        assert again.epochs_w.value == 1 and again.imgsz_w.value == 64
+    finally:
+        again.close()

@@ -322,3 +322,23 @@ def test_stop_from_the_panel_ends_the_search_with_the_trials_so_far(client: Yolo
         assert again.epochs_w.value == 1 and again.imgsz_w.value == 64
     finally:
         again.close()
+
+
+def test_the_executor_choice_shows_when_the_server_offers_ray(
+    tmp_path: Path, shapes_template: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    install_dataset(shapes_template, workspace / "datasets" / "shapes")
+    # a Ray head configured (none listens there: nothing is submitted in this test)
+    with serving(workspace, extra_args=("--YoloApp.ray_address=http://127.0.0.1:9",)) as server:
+        client = YoloClient(server.url, server.token)
+        assert executor_options(client.accelerators()) == ["local", "ray"]
+        panel = TunePanel(client)
+        try:
+            assert panel.executor_w.layout.display != "none"
+            assert panel.executor_w.value == "local"  # the server's default
+            assert panel.tune_request()["executor"] == "local"
+            panel.executor_w.value = "ray"
+            assert panel.tune_request()["executor"] == "ray"
+        finally:
+            panel.close()

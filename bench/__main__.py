@@ -13,7 +13,10 @@ Sections, run in this order, each measuring its two sides side by side with medi
   cold, warm and after-restart durations of that call (``eventloop.*``);
 * ``serving``: ``POST /yolo/predict`` on a warm worker against its own inference time and a
   predict job, folder jobs against plain ``yolo predict``, video frames/s, 20 concurrent
-  clients, the backend's raw limit (``serving.*``, ``bench/serving.py``).
+  clients, the backend's raw limit (``serving.*``, ``bench/serving.py``);
+* ``ray``: the same short training as a local job and as a job on a Ray cluster the section
+  starts: POST to first batch event and total wall time, side by side (``ray.*``,
+  ``bench/ray_overhead.py``).
 
 A table goes to stdout, progress to stderr, and the JSON report (figures as flat dotted keys,
 then ``targets``, ``sections``, ``machine`` and ``run``) to ``--out``. The targets (training
@@ -64,6 +67,7 @@ SECTIONS = (
     Section("footprint", "bench.startup", quick_budget_s=40),
     Section("eventloop", "bench.eventloop", quick_budget_s=60),
     Section("serving", "bench.serving", group="serving", quick_budget_s=150),
+    Section("ray", "bench.ray_overhead", quick_budget_s=300),
 )
 SECTION_NAMES = tuple(s.name for s in SECTIONS)
 

@@ -138,6 +138,12 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("serving.raw.method", "how the raw limit was measured"),
     ("serving.folder_over_raw", "folder job's own rate / raw limit"),
     ("serving.folder_end_to_end_over_raw", "folder job end to end / raw limit"),
+    ("ray.local_first_batch_s", "local job: POST to first batch event, median s"),
+    ("ray.ray_first_batch_s", "Ray job: POST to first batch event, median s"),
+    ("ray.first_batch_ratio", "Ray / local: POST to first batch event"),
+    ("ray.local_wall_s", "local job, 2 epochs imgsz 64: POST to ended, median s"),
+    ("ray.ray_wall_s", "Ray job, the same training: POST to ended, median s"),
+    ("ray.wall_ratio", "Ray / local: total wall time"),
 )
 #: Prefixes of further figures shown in the table when present (the inference section's own).
 HEADLINE_PREFIXES = ("inference.images_per_s.", "inference.int8_")

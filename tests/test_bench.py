@@ -115,6 +115,7 @@ def test_selected_keeps_the_fixed_order() -> None:
         "footprint",
         "eventloop",
         "serving",
+        "ray",
     ]
 
 
@@ -273,6 +274,7 @@ def test_list_sections_from_the_command_line() -> None:
         "footprint",
         "eventloop",
         "serving",
+        "ray",
     ]
 
 

@@ -138,6 +138,7 @@ def test_tune_panel_runs_a_search_and_trains_the_best(page: Any, lab: ServerProc
     section.scroll_into_view_if_needed()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     section.screenshot(path=str(SCREENSHOTS / "lab-tune-results-view.png"))
+    screenshot(page, "lab-tune-results-page")
 
     view.locator("button.jp-yolo-Tune-trainBest").click()
     expect(trials).to_have_attribute("data-train-job", re.compile(".+"), timeout=60_000)

@@ -36,6 +36,12 @@ TINY = {"imgsz": 64, "batch": 8, "device": "cpu", "workers": 0, "plots": False}
 ENDED = {"succeeded", "failed", "stopped"}
 
 
+@pytest.fixture
+def yolo_config() -> dict[str, Any]:
+    """Two jobs at a time: the finished-runs test queues five tiny jobs at once."""
+    return {"max_jobs_per_device": 2}
+
+
 def _strict(body: bytes) -> Any:
     def refuse(name: str) -> Any:
         raise AssertionError(f"{name} in a results answer")

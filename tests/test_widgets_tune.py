@@ -19,6 +19,7 @@ from jupyter_yolo.client import YoloClient
 from jupyter_yolo.contract.tune import DEFAULT_SPACE, SEARCH_SPACE, TuneResult
 from jupyter_yolo.widgets import TunePanel
 from jupyter_yolo.widgets.dashboard import Dashboard
+from jupyter_yolo.widgets.figure import LiveFigure
 from jupyter_yolo.widgets.tune_data import (
     BEST_MARK,
     TrialBoard,
@@ -26,11 +27,12 @@ from jupyter_yolo.widgets.tune_data import (
     summary_text,
     trials_html,
 )
-from jupyter_yolo.widgets.tune_figure import best_trace, trials_trace
+from jupyter_yolo.widgets.tune_figure import best_trace, draw, trials_trace, tune_figure
 from jupyter_yolo.widgets.tune_form import executor_options
 
 from .conftest import install_dataset
 from .server_process import ServerProcess, serving
+from .test_figure_reconnect import assert_current, view_state
 
 METRIC = "mAP50-95"
 PARAMS = [
@@ -141,6 +143,22 @@ def test_the_result_replaces_the_events_and_names_the_best() -> None:
     assert board.best_request is not None and board.best_request["lr0"] == 0.01
     board.set_result({"trials": "not a table"})  # ignored: the last good table stays
     assert board.best is not None and board.best["trial"] == 3
+
+
+def test_the_chart_is_a_live_figure_whose_state_is_current() -> None:
+    """A reloaded page draws the trials and the star again from the widget's state."""
+    board = TrialBoard()
+    board.consume(trial_events())
+    figure = tune_figure(["lr0", "momentum"], METRIC)
+    try:
+        assert isinstance(figure, LiveFigure)
+        draw(figure, board, ["lr0", "momentum"])
+        assert_current(figure)
+        data, _ = view_state(figure)
+        stars = [t for t in data if t.get("name") == best_trace("lr0")]
+        assert [list(t["x"]) for t in stars] == [[0.01]]
+    finally:
+        figure.close()
 
 
 def test_search_space_checks_say_what_to_fix() -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 RAY = str(Path(sys.executable).with_name("ray"))
-START_TIMEOUT = 120.0
+START_TIMEOUT = 300.0  # a hang guard: a loaded 2-core machine took over 120 s
 OBJECT_STORE_BYTES = 100 * 2**20
 
 

@@ -107,7 +107,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
 # ------------------------------------------------------------------------------- pure parts
 
 
-def test_board_folds_trial_events_and_ranks_by_fitness() -> None:
+def test_board_folds_trial_events_and_ranks_by_the_metric() -> None:
     board = TrialBoard()
     events = trial_events()
     assert board.consume(events[:5])  # trial 1 started, its 2 epochs, ended; trial 2 started

@@ -157,6 +157,7 @@ async def test_local_tune_finds_a_best_that_trains(
     assert (progress["media"]["done"], progress["media"]["total"]) == (4, 4)
     spans = sorted(trial_spans(events).values())
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # one at a time
+    print("local tune: wall", round(final["ended"] - final["started"], 1))
     assert (yolo_workspace / "jobs" / job["id"] / "run" / "weights" / "best.pt").is_file()
     results = await fetch_json(jp_fetch, "yolo", "jobs", job["id"], "results")
     assert results["tune"]["trials"] == final["result"]["trials"]
@@ -237,6 +238,14 @@ async def test_ray_tune_runs_trials_in_parallel(
         (a, b) for a, b in itertools.combinations(spans, 2) if a[0] < b[1] and b[0] < a[1]
     ]
     assert overlapping, spans  # at least two trials ran at the same time
+    print(  # the figures for a report (pytest -rP)
+        "ray tune:",
+        [(t["trial"], t["status"], t["epochs_done"]) for t in result["trials"]],
+        "spans:",
+        [(round(a - spans[0][0], 1), round(b - spans[0][0], 1)) for a, b in spans],
+        "wall:",
+        round(final["ended"] - final["started"], 1),
+    )
     results = await fetch_json(jp_fetch, "yolo", "jobs", job["id"], "results")
     assert results["tune"]["trials"] == result["trials"]
 
@@ -279,3 +288,31 @@ def test_trial_resources_share_the_free_cpus() -> None:
     assert trial_cpus(3.0, 1) == (1.0, 1)
     assert trial_cpus(0.0, 4) == (0.25, 2)
     assert (trial_gpus("cpu"), trial_gpus(None), trial_gpus("0"), trial_gpus("0,1")) == (0, 0, 1, 2)
+
+
+def test_the_table_is_rebuilt_from_trial_events(tmp_path: Path) -> None:
+    """A runner that died before writing trials.json: the results rebuild the table."""
+    from jupyter_yolo.jobs.tune_results import tune_table
+
+    metric = "metrics/mAP50-95(B)"
+    lines = [
+        {"type": "status", "status": "running"},
+        {"type": "trial", "trial": 1, "status": "running", "params": {"lr0": 0.01}, "epochs": 2},
+        {"type": "trial", "trial": 1, "status": "running", "epoch": 1, "metrics": {metric: 0.1}},
+        {"type": "trial", "trial": 2, "status": "running", "params": {"lr0": 0.02}, "epochs": 2},
+        {"type": "trial", "trial": 1, "status": "running", "epoch": 2, "metrics": {metric: 0.2}},
+        {"type": "trial", "trial": 1, "status": "succeeded", "epoch": 2, "metrics": {metric: 0.2}},
+        {"type": "trial", "trial": 2, "status": "failed", "error": "boom"},
+    ]
+    text = "".join(json.dumps({"seq": i + 1, "time": 1.0, **e}) + "\n" for i, e in enumerate(lines))
+    (tmp_path / "events.jsonl").write_text(text + '{"seq": 8, "type": "tri')  # a torn last line
+    params = {"tune": {"space": {"lr0": [0.001, 0.02]}, "iterations": 4, "epochs": 2}}
+    table = tune_table(tmp_path, "detect", params, None)
+    assert table["space"] == {"lr0": [0.001, 0.02]}
+    one, two = table["trials"]
+    assert (one["status"], one["epochs_done"], one["history"]) == ("succeeded", 2, [0.1, 0.2])
+    assert (two["status"], two["error"], two["params"]) == ("failed", "boom", {"lr0": 0.02})
+    (tmp_path / TRIALS_FILE).write_text(json.dumps({**table, "executor": "from-file"}))
+    assert tune_table(tmp_path, "detect", params, None)["executor"] == "from-file"
+    ended = {**table, "executor": "from-result"}
+    assert tune_table(tmp_path, "detect", params, dict(ended))["executor"] == "from-result"

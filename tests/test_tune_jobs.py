@@ -316,3 +316,30 @@ def test_the_table_is_rebuilt_from_trial_events(tmp_path: Path) -> None:
     assert tune_table(tmp_path, "detect", params, None)["executor"] == "from-file"
     ended = {**table, "executor": "from-result"}
     assert tune_table(tmp_path, "detect", params, dict(ended))["executor"] == "from-result"
+
+
+@pytest.mark.slow
+async def test_stop_on_ray_stops_every_trial(
+    ray_cluster: Any, jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    body = tune_body(shapes_dataset, iterations=6, epochs=30)
+    job = await post_json(jp_fetch, "yolo", "jobs", body=body)
+    deadline = asyncio.get_running_loop().time() + 300
+    while True:  # stop once two trials have reported an epoch
+        events = await all_events(jp_fetch, job["id"])
+        reported = {e["trial"] for e in events if e["type"] == "trial" and e.get("epoch")}
+        if len(reported) >= 2:
+            break
+        assert asyncio.get_running_loop().time() < deadline, events[-5:]
+        await asyncio.sleep(0.5)
+    await post_json(jp_fetch, "yolo", "jobs", job["id"], "stop", body={})
+    final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"}, 300)
+    assert final["status"] == "stopped", final
+    statuses = {t["trial"]: t["status"] for t in final["result"]["trials"]}
+    assert "running" not in statuses.values(), statuses
+    assert list(statuses.values()).count("stopped") >= 2, statuses
+    check_contiguous(await all_events(jp_fetch, job["id"]))
+    folder = yolo_workspace / "jobs" / job["id"]
+    saved = json.loads((folder / TRIALS_FILE).read_text())
+    assert [t["status"] for t in saved["trials"]] == list(statuses.values())
+    print("ray stop:", statuses, "wall:", round(final["ended"] - final["started"], 1))

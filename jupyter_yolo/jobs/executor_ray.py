@@ -267,8 +267,6 @@ class RayExecutor:
             raise RayUnavailable(exc.message) from None
         folder = manager.workspace.jobs / record.id
         token = secrets.token_hex(16)
-        attempt = record.attempts + 1
-        sid = submission_id(record.id, attempt)
         with manager._lock:
             current = manager.registry.get(record.id)
             if (
@@ -277,6 +275,8 @@ class RayExecutor:
                 or (current.ray or {}).get("submission_id")
             ):
                 return
+            attempt = current.attempts + 1
+            sid = submission_id(record.id, attempt)
             previous = manager._read_status(record.id) or {}
             ray = dict(current.ray or {})
             ray.update(

@@ -97,7 +97,9 @@ class TuneResult(TypedDict):
     """The ``result`` of a finished tune job (and the content of :data:`TRIALS_FILE`)."""
 
     metric: str
-    """The headline metric the trials are compared by (the task's, e.g. ``mAP50-95``)."""
+    """The headline metric the trials are compared by: the task's headline key
+    (:func:`~jupyter_yolo.contract.tasks.headline`, e.g. ``metrics/mAP50-95(B)``); the rows'
+    ``metrics`` and ``history`` hold its values."""
     space: dict[str, list[float]]
     trials: list[TrialRecord]
     best: TrialRecord | None

@@ -21,6 +21,13 @@ LOG_OLD_FILE = "log.1.txt"
 """The part of :data:`LOG_FILE` rotated out when it reached its cap (one old part kept)."""
 RUN_DIR = "run"
 RUNNER_LOCK = ".runner.lock"
+EVENTS_LOCK = ".events.lock"
+"""The lock file every writer of :data:`EVENTS_FILE` holds (``flock``) while it appends.
+
+A file of its own, opened read-write: on NFS an ``flock`` becomes a byte-range lock that needs
+a descriptor open for writing, and on SMB a held lock is mandatory (it would refuse the
+writer's own appends through its other descriptor). Not an artifact; never read.
+"""
 PREDICTIONS_FILE = "predictions.json"
 ALREADY_RUNNING_EXIT = 3
 """Exit status of a runner that found another one holding :data:`RUNNER_LOCK`."""

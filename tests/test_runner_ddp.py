@@ -242,6 +242,34 @@ def test_seq_stays_contiguous_with_several_writers(tmp_path: Path) -> None:
         assert mine == list(range(count)), name  # each writer's own order is kept
 
 
+def test_the_journal_locks_a_lock_file_of_its_own_never_the_event_file(tmp_path: Path) -> None:
+    """NFS cannot flock through a read-only descriptor and SMB makes a held lock mandatory."""
+    import fcntl
+    import stat
+
+    from jupyter_yolo.contract.files import EVENTS_LOCK
+    from jupyter_yolo.runner.journal import Journal
+
+    job = tmp_path / "job"
+    job.mkdir()
+    journal = Journal(job)
+    lock = job / EVENTS_LOCK
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+    with journal._file_lock():  # what every emit holds
+        events_fd = os.open(job / "events.jsonl", os.O_RDONLY)
+        lock_fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(events_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the event file is free
+            with pytest.raises(BlockingIOError):  # the lock file is the one held
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(events_fd)
+            os.close(lock_fd)
+    journal.emit("log", level="info", message="after")
+    journal.close()
+    assert [e["type"] for e in events(job)] == ["log"]
+
+
 def test_a_killed_writers_fragment_is_dropped(tmp_path: Path) -> None:
     from jupyter_yolo.runner.journal import Journal
 

@@ -2,9 +2,12 @@
 
 Several processes may append to one job's event file at once: the runner, and rank 0 of a
 multi-GPU (DDP) training it launched (:mod:`jupyter_yolo.runner.ddp`). Every emit holds an
-exclusive ``flock`` on the file; a writer that finds the file grown since its own last append
-re-reads the last seq (and drops a fragment a killed writer left), so seq stays strictly
-increasing and contiguous whatever the number of writers.
+exclusive ``flock`` on the job folder's :data:`~jupyter_yolo.contract.files.EVENTS_LOCK` (a
+file of its own, opened read-write: never the event file, which NFS could not lock through a
+read-only descriptor and SMB would then refuse to let the writer append to); a writer that
+finds the file grown since its own last append re-reads the last seq (and drops a fragment a
+killed writer left), so seq stays strictly increasing and contiguous whatever the number of
+writers.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..contract.files import EVENTS_FILE
+from ..contract.files import EVENTS_FILE, EVENTS_LOCK
 from ..contract.payloads import BatchFields, EpochFields
 from ..contract.serving import PROGRESS_EVENT
 from ..jobs.events import EventWriter, _last_complete_seq
@@ -54,11 +57,14 @@ class Journal:
         self.path = job_dir / EVENTS_FILE
         self._lock = threading.Lock()
         self._artifacts: set[str] = set()
-        # a descriptor of its own for the flock: the writer's handle is a different open file
-        self._lock_fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # the flock is on a lock file of its own (see the module), never on the event file
+        self._lock_fd = os.open(job_dir / EVENTS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         with self._file_lock():
             self._writer = EventWriter(self.path)
-            self._end = os.fstat(self._lock_fd).st_size
+            self._end = self._size()
+
+    def _size(self) -> int:
+        return os.stat(self.path).st_size
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -71,14 +77,14 @@ class Journal:
     def emit(self, event_type: str, **fields: Any) -> dict[str, Any]:
         """Append one event (seq continues the file's sequence, whoever else appends to it)."""
         with self._lock, self._file_lock():
-            size = os.fstat(self._lock_fd).st_size
+            size = self._size()
             if size != self._end:  # another process appended since our last event
                 seq, complete = _last_complete_seq(self.path)
                 if complete != size:  # a writer killed mid-line: its fragment is no event
                     os.truncate(self.path, complete)
                 self._writer.seq = seq
             event = self._writer.emit(event_type, **fields)
-            self._end = os.fstat(self._lock_fd).st_size
+            self._end = self._size()
             return event
 
     def batch(self, fields: BatchFields) -> dict[str, Any]:

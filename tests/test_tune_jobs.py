@@ -81,6 +81,8 @@ async def test_bad_tune_requests_get_400_and_create_nothing(
         ({"model": "yolov8n.pt"}, "'train': Weights 'yolov8n.pt' are not in the workspace"),
         ({"kind": "val"}, "'train' must be a training request"),
         ({"colour": "red"}, "'train': Unknown key(s) for a train job: colour"),
+        ({"device": "0,1"}, "'train.device' is '0,1': a tune runs each trial on one device"),
+        ({"device": "2, 3"}, "use device 0, or several trials in parallel on Ray"),
     ],
 )
 async def test_the_base_request_is_validated_as_a_training(

@@ -114,16 +114,41 @@ def validate_tune(validator: JobValidator, body: dict[str, Any]) -> ValidatedJob
     space = check_space(body.get("space"))
     iterations = _count(body, "iterations", MAX_ITERATIONS)
     epochs = _count(body, "epochs", MAX_TRIAL_EPOCHS)
+    device = train.get("device")
+    if isinstance(device, str):  # before the device checks: a missing GPU is not the point
+        check_one_device(device)
     try:
         inner = validator.validate({**train, "kind": "train"})
     except InvalidRequest as exc:
         raise InvalidRequest(f"'train': {exc.message}") from None
+    check_one_device(inner.params.get("device"))  # the server's default device included
     tune: TuneParams = {"space": space, "iterations": iterations, "epochs": epochs}
     params = {**inner.params, TUNE_PARAMS_KEY: tune}
     from .schema import COMMON
 
     name = COMMON["name"].validate("name", body["name"]) if "name" in body else inner.name
     return dataclasses.replace(inner, kind=TUNE_KIND, name=name, params=params, request=dict(body))
+
+
+ONE_DEVICE = (
+    "a tune runs each trial on one device; use device 0, or several trials in parallel on Ray"
+)
+
+
+def check_one_device(device: Any) -> None:
+    """Refuse a base request on several GPUs (``"0,1"``): no trial can train that way.
+
+    A local tune runs its trials in the runner, where ultralytics' DDP launch would have to
+    pickle the trial callbacks (they hold locks); on Ray, ``tune.report`` cannot be called
+    from DDP rank subprocesses. Several GPUs serve a tune as several trials at once on Ray.
+    """
+    from .schema import device_keys
+
+    if not isinstance(device, str):
+        return
+    text = device.replace(" ", "").lower().removeprefix("cuda:").strip("[]()")
+    if len(device_keys(text)) > 1:
+        raise InvalidRequest(f"'train.device' is {device!r}: {ONE_DEVICE}.")
 
 
 def is_tune(body: dict[str, Any]) -> bool:

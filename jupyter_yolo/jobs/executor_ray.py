@@ -346,7 +346,12 @@ class RayExecutor:
         self._stop_sent.add(sid)
 
     def cancel(self, record: JobRecord) -> None:
-        """Stop a queued job's submission at once (the request thread; errors are reported)."""
+        """Stop a queued job's submission at once (the request thread; errors are reported).
+
+        Ray 2.60 answers ``stopped`` but keeps a submission whose supervisor was never placed
+        ``PENDING`` (until its start timeout fails it); the stop file the manager wrote first
+        makes a runner that starts anyway stop before its first batch.
+        """
         sid = (record.ray or {}).get("submission_id")
         if not sid:
             return

@@ -292,6 +292,22 @@ def test_trial_resources_share_the_free_cpus() -> None:
     assert (trial_gpus("cpu"), trial_gpus(None), trial_gpus("0"), trial_gpus("0,1")) == (0, 0, 1, 2)
 
 
+def test_the_best_request_keeps_the_tunes_placement() -> None:
+    """ "Train with the best" on Ray lands on the same kind of node as the tune's trials."""
+    from types import SimpleNamespace
+
+    from jupyter_yolo.runner.tune import base_train_request
+
+    placement = {"executor": "ray", "resources": {"gpu_a100": 1}, "accelerator_type": "A100"}
+    train = {"model": "yolov8n.yaml", "data": "shapes", "device": "0"}
+    request = {"kind": "tune", "train": train, **placement}
+    ctx: Any = SimpleNamespace(spec=SimpleNamespace(request=request))
+    assert base_train_request(ctx) == {**train, **placement}
+    own = {**train, "executor": "local"}  # the base request's own choice wins
+    ctx.spec.request = {"kind": "tune", "train": own, "executor": "ray"}
+    assert base_train_request(ctx) == own
+
+
 def test_the_table_is_rebuilt_from_trial_events(tmp_path: Path) -> None:
     """A runner that died before writing trials.json: the results rebuild the table."""
     from jupyter_yolo.jobs.tune_results import tune_table
@@ -314,6 +330,8 @@ def test_the_table_is_rebuilt_from_trial_events(tmp_path: Path) -> None:
     one, two = table["trials"]
     assert (one["status"], one["epochs_done"], one["history"]) == ("succeeded", 2, [0.1, 0.2])
     assert (two["status"], two["error"], two["params"]) == ("failed", "boom", {"lr0": 0.02})
+    assert table["executor"] == "local"
+    assert tune_table(tmp_path, "detect", params, None, "ray")["executor"] == "ray"  # the job's
     (tmp_path / TRIALS_FILE).write_text(json.dumps({**table, "executor": "from-file"}))
     assert tune_table(tmp_path, "detect", params, None)["executor"] == "from-file"
     ended = {**table, "executor": "from-result"}

@@ -285,7 +285,7 @@ def build_results(record: JobRecord, folder: Path, task: str, workspace: Path) -
         "history": history,
     }
     if record.kind == TUNE_KIND:
-        results["tune"] = tune_table(folder, task, record.params, record.result)
+        results["tune"] = tune_table(folder, task, record.params, record.result, record.executor)
     return results
 
 

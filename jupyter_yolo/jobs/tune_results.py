@@ -48,8 +48,13 @@ def _space(params: dict[str, Any]) -> dict[str, list[float]]:
     return {k: [lo, hi] for k, (lo, hi) in DEFAULT_SPACE.items()}
 
 
-def table_from_events(path: Path, task: str, params: dict[str, Any]) -> TuneResult:
-    """The trials table rebuilt from ``trial`` events (no best: the runner decides that)."""
+def table_from_events(
+    path: Path, task: str, params: dict[str, Any], executor: str | None = None
+) -> TuneResult:
+    """The trials table rebuilt from ``trial`` events (no best: the runner decides that).
+
+    ``executor``: where the job ran (the registry's record); the params do not say it.
+    """
     trials: dict[int, TrialRecord] = {}
     try:
         if path.stat().st_size > MAX_TABLE_BYTES:
@@ -99,17 +104,21 @@ def table_from_events(path: Path, task: str, params: dict[str, Any]) -> TuneResu
         "trials": [trials[k] for k in sorted(trials)],
         "best": None,
         "best_request": None,
-        "executor": str(params.get("executor") or "local"),
+        "executor": executor or str(params.get("executor") or "local"),
     }
 
 
 def tune_table(
-    folder: Path, task: str, params: dict[str, Any], result: dict[str, Any] | None
+    folder: Path,
+    task: str,
+    params: dict[str, Any],
+    result: dict[str, Any] | None,
+    executor: str | None = None,
 ) -> TuneResult:
-    """A tune job's trials table as far as it exists now."""
+    """A tune job's trials table as far as it exists now (``executor``: the job's, if known)."""
     if _is_table(result):
         return cast(TuneResult, result)
     saved = _read_json(folder / TRIALS_FILE)
     if _is_table(saved):
         return cast(TuneResult, saved)
-    return table_from_events(folder / EVENTS_FILE, task, params)
+    return table_from_events(folder / EVENTS_FILE, task, params, executor)

@@ -49,12 +49,19 @@ def trial_error(exc: BaseException) -> str:
 
 
 def base_train_request(ctx: JobContext) -> dict[str, Any]:
-    """The person's training request (as they wrote it) that ``best_request`` extends."""
+    """The person's training request (as they wrote it) that ``best_request`` extends.
+
+    The tune's placement (``executor``, ``resources``, ``accelerator_type``: at the top level of
+    a tune request) goes with it, so "Train with the best" lands on the same kind of node.
+    """
+    from ..jobs.placement import PLACEMENT_FIELDS
+
     train = ctx.spec.request.get("train")
     base: dict[str, Any] = dict(train) if isinstance(train, dict) else {}
-    executor = ctx.spec.request.get("executor")
-    if isinstance(executor, str) and "executor" not in base:
-        base["executor"] = executor
+    for key in PLACEMENT_FIELDS:
+        value = ctx.spec.request.get(key)
+        if value is not None and key not in base:
+            base[key] = value
     return base
 
 

@@ -32,6 +32,11 @@ meant for that case never showed. What happens now:
   waits for the end of the epoch (the validator's batches are no lockstep point). A ``SIGTERM``
   of the job's session (the server's escalation) kills the workers; the launch then fails and the
   runner, whose stop controller sees the stop file, still reports ``stopped``.
+* **No orphan ranks.** ``torch.distributed.run`` starts each rank in a session of its own,
+  out of reach of the server's session cleanup; :func:`attach_worker` arms
+  ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` in every rank (:mod:`jupyter_yolo.runner.parentdeath`),
+  so a ``torchrun`` killed -9 takes its ranks with it, and a rank whose ``torchrun`` or runner
+  is already gone when it starts leaves at once.
 * **The runner's side** (:func:`run_ddp_train`): the results collector stays out of the launch
   (it holds the job context); :data:`STATE_FILE` is cleared before, followed during the run for
   ``status.json``'s ``epochs_done``, read after. A completed run is validated once more with
@@ -140,6 +145,10 @@ def attach_worker(reporter: TrainingReporter) -> None:
     """Give an unpickled reporter what its process may use: rank 0 (or no rank) writes events."""
     rank = worker_rank()
     reporter.ddp_rank = rank
+    if rank is not None:  # torchrun starts its ranks in sessions of their own: see parentdeath
+        from .parentdeath import die_with_parent, launcher_pid
+
+        die_with_parent(launcher_pid())
     if rank in (None, 0):
         reporter.journal = Journal(reporter.job_dir)
         reporter.on_epoch_done = lambda epoch: write_state(reporter)
@@ -263,6 +272,9 @@ def run_ddp_train(
     (ctx.job_dir / STATE_FILE).unlink(missing_ok=True)
     devices = device_count(train_args.get("device"))
     ctx.journal.log(f"multi-GPU training (DDP) on {devices} devices; rank 0 reports the events")
+    from .parentdeath import RUNNER_PID_ENV
+
+    os.environ[RUNNER_PID_ENV] = str(os.getpid())  # the ranks die with torchrun (parentdeath)
     failure: Exception | None = None
     with _EpochFollower(ctx):
         try:

@@ -229,7 +229,10 @@ class RayJobsApi:
                 except RayVersionMismatch as exc:
                     result["error"] = str(exc)
             result["nodes"] = self.nodes()
-            result["usage"] = self.usage()
+            # the dashboard camelCases resource names in this report (jy_gpu -> jyGpu): give
+            # the nodes' own names back
+            names = {_camel(n): n for node in result["nodes"] for n in node["resources"]}
+            result["usage"] = {names.get(k, k): v for k, v in self.usage().items()}
         except RayError as exc:
             result["error"] = result["error"] or str(exc)
         types: dict[str, int] = {}
@@ -265,6 +268,12 @@ def _node(row: dict[str, Any]) -> ClusterNode:
         "memory_bytes": int(total.get("memory", 0.0)),
         "resources": custom,
     }
+
+
+def _camel(name: str) -> str:
+    """A resource name as Ray's dashboard writes it in /api/cluster_status (to_camel_case)."""
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
 
 
 def _text(raw: bytes) -> str:

@@ -20,6 +20,13 @@ What it does, and why:
   gave. The guard sees Python's sockets only: FFmpeg's own C sockets inside OpenCV (how a
   stream is actually read) do not pass it, so the server's ``allowed_stream_sources`` check of
   the job's source is the real gate; the guard keeps everything else in the runner offline.
+* A runner on Ray (the Tune driver and its trials, :mod:`jupyter_yolo.runner.tune_ray`) lets its
+  cluster through (:func:`allow_ray_cluster`): the GCS host of ``RAY_ADDRESS`` (a remote head
+  such as ``10.0.0.5:6379`` on a real cluster) and the node's IP as Ray reports it. Ray's own
+  traffic (gRPC to the GCS, raylets, object managers) is C++ and never meets this guard:
+  ``ray.init`` to a remote GCS address, every Python socket call recorded, made none before its
+  GCS connection. The allowance covers Python code of Ray or Tune that would open a socket to
+  those addresses, and nothing else: other cluster nodes and the Internet stay refused.
 * For a stream job, ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` gets ``max_redirects;0`` (an option of
   FFmpeg's http protocol in the FFmpeg 8 OpenCV's wheels bundle; an older FFmpeg ignores it): an
   allowed host that answers with a redirect to another host is refused, not followed
@@ -148,6 +155,8 @@ class NetworkBlocked(OSError):
 
 
 _GUARD = {"installed": False}
+_ALLOWED: dict[str, set[str]] = {"names": set(), "addresses": set()}
+"""What the guard lets through: names it may look up, and addresses it may connect to."""
 GUARD_LOG_PREFIX = "jupyter-yolo offline guard:"
 
 
@@ -166,8 +175,9 @@ def install_socket_guard(allow_hosts: tuple[str, ...] = ()) -> bool:
     allowed = os.environ.get("JUPYTER_YOLO_ALLOW_NETWORK", "").lower() in {"1", "true"}
     if _GUARD["installed"] or allowed:
         return _GUARD["installed"]
-    allowed_names = {_host_text(h) for h in allow_hosts if h}
-    allowed_addresses = set(allowed_names)  # a literal address is its own resolution
+    allow_more_hosts(allow_hosts)
+    allowed_names = _ALLOWED["names"]
+    allowed_addresses = _ALLOWED["addresses"]
     real_getaddrinfo = socket.getaddrinfo
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
@@ -213,6 +223,53 @@ def install_socket_guard(allow_hosts: tuple[str, ...] = ()) -> bool:
     setattr(socket.socket, "connect_ex", connect_ex)  # noqa: B010
     _GUARD["installed"] = True
     return True
+
+
+def allow_more_hosts(hosts: tuple[str, ...] | list[str]) -> None:
+    """Let ``hosts`` through the guard: their name lookups, the addresses those gave, themselves.
+
+    Takes effect at once in a guard already installed (and in one installed later).
+    """
+    names = {_host_text(host) for host in hosts if host}
+    names.discard("")
+    _ALLOWED["names"].update(names)
+    _ALLOWED["addresses"].update(names)  # a literal address is its own resolution
+
+
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+
+
+def ray_address_host(value: str | None) -> str | None:
+    """The host of a Ray cluster address (``10.0.0.5:6379``, ``ray://head:10001``, ``[::1]:6379``).
+
+    None for no address, ``auto`` and ``local`` (this node's own cluster).
+    """
+    text = (value or "").strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0]
+    if text.lower() in {"", "auto", "local"}:
+        return None
+    if text.startswith("["):  # [v6]:port
+        return _host_text(text.split("]", 1)[0] + "]") or None
+    if text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    return _host_text(text) or None
+
+
+def allow_ray_cluster(node_ips: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """Let a runner on Ray (the Tune driver, a trial) reach its cluster through the guard.
+
+    What passes: the GCS host of ``RAY_ADDRESS`` (its lookup and its addresses) and
+    ``node_ips`` (the node's own IP as Ray knows it). Ray's own connections (GCS, raylets,
+    object stores: gRPC and C++ sockets) never pass this Python-level guard; what this covers
+    is Python code of Ray or Tune that opens a socket to one of those addresses. Returns the
+    hosts let through.
+    """
+    hosts = [ray_address_host(os.environ.get(RAY_ADDRESS_ENV))]
+    allowed = tuple(h for h in (*hosts, *(_host_text(ip) for ip in node_ips)) if h)
+    allow_more_hosts(allowed)
+    return allowed
 
 
 def block_module(name: str) -> None:

@@ -53,13 +53,17 @@ def trial_gpus(device: Any) -> int:
 
 def run_trial(config: dict[str, Any]) -> None:
     """Ray Tune function trainable: one trial's training, reported to Tune after each epoch."""
+    import ray
     from ray import tune
 
     from . import offline
 
+    ray_util: Any = ray.util  # partly untyped
+
     workspace = Path(config["workspace"])
     cpus = max(1, round(float(config["cpus"])))
     offline.prepare(workspace, cpus)
+    offline.allow_ray_cluster((ray_util.get_node_ip_address(),))  # a trial runs on a Ray node
     from .common import load_model
 
     stop = StopController(Path(config["stop_file"]))
@@ -190,7 +194,11 @@ def run_ray_tune(
     from ray.tune.schedulers import ASHAScheduler
 
     ray_api: Any = ray  # partly untyped
+    from . import offline
+
+    offline.allow_ray_cluster()  # the GCS host of RAY_ADDRESS: the runner's guard lets it through
     ray.init(address=os.environ.get("RAY_ADDRESS") or "auto", log_to_driver=False)
+    offline.allow_ray_cluster((ray_api.util.get_node_ip_address(),))
     try:
         resources: dict[str, float] = ray_api.available_resources()
         available = float(resources.get("CPU", 0.0))

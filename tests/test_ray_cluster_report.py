@@ -8,9 +8,11 @@ The hardware probe is a recorded report (tests/fixtures/accelerators), so no tor
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -164,7 +166,14 @@ async def test_no_cluster_configured(jp_fetch: Any) -> None:
 
 @pytest.mark.parametrize("yolo_config", ["cluster"], indirect=True)
 async def test_the_report_shows_the_real_cluster(jp_fetch: Any, ray_cluster: RayCluster) -> None:
-    report = await fetch_json(jp_fetch, "yolo", "accelerators", params={"refresh": "1"})
+    # Ray's resource totals (the autoscaler's report) count a node that just joined a few
+    # seconds after its node list does: ask again until they do (the deadline catches hangs)
+    deadline = time.monotonic() + 180
+    while True:
+        report = await fetch_json(jp_fetch, "yolo", "accelerators", params={"refresh": "1"})
+        if CUSTOM in report["cluster"]["usage"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
     assert report["primary"]["label"]  # the hardware report is still there
     assert report["executors"] == {"available": ["local", "ray"], "default": "ray"}
     cluster = report["cluster"]

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import mimetypes
 import os
 import secrets
 import shutil
@@ -29,13 +28,10 @@ from typing import Any
 import yaml
 
 from ..contract.actions import job_actions
-from ..contract.architectures import architectures
 from ..contract.files import (
     ALREADY_RUNNING_EXIT,
     EVENTS_FILE,
     JOB_FILE,
-    LOG_FILE,
-    LOG_OLD_FILE,
     STATUS_FILE,
     write_atomic,
 )
@@ -44,12 +40,12 @@ from ..contract.status import ACTIVE, TERMINAL
 from ..contract.tasks import DEFAULT_TASK
 from ..contract.tune import TUNE_KIND
 from ..errors import Conflict, InvalidRequest, NotFound
-from ..inference.cache import digest_cache, exports_root, stored_choices, weights_digest
 from ..strict import describe_text
 from ..workspace import Workspace, private_folder
 from .events import EventIndex, append_event
 from .executor_local import LocalExecutor
 from .executor_ray import RayExecutor
+from .manager_files import JobFilesMixin
 from .placement import Placement, ray_resources, split_placement
 from .process import (
     is_same_process_alive,
@@ -59,15 +55,13 @@ from .process import (
 from .progress import Progress
 from .registry import JobRecord, JobRegistry
 from .schema import HardwareView, JobValidator, ValidatedJob
-from .trained_weights import trained_entry
-from .weights_task import task_of_weights
 
 RESUMABLE = frozenset({"stopped", "interrupted"})
 POLL_INTERVAL = 0.25
 LOG_TAIL_LINES = 30
 
 
-class JobManager:
+class JobManager(JobFilesMixin):
     """Everything the REST API does with jobs; no tornado in here."""
 
     def __init__(
@@ -609,65 +603,6 @@ class JobManager:
             "more": bool(events) and events[-1]["seq"] < index.last_seq,
         }
 
-    def log_tail(self, job_id: str, max_bytes: int) -> str:
-        """The end of a job's log (rotated part included when the current part is short)."""
-        self.record(job_id)
-        folder = self.workspace.jobs / job_id
-        chunks: list[bytes] = []
-        remaining = max_bytes
-        for name in (LOG_FILE, LOG_OLD_FILE):
-            path = folder / name
-            if remaining <= 0 or not path.is_file():
-                continue
-            with path.open("rb") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                handle.seek(max(0, size - remaining))
-                data = handle.read()
-            chunks.insert(0, data)
-            remaining -= len(data)
-        return b"".join(chunks).decode("utf-8", errors="replace")
-
-    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
-        """Result files of a job, relative to its folder."""
-        self.record(job_id)
-        run = self.workspace.jobs / job_id / "run"
-        files = []
-        if run.is_dir():
-            for path in sorted(run.rglob("*")):
-                if path.is_file() and not path.is_symlink():
-                    stat = path.stat()
-                    files.append(
-                        {
-                            "path": path.relative_to(run.parent).as_posix(),
-                            "size": stat.st_size,
-                            "modified": stat.st_mtime,
-                            "type": mimetypes.guess_type(path.name)[0]
-                            or "application/octet-stream",
-                        }
-                    )
-        return files
-
-    def artifact_path(self, job_id: str, relative: str) -> Path:
-        """Resolve an artifact path, confined to the job's result folder ``run/``.
-
-        Only what :meth:`artifacts` lists is served: the job's own records (``job.json`` with
-        the request, which may hold a stream URL's credentials, ``status.json``, the events
-        and the log) have routes of their own that show them masked or paged.
-        """
-        self.record(job_id)
-        folder = (self.workspace.jobs / job_id).resolve()
-        jail = Workspace(folder)
-        path = jail.resolve(relative, what="artifact")
-        if not path.is_relative_to(folder / "run") or path == folder / "run":
-            raise NotFound(
-                f"The artifact {relative!r} is not a result file of job {job_id}: only files "
-                f"under run/ (those GET /yolo/jobs/{job_id}/artifacts lists) are served here; "
-                f"the job's request, status, events and log have routes of their own."
-            )
-        if not path.is_file():
-            raise NotFound(f"The artifact {relative!r} is not a file of job {job_id}.")
-        return path
-
     # ------------------------------------------------------------------ stop, resume
 
     def stop(self, job_id: str) -> dict[str, Any]:
@@ -758,51 +693,6 @@ class JobManager:
             self._append(job_id, "status", status="queued", resume=True)
 
     # ------------------------------------------------------------------ models
-
-    def models(self) -> dict[str, Any]:
-        """Weights a job can start from: architectures, the weights folder, trained jobs.
-
-        Each weights file carries the inference backends measured for it (``inference``: the
-        ``auto`` choice and latencies per image size and device, from the export cache), and
-        ``backends`` says which backends this server can run.
-        """
-        names = [arch.name for arch in architectures()]
-        weights = []
-        if self.workspace.weights.is_dir():
-            for path in sorted(self.workspace.weights.glob("*.pt")):
-                weights.append(
-                    {
-                        "model": path.name,
-                        "task": task_of_weights(path),
-                        "size": path.stat().st_size,
-                        "inference": self._inference_choices(path),
-                    }
-                )
-        trained = []
-        for record in self.registry.all():
-            folder = self.workspace.jobs / record.id / "run" / "weights"
-            for which in ("best", "last"):
-                if (folder / f"{which}.pt").is_file():
-                    entry = trained_entry(record, which, self.task_of(record.id))
-                    entry["inference"] = self._inference_choices(folder / f"{which}.pt")
-                    trained.append(entry)
-        return {
-            "architectures": names,
-            "architecture_tasks": {arch.name: arch.task for arch in architectures()},
-            "weights": weights,
-            "trained": trained,
-            "backends": self.validator.backends(),
-        }
-
-    def _inference_choices(self, weights: Path) -> list[dict[str, Any]]:
-        """The measured backend choices kept for a weights file (none before its first predict)."""
-        root = exports_root(self.workspace.root)
-        if not root.is_dir():
-            return []
-        try:
-            return stored_choices(root, weights_digest(weights, digest_cache(root)))
-        except OSError:
-            return []
 
     # ------------------------------------------------------------------ internals
 

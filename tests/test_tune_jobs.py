@@ -6,9 +6,10 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -114,15 +115,20 @@ def trial_spans(events: list[dict[str, Any]]) -> dict[int, tuple[float, float]]:
     return {t: (starts[t], ends[t]) for t in starts if t in ends}
 
 
-def check_table(job: dict[str, Any], events: list[dict[str, Any]], workspace: Path) -> None:
+def check_table(
+    job: dict[str, Any],
+    events: list[dict[str, Any]],
+    workspace: Path,
+    space: dict[str, list[float]] = SPACE,
+) -> None:
     """A finished 4 x 2 tune: four trials, a best, a best_request, the file and the events."""
     result = job["result"]
     assert result["metric"] == "metrics/mAP50-95(B)"
     trials = result["trials"]
     assert [t["trial"] for t in trials] == [1, 2, 3, 4]
     for trial in trials:
-        assert set(trial["params"]) == set(SPACE)
-        for name, (low, high) in SPACE.items():
+        assert set(trial["params"]) == set(space)
+        for name, (low, high) in space.items():
             assert low <= trial["params"][name] <= high
     finished = [t for t in trials if t["status"] == "succeeded"]
     assert finished, trials
@@ -143,16 +149,46 @@ def check_table(job: dict[str, Any], events: list[dict[str, Any]], workspace: Pa
     assert {e["trial"] for e in epoch_events} == {1, 2, 3, 4}
 
 
+@pytest.fixture(scope="module")
+def trained_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's plateau-trained detector (tests/inference_models.py), trained once."""
+    from .inference_models import trained_model
+
+    return trained_model(tmp_path_factory.getbasetemp()).weights
+
+
 @pytest.mark.slow
 async def test_local_tune_finds_a_best_that_trains(
-    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path, trained_weights: Path
 ) -> None:
-    job = await post_json(jp_fetch, "yolo", "jobs", body=tune_body(shapes_dataset))
+    # from a trained detector (from scratch, 2 epochs at imgsz 64 score mAP 0 in every trial and
+    # the best is a tie broken by order): no warm-up, a wide lr range, so the trials' scores
+    # differ and the best must be the one with the highest metric. No optimizer named: the
+    # server makes it SGD (ultralytics' auto ignores lr0 and momentum: every trial scored alike)
+    (yolo_workspace / "weights").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(trained_weights, yolo_workspace / "weights" / "shapes-trained.pt")
+    space = {"lr0": [0.0002, 0.05], "momentum": [0.6, 0.95]}
+    body = tune_body(shapes_dataset, space=space)
+    # nbs 8 = batch: an optimizer step per batch (nbs 64 accumulates 8 batches, more than an
+    # epoch of 4: the first epoch took no step and scored the starting weights in every trial)
+    body["train"].update(model="shapes-trained.pt", imgsz=128, warmup_epochs=0, nbs=8)
+    job = await post_json(jp_fetch, "yolo", "jobs", body=body)
     assert job["kind"] == "tune"
     final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"}, 400)
     assert final["status"] == "succeeded", final
     events = await all_events(jp_fetch, job["id"])
-    check_table(final, events, yolo_workspace)
+    check_table(final, events, yolo_workspace, space)
+    result = final["result"]
+    assert job["request"]["train"]["optimizer"] == "SGD"
+    assert result["best_request"]["optimizer"] == "SGD"
+    scores = {
+        t["trial"]: t["metrics"][result["metric"]]
+        for t in result["trials"]
+        if t["status"] == "succeeded"
+    }
+    print("local tune: trial scores", scores)
+    assert len(set(scores.values())) > 1, scores  # no tie everywhere: the choice is real
+    assert scores[result["best"]["trial"]] == max(scores.values()), (result["best"], scores)
     assert final["result"]["executor"] == "local"
     progress = final["progress"]
     assert progress["fraction"] == 1.0
@@ -290,6 +326,38 @@ def test_trial_resources_share_the_free_cpus() -> None:
     assert trial_cpus(3.0, 1) == (1.0, 1)
     assert trial_cpus(0.0, 4) == (0.25, 2)
     assert (trial_gpus("cpu"), trial_gpus(None), trial_gpus("0"), trial_gpus("0,1")) == (0, 0, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "space", "expected"),
+    [
+        (None, {"lr0": [0.001, 0.01]}, "SGD"),
+        ("auto", {"momentum": [0.7, 0.9]}, "SGD"),
+        ("AdamW", {"lr0": [0.001, 0.01]}, "AdamW"),  # the person's choice is kept
+        (None, {"weight_decay": [0.0, 0.001]}, None),  # auto does not ignore this one
+    ],
+)
+def test_a_tune_of_lr0_or_momentum_trains_with_sgd_not_auto(
+    optimizer: str | None, space: dict[str, list[float]], expected: str | None
+) -> None:
+    """ultralytics' optimizer=auto ignores lr0 and momentum: every trial would train alike."""
+    from jupyter_yolo.errors import InvalidRequest
+    from jupyter_yolo.jobs.tune_schema import validate_tune
+
+    seen: list[dict[str, Any]] = []
+
+    class Recorder:  # what validate_tune hands to the training validator
+        def validate(self, body: dict[str, Any]) -> Any:
+            seen.append(body)
+            raise InvalidRequest("recorded")
+
+    train: dict[str, Any] = {"model": "yolov8n.yaml", "data": "shapes"}
+    if optimizer is not None:
+        train["optimizer"] = optimizer
+    body = {"kind": "tune", "train": train, "space": space, "iterations": 2, "epochs": 1}
+    with pytest.raises(InvalidRequest, match="recorded"):
+        validate_tune(cast(Any, Recorder()), body)
+    assert seen[0].get("optimizer") == expected
 
 
 def test_the_best_request_keeps_the_tunes_placement() -> None:

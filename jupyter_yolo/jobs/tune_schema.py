@@ -112,6 +112,9 @@ def validate_tune(validator: JobValidator, body: dict[str, Any]) -> ValidatedJob
     if train.get("kind", "train") != "train":
         raise InvalidRequest("'train' must be a training request (its 'kind' can only be train).")
     space = check_space(body.get("space"))
+    if set(space) & set(AUTO_IGNORES) and str(train.get("optimizer", "auto")).lower() == "auto":
+        train = {**train, "optimizer": TUNE_OPTIMIZER}  # the request keeps it: best_request too
+        body = {**body, "train": train}
     iterations = _count(body, "iterations", MAX_ITERATIONS)
     epochs = _count(body, "epochs", MAX_TRIAL_EPOCHS)
     device = train.get("device")
@@ -129,6 +132,14 @@ def validate_tune(validator: JobValidator, body: dict[str, Any]) -> ValidatedJob
     name = COMMON["name"].validate("name", body["name"]) if "name" in body else inner.name
     return dataclasses.replace(inner, kind=TUNE_KIND, name=name, params=params, request=dict(body))
 
+
+AUTO_IGNORES = ("lr0", "momentum")
+"""What ultralytics' ``optimizer=auto`` ignores: it picks its own learning rate and momentum."""
+TUNE_OPTIMIZER = "SGD"
+"""The optimizer a tune of ``lr0`` or ``momentum`` trains with when the base request says
+``auto`` or nothing: with ``auto`` every trial would train alike whatever its sampled values
+(and "Train with the best" would ignore them too). It is written into the request's ``train``,
+so the best request carries it."""
 
 ONE_DEVICE = (
     "a tune runs each trial on one device; use device 0, or several trials in parallel on Ray"

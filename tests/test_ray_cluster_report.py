@@ -229,6 +229,7 @@ def test_the_readable_report_has_a_ray_cluster_section() -> None:
     html = report_html({"primary": {"label": "CPU"}, **report})
     assert "Ray cluster" in html and "10.0.0.7 (head)" in html and "8 H100" in html
     assert "jy_x 1" in html and "2 alive of 2" in html and "local, ray (default ray)" in html
+    assert "1e+09" not in html and "1000000000" not in html  # memory shown as a size
     broken = cluster_html({"cluster": _report(reachable=False, error="cannot <be> reached")})
     assert "cannot &lt;be&gt; reached" in broken and "yolo-note-warning" in broken
     assert cluster_html({"cluster": None}) == ""

@@ -190,11 +190,9 @@ def cluster_html(report: dict[str, Any]) -> str:
     rows.append(["Nodes", f"{alive} alive of {len(nodes)}"])
     for name, use in (cluster.get("usage") or {}).items():
         total, used = use.get("total") or 0, use.get("used") or 0
+        show = fmt_bytes if "memory" in name.lower() else _amount  # Ray counts memory in bytes
         rows.append(
-            [
-                name,
-                f"{_amount(used)} used, {_amount(max(total - used, 0))} free of {_amount(total)}",
-            ]
+            [name, f"{show(used)} used, {show(max(total - used, 0))} free of {show(total)}"]
         )
     types = cluster.get("gpu_types") or {}
     if types:

@@ -5,7 +5,7 @@
  * `GET /yolo/accelerators`, `cluster` of its usage route, a job's `executor`, `queue_reason` and
  * `ray`): no resource name is written here.
  */
-import { el } from './format';
+import { el, formatBytes } from './format';
 
 /** One node of the cluster (`ClusterNode` of the contract). */
 export interface IClusterNode {
@@ -148,13 +148,18 @@ export function clusterTooltip(usage: IClusterUsage): string {
 }
 
 function table(rows: [string, string][], className: string): HTMLTableElement {
-  const node = el('table', className);
+  const node = el('table', `jp-yolo-Table ${className}`);
   for (const [key, value] of rows) {
-    const row = el('tr');
-    row.append(el('th', '', key), el('td', '', value));
-    node.append(row);
+    const row = node.insertRow();
+    row.insertCell().textContent = key;
+    row.insertCell().textContent = value;
   }
   return node;
+}
+
+/** Ray counts memory resources in bytes: show those as sizes, every other one as a count. */
+function quantity(name: string, value: number): string {
+  return /memory/i.test(name) ? formatBytes(value) : amount(value);
 }
 
 /** The hardware report's "Ray cluster" section (nothing without a cluster). */
@@ -182,9 +187,10 @@ export function clusterSection(fields: IClusterFields): HTMLElement[] {
   const alive = cluster.nodes.filter(node => node.state === 'ALIVE').length;
   rows.push(['Nodes', `${alive} alive of ${cluster.nodes.length}`]);
   for (const [name, use] of Object.entries(cluster.usage)) {
+    const free = Math.max(use.total - use.used, 0);
     rows.push([
       name,
-      `${amount(use.used)} used, ${amount(Math.max(use.total - use.used, 0))} free of ${amount(use.total)}`
+      `${quantity(name, use.used)} used, ${quantity(name, free)} free of ${quantity(name, use.total)}`
     ]);
   }
   const types = Object.entries(cluster.gpu_types);

@@ -331,7 +331,7 @@ class YoloApp(ExtensionApp):
             hardware=self._hardware_view,
             owner=owner,
             allowed_stream_sources=tuple(self.allowed_stream_sources),
-            executor=self.executor,
+            executor=self._checked_executor(),
             ray_address=self.ray_address,
             ray_python=self.ray_python,
         )
@@ -371,6 +371,16 @@ class YoloApp(ExtensionApp):
             hardware=self._hardware_view,
             cuda_available=self._cuda_available,
         )
+
+    def _checked_executor(self) -> str:
+        """``executor``, or ``local`` (logged) when it is ``ray`` without a ``ray_address``."""
+        if self.executor == "ray" and not self.ray_address:
+            self.log.error(
+                "jupyter_yolo: YoloApp.executor is 'ray' but YoloApp.ray_address is empty; jobs "
+                "run locally until the address of the Ray head's Jobs API is set."
+            )
+            return "local"
+        return self.executor
 
     def _checked_default_device(self) -> str | None:
         """``default_device`` when ultralytics knows it; a bad value is logged and ignored."""

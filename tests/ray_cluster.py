@@ -195,7 +195,7 @@ class RayCluster:
                 ],
             )
             try:
-                self._wait_for_nodes(1, self.head)
+                self._wait_for_new_node(set(), self.head)
                 return
             except NodeStartFailed:
                 self.head.kill()
@@ -212,7 +212,7 @@ class RayCluster:
     ) -> RayNode:
         """Join a worker node with ``num_cpus`` and one unit of ``resource``; wait until alive."""
         resources = {resource: 1.0} if resource else {}
-        before = len(self.alive_nodes())
+        before = self.alive_ids()
         for attempt in range(1, START_ATTEMPTS + 1):
             node = self._start(
                 f"worker{len(self.workers) + 1}",
@@ -230,7 +230,7 @@ class RayCluster:
             )
             node.resources = resources
             try:
-                self._wait_for_nodes(before + 1, node)
+                self._wait_for_new_node(before, node)
             except NodeStartFailed:
                 node.kill()
                 if attempt == START_ATTEMPTS:
@@ -240,16 +240,22 @@ class RayCluster:
             return node
         raise AssertionError("unreachable")
 
-    def _wait_for_nodes(self, count: int, node: RayNode) -> None:
+    def alive_ids(self) -> set[str]:
+        """Node ids Ray reports alive now."""
+        return {str(row.get("node_id")) for row in self.alive_nodes()}
+
+    def _wait_for_new_node(self, before: set[str], node: RayNode) -> None:
+        """Wait until an alive node that was not in ``before`` appears (this one: the only one
+        being started; a node stopped just before may still count as alive for a while)."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if node.process.poll() is not None:
                 raise NodeStartFailed(f"ray start ({node.name}) ended:\n{node.log_text()}")
-            if len(self.alive_nodes()) >= count:
+            if self.alive_ids() - before:
                 return
             time.sleep(0.5)
         raise NodeStartFailed(
-            f"the Ray cluster did not reach {count} alive node(s) in {START_TIMEOUT:.0f} s:\n"
+            f"the Ray node {node.name} was not alive after {START_TIMEOUT:.0f} s:\n"
             f"{node.log_text()}"
         )
 

@@ -55,35 +55,41 @@ RETRY_S = 5.0
 """How long the executor waits before asking an unreachable head again."""
 VERSION_TTL_S = 300.0
 """How long a successful version check is trusted (a cluster may be upgraded meanwhile)."""
-#: Variables Ray sets on the node for the resources it assigned: never the server's values.
-NODE_VARIABLES = frozenset(
-    {
-        "CUDA_VISIBLE_DEVICES",
-        "HIP_VISIBLE_DEVICES",
-        "ROCR_VISIBLE_DEVICES",
-        "ASCEND_RT_VISIBLE_DEVICES",
-        "NEURON_RT_VISIBLE_CORES",
-        "ONEAPI_DEVICE_SELECTOR",
-    }
+#: What travels from the server to a Ray node: the product's own switches and the offline ones.
+#: The machine's own values (PATH, LD_LIBRARY_PATH, HOME, VIRTUAL_ENV, CUDA_HOME, thread counts,
+#: device lists ...) stay the node's: a GPU worker's image differs from JupyterLab's.
+TRAVELLING_NAMES = frozenset(
+    {"PYTHONUNBUFFERED", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "NO_COLOR", "TZ", "MPLBACKEND"}
 )
+TRAVELLING_PREFIXES = ("YOLO_", "JUPYTER_YOLO_")
 LOST_ERRORS = frozenset({"JOB_SUPERVISOR_ACTOR_DIED", "NODE_DIED"})
+#: Ray gave up placing a submission (``RAY_JOB_START_TIMEOUT_SECONDS``, 15 min by default): for a
+#: job that never ran this is still "waiting for resources", so it is submitted again.
+NOT_PLACED_ERRORS = frozenset(
+    {"JOB_SUPERVISOR_ACTOR_START_TIMEOUT", "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"}
+)
+MAX_SUBMIT_FAILURES = 5
+"""Consecutive 5xx answers to one job's submission before it fails (a refusal Ray wraps in a 500
+would otherwise be retried forever)."""
 
 
 def ray_environment() -> dict[str, str]:
-    """The job's environment on the node: the local allow-list, minus Ray's device variables."""
+    """The variables a Ray job takes from the server: the allow-list's product switches only."""
     env = runner_environment(os.environ)
-    return {k: v for k, v in env.items() if k not in NODE_VARIABLES and not k.startswith("RAY_")}
+    return {
+        k: v for k, v in env.items() if k in TRAVELLING_NAMES or k.startswith(TRAVELLING_PREFIXES)
+    }
 
 
 def lost_by_ray(info: RayJobInfo) -> bool:
     """Whether Ray lost the job (its node or its supervisor died) rather than the job failing."""
     if info["status"] != "FAILED":
         return False
+    if info["error_type"] is not None:  # the message may quote the job's own log: not evidence
+        return info["error_type"] in LOST_ERRORS
     message = info["message"].lower()
-    return (
-        info["error_type"] in LOST_ERRORS
-        or "supervisor actor died" in message
-        or ("node" in message and ("died" in message or "dead" in message))
+    return "supervisor actor died" in message or (
+        "node" in message and ("died" in message or "dead" in message)
     )
 
 
@@ -98,6 +104,9 @@ class RayExecutor:
         self._version_ok_at: float | None = None
         self._next_poll: dict[str, float] = {}
         self._stop_sent: set[str] = set()
+        self._to_stop: set[str] = set()
+        """Submissions to stop on Ray: decided under the manager's lock, sent without it."""
+        self._submit_failures: dict[str, int] = {}
         self._retry_at = 0.0
 
     # ------------------------------------------------------------------ version
@@ -124,18 +133,44 @@ class RayExecutor:
         now = time.monotonic()
         if now < self._retry_at:
             return
+        try:
+            self._send_stops()
+        except RayUnavailable as exc:
+            self._unreachable(str(exc))
+            return
         for record in records:
             if now < self._next_poll.get(record.id, 0.0):
                 continue
             self._next_poll[record.id] = now + POLL_S
             try:
                 self._follow(record)
+                self._send_stops()
             except RayUnavailable as exc:
                 self._unreachable(str(exc))
+                return
+            except Exception as exc:  # one job's odd answer must not stop the others
+                self.manager.log.exception("jupyter_yolo: following Ray job %s failed", record.id)
+                self.problem = f"Following Ray job {record.id} failed ({exc}); retrying."
                 return
         if self.problem is not None and records:
             return  # reported until a poll succeeds
         self.problem = None
+
+    def stops_pending(self) -> bool:
+        """Whether a decided stop (a cancelled queued job's) still has to reach Ray."""
+        return bool(self._to_stop)
+
+    def _send_stops(self) -> None:
+        """Ask Ray to stop what was decided; an unreachable head keeps them for the next step."""
+        for sid in sorted(self._to_stop):
+            try:
+                self.api.stop(sid)
+            except RayUnavailable:
+                raise
+            except RayError as exc:  # refused (4xx): retrying would not help
+                self.manager.log.warning("jupyter_yolo: %s", exc)
+            self._to_stop.discard(sid)
+            self._stop_sent.add(sid)
 
     def _unreachable(self, message: str) -> None:
         if self.problem != message:
@@ -204,6 +239,17 @@ class RayExecutor:
 
     def _finish_from_ray(self, record: JobRecord, info: RayJobInfo) -> None:
         message = info["message"].strip() or "no message"
+        if record.status == "queued" and info["error_type"] in NOT_PLACED_ERRORS:
+            # still waiting for resources as far as the person is concerned: a new attempt
+            self.manager.log.info(
+                "jupyter_yolo: Ray gave up placing job %s (%s); submitting it again",
+                record.id,
+                message,
+            )
+            ray = dict(record.ray or {})
+            ray.update(submission_id=None, message=f"submitted again: {message}")
+            self.manager.registry.set_ray(record.id, ray)
+            return
         if info["driver_exit_code"] == WORKSPACE_NOT_SHARED_EXIT:
             self._end(
                 record,
@@ -316,12 +362,19 @@ class RayExecutor:
                     "attempt": str(attempt),
                 },
             )
-        except RayUnavailable:
-            raise  # kept queued with this submission id: submitted again when Ray answers
+        except RayUnavailable as exc:
+            failures = self._submit_failures.get(record.id, 0) + 1
+            self._submit_failures[record.id] = failures
+            if failures < MAX_SUBMIT_FAILURES or "answered" not in str(exc):
+                raise  # kept queued with this submission id: submitted again when Ray answers
+            with manager._lock:
+                self._end(manager.registry.require(record.id), "failed", str(exc), error=True)
+            return
         except RayError as exc:
             with manager._lock:
                 self._end(manager.registry.require(record.id), "failed", str(exc), error=True)
             return
+        self._submit_failures.pop(record.id, None)
         manager.log.info("jupyter_yolo: job %s submitted to Ray as %s", record.id, sid)
 
     def _clear_submission(self, record: JobRecord) -> None:
@@ -335,31 +388,24 @@ class RayExecutor:
             self._ray_stop(sid)
 
     def _ray_stop(self, sid: str) -> None:
-        if sid in self._stop_sent:
-            return
-        try:
-            self.api.stop(sid)
-        except RayUnavailable:
-            raise
-        except RayError as exc:
-            self.manager.log.warning("jupyter_yolo: %s", exc)
-        self._stop_sent.add(sid)
+        """Decide that Ray must stop ``sid``.
+
+        The supervisor sends it without the manager's lock (and again in its next step while the
+        head does not answer).
+        """
+        if sid not in self._stop_sent:
+            self._to_stop.add(sid)
 
     def cancel(self, record: JobRecord) -> None:
-        """Stop a queued job's submission at once (the request thread; errors are reported).
+        """Stop a queued job's submission (sent by the supervisor's next step, without the lock).
 
         Ray 2.60 answers ``stopped`` but keeps a submission whose supervisor was never placed
         ``PENDING`` (until its start timeout fails it); the stop file the manager wrote first
         makes a runner that starts anyway stop before its first batch.
         """
         sid = (record.ray or {}).get("submission_id")
-        if not sid:
-            return
-        try:
-            self.api.stop(str(sid))
-            self._stop_sent.add(str(sid))
-        except RayError as exc:  # the stop file makes a late start stop at once
-            self.manager.log.warning("jupyter_yolo: could not cancel %s on Ray: %s", sid, exc)
+        if sid:
+            self._ray_stop(str(sid))
 
     def prepare_resume(self, record: JobRecord, resources: dict[str, Any]) -> None:
         """Before a resume: the next attempt is a new submission with the resources asked now."""

@@ -317,7 +317,7 @@ class JobManager(JobFilesMixin):
             ray_jobs = [
                 r for r in self.registry.with_status("queued", *ACTIVE) if r.executor == "ray"
             ]
-            if ray_jobs:
+            if ray_jobs or self.ray.stops_pending():
                 self.ray.follow_all(ray_jobs)
 
     def _tick(self) -> None:

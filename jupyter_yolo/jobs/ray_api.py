@@ -82,8 +82,20 @@ class RayJobsApi:
                 f"The Ray cluster at {self.address} cannot be reached ({reason})."
             ) from None
 
+    def _transient(self, status: int, raw: bytes, what: str) -> None:
+        """Raise :class:`RayUnavailable` for a 5xx answer.
+
+        A head whose control store is reconnecting, or a proxy in front of it (502, 503, 504),
+        answers again later.
+        """
+        if status >= 500:
+            raise RayUnavailable(
+                f"The Ray cluster at {self.address} answered {status} to {what} ({_text(raw)})."
+            )
+
     def _json(self, method: str, path: str, body: Any = None) -> Any:
         status, raw = self._request(method, path, body)
+        self._transient(status, raw, f"{method} {path}")
         if status >= 400:
             raise RayError(f"Ray answered {status} to {method} {path}: {_text(raw)}")
         try:
@@ -142,6 +154,7 @@ class RayJobsApi:
             return
         if b"already exists" in raw and self.info(submission_id) is not None:
             return  # submitted before a crash of the server: the same attempt
+        self._transient(status, raw, f"the submission of {submission_id}")
         raise RayError(f"Ray refused the job {submission_id}: {_text(raw)}")
 
     def info(self, submission_id: str) -> RayJobInfo | None:
@@ -149,6 +162,7 @@ class RayJobsApi:
         status, raw = self._request("GET", f"/api/jobs/{urllib.parse.quote(submission_id)}")
         if status == 404:
             return None
+        self._transient(status, raw, f"a question about job {submission_id}")
         if status >= 400:
             raise RayError(f"Ray answered {status} about job {submission_id}: {_text(raw)}")
         try:
@@ -171,6 +185,7 @@ class RayJobsApi:
         status, raw = self._request("POST", f"/api/jobs/{urllib.parse.quote(submission_id)}/stop")
         if status == 404:
             return False
+        self._transient(status, raw, f"the stop of {submission_id}")
         if status >= 400:
             raise RayError(f"Ray could not stop job {submission_id}: {_text(raw)}")
         try:

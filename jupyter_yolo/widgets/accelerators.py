@@ -211,7 +211,7 @@ def cluster_usage_text(usage: dict[str, Any]) -> str | None:
     if not cluster.get("reachable"):
         return "Ray <b>unreachable</b>"
     if cluster.get("error"):
-        return "Ray <b>another version</b>"
+        return "Ray <b>not usable</b>"  # the report says why (another version, an odd answer)
     cpu, gpu = cluster.get("cpu") or {}, cluster.get("gpu") or {}
     return (
         f"Ray {esc(cluster.get('nodes'))} node(s): CPU <b>{_amount(cpu.get('free'))}</b>/"

@@ -98,7 +98,7 @@ export function clusterLabel(usage: IClusterUsage): string {
     return 'Ray unreachable';
   }
   if (usage.error) {
-    return 'Ray: wrong version';
+    return 'Ray: not usable'; // the tooltip says why (another version, an odd answer)
   }
   return (
     `Ray ${plural(usage.nodes, 'node')} · CPU ${amount(usage.cpu.free)}/${amount(usage.cpu.total)}` +

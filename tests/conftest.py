@@ -24,22 +24,6 @@ def yolo_workspace(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
-def task_models_once(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Each tiny task model (tests/inference_models.py train_task_model) trains once a session.
-
-    The helper processes that train them inherit this environment variable and keep each
-    checkpoint in the session's folder; later modules copy it instead of training it again.
-    """
-    import os
-
-    from .inference_models import TASK_MODELS_ENV
-
-    os.environ[TASK_MODELS_ENV] = str(tmp_path_factory.getbasetemp() / "task-models")
-    yield
-    os.environ.pop(TASK_MODELS_ENV, None)
-
-
 @pytest.fixture
 def yolo_config() -> dict[str, Any]:
     """Extra ``YoloApp`` settings a test may override before the server starts."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -136,25 +135,12 @@ TASK_TRAIN = {
 }
 
 
-#: A folder (set by tests/conftest.py for the session) where each task's trained checkpoint is
-#: kept after its first training, so the helper processes of later test modules copy it instead
-#: of training the same recipe on the same seeded dataset again.
-TASK_MODELS_ENV = "TESTS_TASK_MODELS_DIR"  # not a prefix jobs inherit
-
-
-def _session_copy(task: str) -> Path | None:
-    folder = os.environ.get(TASK_MODELS_ENV)
-    return Path(folder) / f"{task}.pt" if folder else None
-
-
 def train_task_model(workspace: Path, task: str, datasets: Path) -> tuple[Path, Path]:
     """A tiny ``task`` model trained in ``workspace`` on its synthetic dataset: (weights, data).
 
     The dataset is written under ``datasets``; outside the workspace, ``auto`` leaves INT8 out
     (it calibrates only on data of the workspace), which keeps the test short. Call in a process
-    that ran ``offline.prepare`` (it imports ultralytics). Trained once per test session: later
-    calls copy the session's checkpoint (:data:`TASK_MODELS_ENV`) into ``workspace``; its
-    recorded training data then lies outside ``workspace`` too.
+    that ran ``offline.prepare`` (it imports ultralytics).
     """
     from ultralytics.models.yolo.model import YOLO
 
@@ -167,20 +153,10 @@ def train_task_model(workspace: Path, task: str, datasets: Path) -> tuple[Path, 
         weights.parent.mkdir(parents=True, exist_ok=True)
         YOLO(UNTRAINED_ARCHITECTURES[task]).save(weights)
         return weights, data
-    weights = workspace / "runs" / task / "weights" / "last.pt"
-    kept = _session_copy(task)
-    if kept is not None and kept.is_file():
-        weights.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(kept, weights)
-        return weights, data
     model = YOLO(TASK_ARCHITECTURES[task])
     model.train(
         data=str(data), project=str(workspace / "runs"), name=task, exist_ok=True, **TASK_TRAIN
     )
+    weights = workspace / "runs" / task / "weights" / "last.pt"
     assert weights.is_file(), f"training {task} left no {weights}"
-    if kept is not None:  # written whole, then renamed: a reader never sees half a file
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        partial = kept.with_suffix(f".{os.getpid()}.part")
-        shutil.copyfile(weights, partial)
-        os.replace(partial, kept)
     return weights, data

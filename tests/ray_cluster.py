@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_yolo.jobs.process import signal_session
+
 RAY = str(Path(sys.executable).with_name("ray"))
 START_TIMEOUT = 240.0  # a hang guard per attempt: a loaded 2-core machine took over 120 s
 OBJECT_STORE_BYTES = 100 * 2**20
@@ -61,25 +63,8 @@ def _agent_ports() -> list[str]:
     ]
 
 
-def _session_members(session_id: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[3]) == session_id and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
-
-
 def _kill_session(session_id: int) -> None:
-    for pid in _session_members(session_id):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    signal_session(session_id, signal.SIGKILL)
 
 
 @dataclass

@@ -621,21 +621,18 @@ class JobManager(JobFilesMixin):
                 self.ray.cancel(record)
             if self.registry.finish(job_id, "stopped", exit_reason="stopped before it started"):
                 self._append(job_id, "status", status="stopped")
-        elif record.status == "running" and record.executor == "ray":
-            if self.registry.mark_stopping(job_id):
-                write_atomic(self.workspace.jobs / job_id / "stop", str(time.time()))
-                self._stop_requested[job_id] = time.monotonic()
-                self.log.info("jupyter_yolo: stop requested for Ray job %s", job_id)
         elif record.status == "running":
             if self.registry.mark_stopping(job_id):
                 folder = self.workspace.jobs / job_id
                 write_atomic(folder / "stop", str(time.time()))
                 self._stop_requested[job_id] = time.monotonic()
-                # Before it writes status.json the runner may not handle SIGUSR1 yet (the
-                # default action would kill it); it reads the stop file when it starts.
-                if record.pid and (folder / STATUS_FILE).exists():
+                # SIGUSR1 reaches a local runner only (a Ray runner polls the stop file between
+                # batches). Before it writes status.json the runner may not handle SIGUSR1 yet
+                # (the default action would kill it); it reads the stop file when it starts.
+                local = record.executor == "local"
+                if local and record.pid and (folder / STATUS_FILE).exists():
                     signal_process(record.pid, signal.SIGUSR1)
-                self.log.info("jupyter_yolo: stop requested for job %s", job_id)
+                self.log.info("jupyter_yolo: stop requested for %s job %s", record.executor, job_id)
         elif record.status != "stopping":
             raise Conflict(
                 f"Job {job_id} has already ended ({record.status}); there is nothing to stop."

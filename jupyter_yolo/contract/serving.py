@@ -125,3 +125,31 @@ class ProgressEvent(TypedDict):
     eta_s: float | None
     source: NotRequired[str]
     reconnects: NotRequired[int]
+
+
+class PreparationInfo(TypedDict):
+    """One background preparation of a model for ``backend=auto`` (``GET /yolo/predict/workers``).
+
+    After a training job succeeds (or when a request finds no measured choice), the server
+    exports the model and measures its backends in a low-priority process, so the first
+    prediction finds the ``auto`` choice stored and, ideally, its worker warm.
+    """
+
+    model: str
+    """The model reference prepared (``job:<id>:best``) or its workspace path."""
+    key: str
+    """The worker key prepared (:meth:`WorkerKey.label`)."""
+    reason: str
+    state: str
+    """``waiting`` (for running or queued jobs to end), ``running`` (exports and measurement),
+    ``warming`` (starting the warm worker), ``done``, ``failed``, ``cancelled`` or ``dropped``."""
+    message: str | None
+    """What went wrong (``failed``), or a note (``done`` without a warm worker)."""
+    pid: int | None
+    queued_at: float
+    started_at: float | None
+    finished_at: float | None
+    yielded_to: list[str]
+    """Jobs it waited for before it started (it never runs beside a queued or running job)."""
+    choice: str | None
+    """The backend ``auto`` chose, once measured."""

@@ -23,6 +23,7 @@ from .jobs.schema import HardwareView, device_problem
 from .ownership import WorkspaceOwnership
 from .runner.resources import usable_cpus
 from .serving.pool import PoolSettings, WorkerPool
+from .serving.prepare import Preparer, PrepareSettings
 from .serving.service import PredictLimits, PredictService
 from .workspace import Workspace
 
@@ -244,6 +245,18 @@ class YoloApp(ExtensionApp):
         16, help="Most images one POST /yolo/predict request may carry or name."
     ).tag(config=True)
 
+    prepare_after_training = Bool(
+        True,
+        help=(
+            "When a training job succeeds, export its best.pt and measure its backends for "
+            "POST /yolo/predict?backend=auto in the background (one low-priority process at a "
+            "time, nice 19, only while no job is queued or running, within "
+            "predict_start_timeout), then start its warm worker, so the prediction panel's first "
+            "answer does not wait for that work; a request that comes earlier is answered by "
+            "PyTorch meanwhile. False: the first auto request does the work."
+        ),
+    ).tag(config=True)
+
     max_image_pixels = Int(
         40_000_000,
         help=(
@@ -358,7 +371,7 @@ class YoloApp(ExtensionApp):
             ),
             log=self.log,
         )
-        return PredictService(
+        service = PredictService(
             self.yolo_workspace,
             self.jobs.validator,
             pool,
@@ -371,6 +384,21 @@ class YoloApp(ExtensionApp):
             hardware=self._hardware_view,
             cuda_available=self._cuda_available,
         )
+        if self.prepare_after_training and self.jobs.supervising:
+            service.preparer = Preparer(
+                pool,
+                PrepareSettings(
+                    workspace=self.yolo_workspace.root,
+                    timeout=self.predict_start_timeout,
+                    kill_grace=self.kill_grace_period,
+                ),
+                call_for=service.default_call,
+                jobs_active=self.jobs.waiting_or_running,
+                training_ending=self.jobs.training_ending,
+                log=self.log,
+            )
+            self.jobs.on_finished = service.job_finished
+        return service
 
     def _checked_executor(self) -> str:
         """``executor``, or ``local`` (logged) when it is ``ray`` without a ``ray_address``."""
@@ -446,6 +474,8 @@ class YoloApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Once the event loop runs: supervise jobs; clean dataset leftovers, make 'shapes'."""
         self.jobs.ensure_started()
+        if self.predict_service.preparer is not None:
+            self.predict_service.preparer.attach_loop()
         self.start_dataset_background()
 
     def start_dataset_background(self) -> None:
@@ -458,6 +488,6 @@ class YoloApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Shut down cleanly: running jobs are stopped gracefully when configured to."""
-        await self.predict_service.pool.shutdown()
+        await self.predict_service.shutdown()
         await self.jobs.shutdown(stop_jobs=self.stop_jobs_on_shutdown)
         self.ownership.release()

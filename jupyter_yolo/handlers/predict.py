@@ -105,7 +105,9 @@ class PredictWorkersHandler(_PredictBase):
     @authorized
     async def get(self) -> None:
         """Every warm worker (``WorkerInfo``)."""
-        self.write_json({"workers": self.service.workers()})
+        self.write_json(
+            {"workers": self.service.workers(), "preparations": self.service.preparations()}
+        )
 
     @web.authenticated
     @authorized

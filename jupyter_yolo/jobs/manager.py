@@ -133,6 +133,8 @@ class JobManager(JobFilesMixin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._no_new_starts = False
+        self.on_finished: Callable[[str, str, str], None] | None = None
+        """Called with (id, terminal status, kind) once a job's end is recorded (any thread)."""
         if self.supervising:
             self.reconcile()
         else:
@@ -493,6 +495,21 @@ class JobManager(JobFilesMixin):
             "warnings": self.problems(),
         }
 
+    def waiting_or_running(self) -> list[str]:
+        """Ids of the jobs queued or running (any executor): blocking, call in a thread."""
+        return [r.id for r in self.registry.with_status("queued", *ACTIVE)]
+
+    def training_ending(self, job_id: str) -> bool:
+        """Whether a training job's runner wrote ``succeeded`` that is not recorded yet.
+
+        The moment between the runner's last event and the supervisor noticing its exit (the
+        end-of-job hook then runs). Blocking: call in a thread.
+        """
+        record = self.registry.get(job_id)
+        if record is None or record.kind != "train" or record.status not in ACTIVE:
+            return False
+        return (self._read_status(job_id) or {}).get("status") == "succeeded"
+
     def describe(self, record: JobRecord, queue: list[str] | None = None) -> dict[str, Any]:
         """The public view of a job."""
         if queue is None and record.status == "queued":
@@ -765,13 +782,18 @@ class JobManager(JobFilesMixin):
         """Record the runner's own terminal status, if it wrote one; return whether it did."""
         if status.get("status") not in TERMINAL:
             return False
-        self.registry.finish(
+        recorded = self.registry.finish(
             job_id,
             status["status"],
             exit_reason=status.get("exit_reason"),
             error=status.get("error"),
             result=status.get("result"),
         )
+        if recorded and self.on_finished is not None:
+            try:
+                self.on_finished(job_id, status["status"], self.registry.require(job_id).kind)
+            except Exception:  # a hook must never break supervision
+                self.log.exception("jupyter_yolo: the end-of-job hook of job %s failed", job_id)
         return True
 
     def _append(self, job_id: str, event_type: str, **fields: Any) -> None:

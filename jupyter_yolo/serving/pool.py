@@ -113,6 +113,46 @@ class WorkerPool:
         """Every worker the pool holds, oldest first."""
         return [w.info() for w in self._workers.values()]
 
+    def has_worker(self, key: WorkerKey) -> bool:
+        """Whether a worker for ``key`` is ready or starting (a request would join it)."""
+        worker = self._workers.get(key)
+        return worker is not None and not worker.gone and worker.failure is None
+
+    async def prewarm(self, call: PredictCall) -> str | None:
+        """Start the worker for ``call.key`` ahead of any request (its ``blobs`` are unused).
+
+        Within the pool's limits, like a request: the least recently used idle workers make
+        room; when every worker is busy nothing starts. Returns None when the worker is ready
+        (or already was), else why it was not started; a failed start raises like a request.
+        Requests that come meanwhile wait for this start in the worker's queue.
+        """
+        self._ensure_reaper()
+        if self.has_worker(call.key):
+            return None
+        if self._shut:
+            return "the server is shutting down"
+        self._make_room(extra=1)
+        if len(self._workers) >= self.settings.max_workers:
+            return (
+                f"all {len(self._workers)} inference workers are busy (max_predict_workers = "
+                f"{self.settings.max_workers}); the first request starts it"
+            )
+        worker = self._worker_for(call)
+        async with worker.lock:
+            if worker.failure is not None:
+                raise worker.failure
+            if worker.ready is None and not worker.gone:
+                await self._start(worker)
+        return None
+
+    def stop_idle(self, key: WorkerKey, why: str) -> bool:
+        """Stop the worker for ``key`` if it is idle; whether it was."""
+        worker = self._workers.get(key)
+        if worker is None or worker.gone or not worker.idle:
+            return False
+        self._evict(worker, why)
+        return True
+
     async def predict(self, call: PredictCall) -> PredictResponse:
         """Run ``call`` on its warm worker (starting one if needed) and build the answer."""
         self._ensure_reaper()
@@ -187,14 +227,22 @@ class WorkerPool:
             )
         key = call.key
         log_path = self.settings.workspace / LOG_FOLDER / f"{file_label(key)}.log"
-        command = [
+        command = self.worker_command(key, call.model_path)
+        process = WorkerProcess(command, log_path, self.settings.log_max_bytes)
+        worker = PoolEntry(key, self._relative(call.model_path), process)
+        self._workers[key] = worker
+        return worker
+
+    def worker_command(self, key: WorkerKey, model_path: Path) -> list[str]:
+        """The command line of a worker for ``key`` on ``model_path``."""
+        return [
             self.settings.python,
             "-m",
             WORKER_MODULE,
             "--workspace",
             str(self.settings.workspace),
             "--model",
-            str(call.model_path),
+            str(model_path),
             "--backend",
             key.backend,
             "--imgsz",
@@ -206,10 +254,6 @@ class WorkerPool:
             "--max-pixels",
             str(self.settings.max_pixels),
         ]
-        process = WorkerProcess(command, log_path, self.settings.log_max_bytes)
-        worker = PoolEntry(key, self._relative(call.model_path), process)
-        self._workers[key] = worker
-        return worker
 
     def _relative(self, path: Path) -> str:
         root = self.settings.workspace.resolve()

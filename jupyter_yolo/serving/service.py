@@ -3,16 +3,22 @@
 The handler hands over the query (a getter) and the images it took from the body; everything
 that touches the disk (resolving the model, hashing it, reading named images, the hardware
 report for a GPU device) runs in a thread.
+
+With a :class:`~.prepare.Preparer` attached (``prepare_after_training``), a training job's
+weights are prepared for the prediction panel's default request ahead of the first click, and
+an ``auto`` request that comes before that is done is answered by PyTorch, saying so (see
+:mod:`.prepare`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..contract.serving import PredictResponse, WorkerInfo, WorkerKey
+from ..contract.serving import PredictResponse, PreparationInfo, WorkerInfo, WorkerKey
 from ..errors import InvalidRequest
 from ..inference.backends import refusal
 from ..jobs.devices import absence, needs_report
@@ -20,6 +26,7 @@ from ..jobs.schema import HardwareView, JobValidator
 from ..workspace import Workspace
 from .digest import DigestCache
 from .pool import PredictCall, WorkerPool
+from .prepare import Preparer, standin_backend
 from .requests import (
     ImageInput,
     PredictParams,
@@ -60,6 +67,8 @@ class PredictService:
         self._hardware = hardware
         self._cuda = cuda_available
         self._digests = DigestCache()
+        self.preparer: Preparer | None = None
+        """Background preparation after training (attached by the app when enabled)."""
 
     def params(self, get: Callable[[str], str | None]) -> PredictParams:
         """The request's query, checked (400 naming the bad argument)."""
@@ -105,9 +114,21 @@ class PredictService:
     ) -> PredictResponse:
         """Run the checked request on its warm worker (``arrived``: ``time.monotonic()``)."""
         await asyncio.to_thread(self.check, images)  # headers of up to 64 MiB: off the loop
+        call = await self._call(params, images, arrived)
+        note = None
+        if self.preparer is not None:
+            call, note = await self.preparer.route(call)
+        response = await self.pool.predict(call)
+        if note is not None:
+            response["backend"] = standin_backend(response["backend"], note)
+        return response
+
+    async def _call(
+        self, params: PredictParams, images: list[ImageInput], arrived: float
+    ) -> PredictCall:
         path = await asyncio.to_thread(self._model_path, params)
         digest = await self._digests.digest_async(path)
-        call = PredictCall(
+        return PredictCall(
             key=WorkerKey(digest, params.backend, params.imgsz, params.device),
             model_path=path,
             model_ref=params.model,
@@ -118,7 +139,31 @@ class PredictService:
             classes=params.classes,
             arrived=arrived,
         )
-        return await self.pool.predict(call)
+
+    async def default_call(self, model_ref: str) -> PredictCall:
+        """The prediction panel's default request on ``model_ref``, without images.
+
+        Only the model is given, as the panel sends it before anyone moves a control: every
+        other argument (backend ``auto``, the model's own image size, the default device) is
+        the service's own default, so the key is the one the panel's first click asks for.
+        """
+        query = {"model": model_ref}
+        return await self._call(self.params(query.get), [], time.monotonic())
+
+    def job_finished(self, job_id: str, status: str, kind: str) -> None:
+        """The job manager's end-of-job hook (any thread): prepare a training's weights."""
+        if self.preparer is not None:
+            self.preparer.job_finished(job_id, status, kind)
+
+    def preparations(self) -> list[PreparationInfo]:
+        """The background preparations, oldest first (none when disabled)."""
+        return self.preparer.preparations() if self.preparer is not None else []
+
+    async def shutdown(self) -> None:
+        """Cancel the preparation (its process killed) and stop every worker."""
+        if self.preparer is not None:
+            await self.preparer.shutdown()
+        await self.pool.shutdown()
 
     def workers(self) -> list[WorkerInfo]:
         """The pool's workers."""

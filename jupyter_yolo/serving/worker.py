@@ -16,6 +16,11 @@ Start-up, in order:
 
 Each ``predict`` is answered by :class:`~jupyter_yolo.serving.answer.Answerer`; a refused or
 failed request gets an ``error`` frame and the worker goes on.
+
+Two flags serve the background preparation after training (:mod:`.prepare`): ``--nice`` lowers
+the process's CPU priority (nice 19) and I/O class (idle) before anything is imported, and
+``--prepare`` exits 0 right after ``ready``: the exports and the ``auto`` measurement it did on
+the way are stored in the export cache, where the warm worker started next finds them.
 """
 
 from __future__ import annotations
@@ -62,7 +67,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cpus", type=int, default=0, help="0: the CPUs usable here")
     parser.add_argument("--task", default=None)
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--prepare", action="store_true", help="exit 0 after ready")
+    parser.add_argument("--nice", action="store_true", help="lowest CPU and I/O priority")
     return parser.parse_args(argv)
+
+
+def lower_priority() -> None:
+    """Nice 19 and the idle I/O class (where the kernel offers it) for this process."""
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    import psutil  # a dependency of the server: no torch, cheap
+
+    io = "idle"
+    try:
+        psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+    except (AttributeError, OSError, ValueError, psutil.Error):
+        io = "unchanged (the idle class is not offered here)"
+    log(f"low priority: nice {os.nice(0)}, I/O class {io}")
 
 
 def log(message: str) -> None:
@@ -200,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         workspace = args.workspace
+        if args.nice:
+            lower_priority()
         os.umask(0o077)
         answerer = start(args)
     except BaseException as exc:  # every start failure is a `failed` frame and exit 1
@@ -225,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
             "pid": os.getpid(),
         }
     )
+    if args.prepare:  # prepared: the exports and the choice are in the cache
+        return EXIT_OK
     try:
         return serve(stdin, channel, answerer)
     except BrokenPipeError:  # the server is gone

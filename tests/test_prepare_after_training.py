@@ -1,0 +1,208 @@
+"""The first prediction after training is warm (issue 17): preparation in the background.
+
+A real server trains tiny detectors (shapes at 64 px, one epoch) through its job runner; when a
+training job succeeds, the server exports its ``best.pt`` and measures the backends for the
+prediction panel's default request (``model=job:<id>:best``, backend ``auto``) in a low-priority
+process, then starts the warm worker. What is asserted is behaviour and order, never a duration:
+
+* the choice is stored and the worker warm without any predict request; the first predict of
+  the panel's default request reuses the stored choice on the warm worker;
+* a queued job goes first: the preparation waits while jobs are queued or running;
+* a click before the preparation is done is answered by PyTorch, and says so;
+* shutdown during the preparation kills its process and leaves no half-written export;
+* with ``prepare_after_training`` off nothing is prepared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from jupyter_yolo.jobs.process import session_members
+from tests.conftest import fetch_json, post_json, wait_for_job
+
+TRAIN = {
+    "kind": "train",
+    "model": "yolov8n.yaml",
+    "data": "shapes",
+    "epochs": 1,
+    "imgsz": 64,
+    "batch": 8,
+    "device": "cpu",
+    "workers": 0,
+    "plots": False,
+}
+IMAGE = "datasets/shapes/images/val"
+ENDED = ("done", "failed", "cancelled", "dropped")
+
+
+async def listing(jp_fetch: Any) -> dict[str, Any]:
+    """``GET /yolo/predict/workers``: workers and preparations."""
+    answer: dict[str, Any] = await fetch_json(jp_fetch, "yolo", "predict", "workers")
+    return answer
+
+
+async def preparation(jp_fetch: Any, model: str) -> dict[str, Any] | None:
+    """The preparation of ``model``, if listed."""
+    for info in (await listing(jp_fetch))["preparations"]:
+        if info["model"] == model:
+            return dict(info)
+    return None
+
+
+async def until_preparation(
+    jp_fetch: Any, model: str, states: tuple[str, ...], timeout: float = 400.0
+) -> dict[str, Any]:
+    """Poll until the preparation of ``model`` is in one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await preparation(jp_fetch, model)
+        if info is not None and info["state"] in states:
+            return info
+        assert time.monotonic() < deadline, f"{model}: {info}"
+        await asyncio.sleep(0.3)
+
+
+def val_image(workspace: Path) -> str:
+    """A workspace-relative image of the shapes dataset."""
+    return sorted((workspace / IMAGE).glob("*.jpg"))[0].relative_to(workspace).as_posix()
+
+
+async def panel_predict(jp_fetch: Any, model: str, workspace: Path) -> dict[str, Any]:
+    """The prediction panel's default request: the model and an image, nothing else."""
+    response = await jp_fetch(
+        "yolo",
+        "predict",
+        method="POST",
+        body=json.dumps({"paths": [val_image(workspace)]}),
+        headers={"Content-Type": "application/json"},
+        params={"model": model},
+        request_timeout=600,
+    )
+    answer: dict[str, Any] = json.loads(response.body)
+    return answer
+
+
+def exports(workspace: Path) -> Path:
+    return workspace / "weights" / ".exports"
+
+
+@pytest.mark.slow
+async def test_a_queued_job_goes_first_then_the_first_predict_is_warm(
+    jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    first = await post_json(jp_fetch, "yolo", "jobs", body=TRAIN)
+    second = await post_json(jp_fetch, "yolo", "jobs", body=TRAIN)  # queued behind the first
+    for job in (first, second):
+        final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"})
+        assert final["status"] == "succeeded", final
+    model_a, model_b = (f"job:{j['id']}:best" for j in (first, second))
+    prep_b = await until_preparation(jp_fetch, model_b, ENDED)
+    prep_a = await until_preparation(jp_fetch, model_a, ENDED)
+    assert prep_a["state"] == prep_b["state"] == "done", (prep_a, prep_b)
+    assert prep_a["reason"] == f"training job {first['id']} succeeded"
+
+    # the first job's preparation yielded to the queued second job: it started after that job
+    # ended (no job slot taken, nothing delayed)
+    job_b = await fetch_json(jp_fetch, "yolo", "jobs", second["id"])
+    assert second["id"] in prep_a["yielded_to"]
+    assert job_b["started"] <= job_b["ended"] <= prep_a["started_at"]
+    assert prep_b["started_at"] >= job_b["ended"]
+
+    # stored choices for the panel's key (the model's own 64 px, cpu) without any predict
+    choices = sorted(exports(yolo_workspace).glob("*/auto-64-cpu.json"))
+    assert len(choices) == 2
+    assert {json.loads(c.read_text())["choice"] for c in choices} >= {prep_b["choice"]}
+    assert not list(exports(yolo_workspace).glob("*/.tmp-*"))
+    # the preparation ran at the lowest priority
+    logs = (yolo_workspace / ".predict-workers").glob("prepare-*.log")
+    assert any("low priority: nice 19" in p.read_text() for p in logs)
+
+    # its warm worker waits: the panel's first request runs inference only, on the choice
+    listed = await listing(jp_fetch)
+    warm = [w for w in listed["workers"] if w["model"].startswith(f"jobs/{second['id']}/")]
+    assert [w["state"] for w in warm] == ["ready"] and warm[0]["backend"] == prep_b["choice"]
+    answer = await panel_predict(jp_fetch, model_b, yolo_workspace)
+    backend = answer["backend"]
+    assert backend["name"] == prep_b["choice"] and backend["requested"] == "auto"
+    assert backend["report"]["cached"] is True  # the stored choice, reused: not measured
+    assert "standin" not in backend["report"]
+    assert "worker_start_ms" not in answer["timing"]
+    assert answer["worker"]["pid"] == warm[0]["pid"]
+
+
+@pytest.mark.slow
+async def test_a_click_before_it_is_done_gets_pytorch_and_shutdown_leaves_nothing(
+    jp_fetch: Any, jp_serverapp: Any, shapes_dataset: str, yolo_workspace: Path
+) -> None:
+    from jupyter_yolo.app import YoloApp
+
+    trained = await post_json(jp_fetch, "yolo", "jobs", body=TRAIN)
+    busy = await post_json(jp_fetch, "yolo", "jobs", body={**TRAIN, "epochs": 200})
+    final = await wait_for_job(jp_fetch, trained["id"], {"succeeded", "failed", "stopped"})
+    assert final["status"] == "succeeded", final
+    model = f"job:{trained['id']}:best"
+
+    # the preparation waits for the running job; the click meanwhile gets PyTorch, truthfully
+    answer = await panel_predict(jp_fetch, model, yolo_workspace)
+    backend = answer["backend"]
+    assert (backend["name"], backend["requested"]) == ("pytorch", "auto")
+    assert backend["report"]["standin"] is True
+    assert "waits for the running or queued jobs" in backend["report"]["note"]
+    assert answer["images"][0]["file"] == val_image(yolo_workspace)
+    waiting = await preparation(jp_fetch, model)
+    assert waiting is not None and waiting["state"] == "waiting", waiting
+    assert busy["id"] in waiting["yielded_to"]
+
+    await post_json(jp_fetch, "yolo", "jobs", busy["id"], "stop", body={})
+    await wait_for_job(jp_fetch, busy["id"], {"stopped", "succeeded", "failed"})
+    running = await until_preparation(jp_fetch, model, ("running", *ENDED))
+    assert running["state"] == "running" and running["pid"], running
+    pid = int(running["pid"])
+
+    apps = jp_serverapp.extension_manager.extension_apps["jupyter_yolo"]
+    (yolo,) = [a for a in apps if isinstance(a, YoloApp)]
+    await yolo.predict_service.shutdown()  # what stop_extension does first
+
+    cancelled = yolo.predict_service.preparations()
+    assert [p["state"] for p in cancelled if p["model"] == model] == ["cancelled"]
+    assert not session_members(pid)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    for folder in exports(yolo_workspace).glob("*"):
+        if not folder.is_dir():
+            continue
+        assert not list(folder.glob(".tmp-*")), list(folder.iterdir())
+        for entry in folder.iterdir():  # every published export is complete
+            if entry.is_dir() and not entry.name.startswith("."):
+                assert (entry / "export.json").is_file(), entry
+        for choice in folder.glob("auto-*.json"):
+            assert json.loads(choice.read_text())["choice"]
+
+
+class TestDisabled:
+    @pytest.fixture
+    def yolo_config(self) -> dict[str, Any]:
+        return {"prepare_after_training": False}
+
+    @pytest.mark.slow
+    async def test_nothing_is_prepared(
+        self, jp_fetch: Any, shapes_dataset: str, yolo_workspace: Path
+    ) -> None:
+        job = await post_json(jp_fetch, "yolo", "jobs", body=TRAIN)
+        final = await wait_for_job(jp_fetch, job["id"], {"succeeded", "failed", "stopped"})
+        assert final["status"] == "succeeded", final
+        listed = await listing(jp_fetch)
+        assert listed == {"workers": [], "preparations": []}
+        assert not list(exports(yolo_workspace).glob("*/auto-*.json"))
+        # the first auto request does the work itself, as before
+        answer = await panel_predict(jp_fetch, f"job:{job['id']}:best", yolo_workspace)
+        assert answer["backend"]["requested"] == "auto"
+        assert answer["backend"]["report"]["cached"] is False
+        assert "standin" not in answer["backend"]["report"]
+        assert answer["timing"]["worker_start_ms"] > 0

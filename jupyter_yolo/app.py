@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Int, List, TraitError, Unicode, default, validate
 
 from . import __version__
 from .accelerators.cluster import ClusterService
@@ -114,6 +114,17 @@ class YoloApp(ExtensionApp):
             "The Python interpreter on the Ray nodes that runs the job runner "
             "(python -m jupyter_yolo.runner.ray_entry): it must have jupyter-yolo and Ray "
             f"{RAY_VERSION} installed (the product's images do)."
+        ),
+    ).tag(config=True)
+
+    event_notification = Enum(
+        ["auto", "poll"],
+        "auto",
+        help=(
+            "How a long poll of a job's events (GET /yolo/jobs/{id}/events?timeout=S) learns of "
+            "new events: 'auto' is woken by the kernel (inotify on Linux) as soon as the runner "
+            "writes, and polls where that cannot be used; 'poll' re-reads the job's files every "
+            "0.25 s (for a workspace on a filesystem whose changes inotify does not report)."
         ),
     ).tag(config=True)
 
@@ -347,6 +358,7 @@ class YoloApp(ExtensionApp):
             executor=self._checked_executor(),
             ray_address=self.ray_address,
             ray_python=self.ray_python,
+            event_notification=self.event_notification,
         )
         for message in moved:
             self.jobs.report_problem("workspace", message)

@@ -5,6 +5,7 @@ Training here is real ultralytics on a tiny generated dataset at imgsz 64 on the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -404,3 +405,100 @@ class TestArtifactsServeOnlyResults:
             headers={"Range": header},
         )  # fmt: skip
         assert response.code == 200 and response.body == b"{}\n"
+
+
+# ----------------------------------------------------------------- long polls wake at once
+
+RUNNING_JOB = "11ae11ae11ae"
+
+
+class TestLongPollsWakeAtOnce:
+    """A long poll answers when another process appends an event or when the job is stopped.
+
+    The job is a running one adopted at start: its "runner" is a process of the test that only
+    sleeps (it ignores the stop signal), so nothing trains. The server's safety re-check is set
+    far beyond the request's timeout: only a notification can end the wait before it.
+    """
+
+    @pytest.fixture
+    def runner(self, yolo_workspace: Path) -> Any:
+        """A sleeping stand-in runner and its job folder (status running), made before start."""
+        code = "import signal, time; signal.signal(signal.SIGUSR1, signal.SIG_IGN); time.sleep(600)"
+        process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+        folder = yolo_workspace / "jobs" / RUNNING_JOB
+        folder.mkdir(parents=True)
+        request = {"kind": "predict", "model": "best.pt", "source": "images"}
+        job = {
+            "id": RUNNING_JOB,
+            "kind": "predict",
+            "params": {"model": "best.pt", "source": "images"},
+            "request": request,
+            "workspace": str(yolo_workspace),
+        }
+        (folder / "job.json").write_text(json.dumps(job))
+        status = {"status": "running", "pid": process.pid, "started": time.time()}
+        (folder / "status.json").write_text(json.dumps(status))
+        first = {"seq": 1, "time": time.time(), "type": "status", "status": "running"}
+        (folder / "events.jsonl").write_text(json.dumps(first) + "\n")
+        yield process
+        process.kill()
+        process.wait(timeout=30)
+
+    @pytest.fixture(params=["auto", "poll"])
+    def yolo_config(self, runner: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
+        """The job folder exists before the server starts; jobs are left running at shutdown."""
+        return {
+            "stop_jobs_on_shutdown": False,
+            "stop_grace_period": 600.0,
+            "event_notification": request.param,
+        }
+
+    @staticmethod
+    def manager(jp_serverapp: Any) -> Any:
+        from jupyter_yolo.app import YoloApp
+
+        apps = jp_serverapp.extension_manager.extension_apps["jupyter_yolo"]
+        (yolo,) = [a for a in apps if isinstance(a, YoloApp)]
+        yolo.jobs.recheck_s = 3600.0  # no safety re-check within a request's 60 s
+        return yolo.jobs
+
+    @staticmethod
+    async def long_poll(jp_fetch: Any, manager: Any, **params: str) -> Any:
+        """Start a long poll of the job and return once the server waits on its folder."""
+        task = asyncio.ensure_future(
+            fetch_json(jp_fetch, "yolo", "jobs", RUNNING_JOB, "events", params=params)
+        )
+        folder = str(manager.workspace.jobs / RUNNING_JOB)
+        while folder not in manager.watcher._waiters:
+            assert not task.done(), task.result()
+            await asyncio.sleep(0.02)
+        return task
+
+    async def test_an_event_appended_by_another_process_is_served(
+        self, jp_fetch: Any, jp_serverapp: Any, yolo_workspace: Path
+    ) -> None:
+        manager = self.manager(jp_serverapp)
+        task = await self.long_poll(jp_fetch, manager, after="1", timeout="60")
+        event = {"seq": 2, "time": time.time(), "type": "log", "message": "from the runner"}
+        code = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + '\\n')"
+        path = yolo_workspace / "jobs" / RUNNING_JOB / "events.jsonl"
+        subprocess.run([sys.executable, "-c", code, str(path), json.dumps(event)], check=True)
+        done, _ = await asyncio.wait({task}, timeout=45)  # the request's own timeout is 60 s
+        assert task in done, "the long poll did not answer the appended event"
+        page = task.result()
+        assert [e["message"] for e in page["events"]] == ["from the runner"]
+        assert page["status"] == "running" and page["last_seq"] == 2
+        assert manager.watcher.watched_folders == 0  # the watch left with the request
+
+    async def test_a_stop_answers_a_waiting_long_poll(
+        self, jp_fetch: Any, jp_serverapp: Any
+    ) -> None:
+        manager = self.manager(jp_serverapp)
+        task = await self.long_poll(jp_fetch, manager, after="1", timeout="60", status="running")
+        stopped = await post_json(jp_fetch, "yolo", "jobs", RUNNING_JOB, "stop", body={})
+        assert stopped["status"] == "stopping"
+        done, _ = await asyncio.wait({task}, timeout=45)  # the request's own timeout is 60 s
+        assert task in done, "the long poll did not answer the stop"
+        page = task.result()
+        assert page["status"] == "stopping" and page["events"] == []
+        assert page["actions"]["stop"] is False  # a stopping job cannot be stopped again

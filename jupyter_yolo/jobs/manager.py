@@ -45,6 +45,7 @@ from ..workspace import Workspace, private_folder
 from .events import EventIndex, append_event
 from .executor_local import LocalExecutor
 from .executor_ray import RayExecutor
+from .filewatch import FolderWatcher
 from .manager_files import JobFilesMixin
 from .placement import Placement, ray_resources, split_placement
 from .process import (
@@ -58,6 +59,14 @@ from .schema import HardwareView, JobValidator, ValidatedJob
 
 RESUMABLE = frozenset({"stopped", "interrupted"})
 POLL_INTERVAL = 0.25
+#: A long poll re-checks this often whatever it is told: a change no notification reports (a
+#: registry row changed by another process, a filesystem whose writes inotify does not see).
+RECHECK_S = 5.0
+#: A Ray job's runner writes on another node over shared storage (NFS writes made elsewhere are
+#: invisible to inotify): its long polls re-check this often.
+RAY_RECHECK_S = 1.0
+#: The job folder's files whose changes end a long poll (not the log written line by line).
+WATCHED_FILES = (EVENTS_FILE, STATUS_FILE)
 LOG_TAIL_LINES = 30
 
 
@@ -83,6 +92,7 @@ class JobManager(JobFilesMixin):
         executor: str = "local",
         ray_address: str = "",
         ray_python: str = "python3",
+        event_notification: str = "auto",
     ) -> None:
         self.workspace = workspace
         self.python = python
@@ -119,6 +129,10 @@ class JobManager(JobFilesMixin):
         self.owner = owner
         self.supervising = owner is None
         self.registry = JobRegistry(workspace.registry, log=log, repair=self.supervising)
+        # long polls wait on their job folder; a status change made here wakes them at once
+        self.watcher = FolderWatcher(use_inotify=event_notification != "poll", log=log)
+        self.registry.on_status = self._status_changed
+        self.recheck_s = RECHECK_S
         self._lock = threading.RLock()
         self._progress_lock = threading.Lock()
         self._problems: dict[str, str] = {}
@@ -357,6 +371,7 @@ class JobManager(JobFilesMixin):
         if self._supervisor is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._supervisor, timeout=5)
+        self.watcher.close()
         self.registry.close()
 
     # ------------------------------------------------------------------ create, list, get
@@ -598,19 +613,32 @@ class JobManager(JobFilesMixin):
         ends at once when the job's differs, and an ended job is waited on too (a follower of an
         ended job learns of a resume made elsewhere at once, one request per ``timeout``);
         without it an ended job answers at once.
+
+        The wait ends as soon as the runner appends (inotify on the job folder, see
+        :mod:`.filewatch`; polling every 0.25 s where inotify cannot be used or the
+        ``event_notification`` setting says ``poll``) or this server changes the job's status.
         """
         record = self.record(job_id)
         known = record.status if status is None else status
         index = self._index(job_id)
         deadline = time.monotonic() + timeout
-        while True:
-            events = index.read_after(after, limit)
-            if events or record.status != known or (record.terminal and status is None):
-                break
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
-            record = self.record(job_id)
+
+        def answered() -> bool:
+            return bool(events) or record.status != known or (record.terminal and status is None)
+
+        events = index.read_after(after, limit)
+        if timeout > 0 and not answered():
+            # woken by a change of the job folder's files (inotify) or of the job's status in
+            # this server (the registry's on_status), or the re-check; never a busy loop
+            with self.watcher.watch(self.workspace.jobs / job_id, WATCHED_FILES) as change:
+                while True:
+                    record = self.record(job_id)
+                    events = index.read_after(after, limit)
+                    remaining = deadline - time.monotonic()
+                    if answered() or remaining <= 0:
+                        break
+                    recheck = RAY_RECHECK_S if record.executor == "ray" else self.recheck_s
+                    await change.wait(min(remaining, recheck))
         return {
             "id": job_id,
             "events": events,
@@ -619,6 +647,10 @@ class JobManager(JobFilesMixin):
             "actions": job_actions(record.kind, record.status, self.supervising),
             "more": bool(events) and events[-1]["seq"] < index.last_seq,
         }
+
+    def _status_changed(self, job_id: str) -> None:
+        """The registry changed a job's status (any thread): its long polls answer now."""
+        self.watcher.notify(self.workspace.jobs / job_id)
 
     # ------------------------------------------------------------------ stop, resume
 

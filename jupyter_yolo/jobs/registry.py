@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,8 @@ class JobRegistry:
         self.path = path
         self.log = log or logging.getLogger(__name__)
         self.problems: dict[str, str] = {}
+        self.on_status: Callable[[str], None] | None = None
+        """Called with a job's id after this registry changed its status (from any thread)."""
         self._lock = threading.RLock()
         self._closed = False
         try:
@@ -286,6 +289,14 @@ class JobRegistry:
             self._check_open()
             return self._db.execute(sql, args).fetchall()
 
+    def _changed(self, job_id: str, cursor: sqlite3.Cursor) -> bool:
+        """Whether a status update changed the row; tell :attr:`on_status` when it did."""
+        if cursor.rowcount != 1:
+            return False
+        if self.on_status is not None:
+            self.on_status(job_id)
+        return True
+
     def _check_open(self) -> None:
         if self._closed:
             raise ServiceUnavailable("The server is shutting down; try again when it is back.")
@@ -354,7 +365,7 @@ class JobRegistry:
             " ended = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
             (pid, pid_start, time.time(), job_id),
         )
-        return cursor.rowcount == 1
+        return self._changed(job_id, cursor)
 
     def claim(self, job_id: str) -> bool:
         """Take a queued job for starting; only one caller ever gets True for one queue entry."""
@@ -363,7 +374,7 @@ class JobRegistry:
             " ended = NULL, attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
             (time.time(), job_id),
         )
-        return cursor.rowcount == 1
+        return self._changed(job_id, cursor)
 
     def set_ray(self, job_id: str, ray: dict[str, Any]) -> None:
         """Record what the server knows of a Ray job's submission (resources, Ray's word)."""
@@ -384,7 +395,7 @@ class JobRegistry:
             " AND status = 'queued'",
             (time.time(), job_id),
         )
-        return cursor.rowcount == 1
+        return self._changed(job_id, cursor)
 
     def set_process(self, job_id: str, pid: int, pid_start: int | None) -> None:
         """Record the runner process of a claimed job."""
@@ -403,7 +414,7 @@ class JobRegistry:
         cursor = self._execute(
             "UPDATE jobs SET status = 'stopping' WHERE id = ? AND status = 'running'", (job_id,)
         )
-        return cursor.rowcount == 1
+        return self._changed(job_id, cursor)
 
     def finish(
         self,
@@ -431,7 +442,7 @@ class JobRegistry:
                 *sorted(TERMINAL),
             ),
         )
-        return cursor.rowcount == 1
+        return self._changed(job_id, cursor)
 
     def requeue(self, job_id: str, from_statuses: frozenset[str]) -> bool:
         """Put an ended job back in the queue (resume), at the end of the queue."""
@@ -441,4 +452,4 @@ class JobRegistry:
             f" error = NULL, pid = NULL, pid_start = NULL WHERE id = ? AND status IN ({marks})",
             (time.time(), job_id, *sorted(from_statuses)),
         )
-        return cursor.rowcount == 1
+        return self._changed(job_id, cursor)

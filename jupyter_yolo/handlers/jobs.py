@@ -65,7 +65,9 @@ class JobsHandler(YoloHandler):
     @authorized
     async def get(self) -> None:
         """List every job, newest first, with the queue in start order."""
-        self.write_json(await asyncio.to_thread(self.yolo.jobs.list_jobs))
+        body = await asyncio.to_thread(self.yolo.jobs.list_jobs_json)  # encoded off the loop
+        self.set_header("Content-Type", "application/json")
+        self.finish(body)
 
     @web.authenticated
     @authorized

@@ -40,7 +40,7 @@ from ..contract.status import ACTIVE, TERMINAL
 from ..contract.tasks import DEFAULT_TASK
 from ..contract.tune import TUNE_KIND
 from ..errors import Conflict, InvalidRequest, NotFound
-from ..strict import describe_text
+from ..strict import describe_text, dumps
 from ..workspace import Workspace, private_folder
 from .events import EventIndex, append_event
 from .executor_local import LocalExecutor
@@ -142,6 +142,9 @@ class JobManager(JobFilesMixin):
         self._indexes: dict[str, EventIndex] = {}
         self._progress: dict[str, Progress] = {}
         self._tasks: dict[str, str] = {}
+        self._views: dict[str, tuple[JobRecord, int, dict[str, Any]]] = {}
+        self._jobs_relative: str | None = None
+        self._encoded_views: dict[str, tuple[dict[str, Any], str]] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -525,8 +528,47 @@ class JobManager(JobFilesMixin):
             return False
         return (self._read_status(job_id) or {}).get("status") == "succeeded"
 
+    def list_jobs_json(self) -> str:
+        """:meth:`list_jobs` as strict JSON text; an ended job's part is encoded only once.
+
+        Encoding is most of the cost of a long list, and it is done here (in the caller's
+        worker thread), not on the event loop.
+        """
+        listing = self.list_jobs()
+        parts = [self._encoded(view) for view in listing.pop("jobs")]
+        return '{"jobs": [' + ", ".join(parts) + "], " + dumps(listing)[1:]
+
+    def _encoded(self, view: dict[str, Any]) -> str:
+        """A job's view as JSON, kept with the view of an ended job (see :meth:`describe`)."""
+        job_id = view["id"]
+        cached = self._encoded_views.get(job_id)
+        if cached is not None and cached[0] is view:
+            return cached[1]
+        text = dumps(view)
+        kept = self._views.get(job_id)
+        if kept is not None and kept[2] is view:
+            self._encoded_views[job_id] = (view, text)
+        return text
+
     def describe(self, record: JobRecord, queue: list[str] | None = None) -> dict[str, Any]:
-        """The public view of a job."""
+        """The public view of a job.
+
+        An ended job's view is kept while its registry row (the registry hands out the same
+        record while the row is unchanged) and its event count stay the same: listing many
+        finished jobs builds nothing again and reads no job file (one ``stat`` of each event
+        file tells whether events were appended).
+        """
+        if record.terminal:
+            progress = self.progress(record.id)
+            cached = self._views.get(record.id)
+            if cached is not None and cached[0] is record and cached[1] == progress.last_seq:
+                return cached[2]
+            view = self._describe(record, None)
+            self._views[record.id] = (record, progress.last_seq, view)
+            return view
+        return self._describe(record, queue)
+
+    def _describe(self, record: JobRecord, queue: list[str] | None) -> dict[str, Any]:
         if queue is None and record.status == "queued":
             queue = [r.id for r in self.registry.with_status("queued")]
         position = queue.index(record.id) + 1 if queue and record.id in queue else None
@@ -554,8 +596,15 @@ class JobManager(JobFilesMixin):
             "queue_reason": self._queue_reason(record, position),
             "resumable": record.kind == "train" and record.status in RESUMABLE,
             "actions": job_actions(record.kind, record.status, self.supervising),
-            "folder": self.workspace.relative(self.workspace.jobs / record.id),
+            "folder": f"{self._jobs_folder}/{record.id}",
         }
+
+    @property
+    def _jobs_folder(self) -> str:
+        """The jobs folder, workspace-relative (resolved once, not once per job listed)."""
+        if self._jobs_relative is None:
+            self._jobs_relative = self.workspace.relative(self.workspace.jobs)
+        return self._jobs_relative
 
     def _queue_reason(self, record: JobRecord, position: int | None) -> str | None:
         """What a queued job waits for: Ray's placement message, or its turn on its devices."""

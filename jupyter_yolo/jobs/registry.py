@@ -127,6 +127,7 @@ _COLUMNS = (
     "id, kind, name, status, request, params, devices, created, queued, started, ended, pid,"
     " pid_start, exit_reason, error, result, attempts, executor, ray"
 )
+_SELECT_ALL = "SELECT * FROM jobs ORDER BY created DESC"
 _DAMAGED_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -204,6 +205,9 @@ class JobRegistry:
         self.path = path
         self.log = log or logging.getLogger(__name__)
         self.problems: dict[str, str] = {}
+        self._decoded: dict[str, tuple[tuple[Any, ...], JobRecord]] = {}
+        self._writes = 0
+        self._all: tuple[tuple[int, int], list[JobRecord]] | None = None
         self.on_status: Callable[[str], None] | None = None
         """Called with a job's id after this registry changed its status (from any thread)."""
         self._lock = threading.RLock()
@@ -266,10 +270,24 @@ class JobRegistry:
             self._db.close()
 
     def _decode(self, rows: list[sqlite3.Row]) -> list[JobRecord]:
+        """Decode rows; a row unchanged since it was last decoded gives the same record object.
+
+        Decoding (four JSON columns a row) is most of the cost of listing many jobs; reusing the
+        records of unchanged rows keeps a list of 1,000 finished jobs cheap, and lets callers
+        cache what they derive from a record by its identity. Records are never modified.
+        """
         records = []
         for row in rows:
+            raw = tuple(row)
+            cached = self._decoded.get(raw[0]) if raw and isinstance(raw[0], str) else None
+            if cached is not None and cached[0] == raw:
+                records.append(cached[1])
+                continue
             try:
-                records.append(JobRecord.from_row(row))
+                record = JobRecord.from_row(row)
+                records.append(record)
+                with self._lock:
+                    self._decoded[record.id] = (raw, record)
             except BadRow as exc:
                 if exc.job_id not in self.problems:
                     self.log.warning("jupyter_yolo: skipping a damaged %s", exc)
@@ -282,6 +300,7 @@ class JobRegistry:
     def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
             self._check_open()
+            self._writes += 1  # every call here writes: the cached list is stale
             return self._db.execute(sql, args)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -346,8 +365,19 @@ class JobRegistry:
         return record
 
     def all(self) -> list[JobRecord]:
-        """Every job, newest first."""
-        return self._decode(self._rows("SELECT * FROM jobs ORDER BY created DESC"))
+        """Every job, newest first.
+
+        While no row changed (no write through this registry, SQLite's ``data_version`` the
+        same: no commit by another connection) the last answer is given again without a query.
+        """
+        with self._lock:
+            self._check_open()
+            version = (self._writes, self._db.execute("PRAGMA data_version").fetchone()[0])
+            if self._all is not None and self._all[0] == version:
+                return list(self._all[1])
+            records = self._decode(self._db.execute(_SELECT_ALL).fetchall())
+            self._all = (version, records)
+            return list(records)
 
     def with_status(self, *statuses: str) -> list[JobRecord]:
         """Jobs in any of ``statuses``, in queue order."""
@@ -408,6 +438,8 @@ class JobRegistry:
     def delete(self, job_id: str) -> None:
         """Remove a job's row (a creation that could not be completed)."""
         self._execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        with self._lock:
+            self._decoded.pop(job_id, None)
 
     def mark_stopping(self, job_id: str) -> bool:
         """A running job was asked to stop."""

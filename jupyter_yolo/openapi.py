@@ -339,7 +339,15 @@ def job_paths() -> dict[str, Any]:
         },
         "/yolo/jobs": {
             "get": _op(
-                "Jobs, newest first, and the queue", {"200": _ok("jobs and queue", _ref("JobList"))}
+                "Jobs, newest first, and the queue",
+                {"200": _ok("jobs and queue", _ref("JobList"))},
+                parameters=[
+                    _query(
+                        "limit",
+                        "only the newest N jobs and every job that has not ended (default: all)",
+                        _int(1, 1_000_000),
+                    )
+                ],
             ),
             "post": _op(
                 "Create a train, val, predict, export or tune job",
@@ -615,6 +623,7 @@ JOB_SCHEMAS: dict[str, Any] = {
         ["jobs", "queue"],
         jobs={"type": "array", "items": _ref("Job")},
         queue={"type": "array", "items": {"type": "string", "pattern": JOB_ID_PATTERN}},
+        total={"type": "integer", "minimum": 0, "description": "every job, listed or not"},
         max_jobs_per_device=INTEGER,
     ),
     "EventPage": _object(

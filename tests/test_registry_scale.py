@@ -150,3 +150,33 @@ def test_a_changed_job_is_described_again_and_only_it(manager: JobManager) -> No
     assert jobs[resumed]["queue_position"] == 1
     assert listing["queue"] == [resumed]
     assert manager.get(resumed)["status"] == "queued"
+
+
+def test_a_limited_list_shows_the_newest_and_every_job_not_ended(manager: JobManager) -> None:
+    resumed = f"{2:012x}"  # an old job, far down the list
+    assert manager.registry.requeue(resumed, frozenset({"succeeded"}))
+    listing = json.loads(manager.list_jobs_json(limit=5))
+    everything = manager.list_jobs()
+    assert listing["total"] == everything["total"] == JOBS
+    newest = [job["id"] for job in everything["jobs"][:5]]
+    assert [job["id"] for job in listing["jobs"]] == [*newest, resumed]
+    assert listing["queue"] == everything["queue"] == [resumed]
+
+
+async def test_limit_over_rest(jp_fetch: Any, jp_serverapp: Any) -> None:
+    from jupyter_yolo.app import YoloApp
+
+    from .conftest import expect_error, fetch_json
+
+    apps = jp_serverapp.extension_manager.extension_apps["jupyter_yolo"]
+    (yolo,) = [a for a in apps if isinstance(a, YoloApp)]
+    before = (await fetch_json(jp_fetch, "yolo", "jobs"))["total"]
+    for i in range(3):
+        finished_job(yolo.jobs, f"abcdef{i:06x}")
+    listing = await fetch_json(jp_fetch, "yolo", "jobs", params={"limit": "2"})
+    assert listing["total"] == before + 3
+    assert [job["id"] for job in listing["jobs"]] == ["abcdef000002", "abcdef000001"]
+    assert len((await fetch_json(jp_fetch, "yolo", "jobs"))["jobs"]) == before + 3
+    for bad in ("0", "x", "-1"):
+        error = await expect_error(jp_fetch, 400, "yolo", "jobs", params={"limit": bad})
+        assert "limit" in error["message"]

@@ -64,8 +64,13 @@ class JobsHandler(YoloHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """List every job, newest first, with the queue in start order."""
-        body = await asyncio.to_thread(self.yolo.jobs.list_jobs_json)  # encoded off the loop
+        """List the jobs, newest first, with the queue in start order.
+
+        ``?limit=N``: only the newest N jobs and every job that has not ended.
+        """
+        limit = self.query_int("limit", 0, 1, 1_000_000) or None
+        # encoded off the event loop
+        body = await asyncio.to_thread(self.yolo.jobs.list_jobs_json, limit)
         self.set_header("Content-Type", "application/json")
         self.finish(body)
 

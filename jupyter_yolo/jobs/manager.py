@@ -497,16 +497,23 @@ class JobManager(JobFilesMixin):
         """Describe one job."""
         return self.describe(self.record(job_id))
 
-    def list_jobs(self) -> dict[str, Any]:
-        """Describe every job, newest first, and the queue in start order."""
+    def list_jobs(self, limit: int | None = None) -> dict[str, Any]:
+        """Describe the jobs, newest first, and the queue in start order.
+
+        ``limit``: the newest ``limit`` jobs and every job that has not ended (so a long
+        history costs a client what it shows); ``total`` counts them all.
+        """
         records = self.registry.all()
-        queued = [
-            r.id
-            for r in sorted(records, key=lambda r: (r.queued, r.created))
-            if r.status == "queued"
-        ]
+        waiting = sorted((r for r in records if r.status == "queued"), key=_queue_order)
+        queued = [r.id for r in waiting]
+        shown = (
+            records
+            if limit is None
+            else [r for i, r in enumerate(records) if i < limit or not r.terminal]
+        )
         return {
-            "jobs": [self.describe(r, queue=queued) for r in records],
+            "jobs": [self.describe(r, queue=queued) for r in shown],
+            "total": len(records),
             "queue": queued,
             "max_jobs_per_device": self.max_jobs_per_device,
             "supervising": self.supervising,
@@ -528,13 +535,13 @@ class JobManager(JobFilesMixin):
             return False
         return (self._read_status(job_id) or {}).get("status") == "succeeded"
 
-    def list_jobs_json(self) -> str:
+    def list_jobs_json(self, limit: int | None = None) -> str:
         """:meth:`list_jobs` as strict JSON text; an ended job's part is encoded only once.
 
         Encoding is most of the cost of a long list, and it is done here (in the caller's
         worker thread), not on the event loop.
         """
-        listing = self.list_jobs()
+        listing = self.list_jobs(limit)
         parts = [self._encoded(view) for view in listing.pop("jobs")]
         return '{"jobs": [' + ", ".join(parts) + "], " + dumps(listing)[1:]
 
@@ -896,6 +903,10 @@ class JobManager(JobFilesMixin):
     def _log_tail_lines(self, job_id: str) -> str:
         text = self.log_tail(job_id, 16384)
         return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+def _queue_order(record: JobRecord) -> tuple[float, float]:
+    return (record.queued, record.created)
 
 
 def _looks_like_id(job_id: str) -> bool:

@@ -24,13 +24,13 @@ EXPECTED: dict[str, tuple[str, str, str, int, int, bool, set[str], int]] = {
     "rocm_mi300x_x8": ("rocm", "0,1,2,3,4,5,6,7", "yolov8x.yaml", 256, 8, True, set(), 0),
     "ascend_910b": ("npu", "npu:0,1", "yolov8x.yaml", 64, 8, True, set(), 0),
     "jetson_orin_nx": ("cuda", "0", "yolov8n.yaml", 8, 2, True, set(), 0),
-    "cpu_openvino": ("cpu", "cpu", "yolov8n.yaml", 16, 3, False, {"no_accelerator"}, 0),
+    "cpu_openvino": ("cpu", "cpu", "yolov8n.yaml", 16, 0, False, {"no_accelerator"}, 0),
     "nvidia_nodes_cpu_torch": (
         "cpu",
         "cpu",
         "yolov8n.yaml",
         16,
-        3,
+        0,
         False,
         {"torch_cpu_only_build"},
         3,
@@ -42,7 +42,7 @@ EXPECTED: dict[str, tuple[str, str, str, int, int, bool, set[str], int]] = {
         16,
         0,
         False,
-        {"no_accelerator", "small_shm", "cpu_quota"},
+        {"no_accelerator", "cpu_quota"},  # CPU training loads data in-process: no shm needed
         0,
     ),
     "nvidia_driver_too_old": (
@@ -153,9 +153,12 @@ def test_driver_mismatch_names_both_versions() -> None:
 def test_small_shm_and_quota_messages_are_actionable() -> None:
     report = build_report(load("small_shm_cpu_quota"))
     assert report["host"]["cpus_usable"] == 4
-    assert "--shm-size" in message(report, "small_shm")
-    assert "64 MiB" in message(report, "small_shm")
     assert "OMP_NUM_THREADS=4" in message(report, "cpu_quota")
+    gpu = load("nvidia_rtx4070")
+    gpu["host"]["shm"] = {"size_bytes": 64 << 20, "free_bytes": 64 << 20}
+    small_shm = build_report(gpu)
+    assert "--shm-size" in message(small_shm, "small_shm")
+    assert "64 MiB" in message(small_shm, "small_shm")
 
 
 def test_small_shm_limits_gpu_workers() -> None:

@@ -243,6 +243,14 @@ def test_train_two_epochs(trained_job: Path) -> None:
 
     result = of_type(evs, "result")[-1]
     assert result["kind"] == "train" and result["epochs_done"] == 2
+    # the speed choices, each with its source and reason (the request's workers=0 is kept)
+    speed = {c["name"]: c for c in result["speed"]["choices"]}
+    assert set(speed) == {"threads", "interop_threads", "workers", "cache", "channels_last"}
+    assert (speed["workers"]["value"], speed["workers"]["source"]) == (0, "request")
+    assert speed["cache"] == {**speed["cache"], "value": "ram", "source": "chosen"}
+    assert speed["channels_last"]["value"] is True and all(c["reason"] for c in speed.values())
+    logged = [e["message"] for e in of_type(evs, "log") if "speed: " in e.get("message", "")]
+    assert len(logged) == len(speed)
     assert set(result["metrics"]) == {"precision", "recall", "mAP50", "mAP50-95", "fitness"}
     paths = {e["path"] for e in of_type(evs, "artifact")}
     assert {"run/weights/last.pt", "run/weights/best.pt", "run/results.csv"} <= paths

@@ -189,8 +189,15 @@ def test_report_html_reads_well_for_other_machines() -> None:
     assert "Device nodes torch cannot use" in html and "/dev/nvidia0" in html
     assert "yolo-note-warning" in html
 
-    small_shm = build_report(json.loads((FIXTURES / "small_shm_cpu_quota.json").read_text()))
-    assert "(small_shm)" in report_html(small_shm)
+    gpu_facts = json.loads((FIXTURES / "nvidia_rtx4070.json").read_text())
+    gpu_facts["host"]["shm"] = {"size_bytes": 64 << 20, "free_bytes": 64 << 20}
+    assert "(small_shm)" in report_html(build_report(gpu_facts))
+    quota = report_html(
+        build_report(json.loads((FIXTURES / "small_shm_cpu_quota.json").read_text()))
+    )
+    # the speed choices a CPU job makes, as the runner makes them
+    assert "Training jobs choose" in quota and "<b>threads</b> = 4" in quota
+    assert "<b>channels_last</b> = True" in quota
 
     line = usage_html(
         {

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..contract.training_defaults import hardware_defaults
+from ..contract.training_speed import SpeedFacts, SpeedPlan, plan_training_speed
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -259,6 +260,7 @@ def recommend(
         "model": f"yolov8{size}.yaml",
         "batch": batch,
         "workers": workers,
+        "speed": _speed(choice, host, workers),
         "imgsz": sizes["imgsz"],
         "amp": bool(amp),
         "reason": (
@@ -267,6 +269,22 @@ def recommend(
             f"{' per device' if choice.count > 1 else ''}."
         ),
     }
+
+
+def _speed(choice: Choice, host: dict[str, Any], workers: int) -> SpeedPlan:
+    """The training speed choices a job makes here (its dataset decides the cache per job)."""
+    facts = SpeedFacts(
+        device_kind=choice.kind,
+        cpus=int(host.get("cpus_usable") or 1),
+        memory_free_bytes=host.get("memory_available_bytes"),
+        devices=choice.count if choice.kind not in {"cpu", "mps"} else 0,
+    )
+    plan = plan_training_speed(facts, {}, None)
+    for item in plan["choices"]:
+        if item["name"] == "workers" and item["value"] != workers:
+            item["value"] = workers
+            item["reason"] += f"; lowered to {workers} for the memory or /dev/shm available"
+    return plan
 
 
 def _size_for(memory: int | None) -> str:

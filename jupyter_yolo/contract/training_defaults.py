@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from .training_speed import accelerator_workers, cpu_training_workers
+
 GIB = 1 << 30
 
 #: The built-in dataset of each task (the server generates ``shapes`` at first start).
@@ -70,9 +72,6 @@ EMBEDDED_RECIPES: dict[str, dict[str, object]] = {
 #: Epochs for a person's own dataset (ultralytics' default; ``patience`` stops a plateau early).
 CUSTOM_EPOCHS = 100
 
-#: Dataloader workers per device never go above this (ultralytics' own default is 8).
-MAX_WORKERS = 8
-
 
 class Hardware(TypedDict):
     """What the sizes depend on: the training device kind and the memory of the box.
@@ -106,14 +105,14 @@ def hardware_defaults(hw: Hardware) -> HardwareDefaults:
     per_device = hw["device_memory_bytes"] or 0
     if hw["kind"] == "cpu":
         batch, imgsz = 16, 320
-        workers = min(4, max(0, (cpus - 1) // 2))
+        workers = cpu_training_workers(cpus)
         if memory is not None and memory < 8 * GIB:
             batch = 8
     elif hw["kind"] == "mps":
         batch, imgsz, workers = 16, 640, min(4, max(0, cpus // 2))
     else:
         per_batch = 32 if per_device >= 48 * GIB else 16 if per_device >= 5.5 * GIB else 8
-        workers = min(MAX_WORKERS, max(1, cpus // devices - 1))
+        workers = accelerator_workers(cpus, devices)
         if hw["jetson"]:
             per_batch = 16 if per_device >= 30 * GIB else 8
             workers = min(2, workers)

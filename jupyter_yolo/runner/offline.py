@@ -125,11 +125,18 @@ def write_settings(workspace: Path) -> dict[str, Any]:
     return ours
 
 
+_EXPLICIT_THREADS: dict[str, str] = {}
+_DEFAULTED_THREADS: set[str] = set()
+
+
 def set_thread_env(cpus: int) -> dict[str, str]:
     """Default the BLAS/OpenMP thread counts to ``cpus``, keeping explicit values; return them."""
     for name in THREAD_VARS:
         if not os.environ.get(name):
             os.environ[name] = str(cpus)
+            _DEFAULTED_THREADS.add(name)
+        elif name not in _DEFAULTED_THREADS:
+            _EXPLICIT_THREADS[name] = os.environ[name]
     return {name: os.environ[name] for name in THREAD_VARS}
 
 
@@ -345,6 +352,18 @@ def apply_ultralytics_thread_count(cpus: int) -> int:
     inference backends set their own counts (:mod:`jupyter_yolo.inference.threads`).
     """
     count = ultralytics_thread_count(cpus)
+    set_ultralytics_thread_count(count)
+    return count
+
+
+def explicit_omp_threads() -> int | None:
+    """``OMP_NUM_THREADS`` as the job's environment set it (None when the runner defaulted it)."""
+    value = _EXPLICIT_THREADS.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def set_ultralytics_thread_count(count: int) -> None:
+    """Set ultralytics' ``NUM_THREADS`` (what ``select_device`` gives torch) to ``count``."""
     for name in (
         "ultralytics.utils",
         "ultralytics.utils.torch_utils",
@@ -356,7 +375,6 @@ def apply_ultralytics_thread_count(cpus: int) -> int:
         module = sys.modules.get(name)
         if module is not None and hasattr(module, "NUM_THREADS"):
             setattr(module, "NUM_THREADS", count)  # noqa: B010
-    return count
 
 
 def after_import(cpus: int, warn: Callable[[str, str], None]) -> None:

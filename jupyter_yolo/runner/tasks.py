@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contract.tasks import headline
+from . import speed
 from .callbacks import TrainingReporter, metric_fields, save_interrupted_checkpoint, task_metrics
 from .common import (
     JobContext,
@@ -75,7 +76,12 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     model_arg = params.pop("model", None)
     data = check_data(params.get("data"))
     params["data"] = data
+    plan = speed.plan_for_job(params, ctx.cpus)
+    speed.apply_to_args(plan, params)
     apply_worker_plan(ctx, params)
+    speed.note_capped_workers(plan, params.get("workers"))
+    for line in speed.describe_plan(plan):
+        ctx.journal.log(line)
     params.pop("resume", None)
     params.update(ctx.output_args(), save=True)
 
@@ -117,6 +123,7 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
         ctx.journal, ctx.stop, ctx.job_dir, on_epoch_done=epoch_done, task=ctx.spec.task
     )
     reporter.attach(model)
+    speed.attach_to_model(plan, train_args, model)
     collector = ResultsCollector(ctx)
     if device_count(train_args.get("device")) > 1:  # ultralytics' DDP launch: see runner/ddp.py
         return run_ddp_train(ctx, model, train_args, reporter, collector)
@@ -141,6 +148,7 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
         "best": ctx.rel(trainer.best) if Path(trainer.best).exists() else None,
         "last": ctx.rel(trainer.last) if Path(trainer.last).exists() else None,
         "save_dir": ctx.rel(trainer.save_dir),
+        "speed": plan,
     }
 
 

@@ -69,7 +69,20 @@ def _recommendation_html(rec: dict[str, Any]) -> str:
     items.append(f"<b>{esc(workers)}</b> dataloader worker{'' if workers == 1 else 's'}")
     items.append(f"AMP <b>{_yes(rec.get('amp'))}</b>")
     reason = f'<div class="yolo-muted">{esc(rec.get("reason"))}</div>' if rec.get("reason") else ""
-    return note("ok", f"Recommended: {', '.join(items)}.{reason}", raw=True)
+    return note("ok", f"Recommended: {', '.join(items)}.{reason}{_speed_html(rec)}", raw=True)
+
+
+def _speed_html(rec: dict[str, Any]) -> str:
+    """The training speed choices a job makes on this hardware, one line each."""
+    speed = rec.get("speed") or {}
+    lines = [
+        f"<li><b>{esc(c.get('name'))}</b> = {esc(c.get('value'))}: {esc(c.get('reason'))}</li>"
+        for c in speed.get("choices") or []
+    ]
+    if not lines:
+        return ""
+    return f'<div class="yolo-muted">Training jobs choose:<ul>{"".join(lines)}</ul></div>'
+
 
 
 def _summary_rows(report: dict[str, Any]) -> list[list[Any]]:

@@ -31,6 +31,14 @@ export interface IPrimaryDevice {
   memory_bytes: number | null;
 }
 
+/** One training speed choice (`contract/training_speed.py` SpeedChoice). */
+export interface ISpeedChoice {
+  name: string;
+  value: number | string | boolean;
+  source: string;
+  reason: string;
+}
+
 export interface IRecommendation {
   device: string;
   model: string;
@@ -38,6 +46,8 @@ export interface IRecommendation {
   workers: number;
   amp?: boolean;
   reason?: string;
+  /** The speed choices a training job makes here (servers before issue 17 leave it out). */
+  speed?: { choices: ISpeedChoice[]; facts: string };
 }
 
 /** `GET /yolo/accelerators`. */

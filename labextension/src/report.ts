@@ -67,6 +67,16 @@ export class ReportView extends Widget {
     if (rec.reason) {
       parts.push(el('p', 'jp-yolo-Report-reason', rec.reason));
     }
+    const speed = rec.speed?.choices ?? [];
+    if (speed.length) {
+      parts.push(el('h3', '', 'Training jobs choose'));
+      parts.push(
+        table(
+          speed.map(c => [`${c.name} = ${String(c.value)}`, c.reason] as [string, string]),
+          'jp-yolo-Report-speed'
+        )
+      );
+    }
 
     const warnings = report.warnings ?? [];
     if (warnings.length) {

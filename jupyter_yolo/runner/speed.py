@@ -1,0 +1,226 @@
+"""Apply :mod:`jupyter_yolo.contract.training_speed` to one training job in the runner.
+
+:func:`plan_for_job` gathers the facts (usable CPUs, memory still free, the training device, the
+training images) and makes the plan; :func:`apply_plan` puts it in the training arguments and
+the ultralytics trainer:
+
+* ``threads``: torch's intra-op threads. ultralytics' ``select_device`` resets torch to its
+  ``NUM_THREADS`` for every CPU training, so that count is set in ultralytics' modules too.
+* ``interop_threads``: set once, before torch starts any inter-op work.
+* ``workers``: ultralytics' trainer sets ``workers=0`` for CPU training when it is created; a
+  chosen value is put back by an ``on_pretrain_routine_start`` callback, before the loaders are
+  built. A value the request set is passed to ultralytics untouched.
+* ``cache``: a training argument.
+* ``channels_last``: the model and its EMA copy are converted once the trainer has built them
+  (``on_pretrain_routine_end``); the batches follow the weights' memory format in oneDNN.
+
+The plan goes into the job's result (``speed``) and into the log as one line per choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..accelerators import host
+from ..contract.training_speed import (
+    DatasetSize,
+    SpeedFacts,
+    SpeedPlan,
+    choice_value,
+    plan_training_speed,
+)
+from ..safeyaml import YamlRefused, load_yaml
+from .offline import explicit_omp_threads, set_ultralytics_thread_count
+
+#: Image file suffixes ultralytics trains on (its ``IMG_FORMATS``).
+IMAGE_SUFFIXES = frozenset(
+    {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
+)
+
+#: Image headers read to estimate the decoded size of a training set.
+SAMPLED_IMAGES = 16
+
+#: Files looked at while counting training images (a pathological folder stops the count).
+MAX_FILES_SCANNED = 2_000_000
+
+
+def memory_free_bytes() -> int | None:
+    """Memory this process may still take: MemAvailable, lowered to the cgroup's headroom."""
+    info = host.meminfo()
+    free = info.get("MemAvailable")
+    limit = host.cgroup_memory_limit()
+    if limit is not None:
+        for folder in host.cgroup_dirs(host.ROOT, "memory"):
+            for name in ("memory.current", "memory.usage_in_bytes"):
+                with contextlib.suppress(OSError, ValueError):
+                    used = int((folder / name).read_text().split()[0])
+                    headroom = max(0, limit - used)
+                    free = headroom if free is None else min(free, headroom)
+                    return free
+    return free
+
+
+def _train_entries(data: str) -> tuple[list[Path], bool] | None:
+    """The training image folders or list files of ``data``, and whether it is a class folder."""
+    path = Path(data)
+    if path.is_dir():
+        return [path / "train"], True
+    if not path.is_file():
+        return None
+    try:
+        content = load_yaml(path.read_bytes())
+    except (OSError, YamlRefused):
+        return None
+    if not isinstance(content, dict):
+        return None
+    root = Path(str(content.get("path") or path.parent))
+    if not root.is_absolute():
+        root = (path.parent / root).resolve()
+    train = content.get("train")
+    entries = train if isinstance(train, list) else [train]
+    return [root / str(entry) for entry in entries if isinstance(entry, str)], False
+
+
+def _image_files(entries: list[Path]) -> Iterator[Path]:
+    scanned = 0
+    for entry in entries:
+        if entry.is_file() and entry.suffix == ".txt":
+            with contextlib.suppress(OSError):
+                for line in entry.read_text(errors="replace").splitlines():
+                    if Path(line.strip()).suffix.lower() in IMAGE_SUFFIXES:
+                        yield entry.parent / line.strip()
+            continue
+        for folder, _dirs, files in os.walk(entry):
+            for name in files:
+                scanned += 1
+                if scanned > MAX_FILES_SCANNED:
+                    return
+                if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                    yield Path(folder) / name
+
+
+def training_set_size(data: str, imgsz: int) -> DatasetSize | None:
+    """The training images of ``data`` and the RAM one takes when ultralytics caches it.
+
+    Detection-style datasets cache each image resized so its long side is ``imgsz``; class
+    folders cache images as decoded. A few image headers give the typical shape.
+    """
+    found = _train_entries(data)
+    if found is None:
+        return None
+    entries, class_folders = found
+    files = list(_image_files(entries))
+    if not files:
+        return None
+    step = max(1, len(files) // SAMPLED_IMAGES)
+    sizes: list[int] = []
+    from PIL import Image
+
+    for file in files[::step][:SAMPLED_IMAGES]:
+        with contextlib.suppress(Exception), Image.open(file) as image:
+            width, height = image.size
+            if class_folders:
+                sizes.append(width * height * 3)
+            else:
+                long_side = max(width, height, 1)
+                sizes.append(imgsz * max(1, round(imgsz * min(width, height) / long_side)) * 3)
+    per_image = max(sizes) if sizes else imgsz * imgsz * 3
+    return DatasetSize(images=len(files), bytes_per_image=per_image)
+
+
+def device_kind(device: Any) -> tuple[str, int]:
+    """The training device kind and how many train together, from ultralytics' ``device``."""
+    from .common import is_cpu_device
+    from .ddp import device_count
+
+    if is_cpu_device(device):
+        return "cpu", 0
+    text = str(device or "").strip().lower()
+    if text == "mps":
+        return "mps", 0
+    for kind in ("npu", "xpu"):
+        if text.startswith(kind):
+            return kind, max(1, device_count(device))
+    import torch
+
+    kind = "rocm" if getattr(torch.version, "hip", None) else "cuda"
+    return kind, max(1, device_count(device))
+
+
+def plan_for_job(params: Mapping[str, Any], cpus: int) -> SpeedPlan:
+    """The speed plan of a training job with these (already checked) training arguments."""
+    kind, devices = device_kind(params.get("device"))
+    imgsz = params.get("imgsz", 640)
+    size = int(max(imgsz)) if isinstance(imgsz, (list, tuple)) else int(imgsz or 640)
+    data = params.get("data")
+    dataset = training_set_size(data, size) if isinstance(data, str) else None
+    facts = SpeedFacts(
+        device_kind=kind,
+        cpus=cpus,
+        memory_free_bytes=memory_free_bytes(),
+        devices=devices,
+        env_threads=explicit_omp_threads(),
+    )
+    return plan_training_speed(facts, params, dataset)
+
+
+def apply_to_args(plan: SpeedPlan, params: dict[str, Any]) -> None:
+    """Put the plan's threads into torch and ultralytics and its choices into ``params``."""
+    import torch
+
+    threads = int(choice_value(plan, "threads") or 1)
+    torch.set_num_threads(threads)
+    set_ultralytics_thread_count(threads)
+    with contextlib.suppress(RuntimeError):  # inter-op work already started: keep torch's pool
+        torch.set_num_interop_threads(int(choice_value(plan, "interop_threads") or 1))
+    for choice in plan["choices"]:
+        if choice["source"] != "chosen":
+            continue
+        if choice["name"] == "cache" and choice["value"]:
+            params["cache"] = choice["value"]
+        elif choice["name"] == "workers":
+            params["workers"] = int(choice["value"])
+
+
+def attach_to_model(plan: SpeedPlan, params: Mapping[str, Any], model: Any) -> None:
+    """The trainer callbacks of the plan: CPU workers kept, channels-last weights."""
+    import torch
+
+    workers = params.get("workers")
+    chosen_workers = any(
+        c["name"] == "workers" and c["source"] == "chosen" for c in plan["choices"]
+    )
+    if chosen_workers and isinstance(workers, int) and workers > 0 and plan["device"] == "cpu":
+
+        def keep_workers(trainer: Any) -> None:
+            trainer.args.workers = workers
+
+        model.add_callback("on_pretrain_routine_start", keep_workers)
+    if choice_value(plan, "channels_last") is True:
+
+        def to_channels_last(trainer: Any) -> None:
+            trainer.model.to(memory_format=torch.channels_last)
+            ema = getattr(getattr(trainer, "ema", None), "ema", None)
+            if ema is not None:
+                ema.to(memory_format=torch.channels_last)
+
+        model.add_callback("on_pretrain_routine_end", to_channels_last)
+
+
+def note_capped_workers(plan: SpeedPlan, workers: object) -> None:
+    """Record in ``plan`` that the /dev/shm check lowered the workers it chose."""
+    for choice in plan["choices"]:
+        if choice["name"] == "workers" and isinstance(workers, int) and choice["value"] != workers:
+            choice["reason"] += f"; lowered to {workers} for the shared memory in /dev/shm"
+            choice["value"] = workers
+
+
+def describe_plan(plan: SpeedPlan) -> list[str]:
+    """One log line per choice: ``speed: threads=2 (chosen: ...)``."""
+    return [
+        f"speed: {c['name']}={c['value']} ({c['source']}: {c['reason']})" for c in plan["choices"]
+    ]

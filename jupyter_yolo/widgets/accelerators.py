@@ -84,7 +84,6 @@ def _speed_html(rec: dict[str, Any]) -> str:
     return f'<div class="yolo-muted">Training jobs choose:<ul>{"".join(lines)}</ul></div>'
 
 
-
 def _summary_rows(report: dict[str, Any]) -> list[list[Any]]:
     """The facts a person looks for first: CPU, memory, accelerators, PyTorch build."""
     host = report.get("host") or {}

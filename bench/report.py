@@ -69,6 +69,24 @@ TARGETS = (
     ),
     Target("serving.folder_over_cli", ">=", 2.0, "folder job at least 2x plain yolo predict"),
     Target("serving.concurrent_errors", "<=", 0, "20 concurrent predict clients without an error"),
+    Target(
+        "scaling.registry.list_limited_p50_ratio_1000_over_10",
+        "<=",
+        1.5,
+        "GET /yolo/jobs?limit=10 as fast with 1,000 finished jobs as with 10",
+    ),
+    Target(
+        "scaling.registry.events_p50_ratio_1000_over_10",
+        "<=",
+        1.5,
+        "event reads as fast with 1,000 finished jobs as with 10",
+    ),
+    Target(
+        "scaling.registry.events_tail_ratio_100k_over_100",
+        "<=",
+        1.5,
+        "reading the newest events as fast with 100,000 events as with 100",
+    ),
 )
 
 #: The figures the table shows, in order, with a label; every figure is in the JSON.
@@ -144,6 +162,32 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("ray.local_wall_s", "local job, 2 epochs imgsz 64: POST to ended, median s"),
     ("ray.ray_wall_s", "Ray job, the same training: POST to ended, median s"),
     ("ray.wall_ratio", "Ray / local: total wall time"),
+    ("scaling.cpus.cpu1.images_per_s", "training images/s with 1 usable CPU (affinity)"),
+    ("scaling.cpus.cpu2.images_per_s", "training images/s with 2 usable CPUs"),
+    ("scaling.cpu_ratio_2_over_1", "training images/s: 2 CPUs / 1 CPU"),
+    ("scaling.dataset.100.s_per_image", "1 epoch on 100 images: training s per image"),
+    ("scaling.dataset.500.s_per_image", "1 epoch on 500 images: training s per image"),
+    ("scaling.dataset.2000.s_per_image", "1 epoch on 2,000 images: training s per image"),
+    ("scaling.dataset.100.runner_peak_rss_mb", "runner peak RSS (VmHWM), 100 images, MB"),
+    ("scaling.dataset.2000.runner_peak_rss_mb", "runner peak RSS (VmHWM), 2,000 images, MB"),
+    ("scaling.dataset.2000.runner_tree_pss_max_mb", "runner + workers PSS (usage events), MB"),
+    ("scaling.dataset.2000.server_after.rss_mb", "server RSS after the 2,000-image job, MB"),
+    ("scaling.registry.by_jobs.10.list.p50_ms", "GET /yolo/jobs p50 ms, 10 jobs"),
+    ("scaling.registry.by_jobs.100.list.p50_ms", "GET /yolo/jobs p50 ms, 100 jobs"),
+    ("scaling.registry.by_jobs.1000.list.p50_ms", "GET /yolo/jobs p50 ms, 1,000 jobs (all listed)"),
+    ("scaling.registry.by_jobs.1000.list_ms_per_job", "GET /yolo/jobs p50 ms per job listed"),
+    (
+        "scaling.registry.list_limited_p50_ratio_1000_over_10",
+        "GET /yolo/jobs?limit=10: 1,000 / 10 jobs",
+    ),
+    ("scaling.registry.events_p50_ratio_1000_over_10", "event tail read p50: 1,000 / 10 jobs"),
+    ("scaling.registry.by_jobs.1000.adopted_start_s", "server start adopting 1,000 job folders, s"),
+    ("scaling.registry.by_jobs.1000.known_start_s", "server start with 1,000 jobs registered, s"),
+    ("scaling.registry.by_events.100000.cold_tail_ms", "first read of a 100,000-event job, ms"),
+    (
+        "scaling.registry.events_tail_ratio_100k_over_100",
+        "event tail read p50: 100,000 / 100 events",
+    ),
 )
 #: Prefixes of further figures shown in the table when present (the inference section's own).
 HEADLINE_PREFIXES = ("inference.images_per_s.", "inference.int8_")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -49,7 +50,18 @@ from .common import (
     usable_cpus,
 )
 from .scaling_jobs import run_registry
-from .training import TRAIN_DONE, TRAIN_START, prepare_config_dir
+
+#: The trainer's log lines that open and close the training phase (as ``bench/training.py``).
+TRAIN_START = re.compile(r"Starting training for \d+ epochs")
+TRAIN_DONE = re.compile(r"\d+ epochs completed in")
+
+
+def prepare_config_dir(workspace: Path) -> None:
+    """Write ultralytics' settings and fonts into the workspace as the runner does."""
+    from jupyter_yolo.runner import offline
+
+    offline.write_settings(workspace)
+    offline.install_fonts(offline.user_config_dir(workspace))
 
 
 @dataclass(frozen=True)

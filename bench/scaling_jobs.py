@@ -92,6 +92,10 @@ def event_job(template: Path, source_root: Path, workspace: Path, events: int) -
     return job_id
 
 
+#: ``GET /yolo/jobs?limit=LIMIT``: the same number of jobs listed at every registry size.
+LIMIT = 10
+
+
 def _latencies(rest: Rest, path: str, count: int) -> list[float]:
     return [rest.timed_get(path) for _ in range(count)]
 
@@ -118,6 +122,7 @@ def measure_server(
         jobs = len(listing["jobs"])
         raw = json.dumps(listing)
         lists = _latencies(rest, "/yolo/jobs", repeats)
+        limited = _latencies(rest, f"/yolo/jobs?limit={LIMIT}", repeats)
         last = rest.get(f"/yolo/jobs/{job_id}/events?after=0&limit=1")["last_seq"]
         all_events = _latencies(rest, f"/yolo/jobs/{job_id}/events?after=0&limit=1000", repeats)
         tail = _latencies(
@@ -133,13 +138,16 @@ def measure_server(
         "first_list_ms": rounded(first_s * 1000, 2),
         "list": _stats_ms(lists),
         "list_kb": rounded(len(raw) / 1024, 1),
+        "list_ms_per_job": rounded(percentile(lists, 50) * 1000 / max(1, jobs), 4),
+        "list_limited": _stats_ms(limited),
         "events_after_0": _stats_ms(all_events),
         "events_tail": _stats_ms(tail),
         "job": _stats_ms(one),
     }
     log(
         f"scaling: {jobs} jobs: start {start_s:.2f} s, GET /yolo/jobs p50 "
-        f"{figures['list']['p50_ms']} ms ({figures['list_kb']} kB), events p50 "
+        f"{figures['list']['p50_ms']} ms ({figures['list_kb']} kB), ?limit={LIMIT} "
+        f"{figures['list_limited']['p50_ms']} ms, events p50 "
         f"{figures['events_after_0']['p50_ms']} ms"
     )
     return figures
@@ -209,6 +217,9 @@ def run_registry(
     return {
         "by_jobs": by_count,
         "list_p50_ratio_1000_over_10": _ratio(high["list"]["p50_ms"], low["list"]["p50_ms"]),
+        "list_limited_p50_ratio_1000_over_10": _ratio(
+            high["list_limited"]["p50_ms"], low["list_limited"]["p50_ms"]
+        ),
         "events_p50_ratio_1000_over_10": _ratio(
             high["events_tail"]["p50_ms"], low["events_tail"]["p50_ms"]
         ),

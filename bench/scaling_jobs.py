@@ -2,6 +2,11 @@
 and 1,000 jobs in the registry, event reads of a job with 100 and 100,000 events, and the
 server's start (adoption of the job folders) with that many jobs.
 
+Latencies are p50/p95 over 20 (quick) or 50 sequential GETs on one keep-alive connection, each
+until its whole answer is read (not JSON-decoded: the server's cost and the transfer). The full
+list grows with the jobs by design (about 1.5 kB a job); ``?limit=10`` lists the same ten at
+every size, so it shows whether the cost of a request depends on the history behind it.
+
 The finished jobs are honest copies of a real one: a training job run through the server is
 the template; each copy gets a new id, its ``job.json`` rewritten with the contract's
 :class:`~jupyter_yolo.contract.jobfile.JobFile` (id and paths moved to the copy's folder), its
@@ -17,6 +22,7 @@ the trainer callback writes them, ``status`` succeeded).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -97,7 +103,23 @@ LIMIT = 10
 
 
 def _latencies(rest: Rest, path: str, count: int) -> list[float]:
-    return [rest.timed_get(path) for _ in range(count)]
+    """Seconds each of ``count`` GETs takes until the whole answer is read (not decoded: the
+    server's cost and the transfer, not the client's JSON parsing)."""
+    conn = http.client.HTTPConnection(rest.host, rest.port, timeout=rest.timeout)
+    headers = {"Authorization": f"token {rest.token}", "Connection": "keep-alive"}
+    out = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            out.append(time.perf_counter() - started)
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: HTTP {response.status}")
+    finally:
+        conn.close()
+    return out
 
 
 def _stats_ms(values: list[float]) -> dict[str, Any]:

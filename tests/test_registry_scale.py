@@ -180,3 +180,35 @@ async def test_limit_over_rest(jp_fetch: Any, jp_serverapp: Any) -> None:
     for bad in ("0", "x", "-1"):
         error = await expect_error(jp_fetch, 400, "yolo", "jobs", params={"limit": bad})
         assert "limit" in error["message"]
+
+
+def test_the_benchmark_copies_a_finished_job_as_the_server_adopts_it(tmp_path: Path) -> None:
+    """``bench/scaling_jobs.py`` fills a registry with copies of a real job: check a copy."""
+    from bench.scaling_jobs import clone_job, event_job
+
+    source = tmp_path / "source"
+    template = source / "jobs" / "0123456789ab"
+    template.mkdir(parents=True)
+    params = {"model": "yolov8n.yaml", "project": str(template), "data": str(source / "d.yaml")}
+    JobFile(id=template.name, kind="train", params=params, workspace=source).write(template)
+    append_event(template / EVENTS_FILE, "status", status="succeeded")
+    (template / "status.json").write_text(
+        json.dumps({"status": "succeeded", "result": {"weights": str(template / "run/best.pt")}})
+    )
+    (template / "run").mkdir()
+    (template / "run" / "best.pt").write_bytes(b"weights")
+    target = tmp_path / "target"
+    (target / "jobs").mkdir(parents=True)
+    copy = target / "jobs" / clone_job(template, source, target)
+    job = JobFile.load(copy)
+    assert job.id == copy.name != template.name
+    assert job.params["project"] == str(copy)
+    assert job.params["data"] == str(target / "d.yaml")
+    assert json.loads((copy / "status.json").read_text())["result"]["weights"] == str(
+        copy / "run/best.pt"
+    )
+    assert (copy / "run" / "best.pt").stat().st_ino == (template / "run" / "best.pt").stat().st_ino
+    many = target / "jobs" / event_job(template, source, target, 1000)
+    lines = (many / EVENTS_FILE).read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == list(range(1, 1001))
+    assert json.loads(lines[-1])["status"] == "succeeded"

@@ -65,8 +65,13 @@ RECHECK_S = 5.0
 #: A Ray job's runner writes on another node over shared storage (NFS writes made elsewhere are
 #: invisible to inotify): its long polls re-check this often.
 RAY_RECHECK_S = 1.0
-#: The job folder's files whose changes end a long poll (not the log written line by line).
-WATCHED_FILES = (EVENTS_FILE, STATUS_FILE)
+#: The job folder's files whose changes end a long poll (not the log written line by line; the
+#: stop file: a stop asked by the server that supervises the jobs, seen by one that shows them).
+WATCHED_FILES = (EVENTS_FILE, STATUS_FILE, "stop")
+#: After a notification a long poll waits this long before it reads: what is written together
+#: (a batch then an epoch event) is answered together, and a client that follows a fast training
+#: (many batches a second) gets at most about 1/COALESCE_S answers a second, not one per batch.
+COALESCE_S = 0.02
 LOG_TAIL_LINES = 30
 
 
@@ -694,7 +699,8 @@ class JobManager(JobFilesMixin):
                     if answered() or remaining <= 0:
                         break
                     recheck = RAY_RECHECK_S if record.executor == "ray" else self.recheck_s
-                    await change.wait(min(remaining, recheck))
+                    if await change.wait(min(remaining, recheck)):
+                        await asyncio.sleep(min(COALESCE_S, max(0.0, remaining)))
         return {
             "id": job_id,
             "events": events,

@@ -19,7 +19,8 @@ training images and the same 16 validation images), imgsz 128, batch 16, ``devic
   process from ``/proc``, its pid from the job's ``status.json``; and the largest ``memory_bytes``
   of the job's ``usage`` events: the proportional set size of the runner and its dataloader
   workers, sampled every few seconds) and the server's memory after each job (``VmRSS`` and
-  ``Pss`` from ``/proc/<server pid>``).
+  ``Pss`` from ``/proc/<server pid>``), and ``dataset_report_s``: ``GET /yolo/datasets/<name>``
+  (the validation report and statistics) the first time and again.
 * ``scaling.registry``: 10, 100 and 1,000 finished jobs (``bench/scaling_jobs.py``): server
   start (adopting the folders, then with the registry already holding them), ``GET /yolo/jobs``
   and event reads p50/p95, and event reads of a job with 100 and 100,000 events.
@@ -261,7 +262,12 @@ def run_dataset(
     try:
         out["server_before"] = _mb(proc_memory(server.proc.pid))
         for images in cfg.sizes:
+            report = [rest.timed_get(f"/yolo/datasets/shapes-{images}") for _ in range(2)]
             result = train_job(rest, workspace, cfg.body(images, 1), images)
+            result["dataset_report_s"] = {
+                "first": rounded(report[0], 3),
+                "again": rounded(report[1], 3),
+            }
             first = first or result["id"]
             result["server_after"] = _mb(proc_memory(server.proc.pid))
             out[str(images)] = result

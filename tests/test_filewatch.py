@@ -162,17 +162,17 @@ def test_watches_are_shared_and_removed_with_the_last_waiter(tmp_path: Path) -> 
     second = tmp_path / "second"
     second.mkdir()
 
-    async def main() -> list[int]:
+    async def main() -> list[tuple[int, int]]:
         counts = []
         with watcher.watch(tmp_path):
-            counts.append(watcher.watched_folders)
+            counts.append((watcher.watched_folders, watcher.waiting(tmp_path)))
             with watcher.watch(tmp_path), watcher.watch(second):
-                counts.append(watcher.watched_folders)
-            counts.append(watcher.watched_folders)
-        counts.append(watcher.watched_folders)
+                counts.append((watcher.watched_folders, watcher.waiting(tmp_path)))
+            counts.append((watcher.watched_folders, watcher.waiting(tmp_path)))
+        counts.append((watcher.watched_folders, watcher.waiting(tmp_path)))
         return counts
 
-    assert run(main) == [1, 2, 1, 0]
+    assert run(main) == [(1, 1), (2, 2), (1, 1), (0, 0)]
     assert watcher.mode == "inotify"
     watcher.close()
 

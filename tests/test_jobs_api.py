@@ -468,8 +468,7 @@ class TestLongPollsWakeAtOnce:
         task = asyncio.ensure_future(
             fetch_json(jp_fetch, "yolo", "jobs", RUNNING_JOB, "events", params=params)
         )
-        folder = str(manager.workspace.jobs / RUNNING_JOB)
-        while folder not in manager.watcher._waiters:
+        while not manager.watcher.waiting(manager.workspace.jobs / RUNNING_JOB):
             assert not task.done(), task.result()
             await asyncio.sleep(0.02)
         return task

@@ -231,6 +231,11 @@ class FolderWatcher:
         """How many inotify watches are held now."""
         return len(self._watches)
 
+    def waiting(self, folder: Path | str) -> int:
+        """How many waiters wait on ``folder`` now (any mode)."""
+        with self._lock:
+            return len(self._waiters.get(os.fspath(folder), ()))
+
     @property
     def mode(self) -> str:
         """``inotify`` while it is usable (or not tried yet), else ``poll``."""

@@ -407,6 +407,7 @@ class YoloApp(ExtensionApp):
                 call_for=service.default_call,
                 jobs_active=self.jobs.waiting_or_running,
                 training_ending=self.jobs.training_ending,
+                loop=lambda: self.jobs._loop,  # the supervisor's: set once jobs are supervised
                 log=self.log,
             )
             self.jobs.on_finished = service.job_finished

@@ -124,6 +124,11 @@ def test_jupyterlab_report_reads_as_a_report(page: Any, lab: ServerProcess) -> N
     recommendation = tab.locator(".jp-yolo-Report-recommendation")
     expect(recommendation).to_contain_text("Batch")
     expect(recommendation).to_contain_text("Image size")
+    # the speed choices a training job makes on this machine, each with its reason
+    speed = tab.locator(".jp-yolo-Report-speed")
+    expect(speed).to_contain_text("threads =")
+    expect(speed).to_contain_text("channels_last = true")
+    expect(speed).to_contain_text("ultralytics would use")
     expect(tab.locator(".jp-yolo-Report-summary")).to_contain_text(re.compile(r"[\d.]+ GiB"))
     text = str(tab.text_content())
     for raw in ("memory_total_bytes", "tegra_release", "cpus_usable", "null"):
@@ -133,6 +138,7 @@ def test_jupyterlab_report_reads_as_a_report(page: Any, lab: ServerProcess) -> N
         """node => [...node.querySelectorAll('h3, details > summary')].map(e => e.textContent)"""
     )
     assert order[0] == "Recommended for training" and "Host" in order, order
+    assert order[1] == "Training jobs choose", order
     details = tab.locator("details.jp-yolo-Report-details")
     assert details.count() >= 2
     host = details.filter(has_text="Host").first

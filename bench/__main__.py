@@ -17,6 +17,9 @@ Sections, run in this order, each measuring its two sides side by side with medi
 * ``ray``: the same short training as a local job and as a job on a Ray cluster the section
   starts: POST to first batch event and total wall time, side by side (``ray.*``,
   ``bench/ray_overhead.py``);
+* ``first_predict``: from a training job's terminal event to the prediction panel's first
+  answer, with ``prepare_after_training`` on and off, side by side (``predict.*``,
+  ``bench/first_predict.py``);
 * ``scaling``: training throughput with 1 and 2 usable CPUs, per-image cost and runner/server
   memory as the dataset grows (100 to 2,000 images), and ``GET /yolo/jobs``, event reads and
   server start with 10, 100 and 1,000 finished jobs (``scaling.*``, ``bench/scaling.py``).
@@ -71,6 +74,7 @@ SECTIONS = (
     Section("eventloop", "bench.eventloop", quick_budget_s=60),
     Section("serving", "bench.serving", group="serving", quick_budget_s=150),
     Section("ray", "bench.ray_overhead", quick_budget_s=300),
+    Section("first_predict", "bench.first_predict", quick_budget_s=300),
     Section("scaling", "bench.scaling", quick_budget_s=240),
 )
 SECTION_NAMES = tuple(s.name for s in SECTIONS)

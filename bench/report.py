@@ -26,6 +26,7 @@ REQUIRED_KEYS = (
     "serving.rest_over_inference_p50",
     "serving.folder_over_cli",
     "serving.concurrent_errors",
+    "predict.first_after_train_s",
 )
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -68,6 +69,12 @@ TARGETS = (
         "(its preprocess + inference + postprocess, p50)",
     ),
     Target("serving.folder_over_cli", ">=", 2.0, "folder job at least 2x plain yolo predict"),
+    Target(
+        "predict.first_after_train_s",
+        "<=",
+        5.0,
+        "first prediction of the panel's default request after training answered within 5 s (p50)",
+    ),
     Target("serving.concurrent_errors", "<=", 0, "20 concurrent predict clients without an error"),
     Target(
         "scaling.registry.list_limited_p50_ratio_1000_over_10",
@@ -156,6 +163,17 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("serving.raw.method", "how the raw limit was measured"),
     ("serving.folder_over_raw", "folder job's own rate / raw limit"),
     ("serving.folder_end_to_end_over_raw", "folder job end to end / raw limit"),
+    ("predict.first_after_train_s", "training end to the panel's first answer, p50 s"),
+    ("predict.first_after_train_cold_s", "the same, prepare_after_training off, p50 s"),
+    ("predict.first_after_train_speedup", "cold / prepared: first answer after training"),
+    ("predict.first_after_train_all_s", "training end to first answer, each repeat, s"),
+    ("predict.first_after_train_cold_all_s", "the same with the setting off, each repeat, s"),
+    (
+        "predict.first_after_train_backends",
+        "what answered first (PyTorch stand-in while it prepares)",
+    ),
+    ("predict.prepared_after_train_s", "training end to preparation done (warm auto), median s"),
+    ("predict.after_prepared_s", "the panel's next answer once prepared, median s"),
     ("ray.local_first_batch_s", "local job: POST to first batch event, median s"),
     ("ray.ray_first_batch_s", "Ray job: POST to first batch event, median s"),
     ("ray.first_batch_ratio", "Ray / local: POST to first batch event"),

@@ -116,6 +116,7 @@ def test_selected_keeps_the_fixed_order() -> None:
         "eventloop",
         "serving",
         "ray",
+        "first_predict",
         "scaling",
     ]
 
@@ -276,6 +277,7 @@ def test_list_sections_from_the_command_line() -> None:
         "eventloop",
         "serving",
         "ray",
+        "first_predict",
         "scaling",
     ]
 

@@ -105,6 +105,7 @@ class Preparer:
         call_for: Callable[[str], Awaitable[PredictCall]],
         jobs_active: Callable[[], list[str]],
         training_ending: Callable[[str], bool] = lambda job_id: False,
+        loop: Callable[[], asyncio.AbstractEventLoop | None] = lambda: None,
         log: logging.Logger | None = None,
     ) -> None:
         """Prepare with ``pool``'s workers.
@@ -112,7 +113,8 @@ class Preparer:
         ``call_for(model_ref)``: the panel's default request on it (no images);
         ``jobs_active()``: ids of queued or running jobs; ``training_ending(job_id)``: whether
         a training job's runner wrote ``succeeded`` before the manager recorded it (both
-        blocking: run in a thread).
+        blocking: run in a thread); ``loop()``: the server's event loop once it runs (the
+        job supervisor's), where the end-of-job hook hands its work over.
         """
         self.pool = pool
         self.settings = settings
@@ -123,10 +125,13 @@ class Preparer:
         self._items: dict[WorkerKey, _Item] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._server_loop = loop
         self._runner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._process: WorkerProcess | None = None
         self._shut = False
+        self._announced: set[str] = set()
+        """Jobs whose end the hook reported, until their preparation is scheduled."""
 
     # ------------------------------------------------------------------ public
 
@@ -148,10 +153,12 @@ class Preparer:
         """The job manager's end-of-job hook (any thread): prepare a training's ``best.pt``."""
         if not self.settings.enabled or self._shut or status != "succeeded" or kind != "train":
             return
-        loop = self._loop
+        loop = self._loop or self._server_loop()
         if loop is None:
+            self.log.warning("jupyter_yolo: not preparing job %s: no event loop yet", job_id)
             return
         reason = f"training job {job_id} succeeded"
+        self._announced.add(job_id)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._spawn, self._schedule_ref(f"job:{job_id}:best", reason))
 
@@ -202,7 +209,10 @@ class Preparer:
             job_id = self._job_of(call.model_path)
             if (
                 job_id is not None
-                and await asyncio.to_thread(self._training_ending, job_id)
+                and (
+                    job_id in self._announced
+                    or await asyncio.to_thread(self._training_ending, job_id)
+                )
                 and not await asyncio.to_thread(self._measured, call.key)
             ):
                 self.schedule(call, f"training job {job_id} succeeded")
@@ -216,8 +226,8 @@ class Preparer:
             "warming": "is starting the chosen backend",
         }[str(state)]
         note = (
-            f"PyTorch answered for 'auto': the background preparation of this model {doing}; "
-            f"later requests run on the measured choice once it is ready"
+            f"the background preparation of this model {doing}; the measured backend answers "
+            f"once it is ready"
         )
         key = replace(call.key, backend=STANDIN_BACKEND)
         return replace(call, key=key), note
@@ -249,6 +259,8 @@ class Preparer:
         except YoloError as exc:
             self.log.warning("jupyter_yolo: not preparing %s: %s", model_ref, exc)
             return
+        finally:
+            self._announced.discard(model_ref.split(":")[1])
         self.schedule(call, reason)
 
     def _ensure_runner(self) -> None:

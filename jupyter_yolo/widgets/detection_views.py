@@ -19,6 +19,8 @@ def backend_html(report: dict[str, Any] | None, *, stored: bool = False) -> str:
     requested = report.get("requested")
     if stored:
         how = f"auto chose <b>{esc(name)}</b> when measured at imgsz {esc(report.get('imgsz'))}"
+    elif report.get("standin"):  # PyTorch answered while auto is prepared in the background
+        how = f"backend <b>{esc(name)}</b> (stand-in for auto: {esc(report.get('note'))})"
     elif requested == "auto":
         state = "reused the stored measurement" if report.get("cached") else "measured now"
         how = f"backend <b>{esc(name)}</b> (auto, {state})"

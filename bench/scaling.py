@@ -4,7 +4,9 @@ Every training job trains ``yolov8n.yaml`` from scratch through a real server on
 shapes datasets (``jupyter_yolo.datasets.synthetic.generate_shapes``: ``shapes-N`` with N
 training images and the same 16 validation images), imgsz 128, batch 16, ``device=cpu``,
 ``plots=False``, ``seed=0``; the request sets no threads or workers, and no thread variable
-(``OMP_NUM_THREADS``...) is passed on, so the job plans them for the CPUs it can use.
+(``OMP_NUM_THREADS``...) is passed on, so the job plans them for the CPUs it can use. The
+servers run with ``prepare_after_training`` off: a finished job's background export and backend
+measurement would otherwise run beside the next measured job.
 
 * ``scaling.cpus``: the same training with 1 and with 2 usable CPUs. The benchmark starts the
   server with the CPU affinity ``{0}`` or ``{0, 1}``; its runners inherit the mask and count
@@ -206,6 +208,11 @@ def affinity(cpus: set[int]) -> Any:
         os.sched_setaffinity(0, saved)
 
 
+#: The server setting that keeps a finished training's background preparation (export and
+#: backend measurement for the prediction panel) from running beside the next measured job.
+NO_PREPARE = ("--YoloApp.prepare_after_training=False",)
+
+
 def no_thread_vars() -> dict[str, str | None]:
     """Environment overrides that remove the thread variables: the job chooses."""
     return dict.fromkeys(THREAD_VARS)
@@ -220,7 +227,7 @@ def run_cpus(root: Path, workspace: Path, cfg: ScalingConfig, log: Log) -> dict[
         for n in counts if repeat % 2 == 0 else counts[::-1]:
             (root / f"cpus{n}").mkdir(parents=True, exist_ok=True)
             with affinity(set(available[:n])):
-                server = start_server(root / f"cpus{n}", workspace, no_thread_vars())
+                server = start_server(root / f"cpus{n}", workspace, no_thread_vars(), NO_PREPARE)
             rest = Rest(server.url, server.token)
             try:
                 body = cfg.body(cfg.cpu_images, cfg.cpu_epochs)
@@ -255,7 +262,7 @@ def run_dataset(
 ) -> tuple[dict[str, Any], str]:
     """One epoch per dataset size with all CPUs; return the figures and the first job's id."""
     (root / "dataset").mkdir(parents=True, exist_ok=True)
-    server = start_server(root / "dataset", workspace, no_thread_vars())
+    server = start_server(root / "dataset", workspace, no_thread_vars(), NO_PREPARE)
     rest = Rest(server.url, server.token)
     out: dict[str, Any] = {}
     first = ""

@@ -240,13 +240,13 @@ def run_cpus(root: Path, workspace: Path, cfg: ScalingConfig, log: Log) -> dict[
     out: dict[str, Any] = {}
     for n, results in runs.items():
         out[f"cpu{n}"] = {
-            "images_per_s": rounded(median(r["images_per_s"] or 0 for r in results), 2),
-            "loop_images_per_s": rounded(median(r["loop_images_per_s"] or 0 for r in results), 2),
+            "images_per_s": _median_of(results, "images_per_s"),
+            "loop_images_per_s": _median_of(results, "loop_images_per_s"),
             "runs": results,
         }
-    if 1 in runs and 2 in runs:
+    if 1 in runs and 2 in runs and out["cpu1"]["images_per_s"]:
         out["ratio_2_over_1"] = rounded(
-            out["cpu2"]["images_per_s"] / out["cpu1"]["images_per_s"], 3
+            (out["cpu2"]["images_per_s"] or 0) / out["cpu1"]["images_per_s"], 3
         )
     out["settings"] = {
         "images": cfg.cpu_images,
@@ -291,6 +291,11 @@ def run_dataset(
             high["s_per_image"] / low["s_per_image"], 3
         )
     return out, first
+
+
+def _median_of(results: list[dict[str, Any]], key: str) -> float | None:
+    """The median of a figure over runs (those that measured it), or None."""
+    return rounded(median(r[key] for r in results if r[key] is not None), 2)
 
 
 def _mb(memory: dict[str, int]) -> dict[str, float | None]:

@@ -114,8 +114,10 @@ def test_quickstart_runs(server: ServerProcess) -> None:
     assert trained and trained[0]["request"]["epochs"] == 2
     # the detection panel answers on a warm inference worker, not with a predict job
     assert not jobs(server, kind="predict")
+    # (a PyTorch stand-in while the trained model is prepared in the background, then the
+    # warm worker of its measured backend: prepare_after_training)
     workers = server.request("GET", "/yolo/predict/workers")["workers"]
-    assert [w["task"] for w in workers] == ["detect"] and workers[0]["requests"] >= 1
+    assert any(w["task"] == "detect" for w in workers), workers
 
 
 @pytest.mark.slow

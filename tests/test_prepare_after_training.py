@@ -196,3 +196,68 @@ class TestDisabled:
         listed = await listing(jp_fetch)
         assert listed == {"workers": [], "preparations": []}
         assert not list(exports(yolo_workspace).glob("*/auto-*.json"))
+
+
+# ------------------------------------------------------------------ fast: no server, no model
+
+
+def preparer(workspace: Path) -> Any:
+    """A Preparer on a pool that never starts a worker."""
+    from jupyter_yolo.serving.pool import PoolSettings, WorkerPool
+    from jupyter_yolo.serving.prepare import Preparer, PrepareSettings
+
+    async def call_for(model: str) -> Any:
+        raise AssertionError(model)
+
+    return Preparer(
+        WorkerPool(PoolSettings(workspace=workspace)),
+        PrepareSettings(workspace=workspace),
+        call_for=call_for,
+        jobs_active=list,
+    )
+
+
+def test_only_a_jobs_best_weights_are_a_training_output(tmp_path: Path) -> None:
+    prep = preparer(tmp_path)
+    weights = tmp_path / "jobs" / "0123456789ab" / "run" / "weights"
+    assert prep._job_of(weights / "best.pt") == "0123456789ab"
+    assert prep._job_of(weights / "last.pt") is None
+    assert prep._job_of(tmp_path / "weights" / "best.pt") is None
+    assert prep._job_of(tmp_path / "elsewhere" / "x" / "run" / "weights" / "best.pt") is None
+
+
+def test_scratch_left_by_a_killed_export_goes_unless_an_export_holds_its_lock(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    from jupyter_yolo.contract.serving import WorkerKey
+
+    prep = preparer(tmp_path)
+    key = WorkerKey("ab" * 32, "auto", 0, "cpu")
+    folder = exports(tmp_path) / key.digest[:16]
+    left = folder / ".tmp-onnx-64-fp32-b1-abcd1234"
+    busy = folder / ".tmp-openvino-64-fp32-b1-efgh5678"
+    done = folder / "onnx-64-fp32-b1"
+    for path in (left, busy, done):
+        path.mkdir(parents=True)
+    with (folder / ".openvino-64-fp32-b1.lock").open("a+") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # another process is exporting this one
+        prep._tidy(key)
+    assert not left.exists() and busy.is_dir() and done.is_dir()
+
+
+def test_a_stand_in_answer_says_what_ran_and_why() -> None:
+    from jupyter_yolo.serving.prepare import standin_backend
+    from jupyter_yolo.widgets.detection_views import backend_html
+
+    backend = standin_backend(
+        {"name": "pytorch", "requested": "pytorch", "report": {"cached": True}},
+        "the background preparation of this model is exporting and measuring the backends",
+    )
+    assert (backend["name"], backend["requested"]) == ("pytorch", "auto")
+    report = backend.get("report") or {}
+    assert report["standin"] is True and "exporting" in str(report["note"])
+    html = backend_html({**report, "name": "pytorch"})
+    assert "backend <b>pytorch</b> (stand-in for auto: the background preparation" in html
+    assert "reused the stored measurement" not in html

@@ -249,8 +249,10 @@ def test_train_two_epochs(trained_job: Path) -> None:
     assert (speed["workers"]["value"], speed["workers"]["source"]) == (0, "request")
     assert speed["cache"] == {**speed["cache"], "value": "ram", "source": "chosen"}
     assert speed["channels_last"]["value"] is True and all(c["reason"] for c in speed.values())
-    logged = [e["message"] for e in of_type(evs, "log") if "speed: " in e.get("message", "")]
-    assert len(logged) == len(speed)
+    logged = [e for e in of_type(evs, "log") if "speed" in e]
+    assert len(logged) == 1 and logged[0]["speed"] == result["speed"]
+    assert logged[0]["message"].startswith("speed choices: workers 0, threads ")
+    assert "speed: channels_last=True (chosen: " in (trained_job / "log.txt").read_text()
     assert set(result["metrics"]) == {"precision", "recall", "mAP50", "mAP50-95", "fitness"}
     paths = {e["path"] for e in of_type(evs, "artifact")}
     assert {"run/weights/last.pt", "run/weights/best.pt", "run/results.csv"} <= paths

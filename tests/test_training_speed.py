@@ -100,3 +100,22 @@ def test_the_log_names_every_choice_with_its_source() -> None:
     lines = describe_plan(plan)
     assert len(lines) == len(plan["choices"])
     assert "speed: workers=0 (request: set by the request" in lines[0]
+
+
+def test_the_training_panel_folds_the_choices_with_their_reasons() -> None:
+    from jupyter_yolo.widgets.history import TrainingHistory
+    from jupyter_yolo.widgets.training_status import status_html
+
+    plan = plan_training_speed(SpeedFacts("cpu", 2, 16 * GIB), {}, SMALL)
+    history = TrainingHistory()
+    history.consume(
+        [
+            {"seq": 1, "time": 1.0, "type": "status", "status": "running"},
+            {"seq": 2, "time": 2.0, "type": "log", "message": "speed choices", "speed": plan},
+            {"seq": 3, "time": 3.0, "type": "log", "message": "Starting training"},
+        ]
+    )
+    html = status_html(history, "abc", "running", None)
+    assert "speed choices: workers 0 \u00b7 threads 2" in html
+    assert "ultralytics would use 1" in html and "<details" in html
+    assert history.last_log == "Starting training"  # a later log line does not hide them

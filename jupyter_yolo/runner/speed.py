@@ -219,6 +219,12 @@ def note_capped_workers(plan: SpeedPlan, workers: object) -> None:
             choice["value"] = workers
 
 
+def summary_line(plan: SpeedPlan) -> str:
+    """``speed choices: threads 2, workers 0, ... (from 2 usable CPU(s), ...)``."""
+    values = ", ".join(f"{c['name']} {c['value']}" for c in plan["choices"])
+    return f"speed choices: {values} (from {plan['facts']})"
+
+
 def describe_plan(plan: SpeedPlan) -> list[str]:
     """One log line per choice: ``speed: threads=2 (chosen: ...)``."""
     return [

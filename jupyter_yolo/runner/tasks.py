@@ -80,8 +80,9 @@ def run_train(ctx: JobContext) -> dict[str, Any]:
     speed.apply_to_args(plan, params)
     apply_worker_plan(ctx, params)
     speed.note_capped_workers(plan, params.get("workers"))
+    ctx.journal.emit("log", message=speed.summary_line(plan), level="info", speed=plan)
     for line in speed.describe_plan(plan):
-        ctx.journal.log(line)
+        print(line, flush=True)  # the reasons, in the job's log
     params.pop("resume", None)
     params.update(ctx.output_args(), save=True)
 

@@ -104,6 +104,8 @@ class TrainingHistory:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     last_log: str | None = None
+    speed: dict[str, Any] | None = None
+    """The job's speed choices (the runner's ``log`` event that carries them)."""
     phase: str | None = None
     batch_events: int = 0
     batch_version: int = 0
@@ -183,6 +185,8 @@ class TrainingHistory:
 
     def _on_log(self, event: dict[str, Any]) -> None:
         self.last_log = event.get("message")
+        if isinstance(event.get("speed"), dict):
+            self.speed = event["speed"]
         self.info_version += 1
 
     # ------------------------------------------------------------------- views

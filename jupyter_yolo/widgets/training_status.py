@@ -81,7 +81,25 @@ def status_html(
     extra = f'<div class="yolo-muted">{esc(history.last_log)}</div>' if history.last_log else ""
     if where[1] and status == "queued":
         extra = f'<div class="yolo-muted">waiting: {esc(where[1])}</div>' + extra
-    return f'<div class="yolo-status">{line}</div>{extra}'
+    return f'<div class="yolo-status">{line}</div>{extra}{speed_html(history.speed)}'
+
+
+def speed_html(speed: Mapping[str, Any] | None) -> str:
+    """The job's speed choices folded: the values in the summary, each reason inside."""
+    choices = [c for c in (speed or {}).get("choices") or [] if isinstance(c, Mapping)]
+    if not choices:
+        return ""
+    summary = " \u00b7 ".join(f"{esc(c.get('name'))} {esc(c.get('value'))}" for c in choices)
+    items = "".join(
+        f"<li><b>{esc(c.get('name'))}</b> = {esc(c.get('value'))} "
+        f"({esc(c.get('source'))}): {esc(c.get('reason'))}</li>"
+        for c in choices
+    )
+    facts = esc((speed or {}).get("facts"))
+    return (
+        f'<details class="yolo-speed yolo-muted"><summary>speed choices: {summary}</summary>'
+        f"<div>from {facts}</div><ul>{items}</ul></details>"
+    )
 
 
 def warnings_html(history: TrainingHistory) -> str:

@@ -20,6 +20,12 @@ on the generated shapes dataset (``device=cpu``, the usable CPUs as thread setti
   busy and two jobs (``--YoloApp.max_jobs_per_device=2``) saturate it; with more CPUs one job
   does. ``rest.cpu_busy_percent_*`` is the share of all CPUs that was busy in each window
   (from /proc/stat), to show the load.
+* ``live.idle_longpoll_*``: after the job ended, ``longpoll_clients`` clients long-poll it
+  (``?after=<last>&timeout=30&status=succeeded``: nothing changes, each request waits) for
+  ``longpoll_s`` seconds; the server process's CPU use (% of one CPU, from /proc/<pid>/stat) and
+  its event loop's wake-ups per second, with the default notification (inotify) and on the same
+  workspace served with ``--YoloApp.event_notification=poll`` (the old 0.25 s re-read), and the
+  same server with no client (``live.idle_server_cpu_percent``). See ``bench/live_idle.py``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from .common import (
     thread_env,
     usable_cpus,
 )
+from .live_idle import measure as measure_long_polls
 
 
 @dataclass(frozen=True)
@@ -60,11 +67,16 @@ class LiveConfig:
     imgsz: int = 128
     batch: int = 8
     interval_ms: float = 40.0
+    longpoll_clients: int = 20
+    longpoll_s: float = 20.0
 
     @classmethod
     def for_mode(cls, quick: bool) -> LiveConfig:
-        """Quick: 4 epochs (~20 s a job on 2 cores), 10 s idle; full: 10 epochs, 30 s idle."""
-        return cls(epochs=4, idle_s=10.0) if quick else cls(epochs=10, idle_s=30.0)
+        """Quick: 4 epochs (~20 s a job on 2 cores), 10 s idle, 10 s of long polls; full: 10
+        epochs, 30 s idle, 20 s of long polls."""
+        if quick:
+            return cls(epochs=4, idle_s=10.0, longpoll_s=10.0)
+        return cls(epochs=10, idle_s=30.0)
 
     def body(self) -> dict[str, Any]:
         """The ``POST /yolo/jobs`` body of one training job."""
@@ -207,6 +219,32 @@ def _loaded_window(
     return followers, sampler, busy
 
 
+def _long_polls(server: Any, job_id: str, cfg: LiveConfig, clients: int) -> dict[str, Any]:
+    """The server's CPU use while ``clients`` long-poll the ended job (see live_idle.py)."""
+    assert server.proc is not None
+    return measure_long_polls(
+        server.proc.pid,
+        server.url,
+        server.token,
+        job_id,
+        clients=clients,
+        seconds=cfg.longpoll_s,
+    )
+
+
+def _idle_long_polls(server: Any, job_id: str, cfg: LiveConfig, log: Log) -> dict[str, Any]:
+    """No client, then ``longpoll_clients`` long polls, on the default (notified) server."""
+    log(
+        f"live: server CPU with no client, then {cfg.longpoll_clients} long polls of the ended "
+        f"job, {cfg.longpoll_s:.0f} s each, with inotify; then the same with polling"
+    )
+    time.sleep(1.0)  # the REST sampler's last answers are out
+    return {
+        "none": _long_polls(server, job_id, cfg, 0),
+        "auto": _long_polls(server, job_id, cfg, cfg.longpoll_clients),
+    }
+
+
 def run(
     *, quick: bool, workdir: Path, log: Log, config: LiveConfig | None = None
 ) -> dict[str, Any]:
@@ -245,8 +283,21 @@ def run(
             _, loaded, loaded_busy = _loaded_window(server, workspace, cfg, saturate)
         else:
             loaded, loaded_busy = one_job, one_busy
+        polls = _idle_long_polls(server, single.job_id, cfg, log)
     finally:
         server.stop()
+    poll_server = start_server(
+        root, workspace, threads, extra_args=("--YoloApp.event_notification=poll",)
+    )
+    try:
+        polls["poll"] = _long_polls(poll_server, single.job_id, cfg, cfg.longpoll_clients)
+    finally:
+        poll_server.stop()
+    log(
+        f"live: {cfg.longpoll_clients} idle long polls: server CPU {polls['auto']['cpu_percent']}"
+        f" % notified, {polls['poll']['cpu_percent']} % polling"
+        f" ({polls['none']['cpu_percent']} % with no client)"
+    )
 
     kinds = ("batch", "epoch")
     delays = [at - event["time"] for event, at in single.received if event.get("type") in kinds]
@@ -258,6 +309,15 @@ def run(
             "callback_to_rest_p95_s": stats["p95"],
             "callback_to_rest_max_s": stats["max"],
             "events_measured": stats["count"],
+            "idle_longpoll_cpu_percent": polls["auto"]["cpu_percent"],
+            "idle_longpoll_cpu_percent_poll": polls["poll"]["cpu_percent"],
+            "idle_server_cpu_percent": polls["none"]["cpu_percent"],
+            "idle_longpoll_loop_wakeups_per_s": polls["auto"]["loop_wakeups_per_s"],
+            "idle_longpoll_loop_wakeups_per_s_poll": polls["poll"]["loop_wakeups_per_s"],
+            "idle_server_loop_wakeups_per_s": polls["none"]["loop_wakeups_per_s"],
+            "idle_longpoll_clients": cfg.longpoll_clients,
+            "idle_longpoll_seconds": cfg.longpoll_s,
+            "idle_longpoll": polls,
             "settings": {
                 "epochs": cfg.epochs,
                 "imgsz": cfg.imgsz,

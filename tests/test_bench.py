@@ -158,6 +158,7 @@ def test_run_writes_json_and_table(
         "training.overhead_ratio": True,
         "inference.auto_over_best": True,
         "inference.auto_over_pytorch": False,
+        "live.callback_to_rest_p95_s": False,
         "eventloop.rest_p99_ms": None,
         "serving.rest_over_compute_p50": None,
         "serving.folder_over_cli": None,

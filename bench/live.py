@@ -57,6 +57,10 @@ from .common import (
 )
 from .live_idle import measure as measure_long_polls
 
+#: A finished training's background preparation for predictions (export, backend measurement)
+#: would run beside the next measured job and during the idle windows: off here.
+QUIET = ("--YoloApp.prepare_after_training=False",)
+
 
 @dataclass(frozen=True)
 class LiveConfig:
@@ -258,7 +262,10 @@ def run(
     threads = thread_env(cpus)
     saturate = jobs_to_saturate(cpus)
     server = start_server(
-        root, workspace, threads, extra_args=(f"--YoloApp.max_jobs_per_device={saturate}",)
+        root,
+        workspace,
+        threads,
+        extra_args=(f"--YoloApp.max_jobs_per_device={saturate}", *QUIET),
     )
     try:
         log(
@@ -287,7 +294,7 @@ def run(
     finally:
         server.stop()
     poll_server = start_server(
-        root, workspace, threads, extra_args=("--YoloApp.event_notification=poll",)
+        root, workspace, threads, extra_args=("--YoloApp.event_notification=poll", *QUIET)
     )
     try:
         polls["poll"] = _long_polls(poll_server, single.job_id, cfg, cfg.longpoll_clients)

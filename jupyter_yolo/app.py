@@ -411,6 +411,7 @@ class YoloApp(ExtensionApp):
                 log=self.log,
             )
             self.jobs.on_finished = service.job_finished
+            self.jobs.on_started = service.job_started
         return service
 
     def _checked_executor(self) -> str:

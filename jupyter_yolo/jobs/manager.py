@@ -157,6 +157,8 @@ class JobManager(JobFilesMixin):
         self._no_new_starts = False
         self.on_finished: Callable[[str, str, str], None] | None = None
         """Called with (id, terminal status, kind) once a job's end is recorded (any thread)."""
+        self.on_started: Callable[[str, str], None] | None = None
+        """Called with (id, kind) once a local job's runner is started (any thread)."""
         if self.supervising:
             self.reconcile()
         else:
@@ -832,6 +834,13 @@ class JobManager(JobFilesMixin):
         self._children[record.id] = child
         self.registry.set_process(record.id, child.pid, start)
         self.log.info("jupyter_yolo: job %s started (pid %s)", record.id, child.pid)
+        if self.on_started is not None:
+            try:
+                self.on_started(record.id, record.kind)
+            except Exception:  # a hook must never break supervision
+                self.log.exception(
+                    "jupyter_yolo: the start-of-job hook of job %s failed", record.id
+                )
 
     def _finalize(self, record: JobRecord, returncode: int | None) -> None:
         """Record the end of a runner process; the runner's own terminal status wins."""

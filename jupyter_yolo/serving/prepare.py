@@ -31,7 +31,7 @@ succeeds:
 A click before the preparation is done (:meth:`Preparer.route`): a ``backend=auto`` request for
 a key whose preparation is pending (waiting, running, or starting the warm worker) and with no
 ``auto`` worker ready or starting is answered by a PyTorch worker of the same weights (a
-*stand-in*: no export, no measurement, ready in seconds), and its answer's ``backend`` says so
+*stand-in*: no export, no measurement), and its answer's ``backend`` says so
 truthfully: ``name`` ``pytorch``, ``requested`` ``auto``, ``report.standin`` true with the reason
 in ``report.note``. A click that comes in the instant between the runner writing ``succeeded``
 and the manager recording it (the hook has not run yet) schedules the preparation itself. A
@@ -39,6 +39,14 @@ request that comes while the warm worker starts joins it (it waits for that star
 for a measurement). Once the ``auto`` worker is warm, the idle stand-in is stopped. Any other
 request (weights never trained here, a server restarted since) goes the usual way: its worker
 measures when it starts.
+
+The stand-in's start is mostly importing torch and ultralytics (about 4 CPU-seconds). So when a
+training job starts, the pool starts one *spare* worker (:meth:`~.pool.WorkerPool.start_spare`,
+``--spare --nice``): at nice 19 it imports the libraries and runs one prediction on an untrained
+model while the training runs (it only gets CPU the training leaves), then waits. The stand-in
+becomes that spare: it only loads the weights and warms up. The spare is stopped once no
+preparation is pending (or the training did not succeed); it never becomes a lasting worker, so
+its nice 19 never slows the measured backend's answers.
 """
 
 from __future__ import annotations
@@ -151,9 +159,14 @@ class Preparer:
 
     def job_finished(self, job_id: str, status: str, kind: str) -> None:
         """The job manager's end-of-job hook (any thread): prepare a training's ``best.pt``."""
-        if not self.settings.enabled or self._shut or status != "succeeded" or kind != "train":
+        if not self.settings.enabled or self._shut or kind != "train":
             return
         loop = self._loop or self._server_loop()
+        if loop is not None and status != "succeeded":  # nothing to prepare: no spare needed
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._drop_spare_unless_pending)
+        if status != "succeeded":
+            return
         if loop is None:
             self.log.warning("jupyter_yolo: not preparing job %s: no event loop yet", job_id)
             return
@@ -161,6 +174,15 @@ class Preparer:
         self._announced.add(job_id)
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._spawn, self._schedule_ref(f"job:{job_id}:best", reason))
+
+    def job_started(self, job_id: str, kind: str) -> None:
+        """The job manager's start-of-job hook (any thread): a training starts the spare."""
+        if not self.settings.enabled or self._shut or kind != "train":
+            return
+        loop = self._loop or self._server_loop()
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._spawn, self.pool.start_spare())
 
     def schedule(self, call: PredictCall, reason: str) -> PreparationInfo | None:
         """Queue a preparation for ``call.key`` (on the loop); None when it is not wanted."""
@@ -230,7 +252,7 @@ class Preparer:
             f"once it is ready"
         )
         key = replace(call.key, backend=STANDIN_BACKEND)
-        return replace(call, key=key), note
+        return replace(call, key=key, spare_ok=True), note
 
     async def shutdown(self) -> None:
         """Cancel everything: the running preparation's process is killed, scratch removed."""
@@ -292,6 +314,12 @@ class Preparer:
             except Exception as exc:  # never let one preparation stop the queue
                 self.log.exception("jupyter_yolo: preparing %s failed", item.info["model"])
                 self._end(item, "failed", f"unexpected error: {exc}")
+            self._drop_spare_unless_pending()
+
+    def _drop_spare_unless_pending(self) -> None:
+        """Stop the spare once nothing it could stand in for is pending (a training restarts it)."""
+        if not any(i.info["state"] in PENDING for i in self._items.values()):
+            self.pool.drop_spare()
 
     async def _prepare(self, item: _Item) -> None:
         call = item.call

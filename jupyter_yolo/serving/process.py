@@ -58,6 +58,8 @@ class WorkerProcess:
         self._stopped = False
         self.rss: int | None = None
         """Resident memory as last measured by :meth:`measure_rss` (never on the event loop)."""
+        self.load_argv: list[str] | None = None
+        """For a spare worker given a model: the worker arguments :meth:`start` sends it."""
 
     @property
     def pid(self) -> int | None:
@@ -85,22 +87,10 @@ class WorkerProcess:
         """
         if self._stopped:
             raise WorkerGone("the inference worker was stopped before it started")
-        self._open_log()
-        self.process = await asyncio.create_subprocess_exec(
-            *self.command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-            cwd=str(self.log_path.parent),
-            env=runner_environment(os.environ),
-        )
-        self._stderr_task = asyncio.create_task(self._copy_stderr())
-        if self._stopped:  # closed while it was being spawned
-            self.kill()
-            await self._settle()
-            raise WorkerGone("the inference worker was stopped while it started")
+        if self.process is None:
+            await self._spawn()
+        elif self.load_argv is not None:  # a spare (libraries imported): name its model now
+            await self._tell_spare(self.load_argv)
         try:
             header = await asyncio.wait_for(self._read(), timeout)
         except TimeoutError:
@@ -125,6 +115,55 @@ class WorkerProcess:
             self.kill()
             raise WorkerGone(f"the inference worker's first message was {header.get('op')!r}")
         return header
+
+    async def _spawn(self) -> None:
+        self._open_log()
+        self.process = await asyncio.create_subprocess_exec(
+            *self.command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+            cwd=str(self.log_path.parent),
+            env=runner_environment(os.environ),
+        )
+        self._stderr_task = asyncio.create_task(self._copy_stderr())
+        if self._stopped:  # closed while it was being spawned
+            self.kill()
+            await self._settle()
+            raise WorkerGone("the inference worker was stopped while it started")
+
+    async def start_spare(self, timeout: float) -> dict[str, Any]:
+        """Spawn a spare worker (``--spare``) and wait until its libraries are imported.
+
+        :meth:`start` later tells it its model (``load_argv``, a worker command line) and
+        waits for its ``ready`` like any worker's.
+        """
+        await self._spawn()
+        try:
+            header = await asyncio.wait_for(self._read(), timeout)
+        except TimeoutError:
+            self.kill()
+            raise WorkerGone("the spare worker did not import its libraries in time") from None
+        except WorkerGone:
+            await self._settle()
+            raise
+        if header.get("op") != "spare":
+            self.kill()
+            raise WorkerGone(f"the spare worker's first message was {header.get('op')!r}")
+        return header
+
+    async def _tell_spare(self, argv: list[str]) -> None:
+        process = self.process
+        if process is None or process.stdin is None or not self.alive:
+            raise WorkerGone("the spare worker had exited")
+        try:
+            process.stdin.write(encode({"op": "load", "argv": argv}))
+            await process.stdin.drain()
+        except (ConnectionError, BrokenPipeError) as exc:
+            self.kill()
+            raise WorkerGone(f"the spare worker's stdin broke ({exc})") from None
 
     # ------------------------------------------------------------------ requests
 

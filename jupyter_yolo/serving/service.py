@@ -155,6 +155,11 @@ class PredictService:
         if self.preparer is not None:
             self.preparer.job_finished(job_id, status, kind)
 
+    def job_started(self, job_id: str, kind: str) -> None:
+        """The job manager's start-of-job hook (any thread): a training starts the spare."""
+        if self.preparer is not None:
+            self.preparer.job_started(job_id, kind)
+
     def preparations(self) -> list[PreparationInfo]:
         """The background preparations, oldest first (none when disabled)."""
         return self.preparer.preparations() if self.preparer is not None else []

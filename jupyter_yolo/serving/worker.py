@@ -17,10 +17,13 @@ Start-up, in order:
 Each ``predict`` is answered by :class:`~jupyter_yolo.serving.answer.Answerer`; a refused or
 failed request gets an ``error`` frame and the worker goes on.
 
-Two flags serve the background preparation after training (:mod:`.prepare`): ``--nice`` lowers
-the process's CPU priority (nice 19) and I/O class (idle) before anything is imported, and
+Three flags serve the background preparation after training (:mod:`.prepare`): ``--nice``
+lowers the process's CPU priority (nice 19) and I/O class (idle) before anything is imported;
 ``--prepare`` exits 0 right after ``ready``: the exports and the ``auto`` measurement it did on
-the way are stored in the export cache, where the warm worker started next finds them.
+the way are stored in the export cache, where the warm worker started next finds them;
+``--spare`` (with ``--model -``) imports the libraries and runs one prediction on an untrained
+model, answers ``{"op": "spare"}`` and waits for a ``{"op": "load", "argv": [...]}`` frame: the
+worker command line of the model it then loads as usual (``ready`` or ``failed``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     parser.add_argument("--prepare", action="store_true", help="exit 0 after ready")
     parser.add_argument("--nice", action="store_true", help="lowest CPU and I/O priority")
+    parser.add_argument("--spare", action="store_true", help="import, then wait for a model")
     return parser.parse_args(argv)
 
 
@@ -138,19 +142,27 @@ def _start_message(exc: BaseException, workspace: Path | None) -> tuple[str, int
     return describe_error(exc), None
 
 
-def start(args: argparse.Namespace) -> Answerer:
-    """Prepare the process like a job runner, load and warm the model; the request answerer."""
+def prepare_libraries(args: argparse.Namespace) -> int:
+    """Prepare the process like a job runner and import ultralytics; the CPUs to use."""
     from ..runner import offline
     from ..runner.resources import usable_cpus
-    from .warm import load
 
-    cpus = args.cpus if args.cpus > 0 else usable_cpus()
-    workspace: Path = args.workspace.absolute()
+    cpus = int(args.cpus) if args.cpus > 0 else usable_cpus()
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(max(1, args.max_pixels))
-    offline.prepare(workspace, cpus)
+    offline.prepare(args.workspace.absolute(), cpus)
     import ultralytics  # noqa: F401 - after prepare(): settings, env and fonts are in place
 
     offline.after_import(cpus, lambda code, text: log(f"warning {code}: {text}"))
+    return cpus
+
+
+def start(args: argparse.Namespace, cpus: int | None = None) -> Answerer:
+    """Load and warm the model (preparing the process first unless ``cpus`` says it was)."""
+    from .warm import load
+
+    if cpus is None:
+        cpus = prepare_libraries(args)
+    workspace: Path = args.workspace.absolute()
     model_path = Path(args.model)
     if not model_path.is_absolute():
         model_path = workspace / model_path
@@ -169,6 +181,37 @@ def start(args: argparse.Namespace) -> Answerer:
         f"({warm.device}), loaded in {warm.load_ms:.0f} ms"
     )
     return Answerer(warm, args.max_pixels)
+
+
+def warm_libraries() -> None:
+    """Run what a first prediction imports and initialises, on an untrained model (a spare)."""
+    import numpy as np
+    from ultralytics.models.yolo.model import YOLO
+
+    model = YOLO("yolov8n.yaml", verbose=False)
+    model.predict(np.zeros((32, 32, 3), np.uint8), imgsz=32, device="cpu", verbose=False)
+
+
+def wait_for_model(
+    stdin: IO[bytes], channel: Channel, args: argparse.Namespace
+) -> argparse.Namespace | None:
+    """A spare: say its libraries are ready, then read the model it is given (None: stdin ended).
+
+    The ``load`` frame carries a worker command line; its workspace must be the spare's own.
+    """
+    channel.send({"op": "spare", "pid": os.getpid()})
+    frame = read_sync(stdin)
+    if frame is None:
+        return None
+    header, _ = frame
+    argv = header.get("argv")
+    if header.get("op") != "load" or not isinstance(argv, list):
+        raise _ArgumentError("a spare worker expects a 'load' frame with the worker's arguments")
+    given = parse_args([str(a) for a in argv])
+    if given.workspace.absolute() != args.workspace.absolute() or given.cpus != args.cpus:
+        raise _ArgumentError("a spare worker serves its own workspace with its own CPUs")
+    log(f"spare worker given {given.model} ({given.backend})")
+    return given
 
 
 def serve(stdin: IO[bytes], channel: Channel, answerer: Answerer) -> int:
@@ -224,7 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.nice:
             lower_priority()
         os.umask(0o077)
-        answerer = start(args)
+        if args.spare:  # import now, the model comes later (a stand-in after training)
+            cpus = prepare_libraries(args)
+            warm_libraries()
+            given = wait_for_model(stdin, channel, args)
+            if given is None:
+                return EXIT_OK
+            args, started = given, time.perf_counter()
+            answerer = start(args, cpus)
+        else:
+            answerer = start(args)
     except BaseException as exc:  # every start failure is a `failed` frame and exit 1
         traceback.print_exc()
         message, status = _start_message(exc, workspace)

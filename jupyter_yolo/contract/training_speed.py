@@ -259,7 +259,9 @@ def _cache(requested: object, dataset: DatasetSize | None, free: int | None) -> 
             "value": "ram",
             "source": "chosen",
             "reason": f"the decoded training images take {_gib(need)}, within a quarter of the "
-            f"{_gib(free)} of memory free: no image is read and decoded twice",
+            f"{_gib(free)} of memory free: no image is read and decoded twice (ultralytics draws "
+            "mosaic partners differently from a RAM cache; set cache=false in the request for "
+            "runs that repeat bit for bit)",
         }
     return {
         "name": "cache",

@@ -20,6 +20,7 @@ The plan goes into the job's result (``speed``) and into the log as one line per
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -182,8 +183,23 @@ def apply_to_args(plan: SpeedPlan, params: dict[str, Any]) -> None:
             continue
         if choice["name"] == "cache" and choice["value"]:
             params["cache"] = choice["value"]
+            _quiet_ram_cache_warning()
         elif choice["name"] == "workers":
             params["workers"] = int(choice["value"])
+
+
+class _RamCacheNote(logging.Filter):
+    """Drops ultralytics' warning about a RAM cache that the job chose (its reason says it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "cache='ram' may produce non-deterministic" not in record.getMessage()
+
+
+def _quiet_ram_cache_warning() -> None:
+    from ultralytics.utils import LOGGER
+
+    if not any(isinstance(f, _RamCacheNote) for f in LOGGER.filters):
+        LOGGER.addFilter(_RamCacheNote())
 
 
 def attach_to_model(plan: SpeedPlan, params: Mapping[str, Any], model: Any) -> None:

@@ -51,6 +51,7 @@ from .common import (
     rounded,
     start_server,
     usable_cpus,
+    wait_registry_terminal,
 )
 from .scaling_jobs import run_registry
 
@@ -180,7 +181,7 @@ def train_job(rest: Rest, workspace: Path, body: dict[str, Any], images: int) ->
         raise RuntimeError(
             f"job {job_id} ended {end.get('status')}:\n{job_log_tail(workspace, job_id)}"
         )
-    job = rest.get(f"/yolo/jobs/{job_id}")
+    job = wait_registry_terminal(rest, job_id)  # its result is in the record once it ended
     result = job.get("result") or {}
     training_s = marks["done"] - marks["start"] if "done" in marks and "start" in marks else None
     epochs = int(body["epochs"])

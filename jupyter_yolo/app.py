@@ -261,7 +261,8 @@ class YoloApp(ExtensionApp):
         help=(
             "When a training job succeeds, export its best.pt and measure its backends for "
             "POST /yolo/predict?backend=auto in the background (one low-priority process at a "
-            "time, nice 19, only while no job is queued or running, within "
+            "time, nice 19, only while no job is queued or running (a job that starts makes it "
+            "yield), within "
             "predict_start_timeout), then start its warm worker, so the prediction panel's first "
             "answer does not wait for that work; a request that comes earlier is answered by "
             "PyTorch meanwhile. False: the first auto request does the work."

@@ -7,8 +7,8 @@ process, then starts the warm worker. What is asserted is behaviour and order, n
 
 * the choice is stored and the worker warm without any predict request; the first predict of
   the panel's default request reuses the stored choice on the warm worker;
-* a queued job goes first: the preparation waits while jobs are queued or running, and runs
-  at nice 19;
+* a queued job goes first: the preparation waits while jobs are queued or running, runs at
+  nice 19, and yields to a job that starts while it runs;
 * a click before the preparation is done is answered by PyTorch, and says so;
 * shutdown during the preparation kills its process and leaves no half-written export;
 * with ``prepare_after_training`` off nothing is prepared.
@@ -161,6 +161,19 @@ async def test_a_queued_job_goes_first_a_click_gets_pytorch_and_shutdown_leaves_
     while psutil.Process(pid).nice() != 19:  # it lowers its own priority first thing
         assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
         await asyncio.sleep(0.05)
+
+    # a job that starts meanwhile: the preparation yields (its process killed, nothing
+    # half-written left) and waits again, then runs once that job is over
+    other = await post_json(jp_fetch, "yolo", "jobs", body={**TRAIN, "epochs": 200})
+    again = await until_preparation(jp_fetch, model, ("waiting", *ENDED))
+    assert again["state"] == "waiting" and other["id"] in again["yielded_to"], again
+    assert not session_members(pid)
+    assert not list(exports(yolo_workspace).glob("*/.tmp-*"))
+    await post_json(jp_fetch, "yolo", "jobs", other["id"], "stop", body={})
+    await wait_for_job(jp_fetch, other["id"], {"stopped", "succeeded", "failed"})
+    running = await until_preparation(jp_fetch, model, ("running", *ENDED))
+    assert running["state"] == "running" and running["pid"], running
+    pid = int(running["pid"])
 
     apps = jp_serverapp.extension_manager.extension_apps["jupyter_yolo"]
     (yolo,) = [a for a in apps if isinstance(a, YoloApp)]

@@ -44,6 +44,8 @@ from ..contract.serving import (
 from ..errors import TooManyRequests, WorkerUnavailable, YoloError
 from .entry import PoolEntry, build_response, file_label
 from .process import WorkerGone, WorkerProcess
+from .spare import LOG_NAME as SPARE_LOG
+from .spare import Spare, spare_command
 
 LOG_FOLDER = ".predict-workers"
 WORKER_MODULE = "jupyter_yolo.serving.worker"
@@ -108,9 +110,21 @@ class WorkerPool:
         self._watchers: set[asyncio.Task[None]] = set()
         """One per started worker, waiting for its exit (cancelled at shutdown)."""
         self._shut = False
-        self._spare: WorkerProcess | None = None
-        """A worker with its libraries imported, waiting for a model (:meth:`start_spare`)."""
-        self._spare_ready = False
+        self.spare = Spare(
+            spare_command(
+                settings.python,
+                WORKER_MODULE,
+                workspace=settings.workspace,
+                cpus=settings.cpus,
+                max_pixels=settings.max_pixels,
+            ),
+            settings.workspace / LOG_FOLDER / SPARE_LOG,
+            log_max_bytes=settings.log_max_bytes,
+            start_timeout=settings.start_timeout,
+            kill_grace=settings.kill_grace,
+            log=self.log,
+        )
+        """Libraries imported ahead for the stand-in after a training (:mod:`.spare`)."""
 
     # ------------------------------------------------------------------ public
 
@@ -192,50 +206,13 @@ class WorkerPool:
         raise WorkerUnavailable("The inference workers for this model keep failing; retry later.")
 
     async def start_spare(self) -> None:
-        """Start the spare: a nice-19 worker that imports the libraries and waits for a model.
-
-        Started when a training job starts, so the stand-in answering for ``auto`` right after
-        the training (:mod:`.prepare`) only loads its weights. One at most; a failure is logged.
-        """
-        if self._shut or self._spare is not None:
-            return
-        command = [
-            self.settings.python,
-            "-m",
-            WORKER_MODULE,
-            "--workspace",
-            str(self.settings.workspace),
-            "--model",
-            "-",
-            "--cpus",
-            str(self.settings.cpus),
-            "--max-pixels",
-            str(self.settings.max_pixels),
-            "--spare",
-            "--nice",
-        ]
-        log_path = self.settings.workspace / LOG_FOLDER / "spare.log"
-        spare = WorkerProcess(command, log_path, self.settings.log_max_bytes)
-        self._spare, self._spare_ready = spare, False
-        try:
-            await spare.start_spare(self.settings.start_timeout)
-        except (WorkerGone, OSError) as exc:
-            self.log.warning("jupyter_yolo: the spare inference worker did not start: %s", exc)
-            if self._spare is spare:
-                self._spare = None
-            await spare.close(self.settings.kill_grace)
-            return
-        if self._spare is spare and not self._shut:
-            self._spare_ready = True
-            self.log.info("jupyter_yolo: spare inference worker ready (pid %s)", spare.pid)
+        """Start the spare worker (when a training starts), unless the pool is shut."""
+        if not self._shut:
+            await self.spare.start()
 
     def drop_spare(self) -> None:
-        """Stop the spare, if there is one (its model will not come)."""
-        spare, self._spare, self._spare_ready = self._spare, None, False
-        if spare is not None:
-            task = asyncio.ensure_future(spare.close(self.settings.kill_grace))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        """Stop the spare worker, if any."""
+        self.spare.drop()
 
     async def stop_all(self) -> int:
         """Stop every worker (in flight requests get 503); how many there were."""
@@ -249,7 +226,7 @@ class WorkerPool:
     async def shutdown(self) -> None:
         """Stop the reaper and close every worker (stdin, then SIGTERM, then SIGKILL)."""
         self._shut = True
-        self.drop_spare()
+        await self.spare.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -280,12 +257,8 @@ class WorkerPool:
         key = call.key
         log_path = self.settings.workspace / LOG_FOLDER / f"{file_label(key)}.log"
         command = self.worker_command(key, call.model_path)
-        spare = self._spare if self._spare_ready and call.spare_ok else None
-        if spare is not None and spare.alive:
-            spare.load_argv = command[3:]  # its model now: no Python start, no imports
-            process, self._spare, self._spare_ready = spare, None, False
-        else:
-            process = WorkerProcess(command, log_path, self.settings.log_max_bytes)
+        spare = self.spare.take(command[3:]) if call.spare_ok else None  # no start, no imports
+        process = spare or WorkerProcess(command, log_path, self.settings.log_max_bytes)
         worker = PoolEntry(key, self._relative(call.model_path), process)
         self._workers[key] = worker
         return worker

@@ -9,11 +9,11 @@ succeeds:
    ``backend=auto``, the model's own image size, the server's default device; the service turns
    it into the same :class:`~jupyter_yolo.contract.serving.WorkerKey` the click asks for.
 2. **When.** It is not a job and takes no job slot: it waits while any job is queued or running
-   (the jobs it waited for are listed in ``yielded_to``) and starts once none is. Once started it
-   is not paused when a job starts: it runs at nice 19 in the idle I/O class, so a nice-0 job on
-   the same CPUs gets nearly all of them (CFS weight 15 against 1024), and it is never stopped
-   with SIGSTOP, which could leave the export cache's lock held while a predict job on the same
-   weights waits for it.
+   (the jobs it waited for are listed in ``yielded_to``) and starts once none is. When a job
+   starts while it runs, it yields: its process is killed (never paused with SIGSTOP, which
+   could leave the export cache's lock held while a predict job on the same weights waits for
+   it) and it waits again; the exports it finished stay in the cache, so the next run redoes
+   only the rest. While it runs it is at nice 19 in the idle I/O class.
 3. **How.** One process at a time, the inference worker's own start with ``--prepare --nice``
    (:mod:`.worker`): load, export into the cache (each export built in a scratch folder and
    renamed into place under its lock, the choice file replaced atomically), measure, store the
@@ -138,6 +138,8 @@ class Preparer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._process: WorkerProcess | None = None
         self._shut = False
+        self._yield_to: str | None = None
+        """The job a running preparation was stopped for (it then waits again)."""
         self._announced: set[str] = set()
         """Jobs whose end the hook reported, until their preparation is scheduled."""
 
@@ -176,13 +178,26 @@ class Preparer:
             loop.call_soon_threadsafe(self._spawn, self._schedule_ref(f"job:{job_id}:best", reason))
 
     def job_started(self, job_id: str, kind: str) -> None:
-        """The job manager's start-of-job hook (any thread): a training starts the spare."""
-        if not self.settings.enabled or self._shut or kind != "train":
+        """The job manager's start-of-job hook (any thread).
+
+        A running preparation yields: its process is killed and it waits again (the exports it
+        finished are kept in the cache; the next run redoes only the rest). A training starts
+        the spare.
+        """
+        if not self.settings.enabled or self._shut:
             return
         loop = self._loop or self._server_loop()
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._spawn, self.pool.start_spare())
+                loop.call_soon_threadsafe(self._job_started, job_id, kind)
+
+    def _job_started(self, job_id: str, kind: str) -> None:
+        process = self._process
+        if process is not None:
+            self._yield_to = job_id
+            process.kill()
+        if kind == "train":
+            self._spawn(self.pool.start_spare())
 
     def schedule(self, call: PredictCall, reason: str) -> PreparationInfo | None:
         """Queue a preparation for ``call.key`` (on the loop); None when it is not wanted."""
@@ -325,6 +340,7 @@ class Preparer:
         call = item.call
         item.info["state"] = "running"
         item.info["started_at"] = time.time()
+        self._yield_to = None
         command = [*self.pool.worker_command(call.key, call.model_path), "--prepare", "--nice"]
         log_path = self.settings.workspace / LOG_FOLDER / f"prepare-{call.key.digest[:16]}.log"
         process = WorkerProcess(command, log_path, self.settings.log_max_bytes)
@@ -346,6 +362,13 @@ class Preparer:
             self._process = None
             if not finished:
                 await asyncio.to_thread(self._tidy, call.key)
+        if failure is not None and self._yield_to is not None:  # a job started: wait again
+            self.log.info(
+                "jupyter_yolo: preparing %s yields to job %s", item.info["model"], self._yield_to
+            )
+            item.info["yielded_to"] = sorted({*item.info["yielded_to"], self._yield_to})
+            item.info.update(state="waiting", pid=None, started_at=None)
+            return
         if failure is not None:
             self.log.warning("jupyter_yolo: preparing %s failed: %s", item.info["model"], failure)
             self._end(item, "failed", failure)

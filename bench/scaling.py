@@ -194,7 +194,9 @@ def train_job(rest: Rest, workspace: Path, body: dict[str, Any], images: int) ->
         "runner_peak_rss_mb": rounded(watcher.peak / 2**20, 1) if watcher.peak else None,
         "runner_tree_pss_max_mb": rounded(usage_peak / 2**20, 1) if usage_peak else None,
         "speed": result.get("speed"),
-        "wall_s": rounded((job.get("ended") or 0) - (job.get("created") or 0), 2),
+        "wall_s": rounded(job["ended"] - job["created"], 2)
+        if job.get("ended") and job.get("created")
+        else None,
     }
 
 

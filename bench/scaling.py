@@ -194,6 +194,7 @@ def train_job(rest: Rest, workspace: Path, body: dict[str, Any], images: int) ->
         "runner_peak_rss_mb": rounded(watcher.peak / 2**20, 1) if watcher.peak else None,
         "runner_tree_pss_max_mb": rounded(usage_peak / 2**20, 1) if usage_peak else None,
         "speed": result.get("speed"),
+        "choices": _choices(result.get("speed")),
         "wall_s": rounded(job["ended"] - job["created"], 2)
         if job.get("ended") and job.get("created")
         else None,
@@ -239,7 +240,7 @@ def run_cpus(root: Path, workspace: Path, cfg: ScalingConfig, log: Log) -> dict[
                 rest.close()
                 server.stop()
             runs[n].append(result)
-            log(f"scaling: {n} CPU(s): {result['images_per_s']} images/s, speed {result['speed']}")
+            log(f"scaling: {n} CPU(s): {result['images_per_s']} images/s, {result['choices']}")
     out: dict[str, Any] = {}
     for n, results in runs.items():
         out[f"cpu{n}"] = {
@@ -294,6 +295,17 @@ def run_dataset(
             high["s_per_image"] / low["s_per_image"], 3
         )
     return out, first
+
+
+def _choices(speed: Any) -> dict[str, Any] | None:
+    """``{name: value}`` of the choices a job's result records under ``speed``, if any."""
+    if not isinstance(speed, dict) or not isinstance(speed.get("choices"), list):
+        return None
+    return {
+        str(c["name"]): c.get("value")
+        for c in speed["choices"]
+        if isinstance(c, dict) and "name" in c
+    }
 
 
 def _median_of(results: list[dict[str, Any]], key: str) -> float | None:

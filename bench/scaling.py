@@ -24,8 +24,15 @@ measurement would otherwise run beside the next measured job.
   ``Pss`` from ``/proc/<server pid>``), and ``dataset_report_s``: ``GET /yolo/datasets/<name>``
   (the validation report and statistics) the first time and again.
 * ``scaling.registry``: 10, 100 and 1,000 finished jobs (``bench/scaling_jobs.py``): server
-  start (adopting the folders, then with the registry already holding them), ``GET /yolo/jobs``
-  and event reads p50/p95, and event reads of a job with 100 and 100,000 events.
+  start (adopting the folders, then with the registry already holding them), the first
+  ``GET /yolo/jobs`` after the start (it reads every job's events once), then ``GET /yolo/jobs``
+  (every job: grows with the list, about 1.5-2.5 kB a job), ``GET /yolo/jobs?limit=10`` (the
+  same ten at every size: flat) and event reads p50/p95, and event reads of a job with 100 and
+  100,000 events (the first read builds the job's index once).
+
+Quick mode: one run per CPU count, 20 requests per latency (full: two runs on 200 images and 3
+epochs, 50 requests). About 4 minutes quick on an idle 2-CPU box, most of it the 2,000-image epoch
+and generating its images.
 """
 
 from __future__ import annotations

@@ -285,6 +285,10 @@ class FolderWatcher:
         """Close the inotify descriptor and wake every waiter (they poll from then on)."""
         self._closed = True
         self._drop_descriptor()
+        self.wake_all()
+
+    def wake_all(self) -> None:
+        """Wake every waiter now (after the descriptor was dropped, they poll from then on)."""
         with self._lock:
             waiters = [w for group in self._waiters.values() for w in group]
         for waiter in waiters:
@@ -338,7 +342,15 @@ class FolderWatcher:
         if inotify is None:
             return
         self.reads += 1
-        for wd, mask, name in inotify.read():
+        try:
+            events = inotify.read()
+        except OSError as exc:  # never seen; give up on inotify rather than fail at every read
+            self._unusable = f"reading inotify failed ({exc})"
+            self._log_once("read", self._unusable)
+            self._drop_descriptor()
+            self.wake_all()
+            return
+        for wd, mask, name in events:
             if mask & IN_Q_OVERFLOW:  # events were lost: everyone re-checks
                 for watch in self._watches.values():
                     for waiter in watch.waiters:

@@ -119,3 +119,11 @@ def test_the_training_panel_folds_the_choices_with_their_reasons() -> None:
     assert "speed choices: workers 0 \u00b7 threads 2" in html
     assert "ultralytics would use 1" in html and "<details" in html
     assert history.last_log == "Starting training"  # a later log line does not hide them
+
+
+def test_a_job_whose_images_cannot_be_counted_does_not_cache() -> None:
+    job = by_name(plan_training_speed(SpeedFacts("cpu", 2, 16 * GIB), {}, None))["cache"]
+    assert job["value"] is False and "could not be counted" in str(job["reason"])
+    report = plan_training_speed(SpeedFacts("cpu", 2, 16 * GIB), {}, None, per_job=False)
+    assert choice_value(report, "cache") == "ram"
+    assert "per job" in by_name(report)["cache"]["reason"]

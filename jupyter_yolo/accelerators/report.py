@@ -279,7 +279,7 @@ def _speed(choice: Choice, host: dict[str, Any], workers: int) -> SpeedPlan:
         memory_free_bytes=host.get("memory_available_bytes"),
         devices=choice.count if choice.kind not in {"cpu", "mps"} else 0,
     )
-    plan = plan_training_speed(facts, {}, None)
+    plan = plan_training_speed(facts, {}, None, per_job=False)
     for item in plan["choices"]:
         if item["name"] == "workers" and item["value"] != workers:
             item["value"] = workers

@@ -102,8 +102,14 @@ def plan_training_speed(
     facts: SpeedFacts,
     request: Mapping[str, object],
     dataset: DatasetSize | None,
+    *,
+    per_job: bool = True,
 ) -> SpeedPlan:
-    """The speed settings of one training job (see the module docstring)."""
+    """The speed settings of one training job (see the module docstring).
+
+    ``per_job=False`` states the choices for this machine without a dataset (the hardware
+    report): the cache is then the rule a job applies to its own training images.
+    """
     cpu = facts.device_kind == "cpu"
     cpus = max(1, facts.cpus)
     devices = max(1, facts.devices)
@@ -122,7 +128,7 @@ def plan_training_speed(
             "threads would only compete for the cores",
         }
     )
-    choices.append(_cache(request.get("cache"), dataset, facts.memory_free_bytes))
+    choices.append(_cache(request.get("cache"), dataset, facts.memory_free_bytes, per_job))
     choices.append(_channels_last(cpu))
     memory = (
         f", {_gib(facts.memory_free_bytes)} memory free"
@@ -229,7 +235,9 @@ def _threads(cpu: bool, cpus: int, busy_workers: int, env_threads: int | None) -
     }
 
 
-def _cache(requested: object, dataset: DatasetSize | None, free: int | None) -> SpeedChoice:
+def _cache(
+    requested: object, dataset: DatasetSize | None, free: int | None, per_job: bool
+) -> SpeedChoice:
     if requested is not None:
         return {
             "name": "cache",
@@ -243,6 +251,13 @@ def _cache(requested: object, dataset: DatasetSize | None, free: int | None) -> 
             "value": False,
             "source": "chosen",
             "reason": "the memory this container may still use is unknown",
+        }
+    if dataset is None and per_job:
+        return {
+            "name": "cache",
+            "value": False,
+            "source": "chosen",
+            "reason": "the training images could not be counted from the dataset's data.yaml",
         }
     if dataset is None:
         return {

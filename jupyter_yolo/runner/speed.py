@@ -5,7 +5,8 @@ training images) and makes the plan; :func:`apply_plan` puts it in the training 
 the ultralytics trainer:
 
 * ``threads``: torch's intra-op threads. ultralytics' ``select_device`` resets torch to its
-  ``NUM_THREADS`` for every CPU training, so that count is set in ultralytics' modules too.
+  ``NUM_THREADS`` for every CPU training, so for CPU training that count is set in ultralytics'
+  modules too (for accelerators it keeps sizing ultralytics' label-scanning thread pools).
 * ``interop_threads``: set once, before torch starts any inter-op work.
 * ``workers``: ultralytics' trainer sets ``workers=0`` for CPU training when it is created; a
   chosen value is put back by an ``on_pretrain_routine_start`` callback, before the loaders are
@@ -175,7 +176,8 @@ def apply_to_args(plan: SpeedPlan, params: dict[str, Any]) -> None:
 
     threads = int(choice_value(plan, "threads") or 1)
     torch.set_num_threads(threads)
-    set_ultralytics_thread_count(threads)
+    if plan["device"] == "cpu":  # select_device resets torch to this count for CPU training only
+        set_ultralytics_thread_count(threads)
     with contextlib.suppress(RuntimeError):  # inter-op work already started: keep torch's pool
         torch.set_num_interop_threads(int(choice_value(plan, "interop_threads") or 1))
     for choice in plan["choices"]:

@@ -163,6 +163,10 @@ def test_run_writes_json_and_table(
         "serving.rest_over_compute_p50": None,
         "serving.folder_over_cli": None,
         "serving.concurrent_errors": None,
+        "predict.first_after_train_s": None,
+        "scaling.registry.list_limited_p50_ratio_1000_over_10": None,
+        "scaling.registry.events_p50_ratio_1000_over_10": None,
+        "scaling.registry.events_tail_ratio_100k_over_100": None,
     }
     table = capsys.readouterr().out
     assert "training.overhead_ratio" in table and "PASS" in table and "FAIL" in table

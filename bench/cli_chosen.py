@@ -5,9 +5,9 @@ The training section's ``overhead_ratio`` compares a job with plain ultralytics 
 settings the job chose, so a speed-up is shown to come from the choices. ``cache`` and
 ``workers`` are CLI arguments; the rest has no CLI argument and is applied here the way the
 runner applies it (:mod:`jupyter_yolo.runner.speed`), before ``ultralytics.cfg.entrypoint`` runs
-the command: torch's intra- and inter-op threads and ultralytics' ``NUM_THREADS`` (which
-``select_device`` gives torch), dataloader workers kept for CPU training, and channels-last
-weights through ultralytics' default callbacks.
+the command: ``OMP_WAIT_POLICY``, torch's intra- and inter-op threads and ultralytics'
+``NUM_THREADS`` (which ``select_device`` gives torch), dataloader workers kept for CPU
+training, and channels-last weights through ultralytics' default callbacks.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interop-threads", type=int, default=1)
     parser.add_argument("--cpu-workers", type=int, default=0)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--omp-wait-policy", default="")
     parser.add_argument("yolo_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(args.threads)
+    if args.omp_wait_policy:  # before torch starts its OpenMP threads
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
     import torch
 
     torch.set_num_interop_threads(args.interop_threads)

@@ -15,11 +15,9 @@ on the generated shapes dataset (``device=cpu``, the usable CPUs as thread setti
   ``/yolo/accelerators/usage`` on a keep-alive connection; latency p50/p99 in three windows:
   ``one_job`` (from the first batch of that job to its end), ``idle`` (``idle_s`` seconds with
   nothing running) and ``under_load``: from the first batch until the first end of as many
-  concurrent jobs as it takes to keep every usable CPU busy. ultralytics trains on the CPU with
-  ``min(8, os.cpu_count() - 1)`` torch threads, so on a 2-CPU machine one job keeps one CPU
-  busy and two jobs (``--YoloApp.max_jobs_per_device=2``) saturate it; with more CPUs one job
-  does. ``rest.cpu_busy_percent_*`` is the share of all CPUs that was busy in each window
-  (from /proc/stat), to show the load.
+  concurrent jobs as it takes to keep every usable CPU busy: a job computes on the CPUs its
+  thread setting gives it (here all usable CPUs), so one job does. ``rest.cpu_busy_percent_*``
+  is the share of all CPUs that was busy in each window (from /proc/stat), to show the load.
 * ``live.idle_longpoll_*``: after the job ended, ``longpoll_clients`` clients long-poll it
   (``?after=<last>&timeout=30&status=succeeded``: nothing changes, each request waits) for
   ``longpoll_s`` seconds; the server process's CPU use (% of one CPU, from /proc/<pid>/stat) and
@@ -32,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import threading
 import time
@@ -98,14 +95,14 @@ class LiveConfig:
         }
 
 
-def jobs_to_saturate(cpus: int, cpu_count: int | None = None) -> int:
+def jobs_to_saturate(cpus: int, threads: int | None = None) -> int:
     """Concurrent CPU training jobs that keep ``cpus`` CPUs busy.
 
-    ultralytics' ``select_device`` sets torch to ``min(8, max(1, os.cpu_count() - 1))`` threads
-    for CPU training, whatever the environment says.
+    A training job computes on as many torch threads as its plan says: ``OMP_NUM_THREADS`` when
+    the environment sets it (this section sets it to the usable CPUs), else every usable CPU
+    (:mod:`jupyter_yolo.contract.training_speed`); one job then keeps every CPU busy.
     """
-    count = os.cpu_count() if cpu_count is None else cpu_count
-    per_job = min(8, max(1, (count or 1) - 1))
+    per_job = max(1, threads if threads is not None else cpus)
     return max(1, math.ceil(cpus / per_job))
 
 
@@ -260,7 +257,7 @@ def run(
     make_shapes(workspace, seed=0)
     cpus = usable_cpus()
     threads = thread_env(cpus)
-    saturate = jobs_to_saturate(cpus)
+    saturate = jobs_to_saturate(cpus, int(threads["OMP_NUM_THREADS"]))
     server = start_server(
         root,
         workspace,

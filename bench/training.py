@@ -84,6 +84,8 @@ def chosen_command(speed: dict[str, Any] | None) -> tuple[list[str], dict[str, A
     ]
     if values.get("channels_last") is True:
         command.append("--channels-last")
+    if values.get("omp_wait_policy"):
+        command.append(f"--omp-wait-policy={values['omp_wait_policy']}")
     workers = int(values.get("workers") or 0)
     if workers:
         command.append(f"--cpu-workers={workers}")
@@ -106,7 +108,13 @@ def run(
     env = cli_environment(workspace, {})
     log(f"training: {cfg.repeats} rotations of job / cli / cli_chosen, {cfg.epochs} epochs")
     # the server and its runners get no thread variables: the job chooses its own
-    server = start_server(root, workspace, dict.fromkeys(THREAD_VARS))
+    # no background preparation of the trained models: it would run beside the next timed side
+    server = start_server(
+        root,
+        workspace,
+        dict.fromkeys(THREAD_VARS),
+        extra_args=("--YoloApp.prepare_after_training=False",),
+    )
     rest = Rest(server.url, server.token)
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     try:

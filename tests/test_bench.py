@@ -24,7 +24,7 @@ from bench import __main__ as bench_main
 from bench.common import environ, percentile, summary, thread_env
 from bench.live import jobs_to_saturate
 from bench.report import REQUIRED_KEYS, build_document, flatten, format_table
-from bench.training import TrainingConfig, _phases, cli_environment, summarise
+from bench.training import TrainingConfig, _phases, chosen_command, cli_environment, summarise
 from tests.conftest import REPO_ROOT
 
 TRAINING_FIGURES = {
@@ -155,6 +155,8 @@ def test_run_writes_json_and_table(
     assert data["machine"]["cpus_usable"] >= 1
     targets = {t["key"]: t["pass"] for t in data["targets"]}
     assert targets == {
+        "training.speedup_over_cli": None,  # the fake section has no such figure
+        "training.map50_diff_points": None,
         "training.overhead_ratio": True,
         "inference.auto_over_best": True,
         "inference.auto_over_pytorch": False,
@@ -231,38 +233,65 @@ def test_statistics() -> None:
     assert stats["median"] == 200 and stats["count"] == 3 and stats["max"] == 300
 
 
-def test_training_summary_uses_the_job_record_end() -> None:
+def test_training_summary_compares_the_job_with_both_clis() -> None:
     phases = _phases(100.0, {"train_start": 105.0, "train_done": 120.0}, 121.0, 122.0)
     assert phases == {"startup_s": 5.0, "training_s": 15.0, "final_s": 1.0, "exit_s": 1.0}
     jobs = [
-        {"wall_s": w, "event_wall_s": w - 1, "runner_s": w - 2, "phases": phases}
-        for w in (21.0, 20.0, 22.0)
+        {"wall_s": w, "event_wall_s": w - 1, "runner_s": w - 2, "phases": phases, "mAP50": m}
+        for w, m in ((21.0, 0.95), (20.0, 0.96), (22.0, 0.97))
     ]
-    clis = [{"wall_s": w, "phases": phases} for w in (20.0, 20.5, 19.5)]
-    result = summarise(TrainingConfig(epochs=5, repeats=3), jobs, clis, thread_env(2))
+    clis = [{"wall_s": w, "phases": phases, "mAP50": 0.95} for w in (30.0, 29.0, 31.0)]
+    chosen = [{"wall_s": w, "phases": phases, "mAP50": 0.96} for w in (20.0, 20.5, 19.5)]
+    speed = {"choices": [{"name": "threads", "value": 2}], "device": "cpu", "facts": ""}
+    cfg = TrainingConfig(epochs=5, repeats=3, train_images=96)
+    result = summarise(cfg, {"job": jobs, "cli": clis, "cli_chosen": chosen}, speed)
+    assert result["speedup_over_cli"] == 1.4286  # 30 s / 21 s
+    assert result["map50_diff_points"] == 1.0  # medians 0.96 and 0.95
+    assert result["images_per_s_job"] == 32.0  # 96 images x 5 epochs in 15 s
     assert result["overhead_ratio"] == 1.05
     assert result["overhead_ratio_events"] == 1.0
     assert result["overhead_ratio_work"] == 1.0526  # 20 s to the terminal event / (20 - 1) s
-    assert result["pair_ratios"] == [1.05, 0.9756, 1.1282]
-    assert result["job_phases_median_s"]["training_s"] == 15.0
+    assert result["choices"] == speed
 
 
-def test_cli_gets_the_runner_settings(tmp_path: Path) -> None:
-    with environ({"OMP_NUM_THREADS": None, "MKL_NUM_THREADS": "3"}):
+def test_the_plain_cli_gets_no_thread_settings(tmp_path: Path) -> None:
+    with environ({"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "3"}):
+        plain = cli_environment(tmp_path, {})
         threads = thread_env(2)
         env = cli_environment(tmp_path, threads)
-    assert threads == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "2"}
-    assert env["YOLO_OFFLINE"] == "1"
-    assert env["YOLO_CONFIG_DIR"] == str(tmp_path / ".ultralytics")
-    assert env["OMP_NUM_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "3"
+    assert not {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"} & set(plain)
+    assert plain["YOLO_OFFLINE"] == "1"
+    assert plain["YOLO_CONFIG_DIR"] == str(tmp_path / ".ultralytics")
+    assert env["OMP_NUM_THREADS"] == "4" and env["MKL_NUM_THREADS"] == "3"
 
 
-def test_jobs_to_saturate_follow_ultralytics_threads() -> None:
-    assert jobs_to_saturate(2, cpu_count=2) == 2  # one torch thread per job
-    assert jobs_to_saturate(4, cpu_count=4) == 2
-    assert jobs_to_saturate(2, cpu_count=64) == 1  # a quota below the host's CPUs
-    assert jobs_to_saturate(16, cpu_count=16) == 2  # at most 8 threads per job
-    assert jobs_to_saturate(1, cpu_count=1) == 1
+def test_the_chosen_cli_gets_the_jobs_choices() -> None:
+    speed = {
+        "choices": [
+            {"name": "threads", "value": 2},
+            {"name": "interop_threads", "value": 1},
+            {"name": "workers", "value": 0},
+            {"name": "cache", "value": "ram"},
+            {"name": "channels_last", "value": True},
+        ]
+    }
+    command, extra = chosen_command(speed)
+    assert command[1:] == [
+        "-m",
+        "bench.cli_chosen",
+        "--threads=2",
+        "--interop-threads=1",
+        "--channels-last",
+        "--",
+    ]
+    assert extra == {"workers": 0, "cache": "ram"}
+
+
+def test_one_job_saturates_the_cpus_it_plans_threads_for() -> None:
+    assert jobs_to_saturate(2) == 1  # a job computes on every usable CPU
+    assert jobs_to_saturate(4, threads=4) == 1
+    assert jobs_to_saturate(4, threads=2) == 2  # OMP_NUM_THREADS=2 in the environment
+    assert jobs_to_saturate(1, threads=1) == 1
 
 
 def test_list_sections_from_the_command_line() -> None:

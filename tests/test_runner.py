@@ -245,13 +245,26 @@ def test_train_two_epochs(trained_job: Path) -> None:
     assert result["kind"] == "train" and result["epochs_done"] == 2
     # the speed choices, each with its source and reason (the request's workers=0 is kept)
     speed = {c["name"]: c for c in result["speed"]["choices"]}
-    assert set(speed) == {"threads", "interop_threads", "workers", "cache", "channels_last"}
+    assert set(speed) == {
+        "threads",
+        "interop_threads",
+        "omp_wait_policy",
+        "workers",
+        "cache",
+        "channels_last",
+    }
+    # read back from the trainer when training started: the choices really apply
+    applied = result["speed"]["applied"]
+    assert applied["threads"] == speed["threads"]["value"]
+    assert applied["workers"] == 0 and applied["cache"] == "ram"
+    assert applied["channels_last"] is True and applied["omp_wait_policy"] == "PASSIVE"
     assert (speed["workers"]["value"], speed["workers"]["source"]) == (0, "request")
     assert speed["cache"] == {**speed["cache"], "value": "ram", "source": "chosen"}
     assert speed["channels_last"]["value"] is True and all(c["reason"] for c in speed.values())
     logged = [e for e in of_type(evs, "log") if "speed" in e]
-    assert len(logged) == 1 and logged[0]["speed"] == result["speed"]
+    assert len(logged) == 1 and logged[0]["speed"]["choices"] == result["speed"]["choices"]
     assert logged[0]["message"].startswith("speed choices: workers 0, threads ")
+    assert "omp_wait_policy PASSIVE" in logged[0]["message"]
     log_text = (trained_job / "log.txt").read_text()
     assert "speed: channels_last=True (chosen: " in log_text
     assert "may produce non-deterministic" not in log_text  # the cache's reason says it instead

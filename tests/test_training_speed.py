@@ -33,6 +33,7 @@ def test_two_cpus_use_both_cores_cache_in_ram_and_channels_last() -> None:
     assert "ultralytics would use 1" in str(choices["threads"]["reason"])
     assert choice_value(plan, "workers") == 0
     assert choice_value(plan, "interop_threads") == 1
+    assert choice_value(plan, "omp_wait_policy") == "PASSIVE"
     assert choice_value(plan, "cache") == "ram"
     assert choice_value(plan, "channels_last") is True
     assert all(c["reason"] for c in choices.values())
@@ -40,12 +41,17 @@ def test_two_cpus_use_both_cores_cache_in_ram_and_channels_last() -> None:
 
 
 def test_what_the_request_and_the_environment_set_is_kept() -> None:
-    facts = SpeedFacts("cpu", 4, 16 * GIB, env_threads=3)
+    facts = SpeedFacts("cpu", 4, 16 * GIB, env_threads=3, env_wait_policy="ACTIVE")
     plan = plan_training_speed(facts, {"workers": 2, "cache": False}, SMALL)
     choices = by_name(plan)
     assert choices["workers"] == {**choices["workers"], "value": 2, "source": "request"}
+    assert "kept for CPU training" in str(choices["workers"]["reason"])
     assert choices["cache"]["value"] is False and choices["cache"]["source"] == "request"
     assert choices["threads"]["value"] == 3 and choices["threads"]["source"] == "environment"
+    assert choices["omp_wait_policy"]["value"] == "ACTIVE"
+    # requested CPU workers take their CPUs from torch
+    plan = plan_training_speed(SpeedFacts("cpu", 4, 16 * GIB), {"workers": 1}, SMALL)
+    assert choice_value(plan, "threads") == 3
 
 
 def test_the_ram_cache_needs_a_quarter_of_the_free_memory() -> None:
@@ -54,6 +60,10 @@ def test_the_ram_cache_needs_a_quarter_of_the_free_memory() -> None:
     assert big["value"] is False and "more than a quarter" in str(big["reason"])
     fits = by_name(plan_training_speed(SpeedFacts("cpu", 8, 64 * GIB), {}, images))["cache"]
     assert fits["value"] == "ram"
+    # each of 4 DDP ranks caches its own copy
+    ddp = SpeedFacts("cuda", 32, 64 * GIB, devices=4)
+    four = by_name(plan_training_speed(ddp, {}, images))["cache"]
+    assert four["value"] is False and "4 training processes" in str(four["reason"])
     unknown = by_name(plan_training_speed(SpeedFacts("cpu", 8, None), {}, images))["cache"]
     assert unknown["value"] is False and "unknown" in str(unknown["reason"])
 
@@ -90,7 +100,7 @@ def test_the_report_and_the_job_choose_the_same_workers(kind: str, cpus: int) ->
 def test_the_training_set_is_counted_from_its_data_yaml(tmp_path: Path) -> None:
     data = generate_shapes(tmp_path / "shapes", train=12, val=4, imgsz=96, seed=0)
     size = training_set_size(str(data), 64)
-    assert size is not None and size.images == 12
+    assert size is not None and size.images == 16  # ultralytics caches both splits
     assert size.bytes_per_image == 64 * 64 * 3  # square images resized to the long side
     assert training_set_size(str(tmp_path / "missing.yaml"), 64) is None
 
@@ -100,6 +110,18 @@ def test_the_log_names_every_choice_with_its_source() -> None:
     lines = describe_plan(plan)
     assert len(lines) == len(plan["choices"])
     assert "speed: workers=0 (request: set by the request" in lines[0]
+
+
+def test_a_scan_past_its_bound_counts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jupyter_yolo.runner.speed as speed
+
+    data = generate_shapes(tmp_path / "shapes", train=12, val=4, imgsz=96, seed=0)
+    for i in range(30):
+        (tmp_path / "shapes" / "images" / "train" / f"empty{i}").mkdir()
+    monkeypatch.setattr(speed, "MAX_FILES_SCANNED", 20)  # directories count too
+    assert training_set_size(str(data), 64) is None
 
 
 def test_the_training_panel_folds_the_choices_with_their_reasons() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -278,6 +279,9 @@ def _speed(choice: Choice, host: dict[str, Any], workers: int) -> SpeedPlan:
         cpus=int(host.get("cpus_usable") or 1),
         memory_free_bytes=host.get("memory_available_bytes"),
         devices=choice.count if choice.kind not in {"cpu", "mps"} else 0,
+        # the jobs' runners inherit these from the server's environment
+        env_threads=_positive_int(os.environ.get("OMP_NUM_THREADS")),
+        env_wait_policy=os.environ.get("OMP_WAIT_POLICY") or None,
     )
     plan = plan_training_speed(facts, {}, None, per_job=False)
     for item in plan["choices"]:
@@ -285,6 +289,10 @@ def _speed(choice: Choice, host: dict[str, Any], workers: int) -> SpeedPlan:
             item["value"] = workers
             item["reason"] += f"; lowered to {workers} for the memory or /dev/shm available"
     return plan
+
+
+def _positive_int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() and int(text) > 0 else None
 
 
 def _size_for(memory: int | None) -> str:

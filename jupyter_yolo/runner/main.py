@@ -202,6 +202,8 @@ def run(job_dir: Path) -> int:
         from .resources import usable_cpus
 
         cpus = usable_cpus()
+        if spec.kind in {"train", "tune"}:
+            offline.set_wait_policy()  # before torch starts its OpenMP threads
         prepared = offline.prepare(spec.workspace, cpus, allow_hosts=_stream_hosts(spec))
         if prepared["missing_fonts"]:
             journal.warning(

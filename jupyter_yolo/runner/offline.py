@@ -356,6 +356,23 @@ def apply_ultralytics_thread_count(cpus: int) -> int:
     return count
 
 
+def set_wait_policy() -> None:
+    """Default ``OMP_WAIT_POLICY`` to ``PASSIVE`` for a training (before torch is imported).
+
+    An explicit value is kept (:func:`explicit_wait_policy`); see the ``omp_wait_policy`` choice
+    of :mod:`jupyter_yolo.contract.training_speed` for why.
+    """
+    if os.environ.get("OMP_WAIT_POLICY"):
+        _EXPLICIT_THREADS.setdefault("OMP_WAIT_POLICY", os.environ["OMP_WAIT_POLICY"])
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+def explicit_wait_policy() -> str | None:
+    """``OMP_WAIT_POLICY`` as the job's environment set it (None when the runner chose it)."""
+    return _EXPLICIT_THREADS.get("OMP_WAIT_POLICY") or None
+
+
 def explicit_omp_threads() -> int | None:
     """``OMP_NUM_THREADS`` as the job's environment set it (None when the runner defaulted it)."""
     value = _EXPLICIT_THREADS.get("OMP_NUM_THREADS", "")

@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from ..contract.training_speed import (
     plan_training_speed,
 )
 from ..safeyaml import YamlRefused, load_yaml
-from .offline import explicit_omp_threads, set_ultralytics_thread_count
+from .offline import explicit_omp_threads, explicit_wait_policy, set_ultralytics_thread_count
 
 #: Image file suffixes ultralytics trains on (its ``IMG_FORMATS``).
 IMAGE_SUFFIXES = frozenset(
@@ -66,11 +67,14 @@ def memory_free_bytes() -> int | None:
     return free
 
 
-def _train_entries(data: str) -> tuple[list[Path], bool] | None:
-    """The training image folders or list files of ``data``, and whether it is a class folder."""
+def _image_entries(data: str) -> tuple[list[Path], bool] | None:
+    """The image folders or list files of ``data`` (train and val) and if it is a class folder.
+
+    ultralytics caches both splits.
+    """
     path = Path(data)
     if path.is_dir():
-        return [path / "train"], True
+        return [path / "train", path / "val"], True
     if not path.is_file():
         return None
     try:
@@ -82,54 +86,88 @@ def _train_entries(data: str) -> tuple[list[Path], bool] | None:
     root = Path(str(content.get("path") or path.parent))
     if not root.is_absolute():
         root = (path.parent / root).resolve()
-    train = content.get("train")
-    entries = train if isinstance(train, list) else [train]
-    return [root / str(entry) for entry in entries if isinstance(entry, str)], False
+    entries: list[Path] = []
+    for split in ("train", "val"):
+        value = content.get(split)
+        names = value if isinstance(value, list) else [value]
+        entries.extend(root / str(name) for name in names if isinstance(name, str))
+    return entries, False
 
 
-def _image_files(entries: list[Path]) -> Iterator[Path]:
+class _TooMany(Exception):
+    """The scan looked at more than :data:`MAX_FILES_SCANNED` names."""
+
+
+def _image_files(entries: list[Path]) -> list[Path]:
+    """The image files of ``entries`` (raises :class:`_TooMany` past the scan's bound)."""
+    found: list[Path] = []
     scanned = 0
+
+    def count() -> None:
+        nonlocal scanned
+        scanned += 1
+        if scanned > MAX_FILES_SCANNED:
+            raise _TooMany
+
     for entry in entries:
         if entry.is_file() and entry.suffix == ".txt":
-            with contextlib.suppress(OSError):
-                for line in entry.read_text(errors="replace").splitlines():
+            with contextlib.suppress(OSError), entry.open(errors="replace") as handle:
+                for line in handle:
+                    count()
                     if Path(line.strip()).suffix.lower() in IMAGE_SUFFIXES:
-                        yield entry.parent / line.strip()
+                        found.append(entry.parent / line.strip())
             continue
-        for folder, _dirs, files in os.walk(entry):
-            for name in files:
-                scanned += 1
-                if scanned > MAX_FILES_SCANNED:
-                    return
-                if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
-                    yield Path(folder) / name
+        for folder, dirs, files in os.walk(entry):
+            for _ in range(len(dirs) + len(files)):
+                count()
+            found.extend(
+                Path(folder) / name
+                for name in files
+                if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+            )
+    return found
+
+
+def _decoded_bytes(file: Path, imgsz: int, class_folders: bool) -> int | None:
+    """What one image takes in ultralytics' RAM cache, from its header (None: unreadable)."""
+    from PIL import Image
+
+    try:
+        if not stat.S_ISREG(file.stat().st_mode):  # a FIFO would block the read
+            return None
+        with Image.open(file) as image:
+            width, height = image.size
+    except Exception:
+        return None
+    if class_folders:
+        return width * height * 3
+    long_side = max(width, height, 1)
+    return imgsz * max(1, round(imgsz * min(width, height) / long_side)) * 3
 
 
 def training_set_size(data: str, imgsz: int) -> DatasetSize | None:
-    """The training images of ``data`` and the RAM one takes when ultralytics caches it.
+    """The images of ``data`` and the RAM one takes when ultralytics caches it.
 
     Detection-style datasets cache each image resized so its long side is ``imgsz``; class
-    folders cache images as decoded. A few image headers give the typical shape.
+    folders cache images as decoded. A few image headers give the typical shape. None when the
+    images cannot be counted (or there are more names than the scan looks at).
     """
-    found = _train_entries(data)
+    found = _image_entries(data)
     if found is None:
         return None
     entries, class_folders = found
-    files = list(_image_files(entries))
+    try:
+        files = _image_files(entries)
+    except _TooMany:
+        return None
     if not files:
         return None
     step = max(1, len(files) // SAMPLED_IMAGES)
-    sizes: list[int] = []
-    from PIL import Image
-
-    for file in files[::step][:SAMPLED_IMAGES]:
-        with contextlib.suppress(Exception), Image.open(file) as image:
-            width, height = image.size
-            if class_folders:
-                sizes.append(width * height * 3)
-            else:
-                long_side = max(width, height, 1)
-                sizes.append(imgsz * max(1, round(imgsz * min(width, height) / long_side)) * 3)
+    sizes = [
+        size
+        for file in files[::step][:SAMPLED_IMAGES]
+        if (size := _decoded_bytes(file, imgsz, class_folders)) is not None
+    ]
     per_image = max(sizes) if sizes else imgsz * imgsz * 3
     return DatasetSize(images=len(files), bytes_per_image=per_image)
 
@@ -166,6 +204,7 @@ def plan_for_job(params: Mapping[str, Any], cpus: int) -> SpeedPlan:
         memory_free_bytes=memory_free_bytes(),
         devices=devices,
         env_threads=explicit_omp_threads(),
+        env_wait_policy=explicit_wait_policy(),
     )
     return plan_training_speed(facts, params, dataset)
 
@@ -176,7 +215,7 @@ def apply_to_args(plan: SpeedPlan, params: dict[str, Any]) -> None:
 
     threads = int(choice_value(plan, "threads") or 1)
     torch.set_num_threads(threads)
-    if plan["device"] == "cpu":  # select_device resets torch to this count for CPU training only
+    if plan["device"] in {"cpu", "mps"}:  # select_device resets torch to this count there
         set_ultralytics_thread_count(threads)
     with contextlib.suppress(RuntimeError):  # inter-op work already started: keep torch's pool
         torch.set_num_interop_threads(int(choice_value(plan, "interop_threads") or 1))
@@ -205,14 +244,15 @@ def _quiet_ram_cache_warning() -> None:
 
 
 def attach_to_model(plan: SpeedPlan, params: Mapping[str, Any], model: Any) -> None:
-    """The trainer callbacks of the plan: CPU workers kept, channels-last weights."""
+    """The trainer callbacks of the plan: CPU workers kept, channels-last weights.
+
+    When training starts, what was applied is read back from the trainer into
+    ``plan["applied"]``.
+    """
     import torch
 
     workers = params.get("workers")
-    chosen_workers = any(
-        c["name"] == "workers" and c["source"] == "chosen" for c in plan["choices"]
-    )
-    if chosen_workers and isinstance(workers, int) and workers > 0 and plan["device"] == "cpu":
+    if plan["device"] == "cpu" and isinstance(workers, int) and workers > 0:
 
         def keep_workers(trainer: Any) -> None:
             trainer.args.workers = workers
@@ -227,6 +267,38 @@ def attach_to_model(plan: SpeedPlan, params: Mapping[str, Any], model: Any) -> N
                 ema.to(memory_format=torch.channels_last)
 
         model.add_callback("on_pretrain_routine_end", to_channels_last)
+
+    def read_back(trainer: Any) -> None:
+        plan["applied"] = applied_settings(trainer)
+
+    model.add_callback("on_train_start", read_back)
+
+
+def applied_settings(trainer: Any) -> dict[str, object]:
+    """What the trainer really runs with.
+
+    Torch's threads, its loaders' workers, the cache, the memory format of the first
+    convolution and ``OMP_WAIT_POLICY``.
+    """
+    import torch
+
+    loader = getattr(trainer, "train_loader", None)
+    dataset = getattr(loader, "dataset", None)
+    conv = next((m.weight for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    channels_last = (
+        bool(conv.is_contiguous(memory_format=torch.channels_last) and conv.shape[1] > 1)
+        if conv is not None
+        else None
+    )
+    return {
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "workers": getattr(loader, "num_workers", None),
+        "cache": getattr(dataset, "cache", None)
+        or ("ram" if getattr(dataset, "cache_ram", False) else False),
+        "channels_last": channels_last,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    }
 
 
 def note_capped_workers(plan: SpeedPlan, workers: object) -> None:

@@ -59,6 +59,8 @@ from .schema import HardwareView, JobValidator, ValidatedJob
 
 RESUMABLE = frozenset({"stopped", "interrupted"})
 POLL_INTERVAL = 0.25
+#: The supervisor's pause when no job is queued or active (requests that add work wake it).
+IDLE_TICK_S = 5.0
 #: A long poll re-checks this often whatever it is told: a change no notification reports (a
 #: registry row changed by another process, a filesystem whose writes inotify does not see).
 RECHECK_S = 5.0
@@ -139,6 +141,7 @@ class JobManager(JobFilesMixin):
         self.registry.on_status = self._status_changed
         self.recheck_s = RECHECK_S
         self._lock = threading.RLock()
+        self._busy = True  # until the first tick has looked
         self._progress_lock = threading.Lock()
         self._problems: dict[str, str] = {}
         self._extra_problems: list[dict[str, str]] = []
@@ -327,8 +330,10 @@ class JobManager(JobFilesMixin):
             except Exception:
                 self.log.exception("jupyter_yolo: job supervisor step failed")
             assert self._wakeup is not None
+            # nothing queued, running or stopping: nothing to notice until a request wakes it
+            pause = POLL_INTERVAL if self._busy else IDLE_TICK_S
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=POLL_INTERVAL)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=pause)
             self._wakeup.clear()
 
     def tick(self) -> None:
@@ -339,11 +344,12 @@ class JobManager(JobFilesMixin):
         """
         with self._lock:
             self._tick()
+        pending = self.registry.with_status("queued", *ACTIVE)
+        self._busy = bool(pending)
         if self.ray is not None:
-            ray_jobs = [
-                r for r in self.registry.with_status("queued", *ACTIVE) if r.executor == "ray"
-            ]
+            ray_jobs = [r for r in pending if r.executor == "ray"]
             if ray_jobs or self.ray.stops_pending():
+                self._busy = True
                 self.ray.follow_all(ray_jobs)
 
     def _tick(self) -> None:

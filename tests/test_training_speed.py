@@ -37,7 +37,8 @@ def test_two_cpus_use_both_cores_cache_in_ram_and_channels_last() -> None:
     assert choice_value(plan, "cache") == "ram"
     assert choice_value(plan, "channels_last") is True
     assert all(c["reason"] for c in choices.values())
-    assert "2 usable CPU(s)" in plan["facts"] and "96 training images" in plan["facts"]
+    assert "2 usable CPU(s)" in plan["facts"] and "96 images" in plan["facts"]
+    assert "take 4.5 MiB" in str(by_name(plan)["cache"]["reason"])  # 96 x 128 x 128 x 3 bytes
 
 
 def test_what_the_request_and_the_environment_set_is_kept() -> None:

@@ -96,7 +96,10 @@ class DatasetSize:
 
 
 def _gib(value: int) -> str:
-    return f"{value / GIB:.1f} GiB" if value >= GIB // 10 else f"{value / 2**20:.0f} MiB"
+    if value >= GIB // 10:
+        return f"{value / GIB:.1f} GiB"
+    mib = value / 2**20
+    return f"{mib:.0f} MiB" if mib >= 10 else f"{mib:.1f} MiB"
 
 
 def _is_int(value: object) -> bool:
@@ -142,7 +145,7 @@ def plan_training_speed(
         if facts.memory_free_bytes is not None
         else ""
     )
-    images = f", {dataset.images} training images" if dataset else ""
+    images = f", {dataset.images} images (training and validation)" if dataset else ""
     device = (
         facts.device_kind
         if cpu or facts.device_kind == "mps"

@@ -10,6 +10,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from playwright.sync_api import expect
 
 from ..server_process import ServerProcess
 from .conftest import copy_notebook, screenshot
@@ -103,6 +104,12 @@ def test_quickstart_panels_train_stop_resume_detect(
     assert final_points >= EPOCHS * 4  # 32 images, batch 8: 4 batches an epoch
     panel_screenshot(page, TRAINING, "panel-training-finished")
     shot(page, "lab-quickstart-training")
+    # the job's speed choices, folded under the status line, each with its reason
+    speed = page.locator(f"{TRAINING} details.yolo-speed")
+    expect(speed.locator("summary")).to_contain_text("speed choices: workers")
+    speed.locator("summary").click()
+    expect(speed).to_contain_text("omp_wait_policy = PASSIVE")
+    panel_screenshot(page, TRAINING, "panel-training-speed-choices")
 
     run_code_cell(page, 4)  # job_id (the run started with the button)
     run_code_cell(page, 5)  # wait(): already over

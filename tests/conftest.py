@@ -42,11 +42,18 @@ def jp_server_config(
 ) -> dict[str, Any]:
     """Server config with the extension enabled and its workspace in a temporary folder.
 
-    The built-in shapes dataset is not generated unless a test asks for it in ``yolo_config``.
+    The built-in shapes dataset is not generated, and a training job that succeeds is not
+    prepared for prediction in the background, unless a test asks for it in ``yolo_config``
+    (the preparation's own tests do).
     """
     return {
         "ServerApp": {"jpserver_extensions": {"jupyter_yolo": True}, **server_app_config},
-        "YoloApp": {"workspace": str(yolo_workspace), "builtin_dataset": False, **yolo_config},
+        "YoloApp": {
+            "workspace": str(yolo_workspace),
+            "builtin_dataset": False,
+            "prepare_after_training": False,
+            **yolo_config,
+        },
     }
 
 

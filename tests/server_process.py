@@ -45,6 +45,13 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "server.log"
 
+    def _defaults(self) -> tuple[str, ...]:
+        """Settings a test server gets unless ``extra_args`` sets them: no background
+        preparation of trained models (the preparation's own tests switch it on)."""
+        if any(a.startswith("--YoloApp.prepare_after_training") for a in self.extra_args):
+            return ()
+        return ("--YoloApp.prepare_after_training=False",)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -63,6 +70,7 @@ class ServerProcess:
             f"--ServerApp.root_dir={self.root}",
             f"--IdentityProvider.token={self.token}",
             f"--YoloApp.workspace={self.workspace}",
+            *self._defaults(),
             *self.extra_args,
         ]
         with self.log_path.open("ab") as log:

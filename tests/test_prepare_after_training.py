@@ -43,6 +43,12 @@ IMAGE = "datasets/shapes/images/val"
 ENDED = ("done", "failed", "cancelled", "dropped")
 
 
+@pytest.fixture
+def yolo_config() -> dict[str, Any]:
+    """The setting is on here (the test servers of other files run without it)."""
+    return {"prepare_after_training": True}
+
+
 async def listing(jp_fetch: Any) -> dict[str, Any]:
     """``GET /yolo/predict/workers``: workers and preparations."""
     answer: dict[str, Any] = await fetch_json(jp_fetch, "yolo", "predict", "workers")

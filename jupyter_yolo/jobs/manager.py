@@ -885,6 +885,7 @@ class JobManager(JobFilesMixin):
                 self._append(record.id, "error", message=error, log_tail=tail)
             self._append(record.id, "status", status=final, exit_reason=reason)
             self.log.warning("jupyter_yolo: job %s %s: %s", record.id, final, reason)
+            self._job_ended(record.id, final)  # a killed training's spare worker goes too
         self._wake()
 
     def _finish_from_status(self, job_id: str, status: dict[str, Any]) -> bool:
@@ -898,12 +899,18 @@ class JobManager(JobFilesMixin):
             error=status.get("error"),
             result=status.get("result"),
         )
-        if recorded and self.on_finished is not None:
-            try:
-                self.on_finished(job_id, status["status"], self.registry.require(job_id).kind)
-            except Exception:  # a hook must never break supervision
-                self.log.exception("jupyter_yolo: the end-of-job hook of job %s failed", job_id)
+        if recorded:
+            self._job_ended(job_id, status["status"])
         return True
+
+    def _job_ended(self, job_id: str, status: str) -> None:
+        """Call the end-of-job hook (prepare a trained model, drop the spare worker)."""
+        if self.on_finished is None:
+            return
+        try:
+            self.on_finished(job_id, status, self.registry.require(job_id).kind)
+        except Exception:  # a hook must never break supervision
+            self.log.exception("jupyter_yolo: the end-of-job hook of job %s failed", job_id)
 
     def _append(self, job_id: str, event_type: str, **fields: Any) -> None:
         folder = self.workspace.jobs / job_id

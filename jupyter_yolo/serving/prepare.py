@@ -44,9 +44,11 @@ The stand-in's start is mostly importing torch and ultralytics (about 4 CPU-seco
 training job starts, the pool starts one *spare* worker (:meth:`~.pool.WorkerPool.start_spare`,
 ``--spare --nice``): at nice 19 it imports the libraries and runs one prediction on an untrained
 model while the training runs (it only gets CPU the training leaves), then waits. The stand-in
-becomes that spare: it only loads the weights and warms up. The spare is stopped once no
-preparation is pending (or the training did not succeed); it never becomes a lasting worker, so
-its nice 19 never slows the measured backend's answers.
+becomes that spare when no job is queued or running (beside one, a nice-19 process would
+hardly get the CPU: the stand-in then starts at normal priority): it only loads the weights and
+warms up. The spare is stopped once no preparation is pending (or the training did not succeed,
+or its runner died); it never becomes a lasting worker, so its nice 19 never slows the measured
+backend's answers.
 """
 
 from __future__ import annotations
@@ -267,7 +269,10 @@ class Preparer:
             f"once it is ready"
         )
         key = replace(call.key, backend=STANDIN_BACKEND)
-        return replace(call, key=key, spare_ok=True), note
+        # the spare runs at nice 19: beside a running job it would hardly get the CPU, so the
+        # stand-in then starts as a worker of normal priority
+        idle = not await asyncio.to_thread(self._jobs_active)
+        return replace(call, key=key, spare_ok=idle), note
 
     async def shutdown(self) -> None:
         """Cancel everything: the running preparation's process is killed, scratch removed."""

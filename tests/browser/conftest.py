@@ -73,7 +73,15 @@ def browser(chromium_path: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, shapes_template: Path) -> Iterator[ServerProcess]:
+def lab_args() -> tuple[str, ...]:
+    """Extra command-line settings of the ``lab`` fixture's server (a test file may override)."""
+    return ()
+
+
+@pytest.fixture
+def lab(
+    tmp_path: Path, shapes_template: Path, lab_args: tuple[str, ...]
+) -> Iterator[ServerProcess]:
     """A real ``jupyter lab`` with the extension on a temporary workspace holding ``shapes``."""
     workspace = tmp_path / "workspace"
     install_dataset(shapes_template, workspace / "datasets" / "shapes")
@@ -84,6 +92,7 @@ def lab(tmp_path: Path, shapes_template: Path) -> Iterator[ServerProcess]:
         extra_args=(
             "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            *lab_args,
         ),
     )
     server.start(timeout=120)

@@ -28,6 +28,12 @@ TRAIN = {
 }
 
 
+@pytest.fixture
+def lab_args() -> tuple[str, ...]:
+    """The setting is on here (test servers run without it unless asked)."""
+    return ("--YoloApp.prepare_after_training=True",)
+
+
 def job_status(lab: ServerProcess, job_id: str) -> str:
     return str(lab.request("GET", f"/yolo/jobs/{job_id}")["status"])
 

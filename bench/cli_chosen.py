@@ -18,16 +18,21 @@ import sys
 from typing import Any
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Apply the choices, then run ``yolo`` with the arguments after ``--``."""
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """This shim's options (before ``--``) and the ``yolo`` arguments (after it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--interop-threads", type=int, default=1)
     parser.add_argument("--cpu-workers", type=int, default=0)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--omp-wait-policy", default="")
-    parser.add_argument("yolo_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    return parser.parse_args(argv[:split]), argv[split + 1 :]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Apply the choices, then run ``yolo`` with the arguments after ``--``."""
+    args, rest = parse(sys.argv[1:] if argv is None else argv)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(args.threads)
     if args.omp_wait_policy:  # before torch starts its OpenMP threads
@@ -58,7 +63,6 @@ def main(argv: list[str] | None = None) -> None:
                 ema.to(memory_format=torch.channels_last)
 
         default_callbacks["on_pretrain_routine_end"].append(to_channels_last)
-    rest = [a for a in args.yolo_args if a != "--"]
     sys.argv = ["yolo", *rest]
     entrypoint()
 

@@ -285,6 +285,12 @@ def test_the_chosen_cli_gets_the_jobs_choices() -> None:
         "--",
     ]
     assert extra == {"workers": 0, "cache": "ram"}
+    # what the shim parses: its own options, and the yolo arguments after "--"
+    from bench.cli_chosen import parse
+
+    own, rest = parse([*command[3:], "train", "model=yolov8n.yaml", "epochs=1"])
+    assert (own.threads, own.interop_threads, own.channels_last) == (2, 1, True)
+    assert rest == ["train", "model=yolov8n.yaml", "epochs=1"]
 
 
 def test_one_job_saturates_the_cpus_it_plans_threads_for() -> None:

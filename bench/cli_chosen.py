@@ -33,6 +33,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str] | None = None) -> None:
     """Apply the choices, then run ``yolo`` with the arguments after ``--``."""
     args, rest = parse(sys.argv[1:] if argv is None else argv)
+    sys.argv = ["yolo", *rest]  # before ultralytics is imported: it keeps its own copy (ARGV)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(args.threads)
     if args.omp_wait_policy:  # before torch starts its OpenMP threads
@@ -63,7 +64,6 @@ def main(argv: list[str] | None = None) -> None:
                 ema.to(memory_format=torch.channels_last)
 
         default_callbacks["on_pretrain_routine_end"].append(to_channels_last)
-    sys.argv = ["yolo", *rest]
     entrypoint()
 
 

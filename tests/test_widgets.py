@@ -178,7 +178,11 @@ def test_throttle_coalesces_pokes_and_never_loses_the_last() -> None:
     assert seen == [1, 101, 102]
 
 
-def test_report_html_reads_well_for_other_machines() -> None:
+def test_report_html_reads_well_for_other_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the report states the thread variables the runners inherit; an earlier test may have set
+    # them in this process
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     h100 = build_report(json.loads((FIXTURES / "nvidia_h100_x8.json").read_text()))
     html = report_html(h100)
     assert html.count("<td>CUDA</td>") == 8

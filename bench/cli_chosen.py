@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -46,23 +45,12 @@ def main(argv: list[str] | None = None) -> None:
     from ultralytics.utils.callbacks.base import default_callbacks
 
     from jupyter_yolo.runner.offline import set_ultralytics_thread_count
+    from jupyter_yolo.runner.speed import keep_workers, to_channels_last
 
     set_ultralytics_thread_count(args.threads)
     if args.cpu_workers > 0:
-        workers = args.cpu_workers
-
-        def keep_workers(trainer: Any) -> None:
-            trainer.args.workers = workers
-
-        default_callbacks["on_pretrain_routine_start"].append(keep_workers)
+        default_callbacks["on_pretrain_routine_start"].append(keep_workers(args.cpu_workers))
     if args.channels_last:
-
-        def to_channels_last(trainer: Any) -> None:
-            trainer.model.to(memory_format=torch.channels_last)
-            ema = getattr(getattr(trainer, "ema", None), "ema", None)
-            if ema is not None:
-                ema.to(memory_format=torch.channels_last)
-
         default_callbacks["on_pretrain_routine_end"].append(to_channels_last)
     entrypoint()
 

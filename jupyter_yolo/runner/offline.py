@@ -125,7 +125,7 @@ def write_settings(workspace: Path) -> dict[str, Any]:
     return ours
 
 
-_EXPLICIT_THREADS: dict[str, str] = {}
+_EXPLICIT_ENV: dict[str, str] = {}
 _DEFAULTED_THREADS: set[str] = set()
 
 
@@ -136,7 +136,7 @@ def set_thread_env(cpus: int) -> dict[str, str]:
             os.environ[name] = str(cpus)
             _DEFAULTED_THREADS.add(name)
         elif name not in _DEFAULTED_THREADS:
-            _EXPLICIT_THREADS[name] = os.environ[name]
+            _EXPLICIT_ENV[name] = os.environ[name]
     return {name: os.environ[name] for name in THREAD_VARS}
 
 
@@ -363,19 +363,19 @@ def set_wait_policy() -> None:
     of :mod:`jupyter_yolo.contract.training_speed` for why.
     """
     if os.environ.get("OMP_WAIT_POLICY"):
-        _EXPLICIT_THREADS.setdefault("OMP_WAIT_POLICY", os.environ["OMP_WAIT_POLICY"])
+        _EXPLICIT_ENV.setdefault("OMP_WAIT_POLICY", os.environ["OMP_WAIT_POLICY"])
     else:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def explicit_wait_policy() -> str | None:
     """``OMP_WAIT_POLICY`` as the job's environment set it (None when the runner chose it)."""
-    return _EXPLICIT_THREADS.get("OMP_WAIT_POLICY") or None
+    return _EXPLICIT_ENV.get("OMP_WAIT_POLICY") or None
 
 
 def explicit_omp_threads() -> int | None:
     """``OMP_NUM_THREADS`` as the job's environment set it (None when the runner defaulted it)."""
-    value = _EXPLICIT_THREADS.get("OMP_NUM_THREADS", "")
+    value = _EXPLICIT_ENV.get("OMP_NUM_THREADS", "")
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 

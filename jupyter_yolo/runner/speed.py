@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -243,29 +243,39 @@ def _quiet_ram_cache_warning() -> None:
         LOGGER.addFilter(_RamCacheNote())
 
 
+def keep_workers(workers: int) -> Callable[[Any], None]:
+    """An ``on_pretrain_routine_start`` callback that puts back CPU dataloader workers.
+
+    ultralytics' trainer sets ``workers=0`` for CPU training when it is created; this runs
+    after that and before the loaders are built.
+    """
+
+    def callback(trainer: Any) -> None:
+        trainer.args.workers = workers
+
+    return callback
+
+
+def to_channels_last(trainer: Any) -> None:
+    """An ``on_pretrain_routine_end`` callback: the model and its EMA copy in channels-last."""
+    import torch
+
+    trainer.model.to(memory_format=torch.channels_last)
+    ema = getattr(getattr(trainer, "ema", None), "ema", None)
+    if ema is not None:
+        ema.to(memory_format=torch.channels_last)
+
+
 def attach_to_model(plan: SpeedPlan, params: Mapping[str, Any], model: Any) -> None:
     """The trainer callbacks of the plan: CPU workers kept, channels-last weights.
 
     When training starts, what was applied is read back from the trainer into
     ``plan["applied"]``.
     """
-    import torch
-
     workers = params.get("workers")
     if plan["device"] == "cpu" and isinstance(workers, int) and workers > 0:
-
-        def keep_workers(trainer: Any) -> None:
-            trainer.args.workers = workers
-
-        model.add_callback("on_pretrain_routine_start", keep_workers)
+        model.add_callback("on_pretrain_routine_start", keep_workers(workers))
     if choice_value(plan, "channels_last") is True:
-
-        def to_channels_last(trainer: Any) -> None:
-            trainer.model.to(memory_format=torch.channels_last)
-            ema = getattr(getattr(trainer, "ema", None), "ema", None)
-            if ema is not None:
-                ema.to(memory_format=torch.channels_last)
-
         model.add_callback("on_pretrain_routine_end", to_channels_last)
 
     def read_back(trainer: Any) -> None:
